@@ -1,0 +1,338 @@
+// Package config reads every Parley setting from the environment and
+// validates it at start, so a bad deployment stops with a message that names
+// the setting and says how to fix it.
+package config
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Config is every setting Parley reads. Secrets live here only in memory;
+// String never prints them.
+type Config struct {
+	DatabaseURL   string
+	Addr          string
+	DefaultRegion string
+	PublicURL     string
+	LogLevel      string
+
+	EncryptionKeys []Key
+	BlindIndexKey  []byte
+	SessionKeys    []SessionKeyPair
+
+	AuthMode               string
+	SupabaseURL            string
+	SupabaseAnonKey        string
+	SupabaseServiceRoleKey string
+	SupabaseJWTSecret      string
+
+	TwilioAccountSID          string
+	TwilioAuthToken           string
+	TwilioFrom                string
+	TwilioMessagingServiceSID string
+	TwilioAPIBaseURL          string
+
+	MetaAppSecret     string
+	MetaVerifyToken   string
+	MetaAccessToken   string
+	MetaPhoneNumberID string
+	MetaAPIBaseURL    string
+
+	SirenAPIKey        string
+	SirenWebhookSecret string
+	SirenAPIBaseURL    string
+
+	SarvamAPIKey  string
+	SarvamBaseURL string
+	GeminiAPIKey  string
+	GeminiBaseURL string
+	LLMBaseURL    string
+	LLMAPIKey     string
+	LLMModel      string
+
+	FlowsDir string
+}
+
+// Key is one entry of the encryption key ring.
+type Key struct {
+	ID     string
+	Secret []byte // 32 bytes
+}
+
+// SessionKeyPair is one gorilla/securecookie key pair.
+type SessionKeyPair struct {
+	HashKey  []byte
+	BlockKey []byte
+}
+
+// Requirements says which settings a command cannot do without.
+type Requirements struct {
+	Database bool // DATABASE_URL
+	Keys     bool // PARLEY_ENCRYPTION_KEYS, PARLEY_BLIND_INDEX_KEY, PARLEY_SESSION_KEYS
+}
+
+// Error lists every problem found in the environment, one per line.
+type Error struct {
+	Problems []Problem
+}
+
+// Problem is one invalid or missing setting.
+type Problem struct {
+	Var    string // the environment variable
+	Reason string // what is wrong, never the value itself
+	Fix    string // how to fix it
+}
+
+func (p Problem) String() string {
+	return fmt.Sprintf("config: %s %s; %s", p.Var, p.Reason, p.Fix)
+}
+
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Load reads and validates the settings through getenv (os.Getenv in
+// production). It returns an *Error listing every problem found.
+func Load(getenv func(string) string, req Requirements) (*Config, error) {
+	l := loader{getenv: getenv}
+	c := &Config{
+		DatabaseURL:   l.str("DATABASE_URL"),
+		Addr:          l.strDefault("PARLEY_ADDR", ":8080"),
+		DefaultRegion: strings.ToUpper(l.str("PARLEY_DEFAULT_REGION")),
+		PublicURL:     strings.TrimRight(l.str("PARLEY_PUBLIC_URL"), "/"),
+		LogLevel:      strings.ToLower(l.strDefault("PARLEY_LOG_LEVEL", "info")),
+		AuthMode:      strings.ToLower(l.strDefault("PARLEY_AUTH_MODE", "local")),
+
+		SupabaseURL:            strings.TrimRight(l.str("SUPABASE_URL"), "/"),
+		SupabaseAnonKey:        l.str("SUPABASE_ANON_KEY"),
+		SupabaseServiceRoleKey: l.str("SUPABASE_SERVICE_ROLE_KEY"),
+		SupabaseJWTSecret:      l.str("SUPABASE_JWT_SECRET"),
+
+		TwilioAccountSID:          l.str("PARLEY_TWILIO_ACCOUNT_SID"),
+		TwilioAuthToken:           l.str("PARLEY_TWILIO_AUTH_TOKEN"),
+		TwilioFrom:                l.str("PARLEY_TWILIO_FROM"),
+		TwilioMessagingServiceSID: l.str("PARLEY_TWILIO_MESSAGING_SERVICE_SID"),
+		TwilioAPIBaseURL:          l.str("PARLEY_TWILIO_API_BASE_URL"),
+
+		MetaAppSecret:     l.str("PARLEY_META_APP_SECRET"),
+		MetaVerifyToken:   l.str("PARLEY_META_VERIFY_TOKEN"),
+		MetaAccessToken:   l.str("PARLEY_META_ACCESS_TOKEN"),
+		MetaPhoneNumberID: l.str("PARLEY_META_PHONE_NUMBER_ID"),
+		MetaAPIBaseURL:    l.strDefault("PARLEY_META_API_BASE_URL", "https://graph.facebook.com/v21.0"),
+
+		SirenAPIKey:        l.str("PARLEY_SIREN_API_KEY"),
+		SirenWebhookSecret: l.str("PARLEY_SIREN_WEBHOOK_SECRET"),
+		SirenAPIBaseURL:    l.str("PARLEY_SIREN_API_BASE_URL"),
+
+		SarvamAPIKey:  l.str("PARLEY_SARVAM_API_KEY"),
+		SarvamBaseURL: l.strDefault("PARLEY_SARVAM_BASE_URL", "https://api.sarvam.ai"),
+		GeminiAPIKey:  l.str("PARLEY_GEMINI_API_KEY"),
+		GeminiBaseURL: l.str("PARLEY_GEMINI_BASE_URL"),
+		LLMBaseURL:    l.str("PARLEY_LLM_BASE_URL"),
+		LLMAPIKey:     l.str("PARLEY_LLM_API_KEY"),
+		LLMModel:      l.str("PARLEY_LLM_MODEL"),
+
+		FlowsDir: l.str("PARLEY_FLOWS_DIR"),
+	}
+
+	l.databaseURL(c.DatabaseURL, req.Database)
+	l.addr(c.Addr)
+	if c.DefaultRegion != "" && !regionRE.MatchString(c.DefaultRegion) {
+		l.fail("PARLEY_DEFAULT_REGION", "is not a two-letter region code", "set it like PARLEY_DEFAULT_REGION=IN")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		l.fail("PARLEY_LOG_LEVEL", "must be debug, info, warn or error", "set it to one of those or unset it")
+	}
+	for _, u := range []struct{ name, value string }{
+		{"PARLEY_PUBLIC_URL", c.PublicURL},
+		{"SUPABASE_URL", c.SupabaseURL},
+		{"PARLEY_TWILIO_API_BASE_URL", c.TwilioAPIBaseURL},
+		{"PARLEY_META_API_BASE_URL", c.MetaAPIBaseURL},
+		{"PARLEY_SIREN_API_BASE_URL", c.SirenAPIBaseURL},
+		{"PARLEY_SARVAM_BASE_URL", c.SarvamBaseURL},
+		{"PARLEY_GEMINI_BASE_URL", c.GeminiBaseURL},
+		{"PARLEY_LLM_BASE_URL", c.LLMBaseURL},
+	} {
+		l.httpURL(u.name, u.value)
+	}
+
+	c.EncryptionKeys = l.encryptionKeys(req.Keys)
+	c.BlindIndexKey = l.key32("PARLEY_BLIND_INDEX_KEY", req.Keys, "generate one with `parley keys generate blind-index`")
+	c.SessionKeys = l.sessionKeys(req.Keys)
+
+	switch c.AuthMode {
+	case "local":
+	case "supabase":
+		if c.SupabaseURL == "" {
+			l.fail("SUPABASE_URL", "is required when PARLEY_AUTH_MODE=supabase", "set it to your project URL, https://<ref>.supabase.co")
+		}
+		if c.SupabaseAnonKey == "" {
+			l.fail("SUPABASE_ANON_KEY", "is required when PARLEY_AUTH_MODE=supabase", "copy the anon (publishable) key from the Supabase dashboard")
+		}
+	default:
+		l.fail("PARLEY_AUTH_MODE", "must be supabase or local", "set PARLEY_AUTH_MODE=supabase in production")
+	}
+
+	if c.TwilioAccountSID != "" && !twilioSIDRE.MatchString(c.TwilioAccountSID) {
+		l.fail("PARLEY_TWILIO_ACCOUNT_SID", "is not an account SID (AC followed by 32 hex digits)", "copy it from the Twilio console")
+	}
+	if c.TwilioAccountSID != "" && c.TwilioAuthToken == "" {
+		l.fail("PARLEY_TWILIO_AUTH_TOKEN", "is required when PARLEY_TWILIO_ACCOUNT_SID is set", "copy the auth token from the Twilio console")
+	}
+	if c.FlowsDir != "" {
+		if fi, err := os.Stat(c.FlowsDir); err != nil || !fi.IsDir() {
+			l.fail("PARLEY_FLOWS_DIR", "is not a readable directory", "point it at the folder holding the flow files, or unset it for the sample flow")
+		}
+	}
+
+	if len(l.problems) > 0 {
+		return nil, &Error{Problems: l.problems}
+	}
+	return c, nil
+}
+
+var (
+	regionRE    = regexp.MustCompile(`^[A-Z]{2}$`)
+	keyIDRE     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+	twilioSIDRE = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+)
+
+type loader struct {
+	getenv   func(string) string
+	problems []Problem
+}
+
+func (l *loader) fail(name, reason, fix string) {
+	l.problems = append(l.problems, Problem{Var: name, Reason: reason, Fix: fix})
+}
+
+func (l *loader) str(name string) string { return strings.TrimSpace(l.getenv(name)) }
+
+func (l *loader) strDefault(name, def string) string {
+	if v := l.str(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (l *loader) databaseURL(v string, required bool) {
+	if v == "" {
+		if required {
+			l.fail("DATABASE_URL", "is not set", "set it to a Postgres URL like postgres://user:pass@host:5432/parley, or run `parley dev` for an embedded database")
+		}
+		return
+	}
+	if _, err := pgx.ParseConfig(v); err != nil {
+		l.fail("DATABASE_URL", "is not a valid Postgres connection string", "use the form postgres://user:pass@host:5432/dbname?sslmode=require")
+	}
+}
+
+func (l *loader) addr(v string) {
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		l.fail("PARLEY_ADDR", "is not a listen address", "use host:port or :port, like :8080")
+	}
+}
+
+func (l *loader) httpURL(name, v string) {
+	if v == "" {
+		return
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		l.fail(name, "is not an absolute http(s) URL", "use the form https://host[/path]")
+	}
+}
+
+// decode32 decodes standard or URL-safe base64 that must hold 32 bytes.
+func decode32(s string) ([]byte, bool) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, len(b) == 32
+		}
+	}
+	return nil, false
+}
+
+func (l *loader) key32(name string, required bool, fix string) []byte {
+	v := l.str(name)
+	if v == "" {
+		if required {
+			l.fail(name, "is not set", fix)
+		}
+		return nil
+	}
+	b, ok := decode32(v)
+	if !ok {
+		l.fail(name, "is not base64 of exactly 32 bytes", fix)
+		return nil
+	}
+	return b
+}
+
+func (l *loader) encryptionKeys(required bool) []Key {
+	const name, fix = "PARLEY_ENCRYPTION_KEYS", "each entry is id:base64(32 bytes), comma-separated, active first; generate one with `parley keys generate`"
+	v := l.str(name)
+	if v == "" {
+		if required {
+			l.fail(name, "is not set", fix)
+		}
+		return nil
+	}
+	var keys []Key
+	seen := map[string]bool{}
+	for i, entry := range strings.Split(v, ",") {
+		id, secret, ok := strings.Cut(strings.TrimSpace(entry), ":")
+		b, good := decode32(secret)
+		switch {
+		case !ok || !keyIDRE.MatchString(id):
+			l.fail(name, fmt.Sprintf("entry %d has no valid key id (letters, digits, - and _, before a colon)", i+1), fix)
+			return nil
+		case !good:
+			l.fail(name, fmt.Sprintf("entry %d (key id %q) is not base64 of exactly 32 bytes", i+1, id), fix)
+			return nil
+		case seen[id]:
+			l.fail(name, fmt.Sprintf("key id %q appears twice", id), "give every key its own id")
+			return nil
+		}
+		seen[id] = true
+		keys = append(keys, Key{ID: id, Secret: b})
+	}
+	return keys
+}
+
+func (l *loader) sessionKeys(required bool) []SessionKeyPair {
+	const name, fix = "PARLEY_SESSION_KEYS", "each entry is hashkey:blockkey, both base64 of 32 bytes, comma-separated; generate one with `parley keys generate session`"
+	v := l.str(name)
+	if v == "" {
+		if required {
+			l.fail(name, "is not set", fix)
+		}
+		return nil
+	}
+	var pairs []SessionKeyPair
+	for i, entry := range strings.Split(v, ",") {
+		h, b, ok := strings.Cut(strings.TrimSpace(entry), ":")
+		hk, okH := decode32(h)
+		bk, okB := decode32(b)
+		if !ok || !okH || !okB {
+			l.fail(name, fmt.Sprintf("entry %d is not two base64 32-byte keys joined by a colon", i+1), fix)
+			return nil
+		}
+		pairs = append(pairs, SessionKeyPair{HashKey: hk, BlockKey: bk})
+	}
+	return pairs
+}

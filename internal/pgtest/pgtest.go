@@ -1,0 +1,155 @@
+// Package pgtest gives tests a real PostgreSQL: one throwaway cluster per
+// test process, started from the local binaries on first use (or the server
+// at PARLEY_TEST_DATABASE_URL), and a fresh, migrated database per test,
+// cloned from a template so it takes milliseconds.
+//
+// A test package that uses it runs its tests through Main:
+//
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/parley-chat/parley/internal/pgcluster"
+	"github.com/parley-chat/parley/internal/store"
+)
+
+var (
+	once     sync.Once
+	setupErr error
+	server   struct {
+		cluster  *pgcluster.Cluster
+		tmpDir   string
+		adminDSN string // a maintenance database on the server
+		template string
+	}
+	counter atomic.Int64
+)
+
+// Main runs the package's tests and then stops the cluster, if one was
+// started. It calls os.Exit.
+func Main(m *testing.M) {
+	code := m.Run()
+	teardown()
+	os.Exit(code)
+}
+
+func setup() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	server.template = fmt.Sprintf("parley_tpl_%d_%d", os.Getpid(), time.Now().UnixNano()%1e6)
+
+	if dsn := os.Getenv("PARLEY_TEST_DATABASE_URL"); dsn != "" {
+		server.adminDSN = dsn
+	} else {
+		dir, err := os.MkdirTemp("", "parley-pgtest-")
+		if err != nil {
+			return err
+		}
+		server.tmpDir = dir
+		c, err := pgcluster.New(filepath.Join(dir, "data"))
+		if err != nil {
+			return err
+		}
+		c.Throwaway = true
+		if err := c.Start(ctx); err != nil {
+			return err
+		}
+		server.cluster = c
+		server.adminDSN = c.DSN("postgres")
+	}
+
+	if err := adminExec(ctx, "CREATE DATABASE "+server.template); err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, withDatabase(server.adminDSN, server.template))
+	if err != nil {
+		return err
+	}
+	// Every connection to the template must be closed before it is cloned.
+	defer db.Close()
+	m, err := store.NewMigrator(db.SQL)
+	if err != nil {
+		return err
+	}
+	return m.Up(ctx, io.Discard)
+}
+
+func teardown() {
+	if server.adminDSN == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if server.cluster != nil {
+		_ = server.cluster.Stop(ctx)
+		_ = os.RemoveAll(server.tmpDir)
+		return
+	}
+	_ = adminExec(ctx, "DROP DATABASE IF EXISTS "+server.template+" WITH (FORCE)")
+}
+
+// DSN returns the connection string of a fresh database holding every
+// migration. It is dropped when the test ends.
+func DSN(t testing.TB) string {
+	t.Helper()
+	once.Do(func() { setupErr = setup() })
+	if setupErr != nil {
+		t.Fatalf("pgtest: start PostgreSQL: %v", setupErr)
+	}
+	name := fmt.Sprintf("%s_t%d", server.template, counter.Add(1))
+	ctx := context.Background()
+	if err := adminExec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, server.template)); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := adminExec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: drop database: %v", err)
+		}
+	})
+	return withDatabase(server.adminDSN, name)
+}
+
+// Open returns a *store.DB on a fresh database, closed when the test ends.
+func Open(t testing.TB) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), DSN(t))
+	if err != nil {
+		t.Fatalf("pgtest: open: %v", err)
+	}
+	t.Cleanup(db.Close)
+	return db
+}
+
+func adminExec(ctx context.Context, sql string) error {
+	conn, err := pgx.Connect(ctx, server.adminDSN)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+// withDatabase returns dsn with its database name replaced by name.
+func withDatabase(dsn, name string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		// A keyword/value DSN: a later dbname wins.
+		return dsn + " dbname=" + name
+	}
+	u.Path = "/" + name
+	return u.String()
+}

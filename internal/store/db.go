@@ -1,0 +1,62 @@
+// Package store is Parley's Postgres access: one pgx pool shared by GORM,
+// goose and (later) the job queue, and one store type per aggregate. Stores
+// map database errors to model error codes.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// DB is the one connection pool of a Parley process, seen three ways.
+type DB struct {
+	Pool *pgxpool.Pool // native pgx, for the queue and bulk work
+	SQL  *sql.DB       // database/sql over the same pool, for goose
+	Gorm *gorm.DB      // for stores
+}
+
+// Open connects to the database at dsn. It does not fail when the database
+// is down: the pool connects lazily, and readiness reports the outage.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	if cfg.MaxConns < 10 {
+		cfg.MaxConns = 10
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", err)
+	}
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	gdb, err := gorm.Open(postgres.New(postgres.Config{Conn: sqlDB}), &gorm.Config{
+		SkipDefaultTransaction: true,
+		Logger:                 logger.Discard,
+	})
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open gorm: %w", err)
+	}
+	return &DB{Pool: pool, SQL: sqlDB, Gorm: gdb}, nil
+}
+
+// Close closes the pool after the connections in use are returned.
+func (db *DB) Close() {
+	_ = db.SQL.Close()
+	db.Pool.Close()
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	return db.Pool.Ping(ctx)
+}

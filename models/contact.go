@@ -1,0 +1,26 @@
+package models
+
+import "time"
+
+// Channel is the messaging channel a contact is reached on.
+type Channel string
+
+// Channels Parley speaks.
+const (
+	ChannelSMS       Channel = "sms"
+	ChannelWhatsApp  Channel = "whatsapp"
+	ChannelSimulator Channel = "simulator"
+)
+
+// Contact is a person Parley talks with. Address and Name are plaintext in
+// memory only; the store keeps them encrypted.
+type Contact struct {
+	ID        int64
+	Channel   Channel
+	Address   string // E.164 phone number, or the raw address when it does not parse
+	Name      string
+	Language  string
+	OptedOut  bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}

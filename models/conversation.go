@@ -1,0 +1,30 @@
+package models
+
+import "time"
+
+// ConversationStatus is where a conversation stands.
+type ConversationStatus string
+
+// Conversation statuses.
+const (
+	ConversationActive  ConversationStatus = "active"  // the bot is walking the flow
+	ConversationPaused  ConversationStatus = "paused"  // staff paused the bot
+	ConversationHandoff ConversationStatus = "handoff" // waiting for a person
+	ConversationEnded   ConversationStatus = "ended"
+	ConversationError   ConversationStatus = "error" // stopped by a safety limit; visible to staff
+)
+
+// Conversation is one contact's walk through one pinned version of a flow.
+type Conversation struct {
+	ID          int64
+	ContactID   int64
+	FlowID      string
+	FlowVersion string // content hash of the flow definition it started on
+	Node        string
+	Status      ConversationStatus
+	Variables   map[string]string
+	StartedAt   time.Time
+	UpdatedAt   time.Time
+	ExpiresAt   *time.Time
+	EndedAt     *time.Time
+}
