@@ -10,13 +10,13 @@ import (
 // Error codes shared by every layer. Handlers map them to statuses in one
 // place; stores and services return them.
 const (
-	ECONFLICT       = "conflict"       // the action conflicts with existing state
-	EINTERNAL       = "internal"       // an internal failure; details are logged, never shown
-	EINVALID        = "invalid"        // the input is malformed or fails validation
-	ENOTFOUND       = "not_found"      // the entity does not exist
-	EUNAUTHORIZED   = "unauthorized"   // the caller is not authenticated
-	EFORBIDDEN      = "forbidden"      // the caller may not do this
-	EUNAVAILABLE    = "unavailable"    // a dependency (database, provider) is down; try again
+	ECONFLICT       = "conflict"        // the action conflicts with existing state
+	EINTERNAL       = "internal"        // an internal failure; details are logged, never shown
+	EINVALID        = "invalid"         // the input is malformed or fails validation
+	ENOTFOUND       = "not_found"       // the entity does not exist
+	EUNAUTHORIZED   = "unauthorized"    // the caller is not authenticated
+	EFORBIDDEN      = "forbidden"       // the caller may not do this
+	EUNAVAILABLE    = "unavailable"     // a dependency (database, provider) is down; try again
 	ENOTIMPLEMENTED = "not_implemented" // the feature is not available in this configuration
 )
 

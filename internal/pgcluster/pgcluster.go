@@ -49,7 +49,7 @@ func FindBinaries() (string, error) {
 			return filepath.Dir(p), nil
 		}
 	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	dirs, _ := filepath.Glob(libGlob)
 	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
 	for _, d := range dirs {
 		if isExecutable(filepath.Join(d, "initdb")) && isExecutable(filepath.Join(d, "pg_ctl")) {
@@ -112,8 +112,9 @@ func (c *Cluster) Init(ctx context.Context) error {
 	return err
 }
 
-// Start starts the server on a free loopback port, stopping first a server
-// left running on this data directory by an earlier, killed process.
+// Start starts the server on loopback: on Port when set (a restart keeps
+// its port), else on a free port. It first stops a server left running on
+// this data directory by an earlier, killed process.
 func (c *Cluster) Start(ctx context.Context) error {
 	if err := c.Init(ctx); err != nil {
 		return err
@@ -123,15 +124,18 @@ func (c *Cluster) Start(ctx context.Context) error {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return err
+		port := c.Port
+		if port == 0 || attempt > 0 {
+			var err error
+			if port, err = freePort(); err != nil {
+				return err
+			}
 		}
 		opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200", port)
 		if c.Throwaway {
 			opts += " -c fsync=off -c full_page_writes=off"
 		}
-		_, err = c.command(ctx, "pg_ctl", "start", "-D", c.DataDir, "-w", "-t", "60",
+		_, err := c.command(ctx, "pg_ctl", "start", "-D", c.DataDir, "-w", "-t", "60",
 			"-l", filepath.Join(c.DataDir, "server.log"), "-o", opts)
 		if err == nil {
 			c.Port, c.running = port, true
@@ -221,3 +225,6 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// libGlob is where Debian and Ubuntu install the server binaries.
+var libGlob = "/usr/lib/postgresql/*/bin"

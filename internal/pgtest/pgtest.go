@@ -11,7 +11,6 @@ package pgtest
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -84,7 +83,8 @@ func setup() error {
 	if err != nil {
 		return err
 	}
-	return m.Up(ctx, io.Discard)
+	_, err = m.Up(ctx)
+	return err
 }
 
 func teardown() {

@@ -37,22 +37,25 @@ func newMigrator(db *sql.DB, fsys fs.FS) (*Migrator, error) {
 	return &Migrator{provider: p}, nil
 }
 
-// Up applies every pending migration and reports each to w.
-func (m *Migrator) Up(ctx context.Context, w io.Writer) error {
+// Up applies every pending migration and returns the files applied.
+func (m *Migrator) Up(ctx context.Context) ([]string, error) {
 	results, err := m.provider.Up(ctx)
+	applied := make([]string, 0, len(results))
 	for _, r := range results {
-		fmt.Fprintf(w, "applied %s (%s)\n", r.Source.Path, r.Duration.Round(1e6))
+		if r.Error == nil {
+			applied = append(applied, r.Source.Path)
+		}
 	}
-	return err
+	return applied, err
 }
 
-// Down rolls back the newest applied migration.
-func (m *Migrator) Down(ctx context.Context, w io.Writer) error {
+// Down rolls back the newest applied migration and returns its file.
+func (m *Migrator) Down(ctx context.Context) (string, error) {
 	r, err := m.provider.Down(ctx)
-	if r != nil {
-		fmt.Fprintf(w, "rolled back %s\n", r.Source.Path)
+	if err != nil || r == nil {
+		return "", err
 	}
-	return err
+	return r.Source.Path, nil
 }
 
 // Status writes one line per migration: applied (with when) or pending.

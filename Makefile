@@ -1,0 +1,53 @@
+# The project's vocabulary. `make run` and `make test` are the two commands
+# the README promises work on a fresh machine.
+GO ?= go
+FUZZTIME ?= 10s
+
+.PHONY: run build test bench fuzz generate css lint migrate check-generated deps
+
+## run: Parley for development (embedded PostgreSQL in ./.data unless DATABASE_URL is set)
+run:
+	$(GO) run ./cmd/parley dev
+
+## build: the binary in bin/parley
+build:
+	$(GO) build -o bin/parley ./cmd/parley
+
+## test: lint, generated-file check and every test against real PostgreSQL
+test: lint check-generated
+	$(GO) test -count=1 ./...
+
+## bench: the benchmarks (long; not part of test)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+## fuzz: each fuzz target for FUZZTIME
+fuzz:
+	@echo "no fuzz targets yet"
+
+## generate: templ components to Go
+generate:
+	$(GO) tool templ generate -path . -log-level error
+
+## css: Tailwind CSS and the htmx copy in static/
+css: node_modules/.installed
+	npx --no-install tailwindcss -c tailwind.config.js -i static/src/app.css -o static/app.css --minify
+	cp node_modules/htmx.org/dist/htmx.min.js static/htmx.min.js
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+## lint: go vet, gofmt and templ fmt
+lint:
+	$(GO) vet ./...
+	@bad=$$(gofmt -l $$(find . -name '*.go' -not -path './node_modules/*' -not -name '*_templ.go')); \
+	  if [ -n "$$bad" ]; then echo "gofmt would change:"; echo "$$bad"; exit 1; fi
+
+## check-generated: fails when templ output, CSS or htmx are stale
+check-generated: node_modules/.installed
+	scripts/check-generated
+
+## migrate: apply migrations to DATABASE_URL (ARGS=down|status for the others)
+migrate:
+	$(GO) run ./cmd/parley migrate $(or $(ARGS),up)

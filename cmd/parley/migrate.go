@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/parley-chat/parley/internal/config"
+	"github.com/parley-chat/parley/internal/store"
+)
+
+func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) != 1 {
+		return usageError{"migrate needs one of: up, down, status"}
+	}
+	action := args[0]
+	if action != "up" && action != "down" && action != "status" {
+		return usageError{fmt.Sprintf("unknown migrate action %q", action)}
+	}
+	cfg, err := config.Load(getenv, config.Requirements{Database: true})
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	m, err := store.NewMigrator(db.SQL)
+	if err != nil {
+		return err
+	}
+	switch action {
+	case "up":
+		var applied []string
+		applied, err = m.Up(ctx)
+		for _, f := range applied {
+			fmt.Fprintf(stdout, "applied %s\n", f)
+		}
+		if err == nil && len(applied) == 0 {
+			fmt.Fprintln(stdout, "no pending migrations")
+		}
+	case "down":
+		var undone string
+		if undone, err = m.Down(ctx); undone != "" {
+			fmt.Fprintf(stdout, "rolled back %s\n", undone)
+		}
+	default:
+		err = m.Status(ctx, stdout)
+	}
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", action, err)
+	}
+	return nil
+}

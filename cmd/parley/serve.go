@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/parley-chat/parley/handlers"
+	"github.com/parley-chat/parley/internal/config"
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/views"
+)
+
+// shutdownGrace is how long in-flight requests get to finish on shutdown.
+const shutdownGrace = 20 * time.Second
+
+func cmdServe(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(getenv, config.Requirements{Database: true, Keys: true})
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, newLogger(stdout, cfg.LogLevel), false, nil)
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// serve runs the HTTP server until ctx ends, then lets in-flight requests
+// finish and closes the pool. ready, when set, receives the bound address.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, ready func(addr string)) error {
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	readiness, err := store.NewReadiness(db)
+	if err != nil {
+		return err
+	}
+	if err := readiness.Ready(ctx); err != nil {
+		// Serve anyway: /readyz reports it, and the database may come back.
+		log.Warn("database not ready at start", slog.String("reason", err.Error()))
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	app := handlers.NewServer(handlers.Deps{
+		Logger:    log,
+		Readiness: readiness,
+		Registry:  reg,
+		Version:   version,
+		Features:  features(cfg),
+		Dev:       dev,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (set PARLEY_ADDR to a free address)", cfg.Addr, err)
+	}
+	log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("version", version))
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- app.Listener(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	if err := app.ShutdownWithTimeout(shutdownGrace); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Error("shutdown", slog.String("error", err.Error()))
+	}
+	<-served
+	log.Info("stopped")
+	return nil
+}
+
+// features lists the optional capabilities for the console's home page.
+func features(cfg *config.Config) []views.Feature {
+	return []views.Feature{
+		{Name: "Twilio (SMS, WhatsApp)", Enabled: cfg.TwilioAccountSID != "", Hint: "set PARLEY_TWILIO_ACCOUNT_SID and PARLEY_TWILIO_AUTH_TOKEN"},
+		{Name: "WhatsApp Cloud API", Enabled: cfg.MetaAccessToken != "", Hint: "set PARLEY_META_ACCESS_TOKEN and PARLEY_META_APP_SECRET"},
+		{Name: "Siren", Enabled: cfg.SirenAPIKey != "", Hint: "set PARLEY_SIREN_API_KEY"},
+		{Name: "Voice transcription (Sarvam)", Enabled: cfg.SarvamAPIKey != "", Hint: "set PARLEY_SARVAM_API_KEY"},
+		{Name: "Image understanding (Gemini)", Enabled: cfg.GeminiAPIKey != "", Hint: "set PARLEY_GEMINI_API_KEY"},
+		{Name: "Text AI (LiteLLM / OpenAI-compatible)", Enabled: cfg.LLMBaseURL != "", Hint: "set PARLEY_LLM_BASE_URL and PARLEY_LLM_MODEL"},
+		{Name: "Staff sign-in", Enabled: true, Hint: ""},
+	}
+}

@@ -1,0 +1,75 @@
+package handlers
+
+import (
+	"errors"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+)
+
+const requestIDHeader = "X-Request-ID"
+
+var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// requestID keeps a well-formed incoming X-Request-ID (set by a proxy) or
+// makes a new one, stores it in c.Locals("requestid") and echoes it.
+func requestID() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id := c.Get(requestIDHeader)
+		if !requestIDRE.MatchString(id) {
+			id = utils.UUIDv4()
+		} else {
+			id = utils.CopyString(id)
+		}
+		c.Locals("requestid", id)
+		c.Set(requestIDHeader, id)
+		return c.Next()
+	}
+}
+
+func requestIDOf(c *fiber.Ctx) string {
+	id, _ := c.Locals("requestid").(string)
+	return id
+}
+
+// observe runs the error handler itself, so that it sees the final status,
+// then logs one line and counts the request. It logs the route pattern,
+// never the path or query, which may carry personal data.
+func observe(log *slog.Logger, m *httpMetrics) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		start := time.Now()
+		err := c.Next()
+		if err != nil {
+			if herr := c.App().ErrorHandler(c, err); herr != nil {
+				_ = c.SendStatus(fiber.StatusInternalServerError)
+			}
+		}
+		elapsed := time.Since(start)
+		status := c.Response().StatusCode()
+		route := routeLabel(c, err)
+		method := utils.CopyString(c.Method())
+		m.observe(method, route, strconv.Itoa(status), elapsed)
+		log.LogAttrs(c.UserContext(), slog.LevelInfo, "http request",
+			slog.String("request_id", requestIDOf(c)),
+			slog.String("method", method),
+			slog.String("route", route),
+			slog.Int("status", status),
+			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+		)
+		return nil
+	}
+}
+
+// routeLabel is the matched route's pattern, or "unmatched" when no route
+// matched, so that scanners cannot blow up the metric's label set.
+func routeLabel(c *fiber.Ctx, err error) string {
+	var fe *fiber.Error
+	if errors.As(err, &fe) && (fe.Code == fiber.StatusNotFound || fe.Code == fiber.StatusMethodNotAllowed) && c.Route().Path == "/" && c.Path() != "/" {
+		return "unmatched"
+	}
+	return utils.CopyString(c.Route().Path)
+}

@@ -1,0 +1,63 @@
+// Package handlers holds Parley's HTTP surface: Fiber routes for health,
+// metrics, webhooks, the console and the JSON API, with one central error
+// handler.
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/filesystem"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley-chat/parley/static"
+	"github.com/parley-chat/parley/views"
+)
+
+// Readiness tells whether the instance can serve traffic.
+type Readiness interface {
+	// Ready returns nil when the database answers and holds every
+	// migration; otherwise an EUNAVAILABLE error saying which.
+	Ready(ctx context.Context) error
+}
+
+// Deps are everything the server needs, passed explicitly.
+type Deps struct {
+	Logger    *slog.Logger
+	Readiness Readiness
+	Registry  *prometheus.Registry // metrics are registered here and served at /metrics
+	Version   string
+	Features  []views.Feature // what the console's home page lists
+	Dev       bool            // development mode: relaxed cookies, detailed pages
+}
+
+// NewServer returns the Fiber app with every route registered.
+func NewServer(d Deps) *fiber.App {
+	app := fiber.New(fiber.Config{
+		AppName:               "parley",
+		DisableStartupMessage: true,
+		ErrorHandler:          errorHandler(d.Logger),
+		BodyLimit:             1 << 20,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           2 * time.Minute,
+	})
+	m := newHTTPMetrics(d.Registry)
+
+	app.Use(requestID())
+	app.Use(observe(d.Logger, m))
+	app.Use(recover.New())
+
+	app.Get("/healthz", handleHealthz())
+	app.Get("/readyz", handleReadyz(d.Readiness))
+	app.Get("/metrics", handleMetrics(d.Registry))
+	app.Use("/static", filesystem.New(filesystem.Config{
+		Root:   static.HTTPFS(),
+		MaxAge: 3600,
+	}))
+	app.Get("/", handleHome(d))
+	return app
+}

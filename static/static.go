@@ -1,0 +1,16 @@
+// Package static embeds the console's built assets: Tailwind's CSS (built
+// by `make css` from static/src) and htmx (copied from npm by `make css`).
+package static
+
+import (
+	"embed"
+	"net/http"
+)
+
+// FS holds the built assets served under /static.
+//
+//go:embed app.css htmx.min.js
+var FS embed.FS
+
+// HTTPFS returns the assets as an http.FileSystem.
+func HTTPFS() http.FileSystem { return http.FS(FS) }

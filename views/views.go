@@ -1,0 +1,14 @@
+// Package views holds the console's templ components. Props are plain
+// structs built by handlers, never database rows.
+package views
+
+import (
+	"net/http"
+	"strconv"
+)
+
+//go:generate go tool templ generate
+
+func statusText(code int) string {
+	return strconv.Itoa(code) + " · " + http.StatusText(code)
+}
