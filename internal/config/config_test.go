@@ -1,0 +1,108 @@
+package config_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/config"
+)
+
+func b64(fill byte, n int) string {
+	return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{fill}, n))
+}
+
+func validEnv() map[string]string {
+	return map[string]string{
+		"DATABASE_URL":           "postgres://parley:pw@db.example.org:5432/parley?sslmode=require",
+		"PARLEY_ENCRYPTION_KEYS": "k2:" + b64(2, 32) + ",k1:" + b64(1, 32),
+		"PARLEY_BLIND_INDEX_KEY": b64(9, 32),
+		"PARLEY_SESSION_KEYS":    b64(3, 32) + ":" + b64(4, 32),
+	}
+}
+
+func load(env map[string]string, req config.Requirements) (*config.Config, error) {
+	return config.Load(func(k string) string { return env[k] }, req)
+}
+
+var all = config.Requirements{Database: true, Keys: true}
+
+func TestLoad_ValidEnvironment(t *testing.T) {
+	env := validEnv()
+	env["PARLEY_DEFAULT_REGION"] = "in"
+	env["PARLEY_PUBLIC_URL"] = "https://parley.example.org/"
+	c, err := load(env, all)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if len(c.EncryptionKeys) != 2 || c.EncryptionKeys[0].ID != "k2" || !bytes.Equal(c.EncryptionKeys[1].Secret, bytes.Repeat([]byte{1}, 32)) {
+		t.Errorf("EncryptionKeys = %+v, want k2 (active) then k1", c.EncryptionKeys)
+	}
+	if len(c.SessionKeys) != 1 || c.SessionKeys[0].BlockKey[0] != 4 {
+		t.Errorf("SessionKeys = %+v", c.SessionKeys)
+	}
+	if c.Addr != ":8080" || c.AuthMode != "local" || c.DefaultRegion != "IN" || c.PublicURL != "https://parley.example.org" {
+		t.Errorf("defaults and normalisation: addr %q, auth %q, region %q, public %q", c.Addr, c.AuthMode, c.DefaultRegion, c.PublicURL)
+	}
+}
+
+func TestLoad_ReportsEveryProblemNamingTheVariable(t *testing.T) {
+	tests := []struct {
+		name string
+		set  map[string]string
+		req  config.Requirements
+		want []string
+	}{
+		{"database required", map[string]string{"DATABASE_URL": ""}, all, []string{"DATABASE_URL is not set"}},
+		{"database optional", map[string]string{"DATABASE_URL": ""}, config.Requirements{Keys: true}, nil},
+		{"keys optional for migrate", map[string]string{"PARLEY_ENCRYPTION_KEYS": "", "PARLEY_BLIND_INDEX_KEY": "", "PARLEY_SESSION_KEYS": ""}, config.Requirements{Database: true}, nil},
+		{"duplicate key id", map[string]string{"PARLEY_ENCRYPTION_KEYS": "k1:" + b64(1, 32) + ",k1:" + b64(2, 32)}, all, []string{`key id "k1" appears twice`}},
+		{"key of 16 bytes", map[string]string{"PARLEY_ENCRYPTION_KEYS": "k1:" + b64(1, 16)}, all, []string{"PARLEY_ENCRYPTION_KEYS entry 1 (key id \"k1\") is not base64 of exactly 32 bytes"}},
+		{"bad key id", map[string]string{"PARLEY_ENCRYPTION_KEYS": "k 1:" + b64(1, 32)}, all, []string{"no valid key id"}},
+		{"blind index key short", map[string]string{"PARLEY_BLIND_INDEX_KEY": b64(1, 31)}, all, []string{"PARLEY_BLIND_INDEX_KEY is not base64 of exactly 32 bytes"}},
+		{"session key missing half", map[string]string{"PARLEY_SESSION_KEYS": b64(1, 32)}, all, []string{"PARLEY_SESSION_KEYS entry 1"}},
+		{"region", map[string]string{"PARLEY_DEFAULT_REGION": "India"}, all, []string{"PARLEY_DEFAULT_REGION"}},
+		{"auth mode", map[string]string{"PARLEY_AUTH_MODE": "ldap"}, all, []string{"PARLEY_AUTH_MODE must be supabase or local"}},
+		{"supabase needs its URL and key", map[string]string{"PARLEY_AUTH_MODE": "supabase"}, all, []string{"SUPABASE_URL is required", "SUPABASE_ANON_KEY is required"}},
+		{"twilio sid", map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": "SK123", "PARLEY_TWILIO_AUTH_TOKEN": "x"}, all, []string{"PARLEY_TWILIO_ACCOUNT_SID is not an account SID"}},
+		{"twilio token", map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": "AC" + strings.Repeat("0", 32)}, all, []string{"PARLEY_TWILIO_AUTH_TOKEN is required"}},
+		{"provider base URL", map[string]string{"PARLEY_TWILIO_API_BASE_URL": "localhost:9999"}, all, []string{"PARLEY_TWILIO_API_BASE_URL is not an absolute http(s) URL"}},
+		{"flows dir", map[string]string{"PARLEY_FLOWS_DIR": "/does/not/exist"}, all, []string{"PARLEY_FLOWS_DIR is not a readable directory"}},
+		{"log level", map[string]string{"PARLEY_LOG_LEVEL": "loud"}, all, []string{"PARLEY_LOG_LEVEL"}},
+		{"several at once", map[string]string{"DATABASE_URL": "", "PARLEY_ADDR": "nope"}, all, []string{"DATABASE_URL is not set", "PARLEY_ADDR is not a listen address"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := validEnv()
+			for k, v := range tt.set {
+				env[k] = v
+			}
+			_, err := load(env, tt.req)
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Load: unexpected error %v", err)
+				}
+				return
+			}
+			var cerr *config.Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("Load error = %v, want *config.Error", err)
+			}
+			if len(cerr.Problems) != len(tt.want) {
+				t.Errorf("got %d problems, want %d: %v", len(cerr.Problems), len(tt.want), err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err.Error(), w)
+				}
+			}
+			for _, secret := range []string{b64(1, 32), b64(2, 32), "pw@db"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error repeats a secret: %q", err.Error())
+				}
+			}
+		})
+	}
+}
