@@ -1,7 +1,10 @@
 # The project's vocabulary. `make run` and `make test` are the two commands
 # the README promises work on a fresh machine.
 GO ?= go
-FUZZTIME ?= 10s
+FUZZTIME ?= 60s
+# Fuzz targets as package:Func; `make test` runs each for FUZZTIME_SHORT.
+FUZZ_TARGETS := ./internal/phone:FuzzNormalize
+FUZZTIME_SHORT ?= 5s
 
 .PHONY: run build test bench fuzz generate css lint migrate check-generated deps
 
@@ -16,6 +19,7 @@ build:
 ## test: lint, generated-file check and every test against real PostgreSQL
 test: lint check-generated
 	$(GO) test -count=1 ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
 
 ## bench: the benchmarks (long; not part of test)
 bench:
@@ -23,7 +27,11 @@ bench:
 
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:
-	@echo "no fuzz targets yet"
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 ## generate: templ components to Go
 generate:

@@ -1,0 +1,143 @@
+// Package phone normalises phone numbers to E.164 and handles channel
+// addresses such as whatsapp:+919876543210, using nyaruka/phonenumbers.
+package phone
+
+import (
+	"strings"
+	"unicode"
+
+	"github.com/nyaruka/phonenumbers"
+
+	"github.com/parley-chat/parley/models"
+)
+
+// Normalizer turns numbers as people and platforms write them into E.164.
+type Normalizer struct {
+	region string // for numbers typed without a country code; "" means none
+}
+
+// New returns a Normalizer; defaultRegion (ISO 3166 alpha-2, e.g. "IN")
+// applies to numbers typed without a country code.
+func New(defaultRegion string) Normalizer {
+	return Normalizer{region: strings.ToUpper(defaultRegion)}
+}
+
+// maxInput bounds the work done on hostile input; no real number comes near.
+const maxInput = 64
+
+// Normalize returns number in E.164 form (+919876543210). It accepts the
+// usual ways of writing one: spaces, dashes, dots, brackets, a leading 0 or
+// 00, non-ASCII digits, and channel prefixes (whatsapp:, tel:, sms:). It
+// returns EINVALID for anything that is not a possible phone number; the
+// error never repeats the input.
+func (n Normalizer) Normalize(number string) (string, error) {
+	_, rest := splitScheme(number)
+	rest = strings.TrimSpace(rest)
+	if rest == "" || len(rest) > maxInput {
+		return "", models.Errorf(models.EINVALID, "Not a phone number.")
+	}
+	region := n.region
+	if region == "" {
+		region = "ZZ" // unknown: only numbers with a country code parse
+	}
+	num, err := phonenumbers.Parse(asciiDigits(rest), region)
+	if err != nil || !phonenumbers.IsPossibleNumber(num) {
+		return "", models.Errorf(models.EINVALID, "Not a phone number.")
+	}
+	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	// A number whose E.164 form reads back as another number (a national
+	// number made only of leading zeros, say) is not one we can index.
+	if again, err := phonenumbers.Parse(e164, "ZZ"); err != nil || phonenumbers.Format(again, phonenumbers.E164) != e164 {
+		return "", models.Errorf(models.EINVALID, "Not a phone number.")
+	}
+	return e164, nil
+}
+
+// Address is where a contact is reached: a channel and a number.
+type Address struct {
+	Channel models.Channel
+	// Number is the E.164 number, or the raw text when it does not parse.
+	Number string
+	// Valid is false when Number did not parse; such an address is kept,
+	// flagged, not dropped.
+	Valid bool
+}
+
+// ParseAddress reads a channel address: "whatsapp:+…" is WhatsApp, "tel:…",
+// "sms:…" or a bare number is SMS.
+func (n Normalizer) ParseAddress(s string) Address {
+	scheme, rest := splitScheme(s)
+	ch := models.ChannelSMS
+	if scheme == "whatsapp" {
+		ch = models.ChannelWhatsApp
+	}
+	e164, err := n.Normalize(rest)
+	if err != nil {
+		return Address{Channel: ch, Number: strings.TrimSpace(rest), Valid: false}
+	}
+	return Address{Channel: ch, Number: e164, Valid: true}
+}
+
+// String is the address as platforms write it: whatsapp:+… or tel:+….
+func (a Address) String() string {
+	if a.Channel == models.ChannelWhatsApp {
+		return "whatsapp:" + a.Number
+	}
+	return "tel:" + a.Number
+}
+
+func splitScheme(s string) (scheme, rest string) {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, ':'); i > 0 {
+		switch lower := strings.ToLower(s[:i]); lower {
+		case "whatsapp", "tel", "sms":
+			return lower, s[i+1:]
+		}
+	}
+	return "", s
+}
+
+// Mask shows only the last four digits of a number, for people who may not
+// see it whole: +919876543210 → +•••••••••3210.
+func Mask(number string) string {
+	const keep = 4
+	var b strings.Builder
+	digits := 0
+	for _, r := range number {
+		if r >= '0' && r <= '9' {
+			digits++
+		}
+	}
+	seen := 0
+	for _, r := range number {
+		switch {
+		case r >= '0' && r <= '9':
+			seen++
+			if seen > digits-keep {
+				b.WriteRune(r)
+			} else {
+				b.WriteRune('•')
+			}
+		case r == '+':
+			b.WriteRune(r)
+		default:
+			b.WriteRune('•')
+		}
+	}
+	return b.String()
+}
+
+// asciiDigits rewrites decimal digits of any script (०-९, ௦-௯, ٠-٩ …) as
+// ASCII. Unicode lays each script's digits out as a run of ten from zero.
+func asciiDigits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x80 || !unicode.Is(unicode.Nd, r) {
+			return r
+		}
+		start := r
+		for unicode.Is(unicode.Nd, start-1) {
+			start--
+		}
+		return '0' + (r-start)%10
+	}, s)
+}
