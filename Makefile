@@ -3,7 +3,7 @@
 GO ?= go
 FUZZTIME ?= 60s
 # Fuzz targets as package:Func; `make test` runs each for FUZZTIME_SHORT.
-FUZZ_TARGETS := ./internal/phone:FuzzNormalize
+FUZZ_TARGETS := ./internal/phone:FuzzNormalize ./internal/crypt:FuzzDecrypt
 FUZZTIME_SHORT ?= 5s
 
 .PHONY: run build test bench fuzz generate css lint migrate check-generated deps

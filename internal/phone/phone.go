@@ -4,10 +4,10 @@ package phone
 
 import (
 	"strings"
-	"unicode"
 
 	"github.com/nyaruka/phonenumbers"
 
+	"github.com/parley-chat/parley/internal/textnorm"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -40,7 +40,7 @@ func (n Normalizer) Normalize(number string) (string, error) {
 	if region == "" {
 		region = "ZZ" // unknown: only numbers with a country code parse
 	}
-	num, err := phonenumbers.Parse(asciiDigits(rest), region)
+	num, err := phonenumbers.Parse(textnorm.Digits(rest), region)
 	if err != nil || !phonenumbers.IsPossibleNumber(num) {
 		return "", models.Errorf(models.EINVALID, "Not a phone number.")
 	}
@@ -125,19 +125,4 @@ func Mask(number string) string {
 		}
 	}
 	return b.String()
-}
-
-// asciiDigits rewrites decimal digits of any script (०-९, ௦-௯, ٠-٩ …) as
-// ASCII. Unicode lays each script's digits out as a run of ten from zero.
-func asciiDigits(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x80 || !unicode.Is(unicode.Nd, r) {
-			return r
-		}
-		start := r
-		for unicode.Is(unicode.Nd, start-1) {
-			start--
-		}
-		return '0' + (r-start)%10
-	}, s)
 }

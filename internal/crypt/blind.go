@@ -1,0 +1,93 @@
+package crypt
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"hash"
+	"sync"
+
+	"github.com/parley-chat/parley/internal/textnorm"
+)
+
+// Domain names what a blind index is over. Each domain has its own key
+// derived from the blind-index key, so equal values in two domains never
+// share an index.
+type Domain string
+
+// Blind index domains.
+const (
+	DomainAddress Domain = "contact.address" // exact: E.164 numbers or raw addresses
+	DomainName    Domain = "contact.name"    // token: words of a name
+	DomainBody    Domain = "message.body"    // token: words of a message
+)
+
+// Truncation limits what an index reveals: collisions are expected and
+// resolved by checking the decrypted value.
+const (
+	ExactSize = 8 // bytes kept of an exact index
+	// Token indexes keep 32 bits, stored as a Postgres integer.
+)
+
+// Indexer computes blind indexes: truncated HMAC-SHA256 under per-domain
+// keys. It is safe for concurrent use.
+type Indexer struct {
+	pools map[Domain]*sync.Pool
+}
+
+// NewIndexer derives the per-domain keys from the 32-byte blind-index key.
+func NewIndexer(key []byte) (*Indexer, error) {
+	if len(key) != 32 {
+		return nil, errors.New("crypt: blind index key must have 32 bytes")
+	}
+	ix := &Indexer{pools: map[Domain]*sync.Pool{}}
+	for _, d := range []Domain{DomainAddress, DomainName, DomainBody} {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte("parley blind index v1\x00" + d))
+		domainKey := m.Sum(nil)
+		ix.pools[d] = &sync.Pool{New: func() any { return hmac.New(sha256.New, domainKey) }}
+	}
+	return ix, nil
+}
+
+func (ix *Indexer) sum(d Domain, value string, out []byte) []byte {
+	p, ok := ix.pools[d]
+	if !ok {
+		panic("crypt: unknown blind index domain " + string(d))
+	}
+	h := p.Get().(hash.Hash)
+	h.Reset()
+	h.Write([]byte(value))
+	out = h.Sum(out)
+	p.Put(h)
+	return out
+}
+
+// Exact returns the exact index of an already-normalised value (an E.164
+// number, say): ExactSize bytes.
+func (ix *Indexer) Exact(d Domain, value string) []byte {
+	var buf [sha256.Size]byte
+	return append([]byte(nil), ix.sum(d, value, buf[:0])[:ExactSize]...)
+}
+
+// Token returns the index of one normalised word (see textnorm.Words).
+func (ix *Indexer) Token(d Domain, word string) int32 {
+	var buf [sha256.Size]byte
+	return int32(binary.BigEndian.Uint32(ix.sum(d, word, buf[:0])))
+}
+
+// Tokens returns the distinct token indexes of the words of text.
+func (ix *Indexer) Tokens(d Domain, text string) []int32 {
+	words := textnorm.Words(text)
+	out := make([]int32, 0, len(words))
+	seen := make(map[int32]bool, len(words))
+	for _, w := range words {
+		t := ix.Token(d, w)
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
