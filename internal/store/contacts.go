@@ -1,0 +1,194 @@
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"strconv"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/parley-chat/parley/internal/crypt"
+	"github.com/parley-chat/parley/internal/phone"
+	"github.com/parley-chat/parley/internal/textnorm"
+	"github.com/parley-chat/parley/models"
+)
+
+// contactRow is a contacts row. Address and name are sealed by the
+// "encrypted" serializer; the id must be set before either.
+type contactRow struct {
+	ID             int64 `gorm:"primaryKey"`
+	Channel        string
+	Address        string  `gorm:"column:address_enc;serializer:encrypted"`
+	AddressBidx    []byte  `gorm:"column:address_bidx"`
+	AddressInvalid bool    `gorm:"column:address_invalid"`
+	Name           *string `gorm:"column:name_enc;serializer:encrypted"`
+	Language       string
+	OptedOutAt     *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+func (contactRow) TableName() string { return "contacts" }
+
+func (r *contactRow) model() *models.Contact {
+	c := &models.Contact{
+		ID: r.ID, Channel: models.Channel(r.Channel), Address: r.Address, AddressInvalid: r.AddressInvalid,
+		Language: r.Language, OptedOut: r.OptedOutAt != nil, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+	if r.Name != nil {
+		c.Name = *r.Name
+	}
+	return c
+}
+
+// ContactStore keeps contacts, found by the blind index of their address.
+type ContactStore struct {
+	db     *DB
+	crypto Crypto
+	ids    *idAllocator
+}
+
+// NewContactStore returns the contact store.
+func NewContactStore(db *DB, c Crypto) *ContactStore {
+	crypt.RegisterGORMSerializer()
+	return &ContactStore{db: db, crypto: c, ids: newIDAllocator(db.Gorm, "contacts")}
+}
+
+// addressIndex is the exact blind index of an address: its E.164 number,
+// or its raw text when it does not parse.
+func (s *ContactStore) addressIndex(a phone.Address) []byte {
+	return s.crypto.Index.Exact(crypt.DomainAddress, a.Number)
+}
+
+// FindOrCreate returns the contact at the channel address raw (whatsapp:+…,
+// +91…), creating it if new; created tells which. An address that does not
+// parse as a phone number is kept and flagged. It runs in tx when given.
+func (s *ContactStore) FindOrCreate(ctx context.Context, tx *gorm.DB, raw string) (c *models.Contact, created bool, err error) {
+	addr := s.crypto.Phones.ParseAddress(raw)
+	if addr.Number == "" {
+		return nil, false, models.Errorf(models.EINVALID, "Contact address is empty.")
+	}
+	g := gormFor(ctx, s.db, s.crypto, tx)
+	bidx := s.addressIndex(addr)
+	if row, err := s.findByIndex(g, addr.Channel, bidx, addr.Number); err != nil || row != nil {
+		return row, false, err
+	}
+	id, err := s.ids.Next(ctx)
+	if err != nil {
+		return nil, false, dbError(err, "Contact")
+	}
+	row := &contactRow{ID: id, Channel: string(addr.Channel), Address: addr.Number, AddressBidx: bidx, AddressInvalid: !addr.Valid}
+	res := g.Clauses(clause.OnConflict{DoNothing: true}).Create(row)
+	if res.Error != nil {
+		return nil, false, dbError(res.Error, "Contact")
+	}
+	if res.RowsAffected == 0 { // created by someone else a moment ago
+		found, err := s.findByIndex(g, addr.Channel, bidx, addr.Number)
+		if err == nil && found == nil {
+			err = models.Errorf(models.ECONFLICT, "Contact address collides with another; retry.")
+		}
+		return found, false, err
+	}
+	return row.model(), true, nil
+}
+
+func (s *ContactStore) findByIndex(g *gorm.DB, ch models.Channel, bidx []byte, number string) (*models.Contact, error) {
+	var rows []contactRow
+	if err := g.Where("channel = ? AND address_bidx = ?", string(ch), bidx).Find(&rows).Error; err != nil {
+		return nil, dbError(err, "Contact")
+	}
+	for i := range rows {
+		// The index is truncated: confirm on the decrypted address.
+		if rows[i].Address == number {
+			return rows[i].model(), nil
+		}
+	}
+	return nil, nil
+}
+
+// Get returns the contact with this id.
+func (s *ContactStore) Get(ctx context.Context, id int64) (*models.Contact, error) {
+	var row contactRow
+	if err := gormFor(ctx, s.db, s.crypto, nil).First(&row, id).Error; err != nil {
+		return nil, dbError(err, "Contact")
+	}
+	return row.model(), nil
+}
+
+// SetName records the contact's name, sealed, and indexes its words.
+func (s *ContactStore) SetName(ctx context.Context, tx *gorm.DB, id int64, name string) error {
+	g := gormFor(ctx, s.db, s.crypto, tx)
+	return g.Transaction(func(tx *gorm.DB) error {
+		row := contactRow{ID: id, Name: &name}
+		res := tx.Model(&row).Select("name_enc", "updated_at").Updates(&row)
+		if res.Error != nil {
+			return dbError(res.Error, "Contact")
+		}
+		if res.RowsAffected == 0 {
+			return models.Errorf(models.ENOTFOUND, "Contact not found.")
+		}
+		if err := tx.Exec("DELETE FROM contact_words WHERE contact_id = ?", id).Error; err != nil {
+			return dbError(err, "Contact")
+		}
+		return insertWords(tx, "contact_words", "contact_id", id, s.crypto.Index.Tokens(crypt.DomainName, name))
+	})
+}
+
+// FindByPhone returns the contacts on any channel whose number is the one
+// typed in query, in any format a person types it.
+func (s *ContactStore) FindByPhone(ctx context.Context, query string) ([]*models.Contact, error) {
+	number, err := s.crypto.Phones.Normalize(query)
+	if err != nil {
+		return nil, err
+	}
+	var rows []contactRow
+	g := gormFor(ctx, s.db, s.crypto, nil)
+	if err := g.Where("address_bidx = ?", s.crypto.Index.Exact(crypt.DomainAddress, number)).Order("id").Find(&rows).Error; err != nil {
+		return nil, dbError(err, "Contact")
+	}
+	var out []*models.Contact
+	for i := range rows {
+		if rows[i].Address == number {
+			out = append(out, rows[i].model())
+		}
+	}
+	return out, nil
+}
+
+// insertWords adds the word index rows of one owner.
+func insertWords(tx *gorm.DB, table, ownerColumn string, owner int64, tokens []int32) error {
+	if len(tokens) == 0 {
+		return nil
+	}
+	err := tx.Exec("INSERT INTO "+table+" (bidx, "+ownerColumn+") SELECT unnest(?::integer[]), ? ON CONFLICT DO NOTHING", intArray(tokens), owner).Error
+	return dbError(err, "Word index")
+}
+
+// intArray passes a slice as one Postgres integer[] parameter; GORM would
+// expand a plain slice into a list.
+type intArray []int32
+
+// Value implements driver.Valuer with the array's text form.
+func (a intArray) Value() (driver.Value, error) {
+	b := make([]byte, 0, 2+len(a)*12)
+	b = append(b, '{')
+	for i, v := range a {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(v), 10)
+	}
+	return string(append(b, '}')), nil
+}
+
+// queryWords are the normalised words of a search, with their tokens.
+func queryTokens(ix *crypt.Indexer, d crypt.Domain, text string) ([]string, []int32) {
+	words := textnorm.Words(text)
+	tokens := make([]int32, len(words))
+	for i, w := range words {
+		tokens[i] = ix.Token(d, w)
+	}
+	return words, tokens
+}

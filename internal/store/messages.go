@@ -1,0 +1,113 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/parley-chat/parley/internal/crypt"
+	"github.com/parley-chat/parley/models"
+)
+
+// messageRow is a messages row; the body is sealed by the "encrypted"
+// serializer.
+type messageRow struct {
+	ID                int64 `gorm:"primaryKey"`
+	ContactID         int64
+	ConversationID    *int64
+	Direction         string
+	Channel           string
+	Provider          string
+	ProviderMessageID *string
+	Body              *string `gorm:"column:body_enc;serializer:encrypted"`
+	Status            string
+	ErrorCode         string
+	ProviderTime      *time.Time
+	CreatedAt         time.Time
+	ProcessedAt       *time.Time
+}
+
+func (messageRow) TableName() string { return "messages" }
+
+func (r *messageRow) model() *models.Message {
+	m := &models.Message{
+		ID: r.ID, ContactID: r.ContactID, ConversationID: r.ConversationID, Direction: models.Direction(r.Direction),
+		Channel: models.Channel(r.Channel), Provider: r.Provider, Status: models.MessageStatus(r.Status),
+		ErrorCode: r.ErrorCode, ProviderTime: r.ProviderTime, CreatedAt: r.CreatedAt,
+	}
+	if r.ProviderMessageID != nil {
+		m.ProviderMessageID = *r.ProviderMessageID
+	}
+	if r.Body != nil {
+		m.Body = *r.Body
+	}
+	return m
+}
+
+// MessageStore keeps messages, sealed, with a word index of their bodies.
+type MessageStore struct {
+	db     *DB
+	crypto Crypto
+	ids    *idAllocator
+}
+
+// NewMessageStore returns the message store.
+func NewMessageStore(db *DB, c Crypto) *MessageStore {
+	crypt.RegisterGORMSerializer()
+	return &MessageStore{db: db, crypto: c, ids: newIDAllocator(db.Gorm, "messages")}
+}
+
+// Insert stores m (sealed) and its word index, setting m.ID and
+// m.CreatedAt. A message already stored under the same provider and
+// provider message id is left alone: Insert returns inserted=false, which
+// is how replays are acknowledged and ignored. It runs in tx when given.
+func (s *MessageStore) Insert(ctx context.Context, tx *gorm.DB, m *models.Message) (inserted bool, err error) {
+	id, err := s.ids.Next(ctx)
+	if err != nil {
+		return false, dbError(err, "Message")
+	}
+	row := &messageRow{
+		ID: id, ContactID: m.ContactID, ConversationID: m.ConversationID, Direction: string(m.Direction),
+		Channel: string(m.Channel), Provider: m.Provider, Body: &m.Body, Status: string(m.Status),
+		ErrorCode: m.ErrorCode, ProviderTime: m.ProviderTime, CreatedAt: m.CreatedAt,
+	}
+	if m.ProviderMessageID != "" {
+		row.ProviderMessageID = &m.ProviderMessageID
+	}
+	if row.CreatedAt.IsZero() {
+		row.CreatedAt = time.Now().UTC()
+	}
+	write := func(tx *gorm.DB) error {
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(row)
+		if res.Error != nil {
+			return dbError(res.Error, "Message")
+		}
+		if res.RowsAffected == 0 {
+			return nil
+		}
+		inserted = true
+		return insertWords(tx, "message_words", "message_id", id, s.crypto.Index.Tokens(crypt.DomainBody, m.Body))
+	}
+	g := gormFor(ctx, s.db, s.crypto, tx)
+	if tx != nil {
+		err = write(g)
+	} else {
+		err = g.Transaction(write)
+	}
+	if err != nil || !inserted {
+		return false, err
+	}
+	m.ID, m.CreatedAt = id, row.CreatedAt
+	return true, nil
+}
+
+// Get returns the message with this id.
+func (s *MessageStore) Get(ctx context.Context, id int64) (*models.Message, error) {
+	var row messageRow
+	if err := gormFor(ctx, s.db, s.crypto, nil).First(&row, id).Error; err != nil {
+		return nil, dbError(err, "Message")
+	}
+	return row.model(), nil
+}
