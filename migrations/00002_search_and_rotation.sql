@@ -19,10 +19,11 @@ CREATE INDEX message_words_message_idx ON message_words (message_id);
 -- Contacts are found by address across channels.
 CREATE INDEX contacts_address_bidx_idx ON contacts (address_bidx);
 
--- Key rotation progress, one row per encrypted column of a rotation, so a
--- killed rotation resumes where it stopped and the console can show it.
+-- Key rotation progress, one row per encrypted column of a run, so a killed
+-- rotation resumes where it stopped and the console can show it.
 CREATE TABLE key_rotations (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id      bigint      NOT NULL,
     target_key  text        NOT NULL,
     table_name  text        NOT NULL,
     column_name text        NOT NULL,

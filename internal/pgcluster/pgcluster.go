@@ -46,6 +46,11 @@ type Cluster struct {
 func FindBinaries() (string, error) {
 	if p, err := exec.LookPath("pg_ctl"); err == nil {
 		if _, err := exec.LookPath("initdb"); err == nil {
+			// Follow links to the real bin folder, which holds the other
+			// tools (pg_dump) too.
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				p = real
+			}
 			return filepath.Dir(p), nil
 		}
 	}
