@@ -32,6 +32,9 @@ Commands:
   keys generate [encryption|blind-index|session]
                          print a new key for PARLEY_ENCRYPTION_KEYS, PARLEY_BLIND_INDEX_KEY
                          or PARLEY_SESSION_KEYS
+  keys rotate            re-encrypt every stored value under the active (first) key of
+                         PARLEY_ENCRYPTION_KEYS; resumable, with progress
+  keys status            how many stored values each key seals, and the last rotation
   version                print the version
 `
 
@@ -75,7 +78,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 	case "migrate":
 		return cmdMigrate(ctx, rest, getenv, stdout)
 	case "keys":
-		return cmdKeys(rest, stdout)
+		return cmdKeys(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return nil
