@@ -61,4 +61,3 @@ func TestPgDump_HoldsNoPersonalDataInAnyForm(t *testing.T) {
 		}
 	}
 }
-

@@ -61,10 +61,10 @@ type searchPlan struct {
 	from     string
 	joinArgs []any // arguments of the joins in from
 	where    []string
-	args     []any // arguments of the where clauses
-	number string   // E.164 the contact's address must equal
-	name   []string // words the contact's name must hold
-	text   []string // words the body must hold
+	args     []any    // arguments of the where clauses
+	number   string   // E.164 the contact's address must equal
+	name     []string // words the contact's name must hold
+	text     []string // words the body must hold
 }
 
 // plan returns nil when the search cannot match anything.
