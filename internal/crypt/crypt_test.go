@@ -182,8 +182,10 @@ func FuzzDecrypt(f *testing.F) {
 			}
 			return
 		}
-		// Only a genuine ciphertext opens: GCM forgeries are out of reach.
-		if !bytes.Equal(ct, valid) {
+		// Only a genuine ciphertext opens (GCM forgeries are out of reach),
+		// and the only genuine ones in the corpus seal this number. Fuzz
+		// workers rebuild valid with other nonces, so compare plaintexts.
+		if string(plain) != "+919876543210" {
 			t.Fatalf("a ciphertext the ring did not make opened to %q", plain)
 		}
 	})

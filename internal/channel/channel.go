@@ -1,0 +1,95 @@
+// Package channel holds what every messaging platform adapter shares: the
+// inbound message and status shapes the pipeline consumes, the send
+// interface it calls, and the classification of send errors. One
+// sub-package per platform (twilio, meta, siren) verifies and parses its
+// webhooks and speaks its send API.
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/parley-chat/parley/models"
+)
+
+// Providers.
+const (
+	Twilio = "twilio"
+	Meta   = "meta"
+	Siren  = "siren"
+)
+
+// Inbound is one message a platform delivered to Parley.
+type Inbound struct {
+	Provider          string
+	ProviderMessageID string
+	From              string // channel address: whatsapp:+…, or +… for SMS
+	To                string
+	Body              string
+	ProfileName       string     // the sender's profile name, when the platform gives one
+	Media             []Media    // attachments, fetched later by a job
+	Timestamp         *time.Time // the platform's time of the message, when it gives one
+}
+
+// Media is one attachment of an inbound message: where to fetch it.
+type Media struct {
+	Ref         string // a URL (Twilio, Siren) or a media id (Meta)
+	ContentType string
+}
+
+// Status is a delivery status callback for a message Parley sent.
+type Status struct {
+	Provider          string
+	ProviderMessageID string
+	Status            models.MessageStatus
+	ErrorCode         string
+}
+
+// Outbound is one message to send.
+type Outbound struct {
+	To       string // channel address: whatsapp:+… or +…
+	Body     string
+	MediaURL string
+}
+
+// Sender sends messages through one platform.
+type Sender interface {
+	// Send sends m and returns the platform's message id. Errors are
+	// *SendError when the platform answered.
+	Send(ctx context.Context, m Outbound) (providerMessageID string, err error)
+}
+
+// MediaFetcher downloads an inbound attachment with the platform's
+// credentials.
+type MediaFetcher interface {
+	// Fetch opens the attachment; the caller closes it.
+	Fetch(ctx context.Context, ref string) (body io.ReadCloser, contentType string, err error)
+}
+
+// SendError is a platform's refusal to send, classified for the pipeline.
+type SendError struct {
+	Provider   string
+	Code       string        // the platform's error code, e.g. "21610"
+	HTTPStatus int           // 0 when no answer came
+	Reason     string        // a sentence a person can act on
+	Retryable  bool          // 429, 5xx, timeouts: try again later
+	RetryAfter time.Duration // the platform's hint, when it gives one
+	OptedOut   bool          // the recipient unsubscribed: send them nothing more
+	Window     bool          // outside WhatsApp's 24-hour window: needs a template
+}
+
+func (e *SendError) Error() string {
+	return fmt.Sprintf("%s send failed: code %s (HTTP %d): %s", e.Provider, e.Code, e.HTTPStatus, e.Reason)
+}
+
+// AsSendError returns the *SendError in err's chain, or nil.
+func AsSendError(err error) *SendError {
+	var se *SendError
+	if errors.As(err, &se) {
+		return se
+	}
+	return nil
+}
