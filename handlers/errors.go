@@ -41,6 +41,11 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		path := c.Path()
 		switch {
 		case strings.HasPrefix(path, "/webhooks/"):
+			if status == fiber.StatusRequestEntityTooLarge {
+				// Platforms read any 4xx as "do not retry"; 400 is what
+				// they document for a body they sent wrong.
+				c.Status(fiber.StatusBadRequest)
+			}
 			return c.SendString(message)
 		case strings.HasPrefix(path, "/api/") || strings.Contains(c.Get(fiber.HeaderAccept), "application/json"):
 			return c.JSON(fiber.Map{"error": fiber.Map{"code": codeOf(status), "message": message}})

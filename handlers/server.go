@@ -32,6 +32,7 @@ type Deps struct {
 	Version   string
 	Features  []views.Feature // what the console's home page lists
 	Dev       bool            // development mode: relaxed cookies, detailed pages
+	Webhooks  *Webhooks       // nil: no platform webhooks
 }
 
 // NewServer returns the Fiber app with every route registered.
@@ -58,6 +59,7 @@ func NewServer(d Deps) *fiber.App {
 		Root:   static.HTTPFS(),
 		MaxAge: 3600,
 	}))
+	registerWebhooks(app, d.Webhooks)
 	app.Get("/", handleHome(d))
 	return app
 }

@@ -47,7 +47,6 @@ CREATE TABLE messages (
     provider            text        NOT NULL,
     provider_message_id text,
     body_enc            bytea,
-    media_enc           bytea,
     status              text        NOT NULL,
     error_code          text        NOT NULL DEFAULT '',
     provider_time       timestamptz,

@@ -60,6 +60,7 @@ type Message struct {
 	Body              string
 	Status            MessageStatus
 	ErrorCode         string
+	ErrorReason       string // why a send failed, in words a person can act on
 	ProviderTime      *time.Time
 	CreatedAt         time.Time
 }

@@ -54,7 +54,21 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	c, err := newCrypto(cfg, log)
+	if err != nil {
+		return err
+	}
+	pipe, hooks, err := newPipeline(cfg, db, c, log, reg)
+	if err != nil {
+		return err
+	}
+	// Workers start now, on a context of their own: shutdown stops them
+	// after the HTTP server, so acknowledged work is never abandoned.
+	if err := pipe.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start queue workers: %w", err)
+	}
 	app := handlers.NewServer(handlers.Deps{
+		Webhooks:  hooks,
 		Logger:    log,
 		Readiness: readiness,
 		Registry:  reg,
@@ -76,6 +90,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 	go func() { served <- app.Listener(ln) }()
 	select {
 	case err := <-served:
+		_ = pipe.Stop(context.Background())
 		return err
 	case <-ctx.Done():
 	}
@@ -84,6 +99,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 		log.Error("shutdown", slog.String("error", err.Error()))
 	}
 	<-served
+	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := pipe.Stop(stopCtx); err != nil {
+		log.Error("stop queue workers", slog.String("error", err.Error()))
+	}
 	log.Info("stopped")
 	return nil
 }

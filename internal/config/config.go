@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -59,6 +60,11 @@ type Config struct {
 	LLMModel      string
 
 	FlowsDir string
+
+	AutoReply     string  // the acknowledgement sent until flows answer; "" sends none
+	SendRate      float64 // outbound messages per second per provider and instance
+	MediaMaxBytes int64   // largest inbound attachment fetched
+	Workers       int     // queue jobs run at once per instance
 }
 
 // Key is one entry of the encryption key ring.
@@ -145,6 +151,11 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		LLMModel:      l.str("PARLEY_LLM_MODEL"),
 
 		FlowsDir: l.str("PARLEY_FLOWS_DIR"),
+
+		AutoReply:     l.str("PARLEY_AUTO_REPLY"),
+		SendRate:      l.float("PARLEY_SEND_RATE", 10),
+		MediaMaxBytes: int64(l.float("PARLEY_MEDIA_MAX_BYTES", 16<<20)),
+		Workers:       int(l.float("PARLEY_WORKERS", 20)),
 	}
 
 	l.databaseURL(c.DatabaseURL, req.Database)
@@ -227,6 +238,20 @@ func (l *loader) strDefault(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// float reads a positive number, def when unset.
+func (l *loader) float(name string, def float64) float64 {
+	v := l.str(name)
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 {
+		l.fail(name, "is not a positive number", fmt.Sprintf("set it like %s=%g, or unset it for the default", name, def))
+		return def
+	}
+	return f
 }
 
 func (l *loader) databaseURL(v string, required bool) {

@@ -24,6 +24,7 @@ type messageRow struct {
 	Body              *string `gorm:"column:body_enc;serializer:encrypted"`
 	Status            string
 	ErrorCode         string
+	ErrorReason       string
 	ProviderTime      *time.Time
 	CreatedAt         time.Time
 	ProcessedAt       *time.Time
@@ -35,7 +36,7 @@ func (r *messageRow) model() *models.Message {
 	m := &models.Message{
 		ID: r.ID, ContactID: r.ContactID, ConversationID: r.ConversationID, Direction: models.Direction(r.Direction),
 		Channel: models.Channel(r.Channel), Provider: r.Provider, Status: models.MessageStatus(r.Status),
-		ErrorCode: r.ErrorCode, ProviderTime: r.ProviderTime, CreatedAt: r.CreatedAt,
+		ErrorCode: r.ErrorCode, ErrorReason: r.ErrorReason, ProviderTime: r.ProviderTime, CreatedAt: r.CreatedAt,
 	}
 	if r.ProviderMessageID != nil {
 		m.ProviderMessageID = *r.ProviderMessageID

@@ -25,8 +25,9 @@ var EncryptedColumns = []Column{
 	{"contacts", "name_enc"},
 	{"conversations", "variables_enc"},
 	{"messages", "body_enc"},
-	{"messages", "media_enc"},
 	{"audit_events", "details_enc"},
+	{"media", "ref_enc"},
+	{"media", "data_enc"},
 }
 
 // Rotator re-encrypts every encrypted column under the key ring's active

@@ -122,7 +122,9 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 func classify(err error) *channel.SendError {
 	var re *client.TwilioRestError
 	if errors.As(err, &re) {
-		se := &channel.SendError{Provider: channel.Twilio, Code: strconv.Itoa(re.Code), HTTPStatus: re.Status, Reason: re.Message}
+		// Twilio's own message may quote the number: keep it out.
+		se := &channel.SendError{Provider: channel.Twilio, Code: strconv.Itoa(re.Code), HTTPStatus: re.Status,
+			Reason: fmt.Sprintf("Twilio refused the message (error %d).", re.Code)}
 		switch {
 		case re.Code == 21610:
 			se.OptedOut = true
@@ -132,7 +134,10 @@ func classify(err error) *channel.SendError {
 		case re.Code == 63016:
 			se.Window = true
 			se.Reason = "More than 24 hours since the contact last wrote on WhatsApp: only an approved template can be sent."
-		case re.Status == http.StatusTooManyRequests || re.Code == 20429 || re.Status >= 500:
+		case re.Status == http.StatusTooManyRequests || re.Code == 20429:
+			se.Retryable = true
+			se.Reason = "Twilio is rate limiting this account."
+		case re.Status >= 500:
 			se.Retryable = true
 		}
 		return se

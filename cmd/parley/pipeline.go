@@ -1,0 +1,66 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley-chat/parley/handlers"
+	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/channel/meta"
+	"github.com/parley-chat/parley/internal/channel/siren"
+	"github.com/parley-chat/parley/internal/channel/twilio"
+	"github.com/parley-chat/parley/internal/config"
+	"github.com/parley-chat/parley/internal/pipeline"
+	"github.com/parley-chat/parley/internal/store"
+)
+
+// newPipeline wires the platforms that are configured into the pipeline
+// and their webhooks.
+func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Logger, reg prometheus.Registerer) (*pipeline.Pipeline, *handlers.Webhooks, error) {
+	senders := map[string]channel.Sender{}
+	fetchers := map[string]channel.MediaFetcher{}
+	hooks := &handlers.Webhooks{
+		MetaAppSecret: cfg.MetaAppSecret, MetaVerifyToken: cfg.MetaVerifyToken, SirenSecret: cfg.SirenWebhookSecret,
+	}
+	if cfg.TwilioAccountSID != "" {
+		statusCallback := ""
+		if cfg.PublicURL != "" {
+			statusCallback = cfg.PublicURL + "/webhooks/twilio/status"
+		}
+		tc, err := twilio.NewClient(twilio.Config{
+			AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken, From: cfg.TwilioFrom,
+			MessagingServiceSID: cfg.TwilioMessagingServiceSID, StatusCallback: statusCallback, APIBaseURL: cfg.TwilioAPIBaseURL,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		senders[channel.Twilio], fetchers[channel.Twilio] = tc, tc
+		hooks.Twilio = twilio.NewVerifier(cfg.PublicURL, cfg.TwilioAuthToken)
+	}
+	if cfg.MetaAccessToken != "" {
+		mc, err := meta.NewClient(meta.Config{AccessToken: cfg.MetaAccessToken, PhoneNumberID: cfg.MetaPhoneNumberID, BaseURL: cfg.MetaAPIBaseURL})
+		if err != nil {
+			return nil, nil, err
+		}
+		senders[channel.Meta], fetchers[channel.Meta] = mc, mc
+	}
+	if cfg.SirenAPIKey != "" && cfg.SirenAPIBaseURL != "" {
+		sc, err := siren.NewClient(siren.Config{APIKey: cfg.SirenAPIKey, BaseURL: cfg.SirenAPIBaseURL})
+		if err != nil {
+			return nil, nil, err
+		}
+		senders[channel.Siren], fetchers[channel.Siren] = sc, sc
+	}
+	metrics := pipeline.NewMetrics(reg)
+	p, err := pipeline.New(pipeline.Deps{
+		DB: db, Crypto: c, Senders: senders, Fetchers: fetchers, Logger: log, Metrics: metrics,
+		Responder: pipeline.Ack{Text: cfg.AutoReply},
+		Config:    pipeline.Config{Workers: cfg.Workers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	hooks.Pipeline, hooks.Metrics = p, metrics
+	return p, hooks, nil
+}

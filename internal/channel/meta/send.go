@@ -1,0 +1,157 @@
+package meta
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parley-chat/parley/internal/channel"
+)
+
+// Config is what sending through the Cloud API needs.
+type Config struct {
+	AccessToken   string
+	PhoneNumberID string
+	BaseURL       string // Graph API base with version, e.g. https://graph.facebook.com/v21.0
+	HTTPClient    *http.Client
+}
+
+// Client sends messages and fetches media through the Graph API.
+type Client struct {
+	cfg Config
+	hc  *http.Client
+}
+
+// NewClient returns a Cloud API client.
+func NewClient(cfg Config) (*Client, error) {
+	if cfg.AccessToken == "" || cfg.PhoneNumberID == "" || cfg.BaseURL == "" {
+		return nil, errors.New("meta: access token, phone number id and base URL are required")
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 15 * time.Second}
+	}
+	return &Client{cfg: cfg, hc: hc}, nil
+}
+
+type apiError struct {
+	Error struct {
+		Message string `json:"message"`
+		Type    string `json:"type"`
+		Code    int    `json:"code"`
+	} `json:"error"`
+}
+
+// Send sends a text message and returns its wamid.
+func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
+	to := strings.TrimPrefix(strings.TrimPrefix(m.To, "whatsapp:"), "+")
+	body := map[string]any{"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": "text",
+		"text": map[string]any{"body": m.Body}}
+	if m.MediaURL != "" {
+		body["type"], body["image"] = "image", map[string]any{"link": m.MediaURL, "caption": m.Body}
+		delete(body, "text")
+	}
+	buf, _ := json.Marshal(body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.BaseURL+"/"+c.cfg.PhoneNumberID+"/messages", bytes.NewReader(buf))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var ok struct {
+		Messages []struct {
+			ID string `json:"id"`
+		} `json:"messages"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ok); err != nil || len(ok.Messages) == 0 || ok.Messages[0].ID == "" {
+		return "", &channel.SendError{Provider: channel.Meta, HTTPStatus: resp.StatusCode, Reason: "The Cloud API answered without a message id.", Retryable: true}
+	}
+	return ok.Messages[0].ID, nil
+}
+
+// do sends req with the bearer token and turns error answers into
+// *channel.SendError.
+func (c *Client) do(req *http.Request) (*http.Response, error) {
+	req.Header.Set("Authorization", "Bearer "+c.cfg.AccessToken)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, &channel.SendError{Provider: channel.Meta, Reason: "No answer from the Cloud API.", Retryable: true}
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	var ae apiError
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ae)
+	return nil, classify(resp.StatusCode, ae.Error.Code, resp.Header.Get("Retry-After"))
+}
+
+func classify(status, code int, retryAfter string) *channel.SendError {
+	se := &channel.SendError{Provider: channel.Meta, Code: strconv.Itoa(code), HTTPStatus: status,
+		Reason: fmt.Sprintf("The Cloud API refused the message (error %d).", code)}
+	if secs, err := strconv.Atoi(retryAfter); err == nil {
+		se.RetryAfter = time.Duration(secs) * time.Second
+	}
+	switch {
+	case code == 131047:
+		se.Window = true
+		se.Reason = "More than 24 hours since the contact last wrote on WhatsApp: only an approved template can be sent."
+	case code == 131026:
+		se.Reason = "The message could not be delivered to this number (not on WhatsApp, or an old app)."
+	case code == 190:
+		se.Reason = "The WhatsApp access token expired or was revoked: set a new PARLEY_META_ACCESS_TOKEN."
+	case code == 130429 || code == 80007 || code == 131056 || status == http.StatusTooManyRequests:
+		se.Retryable = true
+		se.Reason = "The Cloud API is rate limiting this number."
+	case status >= 500 || status == 0:
+		se.Retryable = true
+	}
+	return se
+}
+
+// Fetch downloads an attachment: it looks up the media id for a short-lived
+// URL, then downloads that with the same token.
+func (c *Client) Fetch(ctx context.Context, mediaID string) (io.ReadCloser, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.BaseURL+"/"+mediaID, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	var meta struct {
+		URL      string `json:"url"`
+		MimeType string `json:"mime_type"`
+	}
+	err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&meta)
+	resp.Body.Close()
+	if err != nil || meta.URL == "" {
+		return nil, "", &channel.SendError{Provider: channel.Meta, Reason: "The media lookup gave no URL.", Retryable: true}
+	}
+	req, err = http.NewRequestWithContext(ctx, http.MethodGet, meta.URL, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	resp, err = c.do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	ct := resp.Header.Get("Content-Type")
+	if ct == "" {
+		ct = meta.MimeType
+	}
+	return resp.Body, ct, nil
+}

@@ -1,0 +1,155 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/riverqueue/river"
+	"gorm.io/gorm"
+
+	"github.com/parley-chat/parley/models"
+)
+
+// ProcessArgs asks for a contact's unprocessed messages to be processed.
+// One job is enqueued per stored message; jobs for one contact serialise on
+// the contact's row lock, and a job that finds nothing left does nothing.
+type ProcessArgs struct {
+	ContactID int64 `json:"contact_id"`
+}
+
+// Kind implements river.JobArgs.
+func (ProcessArgs) Kind() string { return "process_contact" }
+
+type processWorker struct {
+	river.WorkerDefaults[ProcessArgs]
+	p *Pipeline
+}
+
+// NextRetry retries a failed processing soon: nothing was committed.
+func (w *processWorker) NextRetry(job *river.Job[ProcessArgs]) time.Time {
+	return time.Now().Add(w.p.backoff(job.Attempt))
+}
+
+// Work processes the contact's messages in order, in one transaction:
+// replies are stored and their sends enqueued with the messages marked
+// processed, so a crash anywhere replays from the start, and a replay
+// finds the messages already processed.
+func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
+	p := w.p
+	start := time.Now()
+	var handled int
+	err := p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		contact, err := p.contacts.LockContact(ctx, tx, job.Args.ContactID)
+		if err != nil {
+			return err
+		}
+		pending, err := p.messages.Unprocessed(ctx, tx, contact.ID)
+		if err != nil {
+			return err
+		}
+		ids := make([]int64, 0, len(pending))
+		for _, in := range pending {
+			if err := p.processOne(ctx, tx, contact, in); err != nil {
+				return err
+			}
+			ids = append(ids, in.ID)
+		}
+		handled = len(ids)
+		return p.messages.MarkProcessed(ctx, tx, ids)
+	})
+	if err != nil {
+		return fmt.Errorf("process contact %d: %w", job.Args.ContactID, err)
+	}
+	if handled > 0 {
+		p.metrics.processed.Add(float64(handled))
+		p.metrics.jobLatency.WithLabelValues("process_contact").Observe(time.Since(start).Seconds())
+	}
+	return nil
+}
+
+func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message) error {
+	switch {
+	case isOptOut(in.Body):
+		contact.OptedOut = true
+		return p.contacts.SetOptedOut(ctx, tx, contact.ID, true)
+	case isOptIn(in.Body):
+		contact.OptedOut = false
+		if err := p.contacts.SetOptedOut(ctx, tx, contact.ID, false); err != nil {
+			return err
+		}
+	case contact.OptedOut:
+		return nil // they asked for nothing more
+	}
+	replies, err := p.responder.Respond(ctx, contact, in)
+	if err != nil {
+		return err
+	}
+	for _, text := range replies {
+		out := &models.Message{
+			ContactID: contact.ID, ConversationID: in.ConversationID, Direction: models.Outbound,
+			Channel: contact.Channel, Provider: in.Provider, Body: text, Status: models.StatusQueued,
+		}
+		if _, err := p.messages.Insert(ctx, tx, out); err != nil {
+			return err
+		}
+		if err := p.enqueue(ctx, tx, SendArgs{MessageID: out.ID}, &river.InsertOpts{MaxAttempts: p.cfg.MaxSendTries}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backoff is exponential with full jitter, from RetryBase up to RetryMax.
+func (p *Pipeline) backoff(attempt int) time.Duration {
+	d := p.cfg.RetryBase << min(attempt-1, 20)
+	if d <= 0 || d > p.cfg.RetryMax {
+		d = p.cfg.RetryMax
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// SendArgs asks for one stored outbound message to be sent.
+type SendArgs struct {
+	MessageID int64 `json:"message_id"`
+}
+
+// Kind implements river.JobArgs.
+func (SendArgs) Kind() string { return "send_message" }
+
+type sendWorker struct {
+	river.WorkerDefaults[SendArgs]
+	p *Pipeline
+}
+
+// NextRetry backs off exponentially, or as long as the platform asked.
+func (w *sendWorker) NextRetry(job *river.Job[SendArgs]) time.Time {
+	d := w.p.backoff(job.Attempt)
+	if n := len(job.Errors); n > 0 {
+		if hint, err := time.ParseDuration(retryHint(job.Errors[n-1].Error)); err == nil && hint > d {
+			d = hint
+		}
+	}
+	return time.Now().Add(d)
+}
+
+// MediaArgs asks for one inbound attachment to be fetched and sealed.
+type MediaArgs struct {
+	MediaID  int64  `json:"media_id"`
+	Provider string `json:"provider"`
+}
+
+// Kind implements river.JobArgs.
+func (MediaArgs) Kind() string { return "fetch_media" }
+
+type mediaWorker struct {
+	river.WorkerDefaults[MediaArgs]
+	p *Pipeline
+}
+
+// NextRetry backs off exponentially.
+func (w *mediaWorker) NextRetry(job *river.Job[MediaArgs]) time.Time {
+	return time.Now().Add(w.p.backoff(job.Attempt))
+}
+

@@ -1,0 +1,47 @@
+package pipeline
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the pipeline's Prometheus collectors. Labels carry providers
+// and outcomes only, never anything about a person.
+type Metrics struct {
+	Webhooks      *prometheus.CounterVec // by provider and outcome; counted by the handlers
+	AckLatency    *prometheus.HistogramVec
+	ingestLatency prometheus.Histogram
+	statuses      *prometheus.CounterVec
+	sends         *prometheus.CounterVec
+	processed     prometheus.Counter
+	jobLatency    *prometheus.HistogramVec
+}
+
+// NewMetrics makes the collectors and registers them with reg (nil: none).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	m := &Metrics{
+		Webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_webhooks_total", Help: "Webhook deliveries by provider, kind and outcome.",
+		}, []string{"provider", "kind", "outcome"}),
+		AckLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "parley_webhook_ack_seconds", Help: "Time from a webhook's arrival to its answer, by provider.", Buckets: buckets,
+		}, []string{"provider"}),
+		ingestLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "parley_ingest_commit_seconds", Help: "Time to store inbound messages and enqueue their processing.", Buckets: buckets,
+		}),
+		statuses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_delivery_statuses_total", Help: "Delivery status callbacks by provider and outcome (applied, ignored).",
+		}, []string{"provider", "outcome"}),
+		sends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_sends_total", Help: "Send attempts by provider and outcome.",
+		}, []string{"provider", "outcome"}),
+		processed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_messages_processed_total", Help: "Inbound messages processed.",
+		}),
+		jobLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "parley_job_seconds", Help: "Time jobs take to run, by kind.", Buckets: buckets,
+		}, []string{"kind"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Webhooks, m.AckLatency, m.ingestLatency, m.statuses, m.sends, m.processed, m.jobLatency)
+	}
+	return m
+}

@@ -1,0 +1,299 @@
+// Package pipeline is Parley's durable path for messages: ingest (store and
+// enqueue in one transaction), per-contact processing in order, outbound
+// sends with retries, and delivery statuses. All work is queued in Postgres
+// (River), so several instances share it and a crash replays safely.
+package pipeline
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"golang.org/x/time/rate"
+	"gorm.io/gorm"
+
+	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
+)
+
+// Responder decides the replies to one inbound message. The conversation
+// engine plugs in here; until then an acknowledgement does.
+type Responder interface {
+	// Respond returns the replies to in, in order. It runs inside the
+	// processing transaction and must not send anything itself.
+	Respond(ctx context.Context, contact *models.Contact, in *models.Message) ([]string, error)
+}
+
+// Ack answers every message with the same text; an empty text answers
+// nothing.
+type Ack struct{ Text string }
+
+// Respond implements Responder.
+func (a Ack) Respond(context.Context, *models.Contact, *models.Message) ([]string, error) {
+	if a.Text == "" {
+		return nil, nil
+	}
+	return []string{a.Text}, nil
+}
+
+// Config tunes the pipeline.
+type Config struct {
+	Workers        int           // jobs run at once by this instance (default 20)
+	SendRate       float64       // messages per second per provider from this instance (default 10)
+	SendBurst      int           // bucket size of the rate cap (default 1)
+	MaxSendTries   int           // attempts before a send is given up (default 8)
+	MediaMaxBytes  int64         // largest attachment fetched (default 16 MiB)
+	RetryBase      time.Duration // first retry delay; doubles each attempt, with jitter (default 2s)
+	RetryMax       time.Duration // longest retry delay (default 10m)
+	FetchInterval  time.Duration // how often idle workers look for jobs (River's default when 0)
+	WhatsAppWindow time.Duration // free-form replies allowed this long after the contact wrote (24h)
+}
+
+func (c *Config) defaults() {
+	if c.Workers <= 0 {
+		c.Workers = 20
+	}
+	if c.SendRate <= 0 {
+		c.SendRate = 10
+	}
+	if c.SendBurst <= 0 {
+		c.SendBurst = 1
+	}
+	if c.MaxSendTries <= 0 {
+		c.MaxSendTries = 8
+	}
+	if c.MediaMaxBytes <= 0 {
+		c.MediaMaxBytes = 16 << 20
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 2 * time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 10 * time.Minute
+	}
+	if c.WhatsAppWindow <= 0 {
+		c.WhatsAppWindow = 24 * time.Hour
+	}
+}
+
+// Deps are what the pipeline works with.
+type Deps struct {
+	DB        *store.DB
+	Crypto    store.Crypto
+	Senders   map[string]channel.Sender       // by provider
+	Fetchers  map[string]channel.MediaFetcher // by provider
+	Responder Responder
+	Logger    *slog.Logger
+	Metrics   *Metrics
+	Config    Config
+}
+
+// Pipeline ingests, processes and sends.
+type Pipeline struct {
+	db        *store.DB
+	contacts  *store.ContactStore
+	messages  *store.MessageStore
+	media     *store.MediaStore
+	senders   map[string]channel.Sender
+	fetchers  map[string]channel.MediaFetcher
+	responder Responder
+	log       *slog.Logger
+	metrics   *Metrics
+	cfg       Config
+	limiters  map[string]*rate.Limiter
+
+	inserter *river.Client[*sql.Tx] // inserts jobs inside GORM transactions
+	worker   *river.Client[pgx.Tx]  // runs jobs
+}
+
+// New returns a pipeline; Start runs its workers.
+func New(d Deps) (*Pipeline, error) {
+	d.Config.defaults()
+	if d.Responder == nil {
+		d.Responder = Ack{}
+	}
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics(nil)
+	}
+	p := &Pipeline{
+		db: d.DB, contacts: store.NewContactStore(d.DB, d.Crypto), messages: store.NewMessageStore(d.DB, d.Crypto),
+		media: store.NewMediaStore(d.DB, d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
+		responder: d.Responder, log: d.Logger, metrics: d.Metrics, cfg: d.Config, limiters: map[string]*rate.Limiter{},
+	}
+	for provider := range d.Senders {
+		p.limiters[provider] = rate.NewLimiter(rate.Limit(d.Config.SendRate), d.Config.SendBurst)
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &processWorker{p: p})
+	river.AddWorker(workers, &sendWorker{p: p})
+	river.AddWorker(workers, &mediaWorker{p: p})
+	var err error
+	p.worker, err = river.NewClient(riverpgxv5.New(d.DB.Pool), &river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: d.Config.Workers}},
+		Workers:           workers,
+		Logger:            d.Logger,
+		FetchPollInterval: d.Config.FetchInterval,
+		JobTimeout:        5 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue worker: %w", err)
+	}
+	p.inserter, err = river.NewClient(riverdatabasesql.New(d.DB.SQL), &river.Config{Workers: workers})
+	if err != nil {
+		return nil, fmt.Errorf("queue inserter: %w", err)
+	}
+	return p, nil
+}
+
+// Start runs the workers until Stop.
+func (p *Pipeline) Start(ctx context.Context) error { return p.worker.Start(ctx) }
+
+// Stop lets running jobs finish (until ctx ends, when they are cancelled
+// and retried later) and stops the workers.
+func (p *Pipeline) Stop(ctx context.Context) error {
+	err := p.worker.Stop(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return p.worker.StopAndCancel(context.Background())
+	}
+	return err
+}
+
+// enqueue inserts a job inside tx, so both commit or neither.
+func (p *Pipeline) enqueue(ctx context.Context, tx *gorm.DB, args river.JobArgs, opts *river.InsertOpts) error {
+	sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
+	if !ok {
+		return errors.New("pipeline: enqueue needs a transaction")
+	}
+	_, err := p.inserter.InsertTx(ctx, sqlTx, args, opts)
+	return err
+}
+
+// Ingest stores inbound messages and enqueues their processing, all in one
+// transaction: when it returns nil, every message is durable (or was stored
+// before: a replay is acknowledged and ignored). It returns how many were
+// new.
+func (p *Pipeline) Ingest(ctx context.Context, ins []channel.Inbound) (stored int, err error) {
+	start := time.Now()
+	err = p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		stored = 0
+		for i := range ins {
+			ok, err := p.ingestOne(ctx, tx, &ins[i])
+			if err != nil {
+				return err
+			}
+			if ok {
+				stored++
+			}
+		}
+		return nil
+	})
+	p.metrics.ingestLatency.Observe(time.Since(start).Seconds())
+	if err != nil {
+		return 0, ingestError(err)
+	}
+	return stored, nil
+}
+
+func (p *Pipeline) ingestOne(ctx context.Context, tx *gorm.DB, in *channel.Inbound) (bool, error) {
+	contact, _, err := p.contacts.FindOrCreate(ctx, tx, in.From)
+	if err != nil {
+		return false, err
+	}
+	if in.ProfileName != "" && contact.Name == "" {
+		if err := p.contacts.SetName(ctx, tx, contact.ID, in.ProfileName); err != nil {
+			return false, err
+		}
+	}
+	m := &models.Message{
+		ContactID: contact.ID, Direction: models.Inbound, Channel: contact.Channel, Provider: in.Provider,
+		ProviderMessageID: in.ProviderMessageID, Body: truncate(in.Body, maxBody), Status: models.StatusReceived,
+		ProviderTime: in.Timestamp,
+	}
+	inserted, err := p.messages.Insert(ctx, tx, m)
+	if err != nil || !inserted {
+		return false, err
+	}
+	for i, media := range in.Media {
+		id, err := p.media.Add(ctx, tx, m.ID, i, media.Ref, media.ContentType)
+		if err != nil {
+			return false, err
+		}
+		if err := p.enqueue(ctx, tx, MediaArgs{MediaID: id, Provider: in.Provider}, nil); err != nil {
+			return false, err
+		}
+	}
+	return true, p.enqueue(ctx, tx, ProcessArgs{ContactID: contact.ID}, nil)
+}
+
+// maxBody caps stored bodies; platforms allow up to 4096 characters.
+const maxBody = 8192
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// ingestError makes a database outage an EUNAVAILABLE error, so the webhook
+// answers 503 and the platform retries or falls back.
+func ingestError(err error) error {
+	switch models.ErrorCode(err) {
+	case models.EINVALID, models.EUNAVAILABLE:
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return models.Wrap(err, models.EUNAVAILABLE, "Storing the message timed out; try again.")
+	}
+	return models.Wrap(err, models.EUNAVAILABLE, "Messages could not be stored; try again.")
+}
+
+// ApplyStatuses records delivery statuses; each moves its message forward
+// or changes nothing.
+func (p *Pipeline) ApplyStatuses(ctx context.Context, statuses []channel.Status) error {
+	for _, st := range statuses {
+		changed, err := p.messages.UpdateStatus(ctx, st.Provider, st.ProviderMessageID, st.Status, st.ErrorCode)
+		if err != nil {
+			return ingestError(err)
+		}
+		outcome := "applied"
+		if !changed {
+			outcome = "ignored"
+		}
+		p.metrics.statuses.WithLabelValues(st.Provider, outcome).Inc()
+	}
+	return nil
+}
+
+// isOptOut and isOptIn recognise the keywords that carriers and WhatsApp
+// users send; the engine adds its own per flow and language.
+func isOptOut(body string) bool {
+	switch strings.ToUpper(strings.TrimSpace(body)) {
+	case "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT":
+		return true
+	}
+	return false
+}
+
+func isOptIn(body string) bool {
+	switch strings.ToUpper(strings.TrimSpace(body)) {
+	case "START", "UNSTOP", "SUBSCRIBE", "OPTIN":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,129 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+	"gorm.io/gorm"
+
+	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
+)
+
+// Reasons a send fails before the platform is called.
+const (
+	codeOptedOut  = "parley:opted_out"
+	codeWindow    = "parley:window_closed"
+	codeNoSender  = "parley:no_sender"
+	codeUncertain = "parley:uncertain"
+	codeGaveUp    = "parley:gave_up"
+)
+
+// Work sends one message. The attempt is committed before the platform is
+// called; a retry that finds an attempt whose outcome was never recorded
+// (the process died between the call and the update) does not send again
+// but fails the message as uncertain, for a person to check and resend.
+func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
+	p := w.p
+	start := time.Now()
+	var st *store.SendState
+	var sender channel.Sender
+	proceed := false
+	err := p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if st, err = p.messages.LockOutbound(ctx, tx, job.Args.MessageID); err != nil {
+			return err
+		}
+		fail := func(code, reason string) error {
+			p.metrics.sends.WithLabelValues(st.Message.Provider, code).Inc()
+			return p.messages.FinishAttempt(ctx, tx, st.Message.ID, models.StatusFailed, "", code, reason)
+		}
+		switch st.Message.Status {
+		case models.StatusQueued:
+		case models.StatusSending:
+			return fail(codeUncertain, "A send was interrupted after it started; it may or may not have arrived. Check with the contact before resending.")
+		default:
+			return nil // sent, delivered or failed already: a duplicate job
+		}
+		if st.Contact.OptedOut {
+			return fail(codeOptedOut, "The contact opted out (STOP); nothing more is sent until they send START.")
+		}
+		if st.Message.Channel == models.ChannelWhatsApp {
+			last, err := p.messages.LastInbound(ctx, tx, st.Contact.ID, models.ChannelWhatsApp)
+			if err != nil {
+				return err
+			}
+			if time.Since(last) > p.cfg.WhatsAppWindow {
+				return fail(codeWindow, "More than 24 hours since the contact last wrote on WhatsApp: only an approved template message can be sent now.")
+			}
+		}
+		if sender = p.senders[st.Message.Provider]; sender == nil {
+			return fail(codeNoSender, "No sender is configured for "+st.Message.Provider+".")
+		}
+		proceed = true
+		return p.messages.BeginAttempt(ctx, tx, st.Message.ID)
+	})
+	if err != nil || !proceed {
+		return err
+	}
+
+	if err := p.limiters[st.Message.Provider].Wait(ctx); err != nil {
+		// Not called: the attempt did not happen.
+		_ = p.messages.FinishAttempt(context.WithoutCancel(ctx), nil, st.Message.ID, models.StatusQueued, "", "", "")
+		return err
+	}
+	providerID, sendErr := sender.Send(ctx, channel.Outbound{To: address(st.Contact), Body: st.Message.Body})
+	// Record the outcome even if ctx ended meanwhile.
+	ctx = context.WithoutCancel(ctx)
+	p.metrics.jobLatency.WithLabelValues("send_message").Observe(time.Since(start).Seconds())
+	if sendErr == nil {
+		p.metrics.sends.WithLabelValues(st.Message.Provider, "sent").Inc()
+		return p.messages.FinishAttempt(ctx, nil, st.Message.ID, models.StatusSent, providerID, "", "")
+	}
+	se := channel.AsSendError(sendErr)
+	if se == nil {
+		se = &channel.SendError{Provider: st.Message.Provider, Reason: "The send failed.", Retryable: true}
+	}
+	if !se.Retryable {
+		p.metrics.sends.WithLabelValues(st.Message.Provider, "failed").Inc()
+		if se.OptedOut {
+			if err := p.contacts.SetOptedOut(ctx, nil, st.Contact.ID, true); err != nil {
+				return err
+			}
+		}
+		return p.messages.FinishAttempt(ctx, nil, st.Message.ID, models.StatusFailed, "", se.Code, se.Reason)
+	}
+	if job.Attempt >= job.MaxAttempts {
+		p.metrics.sends.WithLabelValues(st.Message.Provider, "gave_up").Inc()
+		return p.messages.FinishAttempt(ctx, nil, st.Message.ID, models.StatusFailed, "", codeGaveUp,
+			fmt.Sprintf("Gave up after %d attempts: %s", job.Attempt, se.Reason))
+	}
+	p.metrics.sends.WithLabelValues(st.Message.Provider, "retry").Inc()
+	if err := p.messages.FinishAttempt(ctx, nil, st.Message.ID, models.StatusQueued, "", se.Code, se.Reason); err != nil {
+		return err
+	}
+	return fmt.Errorf("retry_after=%s %w", se.RetryAfter, sendErr)
+}
+
+// retryHint reads the delay a failed send asked for from its error text.
+func retryHint(msg string) string {
+	rest, ok := strings.CutPrefix(msg, "retry_after=")
+	if !ok {
+		return ""
+	}
+	hint, _, _ := strings.Cut(rest, " ")
+	return hint
+}
+
+// address is the contact's address as platforms take it.
+func address(c *models.Contact) string {
+	if c.Channel == models.ChannelWhatsApp {
+		return "whatsapp:" + c.Address
+	}
+	return c.Address
+}
+

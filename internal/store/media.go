@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/parley-chat/parley/internal/crypt"
+	"github.com/parley-chat/parley/models"
+)
+
+type mediaRow struct {
+	ID          int64 `gorm:"primaryKey"`
+	MessageID   int64
+	Position    int
+	Ref         string `gorm:"column:ref_enc;serializer:encrypted"`
+	ContentType string
+	Size        *int64
+	Data        []byte `gorm:"column:data_enc;serializer:encrypted"`
+	FetchedAt   *time.Time
+	Error       string
+}
+
+func (mediaRow) TableName() string { return "media" }
+
+// MediaStore keeps inbound attachments, sealed.
+type MediaStore struct {
+	db     *DB
+	crypto Crypto
+	ids    *idAllocator
+}
+
+// NewMediaStore returns the media store.
+func NewMediaStore(db *DB, c Crypto) *MediaStore {
+	crypt.RegisterGORMSerializer()
+	return &MediaStore{db: db, crypto: c, ids: newIDAllocator(db.Gorm, "media")}
+}
+
+// Add records an attachment to fetch: where the platform keeps it.
+func (s *MediaStore) Add(ctx context.Context, tx *gorm.DB, messageID int64, position int, ref, contentType string) (int64, error) {
+	id, err := s.ids.Next(ctx)
+	if err != nil {
+		return 0, dbError(err, "Media")
+	}
+	row := &mediaRow{ID: id, MessageID: messageID, Position: position, Ref: ref, ContentType: contentType}
+	if err := gormFor(ctx, s.db, s.crypto, tx).Omit("data_enc", "size").Create(row).Error; err != nil {
+		return 0, dbError(err, "Media")
+	}
+	return id, nil
+}
+
+// Media is one attachment as stored.
+type Media struct {
+	ID          int64
+	MessageID   int64
+	Ref         string
+	ContentType string
+	Data        []byte // nil until fetched
+	Error       string
+}
+
+// Get returns an attachment, decrypted.
+func (s *MediaStore) Get(ctx context.Context, id int64) (*Media, error) {
+	var row mediaRow
+	if err := gormFor(ctx, s.db, s.crypto, nil).First(&row, id).Error; err != nil {
+		return nil, dbError(err, "Media")
+	}
+	return &Media{ID: row.ID, MessageID: row.MessageID, Ref: row.Ref, ContentType: row.ContentType, Data: row.Data, Error: row.Error}, nil
+}
+
+// Save stores the fetched bytes, sealed.
+func (s *MediaStore) Save(ctx context.Context, id int64, contentType string, data []byte) error {
+	size, now := int64(len(data)), time.Now().UTC()
+	row := &mediaRow{ID: id, ContentType: contentType, Size: &size, Data: data, FetchedAt: &now}
+	// A struct, not a map: the serializer seals data_enc bound to the id.
+	res := gormFor(ctx, s.db, s.crypto, nil).Model(row).Select("content_type", "size", "data_enc", "fetched_at", "error").Updates(row)
+	if res.Error != nil {
+		return dbError(res.Error, "Media")
+	}
+	if res.RowsAffected == 0 {
+		return models.Errorf(models.ENOTFOUND, "Media not found.")
+	}
+	return nil
+}
+
+// Fail records why an attachment could not be fetched.
+func (s *MediaStore) Fail(ctx context.Context, id int64, reason string) error {
+	err := gormFor(ctx, s.db, s.crypto, nil).Exec("UPDATE media SET error = ? WHERE id = ?", reason, id).Error
+	return dbError(err, "Media")
+}

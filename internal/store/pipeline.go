@@ -1,0 +1,146 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/parley-chat/parley/models"
+)
+
+// LockContact takes the contact's row lock for the rest of tx, so that one
+// contact's messages are processed by one job at a time.
+func (s *ContactStore) LockContact(ctx context.Context, tx *gorm.DB, id int64) (*models.Contact, error) {
+	var row contactRow
+	err := gormFor(ctx, s.db, s.crypto, tx).Raw("SELECT * FROM contacts WHERE id = ? FOR UPDATE", id).Scan(&row).Error
+	if err != nil {
+		return nil, dbError(err, "Contact")
+	}
+	if row.ID == 0 {
+		return nil, models.Errorf(models.ENOTFOUND, "Contact not found.")
+	}
+	return row.model(), nil
+}
+
+// SetOptedOut records that the contact asked for no more messages (or asked
+// for them again).
+func (s *ContactStore) SetOptedOut(ctx context.Context, tx *gorm.DB, id int64, optedOut bool) error {
+	var at any
+	if optedOut {
+		at = time.Now().UTC()
+	}
+	err := gormFor(ctx, s.db, s.crypto, tx).Exec("UPDATE contacts SET opted_out_at = ?, updated_at = now() WHERE id = ?", at, id).Error
+	return dbError(err, "Contact")
+}
+
+// Unprocessed returns the contact's inbound messages not yet processed, in
+// the order they were written: the platform's timestamp where it gave one,
+// else arrival.
+func (s *MessageStore) Unprocessed(ctx context.Context, tx *gorm.DB, contactID int64) ([]*models.Message, error) {
+	var rows []messageRow
+	err := gormFor(ctx, s.db, s.crypto, tx).
+		Where("contact_id = ? AND direction = 'in' AND processed_at IS NULL", contactID).
+		Order("coalesce(provider_time, created_at), id").Find(&rows).Error
+	if err != nil {
+		return nil, dbError(err, "Message")
+	}
+	out := make([]*models.Message, len(rows))
+	for i := range rows {
+		out[i] = rows[i].model()
+	}
+	return out, nil
+}
+
+// MarkProcessed records that these inbound messages were processed.
+func (s *MessageStore) MarkProcessed(ctx context.Context, tx *gorm.DB, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := gormFor(ctx, s.db, s.crypto, tx).Exec("UPDATE messages SET processed_at = now(), status = ? WHERE id IN ?", models.StatusProcessed, ids).Error
+	return dbError(err, "Message")
+}
+
+// LastInbound returns when the contact last wrote on the channel, or zero.
+func (s *MessageStore) LastInbound(ctx context.Context, tx *gorm.DB, contactID int64, ch models.Channel) (time.Time, error) {
+	var at *time.Time
+	err := gormFor(ctx, s.db, s.crypto, tx).Raw(`SELECT max(created_at) FROM messages WHERE contact_id = ? AND channel = ? AND direction = 'in'`,
+		contactID, string(ch)).Scan(&at).Error
+	if err != nil || at == nil {
+		return time.Time{}, dbError(err, "Message")
+	}
+	return *at, nil
+}
+
+// statusRank is MessageStatus.Rank in SQL, so a status update that would
+// move a message backwards matches no row.
+const statusRank = `array_position(ARRAY['queued','sending','sent','delivered','read','failed'], %s)`
+
+// UpdateStatus applies a platform's status callback to the message it sent
+// with this id. A status never moves backwards: a late "sent" after
+// "delivered" changes nothing. It reports whether the message changed.
+func (s *MessageStore) UpdateStatus(ctx context.Context, provider, providerMessageID string, status models.MessageStatus, errorCode string) (bool, error) {
+	res := gormFor(ctx, s.db, s.crypto, nil).Exec(`UPDATE messages
+		SET status = ?, error_code = CASE WHEN ? = 'failed' THEN ? ELSE error_code END
+		WHERE provider = ? AND provider_message_id = ? AND direction = 'out'
+		  AND coalesce(`+fmt.Sprintf(statusRank, "status")+`, 0) < `+fmt.Sprintf(statusRank, "?::text"),
+		string(status), string(status), errorCode, provider, providerMessageID, string(status))
+	if res.Error != nil {
+		return false, dbError(res.Error, "Message")
+	}
+	return res.RowsAffected > 0, nil
+}
+
+// SendState is what the send job needs to know about an outbound message.
+type SendState struct {
+	Message  *models.Message
+	Contact  *models.Contact
+	Attempts int
+}
+
+// LockOutbound locks an outbound message for the send job and returns it
+// with its contact.
+func (s *MessageStore) LockOutbound(ctx context.Context, tx *gorm.DB, id int64) (*SendState, error) {
+	g := gormFor(ctx, s.db, s.crypto, tx)
+	var row struct {
+		messageRow
+		Attempts int
+	}
+	if err := g.Raw("SELECT * FROM messages WHERE id = ? AND direction = 'out' FOR UPDATE", id).Scan(&row).Error; err != nil {
+		return nil, dbError(err, "Message")
+	}
+	if row.ID == 0 {
+		return nil, models.Errorf(models.ENOTFOUND, "Message not found.")
+	}
+	var m messageRow
+	if err := g.First(&m, id).Error; err != nil { // decrypts the body
+		return nil, dbError(err, "Message")
+	}
+	var c contactRow
+	if err := g.First(&c, m.ContactID).Error; err != nil {
+		return nil, dbError(err, "Contact")
+	}
+	return &SendState{Message: m.model(), Contact: c.model(), Attempts: row.Attempts}, nil
+}
+
+// BeginAttempt records, before the platform is called, that a send is
+// under way.
+func (s *MessageStore) BeginAttempt(ctx context.Context, tx *gorm.DB, id int64) error {
+	err := gormFor(ctx, s.db, s.crypto, tx).Exec(`UPDATE messages SET status = ?, attempts = attempts + 1, attempted_at = now() WHERE id = ?`,
+		models.StatusSending, id).Error
+	return dbError(err, "Message")
+}
+
+// FinishAttempt records the outcome of a send: sent with the platform's id,
+// back to queued for a retry, or failed with a code and a reason a person
+// can act on.
+func (s *MessageStore) FinishAttempt(ctx context.Context, tx *gorm.DB, id int64, status models.MessageStatus, providerMessageID, code, reason string) error {
+	err := gormFor(ctx, s.db, s.crypto, tx).Exec(`UPDATE messages SET status = ?,
+		provider_message_id = coalesce(nullif(?, ''), provider_message_id),
+		sent_at = CASE WHEN ? = 'sent' THEN now() ELSE sent_at END,
+		error_code = ?, error_reason = ?
+		WHERE id = ? AND status IN ('queued', 'sending')`,
+		string(status), providerMessageID, string(status), code, reason, id).Error
+	return dbError(err, "Message")
+}
