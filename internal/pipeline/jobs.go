@@ -152,4 +152,3 @@ type mediaWorker struct {
 func (w *mediaWorker) NextRetry(job *river.Job[MediaArgs]) time.Time {
 	return time.Now().Add(w.p.backoff(job.Attempt))
 }
-

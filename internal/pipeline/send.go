@@ -126,4 +126,3 @@ func address(c *models.Contact) string {
 	}
 	return c.Address
 }
-

@@ -150,7 +150,7 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out)
 	if resp.StatusCode/100 != 2 {
 		se := &channel.SendError{Provider: channel.Siren, Code: strconv.Itoa(resp.StatusCode), HTTPStatus: resp.StatusCode,
-			Reason: fmt.Sprintf("Siren refused the message (HTTP %d).", resp.StatusCode),
+			Reason:    fmt.Sprintf("Siren refused the message (HTTP %d).", resp.StatusCode),
 			Retryable: resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500}
 		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
 			se.RetryAfter = time.Duration(secs) * time.Second
