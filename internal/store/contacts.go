@@ -53,7 +53,7 @@ type ContactStore struct {
 // NewContactStore returns the contact store.
 func NewContactStore(db *DB, c Crypto) *ContactStore {
 	crypt.RegisterGORMSerializer()
-	return &ContactStore{db: db, crypto: c, ids: newIDAllocator(db.Gorm, "contacts")}
+	return &ContactStore{db: db, crypto: c, ids: newIDAllocator("contacts")}
 }
 
 // addressIndex is the exact blind index of an address: its E.164 number,
@@ -75,7 +75,7 @@ func (s *ContactStore) FindOrCreate(ctx context.Context, tx *gorm.DB, raw string
 	if row, err := s.findByIndex(g, addr.Channel, bidx, addr.Number); err != nil || row != nil {
 		return row, false, err
 	}
-	id, err := s.ids.Next(ctx)
+	id, err := s.ids.Next(ctx, gormFor(ctx, s.db, s.crypto, tx))
 	if err != nil {
 		return nil, false, dbError(err, "Contact")
 	}

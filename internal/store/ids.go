@@ -17,26 +17,25 @@ const idBlock = 64
 // instances take separate blocks, so ids are unique but only roughly ordered
 // across instances.
 type idAllocator struct {
-	db    *gorm.DB
 	table string
 	mu    sync.Mutex
 	next  int64
 	end   int64 // exclusive
 }
 
-func newIDAllocator(db *gorm.DB, table string) *idAllocator {
-	return &idAllocator{db: db, table: table}
+func newIDAllocator(table string) *idAllocator {
+	return &idAllocator{table: table}
 }
 
-// Next returns an id no one else will get.
-func (a *idAllocator) Next(ctx context.Context) (int64, error) {
+// Next returns an id no one else will get, reserving a block through db
+// (the caller's transaction, when it has one: nextval is never rolled back,
+// and a second connection could deadlock a full pool) when it needs one.
+func (a *idAllocator) Next(ctx context.Context, db *gorm.DB) (int64, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.next == a.end {
 		var start int64
-		// Outside any transaction of the caller's: a rollback there must not
-		// make this process reuse ids a sequence never gives back.
-		if err := a.db.WithContext(ctx).Raw("SELECT nextval(pg_get_serial_sequence(?, 'id'))", a.table).Scan(&start).Error; err != nil {
+		if err := db.WithContext(ctx).Raw("SELECT nextval(pg_get_serial_sequence(?, 'id'))", a.table).Scan(&start).Error; err != nil {
 			return 0, fmt.Errorf("reserve %s ids: %w", a.table, err)
 		}
 		a.next, a.end = start, start+idBlock

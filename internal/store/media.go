@@ -34,12 +34,12 @@ type MediaStore struct {
 // NewMediaStore returns the media store.
 func NewMediaStore(db *DB, c Crypto) *MediaStore {
 	crypt.RegisterGORMSerializer()
-	return &MediaStore{db: db, crypto: c, ids: newIDAllocator(db.Gorm, "media")}
+	return &MediaStore{db: db, crypto: c, ids: newIDAllocator("media")}
 }
 
 // Add records an attachment to fetch: where the platform keeps it.
 func (s *MediaStore) Add(ctx context.Context, tx *gorm.DB, messageID int64, position int, ref, contentType string) (int64, error) {
-	id, err := s.ids.Next(ctx)
+	id, err := s.ids.Next(ctx, gormFor(ctx, s.db, s.crypto, tx))
 	if err != nil {
 		return 0, dbError(err, "Media")
 	}

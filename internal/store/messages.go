@@ -28,6 +28,7 @@ type messageRow struct {
 	ProviderTime      *time.Time
 	CreatedAt         time.Time
 	ProcessedAt       *time.Time
+	Attempts          int `gorm:"->"` // read-only: the send job counts attempts in SQL
 }
 
 func (messageRow) TableName() string { return "messages" }
@@ -57,7 +58,7 @@ type MessageStore struct {
 // NewMessageStore returns the message store.
 func NewMessageStore(db *DB, c Crypto) *MessageStore {
 	crypt.RegisterGORMSerializer()
-	return &MessageStore{db: db, crypto: c, ids: newIDAllocator(db.Gorm, "messages")}
+	return &MessageStore{db: db, crypto: c, ids: newIDAllocator("messages")}
 }
 
 // Insert stores m (sealed) and its word index, setting m.ID and
@@ -65,7 +66,7 @@ func NewMessageStore(db *DB, c Crypto) *MessageStore {
 // provider message id is left alone: Insert returns inserted=false, which
 // is how replays are acknowledged and ignored. It runs in tx when given.
 func (s *MessageStore) Insert(ctx context.Context, tx *gorm.DB, m *models.Message) (inserted bool, err error) {
-	id, err := s.ids.Next(ctx)
+	id, err := s.ids.Next(ctx, gormFor(ctx, s.db, s.crypto, tx))
 	if err != nil {
 		return false, dbError(err, "Message")
 	}

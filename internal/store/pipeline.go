@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/parley-chat/parley/models"
 )
@@ -103,25 +104,15 @@ type SendState struct {
 // with its contact.
 func (s *MessageStore) LockOutbound(ctx context.Context, tx *gorm.DB, id int64) (*SendState, error) {
 	g := gormFor(ctx, s.db, s.crypto, tx)
-	var row struct {
-		messageRow
-		Attempts int
-	}
-	if err := g.Raw("SELECT * FROM messages WHERE id = ? AND direction = 'out' FOR UPDATE", id).Scan(&row).Error; err != nil {
-		return nil, dbError(err, "Message")
-	}
-	if row.ID == 0 {
-		return nil, models.Errorf(models.ENOTFOUND, "Message not found.")
-	}
 	var m messageRow
-	if err := g.First(&m, id).Error; err != nil { // decrypts the body
+	if err := g.Clauses(clause.Locking{Strength: "UPDATE"}).Where("direction = 'out'").First(&m, id).Error; err != nil {
 		return nil, dbError(err, "Message")
 	}
 	var c contactRow
 	if err := g.First(&c, m.ContactID).Error; err != nil {
 		return nil, dbError(err, "Contact")
 	}
-	return &SendState{Message: m.model(), Contact: c.model(), Attempts: row.Attempts}, nil
+	return &SendState{Message: m.model(), Contact: c.model(), Attempts: m.Attempts}, nil
 }
 
 // BeginAttempt records, before the platform is called, that a send is

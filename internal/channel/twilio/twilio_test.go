@@ -1,0 +1,81 @@
+package twilio_test
+
+import (
+	"testing"
+
+	"github.com/parley-chat/parley/internal/channel/twilio"
+	"github.com/parley-chat/parley/internal/channel/twilio/twiliotest"
+)
+
+// Twilio's documented vector: auth token 12345, this URL and these params.
+var (
+	vectorURL    = "https://mycompany.com/myapp.php?foo=1&bar=2"
+	vectorParams = map[string]string{
+		"CallSid": "CA1234567890ABCDE", "Caller": "+12349013030", "Digits": "1234", "From": "+12349013030", "To": "+18005551212",
+	}
+	vectorSignature = "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+)
+
+func TestSign_MatchesTwiliosDocumentedVector(t *testing.T) {
+	if got := twiliotest.Sign("12345", vectorURL, vectorParams); got != vectorSignature {
+		t.Fatalf("Sign = %q, want %q", got, vectorSignature)
+	}
+}
+
+func TestVerifier_UsesThePublicURLNeverTheHost(t *testing.T) {
+	v := twilio.NewVerifier("https://mycompany.com/", "12345")
+	if !v.Verify("/myapp.php", "foo=1&bar=2", vectorParams, vectorSignature) {
+		t.Fatal("the documented vector did not verify")
+	}
+	tests := map[string]struct {
+		path, query string
+		params      map[string]string
+		sig         string
+	}{
+		"no signature":    {"/myapp.php", "foo=1&bar=2", vectorParams, ""},
+		"other query":     {"/myapp.php", "foo=1&bar=3", vectorParams, vectorSignature},
+		"other path":      {"/other.php", "foo=1&bar=2", vectorParams, vectorSignature},
+		"changed param":   {"/myapp.php", "foo=1&bar=2", map[string]string{"CallSid": "CA1234567890ABCDE", "Caller": "+12349013030", "Digits": "9999", "From": "+12349013030", "To": "+18005551212"}, vectorSignature},
+		"other token sig": {"/myapp.php", "foo=1&bar=2", vectorParams, twiliotest.Sign("54321", vectorURL, vectorParams)},
+	}
+	for name, tt := range tests {
+		if v.Verify(tt.path, tt.query, tt.params, tt.sig) {
+			t.Errorf("%s: verified", name)
+		}
+	}
+}
+
+func TestSign_SortsKeysBytewise(t *testing.T) {
+	params := map[string]string{"ReasonConferenceEnded": "a", "Reason": "b"}
+	// Bytewise, "Reason" sorts before "ReasonConferenceEnded".
+	want := twiliotest.Sign("t", "https://x/y", map[string]string{"Reason": "b", "ReasonConferenceEnded": "a"})
+	if got := twiliotest.Sign("t", "https://x/y", params); got != want {
+		t.Fatal("signature depends on map order")
+	}
+	v := twilio.NewVerifier("https://x", "t")
+	if !v.Verify("/y", "", params, want) {
+		t.Fatal("twilio-go's validator disagrees with the independent signer")
+	}
+}
+
+func TestParseMessage(t *testing.T) {
+	in, err := twilio.ParseMessage(map[string]string{
+		"MessageSid": "MM1", "From": "whatsapp:+919876543210", "To": "whatsapp:+14155238886", "Body": "hi",
+		"ProfileName": "Asha", "NumMedia": "2", "MediaUrl0": "https://api.twilio.com/m0", "MediaContentType0": "image/jpeg",
+		"MediaUrl1": "https://api.twilio.com/m1", "MediaContentType1": "audio/ogg",
+	})
+	if err != nil || in.ProviderMessageID != "MM1" || in.ProfileName != "Asha" || len(in.Media) != 2 || in.Media[1].ContentType != "audio/ogg" {
+		t.Fatalf("ParseMessage = %+v, %v", in, err)
+	}
+	for name, form := range map[string]map[string]string{
+		"no sid":           {"From": "+1"},
+		"no from":          {"MessageSid": "SM1"},
+		"bad NumMedia":     {"MessageSid": "SM1", "From": "+1", "NumMedia": "x"},
+		"too many media":   {"MessageSid": "SM1", "From": "+1", "NumMedia": "11"},
+		"missing MediaUrl": {"MessageSid": "SM1", "From": "+1", "NumMedia": "1"},
+	} {
+		if _, err := twilio.ParseMessage(form); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}

@@ -1,0 +1,192 @@
+// Package twiliotest signs webhooks the way Twilio does, independently of
+// twilio-go, and runs a fake of Twilio's REST API that speaks its JSON and
+// its errors, for tests that send through the real twilio-go client.
+package twiliotest
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Sign returns X-Twilio-Signature for a POST to url with params: the URL
+// followed by each parameter's key and value, keys sorted bytewise,
+// HMAC-SHA1 under the auth token, standard base64.
+func Sign(authToken, url string, params map[string]string) string {
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // bytewise
+	var b strings.Builder
+	b.WriteString(url)
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteString(params[k])
+	}
+	m := hmac.New(sha1.New, []byte(authToken))
+	m.Write([]byte(b.String()))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Sent is one message the fake accepted.
+type Sent struct {
+	SID, To, From, Body, MessagingServiceSID, StatusCallback string
+}
+
+// Failure is an error answer the fake gives instead of accepting.
+type Failure struct {
+	HTTPStatus int
+	Code       int // Twilio error code; 0 for a bare 5xx with no JSON
+	Message    string
+}
+
+// Common failures, as Twilio answers them.
+var (
+	RateLimited  = Failure{HTTPStatus: 429, Code: 20429, Message: "Too Many Requests"}
+	Unsubscribed = Failure{HTTPStatus: 400, Code: 21610, Message: "Attempt to send to unsubscribed recipient"}
+	InvalidTo    = Failure{HTTPStatus: 400, Code: 21211, Message: "The 'To' number is not a valid phone number."}
+	ServerError  = Failure{HTTPStatus: 500, Code: 20500, Message: "Internal Server Error"}
+)
+
+// API is a fake Twilio REST API.
+type API struct {
+	*httptest.Server
+	AccountSID, AuthToken string
+
+	mu       sync.Mutex
+	sent     []Sent
+	failures []Failure
+	media    map[string][]byte
+	seq      atomic.Int64
+	// Notify, when set, receives every accepted message.
+	Notify chan Sent
+}
+
+// NewAPI starts a fake for the account; close it with Close.
+func NewAPI(accountSID, authToken string) *API {
+	a := &API{AccountSID: accountSID, AuthToken: authToken, media: map[string][]byte{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /2010-04-01/Accounts/{sid}/Messages.json", a.createMessage)
+	mux.HandleFunc("GET /media/{name}", a.getMedia)
+	a.Server = httptest.NewServer(mux)
+	return a
+}
+
+// FailNext makes the next calls fail, in order.
+func (a *API) FailNext(f ...Failure) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.failures = append(a.failures, f...)
+}
+
+// Sent returns the messages accepted so far.
+func (a *API) Sent() []Sent {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]Sent(nil), a.sent...)
+}
+
+// AddMedia serves data at the returned URL, behind the account's Basic auth.
+func (a *API) AddMedia(name string, data []byte) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.media[name] = data
+	return a.URL + "/media/" + name
+}
+
+func writeError(w http.ResponseWriter, f Failure) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(f.HTTPStatus)
+	if f.Code == 0 {
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"code": f.Code, "message": f.Message, "more_info": fmt.Sprintf("https://www.twilio.com/docs/errors/%d", f.Code), "status": f.HTTPStatus,
+	})
+}
+
+func (a *API) authorized(r *http.Request) bool {
+	user, pass, ok := r.BasicAuth()
+	return ok && user == a.AccountSID && pass == a.AuthToken
+}
+
+func (a *API) createMessage(w http.ResponseWriter, r *http.Request) {
+	if !a.authorized(r) || r.PathValue("sid") != a.AccountSID {
+		writeError(w, Failure{HTTPStatus: 401, Code: 20003, Message: "Authenticate"})
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		writeError(w, Failure{HTTPStatus: 400, Code: 21100, Message: "Invalid form"})
+		return
+	}
+	to, from, mss := r.PostForm.Get("To"), r.PostForm.Get("From"), r.PostForm.Get("MessagingServiceSid")
+	switch {
+	case to == "":
+		writeError(w, Failure{HTTPStatus: 400, Code: 21604, Message: "A 'To' phone number is required."})
+		return
+	case from == "" && mss == "":
+		writeError(w, Failure{HTTPStatus: 400, Code: 21603, Message: "A 'From' phone number is required."})
+		return
+	case r.PostForm.Get("Body") == "" && r.PostForm.Get("MediaUrl") == "":
+		writeError(w, Failure{HTTPStatus: 400, Code: 21602, Message: "Message body is required."})
+		return
+	}
+	a.mu.Lock()
+	if len(a.failures) > 0 {
+		f := a.failures[0]
+		a.failures = a.failures[1:]
+		a.mu.Unlock()
+		writeError(w, f)
+		return
+	}
+	s := Sent{SID: fmt.Sprintf("SM%032d", a.seq.Add(1)), To: to, From: from, Body: r.PostForm.Get("Body"),
+		MessagingServiceSID: mss, StatusCallback: r.PostForm.Get("StatusCallback")}
+	a.sent = append(a.sent, s)
+	a.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"sid": s.SID, "account_sid": a.AccountSID, "to": s.To, "from": s.From, "body": s.Body, "status": "queued",
+		"num_segments": "1", "direction": "outbound-api", "api_version": "2010-04-01", "messaging_service_sid": nilIfEmpty(mss),
+		"uri": fmt.Sprintf("/2010-04-01/Accounts/%s/Messages/%s.json", a.AccountSID, s.SID),
+	})
+	if a.Notify != nil {
+		a.Notify <- s
+	}
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func (a *API) getMedia(w http.ResponseWriter, r *http.Request) {
+	if !a.authorized(r) {
+		writeError(w, Failure{HTTPStatus: 401, Code: 20003, Message: "Authenticate"})
+		return
+	}
+	a.mu.Lock()
+	data, ok := a.media[r.PathValue("name")]
+	a.mu.Unlock()
+	if !ok {
+		writeError(w, Failure{HTTPStatus: 404, Code: 20404, Message: "The requested resource was not found"})
+		return
+	}
+	ct := "image/jpeg"
+	if strings.HasSuffix(r.PathValue("name"), ".ogg") {
+		ct = "audio/ogg"
+	}
+	w.Header().Set("Content-Type", ct)
+	_, _ = w.Write(data)
+}
