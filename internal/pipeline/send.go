@@ -77,7 +77,13 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		return err
 	}
 	providerID, sendErr := sender.Send(ctx, channel.Outbound{To: address(st.Contact), Body: st.Message.Body})
-	// Record the outcome even if ctx ended meanwhile.
+	if sendErr != nil && ctx.Err() != nil {
+		// Killed mid-call (shutdown past its grace, or a lost lease): the
+		// platform may have the message. Leave the attempt open; the retry
+		// reports it as uncertain instead of sending twice.
+		return ctx.Err()
+	}
+	// Record the outcome even if ctx ends now.
 	ctx = context.WithoutCancel(ctx)
 	p.metrics.jobLatency.WithLabelValues("send_message").Observe(time.Since(start).Seconds())
 	if sendErr == nil {

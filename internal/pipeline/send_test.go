@@ -1,0 +1,161 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/channel/twilio/twiliotest"
+	"github.com/parley-chat/parley/internal/pipeline"
+)
+
+// outbound returns the one outbound message's status, error code and reason.
+func (e *env) outbound(t *testing.T) (status, code, reason string) {
+	t.Helper()
+	err := e.db.Pool.QueryRow(context.Background(), `SELECT status, error_code, error_reason FROM messages WHERE direction = 'out'`).
+		Scan(&status, &code, &reason)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		t.Fatal(err)
+	}
+	return status, code, reason
+}
+
+func (e *env) optedOut(t *testing.T, address string) bool {
+	t.Helper()
+	return e.count(t, `SELECT count(*) FROM contacts WHERE opted_out_at IS NOT NULL`) == 1
+}
+
+func TestSend_FailureModes(t *testing.T) {
+	tests := []struct {
+		name       string
+		failures   []twiliotest.Failure
+		wantSent   int
+		wantStatus string
+		wantCode   string
+		wantOptOut bool
+	}{
+		{"rate limited, then accepted", []twiliotest.Failure{twiliotest.RateLimited}, 1, "sent", "", false},
+		{"server errors, then accepted", []twiliotest.Failure{twiliotest.ServerError, twiliotest.ServerError}, 1, "sent", "", false},
+		{"bare 502 without JSON, then accepted", []twiliotest.Failure{{HTTPStatus: 502}}, 1, "sent", "", false},
+		{"unsubscribed recipient", []twiliotest.Failure{twiliotest.Unsubscribed}, 0, "failed", "21610", true},
+		{"invalid number", []twiliotest.Failure{twiliotest.InvalidTo}, 0, "failed", "21211", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.api.FailNext(tt.failures...)
+			e.start(t, pipeline.Ack{Text: "ack"})
+			if _, err := e.pipelineIngest(t, sms("SM1", "+919876543210", "hello")); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the send to settle", func() bool {
+				status, _, _ := e.outbound(t)
+				return (status == "sent" || status == "failed") && e.idle(t)
+			})
+			status, code, reason := e.outbound(t)
+			if status != tt.wantStatus || code != tt.wantCode || len(e.api.Sent()) != tt.wantSent {
+				t.Fatalf("status %q code %q (%s), Twilio accepted %d; want %q %q, %d", status, code, reason, len(e.api.Sent()), tt.wantStatus, tt.wantCode, tt.wantSent)
+			}
+			if status == "failed" && reason == "" {
+				t.Error("a failed message has no reason")
+			}
+			if got := e.optedOut(t, "+919876543210"); got != tt.wantOptOut {
+				t.Errorf("contact opted out = %v, want %v", got, tt.wantOptOut)
+			}
+		})
+	}
+}
+
+func TestSend_NothingMoreAfterStop(t *testing.T) {
+	e := newEnv(t)
+	e.start(t, pipeline.Ack{Text: "ack"})
+	if _, err := e.pipelineIngest(t, sms("SM1", "+919876543210", "STOP")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "STOP to be processed", func() bool { return e.idle(t) && e.optedOut(t, "") })
+	if _, err := e.pipelineIngest(t, sms("SM2", "+919876543210", "hello?")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the next message to be processed", func() bool {
+		return e.idle(t) && e.count(t, `SELECT count(*) FROM messages WHERE direction = 'in' AND processed_at IS NULL`) == 0
+	})
+	if n := len(e.api.Sent()); n != 0 {
+		t.Fatalf("%d messages sent to a contact who sent STOP", n)
+	}
+	if _, err := e.pipelineIngest(t, sms("SM3", "+919876543210", "START")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "START to be answered", func() bool { return len(e.api.Sent()) == 1 && e.idle(t) })
+}
+
+func TestSend_WhatsAppWindowIsCheckedBeforeSending(t *testing.T) {
+	e := newEnv(t)
+	// The contact last wrote 25 hours ago.
+	if _, err := e.pipelineIngest(t, channel.Inbound{Provider: channel.Twilio, ProviderMessageID: "SM1", From: "whatsapp:+919876543210", Body: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Pool.Exec(context.Background(), `UPDATE messages SET created_at = now() - interval '25 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	e.start(t, pipeline.Ack{Text: "ack"})
+	waitFor(t, "the send to settle", func() bool { s, _, _ := e.outbound(t); return s == "failed" && e.idle(t) })
+	_, code, reason := e.outbound(t)
+	if code != "parley:window_closed" || reason == "" || len(e.api.Sent()) != 0 {
+		t.Fatalf("code %q reason %q, Twilio got %d; want window_closed before any call", code, reason, len(e.api.Sent()))
+	}
+}
+
+// blockingSender stands for a platform call during which the process dies.
+type blockingSender struct {
+	entered chan struct{}
+}
+
+func (b *blockingSender) Send(ctx context.Context, _ channel.Outbound) (string, error) {
+	close(b.entered)
+	<-ctx.Done()
+	return "", ctx.Err()
+}
+
+func TestSend_AnAttemptInterruptedMidCallIsNeverRepeatedSilently(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.pipelineIngest(t, sms("SM1", "+919876543210", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	// First life: the send starts, then the worker is killed mid-call.
+	b := &blockingSender{entered: make(chan struct{})}
+	first, err := pipeline.New(pipeline.Deps{
+		DB: e.db, Crypto: e.crypto, Responder: pipeline.Ack{Text: "ack"}, Senders: map[string]channel.Sender{channel.Twilio: b},
+		Config: pipeline.Config{SendRate: 1000, RetryBase: 10 * time.Millisecond, FetchInterval: 100 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-b.entered
+	// The kill: shutdown's grace runs out and the job's context is
+	// cancelled while the platform call is in flight.
+	stopCtx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = first.Stop(stopCtx)
+	if s, _, _ := e.outbound(t); s != "sending" {
+		t.Fatalf("after the kill the message is %q, want the attempt left open (sending)", s)
+	}
+
+	// Second life: the job runs again and finds the unfinished attempt.
+	e.start(t, pipeline.Ack{Text: "ack"})
+	waitFor(t, "the retry to settle", func() bool { s, _, _ := e.outbound(t); return s == "failed" && e.idle(t) })
+	_, code, reason := e.outbound(t)
+	if code != "parley:uncertain" || reason == "" {
+		t.Fatalf("code %q reason %q, want parley:uncertain with a reason", code, reason)
+	}
+	if n := len(e.api.Sent()); n != 0 {
+		t.Fatalf("the interrupted message was sent again %d times", n)
+	}
+}
+
