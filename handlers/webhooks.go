@@ -27,10 +27,22 @@ type Webhooks struct {
 	SirenVerify     siren.Verifier // nil: siren.VerifyHexHMAC
 }
 
+// maxWebhookBody caps a webhook's body: far above what platforms send
+// (Twilio's are a few KB), far below what would hurt. Larger bodies than
+// the server's own limit (1 MiB) are cut off by the HTTP layer itself.
+const maxWebhookBody = 512 << 10
+
 func registerWebhooks(app *fiber.App, w *Webhooks) {
 	if w == nil || w.Pipeline == nil {
 		return
 	}
+	app.Use("/webhooks", func(c *fiber.Ctx) error {
+		if len(c.Body()) > maxWebhookBody {
+			w.count("any", "body", "too_large")
+			return models.Errorf(models.EINVALID, "Body too large.")
+		}
+		return c.Next()
+	})
 	if w.SirenVerify == nil {
 		w.SirenVerify = siren.VerifyHexHMAC
 	}

@@ -253,4 +253,3 @@ func randPerm(n int) []int {
 	}
 	return perm
 }
-

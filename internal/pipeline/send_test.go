@@ -158,4 +158,3 @@ func TestSend_AnAttemptInterruptedMidCallIsNeverRepeatedSilently(t *testing.T) {
 		t.Fatalf("the interrupted message was sent again %d times", n)
 	}
 }
-
