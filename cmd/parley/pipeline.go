@@ -61,6 +61,7 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 	if err != nil {
 		return nil, nil, err
 	}
+	p.RegisterQueueDepth(reg)
 	hooks.Pipeline, hooks.Metrics = p, metrics
 	return p, hooks, nil
 }

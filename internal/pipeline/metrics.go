@@ -1,6 +1,11 @@
 package pipeline
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the pipeline's Prometheus collectors. Labels carry providers
 // and outcomes only, never anything about a person.
@@ -44,4 +49,37 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(m.Webhooks, m.AckLatency, m.ingestLatency, m.statuses, m.sends, m.processed, m.jobLatency)
 	}
 	return m
+}
+
+// queueDepth reports the jobs waiting in the queue, by kind and state, read
+// from Postgres when metrics are scraped.
+type queueDepth struct {
+	p    *Pipeline
+	desc *prometheus.Desc
+}
+
+func (q *queueDepth) Describe(ch chan<- *prometheus.Desc) { ch <- q.desc }
+
+func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rows, err := q.p.db.Pool.Query(ctx, `SELECT kind, state::text, count(*) FROM river_job
+		WHERE state IN ('available', 'scheduled', 'retryable', 'running') GROUP BY 1, 2`)
+	if err != nil {
+		return // the database is down: /readyz says so
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var kind, state string
+		var n float64
+		if rows.Scan(&kind, &state, &n) == nil {
+			ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, n, kind, state)
+		}
+	}
+}
+
+// RegisterQueueDepth adds the queue depth gauge to reg.
+func (p *Pipeline) RegisterQueueDepth(reg prometheus.Registerer) {
+	reg.MustRegister(&queueDepth{p: p, desc: prometheus.NewDesc("parley_queue_jobs",
+		"Jobs waiting or running in the queue, by kind and state.", []string{"kind", "state"}, nil)})
 }

@@ -1,0 +1,65 @@
+package siren_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/channel/siren"
+)
+
+func fake(t *testing.T, status int) (*httptest.Server, *[]map[string]any) {
+	t.Helper()
+	var got []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/public/send-messages" || r.Header.Get("Authorization") != "Bearer key-1" {
+			w.WriteHeader(401)
+			fmt.Fprint(w, `{"data":null,"error":{"errorCode":"UNAUTHORISED","message":"Invalid API key"},"errors":null,"meta":null}`)
+			return
+		}
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		got = append(got, body)
+		if status != 200 {
+			w.Header().Set("Retry-After", "7")
+			w.WriteHeader(status)
+			fmt.Fprint(w, `{"data":null,"error":{"errorCode":"X","message":"no"},"errors":null,"meta":null}`)
+			return
+		}
+		fmt.Fprint(w, `{"data":{"notificationId":"n-1"},"error":null,"errors":null,"meta":null}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &got
+}
+
+func TestClient_Send(t *testing.T) {
+	srv, got := fake(t, 200)
+	c, _ := siren.NewClient(siren.Config{APIKey: "key-1", BaseURL: srv.URL})
+	id, err := c.Send(context.Background(), channel.Outbound{To: "whatsapp:+919876543210", Body: "hi"})
+	if err != nil || id != "n-1" {
+		t.Fatalf("Send = %q, %v", id, err)
+	}
+	if (*got)[0]["channel"] != "WHATSAPP" || (*got)[0]["recipient"].(map[string]any)["whatsapp"] != "+919876543210" {
+		t.Fatalf("Siren received %v", (*got)[0])
+	}
+	for status, retry := range map[int]bool{429: true, 503: true, 400: false} {
+		srv, _ := fake(t, status)
+		c, _ := siren.NewClient(siren.Config{APIKey: "key-1", BaseURL: srv.URL})
+		_, err := c.Send(context.Background(), channel.Outbound{To: "+919876543210", Body: "hi"})
+		se := channel.AsSendError(err)
+		if se == nil || se.Retryable != retry || se.RetryAfter.Seconds() != 7 {
+			t.Errorf("HTTP %d: %+v, want retry=%v after 7s", status, se, retry)
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	in, ok, err := siren.Parse([]byte(`{"event":"message.received","channel":"SMS","message":{"id":"m1","from":"+919876543210","text":"hi","media":[{"type":"image/jpeg","url":"https://x/y.jpg"}]}}`), "d1")
+	if err != nil || !ok || in.From != "+919876543210" || in.ProviderMessageID != "m1" || len(in.Media) != 1 {
+		t.Fatalf("Parse = %+v %v %v", in, ok, err)
+	}
+}
