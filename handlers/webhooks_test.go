@@ -49,7 +49,7 @@ type hooks struct {
 	pipe *pipeline.Pipeline
 }
 
-func newHooks(t *testing.T, start bool) *hooks {
+func newHooks(t testing.TB, start bool) *hooks {
 	t.Helper()
 	db := pgtest.Open(t)
 	key := make([]byte, 32)
@@ -96,7 +96,7 @@ func newHooks(t *testing.T, start bool) *hooks {
 	return &hooks{base: "http://" + ln.Addr().String(), db: db, api: api, pipe: pipe}
 }
 
-func (h *hooks) count(t *testing.T, sql string) int {
+func (h *hooks) count(t testing.TB, sql string) int {
 	t.Helper()
 	var n int
 	if err := h.db.Pool.QueryRow(context.Background(), sql).Scan(&n); err != nil {
