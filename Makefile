@@ -23,7 +23,7 @@ test: lint check-generated
 
 ## bench: the benchmarks (long; not part of test)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m ./...
 
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:

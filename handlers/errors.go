@@ -30,8 +30,12 @@ var statusOf = map[string]int{
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		status, message := classify(err)
-		if status >= 500 && status != fiber.StatusServiceUnavailable {
-			log.LogAttrs(c.UserContext(), slog.LevelError, "request failed",
+		if status >= 500 {
+			level := slog.LevelError
+			if status == fiber.StatusServiceUnavailable {
+				level = slog.LevelWarn // a dependency is down; the caller retries
+			}
+			log.LogAttrs(c.UserContext(), level, "request failed",
 				slog.String("request_id", requestIDOf(c)),
 				slog.String("route", c.Route().Path),
 				slog.String("error", err.Error()),

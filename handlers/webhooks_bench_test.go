@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/channel/twilio/twiliotest"
+	"github.com/parley-chat/parley/internal/pgtest"
 )
 
 // signedRequest is one prepared webhook: body and signature.
@@ -115,7 +116,8 @@ func commitCeiling(b *testing.B, h *hooks, n, workers int) float64 {
 // compares the rate with raw single-row commits measured in the same run.
 func BenchmarkTwilioWebhook_Ingest(b *testing.B) {
 	const n, workers = 4000, 16
-	h := newHooks(b, false)
+	h := newHooksOn(b, pgtest.OpenDurable(b), false) // fsync on: commits are durable
+
 	reqs := prepareWebhooks(2*n + 200)
 	load(b, h.base, reqs[:200], workers, 0) // warm up connections and caches
 

@@ -51,7 +51,11 @@ type hooks struct {
 
 func newHooks(t testing.TB, start bool) *hooks {
 	t.Helper()
-	db := pgtest.Open(t)
+	return newHooksOn(t, pgtest.Open(t), start)
+}
+
+func newHooksOn(t testing.TB, db *store.DB, start bool) *hooks {
+	t.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	ring, _ := crypt.NewKeyRing([]crypt.Key{{ID: "k1", Secret: key}}, nil)

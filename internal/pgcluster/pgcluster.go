@@ -154,7 +154,9 @@ func (c *Cluster) Start(ctx context.Context) error {
 // Stop stops the server, letting it finish cleanly.
 func (c *Cluster) Stop(ctx context.Context) error {
 	if !c.running {
-		return nil
+		if _, err := os.Stat(filepath.Join(c.DataDir, "postmaster.pid")); err != nil {
+			return nil // not running
+		}
 	}
 	_, err := c.command(ctx, "pg_ctl", "stop", "-D", c.DataDir, "-m", "fast", "-w")
 	if err == nil {

@@ -14,8 +14,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,11 +55,15 @@ func setup() error {
 	if dsn := os.Getenv("PARLEY_TEST_DATABASE_URL"); dsn != "" {
 		server.adminDSN = dsn
 	} else {
+		reapOrphans(ctx)
 		dir, err := os.MkdirTemp("", "parley-pgtest-")
 		if err != nil {
 			return err
 		}
 		server.tmpDir = dir
+		if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			return err
+		}
 		c, err := pgcluster.New(filepath.Join(dir, "data"))
 		if err != nil {
 			return err
@@ -85,6 +91,26 @@ func setup() error {
 	}
 	_, err = m.Up(ctx)
 	return err
+}
+
+// reapOrphans stops and removes the clusters of test processes that died
+// without stopping theirs (killed by a timeout, say), so they do not pile up.
+func reapOrphans(ctx context.Context) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "parley-pgtest-*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "owner.pid"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err != nil || syscall.Kill(pid, 0) == nil {
+			continue // its owner still runs
+		}
+		if c, err := pgcluster.New(filepath.Join(dir, "data")); err == nil {
+			_ = c.Stop(ctx) // pg_ctl stop on a server it did not start
+		}
+		_ = os.RemoveAll(dir)
+	}
 }
 
 func teardown() {
@@ -152,4 +178,34 @@ func withDatabase(dsn, name string) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// OpenDurable starts a cluster of its own with fsync on, as production
+// runs, migrates a database on it and returns it; both go when the test
+// ends. Benchmarks of durable commits use it: the shared test cluster runs
+// with fsync off.
+func OpenDurable(t testing.TB) *store.DB {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgcluster.New(filepath.Join(t.TempDir(), "durable"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	db, err := store.Open(ctx, c.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	m, err := store.NewMigrator(db.SQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }

@@ -70,6 +70,9 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 }
 
 func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message) error {
+	if err := p.messages.IndexWords(ctx, tx, in); err != nil {
+		return err
+	}
 	switch {
 	case isOptOut(in.Body):
 		contact.OptedOut = true

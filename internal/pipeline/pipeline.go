@@ -113,6 +113,7 @@ type Pipeline struct {
 
 	inserter *river.Client[*sql.Tx] // inserts jobs inside GORM transactions
 	worker   *river.Client[pgx.Tx]  // runs jobs
+	batch    batcher                // group commit of ingests
 }
 
 // New returns a pipeline; Start runs its workers.
@@ -160,6 +161,7 @@ func (p *Pipeline) Start(ctx context.Context) error { return p.worker.Start(ctx)
 // Stop lets running jobs finish (until ctx ends, when they are cancelled
 // and retried later) and stops the workers.
 func (p *Pipeline) Stop(ctx context.Context) error {
+	p.stopCommitters()
 	err := p.worker.Stop(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return p.worker.StopAndCancel(context.Background())
@@ -175,63 +177,6 @@ func (p *Pipeline) enqueue(ctx context.Context, tx *gorm.DB, args river.JobArgs,
 	}
 	_, err := p.inserter.InsertTx(ctx, sqlTx, args, opts)
 	return err
-}
-
-// Ingest stores inbound messages and enqueues their processing, all in one
-// transaction: when it returns nil, every message is durable (or was stored
-// before: a replay is acknowledged and ignored). It returns how many were
-// new.
-func (p *Pipeline) Ingest(ctx context.Context, ins []channel.Inbound) (stored int, err error) {
-	start := time.Now()
-	err = p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		stored = 0
-		for i := range ins {
-			ok, err := p.ingestOne(ctx, tx, &ins[i])
-			if err != nil {
-				return err
-			}
-			if ok {
-				stored++
-			}
-		}
-		return nil
-	})
-	p.metrics.ingestLatency.Observe(time.Since(start).Seconds())
-	if err != nil {
-		return 0, ingestError(err)
-	}
-	return stored, nil
-}
-
-func (p *Pipeline) ingestOne(ctx context.Context, tx *gorm.DB, in *channel.Inbound) (bool, error) {
-	contact, _, err := p.contacts.FindOrCreate(ctx, tx, in.From)
-	if err != nil {
-		return false, err
-	}
-	if in.ProfileName != "" && contact.Name == "" {
-		if err := p.contacts.SetName(ctx, tx, contact.ID, in.ProfileName); err != nil {
-			return false, err
-		}
-	}
-	m := &models.Message{
-		ContactID: contact.ID, Direction: models.Inbound, Channel: contact.Channel, Provider: in.Provider,
-		ProviderMessageID: in.ProviderMessageID, Body: truncate(in.Body, maxBody), Status: models.StatusReceived,
-		ProviderTime: in.Timestamp,
-	}
-	inserted, err := p.messages.Insert(ctx, tx, m)
-	if err != nil || !inserted {
-		return false, err
-	}
-	for i, media := range in.Media {
-		id, err := p.media.Add(ctx, tx, m.ID, i, media.Ref, media.ContentType)
-		if err != nil {
-			return false, err
-		}
-		if err := p.enqueue(ctx, tx, MediaArgs{MediaID: id, Provider: in.Provider}, nil); err != nil {
-			return false, err
-		}
-	}
-	return true, p.enqueue(ctx, tx, ProcessArgs{ContactID: contact.ID}, nil)
 }
 
 // maxBody caps stored bodies; platforms allow up to 4096 characters.

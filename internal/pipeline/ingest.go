@@ -1,0 +1,208 @@
+package pipeline
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+	"gorm.io/gorm"
+
+	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/models"
+)
+
+// Group commit: webhooks that arrive together share one transaction, so
+// ingest approaches the database's commit rate instead of paying a commit
+// (and a queue insert) per webhook. A batch that fails is retried one
+// request at a time, so one bad message never fails the others and no
+// caller is ever told "stored" for a message that is not.
+
+const (
+	maxBatch   = 64               // requests per transaction at most
+	committers = 4                // transactions in flight at once
+	batchWait  = 10 * time.Second // a batch's own time limit
+)
+
+type ingestRequest struct {
+	ctx  context.Context
+	ins  []channel.Inbound
+	done chan ingestResult
+}
+
+type ingestResult struct {
+	stored int
+	err    error
+}
+
+type batcher struct {
+	once     sync.Once
+	stopOnce sync.Once
+	requests chan *ingestRequest
+	quit     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// Ingest stores inbound messages and enqueues their processing in one
+// transaction (shared with other webhooks arriving at the same moment).
+// When it returns nil every message is durable, or was stored before: a
+// replay is acknowledged and ignored. It returns how many were new.
+func (p *Pipeline) Ingest(ctx context.Context, ins []channel.Inbound) (int, error) {
+	p.batch.once.Do(p.startCommitters)
+	req := &ingestRequest{ctx: ctx, ins: ins, done: make(chan ingestResult, 1)}
+	select {
+	case p.batch.requests <- req:
+	case <-ctx.Done():
+		return 0, ingestError(ctx.Err())
+	case <-p.batch.quit:
+		return 0, models.Errorf(models.EUNAVAILABLE, "Shutting down; try again.")
+	}
+	// The request is in a batch now: wait for its outcome, whatever ctx
+	// does, so the answer is never a guess.
+	r := <-req.done
+	return r.stored, r.err
+}
+
+func (p *Pipeline) startCommitters() {
+	p.batch.requests = make(chan *ingestRequest)
+	p.batch.quit = make(chan struct{})
+	for range committers {
+		p.batch.wg.Add(1)
+		go p.commitLoop()
+	}
+}
+
+// stopCommitters ends the committers after the requests they hold.
+func (p *Pipeline) stopCommitters() {
+	// Never started: make Ingest refuse from now on.
+	p.batch.once.Do(func() { p.batch.quit = make(chan struct{}) })
+	p.batch.stopOnce.Do(func() { close(p.batch.quit) })
+	p.batch.wg.Wait()
+}
+
+func (p *Pipeline) commitLoop() {
+	defer p.batch.wg.Done()
+	for {
+		var first *ingestRequest
+		select {
+		case first = <-p.batch.requests:
+		case <-p.batch.quit:
+			return
+		}
+		batch := []*ingestRequest{first}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-p.batch.requests:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		p.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction, or each request alone when the
+// batch fails.
+func (p *Pipeline) commit(batch []*ingestRequest) {
+	live := batch[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- ingestResult{err: ingestError(err)}
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	start := time.Now()
+	stored, err := p.commitTogether(live)
+	if err == nil {
+		p.metrics.ingestLatency.Observe(time.Since(start).Seconds())
+		for i, r := range live {
+			r.done <- ingestResult{stored: stored[i]}
+		}
+		return
+	}
+	if len(live) == 1 {
+		live[0].done <- ingestResult{err: ingestError(err)}
+		return
+	}
+	for _, r := range live {
+		stored, err := p.commitTogether([]*ingestRequest{r})
+		if err != nil {
+			r.done <- ingestResult{err: ingestError(err)}
+			continue
+		}
+		r.done <- ingestResult{stored: stored[0]}
+	}
+}
+
+// commitTogether stores every request's messages and enqueues their jobs in
+// one transaction; stored[i] counts request i's new messages.
+func (p *Pipeline) commitTogether(reqs []*ingestRequest) ([]int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), batchWait)
+	defer cancel()
+	stored := make([]int, len(reqs))
+	err := p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var jobs []river.InsertManyParams
+		for i, r := range reqs {
+			stored[i] = 0
+			for j := range r.ins {
+				ok, err := p.ingestOne(ctx, tx, &r.ins[j], &jobs)
+				if err != nil {
+					return err
+				}
+				if ok {
+					stored[i]++
+				}
+			}
+		}
+		if len(jobs) == 0 {
+			return nil
+		}
+		sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
+		if !ok {
+			return errors.New("pipeline: enqueue needs a transaction")
+		}
+		_, err := p.inserter.InsertManyTx(ctx, sqlTx, jobs)
+		return err
+	})
+	return stored, err
+}
+
+// ingestOne stores one message (and its contact and attachments) and adds
+// the jobs it needs to jobs. It reports whether the message was new.
+func (p *Pipeline) ingestOne(ctx context.Context, tx *gorm.DB, in *channel.Inbound, jobs *[]river.InsertManyParams) (bool, error) {
+	contact, _, err := p.contacts.FindOrCreate(ctx, tx, in.From)
+	if err != nil {
+		return false, err
+	}
+	if in.ProfileName != "" && contact.Name == "" {
+		if err := p.contacts.SetName(ctx, tx, contact.ID, in.ProfileName); err != nil {
+			return false, err
+		}
+	}
+	m := &models.Message{
+		ContactID: contact.ID, Direction: models.Inbound, Channel: contact.Channel, Provider: in.Provider,
+		ProviderMessageID: in.ProviderMessageID, Body: truncate(in.Body, maxBody), Status: models.StatusReceived,
+		ProviderTime: in.Timestamp,
+	}
+	inserted, err := p.messages.InsertUnindexed(ctx, tx, m)
+	if err != nil || !inserted {
+		return false, err
+	}
+	for i, media := range in.Media {
+		id, err := p.media.Add(ctx, tx, m.ID, i, media.Ref, media.ContentType)
+		if err != nil {
+			return false, err
+		}
+		*jobs = append(*jobs, river.InsertManyParams{Args: MediaArgs{MediaID: id, Provider: in.Provider}})
+	}
+	*jobs = append(*jobs, river.InsertManyParams{Args: ProcessArgs{ContactID: contact.ID}})
+	return true, nil
+}
