@@ -2,15 +2,14 @@ package pipeline
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -147,62 +146,42 @@ func (p *Pipeline) commit(batch []*ingestRequest) {
 func (p *Pipeline) commitTogether(reqs []*ingestRequest) ([]int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchWait)
 	defer cancel()
-	stored := make([]int, len(reqs))
-	err := p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var jobs []river.InsertManyParams
-		for i, r := range reqs {
-			stored[i] = 0
-			for j := range r.ins {
-				ok, err := p.ingestOne(ctx, tx, &r.ins[j], &jobs)
-				if err != nil {
-					return err
-				}
-				if ok {
-					stored[i]++
-				}
+	var items []store.IngestItem
+	owner := []int{}
+	for i, r := range reqs {
+		for _, in := range r.ins {
+			it := store.IngestItem{From: in.From, ProfileName: in.ProfileName, Provider: in.Provider,
+				ProviderMessageID: in.ProviderMessageID, Body: truncate(in.Body, maxBody), ProviderTime: in.Timestamp}
+			for _, m := range in.Media {
+				it.Media = append(it.Media, store.IngestMedia{Ref: m.Ref, ContentType: m.ContentType})
 			}
+			items = append(items, it)
+			owner = append(owner, i)
+		}
+	}
+	stored := make([]int, len(reqs))
+	err := pgx.BeginFunc(ctx, p.db.Pool, func(tx pgx.Tx) error {
+		clear(stored)
+		results, err := p.ingestor.Write(ctx, tx, items)
+		if err != nil {
+			return err
+		}
+		var jobs []river.InsertManyParams
+		for i, r := range results {
+			if !r.Inserted {
+				continue
+			}
+			stored[owner[i]]++
+			for _, id := range r.MediaIDs {
+				jobs = append(jobs, river.InsertManyParams{Args: MediaArgs{MediaID: id, Provider: items[i].Provider}})
+			}
+			jobs = append(jobs, river.InsertManyParams{Args: ProcessArgs{ContactID: r.ContactID}})
 		}
 		if len(jobs) == 0 {
 			return nil
 		}
-		sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
-		if !ok {
-			return errors.New("pipeline: enqueue needs a transaction")
-		}
-		_, err := p.inserter.InsertManyTx(ctx, sqlTx, jobs)
+		_, err = p.worker.InsertManyTx(ctx, tx, jobs)
 		return err
 	})
 	return stored, err
-}
-
-// ingestOne stores one message (and its contact and attachments) and adds
-// the jobs it needs to jobs. It reports whether the message was new.
-func (p *Pipeline) ingestOne(ctx context.Context, tx *gorm.DB, in *channel.Inbound, jobs *[]river.InsertManyParams) (bool, error) {
-	contact, _, err := p.contacts.FindOrCreate(ctx, tx, in.From)
-	if err != nil {
-		return false, err
-	}
-	if in.ProfileName != "" && contact.Name == "" {
-		if err := p.contacts.SetName(ctx, tx, contact.ID, in.ProfileName); err != nil {
-			return false, err
-		}
-	}
-	m := &models.Message{
-		ContactID: contact.ID, Direction: models.Inbound, Channel: contact.Channel, Provider: in.Provider,
-		ProviderMessageID: in.ProviderMessageID, Body: truncate(in.Body, maxBody), Status: models.StatusReceived,
-		ProviderTime: in.Timestamp,
-	}
-	inserted, err := p.messages.InsertUnindexed(ctx, tx, m)
-	if err != nil || !inserted {
-		return false, err
-	}
-	for i, media := range in.Media {
-		id, err := p.media.Add(ctx, tx, m.ID, i, media.Ref, media.ContentType)
-		if err != nil {
-			return false, err
-		}
-		*jobs = append(*jobs, river.InsertManyParams{Args: MediaArgs{MediaID: id, Provider: in.Provider}})
-	}
-	*jobs = append(*jobs, river.InsertManyParams{Args: ProcessArgs{ContactID: contact.ID}})
-	return true, nil
 }

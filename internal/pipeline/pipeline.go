@@ -103,6 +103,7 @@ type Pipeline struct {
 	contacts  *store.ContactStore
 	messages  *store.MessageStore
 	media     *store.MediaStore
+	ingestor  *store.Ingestor
 	senders   map[string]channel.Sender
 	fetchers  map[string]channel.MediaFetcher
 	responder Responder
@@ -127,7 +128,7 @@ func New(d Deps) (*Pipeline, error) {
 	}
 	p := &Pipeline{
 		db: d.DB, contacts: store.NewContactStore(d.DB, d.Crypto), messages: store.NewMessageStore(d.DB, d.Crypto),
-		media: store.NewMediaStore(d.DB, d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
+		media: store.NewMediaStore(d.DB, d.Crypto), ingestor: store.NewIngestor(d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
 		responder: d.Responder, log: d.Logger, metrics: d.Metrics, cfg: d.Config, limiters: map[string]*rate.Limiter{},
 	}
 	for provider := range d.Senders {

@@ -19,7 +19,7 @@ const idBlock = 64
 type idAllocator struct {
 	table string
 	mu    sync.Mutex
-	next  int64
+	cur   int64
 	end   int64 // exclusive
 }
 
@@ -31,16 +31,28 @@ func newIDAllocator(table string) *idAllocator {
 // (the caller's transaction, when it has one: nextval is never rolled back,
 // and a second connection could deadlock a full pool) when it needs one.
 func (a *idAllocator) Next(ctx context.Context, db *gorm.DB) (int64, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.next == a.end {
+	return a.next(func() (int64, error) {
 		var start int64
 		if err := db.WithContext(ctx).Raw("SELECT nextval(pg_get_serial_sequence(?, 'id'))", a.table).Scan(&start).Error; err != nil {
 			return 0, fmt.Errorf("reserve %s ids: %w", a.table, err)
 		}
-		a.next, a.end = start, start+idBlock
+		return start, nil
+	})
+}
+
+// next hands out the next id of the current block, reserving a new block
+// with reserve (which returns its first id) when it runs out.
+func (a *idAllocator) next(reserve func() (int64, error)) (int64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cur == a.end {
+		start, err := reserve()
+		if err != nil {
+			return 0, err
+		}
+		a.cur, a.end = start, start+idBlock
 	}
-	id := a.next
-	a.next++
+	id := a.cur
+	a.cur++
 	return id, nil
 }

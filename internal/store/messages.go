@@ -66,22 +66,6 @@ func NewMessageStore(db *DB, c Crypto) *MessageStore {
 // provider message id is left alone: Insert returns inserted=false, which
 // is how replays are acknowledged and ignored. It runs in tx when given.
 func (s *MessageStore) Insert(ctx context.Context, tx *gorm.DB, m *models.Message) (inserted bool, err error) {
-	return s.insert(ctx, tx, m, true)
-}
-
-// InsertUnindexed is Insert without the word index, for the ingest path,
-// where every statement delays the platform's acknowledgement; the
-// processing job indexes the message (IndexWords) moments later.
-func (s *MessageStore) InsertUnindexed(ctx context.Context, tx *gorm.DB, m *models.Message) (inserted bool, err error) {
-	return s.insert(ctx, tx, m, false)
-}
-
-// IndexWords adds the word index of a message stored by InsertUnindexed.
-func (s *MessageStore) IndexWords(ctx context.Context, tx *gorm.DB, m *models.Message) error {
-	return insertWords(gormFor(ctx, s.db, s.crypto, tx), "message_words", "message_id", m.ID, s.crypto.Index.Tokens(crypt.DomainBody, m.Body))
-}
-
-func (s *MessageStore) insert(ctx context.Context, tx *gorm.DB, m *models.Message, index bool) (inserted bool, err error) {
 	id, err := s.ids.Next(ctx, gormFor(ctx, s.db, s.crypto, tx))
 	if err != nil {
 		return false, dbError(err, "Message")
@@ -106,9 +90,6 @@ func (s *MessageStore) insert(ctx context.Context, tx *gorm.DB, m *models.Messag
 			return nil
 		}
 		inserted = true
-		if !index {
-			return nil
-		}
 		return insertWords(tx, "message_words", "message_id", id, s.crypto.Index.Tokens(crypt.DomainBody, m.Body))
 	}
 	g := gormFor(ctx, s.db, s.crypto, tx)
@@ -122,6 +103,13 @@ func (s *MessageStore) insert(ctx context.Context, tx *gorm.DB, m *models.Messag
 	}
 	m.ID, m.CreatedAt = id, row.CreatedAt
 	return true, nil
+}
+
+// IndexWords adds the word index of an inbound message written by the
+// Ingestor, which leaves indexing to the processing job so that the
+// platform's acknowledgement waits on as few statements as possible.
+func (s *MessageStore) IndexWords(ctx context.Context, tx *gorm.DB, m *models.Message) error {
+	return insertWords(gormFor(ctx, s.db, s.crypto, tx), "message_words", "message_id", m.ID, s.crypto.Index.Tokens(crypt.DomainBody, m.Body))
 }
 
 // Get returns the message with this id.
