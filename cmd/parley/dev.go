@@ -127,16 +127,7 @@ func ensureDatabase(ctx context.Context, adminDSN, name string) error {
 }
 
 func migrateUp(ctx context.Context, dsn string, log *slog.Logger) error {
-	db, err := store.Open(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	m, err := store.NewMigrator(db.SQL)
-	if err != nil {
-		return err
-	}
-	applied, err := m.Up(ctx)
+	applied, err := store.MigrateUp(ctx, dsn)
 	for _, f := range applied {
 		log.Info("migration applied", slog.String("file", f))
 	}

@@ -79,17 +79,9 @@ func setup() error {
 	if err := adminExec(ctx, "CREATE DATABASE "+server.template); err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, withDatabase(server.adminDSN, server.template))
-	if err != nil {
-		return err
-	}
-	// Every connection to the template must be closed before it is cloned.
-	defer db.Close()
-	m, err := store.NewMigrator(db.SQL)
-	if err != nil {
-		return err
-	}
-	_, err = m.Up(ctx)
+	// MigrateUp closes its connections: a template with one open cannot
+	// be cloned.
+	_, err := store.MigrateUp(ctx, withDatabase(server.adminDSN, server.template))
 	return err
 }
 
@@ -195,17 +187,13 @@ func OpenDurable(t testing.TB) *store.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	if _, err := store.MigrateUp(ctx, c.DSN("postgres")); err != nil {
+		t.Fatal(err)
+	}
 	db, err := store.Open(ctx, c.DSN("postgres"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	m, err := store.NewMigrator(db.SQL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
 	return db
 }

@@ -84,3 +84,18 @@ func (m *Migrator) Current(ctx context.Context) (bool, error) {
 	}
 	return current >= target, nil
 }
+
+// MigrateUp applies every pending migration to the database at dsn and
+// returns the files applied; it closes its connections before returning.
+func MigrateUp(ctx context.Context, dsn string) ([]string, error) {
+	db, err := Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	m, err := NewMigrator(db.SQL)
+	if err != nil {
+		return nil, err
+	}
+	return m.Up(ctx)
+}
