@@ -62,11 +62,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 	if err != nil {
 		return err
 	}
-	// Workers start now, on a context of their own: shutdown stops them
-	// after the HTTP server, so acknowledged work is never abandoned.
-	if err := pipe.Start(context.WithoutCancel(ctx)); err != nil {
-		return fmt.Errorf("start queue workers: %w", err)
-	}
+	// Workers run on a context of their own: shutdown stops them after the
+	// HTTP server, so acknowledged work is never abandoned.
+	pipe.StartWhenReady(context.WithoutCancel(ctx))
 	app := handlers.NewServer(handlers.Deps{
 		Webhooks:  hooks,
 		Logger:    log,

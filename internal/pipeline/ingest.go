@@ -42,6 +42,18 @@ type batcher struct {
 	requests chan *ingestRequest
 	quit     chan struct{}
 	wg       sync.WaitGroup
+	stopped  chan struct{} // closed by Stop; made on first use
+	mu       sync.Mutex
+}
+
+// quitOrNil is closed once the pipeline stops.
+func (b *batcher) quitOrNil() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped == nil {
+		b.stopped = make(chan struct{})
+	}
+	return b.stopped
 }
 
 // Ingest stores inbound messages and enqueues their processing in one
@@ -77,7 +89,11 @@ func (p *Pipeline) startCommitters() {
 func (p *Pipeline) stopCommitters() {
 	// Never started: make Ingest refuse from now on.
 	p.batch.once.Do(func() { p.batch.quit = make(chan struct{}) })
-	p.batch.stopOnce.Do(func() { close(p.batch.quit) })
+	p.batch.stopOnce.Do(func() {
+		close(p.batch.quit)
+		p.batch.quitOrNil() // make it, then close it
+		close(p.batch.stopped)
+	})
 	p.batch.wg.Wait()
 }
 

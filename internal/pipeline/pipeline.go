@@ -126,6 +126,9 @@ func New(d Deps) (*Pipeline, error) {
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics(nil)
 	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
 	p := &Pipeline{
 		db: d.DB, contacts: store.NewContactStore(d.DB, d.Crypto), messages: store.NewMessageStore(d.DB, d.Crypto),
 		media: store.NewMediaStore(d.DB, d.Crypto), ingestor: store.NewIngestor(d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
@@ -156,8 +159,33 @@ func New(d Deps) (*Pipeline, error) {
 	return p, nil
 }
 
-// Start runs the workers until Stop.
+// Start runs the workers until Stop. It fails when the database cannot be
+// reached; StartWhenReady keeps trying instead.
 func (p *Pipeline) Start(ctx context.Context) error { return p.worker.Start(ctx) }
+
+// StartWhenReady starts the workers in the background, retrying while the
+// database is unreachable, so an instance that boots during an outage
+// serves /readyz (503) and takes up work when the database returns.
+func (p *Pipeline) StartWhenReady(ctx context.Context) {
+	go func() {
+		delay := time.Second
+		for {
+			err := p.worker.Start(ctx)
+			if err == nil {
+				return
+			}
+			p.log.Warn("queue workers not started; retrying", slog.String("error", err.Error()), slog.Duration("retry_in", delay))
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.batch.quitOrNil():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, 30*time.Second)
+		}
+	}()
+}
 
 // Stop lets running jobs finish (until ctx ends, when they are cancelled
 // and retried later) and stops the workers.

@@ -41,6 +41,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	sqlDB := stdlib.OpenDBFromPool(pool)
 	gdb, err := gorm.Open(postgres.New(postgres.Config{Conn: sqlDB}), &gorm.Config{
 		SkipDefaultTransaction: true,
+		DisableAutomaticPing:   true, // a database down at start is for /readyz to report
 		Logger:                 logger.Discard,
 	})
 	if err != nil {
