@@ -1,0 +1,246 @@
+// Package engine is Parley's conversation state machine: flow definitions
+// read from YAML and validated at load, and a pure Step that takes a
+// conversation's state and one input and returns the new state and the
+// actions to carry out. It does no I/O.
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/parley-chat/parley/internal/textnorm"
+)
+
+// Text is a message in several languages. In YAML it is a map from language
+// to text, or a plain string in the flow's default language.
+type Text map[string]string
+
+// UnmarshalYAML accepts a plain string as the default language's text.
+func (t *Text) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*t = Text{"": n.Value}
+		return nil
+	}
+	m := map[string]string{}
+	if err := n.Decode(&m); err != nil {
+		return err
+	}
+	*t = m
+	return nil
+}
+
+// In returns the text in lang, else in the flow's default language.
+func (t Text) In(lang, def string) string {
+	if s, ok := t[lang]; ok && lang != "" {
+		return s
+	}
+	if s, ok := t[def]; ok {
+		return s
+	}
+	return t[""]
+}
+
+// Flow is one conversation definition.
+type Flow struct {
+	ID        string           `yaml:"id"`
+	Languages []string         `yaml:"languages"`
+	Start     string           `yaml:"start"`
+	Nodes     map[string]*Node `yaml:"nodes"`
+	Keywords  Keywords         `yaml:"keywords"`
+	MaxSteps  int              `yaml:"max_steps"`
+	// Version is the content hash of the file: a running conversation pins
+	// it, so editing the file never changes a conversation in progress.
+	Version string `yaml:"-"`
+	File    string `yaml:"-"`
+}
+
+// Node is one step of a flow: exactly one of its kinds is set.
+type Node struct {
+	ID      string        `yaml:"-"`
+	Send    Text          `yaml:"send"`
+	Ask     *Ask          `yaml:"ask"`
+	Branch  []*BranchCase `yaml:"branch"`
+	Handoff *Final        `yaml:"handoff"`
+	End     *Final        `yaml:"end"`
+	Next    string        `yaml:"next"`
+}
+
+// Final is a handoff or an end, with an optional message.
+type Final struct {
+	Send Text `yaml:"send"`
+}
+
+// Ask asks a question and waits for a typed answer.
+type Ask struct {
+	Prompt  Text       `yaml:"prompt"`
+	Type    string     `yaml:"type"` // text, number, choice, yes_no, date, phone, email, media
+	Length  []int      `yaml:"length"`
+	Range   []float64  `yaml:"range"`
+	Choices []*Choice  `yaml:"choices"`
+	Save    string     `yaml:"save"`
+	Retry   *Retry     `yaml:"retry"`
+	Timeout *Timeout   `yaml:"timeout"`
+	Next    string     `yaml:"next"` // where to go after a valid answer (else the node's next)
+	Routes  RouteByKey `yaml:"routes"`
+}
+
+// RouteByKey sends a choice's value (or yes/no) to a node of its own.
+type RouteByKey map[string]string
+
+// Choice is one option of a menu.
+type Choice struct {
+	Value    string   `yaml:"value"`
+	Label    Text     `yaml:"label"`
+	Synonyms []string `yaml:"synonyms"`
+}
+
+// Retry is what happens after an answer that does not fit.
+type Retry struct {
+	Prompt    Text   `yaml:"prompt"`
+	Limit     int    `yaml:"limit"`
+	Exhausted string `yaml:"exhausted"`
+}
+
+// Timeout reminds, then gives up waiting.
+type Timeout struct {
+	RemindAfter Duration `yaml:"remind_after"`
+	Remind      Text     `yaml:"remind"`
+	ExpireAfter Duration `yaml:"expire_after"`
+	Then        string   `yaml:"then"`
+}
+
+// Duration reads "2h", "30m" or "1d".
+type Duration time.Duration
+
+// UnmarshalYAML parses Go durations plus a "d" suffix for days.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	s := strings.TrimSpace(n.Value)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		v, err := time.ParseDuration(days + "h")
+		if err != nil {
+			return fmt.Errorf("bad duration %q", s)
+		}
+		*d = Duration(24 * v)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("bad duration %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// BranchCase is one condition of a branch: when (an expr-lang expression
+// over the conversation's variables) then next; or else.
+type BranchCase struct {
+	When    string      `yaml:"when"`
+	Next    string      `yaml:"next"`
+	Else    string      `yaml:"else"`
+	program *vm.Program `yaml:"-"`
+}
+
+// Keywords are words that act wherever the conversation stands, in any of
+// the flow's languages. Defaults apply to those a flow leaves out.
+type Keywords struct {
+	Stop    []string `yaml:"stop"`
+	Start   []string `yaml:"start"`
+	Help    []string `yaml:"help"`
+	Restart []string `yaml:"restart"`
+	// Replies to the keywords.
+	StopReply  Text `yaml:"stop_reply"`
+	StartReply Text `yaml:"start_reply"`
+	HelpReply  Text `yaml:"help_reply"`
+
+	kind map[string]string // normalised keyword → stop, start, help or restart
+}
+
+// Parse reads and validates a flow file's content; file names it in errors.
+func Parse(file string, data []byte) (*Flow, error) {
+	var f Flow
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, &Error{File: file, Problem: "not a valid flow: " + err.Error()}
+	}
+	sum := sha256.Sum256(data)
+	f.Version, f.File = hex.EncodeToString(sum[:8]), file
+	for id, n := range f.Nodes {
+		if n == nil {
+			return nil, &Error{File: file, Node: id, Problem: "node is empty"}
+		}
+		n.ID = id
+	}
+	f.Keywords.defaults()
+	if f.MaxSteps <= 0 {
+		f.MaxSteps = DefaultMaxSteps
+	}
+	if err := validate(&f); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// DefaultMaxSteps bounds the nodes one input may run through, so a bad flow
+// cannot loop.
+const DefaultMaxSteps = 100
+
+// Error is a problem in a flow definition, naming the file and node.
+type Error struct {
+	File, Node, Problem string
+}
+
+func (e *Error) Error() string {
+	if e.Node == "" {
+		return fmt.Sprintf("%s: %s", e.File, e.Problem)
+	}
+	return fmt.Sprintf("%s: node %q: %s", e.File, e.Node, e.Problem)
+}
+
+// lang returns the flow's default language.
+func (f *Flow) lang() string {
+	if len(f.Languages) > 0 {
+		return f.Languages[0]
+	}
+	return ""
+}
+
+func (k *Keywords) defaults() {
+	if len(k.Stop) == 0 {
+		k.Stop = []string{"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "बंद", "रुको"}
+	}
+	if len(k.Start) == 0 {
+		k.Start = []string{"start", "unstop", "subscribe", "शुरू"}
+	}
+	if len(k.Help) == 0 {
+		k.Help = []string{"help", "info", "मदद", "உதவி"}
+	}
+	if len(k.Restart) == 0 {
+		k.Restart = []string{"menu", "restart", "मेनू"}
+	}
+	if k.StopReply == nil {
+		k.StopReply = Text{"": "You will get no more messages from us. Reply START to join again."}
+	}
+	if k.StartReply == nil {
+		k.StartReply = Text{"": "Welcome back! You will get our messages again."}
+	}
+	if k.HelpReply == nil {
+		k.HelpReply = Text{"": "Reply MENU to start over, or STOP to get no more messages."}
+	}
+	k.kind = map[string]string{}
+	for kind, list := range map[string][]string{"stop": k.Stop, "start": k.Start, "help": k.Help, "restart": k.Restart} {
+		for _, w := range list {
+			k.kind[normalize(w)] = kind
+		}
+	}
+}
+
+// normalize is how answers and keywords are compared: their words,
+// case-folded, joined by single spaces.
+func normalize(s string) string { return strings.Join(textnorm.Words(s), " ") }

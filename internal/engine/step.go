@@ -1,0 +1,319 @@
+package engine
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+)
+
+// Status is where a conversation stands.
+type Status string
+
+// Conversation statuses, as the engine sees them.
+const (
+	StatusActive  Status = "active"  // at a node, usually waiting for an answer
+	StatusHandoff Status = "handoff" // the bot is paused; a person answers
+	StatusEnded   Status = "ended"
+	StatusError   Status = "error" // stopped by the step limit; staff can see why
+)
+
+// State is a conversation's state between inputs. The engine never
+// changes a State in place: Step returns a new one.
+type State struct {
+	FlowID      string
+	FlowVersion string
+	Node        string
+	Status      Status
+	Retries     int
+	Language    string
+	Vars        map[string]string
+	OptedOut    bool
+	Error       string
+}
+
+func (s State) clone() State {
+	vars := make(map[string]string, len(s.Vars))
+	for k, v := range s.Vars {
+		vars[k] = v
+	}
+	s.Vars = vars
+	return s
+}
+
+// InputKind tells what happened.
+type InputKind string
+
+// Inputs.
+const (
+	InputMessage InputKind = "message" // the contact wrote
+	InputRemind  InputKind = "remind"  // an ask's reminder time came
+	InputExpire  InputKind = "expire"  // an ask's wait ran out
+)
+
+// Input is one event for a conversation.
+type Input struct {
+	Kind  InputKind
+	Text  string
+	Media bool // the message carried an attachment
+	Now   time.Time
+}
+
+// ActionKind is what the caller must do.
+type ActionKind string
+
+// Actions.
+const (
+	ActionSend          ActionKind = "send"           // send Text to the contact
+	ActionOptOut        ActionKind = "opt_out"        // record the opt-out
+	ActionOptIn         ActionKind = "opt_in"         // record the opt-in
+	ActionHandoff       ActionKind = "handoff"        // queue the conversation for staff
+	ActionScheduleWait  ActionKind = "schedule_wait"  // schedule Remind/Expire inputs after After
+	ActionCancelWaits   ActionKind = "cancel_waits"   // drop scheduled waits
+	ActionEnd           ActionKind = "end"            // the conversation ended
+	ActionStepLimitStop ActionKind = "step_limit_hit" // stopped by the step limit
+)
+
+// Action is one thing the caller carries out, in order.
+type Action struct {
+	Kind  ActionKind
+	Text  string
+	Input InputKind     // for schedule_wait: which input to deliver
+	After time.Duration // for schedule_wait
+}
+
+// MaxInput caps the characters of an answer the engine reads.
+const MaxInput = 4096
+
+// Step runs the flow for one input and returns the new state and the
+// actions to carry out. It is pure: same flow, state and input, same result.
+func Step(f *Flow, st State, in Input) (State, []Action, error) {
+	r := &run{f: f, st: st.clone(), lang: st.Language}
+	if r.lang == "" {
+		r.lang = f.lang()
+	}
+	if r.st.Vars == nil {
+		r.st.Vars = map[string]string{}
+	}
+	in.Text = strings.TrimSpace(in.Text)
+	if len([]rune(in.Text)) > MaxInput {
+		in.Text = string([]rune(in.Text)[:MaxInput])
+	}
+	if in.Kind == "" {
+		in.Kind = InputMessage
+	}
+	r.step(in)
+	return r.st, r.actions, nil
+}
+
+type run struct {
+	f       *Flow
+	st      State
+	lang    string
+	actions []Action
+	steps   int
+}
+
+func (r *run) emit(a Action) { r.actions = append(r.actions, a) }
+
+func (r *run) say(t Text) {
+	if s := r.interpolate(t.In(r.lang, r.f.lang())); s != "" {
+		r.emit(Action{Kind: ActionSend, Text: s})
+	}
+}
+
+func (r *run) step(in Input) {
+	if in.Kind == InputMessage {
+		if done := r.keyword(in.Text); done {
+			return
+		}
+	}
+	if r.st.OptedOut {
+		return // nothing is sent to a contact who opted out
+	}
+	switch {
+	case r.st.Status == StatusHandoff:
+		return // a person answers
+	case r.st.Node == "" || r.st.Status == StatusEnded || r.st.Status == StatusError:
+		if in.Kind != InputMessage {
+			return // a wait that outlived its conversation
+		}
+		r.restart()
+		return
+	}
+	node := r.f.Nodes[r.st.Node]
+	if node == nil || node.Ask == nil {
+		r.restart() // pinned to a node that no longer waits: start over
+		return
+	}
+	switch in.Kind {
+	case InputRemind:
+		if node.Ask.Timeout != nil {
+			r.say(node.Ask.Timeout.Remind)
+		}
+	case InputExpire:
+		r.emit(Action{Kind: ActionCancelWaits})
+		if node.Ask.Timeout != nil && node.Ask.Timeout.Then != "" {
+			r.goTo(node.Ask.Timeout.Then)
+			return
+		}
+		r.end()
+	default:
+		r.answer(node, in)
+	}
+}
+
+// keyword handles the global keywords; it reports whether it did.
+func (r *run) keyword(text string) bool {
+	k := r.f.Keywords
+	switch k.kind[normalize(text)] {
+	case "stop":
+		if !r.st.OptedOut {
+			r.say(k.StopReply)
+			r.emit(Action{Kind: ActionOptOut})
+			r.emit(Action{Kind: ActionCancelWaits})
+		}
+		r.st.OptedOut = true
+		return true
+	case "start":
+		r.st.OptedOut = false
+		r.emit(Action{Kind: ActionOptIn})
+		r.say(k.StartReply)
+		return true
+	case "help":
+		if !r.st.OptedOut {
+			r.say(k.HelpReply)
+		}
+		return true
+	case "restart":
+		if r.st.OptedOut {
+			return true
+		}
+		r.emit(Action{Kind: ActionCancelWaits})
+		r.restart()
+		return true
+	}
+	return false
+}
+
+func (r *run) restart() {
+	r.st = State{FlowID: r.f.ID, FlowVersion: r.f.Version, Language: r.st.Language, Vars: map[string]string{}, OptedOut: r.st.OptedOut}
+	r.goTo(r.f.Start)
+}
+
+// goTo runs nodes from id until one waits for the contact, or the step
+// limit stops the run.
+func (r *run) goTo(id string) {
+	r.st.Status, r.st.Retries = StatusActive, 0
+	for {
+		r.steps++
+		if r.steps > r.f.MaxSteps {
+			r.st.Status, r.st.Error = StatusError, fmt.Sprintf("stopped after %d steps without waiting for the contact", r.f.MaxSteps)
+			r.emit(Action{Kind: ActionStepLimitStop, Text: r.st.Error})
+			return
+		}
+		n := r.f.Nodes[id]
+		r.st.Node = id
+		switch {
+		case n.Send != nil:
+			r.say(n.Send)
+			id = n.Next
+		case n.Branch != nil:
+			id = r.branch(n)
+		case n.Ask != nil:
+			r.say(n.Ask.Prompt)
+			r.scheduleWaits(n.Ask)
+			return
+		case n.Handoff != nil:
+			r.say(n.Handoff.Send)
+			r.st.Status = StatusHandoff
+			r.emit(Action{Kind: ActionHandoff})
+			return
+		default:
+			r.say(n.End.Send)
+			r.end()
+			return
+		}
+	}
+}
+
+func (r *run) end() {
+	r.st.Status = StatusEnded
+	r.emit(Action{Kind: ActionEnd})
+}
+
+func (r *run) scheduleWaits(a *Ask) {
+	if a.Timeout == nil {
+		return
+	}
+	if a.Timeout.RemindAfter > 0 {
+		r.emit(Action{Kind: ActionScheduleWait, Input: InputRemind, After: time.Duration(a.Timeout.RemindAfter)})
+	}
+	if a.Timeout.ExpireAfter > 0 {
+		r.emit(Action{Kind: ActionScheduleWait, Input: InputExpire, After: time.Duration(a.Timeout.ExpireAfter)})
+	}
+}
+
+func (r *run) branch(n *Node) string {
+	env := make(map[string]any, len(r.st.Vars))
+	for k, v := range r.st.Vars {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			env[k] = f
+		} else {
+			env[k] = v
+		}
+	}
+	for _, c := range n.Branch {
+		if c.Else != "" {
+			return c.Else
+		}
+		out, err := expr.Run(c.program, env)
+		if ok, isBool := out.(bool); err == nil && isBool && ok {
+			return c.Next
+		}
+	}
+	return "" // unreachable: validation requires an else
+}
+
+func (r *run) answer(n *Node, in Input) {
+	a := n.Ask
+	value, key, ok := parseAnswer(a, in, r.lang)
+	if !ok {
+		r.st.Retries++
+		if a.Retry != nil && a.Retry.Limit > 0 && r.st.Retries >= a.Retry.Limit {
+			r.emit(Action{Kind: ActionCancelWaits})
+			if a.Retry.Exhausted != "" {
+				r.goTo(a.Retry.Exhausted)
+			} else {
+				r.end()
+			}
+			return
+		}
+		if a.Retry != nil && len(a.Retry.Prompt) > 0 {
+			r.say(a.Retry.Prompt)
+		} else {
+			r.say(a.Prompt)
+		}
+		return
+	}
+	r.emit(Action{Kind: ActionCancelWaits})
+	if a.Save != "" {
+		r.st.Vars[a.Save] = value
+	}
+	if target, ok := a.Routes[key]; ok {
+		r.goTo(target)
+		return
+	}
+	r.goTo(a.Next)
+}
+
+var placeholder = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
+
+func (r *run) interpolate(s string) string {
+	return placeholder.ReplaceAllStringFunc(s, func(m string) string {
+		return r.st.Vars[placeholder.FindStringSubmatch(m)[1]]
+	})
+}

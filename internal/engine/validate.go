@@ -1,0 +1,245 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/expr-lang/expr"
+)
+
+var askTypes = map[string]bool{"text": true, "number": true, "choice": true, "yes_no": true, "date": true, "phone": true, "email": true, "media": true}
+
+// validate checks a parsed flow: every reference resolves, every node is
+// reachable, every node has what its kind needs, every condition compiles,
+// and no cycle runs without waiting for the contact.
+func validate(f *Flow) error {
+	fail := func(node, format string, args ...any) error {
+		return &Error{File: f.File, Node: node, Problem: fmt.Sprintf(format, args...)}
+	}
+	if f.ID == "" {
+		return fail("", "the flow has no id")
+	}
+	if len(f.Nodes) == 0 {
+		return fail("", "the flow has no nodes")
+	}
+	if _, ok := f.Nodes[f.Start]; !ok {
+		return fail("", "start %q is not a node", f.Start)
+	}
+	ids := make([]string, 0, len(f.Nodes))
+	for id := range f.Nodes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids) // report problems in a stable order
+	for _, id := range ids {
+		n := f.Nodes[id]
+		kinds := 0
+		for _, set := range []bool{n.Send != nil, n.Ask != nil, n.Branch != nil, n.Handoff != nil, n.End != nil} {
+			if set {
+				kinds++
+			}
+		}
+		if kinds != 1 {
+			return fail(id, "a node needs exactly one of send, ask, branch, handoff or end (has %d)", kinds)
+		}
+		ref := func(what, target string) error {
+			if target == "" {
+				return fail(id, "%s is missing", what)
+			}
+			if _, ok := f.Nodes[target]; !ok {
+				return fail(id, "%s %q is not a node", what, target)
+			}
+			return nil
+		}
+		switch {
+		case n.Send != nil:
+			if len(n.Send) == 0 {
+				return fail(id, "send has no text")
+			}
+			if err := ref("next", n.Next); err != nil {
+				return err
+			}
+		case n.Ask != nil:
+			if err := validateAsk(f, n, ref, fail); err != nil {
+				return err
+			}
+		case n.Branch != nil:
+			hasElse := false
+			for i, c := range n.Branch {
+				switch {
+				case c.Else != "":
+					hasElse = true
+					if err := ref("else", c.Else); err != nil {
+						return err
+					}
+				case c.When == "":
+					return fail(id, "branch case %d has neither when nor else", i+1)
+				default:
+					prog, err := expr.Compile(c.When, expr.Env(map[string]any{}), expr.AllowUndefinedVariables(), expr.AsBool())
+					if err != nil {
+						return fail(id, "branch case %d: condition %q does not compile: %v", i+1, c.When, err)
+					}
+					c.program = prog
+					if err := ref(fmt.Sprintf("branch case %d next", i+1), c.Next); err != nil {
+						return err
+					}
+				}
+			}
+			if !hasElse {
+				return fail(id, "branch has no else: a contact matching no case would be stranded")
+			}
+		}
+	}
+	if unreachable := unreachableNodes(f); len(unreachable) > 0 {
+		return fail(unreachable[0], "node is unreachable from start %q", f.Start)
+	}
+	if cycle := cycleWithoutWait(f); cycle != "" {
+		return fail(cycle, "node is on a cycle that never waits for the contact (add an ask)")
+	}
+	return nil
+}
+
+func validateAsk(f *Flow, n *Node, ref func(string, string) error, fail func(string, string, ...any) error) error {
+	a, id := n.Ask, n.ID
+	if len(a.Prompt) == 0 {
+		return fail(id, "ask has no prompt")
+	}
+	if a.Type == "" {
+		a.Type = "text"
+	}
+	if !askTypes[a.Type] {
+		return fail(id, "unknown answer type %q", a.Type)
+	}
+	if a.Length != nil && (len(a.Length) != 2 || a.Length[0] > a.Length[1] || a.Length[0] < 0) {
+		return fail(id, "length must be [min, max]")
+	}
+	if a.Range != nil && (len(a.Range) != 2 || a.Range[0] > a.Range[1]) {
+		return fail(id, "range must be [min, max]")
+	}
+	if a.Type == "choice" && len(a.Choices) == 0 {
+		return fail(id, "a choice question needs choices")
+	}
+	for i, c := range a.Choices {
+		if c.Value == "" || len(c.Label) == 0 {
+			return fail(id, "choice %d needs a value and a label", i+1)
+		}
+	}
+	if a.Retry != nil && a.Retry.Exhausted != "" {
+		if err := ref("retry exhausted", a.Retry.Exhausted); err != nil {
+			return err
+		}
+	}
+	if a.Timeout != nil && a.Timeout.Then != "" {
+		if err := ref("timeout then", a.Timeout.Then); err != nil {
+			return err
+		}
+	}
+	for key, target := range a.Routes {
+		if err := ref("route "+key, target); err != nil {
+			return err
+		}
+	}
+	if a.Next == "" {
+		a.Next = n.Next
+	}
+	if a.Next == "" && len(a.Routes) == 0 {
+		return fail(id, "ask needs a next (or routes)")
+	}
+	if a.Next != "" {
+		return ref("next", a.Next)
+	}
+	return nil
+}
+
+// edges lists where a node can lead, and whether it waits for the contact.
+func edges(n *Node) (next []string, waits bool) {
+	switch {
+	case n.Send != nil:
+		return []string{n.Next}, false
+	case n.Branch != nil:
+		for _, c := range n.Branch {
+			next = append(next, c.Next+c.Else)
+		}
+		return next, false
+	case n.Ask != nil:
+		next = append(next, n.Ask.Next)
+		for _, t := range n.Ask.Routes {
+			next = append(next, t)
+		}
+		if n.Ask.Retry != nil {
+			next = append(next, n.Ask.Retry.Exhausted)
+		}
+		if n.Ask.Timeout != nil {
+			next = append(next, n.Ask.Timeout.Then)
+		}
+		return next, true
+	}
+	return nil, true // handoff, end
+}
+
+func unreachableNodes(f *Flow) []string {
+	seen := map[string]bool{f.Start: true}
+	queue := []string{f.Start}
+	for len(queue) > 0 {
+		next, _ := edges(f.Nodes[queue[0]])
+		queue = queue[1:]
+		for _, t := range next {
+			if t != "" && !seen[t] {
+				seen[t] = true
+				queue = append(queue, t)
+			}
+		}
+	}
+	var out []string
+	for id := range f.Nodes {
+		if !seen[id] {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// cycleWithoutWait returns a node on a cycle made only of nodes that run
+// straight on (send, branch), or "".
+func cycleWithoutWait(f *Flow) string {
+	const (
+		unvisited = iota
+		active
+		done
+	)
+	state := map[string]int{}
+	var visit func(id string) string
+	visit = func(id string) string {
+		n := f.Nodes[id]
+		next, waits := edges(n)
+		if waits {
+			return ""
+		}
+		state[id] = active
+		for _, t := range next {
+			switch state[t] {
+			case active:
+				return t
+			case unvisited:
+				if c := visit(t); c != "" {
+					return c
+				}
+			}
+		}
+		state[id] = done
+		return ""
+	}
+	ids := make([]string, 0, len(f.Nodes))
+	for id := range f.Nodes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		if state[id] == unvisited {
+			if c := visit(id); c != "" {
+				return c
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,56 @@
+package engine_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/engine"
+)
+
+func TestParse_RefusesBadFlowsNamingFileNodeAndProblem(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"not yaml", "id: [", "bad.yaml: not a valid flow"},
+		{"unknown field", "id: x\nstart: a\nnodes:\n  a: {end: {}, colour: red}", "field colour not found"},
+		{"no id", "start: a\nnodes:\n  a: {end: {}}", "the flow has no id"},
+		{"start missing", "id: x\nstart: b\nnodes:\n  a: {end: {}}", `start "b" is not a node`},
+		{"unknown node", "id: x\nstart: a\nnodes:\n  a: {send: hi, next: nowhere}", `node "a": next "nowhere" is not a node`},
+		{"two kinds", "id: x\nstart: a\nnodes:\n  a: {send: hi, end: {}, next: a}", `node "a": a node needs exactly one`},
+		{"missing prompt", "id: x\nstart: a\nnodes:\n  a: {ask: {type: text}, next: b}\n  b: {end: {}}", `node "a": ask has no prompt`},
+		{"bad answer type", "id: x\nstart: a\nnodes:\n  a: {ask: {prompt: q, type: colour}, next: b}\n  b: {end: {}}", `unknown answer type "colour"`},
+		{"choice without choices", "id: x\nstart: a\nnodes:\n  a: {ask: {prompt: q, type: choice}, next: b}\n  b: {end: {}}", "a choice question needs choices"},
+		{"bad branch target", "id: x\nstart: a\nnodes:\n  a: {branch: [{when: 'age > 1', next: zz}, {else: b}]}\n  b: {end: {}}", `branch case 1 next "zz" is not a node`},
+		{"branch without else", "id: x\nstart: a\nnodes:\n  a: {branch: [{when: 'age > 1', next: b}]}\n  b: {end: {}}", "branch has no else"},
+		{"bad condition", "id: x\nstart: a\nnodes:\n  a: {branch: [{when: 'age >', next: b}, {else: b}]}\n  b: {end: {}}", "does not compile"},
+		{"unreachable", "id: x\nstart: a\nnodes:\n  a: {end: {}}\n  lost: {end: {}}", `node "lost": node is unreachable`},
+		{"cycle without a wait", "id: x\nstart: a\nnodes:\n  a: {send: hi, next: b}\n  b: {branch: [{when: 'true', next: a}, {else: c}]}\n  c: {end: {}}", "cycle that never waits"},
+		{"bad duration", "id: x\nstart: a\nnodes:\n  a: {ask: {prompt: q, timeout: {remind_after: soon}}, next: b}\n  b: {end: {}}", `bad duration "soon"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := engine.Parse("bad.yaml", []byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Parse error = %v, want it to contain %q", err, tt.want)
+			}
+			if !strings.HasPrefix(err.Error(), "bad.yaml: ") {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestParse_CycleThroughAnAskIsFine(t *testing.T) {
+	_, err := engine.Parse("ok.yaml", []byte("id: x\nstart: a\nnodes:\n  a: {send: hi, next: q}\n  q: {ask: {prompt: \"again?\", type: yes_no, routes: {yes: a, no: b}}}\n  b: {end: {}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParse_VersionIsTheContentHash(t *testing.T) {
+	a, _ := engine.Parse("f.yaml", []byte("id: x\nstart: a\nnodes:\n  a: {end: {send: bye}}"))
+	b, _ := engine.Parse("f.yaml", []byte("id: x\nstart: a\nnodes:\n  a: {end: {send: goodbye}}"))
+	if a.Version == "" || a.Version == b.Version {
+		t.Fatalf("versions %q and %q: an edit must change the version", a.Version, b.Version)
+	}
+}
