@@ -35,6 +35,9 @@ Commands:
   keys rotate            re-encrypt every stored value under the active (first) key of
                          PARLEY_ENCRYPTION_KEYS; resumable, with progress
   keys status            how many stored values each key seals, and the last rotation
+  flows validate [dir]   check the flow files (PARLEY_FLOWS_DIR, or the built-in sample)
+  flows simulate FLOW [--script FILE]
+                         talk to a flow in the terminal, through the real engine
   version                print the version
 `
 
@@ -79,6 +82,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return cmdMigrate(ctx, rest, getenv, stdout)
 	case "keys":
 		return cmdKeys(ctx, rest, getenv, stdout, stderr)
+	case "flows":
+		return cmdFlows(rest, getenv, stdout)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return nil

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/parley-chat/parley/internal/engine"
+)
+
+// cmdFlows validates flow files and simulates conversations against the
+// real engine: interactive on a terminal, scripted with --script or piped
+// input.
+func cmdFlows(args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"flows needs: validate [dir] or simulate FLOW [--script FILE]"}
+	}
+	switch args[0] {
+	case "validate":
+		dir := getenv("PARLEY_FLOWS_DIR")
+		if len(args) > 1 {
+			dir = args[1]
+		}
+		lib, err := library(dir)
+		if err != nil {
+			return fmt.Errorf("flows are invalid:\n%w", err)
+		}
+		for _, f := range lib.Flows() {
+			fmt.Fprintf(stdout, "ok  %-20s version %s  %d nodes  (%s)\n", f.ID, f.Version, len(f.Nodes), f.File)
+		}
+		return nil
+	case "simulate":
+		if len(args) < 2 {
+			return usageError{"flows simulate needs a flow: a file, or the id of a flow in PARLEY_FLOWS_DIR or built in"}
+		}
+		f, err := findFlow(args[1], getenv("PARLEY_FLOWS_DIR"))
+		if err != nil {
+			return err
+		}
+		in := io.Reader(os.Stdin)
+		if len(args) > 3 && args[2] == "--script" {
+			script, err := os.Open(args[3])
+			if err != nil {
+				return err
+			}
+			defer script.Close()
+			in = script
+		}
+		return simulate(f, in, stdout)
+	default:
+		return usageError{fmt.Sprintf("unknown flows action %q", args[0])}
+	}
+}
+
+// library loads dir, or the built-in flows when dir is "".
+func library(dir string) (*engine.Library, error) {
+	if dir == "" {
+		return engine.Builtin(), nil
+	}
+	return engine.LoadDir(dir)
+}
+
+func findFlow(name, dir string) (*engine.Flow, error) {
+	if data, err := os.ReadFile(name); err == nil {
+		return engine.Parse(name, data)
+	}
+	lib, err := library(dir)
+	if err != nil {
+		return nil, err
+	}
+	if f := lib.Current(name); f != nil {
+		return f, nil
+	}
+	return nil, usageError{fmt.Sprintf("no flow %q (give a file, or a flow id)", name)}
+}
+
+// simulate reads the contact's lines from in and prints the bot's replies.
+func simulate(f *engine.Flow, in io.Reader, out io.Writer) error {
+	s := &engine.Session{Flow: f}
+	fmt.Fprintf(out, "Simulating %s (version %s). Type as the contact; !remind and !expire fire timeouts; Ctrl-D ends.\n", f.ID, f.Version)
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		line := sc.Text()
+		fmt.Fprintf(out, "> %s\n", line)
+		for _, reply := range s.Say(line) {
+			fmt.Fprintf(out, "< %s\n", reply)
+		}
+	}
+	fmt.Fprintf(out, "= node %s, status %s, variables %s\n", s.State.Node, s.State.Status, formatVars(s.State.Vars))
+	return sc.Err()
+}
+
+func formatVars(vars map[string]string) string {
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + vars[k]
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}

@@ -1,0 +1,49 @@
+package engine_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/engine"
+)
+
+func TestBuiltin_FlowsAreValid(t *testing.T) {
+	l := engine.Builtin()
+	if f := l.Default(); f == nil || f.ID != "clinic" {
+		t.Fatalf("default built-in flow = %+v", f)
+	}
+}
+
+func TestLoadDir_KeepsPinnedVersionsAndReportsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.yaml", "id: a\nstart: s\nnodes:\n  s: {end: {send: v1}}\n")
+	l, err := engine.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := l.Current("a")
+	write("a.yaml", "id: a\nstart: s\nnodes:\n  s: {end: {send: v2}}\n")
+	l2, err := engine.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.Pin(v1) // a version a conversation is pinned to, as the store keeps it
+	if l2.Version("a", v1.Version) == nil || l2.Current("a").Version == v1.Version {
+		t.Fatal("the edited flow replaced the pinned version")
+	}
+
+	write("b.yaml", "id: b\nstart: nope\nnodes:\n  s: {end: {}}\n")
+	write("c.yml", "id: a\nstart: s\nnodes:\n  s: {end: {}}\n")
+	write("notes.txt", "not a flow")
+	_, err = engine.LoadDir(dir)
+	if err == nil || !strings.Contains(err.Error(), `b.yaml: start "nope" is not a node`) || !strings.Contains(err.Error(), `flow id "a" is also used by a.yaml`) {
+		t.Fatalf("LoadDir error = %v", err)
+	}
+}

@@ -1,0 +1,47 @@
+package engine
+
+import (
+	"strings"
+	"time"
+)
+
+// Session is a conversation held in memory: the terminal simulator and the
+// console's simulator talk to the real engine through it.
+type Session struct {
+	Flow  *Flow
+	State State
+	Now   func() time.Time
+}
+
+// Say feeds one line to the conversation and returns the replies. A line
+// "!remind" or "!expire" fires that timeout instead.
+func (s *Session) Say(line string) []string {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	in := Input{Kind: InputMessage, Text: line, Now: now()}
+	switch strings.TrimSpace(line) {
+	case "!remind":
+		in = Input{Kind: InputRemind, Now: now()}
+	case "!expire":
+		in = Input{Kind: InputExpire, Now: now()}
+	}
+	next, actions, err := Step(s.Flow, s.State, in)
+	if err != nil {
+		return []string{"(error: " + err.Error() + ")"}
+	}
+	s.State = next
+	var out []string
+	for _, a := range actions {
+		switch a.Kind {
+		case ActionSend:
+			out = append(out, a.Text)
+		case ActionHandoff:
+			out = append(out, "(handed to a person)")
+		case ActionStepLimitStop:
+			out = append(out, "(stopped: "+a.Text+")")
+		}
+	}
+	return out
+}
