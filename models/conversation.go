@@ -23,6 +23,10 @@ type Conversation struct {
 	Node        string
 	Status      ConversationStatus
 	Variables   map[string]string
+	Retries     int    // answers that did not fit the current question
+	Language    string // the contact's language for this conversation
+	Error       string // why a safety limit stopped it
+	WaitSeq     int64  // bumped on every move; a timeout for an older wait is stale
 	StartedAt   time.Time
 	UpdatedAt   time.Time
 	ExpiresAt   *time.Time

@@ -58,6 +58,7 @@ type Flow struct {
 	// it, so editing the file never changes a conversation in progress.
 	Version string `yaml:"-"`
 	File    string `yaml:"-"`
+	Source  []byte `yaml:"-"` // the file's content, kept with conversations pinned to it
 }
 
 // Node is one step of a flow: exactly one of its kinds is set.
@@ -170,7 +171,7 @@ func Parse(file string, data []byte) (*Flow, error) {
 		return nil, &Error{File: file, Problem: "not a valid flow: " + err.Error()}
 	}
 	sum := sha256.Sum256(data)
-	f.Version, f.File = hex.EncodeToString(sum[:8]), file
+	f.Version, f.File, f.Source = hex.EncodeToString(sum[:8]), file, data
 	for id, n := range f.Nodes {
 		if n == nil {
 			return nil, &Error{File: file, Node: id, Problem: "node is empty"}

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/internal/engine/enginetest"
 )
 
 func loadFlow(t *testing.T, name string) *engine.Flow {
@@ -44,64 +44,48 @@ func TestTranscripts(t *testing.T) {
 }
 
 func replay(t *testing.T, file string) {
-	fh, err := os.Open(file)
+	tr, err := enginetest.Read(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fh.Close()
-	var (
-		flow    *engine.Flow
-		st      engine.State
-		pending []string // replies not yet matched
-		now     = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
-	)
-	flush := func(line int) {
-		if len(pending) > 0 {
-			t.Fatalf("line %d: unexpected replies %q", line, pending)
+	flow := loadFlow(t, tr.Flow)
+	st := engine.State{Language: tr.Lang}
+	var pending []string // replies not yet matched
+	now := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	for _, l := range tr.Lines {
+		if l.Kind != enginetest.Reply && len(pending) > 0 {
+			t.Fatalf("line %d: unexpected replies %q", l.N, pending)
 		}
-	}
-	sc := bufio.NewScanner(fh)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		switch {
-		case line == "" || strings.HasPrefix(line, "#"):
-		case strings.HasPrefix(line, "flow: "):
-			flow = loadFlow(t, strings.TrimPrefix(line, "flow: "))
-		case strings.HasPrefix(line, "lang: "):
-			st.Language = strings.TrimPrefix(line, "lang: ")
-		case strings.HasPrefix(line, ">"), strings.HasPrefix(line, "!"):
-			flush(n)
-			in := engine.Input{Kind: engine.InputMessage, Text: strings.TrimPrefix(strings.TrimPrefix(line, ">"), " "), Now: now}
-			if strings.HasPrefix(line, "!") {
-				in = engine.Input{Kind: engine.InputKind(strings.TrimSpace(strings.TrimPrefix(line, "!"))), Now: now}
+		switch l.Kind {
+		case enginetest.Say, enginetest.Timeout:
+			in := engine.Input{Kind: engine.InputMessage, Text: l.Text, Now: now}
+			if l.Kind == enginetest.Timeout {
+				in = engine.Input{Kind: engine.InputKind(l.Text), Now: now}
 			}
 			var actions []engine.Action
 			st, actions, err = engine.Step(flow, st, in)
 			if err != nil {
-				t.Fatalf("line %d: %v", n, err)
+				t.Fatalf("line %d: %v", l.N, err)
 			}
 			for _, a := range actions {
 				if a.Kind == engine.ActionSend {
 					pending = append(pending, a.Text)
 				}
 			}
-		case strings.HasPrefix(line, "< "):
-			want := strings.TrimPrefix(line, "< ")
-			if len(pending) == 0 || pending[0] != want {
-				t.Fatalf("line %d: reply %q, want %q", n, first(pending), want)
+		case enginetest.Reply:
+			if len(pending) == 0 || pending[0] != l.Text {
+				t.Fatalf("line %d: reply %q, want %q", l.N, first(pending), l.Text)
 			}
 			pending = pending[1:]
-		case strings.HasPrefix(line, "= "):
-			flush(n)
-			key, want, _ := strings.Cut(strings.TrimPrefix(line, "= "), ": ")
-			if got := stateValue(st, key); got != want {
-				t.Fatalf("line %d: %s = %q, want %q", n, key, got, want)
+		case enginetest.Assert:
+			if got := stateValue(st, l.Key); got != l.Value {
+				t.Fatalf("line %d: %s = %q, want %q", l.N, l.Key, got, l.Value)
 			}
-		default:
-			t.Fatalf("line %d: cannot read %q", n, line)
 		}
 	}
-	flush(-1)
+	if len(pending) > 0 {
+		t.Fatalf("unexpected replies at the end: %q", pending)
+	}
 }
 
 func first(s []string) string {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 
+	"gorm.io/gorm"
+
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/pipeline"
 	"github.com/parley-chat/parley/models"
@@ -13,7 +15,7 @@ import (
 // dyingResponder is a processing step during which the worker is killed.
 type dyingResponder struct{ entered chan struct{} }
 
-func (d *dyingResponder) Respond(ctx context.Context, _ *models.Contact, _ *models.Message) ([]string, error) {
+func (d *dyingResponder) Respond(ctx context.Context, _ *gorm.DB, _ *models.Contact, _ *models.Message) (*pipeline.Outcome, error) {
 	close(d.entered)
 	<-ctx.Done()
 	return nil, ctx.Err()

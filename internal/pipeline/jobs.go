@@ -73,31 +73,48 @@ func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.
 	if err := p.messages.IndexWords(ctx, tx, in); err != nil {
 		return err
 	}
-	switch {
-	case isOptOut(in.Body):
-		contact.OptedOut = true
-		return p.contacts.SetOptedOut(ctx, tx, contact.ID, true)
-	case isOptIn(in.Body):
-		contact.OptedOut = false
-		if err := p.contacts.SetOptedOut(ctx, tx, contact.ID, false); err != nil {
-			return err
-		}
-	case contact.OptedOut:
-		return nil // they asked for nothing more
-	}
-	replies, err := p.responder.Respond(ctx, contact, in)
+	out, err := p.responder.Respond(ctx, tx, contact, in)
 	if err != nil {
 		return err
 	}
-	for _, text := range replies {
-		out := &models.Message{
-			ContactID: contact.ID, ConversationID: in.ConversationID, Direction: models.Outbound,
-			Channel: contact.Channel, Provider: in.Provider, Body: text, Status: models.StatusQueued,
-		}
-		if _, err := p.messages.Insert(ctx, tx, out); err != nil {
+	return p.apply(ctx, tx, contact, in.Provider, out)
+}
+
+// apply carries out a responder's outcome inside tx: opt-outs, replies
+// stored and their sends queued, waits scheduled.
+func (p *Pipeline) apply(ctx context.Context, tx *gorm.DB, contact *models.Contact, provider string, out *Outcome) error {
+	if out == nil {
+		return nil
+	}
+	if out.OptOut || out.OptIn {
+		contact.OptedOut = out.OptOut
+		if err := p.contacts.SetOptedOut(ctx, tx, contact.ID, out.OptOut); err != nil {
 			return err
 		}
-		if err := p.enqueue(ctx, tx, SendArgs{MessageID: out.ID}, &river.InsertOpts{MaxAttempts: p.cfg.MaxSendTries}); err != nil {
+	}
+	send := SendArgs{OptOutConfirmation: out.OptOut}
+	for _, text := range out.Replies {
+		if contact.OptedOut && !out.OptOut {
+			break // nothing is sent to a contact who opted out, but the confirmation
+		}
+		m := &models.Message{
+			ContactID: contact.ID, ConversationID: out.ConversationID, Direction: models.Outbound,
+			Channel: contact.Channel, Provider: provider, Body: text, Status: models.StatusQueued,
+		}
+		if _, err := p.messages.Insert(ctx, tx, m); err != nil {
+			return err
+		}
+		send.MessageIDs = append(send.MessageIDs, m.ID)
+	}
+	if len(send.MessageIDs) > 0 {
+		// One job for the replies to one input, so they leave in order.
+		if err := p.enqueue(ctx, tx, send, &river.InsertOpts{MaxAttempts: p.cfg.MaxSendTries}); err != nil {
+			return err
+		}
+	}
+	for i, w := range out.Waits {
+		w.Provider = provider
+		if err := p.enqueue(ctx, tx, w, &river.InsertOpts{ScheduledAt: time.Now().Add(out.WaitAfter[i])}); err != nil {
 			return err
 		}
 	}
@@ -113,9 +130,12 @@ func (p *Pipeline) backoff(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// SendArgs asks for one stored outbound message to be sent.
+// SendArgs asks for stored outbound messages to be sent, in this order.
 type SendArgs struct {
-	MessageID int64 `json:"message_id"`
+	MessageIDs []int64 `json:"message_ids"`
+	// OptOutConfirmation lets the reply confirming an opt-out go to the
+	// contact who just opted out.
+	OptOutConfirmation bool `json:"opt_out_confirmation,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -154,4 +174,42 @@ type mediaWorker struct {
 // NextRetry backs off exponentially.
 func (w *mediaWorker) NextRetry(job *river.Job[MediaArgs]) time.Time {
 	return time.Now().Add(w.p.backoff(job.Attempt))
+}
+
+// WaitArgs is a conversation's timeout coming due.
+type WaitArgs struct {
+	ContactID      int64  `json:"contact_id"`
+	ConversationID int64  `json:"conversation_id"`
+	Input          string `json:"input"` // remind or expire
+	Seq            int64  `json:"seq"`   // the conversation's wait_seq when scheduled
+	Provider       string `json:"provider"`
+}
+
+// Kind implements river.JobArgs.
+func (WaitArgs) Kind() string { return "conversation_wait" }
+
+type waitWorker struct {
+	river.WorkerDefaults[WaitArgs]
+	p *Pipeline
+}
+
+// Work delivers a timeout to the conversation, under the contact's lock
+// like any message.
+func (w *waitWorker) Work(ctx context.Context, job *river.Job[WaitArgs]) error {
+	p := w.p
+	waiter, ok := p.responder.(Waiter)
+	if !ok {
+		return nil
+	}
+	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		contact, err := p.contacts.LockContact(ctx, tx, job.Args.ContactID)
+		if err != nil {
+			return err
+		}
+		out, err := waiter.Timeout(ctx, tx, contact, job.Args)
+		if err != nil {
+			return err
+		}
+		return p.apply(ctx, tx, contact, job.Args.Provider, out)
+	})
 }

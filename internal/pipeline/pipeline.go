@@ -25,24 +25,52 @@ import (
 	"github.com/parley-chat/parley/models"
 )
 
-// Responder decides the replies to one inbound message. The conversation
-// engine plugs in here; until then an acknowledgement does.
+// Responder decides what to do about one inbound message: the
+// conversation engine (Flows), or a plain acknowledgement (Ack).
 type Responder interface {
-	// Respond returns the replies to in, in order. It runs inside the
-	// processing transaction and must not send anything itself.
-	Respond(ctx context.Context, contact *models.Contact, in *models.Message) ([]string, error)
+	// Respond runs inside the processing transaction tx and must not send
+	// anything itself: the pipeline stores and sends the outcome's replies.
+	Respond(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message) (*Outcome, error)
 }
 
-// Ack answers every message with the same text; an empty text answers
-// nothing.
+// Waiter is a Responder whose conversations wait, with timeouts.
+type Waiter interface {
+	// Timeout answers a wait that came due; a stale one changes nothing.
+	Timeout(ctx context.Context, tx *gorm.DB, contact *models.Contact, w WaitArgs) (*Outcome, error)
+}
+
+// Outcome is what a responder decided.
+type Outcome struct {
+	Replies        []string
+	ConversationID *int64
+	OptOut         bool // the contact asked for no more messages; Replies confirm it
+	OptIn          bool // the contact asked for messages again
+	Waits          []WaitArgs
+	WaitAfter      []time.Duration // when each of Waits comes due
+}
+
+// Ack answers every message with the same text (an empty text answers
+// nothing) and honours STOP and START.
 type Ack struct{ Text string }
 
 // Respond implements Responder.
-func (a Ack) Respond(context.Context, *models.Contact, *models.Message) ([]string, error) {
-	if a.Text == "" {
-		return nil, nil
+func (a Ack) Respond(_ context.Context, _ *gorm.DB, contact *models.Contact, in *models.Message) (*Outcome, error) {
+	switch {
+	case isOptOut(in.Body):
+		return &Outcome{OptOut: true}, nil
+	case isOptIn(in.Body):
+		return &Outcome{OptIn: true, Replies: a.replies()}, nil
+	case contact.OptedOut:
+		return &Outcome{}, nil
 	}
-	return []string{a.Text}, nil
+	return &Outcome{Replies: a.replies()}, nil
+}
+
+func (a Ack) replies() []string {
+	if a.Text == "" {
+		return nil
+	}
+	return []string{a.Text}
 }
 
 // Config tunes the pipeline.
@@ -141,6 +169,7 @@ func New(d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &processWorker{p: p})
 	river.AddWorker(workers, &sendWorker{p: p})
 	river.AddWorker(workers, &mediaWorker{p: p})
+	river.AddWorker(workers, &waitWorker{p: p})
 	var err error
 	p.worker, err = river.NewClient(riverpgxv5.New(d.DB.Pool), &river.Config{
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: d.Config.Workers}},

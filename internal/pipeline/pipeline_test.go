@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/channel/twilio"
 	"github.com/parley-chat/parley/internal/channel/twilio/twiliotest"
@@ -147,7 +149,7 @@ type recorder struct {
 	overlap  bool
 }
 
-func (r *recorder) Respond(_ context.Context, _ *models.Contact, in *models.Message) ([]string, error) {
+func (r *recorder) Respond(_ context.Context, _ *gorm.DB, _ *models.Contact, in *models.Message) (*pipeline.Outcome, error) {
 	r.mu.Lock()
 	r.inFlight++
 	if r.inFlight > 1 {
@@ -156,7 +158,7 @@ func (r *recorder) Respond(_ context.Context, _ *models.Contact, in *models.Mess
 	r.seen = append(r.seen, in.Body)
 	r.mu.Unlock()
 	defer func() { r.mu.Lock(); r.inFlight--; r.mu.Unlock() }()
-	return []string{"re: " + in.Body}, nil
+	return &pipeline.Outcome{Replies: []string{"re: " + in.Body}}, nil
 }
 
 func (r *recorder) snapshot() ([]string, bool) {

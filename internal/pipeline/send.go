@@ -23,19 +23,30 @@ const (
 	codeGaveUp    = "parley:gave_up"
 )
 
-// Work sends one message. The attempt is committed before the platform is
-// called; a retry that finds an attempt whose outcome was never recorded
+// Work sends the job's messages one after another, in the order they were
+// written; a message that must be retried holds back the ones after it,
+// and on the retry those already sent are skipped.
+func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
+	for _, id := range job.Args.MessageIDs {
+		if err := w.p.sendOne(ctx, job, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendOne sends one message. The attempt is committed before the platform
+// is called; a retry that finds an attempt whose outcome was never recorded
 // (the process died between the call and the update) does not send again
 // but fails the message as uncertain, for a person to check and resend.
-func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
-	p := w.p
+func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messageID int64) error {
 	start := time.Now()
 	var st *store.SendState
 	var sender channel.Sender
 	proceed := false
 	err := p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
-		if st, err = p.messages.LockOutbound(ctx, tx, job.Args.MessageID); err != nil {
+		if st, err = p.messages.LockOutbound(ctx, tx, messageID); err != nil {
 			return err
 		}
 		fail := func(code, reason string) error {
@@ -49,7 +60,7 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		default:
 			return nil // sent, delivered or failed already: a duplicate job
 		}
-		if st.Contact.OptedOut {
+		if st.Contact.OptedOut && !job.Args.OptOutConfirmation {
 			return fail(codeOptedOut, "The contact opted out (STOP); nothing more is sent until they send START.")
 		}
 		if st.Message.Channel == models.ChannelWhatsApp {

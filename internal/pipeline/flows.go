@@ -1,0 +1,150 @@
+package pipeline
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
+)
+
+// Flows is the Responder that runs conversations through the engine. Each
+// conversation is pinned to the flow version it started on; a version
+// whose file has since changed is read back from the database.
+type Flows struct {
+	lib           *engine.Library
+	conversations *store.ConversationStore
+	mu            sync.Mutex // guards lib's pinned versions
+	now           func() time.Time
+}
+
+// NewFlows returns the engine responder over the flows of lib.
+func NewFlows(lib *engine.Library, db *store.DB, c store.Crypto) *Flows {
+	return &Flows{lib: lib, conversations: store.NewConversationStore(db, c), now: time.Now}
+}
+
+// Respond implements Responder.
+func (f *Flows) Respond(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message) (*Outcome, error) {
+	conv, err := f.conversations.Open(ctx, tx, contact.ID)
+	if err != nil {
+		return nil, err
+	}
+	return f.step(ctx, tx, contact, conv, engine.Input{Kind: engine.InputMessage, Text: in.Body, Now: f.now()})
+}
+
+// Timeout implements Waiter.
+func (f *Flows) Timeout(ctx context.Context, tx *gorm.DB, contact *models.Contact, w WaitArgs) (*Outcome, error) {
+	conv, err := f.conversations.Get(ctx, tx, w.ConversationID)
+	if err != nil {
+		if models.ErrorCode(err) == models.ENOTFOUND {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if conv.WaitSeq != w.Seq || conv.Status != models.ConversationActive {
+		return nil, nil // the conversation moved on since this wait was set
+	}
+	return f.step(ctx, tx, contact, conv, engine.Input{Kind: engine.InputKind(w.Input), Now: f.now()})
+}
+
+func (f *Flows) step(ctx context.Context, tx *gorm.DB, contact *models.Contact, conv *models.Conversation, in engine.Input) (*Outcome, error) {
+	flow, err := f.flowFor(ctx, tx, conv)
+	if err != nil {
+		return nil, err
+	}
+	st := engine.State{OptedOut: contact.OptedOut, Language: contact.Language}
+	if conv != nil {
+		st = engine.State{
+			FlowID: conv.FlowID, FlowVersion: conv.FlowVersion, Node: conv.Node, Status: engine.Status(conv.Status),
+			Retries: conv.Retries, Language: conv.Language, Vars: conv.Variables, OptedOut: contact.OptedOut,
+		}
+		if conv.Status == models.ConversationPaused {
+			st.Status = engine.StatusHandoff // a person is on it: the bot stays quiet
+		}
+	}
+	next, actions, err := engine.Step(flow, st, in)
+	if err != nil {
+		return nil, err
+	}
+	out := &Outcome{}
+	moved := next.Node != st.Node || next.Status != st.Status
+	for _, a := range actions {
+		switch a.Kind {
+		case engine.ActionSend:
+			out.Replies = append(out.Replies, a.Text)
+		case engine.ActionOptOut:
+			out.OptOut = true
+		case engine.ActionOptIn:
+			out.OptIn = true
+		case engine.ActionCancelWaits, engine.ActionScheduleWait:
+			moved = true
+		}
+	}
+	if next.Node == "" {
+		return out, nil // no conversation yet (STOP before any), nothing to keep
+	}
+	if conv == nil { // a new conversation, pinned to this version
+		if err := f.conversations.PinFlow(ctx, tx, flow.ID, flow.Version, flow.File, flow.Source); err != nil {
+			return nil, err
+		}
+		conv = &models.Conversation{ContactID: contact.ID}
+	}
+	if next.FlowID != "" {
+		conv.FlowID, conv.FlowVersion = next.FlowID, next.FlowVersion
+	}
+	conv.Node, conv.Retries, conv.Language, conv.Error, conv.Variables = next.Node, next.Retries, next.Language, next.Error, next.Vars
+	if !(conv.Status == models.ConversationPaused && next.Status == engine.StatusHandoff) {
+		conv.Status = models.ConversationStatus(next.Status)
+	}
+	if moved {
+		conv.WaitSeq++
+	}
+	if err := f.conversations.Save(ctx, tx, conv); err != nil {
+		return nil, err
+	}
+	id := conv.ID
+	out.ConversationID = &id
+	for _, a := range actions {
+		if a.Kind == engine.ActionScheduleWait {
+			out.Waits = append(out.Waits, WaitArgs{ContactID: contact.ID, ConversationID: conv.ID, Input: string(a.Input), Seq: conv.WaitSeq})
+			out.WaitAfter = append(out.WaitAfter, a.After)
+		}
+	}
+	return out, nil
+}
+
+// flowFor returns the flow a conversation is pinned to, or the default
+// flow for a new one.
+func (f *Flows) flowFor(ctx context.Context, tx *gorm.DB, conv *models.Conversation) (*engine.Flow, error) {
+	if conv == nil {
+		return f.lib.Default(), nil
+	}
+	f.mu.Lock()
+	flow := f.lib.Version(conv.FlowID, conv.FlowVersion)
+	f.mu.Unlock()
+	if flow != nil {
+		return flow, nil
+	}
+	file, source, err := f.conversations.FlowSource(ctx, tx, conv.FlowID, conv.FlowVersion)
+	if err != nil {
+		if models.ErrorCode(err) == models.ENOTFOUND {
+			if cur := f.lib.Current(conv.FlowID); cur != nil {
+				return cur, nil
+			}
+			return f.lib.Default(), nil
+		}
+		return nil, err
+	}
+	flow, err = engine.Parse(file, source)
+	if err != nil {
+		return nil, models.Wrap(err, models.EINTERNAL, "A pinned flow version no longer parses.")
+	}
+	f.mu.Lock()
+	f.lib.Pin(flow)
+	f.mu.Unlock()
+	return flow, nil
+}

@@ -1,0 +1,131 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/parley-chat/parley/internal/crypt"
+	"github.com/parley-chat/parley/models"
+)
+
+type conversationRow struct {
+	ID          int64 `gorm:"primaryKey"`
+	ContactID   int64
+	FlowID      string
+	FlowVersion string
+	Node        string
+	Status      string
+	Variables   []byte `gorm:"column:variables_enc;serializer:encrypted"` // JSON
+	Retries     int
+	Language    string
+	Error       string
+	WaitSeq     int64
+	StartedAt   time.Time
+	UpdatedAt   time.Time
+	ExpiresAt   *time.Time
+	EndedAt     *time.Time
+}
+
+func (conversationRow) TableName() string { return "conversations" }
+
+func (r *conversationRow) model() (*models.Conversation, error) {
+	c := &models.Conversation{
+		ID: r.ID, ContactID: r.ContactID, FlowID: r.FlowID, FlowVersion: r.FlowVersion, Node: r.Node,
+		Status: models.ConversationStatus(r.Status), Retries: r.Retries, Language: r.Language, Error: r.Error,
+		WaitSeq: r.WaitSeq, StartedAt: r.StartedAt, UpdatedAt: r.UpdatedAt, ExpiresAt: r.ExpiresAt, EndedAt: r.EndedAt,
+		Variables: map[string]string{},
+	}
+	if len(r.Variables) > 0 {
+		if err := json.Unmarshal(r.Variables, &c.Variables); err != nil {
+			return nil, models.Wrap(err, models.EINTERNAL, "Conversation variables are unreadable.")
+		}
+	}
+	return c, nil
+}
+
+// ConversationStore keeps conversations; their variables are sealed.
+type ConversationStore struct {
+	db     *DB
+	crypto Crypto
+	ids    *idAllocator
+}
+
+// NewConversationStore returns the conversation store.
+func NewConversationStore(db *DB, c Crypto) *ConversationStore {
+	crypt.RegisterGORMSerializer()
+	return &ConversationStore{db: db, crypto: c, ids: newIDAllocator("conversations")}
+}
+
+// Open returns the contact's conversation that has not ended, or nil.
+func (s *ConversationStore) Open(ctx context.Context, tx *gorm.DB, contactID int64) (*models.Conversation, error) {
+	var rows []conversationRow
+	err := gormFor(ctx, s.db, s.crypto, tx).Where("contact_id = ? AND status NOT IN ('ended', 'error')", contactID).Limit(1).Find(&rows).Error
+	if err != nil || len(rows) == 0 {
+		return nil, dbError(err, "Conversation")
+	}
+	return rows[0].model()
+}
+
+// Get returns a conversation, locked for the rest of tx.
+func (s *ConversationStore) Get(ctx context.Context, tx *gorm.DB, id int64) (*models.Conversation, error) {
+	var row conversationRow
+	if err := gormFor(ctx, s.db, s.crypto, tx).Clauses(clause.Locking{Strength: "UPDATE"}).First(&row, id).Error; err != nil {
+		return nil, dbError(err, "Conversation")
+	}
+	return row.model()
+}
+
+// Save inserts a new conversation (ID 0, setting its ID) or updates one.
+func (s *ConversationStore) Save(ctx context.Context, tx *gorm.DB, c *models.Conversation) error {
+	g := gormFor(ctx, s.db, s.crypto, tx)
+	vars, err := json.Marshal(c.Variables)
+	if err != nil {
+		return models.Wrap(err, models.EINTERNAL, "Conversation variables cannot be stored.")
+	}
+	now := time.Now().UTC()
+	if c.Status == models.ConversationEnded && c.EndedAt == nil {
+		c.EndedAt = &now
+	}
+	row := &conversationRow{
+		ID: c.ID, ContactID: c.ContactID, FlowID: c.FlowID, FlowVersion: c.FlowVersion, Node: c.Node, Status: string(c.Status),
+		Variables: vars, Retries: c.Retries, Language: c.Language, Error: c.Error, WaitSeq: c.WaitSeq,
+		StartedAt: c.StartedAt, UpdatedAt: now, ExpiresAt: c.ExpiresAt, EndedAt: c.EndedAt,
+	}
+	if row.ID == 0 {
+		id, err := s.ids.Next(ctx, g)
+		if err != nil {
+			return dbError(err, "Conversation")
+		}
+		row.ID, row.StartedAt = id, now
+		if err := g.Create(row).Error; err != nil {
+			return dbError(err, "Conversation")
+		}
+		c.ID, c.StartedAt = id, now
+		return nil
+	}
+	return dbError(g.Select("*").Omit("started_at", "contact_id").Updates(row).Error, "Conversation")
+}
+
+// PinFlow keeps the source of a flow version a conversation started on.
+func (s *ConversationStore) PinFlow(ctx context.Context, tx *gorm.DB, flowID, version, file string, source []byte) error {
+	err := gormFor(ctx, s.db, s.crypto, tx).Exec(`INSERT INTO flow_versions (flow_id, version, file, source) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`, flowID, version, file, string(source)).Error
+	return dbError(err, "Flow version")
+}
+
+// FlowSource returns a pinned flow version's file name and source.
+func (s *ConversationStore) FlowSource(ctx context.Context, tx *gorm.DB, flowID, version string) (file string, source []byte, err error) {
+	var row struct{ File, Source string }
+	err = gormFor(ctx, s.db, s.crypto, tx).Raw(`SELECT file, source FROM flow_versions WHERE flow_id = ? AND version = ?`, flowID, version).Scan(&row).Error
+	if err != nil {
+		return "", nil, dbError(err, "Flow version")
+	}
+	if row.Source == "" {
+		return "", nil, models.Errorf(models.ENOTFOUND, "Flow version not found.")
+	}
+	return row.File, []byte(row.Source), nil
+}
