@@ -37,10 +37,7 @@ func cmdDev(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	defaults := map[string]string{
-		"PARLEY_AUTH_MODE": "local", "PARLEY_DEFAULT_REGION": "IN",
-		"PARLEY_AUTO_REPLY": "Thanks for your message! A person from our team will reply here soon.",
-	}
+	defaults := map[string]string{"PARLEY_AUTH_MODE": "local", "PARLEY_DEFAULT_REGION": "IN"}
 	for k, v := range keys {
 		defaults[k] = v
 	}

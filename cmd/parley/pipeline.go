@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -52,10 +53,20 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 		}
 		senders[channel.Siren], fetchers[channel.Siren] = sc, sc
 	}
+	// Conversations run through the flows, unless a plain acknowledgement
+	// is configured instead.
+	var responder pipeline.Responder = pipeline.Ack{Text: cfg.AutoReply}
+	if cfg.AutoReply == "" {
+		lib, err := library(cfg.FlowsDir)
+		if err != nil {
+			return nil, nil, &config.Error{Problems: []config.Problem{{Var: "PARLEY_FLOWS_DIR", Reason: "holds invalid flows: " + strings.ReplaceAll(err.Error(), "\n", "; "), Fix: "run `parley flows validate` and fix what it names"}}}
+		}
+		responder = pipeline.NewFlows(lib, db, c)
+	}
 	metrics := pipeline.NewMetrics(reg)
 	p, err := pipeline.New(pipeline.Deps{
 		DB: db, Crypto: c, Senders: senders, Fetchers: fetchers, Logger: log, Metrics: metrics,
-		Responder: pipeline.Ack{Text: cfg.AutoReply},
+		Responder: responder,
 		Config:    pipeline.Config{Workers: cfg.Workers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes},
 	})
 	if err != nil {
