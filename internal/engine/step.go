@@ -16,7 +16,8 @@ type Status string
 // Conversation statuses, as the engine sees them.
 const (
 	StatusActive  Status = "active"  // at a node, usually waiting for an answer
-	StatusHandoff Status = "handoff" // the bot is paused; a person answers
+	StatusHandoff Status = "handoff" // the flow handed the contact to a person
+	StatusPaused  Status = "paused"  // staff paused the bot; a person answers
 	StatusEnded   Status = "ended"
 	StatusError   Status = "error" // stopped by the step limit; staff can see why
 )
@@ -34,6 +35,7 @@ type State struct {
 	OptedOut    bool
 	Error       string
 }
+
 
 func (s State) clone() State {
 	vars := make(map[string]string, len(s.Vars))
@@ -135,7 +137,7 @@ func (r *run) step(in Input) {
 		return // nothing is sent to a contact who opted out
 	}
 	switch {
-	case r.st.Status == StatusHandoff:
+	case r.st.Status == StatusHandoff || r.st.Status == StatusPaused:
 		return // a person answers
 	case r.st.Node == "" || r.st.Status == StatusEnded || r.st.Status == StatusError:
 		if in.Kind != InputMessage {

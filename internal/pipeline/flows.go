@@ -58,18 +58,50 @@ func (f *Flows) step(ctx context.Context, tx *gorm.DB, contact *models.Contact, 
 	}
 	st := engine.State{OptedOut: contact.OptedOut, Language: contact.Language}
 	if conv != nil {
-		st = engine.State{
-			FlowID: conv.FlowID, FlowVersion: conv.FlowVersion, Node: conv.Node, Status: engine.Status(conv.Status),
-			Retries: conv.Retries, Language: conv.Language, Vars: conv.Variables, OptedOut: contact.OptedOut,
-		}
-		if conv.Status == models.ConversationPaused {
-			st.Status = engine.StatusHandoff // a person is on it: the bot stays quiet
-		}
+		st = stateOf(conv, contact)
 	}
 	next, actions, err := engine.Step(flow, st, in)
 	if err != nil {
 		return nil, err
 	}
+	return f.save(ctx, tx, contact, conv, flow, st, next, actions)
+}
+
+// stateOf is the engine's view of a stored conversation.
+func stateOf(conv *models.Conversation, contact *models.Contact) engine.State {
+	return engine.State{
+		FlowID: conv.FlowID, FlowVersion: conv.FlowVersion, Node: conv.Node, Status: engine.Status(conv.Status),
+		Retries: conv.Retries, Language: conv.Language, Vars: conv.Variables, OptedOut: contact.OptedOut,
+	}
+}
+
+// Override applies a staff command to a conversation (locked in tx by the
+// caller) and returns the outcome and the states before and after.
+func (f *Flows) Override(ctx context.Context, tx *gorm.DB, contact *models.Contact, conv *models.Conversation, o engine.Override) (out *Outcome, before, after engine.State, err error) {
+	flow, err := f.flowFor(ctx, tx, conv)
+	if err != nil {
+		return nil, before, after, err
+	}
+	if o.Kind == engine.OverrideStartFlow {
+		if flow = f.lib.Current(o.Flow); flow == nil {
+			return nil, before, after, models.Errorf(models.EINVALID, "There is no flow %q.", o.Flow)
+		}
+		if err := f.conversations.PinFlow(ctx, tx, flow.ID, flow.Version, flow.File, flow.Source); err != nil {
+			return nil, before, after, err
+		}
+	}
+	before = stateOf(conv, contact)
+	after, actions, err := engine.ApplyOverride(flow, before, o)
+	if err != nil {
+		return nil, before, after, err
+	}
+	out, err = f.save(ctx, tx, contact, conv, flow, before, after, actions)
+	return out, before, after, err
+}
+
+// save keeps the conversation's new state and turns the engine's actions
+// into an outcome for the pipeline.
+func (f *Flows) save(ctx context.Context, tx *gorm.DB, contact *models.Contact, conv *models.Conversation, flow *engine.Flow, st, next engine.State, actions []engine.Action) (*Outcome, error) {
 	out := &Outcome{}
 	moved := next.Node != st.Node || next.Status != st.Status
 	for _, a := range actions {
@@ -97,9 +129,7 @@ func (f *Flows) step(ctx context.Context, tx *gorm.DB, contact *models.Contact, 
 		conv.FlowID, conv.FlowVersion = next.FlowID, next.FlowVersion
 	}
 	conv.Node, conv.Retries, conv.Language, conv.Error, conv.Variables = next.Node, next.Retries, next.Language, next.Error, next.Vars
-	if !(conv.Status == models.ConversationPaused && next.Status == engine.StatusHandoff) {
-		conv.Status = models.ConversationStatus(next.Status)
-	}
+	conv.Status = models.ConversationStatus(next.Status)
 	if moved {
 		conv.WaitSeq++
 	}

@@ -132,6 +132,7 @@ type Pipeline struct {
 	messages  *store.MessageStore
 	media     *store.MediaStore
 	ingestor  *store.Ingestor
+	audit     *store.AuditStore
 	senders   map[string]channel.Sender
 	fetchers  map[string]channel.MediaFetcher
 	responder Responder
@@ -159,7 +160,7 @@ func New(d Deps) (*Pipeline, error) {
 	}
 	p := &Pipeline{
 		db: d.DB, contacts: store.NewContactStore(d.DB, d.Crypto), messages: store.NewMessageStore(d.DB, d.Crypto),
-		media: store.NewMediaStore(d.DB, d.Crypto), ingestor: store.NewIngestor(d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
+		media: store.NewMediaStore(d.DB, d.Crypto), ingestor: store.NewIngestor(d.Crypto), audit: store.NewAuditStore(d.DB, d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
 		responder: d.Responder, log: d.Logger, metrics: d.Metrics, cfg: d.Config, limiters: map[string]*rate.Limiter{},
 	}
 	for provider := range d.Senders {

@@ -1,0 +1,84 @@
+package engine
+
+import (
+	"regexp"
+
+	"github.com/parley-chat/parley/models"
+)
+
+// OverrideKind names a staff command on a conversation.
+type OverrideKind string
+
+// Overrides staff can give.
+const (
+	OverrideEnd       OverrideKind = "end"        // end the conversation
+	OverrideMove      OverrideKind = "move"       // go to Node of the pinned flow
+	OverrideSetVar    OverrideKind = "set_var"    // set Var to Value
+	OverrideClearVar  OverrideKind = "clear_var"  // remove Var
+	OverrideStartFlow OverrideKind = "start_flow" // start the given flow afresh
+	OverridePause     OverrideKind = "pause"      // the bot stays quiet; a person answers
+	OverrideResume    OverrideKind = "resume"     // the bot answers again
+)
+
+// Override is one typed staff command.
+type Override struct {
+	Kind  OverrideKind `json:"kind"`
+	Node  string       `json:"node,omitempty"`
+	Var   string       `json:"var,omitempty"`
+	Value string       `json:"value,omitempty"`
+	Flow  string       `json:"flow,omitempty"`
+}
+
+var varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+// ApplyOverride validates o against the conversation's pinned flow f and
+// returns the new state and the actions to carry out. For start_flow, f is
+// the flow to start. It returns EINVALID for a command that does not fit.
+func ApplyOverride(f *Flow, st State, o Override) (State, []Action, error) {
+	r := &run{f: f, st: st.clone(), lang: st.Language}
+	if r.lang == "" {
+		r.lang = f.lang()
+	}
+	switch o.Kind {
+	case OverrideEnd:
+		r.emit(Action{Kind: ActionCancelWaits})
+		r.end()
+	case OverrideMove:
+		if _, ok := f.Nodes[o.Node]; !ok {
+			return st, nil, models.Errorf(models.EINVALID, "Flow %s has no node %q.", f.ID, o.Node)
+		}
+		r.emit(Action{Kind: ActionCancelWaits})
+		r.goTo(o.Node)
+	case OverrideSetVar:
+		if !varName.MatchString(o.Var) {
+			return st, nil, models.Errorf(models.EINVALID, "%q is not a variable name.", o.Var)
+		}
+		r.st.Vars[o.Var] = o.Value
+	case OverrideClearVar:
+		if !varName.MatchString(o.Var) {
+			return st, nil, models.Errorf(models.EINVALID, "%q is not a variable name.", o.Var)
+		}
+		delete(r.st.Vars, o.Var)
+	case OverrideStartFlow:
+		r.emit(Action{Kind: ActionCancelWaits})
+		r.restart()
+	case OverridePause:
+		if st.Status == StatusEnded || st.Status == StatusError || st.Node == "" {
+			return st, nil, models.Errorf(models.ECONFLICT, "The conversation has ended; there is nothing to pause.")
+		}
+		r.emit(Action{Kind: ActionCancelWaits})
+		r.st.Status = StatusPaused
+	case OverrideResume:
+		if st.Status != StatusPaused && st.Status != StatusHandoff {
+			return st, nil, models.Errorf(models.ECONFLICT, "The bot is not paused.")
+		}
+		if n := f.Nodes[st.Node]; n != nil && n.Ask != nil {
+			r.st.Status = StatusActive // waits for the answer to the question it asked
+		} else {
+			r.end() // paused at a hand-off: the next message starts afresh
+		}
+	default:
+		return st, nil, models.Errorf(models.EINVALID, "Unknown override %q.", o.Kind)
+	}
+	return r.st, r.actions, nil
+}

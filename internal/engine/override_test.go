@@ -1,0 +1,77 @@
+package engine_test
+
+import (
+	"testing"
+
+	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/models"
+)
+
+func TestStatuses_AreTheConversationStatusesOfModels(t *testing.T) {
+	for st, m := range map[engine.Status]models.ConversationStatus{
+		engine.StatusActive: models.ConversationActive, engine.StatusHandoff: models.ConversationHandoff,
+		engine.StatusPaused: models.ConversationPaused, engine.StatusEnded: models.ConversationEnded, engine.StatusError: models.ConversationError,
+	} {
+		if string(st) != string(m) {
+			t.Errorf("engine %q != models %q", st, m)
+		}
+	}
+}
+
+func TestApplyOverride(t *testing.T) {
+	f := loadFlow(t, "clinic.yaml")
+	atAge := engine.State{FlowID: "clinic", FlowVersion: f.Version, Node: "ask_age", Status: engine.StatusActive, Vars: map[string]string{"name": "Asha"}}
+	tests := []struct {
+		name      string
+		st        engine.State
+		o         engine.Override
+		wantNode  string
+		wantState engine.Status
+		wantSend  string
+		wantCode  string
+	}{
+		{"end", atAge, engine.Override{Kind: engine.OverrideEnd}, "ask_age", engine.StatusEnded, "", ""},
+		{"move to a question asks it", atAge, engine.Override{Kind: engine.OverrideMove, Node: "ask_need"}, "ask_need", engine.StatusActive, "What do you need? 1. Appointment 2. Prescription 3. Something else", ""},
+		{"move to a node that is not there", atAge, engine.Override{Kind: engine.OverrideMove, Node: "nowhere"}, "", "", "", models.EINVALID},
+		{"set a variable", atAge, engine.Override{Kind: engine.OverrideSetVar, Var: "age", Value: "40"}, "ask_age", engine.StatusActive, "", ""},
+		{"bad variable name", atAge, engine.Override{Kind: engine.OverrideSetVar, Var: "two words"}, "", "", "", models.EINVALID},
+		{"pause", atAge, engine.Override{Kind: engine.OverridePause}, "ask_age", engine.StatusPaused, "", ""},
+		{"resume when not paused", atAge, engine.Override{Kind: engine.OverrideResume}, "", "", "", models.ECONFLICT},
+		{"start the flow afresh", atAge, engine.Override{Kind: engine.OverrideStartFlow, Flow: "clinic"}, "ask_name", engine.StatusActive, "Hi! I'm the clinic assistant.", ""},
+		{"unknown", atAge, engine.Override{Kind: "explode"}, "", "", "", models.EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next, actions, err := engine.ApplyOverride(f, tt.st, tt.o)
+			if tt.wantCode != "" {
+				if models.ErrorCode(err) != tt.wantCode {
+					t.Fatalf("error %v, want code %s", err, tt.wantCode)
+				}
+				return
+			}
+			if err != nil || next.Node != tt.wantNode || next.Status != tt.wantState {
+				t.Fatalf("state %s/%s err %v, want %s/%s", next.Node, next.Status, err, tt.wantNode, tt.wantState)
+			}
+			sent := ""
+			for _, a := range actions {
+				if a.Kind == engine.ActionSend && sent == "" {
+					sent = a.Text
+				}
+			}
+			if sent != tt.wantSend {
+				t.Fatalf("first message %q, want %q", sent, tt.wantSend)
+			}
+		})
+	}
+	paused, _, _ := engine.ApplyOverride(f, atAge, engine.Override{Kind: engine.OverridePause})
+	if _, actions, _ := engine.Step(f, paused, engine.Input{Text: "34"}); len(actions) != 0 {
+		t.Fatalf("a paused bot answered: %+v", actions)
+	}
+	resumed, _, err := engine.ApplyOverride(f, paused, engine.Override{Kind: engine.OverrideResume})
+	if err != nil || resumed.Status != engine.StatusActive {
+		t.Fatalf("resume: %v %v", resumed.Status, err)
+	}
+	if after, _, _ := engine.Step(f, resumed, engine.Input{Text: "34"}); after.Vars["age"] != "34" {
+		t.Fatal("the resumed bot did not take the answer")
+	}
+}

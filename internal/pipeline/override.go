@@ -1,0 +1,66 @@
+package pipeline
+
+import (
+	"context"
+	"strconv"
+
+	"gorm.io/gorm"
+
+	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/models"
+)
+
+// Override applies a staff command to a conversation: under the contact's
+// lock, like any message, so a message and a command racing each other
+// take turns and both are recorded. The audit log keeps who did what, with
+// the state before and after.
+func (p *Pipeline) Override(ctx context.Context, actorID string, conversationID int64, o engine.Override) error {
+	flows, ok := p.responder.(*Flows)
+	if !ok {
+		return models.Errorf(models.ENOTIMPLEMENTED, "Conversations are not run by flows on this instance.")
+	}
+	var contactID int64
+	if err := p.db.Gorm.WithContext(ctx).Raw("SELECT contact_id FROM conversations WHERE id = ?", conversationID).Scan(&contactID).Error; err != nil {
+		return err
+	}
+	if contactID == 0 {
+		return models.Errorf(models.ENOTFOUND, "Conversation not found.")
+	}
+	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		contact, err := p.contacts.LockContact(ctx, tx, contactID)
+		if err != nil {
+			return err
+		}
+		conv, err := flows.conversations.Get(ctx, tx, conversationID)
+		if err != nil {
+			return err
+		}
+		out, before, after, err := flows.Override(ctx, tx, contact, conv, o)
+		if err != nil {
+			return err
+		}
+		provider, err := p.lastProvider(ctx, tx, contact.ID)
+		if err != nil {
+			return err
+		}
+		if err := p.apply(ctx, tx, contact, provider, out); err != nil {
+			return err
+		}
+		return p.audit.Append(ctx, tx, &models.AuditEvent{
+			ActorID: actorID, Action: "conversation.override", SubjectType: "conversation", SubjectID: strconv.FormatInt(conversationID, 10),
+			Details: map[string]any{"override": o, "before": summary(before), "after": summary(after)},
+		})
+	})
+}
+
+func summary(st engine.State) map[string]any {
+	return map[string]any{"node": st.Node, "status": st.Status, "vars": st.Vars}
+}
+
+// lastProvider is the platform the contact last wrote through: replies
+// caused by staff go out the same way.
+func (p *Pipeline) lastProvider(ctx context.Context, tx *gorm.DB, contactID int64) (string, error) {
+	var provider string
+	err := tx.WithContext(ctx).Raw(`SELECT provider FROM messages WHERE contact_id = ? AND direction = 'in' ORDER BY id DESC LIMIT 1`, contactID).Scan(&provider).Error
+	return provider, err
+}
