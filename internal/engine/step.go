@@ -36,7 +36,6 @@ type State struct {
 	Error       string
 }
 
-
 func (s State) clone() State {
 	vars := make(map[string]string, len(s.Vars))
 	for k, v := range s.Vars {

@@ -20,11 +20,17 @@ type Flows struct {
 	conversations *store.ConversationStore
 	mu            sync.Mutex // guards lib's pinned versions
 	now           func() time.Time
+	// Idle is how long a conversation may wait for the contact before a
+	// new message starts afresh instead (three days unless set).
+	Idle time.Duration
 }
+
+// DefaultIdle is how long an unanswered conversation stays open.
+const DefaultIdle = 72 * time.Hour
 
 // NewFlows returns the engine responder over the flows of lib.
 func NewFlows(lib *engine.Library, db *store.DB, c store.Crypto) *Flows {
-	return &Flows{lib: lib, conversations: store.NewConversationStore(db, c), now: time.Now}
+	return &Flows{lib: lib, conversations: store.NewConversationStore(db, c), now: time.Now, Idle: DefaultIdle}
 }
 
 // Respond implements Responder.
@@ -32,6 +38,15 @@ func (f *Flows) Respond(ctx context.Context, tx *gorm.DB, contact *models.Contac
 	conv, err := f.conversations.Open(ctx, tx, contact.ID)
 	if err != nil {
 		return nil, err
+	}
+	if conv != nil && conv.Status == models.ConversationActive && f.now().Sub(conv.UpdatedAt) > f.Idle {
+		// Expired while waiting: close it; this message starts afresh.
+		conv.Status, conv.Error = models.ConversationEnded, "expired after waiting "+f.Idle.String()
+		conv.WaitSeq++
+		if err := f.conversations.Save(ctx, tx, conv); err != nil {
+			return nil, err
+		}
+		conv = nil
 	}
 	return f.step(ctx, tx, contact, conv, engine.Input{Kind: engine.InputMessage, Text: in.Body, Now: f.now()})
 }

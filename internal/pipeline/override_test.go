@@ -121,3 +121,23 @@ func TestWaits_FireAfterARestart(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestFlows_AnIdleConversationExpires(t *testing.T) {
+	e := newEnv(t)
+	p := e.start(t, pipeline.NewFlows(engine.Builtin(), e.db, e.crypto))
+	conv := startConversation(t, e, p)
+	if _, err := e.db.Pool.Exec(context.Background(), `UPDATE conversations SET updated_at = now() - interval '4 days'`); err != nil {
+		t.Fatal(err)
+	}
+	sent := len(e.api.Sent())
+	if _, err := p.Ingest(context.Background(), []channel.Inbound{sms("SMlate", "+919876543210", "34")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the late answer", func() bool { return len(e.api.Sent()) == sent+2 && e.idle(t) })
+	if got := e.api.Sent()[sent].Body; got != "Hi! I'm the clinic assistant." {
+		t.Fatalf("a message after four idle days got %q, want a fresh start", got)
+	}
+	if n := e.count(t, `SELECT count(*) FROM conversations WHERE id = $1 AND status = 'ended' AND error LIKE 'expired%'`, conv); n != 1 {
+		t.Fatal("the idle conversation was not closed as expired")
+	}
+}
