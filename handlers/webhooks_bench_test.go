@@ -2,7 +2,6 @@ package handlers_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"sort"
@@ -83,34 +82,6 @@ func percentile(lat []time.Duration, p float64) time.Duration {
 	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
 
-// commitCeiling measures single-row commits per second on the same
-// database with the same concurrency: the bound a one-transaction-per-
-// webhook ingest can approach.
-func commitCeiling(b *testing.B, h *hooks, n, workers int) float64 {
-	b.Helper()
-	ctx := context.Background()
-	if _, err := h.db.Pool.Exec(ctx, `CREATE TABLE bench_commit (id bigserial PRIMARY KEY, body text NOT NULL)`); err != nil {
-		b.Fatal(err)
-	}
-	var next atomic.Int64
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(n) {
-				if _, err := h.db.Pool.Exec(ctx, `INSERT INTO bench_commit (body) VALUES ($1)`, "a twilio-sized message body"); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(n) / time.Since(start).Seconds()
-}
-
 // BenchmarkTwilioWebhook_Ingest drives signed Twilio webhooks at the real
 // server over loopback until each is durably committed and answered, and
 // compares the rate with raw single-row commits measured in the same run.
@@ -131,7 +102,7 @@ func BenchmarkTwilioWebhook_Ingest(b *testing.B) {
 		_, lat = load(b, h.base, reqs[200+n:], workers, time.Duration(float64(time.Second)/(maxRate/2)))
 		halfP50, halfP99 = percentile(lat, .50), percentile(lat, .99)
 
-		ceiling = commitCeiling(b, h, n, workers)
+		ceiling = pgtest.CommitCeiling(b, h.db, n, workers)
 	}
 	b.ReportMetric(maxRate, "webhooks/s")
 	b.ReportMetric(ceiling, "commits/s")

@@ -197,3 +197,31 @@ func OpenDurable(t testing.TB) *store.DB {
 	t.Cleanup(db.Close)
 	return db
 }
+
+// CommitCeiling measures single-row commits per second on db with this
+// many concurrent writers: the yardstick benchmarks put their own rates
+// beside, measured in the same run on the same machine.
+func CommitCeiling(t testing.TB, db *store.DB, n, workers int) float64 {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS bench_commit (id bigserial PRIMARY KEY, body text NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	var next atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				if _, err := db.Pool.Exec(ctx, `INSERT INTO bench_commit (body) VALUES ($1)`, "a message-sized body of text"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds()
+}

@@ -177,6 +177,9 @@ func New(d Deps) (*Pipeline, error) {
 		Workers:           workers,
 		Logger:            d.Logger,
 		FetchPollInterval: d.Config.FetchInterval,
+		// Jobs here take milliseconds: fetch again soon rather than leave
+		// workers idle for River's default 100 ms between fetches.
+		FetchCooldown: 10 * time.Millisecond,
 		JobTimeout:        5 * time.Minute,
 	})
 	if err != nil {

@@ -38,7 +38,9 @@ type env struct {
 	twilio *twilio.Client
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvTB(t) }
+
+func newEnvTB(t testing.TB) *env {
 	t.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
