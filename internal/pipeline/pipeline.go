@@ -180,7 +180,7 @@ func New(d Deps) (*Pipeline, error) {
 		// Jobs here take milliseconds: fetch again soon rather than leave
 		// workers idle for River's default 100 ms between fetches.
 		FetchCooldown: 10 * time.Millisecond,
-		JobTimeout:        5 * time.Minute,
+		JobTimeout:    5 * time.Minute,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue worker: %w", err)
