@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -244,18 +245,17 @@ func (p *Pipeline) enqueue(ctx context.Context, tx *gorm.DB, args river.JobArgs,
 // maxBody caps stored bodies; platforms allow up to 4096 characters.
 const maxBody = 8192
 
+// truncate cuts s to at most n bytes without splitting a character.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
 	cut := n
-	for cut > 0 && !utf8RuneStart(s[cut]) {
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
 	return s[:cut]
 }
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // ingestError makes a database outage an EUNAVAILABLE error, so the webhook
 // answers 503 and the platform retries or falls back.
