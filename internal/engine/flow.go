@@ -63,13 +63,15 @@ type Flow struct {
 
 // Node is one step of a flow: exactly one of its kinds is set.
 type Node struct {
-	ID      string        `yaml:"-"`
-	Send    Text          `yaml:"send"`
-	Ask     *Ask          `yaml:"ask"`
-	Branch  []*BranchCase `yaml:"branch"`
-	Handoff *Final        `yaml:"handoff"`
-	End     *Final        `yaml:"end"`
-	Next    string        `yaml:"next"`
+	ID         string        `yaml:"-"`
+	Send       Text          `yaml:"send"`
+	Ask        *Ask          `yaml:"ask"`
+	Branch     []*BranchCase `yaml:"branch"`
+	AIClassify *AIClassify   `yaml:"ai_classify"`
+	AIExtract  *AIExtract    `yaml:"ai_extract"`
+	Handoff    *Final        `yaml:"handoff"`
+	End        *Final        `yaml:"end"`
+	Next       string        `yaml:"next"`
 }
 
 // Final is a handoff or an end, with an optional message.

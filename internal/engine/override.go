@@ -67,14 +67,19 @@ func ApplyOverride(f *Flow, st State, o Override) (State, []Action, error) {
 			return st, nil, models.Errorf(models.ECONFLICT, "The conversation has ended; there is nothing to pause.")
 		}
 		r.emit(Action{Kind: ActionCancelWaits})
-		r.st.Status = StatusPaused
+		r.st.Status, r.st.Pending = StatusPaused, nil // a pending AI result is dropped
 	case OverrideResume:
 		if st.Status != StatusPaused && st.Status != StatusHandoff {
 			return st, nil, models.Errorf(models.ECONFLICT, "The bot is not paused.")
 		}
-		if n := f.Nodes[st.Node]; n != nil && n.Ask != nil {
+		n := f.Nodes[st.Node]
+		switch {
+		case n != nil && (n.Ask != nil || aiPrompt(n) != nil):
 			r.st.Status = StatusActive // waits for the answer to the question it asked
-		} else {
+		case n != nil && (n.AIClassify != nil || n.AIExtract != nil):
+			r.st.Status = StatusActive
+			r.enterAI(n) // paused while the AI layer worked: ask it again
+		default:
 			r.end() // paused at a hand-off: the next message starts afresh
 		}
 	default:

@@ -19,7 +19,7 @@ func randomFlow(r *rand.Rand) string {
 	fmt.Fprintf(&b, "id: random\nlanguages: [en, hi]\nstart: n0\nmax_steps: %d\nnodes:\n", 5+r.IntN(50))
 	types := []string{"text", "number", "choice", "yes_no", "date", "phone", "email", "media"}
 	for i := range n {
-		switch r.IntN(6) {
+		switch r.IntN(8) {
 		case 0:
 			fmt.Fprintf(&b, "  %s: {send: {en: 'hello {{x}}', hi: 'नमस्ते'}, next: %s}\n", name(i), pick())
 		case 1:
@@ -30,6 +30,10 @@ func randomFlow(r *rand.Rand) string {
 			fmt.Fprintf(&b, "  %s: {branch: [{when: 'x == \"a\"', next: %s}, {when: 'x > 3', next: %s}, {else: %s}]}\n", name(i), pick(), pick(), pick())
 		case 3:
 			fmt.Fprintf(&b, "  %s: {handoff: {send: h}}\n", name(i))
+		case 4:
+			fmt.Fprintf(&b, "  %s: {ai_classify: {prompt: 'what?', intents: [a, b], save: x, next: {a: %s, b: %s}, fallback: %s}}\n", name(i), pick(), pick(), pick())
+		case 5:
+			fmt.Fprintf(&b, "  %s: {ai_extract: {input: '{{x}}', schema: {type: object, properties: {x: {type: number}}, required: [x]}, next: %s, fallback: %s}}\n", name(i), pick(), pick())
 		default:
 			fmt.Fprintf(&b, "  %s: {end: {send: bye}}\n", name(i))
 		}
@@ -41,6 +45,11 @@ var inputs = []engine.Input{
 	{Text: "hello"}, {Text: "1"}, {Text: "2"}, {Text: "७"}, {Text: "1,000"}, {Text: "yes"}, {Text: "नहीं"}, {Text: "a"}, {Text: "B"},
 	{Text: ""}, {Text: "🙏"}, {Text: "STOP"}, {Text: "start"}, {Text: "help"}, {Text: "menu"}, {Text: strings.Repeat("x", 5000)},
 	{Text: "2026-12-14"}, {Text: "+91 98765 43210"}, {Text: "a@b.in"}, {Media: true}, {Kind: engine.InputRemind}, {Kind: engine.InputExpire},
+}
+
+var ais = []engine.AIResult{
+	{Intent: "a", Confidence: 0.9}, {Intent: "b", Confidence: 0.7}, {Intent: "c", Confidence: 1}, {Intent: "a", Confidence: 0.2},
+	{Err: "down"}, {Fields: map[string]any{"x": 3.0}, Confidence: 1}, {Fields: map[string]any{"x": "a"}, Confidence: 1}, {},
 }
 
 func TestStep_PropertiesOverRandomFlowsAndInputs(t *testing.T) {
@@ -61,7 +70,14 @@ func TestStep_PropertiesOverRandomFlowsAndInputs(t *testing.T) {
 						t.Fatalf("Step panicked: %v\nflow:\n%s", p, randomFlow(r))
 					}
 				}()
-				return engine.Step(f, st, in)
+				s, a, err = engine.Step(f, st, in)
+				for err == nil && s.Pending != nil { // the AI layer answers at once
+					res := ais[r.IntN(len(ais))]
+					var more []engine.Action
+					s, more, err = engine.Step(f, s, engine.Input{Kind: engine.InputAI, AI: &res})
+					a = append(a, more...)
+				}
+				return s, a, err
 			}()
 			if err != nil {
 				t.Fatalf("Step: %v", err)
@@ -81,7 +97,7 @@ func TestStep_PropertiesOverRandomFlowsAndInputs(t *testing.T) {
 					t.Fatalf("state at node %q, which the flow does not have", next.Node)
 				}
 			}
-			if next.Status == engine.StatusActive && next.Node != "" && f.Nodes[next.Node].Ask == nil {
+			if n := f.Nodes[next.Node]; next.Status == engine.StatusActive && next.Node != "" && n.Ask == nil && n.AIClassify == nil && n.AIExtract == nil {
 				t.Fatalf("active at %q, a node that does not wait", next.Node)
 			}
 			st = next

@@ -11,6 +11,8 @@ type Session struct {
 	Flow  *Flow
 	State State
 	Now   func() time.Time
+	// AI answers AI nodes; nil means the AI layer is off, so they fall back.
+	AI func(AIRequest) AIResult
 }
 
 // Say feeds one line to the conversation and returns the replies. A line
@@ -27,11 +29,32 @@ func (s *Session) Say(line string) []string {
 	case "!expire":
 		in = Input{Kind: InputExpire, Now: now()}
 	}
-	next, actions, err := Step(s.Flow, s.State, in)
-	if err != nil {
-		return []string{"(error: " + err.Error() + ")"}
+	var out []string
+	for {
+		next, actions, err := Step(s.Flow, s.State, in)
+		if err != nil {
+			return append(out, "(error: "+err.Error()+")")
+		}
+		s.State = next
+		out = append(out, Replies(actions)...)
+		if next.Pending == nil {
+			return out
+		}
+		in = Input{Kind: InputAI, AI: s.answer(*next.Pending), Now: now()}
 	}
-	s.State = next
+}
+
+func (s *Session) answer(req AIRequest) *AIResult {
+	if s.AI == nil {
+		return &AIResult{Err: "the AI layer is off"}
+	}
+	res := s.AI(req)
+	return &res
+}
+
+// Replies is what a person following the conversation sees of actions:
+// the messages sent, and notes for hand-offs and stops.
+func Replies(actions []Action) []string {
 	var out []string
 	for _, a := range actions {
 		switch a.Kind {

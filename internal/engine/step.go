@@ -34,6 +34,9 @@ type State struct {
 	Vars        map[string]string
 	OptedOut    bool
 	Error       string
+	// Pending is the request an AI node waits on; the conversation takes
+	// no message until its result comes back as an InputAI.
+	Pending *AIRequest
 }
 
 func (s State) clone() State {
@@ -53,6 +56,7 @@ const (
 	InputMessage InputKind = "message" // the contact wrote
 	InputRemind  InputKind = "remind"  // an ask's reminder time came
 	InputExpire  InputKind = "expire"  // an ask's wait ran out
+	InputAI      InputKind = "ai"      // the AI layer answered the pending request
 )
 
 // Input is one event for a conversation.
@@ -61,6 +65,7 @@ type Input struct {
 	Text  string
 	Media bool // the message carried an attachment
 	Now   time.Time
+	AI    *AIResult // for InputAI
 }
 
 // ActionKind is what the caller must do.
@@ -76,6 +81,7 @@ const (
 	ActionCancelWaits   ActionKind = "cancel_waits"   // drop scheduled waits
 	ActionEnd           ActionKind = "end"            // the conversation ended
 	ActionStepLimitStop ActionKind = "step_limit_hit" // stopped by the step limit
+	ActionAI            ActionKind = "ai"             // ask the AI layer AI, answer with an InputAI
 )
 
 // Action is one thing the caller carries out, in order.
@@ -84,6 +90,7 @@ type Action struct {
 	Text  string
 	Input InputKind     // for schedule_wait: which input to deliver
 	After time.Duration // for schedule_wait
+	AI    *AIRequest    // for ai
 }
 
 // MaxInput caps the characters of an answer the engine reads.
@@ -105,6 +112,18 @@ func Step(f *Flow, st State, in Input) (State, []Action, error) {
 	}
 	if in.Kind == "" {
 		in.Kind = InputMessage
+	}
+	if st.Pending != nil {
+		switch in.Kind {
+		case InputAI:
+			r.resolveAI(in.AI)
+		case InputMessage:
+			return st, nil, ErrAwaitingAI
+		}
+		return r.st, r.actions, nil // a timeout is stale while the AI layer works
+	}
+	if in.Kind == InputAI {
+		return r.st, nil, nil // a result for a request no longer pending
 	}
 	r.step(in)
 	return r.st, r.actions, nil
@@ -146,6 +165,16 @@ func (r *run) step(in Input) {
 		return
 	}
 	node := r.f.Nodes[r.st.Node]
+	if node != nil && aiPrompt(node) != nil {
+		if in.Kind == InputMessage { // the answer to the AI node's question
+			if in.Text == "" {
+				r.say(aiPrompt(node))
+				return
+			}
+			r.requestAI(node, in.Text)
+		}
+		return
+	}
 	if node == nil || node.Ask == nil {
 		r.restart() // pinned to a node that no longer waits: start over
 		return
@@ -201,6 +230,7 @@ func (r *run) keyword(text string) bool {
 }
 
 func (r *run) restart() {
+	// Pending is dropped with the rest.
 	r.st = State{FlowID: r.f.ID, FlowVersion: r.f.Version, Language: r.st.Language, Vars: map[string]string{}, OptedOut: r.st.OptedOut}
 	r.goTo(r.f.Start)
 }
@@ -208,7 +238,7 @@ func (r *run) restart() {
 // goTo runs nodes from id until one waits for the contact, or the step
 // limit stops the run.
 func (r *run) goTo(id string) {
-	r.st.Status, r.st.Retries = StatusActive, 0
+	r.st.Status, r.st.Retries, r.st.Pending = StatusActive, 0, nil
 	for {
 		r.steps++
 		if r.steps > r.f.MaxSteps {
@@ -228,6 +258,9 @@ func (r *run) goTo(id string) {
 			r.say(n.Ask.Prompt)
 			r.scheduleWaits(n.Ask)
 			return
+		case n.AIClassify != nil || n.AIExtract != nil:
+			r.enterAI(n)
+			return
 		case n.Handoff != nil:
 			r.say(n.Handoff.Send)
 			r.st.Status = StatusHandoff
@@ -242,7 +275,7 @@ func (r *run) goTo(id string) {
 }
 
 func (r *run) end() {
-	r.st.Status = StatusEnded
+	r.st.Status, r.st.Pending = StatusEnded, nil
 	r.emit(Action{Kind: ActionEnd})
 }
 

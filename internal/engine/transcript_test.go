@@ -62,15 +62,22 @@ func replay(t *testing.T, file string) {
 			if l.Kind == enginetest.Timeout {
 				in = engine.Input{Kind: engine.InputKind(l.Text), Now: now}
 			}
-			var actions []engine.Action
-			st, actions, err = engine.Step(flow, st, in)
-			if err != nil {
-				t.Fatalf("line %d: %v", l.N, err)
-			}
-			for _, a := range actions {
-				if a.Kind == engine.ActionSend {
-					pending = append(pending, a.Text)
+			for {
+				var actions []engine.Action
+				st, actions, err = engine.Step(flow, st, in)
+				if err != nil {
+					t.Fatalf("line %d: %v", l.N, err)
 				}
+				for _, a := range actions {
+					if a.Kind == engine.ActionSend {
+						pending = append(pending, a.Text)
+					}
+				}
+				if st.Pending == nil {
+					break
+				}
+				res := enginetest.AI(*st.Pending) // the AI layer answers
+				in = engine.Input{Kind: engine.InputAI, AI: &res, Now: now}
 			}
 		case enginetest.Reply:
 			if len(pending) == 0 || pending[0] != l.Text {

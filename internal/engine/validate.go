@@ -33,13 +33,13 @@ func validate(f *Flow) error {
 	for _, id := range ids {
 		n := f.Nodes[id]
 		kinds := 0
-		for _, set := range []bool{n.Send != nil, n.Ask != nil, n.Branch != nil, n.Handoff != nil, n.End != nil} {
+		for _, set := range []bool{n.Send != nil, n.Ask != nil, n.Branch != nil, n.AIClassify != nil, n.AIExtract != nil, n.Handoff != nil, n.End != nil} {
 			if set {
 				kinds++
 			}
 		}
 		if kinds != 1 {
-			return fail(id, "a node needs exactly one of send, ask, branch, handoff or end (has %d)", kinds)
+			return fail(id, "a node needs exactly one of send, ask, branch, ai_classify, ai_extract, handoff or end (has %d)", kinds)
 		}
 		ref := func(what, target string) error {
 			if target == "" {
@@ -60,6 +60,10 @@ func validate(f *Flow) error {
 			}
 		case n.Ask != nil:
 			if err := validateAsk(f, n, ref, fail); err != nil {
+				return err
+			}
+		case n.AIClassify != nil || n.AIExtract != nil:
+			if err := validateAI(n, ref, fail); err != nil {
 				return err
 			}
 		case n.Branch != nil:
@@ -172,6 +176,15 @@ func edges(n *Node) (next []string, waits bool) {
 			next = append(next, n.Ask.Timeout.Then)
 		}
 		return next, true
+	case n.AIClassify != nil:
+		for _, t := range n.AIClassify.Next {
+			next = append(next, t)
+		}
+		// Without a prompt it does not wait for the contact: a cycle through
+		// it would call the AI layer again and again.
+		return append(next, n.AIClassify.Fallback), n.AIClassify.Prompt != nil
+	case n.AIExtract != nil:
+		return []string{n.AIExtract.Next, n.AIExtract.Fallback}, n.AIExtract.Prompt != nil
 	}
 	return nil, true // handoff, end
 }

@@ -25,6 +25,16 @@ func TestParse_RefusesBadFlowsNamingFileNodeAndProblem(t *testing.T) {
 		{"bad condition", "id: x\nstart: a\nnodes:\n  a: {branch: [{when: 'age >', next: b}, {else: b}]}\n  b: {end: {}}", "does not compile"},
 		{"unreachable", "id: x\nstart: a\nnodes:\n  a: {end: {}}\n  lost: {end: {}}", `node "lost": node is unreachable`},
 		{"cycle without a wait", "id: x\nstart: a\nnodes:\n  a: {send: hi, next: b}\n  b: {branch: [{when: 'true', next: a}, {else: c}]}\n  c: {end: {}}", "cycle that never waits"},
+		{"ai without intents", "id: x\nstart: a\nnodes:\n  a: {ai_classify: {prompt: q, next: {}, fallback: b}}\n  b: {end: {}}", `node "a": ai_classify needs intents`},
+		{"ai next not an intent", "id: x\nstart: a\nnodes:\n  a: {ai_classify: {prompt: q, intents: [x], next: {y: b}, fallback: b}}\n  b: {end: {}}", `next names "y", which is not one of the intents`},
+		{"ai without fallback", "id: x\nstart: a\nnodes:\n  a: {ai_classify: {prompt: q, intents: [x], next: {x: b}}}\n  b: {end: {}}", "fallback is missing"},
+		{"ai reads nothing", "id: x\nstart: a\nnodes:\n  a: {ai_classify: {intents: [x], next: {x: b}, fallback: b}}\n  b: {end: {}}", "needs a prompt"},
+		{"ai prompt and input", "id: x\nstart: a\nnodes:\n  a: {ai_classify: {prompt: q, input: '{{v}}', intents: [x], next: {x: b}, fallback: b}}\n  b: {end: {}}", "not both"},
+		{"ai confidence", "id: x\nstart: a\nnodes:\n  a: {ai_classify: {prompt: q, intents: [x], next: {x: b}, fallback: b, min_confidence: 2}}\n  b: {end: {}}", "min_confidence must be between 0 and 1"},
+		{"schema not an object", "id: x\nstart: a\nnodes:\n  a: {ai_extract: {prompt: q, schema: {type: array}, next: b, fallback: b}}\n  b: {end: {}}", `schema: type must be "object"`},
+		{"schema nested", "id: x\nstart: a\nnodes:\n  a: {ai_extract: {prompt: q, schema: {type: object, properties: {p: {type: object}}}, next: b, fallback: b}}\n  b: {end: {}}", `property "p": type must be`},
+		{"schema required unknown", "id: x\nstart: a\nnodes:\n  a: {ai_extract: {prompt: q, schema: {type: object, properties: {p: {type: string}}, required: [q]}, next: b, fallback: b}}\n  b: {end: {}}", "required names q"},
+		{"ai cycle without a wait", "id: x\nstart: a\nnodes:\n  a: {ai_classify: {input: '{{v}}', intents: [x], next: {x: a}, fallback: b}}\n  b: {end: {}}", "cycle that never waits"},
 		{"bad duration", "id: x\nstart: a\nnodes:\n  a: {ask: {prompt: q, timeout: {remind_after: soon}}, next: b}\n  b: {end: {}}", `bad duration "soon"`},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,154 @@
+package engine_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/internal/engine/enginetest"
+)
+
+// atPending walks the triage flow to the point where it waits on the AI
+// layer to classify text.
+func atPending(t *testing.T, text string) (*engine.Flow, engine.State) {
+	t.Helper()
+	f := loadFlow(t, "triage.yaml")
+	st, _, err := engine.Step(f, engine.State{}, engine.Input{Text: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, actions, err := engine.Step(f, st, engine.Input{Text: text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Pending == nil || len(actions) != 1 || actions[0].Kind != engine.ActionAI {
+		t.Fatalf("state %+v actions %+v: want one ai action and a pending request", st, actions)
+	}
+	if got := actions[0].AI; got.Task != engine.AIClassifyTask || got.Text != text || got.Node != "ask_need" || !slices.Equal(got.Intents, []string{"appointment", "emergency", "prescription"}) {
+		t.Fatalf("request %+v", got)
+	}
+	return f, st
+}
+
+func TestStep_AMessageWhileTheAIWorksIsHeldBack(t *testing.T) {
+	f, st := atPending(t, "I need an appointment")
+	next, actions, err := engine.Step(f, st, engine.Input{Text: "STOP"})
+	if !errors.Is(err, engine.ErrAwaitingAI) || actions != nil || next.Pending == nil || next.OptedOut {
+		t.Fatalf("Step = %+v, %v, %v; want the message refused with ErrAwaitingAI and nothing changed", next, actions, err)
+	}
+	// A timeout meanwhile is stale and changes nothing.
+	next, actions, err = engine.Step(f, st, engine.Input{Kind: engine.InputExpire})
+	if err != nil || len(actions) != 0 || next.Pending == nil || next.Status != engine.StatusActive {
+		t.Fatalf("expire while pending = %+v, %v, %v", next, actions, err)
+	}
+}
+
+func TestStep_AIResultRoutesByIntentAndConfidence(t *testing.T) {
+	tests := []struct {
+		name   string
+		result engine.AIResult
+		node   string
+		need   string
+	}{
+		{"confident", engine.AIResult{Intent: "emergency", Confidence: 0.95}, "urgent", "emergency"},
+		{"at the threshold", engine.AIResult{Intent: "appointment", Confidence: engine.DefaultMinConfidence}, "ask_details", "appointment"},
+		{"unsure", engine.AIResult{Intent: "emergency", Confidence: 0.59}, "clarify", ""},
+		{"not an intent of the node", engine.AIResult{Intent: "billing", Confidence: 0.99}, "clarify", ""},
+		{"provider failed", engine.AIResult{Err: "timeout", Intent: "emergency", Confidence: 1}, "clarify", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, st := atPending(t, "something")
+			next, _, err := engine.Step(f, st, engine.Input{Kind: engine.InputAI, AI: &tt.result})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next.Node != tt.node || next.Vars["need"] != tt.need || next.Pending != nil {
+				t.Fatalf("after %+v: node %q need %q pending %v; want node %q need %q", tt.result, next.Node, next.Vars["need"], next.Pending, tt.node, tt.need)
+			}
+		})
+	}
+}
+
+func TestStep_AIResultWithNothingPendingIsIgnored(t *testing.T) {
+	f := loadFlow(t, "triage.yaml")
+	st, _, _ := engine.Step(f, engine.State{}, engine.Input{Text: "hi"})
+	next, actions, err := engine.Step(f, st, engine.Input{Kind: engine.InputAI, AI: &engine.AIResult{Intent: "emergency", Confidence: 1}})
+	if err != nil || len(actions) != 0 || next.Node != st.Node {
+		t.Fatalf("stale result = %+v, %v, %v; want nothing to change", next, actions, err)
+	}
+}
+
+func TestStep_ExtractionHeldAgainstTheSchema(t *testing.T) {
+	f := loadFlow(t, "triage.yaml")
+	at := engine.State{FlowID: "triage", Node: "ask_details", Status: engine.StatusActive, Vars: map[string]string{}}
+	tests := []struct {
+		name   string
+		fields map[string]any
+		node   string
+	}{
+		{"all fields", map[string]any{"name": "Ravi", "age": 41.0, "day": "monday"}, "booked"},
+		{"optional left out", map[string]any{"name": "Ravi", "age": 41.0}, "booked"},
+		{"number as text", map[string]any{"name": "Ravi", "age": "41"}, "booked"},
+		{"required missing", map[string]any{"name": "Ravi"}, "handoff"},
+		{"not an integer", map[string]any{"name": "Ravi", "age": 41.5}, "handoff"},
+		{"outside the enum", map[string]any{"name": "Ravi", "age": 41.0, "day": "sunday"}, "handoff"},
+		{"wrong type", map[string]any{"name": 7.0, "age": 41.0}, "handoff"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, actions, err := engine.Step(f, at, engine.Input{Text: "my details"})
+			if err != nil || st.Pending == nil || st.Pending.Task != engine.AIExtractTask || actions[0].AI.Schema == nil {
+				t.Fatalf("answer to ask_details = %+v, %+v, %v", st, actions, err)
+			}
+			next, _, err := engine.Step(f, st, engine.Input{Kind: engine.InputAI, AI: &engine.AIResult{Fields: tt.fields, Confidence: 0.9}})
+			if err != nil || next.Node != tt.node {
+				t.Fatalf("fields %v: node %q, err %v; want %q", tt.fields, next.Node, err, tt.node)
+			}
+			if tt.node == "booked" && (next.Vars["patient_name"] != "Ravi" || next.Vars["patient_age"] != "41") {
+				t.Fatalf("vars %v", next.Vars)
+			}
+		})
+	}
+}
+
+func TestStep_ExtractionBelowItsThresholdFallsBack(t *testing.T) {
+	f := loadFlow(t, "triage.yaml")
+	st := engine.State{FlowID: "triage", Node: "ask_details", Status: engine.StatusActive, Vars: map[string]string{}}
+	st, _, _ = engine.Step(f, st, engine.Input{Text: "Ravi 41"})
+	next, _, _ := engine.Step(f, st, engine.Input{Kind: engine.InputAI, AI: &engine.AIResult{Fields: map[string]any{"name": "Ravi", "age": 41.0}, Confidence: 0.69}})
+	if next.Node != "handoff" || next.Vars["patient_name"] != "" {
+		t.Fatalf("node %q vars %v: a result under min_confidence 0.7 must fall back and save nothing", next.Node, next.Vars)
+	}
+}
+
+func TestOverride_WhileTheAIWorksDropsTheRequest(t *testing.T) {
+	f, st := atPending(t, "appointment")
+	moved, _, err := engine.ApplyOverride(f, st, engine.Override{Kind: engine.OverrideMove, Node: "clarify"})
+	if err != nil || moved.Pending != nil || moved.Node != "clarify" {
+		t.Fatalf("move = %+v, %v: the pending request must go", moved, err)
+	}
+	paused, _, err := engine.ApplyOverride(f, st, engine.Override{Kind: engine.OverridePause})
+	if err != nil || paused.Pending != nil || paused.Status != engine.StatusPaused {
+		t.Fatalf("pause = %+v, %v", paused, err)
+	}
+	resumed, _, err := engine.ApplyOverride(f, paused, engine.Override{Kind: engine.OverrideResume})
+	if err != nil || resumed.Status != engine.StatusActive || resumed.Node != "ask_need" || resumed.Pending != nil {
+		t.Fatalf("resume = %+v, %v; want it waiting for the contact's answer again", resumed, err)
+	}
+}
+
+func TestSession_AIOffTakesTheFallback(t *testing.T) {
+	s := &engine.Session{Flow: loadFlow(t, "triage.yaml")}
+	s.Say("hi")
+	got := s.Say("I need an appointment")
+	if len(got) != 1 || got[0] != "Sorry, I did not follow. 1. Appointment 2. Emergency 3. Something else" {
+		t.Fatalf("replies %q: with the AI layer off the fallback must run", got)
+	}
+	s = &engine.Session{Flow: loadFlow(t, "triage.yaml"), AI: enginetest.AI}
+	s.Say("hi")
+	if got := s.Say("I need an appointment"); len(got) != 1 || got[0] != "Please send your name, age and the day you prefer." {
+		t.Fatalf("replies %q with the AI layer on", got)
+	}
+}
