@@ -22,6 +22,16 @@ type Library struct {
 	order    []string
 }
 
+// NewLibrary returns a library of the given flows; the first by id is the
+// default.
+func NewLibrary(flows ...*Flow) *Library {
+	l := &Library{current: map[string]*Flow{}, versions: map[string]*Flow{}}
+	for _, f := range flows {
+		l.Add(f)
+	}
+	return l
+}
+
 // Builtin returns the sample flows shipped in the binary, used when
 // PARLEY_FLOWS_DIR is unset.
 func Builtin() *Library {
@@ -43,7 +53,7 @@ func loadFS(fsys fs.FS, dir string) (*Library, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Library{current: map[string]*Flow{}, versions: map[string]*Flow{}}
+	l := NewLibrary()
 	var errs []error
 	for _, e := range entries {
 		name := e.Name()

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"sync"
 	"time"
 
@@ -41,14 +43,58 @@ func (f *Flows) Respond(ctx context.Context, tx *gorm.DB, contact *models.Contac
 	}
 	if conv != nil && conv.Status == models.ConversationActive && f.now().Sub(conv.UpdatedAt) > f.Idle {
 		// Expired while waiting: close it; this message starts afresh.
-		conv.Status, conv.Error = models.ConversationEnded, "expired after waiting "+f.Idle.String()
+		conv.Status, conv.Error, conv.Pending = models.ConversationEnded, "expired after waiting "+f.Idle.String(), nil
 		conv.WaitSeq++
 		if err := f.conversations.Save(ctx, tx, conv); err != nil {
 			return nil, err
 		}
 		conv = nil
 	}
+	if conv != nil && conv.Pending != nil {
+		return &Outcome{Defer: true}, nil // taken up once the AI layer has answered
+	}
 	return f.step(ctx, tx, contact, conv, engine.Input{Kind: engine.InputMessage, Text: in.Body, Now: f.now()})
+}
+
+// PendingAI implements Thinker.
+func (f *Flows) PendingAI(ctx context.Context, a AIArgs) (*engine.AIRequest, error) {
+	conv, err := f.conversations.Read(ctx, a.ConversationID)
+	if err != nil {
+		if models.ErrorCode(err) == models.ENOTFOUND {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if conv.WaitSeq != a.Seq || conv.Pending == nil {
+		return nil, nil
+	}
+	return pendingOf(conv)
+}
+
+// AIAnswered implements Thinker.
+func (f *Flows) AIAnswered(ctx context.Context, tx *gorm.DB, contact *models.Contact, a AIArgs, res engine.AIResult) (*Outcome, error) {
+	conv, err := f.conversations.Get(ctx, tx, a.ConversationID)
+	if err != nil {
+		if models.ErrorCode(err) == models.ENOTFOUND {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if conv.WaitSeq != a.Seq || conv.Pending == nil {
+		return nil, nil // answered already, or staff moved the conversation on
+	}
+	return f.step(ctx, tx, contact, conv, engine.Input{Kind: engine.InputAI, AI: &res, Now: f.now()})
+}
+
+func pendingOf(conv *models.Conversation) (*engine.AIRequest, error) {
+	if conv.Pending == nil {
+		return nil, nil
+	}
+	var req engine.AIRequest
+	if err := json.Unmarshal(conv.Pending, &req); err != nil {
+		return nil, models.Wrap(err, models.EINTERNAL, "A conversation's pending AI request is unreadable.")
+	}
+	return &req, nil
 }
 
 // Timeout implements Waiter.
@@ -73,9 +119,14 @@ func (f *Flows) step(ctx context.Context, tx *gorm.DB, contact *models.Contact, 
 	}
 	st := engine.State{OptedOut: contact.OptedOut, Language: contact.Language}
 	if conv != nil {
-		st = stateOf(conv, contact)
+		if st, err = stateOf(conv, contact); err != nil {
+			return nil, err
+		}
 	}
 	next, actions, err := engine.Step(flow, st, in)
+	if errors.Is(err, engine.ErrAwaitingAI) {
+		return &Outcome{Defer: true}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -83,11 +134,12 @@ func (f *Flows) step(ctx context.Context, tx *gorm.DB, contact *models.Contact, 
 }
 
 // stateOf is the engine's view of a stored conversation.
-func stateOf(conv *models.Conversation, contact *models.Contact) engine.State {
+func stateOf(conv *models.Conversation, contact *models.Contact) (engine.State, error) {
+	pending, err := pendingOf(conv)
 	return engine.State{
 		FlowID: conv.FlowID, FlowVersion: conv.FlowVersion, Node: conv.Node, Status: engine.Status(conv.Status),
-		Retries: conv.Retries, Language: conv.Language, Vars: conv.Variables, OptedOut: contact.OptedOut,
-	}
+		Retries: conv.Retries, Language: conv.Language, Vars: conv.Variables, OptedOut: contact.OptedOut, Pending: pending,
+	}, err
 }
 
 // Override applies a staff command to a conversation (locked in tx by the
@@ -105,7 +157,9 @@ func (f *Flows) Override(ctx context.Context, tx *gorm.DB, contact *models.Conta
 			return nil, before, after, err
 		}
 	}
-	before = stateOf(conv, contact)
+	if before, err = stateOf(conv, contact); err != nil {
+		return nil, before, after, err
+	}
 	after, actions, err := engine.ApplyOverride(flow, before, o)
 	if err != nil {
 		return nil, before, after, err
@@ -118,7 +172,7 @@ func (f *Flows) Override(ctx context.Context, tx *gorm.DB, contact *models.Conta
 // into an outcome for the pipeline.
 func (f *Flows) save(ctx context.Context, tx *gorm.DB, contact *models.Contact, conv *models.Conversation, flow *engine.Flow, st, next engine.State, actions []engine.Action) (*Outcome, error) {
 	out := &Outcome{}
-	moved := next.Node != st.Node || next.Status != st.Status
+	moved := next.Node != st.Node || next.Status != st.Status || (next.Pending == nil) != (st.Pending == nil)
 	for _, a := range actions {
 		switch a.Kind {
 		case engine.ActionSend:
@@ -145,6 +199,14 @@ func (f *Flows) save(ctx context.Context, tx *gorm.DB, contact *models.Contact, 
 	}
 	conv.Node, conv.Retries, conv.Language, conv.Error, conv.Variables = next.Node, next.Retries, next.Language, next.Error, next.Vars
 	conv.Status = models.ConversationStatus(next.Status)
+	conv.Pending = nil
+	if next.Pending != nil {
+		pending, err := json.Marshal(next.Pending)
+		if err != nil {
+			return nil, models.Wrap(err, models.EINTERNAL, "The AI request cannot be stored.")
+		}
+		conv.Pending = pending
+	}
 	if moved {
 		conv.WaitSeq++
 	}
@@ -157,6 +219,9 @@ func (f *Flows) save(ctx context.Context, tx *gorm.DB, contact *models.Contact, 
 		if a.Kind == engine.ActionScheduleWait {
 			out.Waits = append(out.Waits, WaitArgs{ContactID: contact.ID, ConversationID: conv.ID, Input: string(a.Input), Seq: conv.WaitSeq})
 			out.WaitAfter = append(out.WaitAfter, a.After)
+		}
+		if a.Kind == engine.ActionAI {
+			out.AI = &AIArgs{ContactID: contact.ID, ConversationID: conv.ID, Seq: conv.WaitSeq}
 		}
 	}
 	return out, nil

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,7 +37,16 @@ func TestFlows_TranscriptsThroughThePipeline(t *testing.T) {
 
 func replayThroughPipeline(t *testing.T, tr *enginetest.Transcript) {
 	e := newEnv(t)
-	flows := pipeline.NewFlows(engine.Builtin(), e.db, e.crypto)
+	e.ai = fakeAI(enginetest.AI)
+	lib := engine.Builtin()
+	if data, err := os.ReadFile(filepath.Join("../engine/testdata/flows", tr.Flow)); err == nil {
+		f, err := engine.Parse(tr.Flow, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lib = engine.NewLibrary(f)
+	}
+	flows := pipeline.NewFlows(lib, e.db, e.crypto)
 	p := e.start(t, flows)
 	const from = "+919876543210"
 	contact, _, err := store.NewContactStore(e.db, e.crypto).FindOrCreate(context.Background(), nil, from)
@@ -89,6 +99,13 @@ func replayThroughPipeline(t *testing.T, tr *enginetest.Transcript) {
 	if len(pending) > 0 {
 		t.Fatalf("unexpected replies at the end: %q", pending)
 	}
+}
+
+// fakeAI is the deterministic AI layer of the transcripts.
+type fakeAI func(engine.AIRequest) engine.AIResult
+
+func (f fakeAI) Answer(_ context.Context, req engine.AIRequest) (engine.AIResult, error) {
+	return f(req), nil
 }
 
 func first(s []string) string {

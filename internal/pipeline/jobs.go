@@ -51,8 +51,12 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 		}
 		ids := make([]int64, 0, len(pending))
 		for _, in := range pending {
-			if err := p.processOne(ctx, tx, contact, in); err != nil {
+			deferred, err := p.processOne(ctx, tx, contact, in)
+			if err != nil {
 				return err
+			}
+			if deferred {
+				break // the rest wait, in order, for the AI layer's answer
 			}
 			ids = append(ids, in.ID)
 		}
@@ -69,15 +73,20 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	return nil
 }
 
-func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message) error {
-	if err := p.messages.IndexWords(ctx, tx, in); err != nil {
-		return err
-	}
+// processOne runs one message through the responder; deferred reports
+// that it must wait (unprocessed) for the AI layer.
+func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message) (deferred bool, err error) {
 	out, err := p.responder.Respond(ctx, tx, contact, in)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return p.apply(ctx, tx, contact, in.Provider, out)
+	if out != nil && out.Defer {
+		return true, nil
+	}
+	if err := p.messages.IndexWords(ctx, tx, in); err != nil {
+		return false, err
+	}
+	return false, p.apply(ctx, tx, contact, in.Provider, out)
 }
 
 // apply carries out a responder's outcome inside tx: opt-outs, replies
@@ -115,6 +124,13 @@ func (p *Pipeline) apply(ctx context.Context, tx *gorm.DB, contact *models.Conta
 	for i, w := range out.Waits {
 		w.Provider = provider
 		if err := p.enqueue(ctx, tx, w, &river.InsertOpts{ScheduledAt: time.Now().Add(out.WaitAfter[i])}); err != nil {
+			return err
+		}
+	}
+	if out.AI != nil {
+		a := *out.AI
+		a.Provider = provider
+		if err := p.enqueue(ctx, tx, a, &river.InsertOpts{MaxAttempts: p.cfg.MaxAITries}); err != nil {
 			return err
 		}
 	}

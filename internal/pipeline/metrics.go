@@ -17,6 +17,7 @@ type Metrics struct {
 	sends         *prometheus.CounterVec
 	processed     prometheus.Counter
 	jobLatency    *prometheus.HistogramVec
+	ai            *prometheus.CounterVec
 }
 
 // NewMetrics makes the collectors and registers them with reg (nil: none).
@@ -44,9 +45,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		jobLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "parley_job_seconds", Help: "Time jobs take to run, by kind.", Buckets: buckets,
 		}, []string{"kind"}),
+		ai: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_ai_requests_total", Help: "AI node requests by task and outcome (answered, retried, failed, off).",
+		}, []string{"task", "outcome"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Webhooks, m.AckLatency, m.ingestLatency, m.statuses, m.sends, m.processed, m.jobLatency)
+		reg.MustRegister(m.Webhooks, m.AckLatency, m.ingestLatency, m.statuses, m.sends, m.processed, m.jobLatency, m.ai)
 	}
 	return m
 }

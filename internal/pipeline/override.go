@@ -46,6 +46,13 @@ func (p *Pipeline) Override(ctx context.Context, actorID string, conversationID 
 		if err := p.apply(ctx, tx, contact, provider, out); err != nil {
 			return err
 		}
+		// Messages held back while the conversation waited on the AI layer
+		// are taken up again.
+		if before.Pending != nil {
+			if err := p.enqueue(ctx, tx, ProcessArgs{ContactID: contact.ID}, nil); err != nil {
+				return err
+			}
+		}
 		return p.audit.Append(ctx, tx, &models.AuditEvent{
 			ActorID: actorID, Action: "conversation.override", SubjectType: "conversation", SubjectID: strconv.FormatInt(conversationID, 10),
 			Details: map[string]any{"override": o, "before": summary(before), "after": summary(after)},

@@ -22,6 +22,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
@@ -48,6 +49,28 @@ type Outcome struct {
 	OptIn          bool // the contact asked for messages again
 	Waits          []WaitArgs
 	WaitAfter      []time.Duration // when each of Waits comes due
+	// AI asks the AI layer for what the conversation waits on.
+	AI *AIArgs
+	// Defer leaves the message (and those after it) unprocessed: the
+	// conversation waits on the AI layer and takes them up afterwards.
+	Defer bool
+}
+
+// Thinker is a Responder whose conversations can wait on the AI layer.
+type Thinker interface {
+	// PendingAI returns the request a conversation waits on, or nil when
+	// a is stale (the conversation moved on).
+	PendingAI(ctx context.Context, a AIArgs) (*engine.AIRequest, error)
+	// AIAnswered applies the AI layer's result inside tx, under the
+	// contact's lock; a stale one changes nothing.
+	AIAnswered(ctx context.Context, tx *gorm.DB, contact *models.Contact, a AIArgs, res engine.AIResult) (*Outcome, error)
+}
+
+// AI is the AI layer as the pipeline uses it: it answers AI nodes'
+// requests. An error is retried with backoff; after the last attempt the
+// node's fallback runs.
+type AI interface {
+	Answer(ctx context.Context, req engine.AIRequest) (engine.AIResult, error)
 }
 
 // Ack answers every message with the same text (an empty text answers
@@ -85,6 +108,8 @@ type Config struct {
 	RetryMax       time.Duration // longest retry delay (default 10m)
 	FetchInterval  time.Duration // how often idle workers look for jobs (River's default when 0)
 	WhatsAppWindow time.Duration // free-form replies allowed this long after the contact wrote (24h)
+	MaxAITries     int           // attempts at an AI request before the node's fallback runs (default 4)
+	AITimeout      time.Duration // time limit of one AI request (default 30s)
 }
 
 func (c *Config) defaults() {
@@ -112,6 +137,12 @@ func (c *Config) defaults() {
 	if c.WhatsAppWindow <= 0 {
 		c.WhatsAppWindow = 24 * time.Hour
 	}
+	if c.MaxAITries <= 0 {
+		c.MaxAITries = 4
+	}
+	if c.AITimeout <= 0 {
+		c.AITimeout = 30 * time.Second
+	}
 }
 
 // Deps are what the pipeline works with.
@@ -121,6 +152,7 @@ type Deps struct {
 	Senders   map[string]channel.Sender       // by provider
 	Fetchers  map[string]channel.MediaFetcher // by provider
 	Responder Responder
+	AI        AI // nil: the AI layer is off and AI nodes take their fallback
 	Logger    *slog.Logger
 	Metrics   *Metrics
 	Config    Config
@@ -137,6 +169,7 @@ type Pipeline struct {
 	senders   map[string]channel.Sender
 	fetchers  map[string]channel.MediaFetcher
 	responder Responder
+	ai        AI
 	log       *slog.Logger
 	metrics   *Metrics
 	cfg       Config
@@ -162,7 +195,7 @@ func New(d Deps) (*Pipeline, error) {
 	p := &Pipeline{
 		db: d.DB, contacts: store.NewContactStore(d.DB, d.Crypto), messages: store.NewMessageStore(d.DB, d.Crypto),
 		media: store.NewMediaStore(d.DB, d.Crypto), ingestor: store.NewIngestor(d.Crypto), audit: store.NewAuditStore(d.DB, d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
-		responder: d.Responder, log: d.Logger, metrics: d.Metrics, cfg: d.Config, limiters: map[string]*rate.Limiter{},
+		responder: d.Responder, ai: d.AI, log: d.Logger, metrics: d.Metrics, cfg: d.Config, limiters: map[string]*rate.Limiter{},
 	}
 	for provider := range d.Senders {
 		p.limiters[provider] = rate.NewLimiter(rate.Limit(d.Config.SendRate), d.Config.SendBurst)
@@ -172,6 +205,7 @@ func New(d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &sendWorker{p: p})
 	river.AddWorker(workers, &mediaWorker{p: p})
 	river.AddWorker(workers, &waitWorker{p: p})
+	river.AddWorker(workers, &aiWorker{p: p})
 	var err error
 	p.worker, err = river.NewClient(riverpgxv5.New(d.DB.Pool), &river.Config{
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: d.Config.Workers}},

@@ -36,6 +36,7 @@ type env struct {
 	crypto store.Crypto
 	api    *twiliotest.API
 	twilio *twilio.Client
+	ai     pipeline.AI // the AI layer pipelines get; nil: off
 }
 
 func newEnv(t *testing.T) *env { return newEnvTB(t) }
@@ -72,7 +73,7 @@ func (e *env) start(t *testing.T, responder pipeline.Responder) *pipeline.Pipeli
 func (e *env) pipeline(t *testing.T, responder pipeline.Responder) *pipeline.Pipeline {
 	t.Helper()
 	p, err := pipeline.New(pipeline.Deps{
-		DB: e.db, Crypto: e.crypto, Responder: responder,
+		DB: e.db, Crypto: e.crypto, Responder: responder, AI: e.ai,
 		Senders:  map[string]channel.Sender{channel.Twilio: e.twilio},
 		Fetchers: map[string]channel.MediaFetcher{channel.Twilio: e.twilio},
 		Logger:   slog.New(slog.DiscardHandler),

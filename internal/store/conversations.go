@@ -24,6 +24,7 @@ type conversationRow struct {
 	Language    string
 	Error       string
 	WaitSeq     int64
+	Pending     []byte `gorm:"column:pending_enc;serializer:encrypted"` // JSON
 	StartedAt   time.Time
 	UpdatedAt   time.Time
 	ExpiresAt   *time.Time
@@ -36,7 +37,7 @@ func (r *conversationRow) model() (*models.Conversation, error) {
 	c := &models.Conversation{
 		ID: r.ID, ContactID: r.ContactID, FlowID: r.FlowID, FlowVersion: r.FlowVersion, Node: r.Node,
 		Status: models.ConversationStatus(r.Status), Retries: r.Retries, Language: r.Language, Error: r.Error,
-		WaitSeq: r.WaitSeq, StartedAt: r.StartedAt, UpdatedAt: r.UpdatedAt, ExpiresAt: r.ExpiresAt, EndedAt: r.EndedAt,
+		WaitSeq: r.WaitSeq, Pending: r.Pending, StartedAt: r.StartedAt, UpdatedAt: r.UpdatedAt, ExpiresAt: r.ExpiresAt, EndedAt: r.EndedAt,
 		Variables: map[string]string{},
 	}
 	if len(r.Variables) > 0 {
@@ -70,6 +71,15 @@ func (s *ConversationStore) Open(ctx context.Context, tx *gorm.DB, contactID int
 	return rows[0].model()
 }
 
+// Read returns a conversation without locking it.
+func (s *ConversationStore) Read(ctx context.Context, id int64) (*models.Conversation, error) {
+	var row conversationRow
+	if err := gormFor(ctx, s.db, s.crypto, nil).First(&row, id).Error; err != nil {
+		return nil, dbError(err, "Conversation")
+	}
+	return row.model()
+}
+
 // Get returns a conversation, locked for the rest of tx.
 func (s *ConversationStore) Get(ctx context.Context, tx *gorm.DB, id int64) (*models.Conversation, error) {
 	var row conversationRow
@@ -93,7 +103,7 @@ func (s *ConversationStore) Save(ctx context.Context, tx *gorm.DB, c *models.Con
 	row := &conversationRow{
 		ID: c.ID, ContactID: c.ContactID, FlowID: c.FlowID, FlowVersion: c.FlowVersion, Node: c.Node, Status: string(c.Status),
 		Variables: vars, Retries: c.Retries, Language: c.Language, Error: c.Error, WaitSeq: c.WaitSeq,
-		StartedAt: c.StartedAt, UpdatedAt: now, ExpiresAt: c.ExpiresAt, EndedAt: c.EndedAt,
+		Pending: c.Pending, StartedAt: c.StartedAt, UpdatedAt: now, ExpiresAt: c.ExpiresAt, EndedAt: c.EndedAt,
 	}
 	if row.ID == 0 {
 		id, err := s.ids.Next(ctx, g)

@@ -24,6 +24,7 @@ var EncryptedColumns = []Column{
 	{"contacts", "address_enc"},
 	{"contacts", "name_enc"},
 	{"conversations", "variables_enc"},
+	{"conversations", "pending_enc"},
 	{"messages", "body_enc"},
 	{"audit_events", "details_enc"},
 	{"media", "ref_enc"},

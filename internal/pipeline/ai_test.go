@@ -1,0 +1,184 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/internal/engine/enginetest"
+	"github.com/parley-chat/parley/internal/pipeline"
+	"github.com/parley-chat/parley/internal/store"
+)
+
+// gatedAI is an AI layer that can be held (until release is closed) and
+// that fails its first failures calls as a provider outage would.
+type gatedAI struct {
+	mu       sync.Mutex
+	calls    int
+	failures int
+	release  chan struct{}
+}
+
+func (g *gatedAI) Answer(ctx context.Context, req engine.AIRequest) (engine.AIResult, error) {
+	g.mu.Lock()
+	g.calls++
+	n := g.calls
+	g.mu.Unlock()
+	if g.release != nil {
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			return engine.AIResult{}, ctx.Err()
+		}
+	}
+	if n <= g.failures {
+		return engine.AIResult{}, errors.New("llm: 503 service unavailable")
+	}
+	return enginetest.AI(req), nil
+}
+
+func (g *gatedAI) Calls() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.calls
+}
+
+const triageFrom = "+919876543210"
+
+// startTriage runs the pipeline over the triage flow with ai as its AI layer.
+func startTriage(t *testing.T, ai pipeline.AI) (*env, *pipeline.Pipeline) {
+	t.Helper()
+	e := newEnv(t)
+	e.ai = ai
+	data, err := os.ReadFile("../engine/testdata/flows/triage.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := engine.Parse("triage.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, e.start(t, pipeline.NewFlows(engine.NewLibrary(f), e.db, e.crypto))
+}
+
+func (e *env) say(t *testing.T, p *pipeline.Pipeline, id, text string) {
+	t.Helper()
+	if _, err := p.Ingest(context.Background(), []channel.Inbound{sms(id, triageFrom, text)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// settleHurried waits for the queue to empty, making retries due at once
+// instead of after their backoff.
+func (e *env) settleHurried(t *testing.T) {
+	t.Helper()
+	waitFor(t, "the pipeline to settle", func() bool {
+		if _, err := e.db.Pool.Exec(context.Background(), `UPDATE river_job SET state = 'available', scheduled_at = now() WHERE state = 'retryable'`); err != nil {
+			t.Fatal(err)
+		}
+		return e.idle(t)
+	})
+}
+
+func (e *env) bodies() []string {
+	var out []string
+	for _, s := range e.api.Sent() {
+		out = append(out, s.Body)
+	}
+	return out
+}
+
+func TestAI_OutageRetriedAndMessagesMeanwhileWaitTheirTurn(t *testing.T) {
+	ai := &gatedAI{failures: 2, release: make(chan struct{})}
+	e, p := startTriage(t, ai)
+	e.say(t, p, "SM1", "hi")
+	e.settleHurried(t)
+	e.say(t, p, "SM2", "I need an appointment")
+	waitFor(t, "the AI layer to be asked", func() bool { return ai.Calls() == 1 })
+	// The contact writes again while the AI layer works: held, in order.
+	e.say(t, p, "SM3", "name: Ravi, age: 41, day: monday")
+	waitFor(t, "the next message to be looked at", func() bool {
+		return e.count(t, `SELECT count(*) FROM river_job WHERE kind = 'process_contact' AND state = 'completed'`) >= 3
+	})
+	if n := e.count(t, `SELECT count(*) FROM messages WHERE direction = 'in' AND processed_at IS NULL`); n != 1 {
+		t.Fatalf("%d messages unprocessed; want the one after the classified one held (1)", n)
+	}
+	close(ai.release)
+	e.settleHurried(t)
+
+	want := []string{"Tell me in a few words what you need.", "Please send your name, age and the day you prefer.", "Booked for Ravi (41) on monday."}
+	if got := e.bodies(); !slices.Equal(got, want) {
+		t.Fatalf("replies %q, want %q", got, want)
+	}
+	if got := ai.Calls(); got != 4 { // two failures, then classify and extract
+		t.Fatalf("AI layer called %d times, want 4", got)
+	}
+	if n := e.count(t, `SELECT count(*) FROM messages WHERE direction = 'in' AND processed_at IS NULL`); n != 0 {
+		t.Fatalf("%d messages left unprocessed", n)
+	}
+	// The contact's words never leave the sealed conversation row.
+	if n := e.count(t, `SELECT count(*) FROM river_job WHERE args::text ILIKE '%appointment%' OR args::text ILIKE '%ravi%'`); n != 0 {
+		t.Fatalf("%d jobs carry the contact's words in their arguments", n)
+	}
+	if n := e.count(t, `SELECT count(*) FROM conversations WHERE pending_enc IS NOT NULL`); n != 0 {
+		t.Fatalf("%d conversations still wait on the AI layer", n)
+	}
+}
+
+func TestAI_DownForGoodOrOffTakesTheFallback(t *testing.T) {
+	for name, ai := range map[string]pipeline.AI{"down": &gatedAI{failures: 1000}, "off": nil} {
+		t.Run(name, func(t *testing.T) {
+			e, p := startTriage(t, ai)
+			e.say(t, p, "SM1", "hi")
+			e.say(t, p, "SM2", "I need an appointment")
+			e.settleHurried(t)
+			want := []string{"Tell me in a few words what you need.", "Sorry, I did not follow. 1. Appointment 2. Emergency 3. Something else"}
+			if got := e.bodies(); !slices.Equal(got, want) {
+				t.Fatalf("replies %q, want %q", got, want)
+			}
+			if g, ok := ai.(*gatedAI); ok && g.Calls() != 4 {
+				t.Fatalf("AI layer tried %d times, want MaxAITries (4)", g.Calls())
+			}
+		})
+	}
+}
+
+func TestAI_StaffMovingTheConversationMakesTheAnswerStale(t *testing.T) {
+	ai := &gatedAI{release: make(chan struct{})}
+	e, p := startTriage(t, ai)
+	e.say(t, p, "SM1", "hi")
+	e.settleHurried(t)
+	e.say(t, p, "SM2", "emergency")
+	waitFor(t, "the AI layer to be asked", func() bool { return ai.Calls() == 1 })
+	e.say(t, p, "SM3", "2")
+	contact, _, err := store.NewContactStore(e.db, e.crypto).FindOrCreate(context.Background(), nil, triageFrom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conv int64
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT id FROM conversations WHERE contact_id = $1`, contact.ID).Scan(&conv); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Override(context.Background(), "", conv, engine.Override{Kind: engine.OverrideMove, Node: "clarify"}); err != nil {
+		t.Fatal(err)
+	}
+	close(ai.release)
+	e.settleHurried(t)
+	// The move asked the menu; the held "2" answered it; the AI layer's
+	// late "emergency" changed nothing.
+	want := []string{"Tell me in a few words what you need.", "Sorry, I did not follow. 1. Appointment 2. Emergency 3. Something else", "If this is an emergency, call 112 now."}
+	if got := e.bodies(); !slices.Equal(got, want) {
+		t.Fatalf("replies %q, want %q", got, want)
+	}
+	if got := e.stateValue(t, contact.ID, "var need"); got != "emergency" {
+		t.Fatalf("need = %q", got)
+	}
+	if n := e.count(t, `SELECT count(*) FROM audit_events WHERE action = 'conversation.override'`); n != 1 {
+		t.Fatalf("%d override audit events, want 1", n)
+	}
+}
