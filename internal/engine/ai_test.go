@@ -3,7 +3,9 @@ package engine_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/engine/enginetest"
@@ -150,5 +152,31 @@ func TestSession_AIOffTakesTheFallback(t *testing.T) {
 	s.Say("hi")
 	if got := s.Say("I need an appointment"); len(got) != 1 || got[0] != "Please send your name, age and the day you prefer." {
 		t.Fatalf("replies %q with the AI layer on", got)
+	}
+}
+
+func TestStep_AVeryLongMessageIsCutWithANote(t *testing.T) {
+	f := loadFlow(t, "triage.yaml")
+	long := "medicine: " + strings.Repeat("ब", engine.MaxInput+100)
+	isNote := func(a engine.Action) bool {
+		return a.Kind == engine.ActionSend && strings.Contains(a.Text, "read only its first 4096 characters")
+	}
+	// An AI node reads the first MaxInput characters; the note goes first.
+	next, actions, _ := engine.Step(f, engine.State{FlowID: "triage", Node: "ask_details", Status: engine.StatusActive}, engine.Input{Text: long})
+	if next.Pending == nil || utf8.RuneCountInString(next.Pending.Text) != engine.MaxInput {
+		t.Fatalf("pending %+v: want the AI layer to read the first %d characters", next.Pending, engine.MaxInput)
+	}
+	if len(actions) != 2 || !isNote(actions[0]) || actions[1].Kind != engine.ActionAI {
+		t.Fatalf("actions %+v: want the note, then the AI request", actions)
+	}
+	// A question allowing 200 characters refuses it: note, then the prompt.
+	_, actions, _ = engine.Step(f, engine.State{FlowID: "triage", Node: "ask_medicine", Status: engine.StatusActive}, engine.Input{Text: long})
+	if len(actions) != 2 || !isNote(actions[0]) || actions[1].Text != "Which medicine, and what dose?" {
+		t.Fatalf("actions %+v: want the note, then the question again", actions)
+	}
+	// Nothing at all goes to a contact who opted out.
+	_, actions, _ = engine.Step(f, engine.State{FlowID: "triage", Node: "ask_medicine", Status: engine.StatusActive, OptedOut: true}, engine.Input{Text: long})
+	if len(actions) != 0 {
+		t.Fatalf("actions %+v for an opted-out contact", actions)
 	}
 }

@@ -54,6 +54,9 @@ type Flow struct {
 	Nodes     map[string]*Node `yaml:"nodes"`
 	Keywords  Keywords         `yaml:"keywords"`
 	MaxSteps  int              `yaml:"max_steps"`
+	// TruncatedNote is sent before the replies to a message longer than
+	// MaxInput characters, of which only the first MaxInput were read.
+	TruncatedNote Text `yaml:"truncated_note"`
 	// Version is the content hash of the file: a running conversation pins
 	// it, so editing the file never changes a conversation in progress.
 	Version string `yaml:"-"`
@@ -181,6 +184,9 @@ func Parse(file string, data []byte) (*Flow, error) {
 		n.ID = id
 	}
 	f.Keywords.defaults()
+	if f.TruncatedNote == nil {
+		f.TruncatedNote = Text{"": fmt.Sprintf("(Your message was long: I read only its first %d characters.)", MaxInput)}
+	}
 	if f.MaxSteps <= 0 {
 		f.MaxSteps = DefaultMaxSteps
 	}

@@ -3,9 +3,11 @@ package engine
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
 )
@@ -107,8 +109,9 @@ func Step(f *Flow, st State, in Input) (State, []Action, error) {
 		r.st.Vars = map[string]string{}
 	}
 	in.Text = strings.TrimSpace(in.Text)
-	if len([]rune(in.Text)) > MaxInput {
-		in.Text = string([]rune(in.Text)[:MaxInput])
+	truncated := false
+	if utf8.RuneCountInString(in.Text) > MaxInput {
+		in.Text, truncated = string([]rune(in.Text)[:MaxInput]), true
 	}
 	if in.Kind == "" {
 		in.Kind = InputMessage
@@ -126,6 +129,12 @@ func Step(f *Flow, st State, in Input) (State, []Action, error) {
 		return r.st, nil, nil // a result for a request no longer pending
 	}
 	r.step(in)
+	if truncated && slices.ContainsFunc(r.actions, func(a Action) bool { return a.Kind == ActionSend || a.Kind == ActionAI }) {
+		// The conversation acts on the message: the contact learns that its
+		// end was not read.
+		note := Action{Kind: ActionSend, Text: r.f.TruncatedNote.In(r.lang, r.f.lang())}
+		r.actions = append([]Action{note}, r.actions...)
+	}
 	return r.st, r.actions, nil
 }
 

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/engine"
@@ -180,5 +182,30 @@ func TestAI_StaffMovingTheConversationMakesTheAnswerStale(t *testing.T) {
 	}
 	if n := e.count(t, `SELECT count(*) FROM audit_events WHERE action = 'conversation.override'`); n != 1 {
 		t.Fatalf("%d override audit events, want 1", n)
+	}
+}
+
+func TestFlows_AnOverlongMessageIsStoredCappedAndAnsweredWithANote(t *testing.T) {
+	e := newEnv(t)
+	p := e.start(t, pipeline.NewFlows(engine.Builtin(), e.db, e.crypto))
+	e.say(t, p, "SM1", "hi")
+	e.settleHurried(t)
+	e.say(t, p, "SM2", strings.Repeat("नमस्ते ", 4000)) // 28,000 characters, 84 KB
+	e.settleHurried(t)
+	got := e.bodies()
+	want := []string{"Hi! I'm the clinic assistant.", "What is your name?", "(Your message was long: I read only its first 4096 characters.)", "Please type your name."}
+	if !slices.Equal(got, want) {
+		t.Fatalf("replies %q, want %q", got, want)
+	}
+	var id int64
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT id FROM messages WHERE provider_message_id = 'SM2'`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	m, err := store.NewMessageStore(e.db, e.crypto).Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Body) > 16<<10 || len(m.Body) < 16<<10-8 || !utf8.ValidString(m.Body) {
+		t.Fatalf("stored body of %d bytes (valid UTF-8: %v); want 16 KiB less at most a character", len(m.Body), utf8.ValidString(m.Body))
 	}
 }

@@ -276,8 +276,10 @@ func (p *Pipeline) enqueue(ctx context.Context, tx *gorm.DB, args river.JobArgs,
 	return err
 }
 
-// maxBody caps stored bodies; platforms allow up to 4096 characters.
-const maxBody = 8192
+// maxBody caps stored bodies in bytes: room for the 4096 characters
+// WhatsApp allows in any script (the engine reads at most engine.MaxInput
+// and tells the contact when it read less).
+const maxBody = 16 << 10
 
 // truncate cuts s to at most n bytes without splitting a character.
 func truncate(s string, n int) string {
