@@ -2,13 +2,16 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/internal/pipeline"
 )
 
 // cmdFlows validates flow files and simulates conversations against the
@@ -49,7 +52,11 @@ func cmdFlows(args []string, getenv func(string) string, stdout io.Writer) error
 			defer script.Close()
 			in = script
 		}
-		return simulate(f, in, stdout)
+		textAI, err := newTextAI(getenv("PARLEY_LLM_BASE_URL"), getenv("PARLEY_LLM_API_KEY"), getenv("PARLEY_LLM_MODEL"))
+		if err != nil {
+			return err
+		}
+		return simulate(f, in, stdout, textAI)
 	default:
 		return usageError{fmt.Sprintf("unknown flows action %q", args[0])}
 	}
@@ -78,8 +85,21 @@ func findFlow(name, dir string) (*engine.Flow, error) {
 }
 
 // simulate reads the contact's lines from in and prints the bot's replies.
-func simulate(f *engine.Flow, in io.Reader, out io.Writer) error {
+// AI nodes ask textAI when it is set, and take their fallback when not.
+func simulate(f *engine.Flow, in io.Reader, out io.Writer, textAI pipeline.AI) error {
 	s := &engine.Session{Flow: f}
+	if textAI != nil {
+		s.AI = func(req engine.AIRequest) engine.AIResult {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			res, err := textAI.Answer(ctx, req)
+			if err != nil {
+				fmt.Fprintf(out, "(AI layer: %v)\n", err)
+				return engine.AIResult{Err: err.Error()}
+			}
+			return res
+		}
+	}
 	fmt.Fprintf(out, "Simulating %s (version %s). Type as the contact; !remind and !expire fire timeouts; Ctrl-D ends.\n", f.ID, f.Version)
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,5 +39,42 @@ func TestFlowsSimulate_Scripted(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("simulation lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestFlowsSimulate_AskTheConfiguredLLM runs the triage flow's AI nodes
+// against a stand-in for LiteLLM's chat completions endpoint.
+func TestFlowsSimulate_AskTheConfiguredLLM(t *testing.T) {
+	answers := []string{`{"intent":"prescription","confidence":0.9}`, `{"fields":{"medicine":"metformin","dose_mg":500},"confidence":0.95}`}
+	var calls int
+	llm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/chat/completions" || r.Header.Get("Authorization") != "Bearer sk-local" || calls >= len(answers) {
+			http.Error(w, `{"error":{"message":"unexpected","type":"invalid_request_error","param":null,"code":"400"}}`, http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		content, _ := json.Marshal(answers[calls])
+		calls++
+		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1763800000,"model":"m","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":%s}}]}`, content)
+	}))
+	defer llm.Close()
+	script := filepath.Join(t.TempDir(), "script.txt")
+	if err := os.WriteFile(script, []byte("hi\nI need my tablets again\nmetformin 500\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"PARLEY_LLM_BASE_URL": llm.URL, "PARLEY_LLM_API_KEY": "sk-local", "PARLEY_LLM_MODEL": "m"}
+	code, out, stderr := runCmd(t, env, "flows", "simulate", "../../internal/engine/testdata/flows/triage.yaml", "--script", script)
+	if code != exitOK {
+		t.Fatalf("simulate = %d: %s", code, stderr)
+	}
+	for _, want := range []string{"< Which medicine, and what dose?", "< We will refill metformin (500 mg).", "need=prescription"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("simulation lacks %q:\n%s", want, out)
+		}
+	}
+	// Without an LLM the same flow takes its fallback.
+	_, out, _ = runCmd(t, nil, "flows", "simulate", "../../internal/engine/testdata/flows/triage.yaml", "--script", script)
+	if !strings.Contains(out, "< Sorry, I did not follow.") {
+		t.Errorf("without an LLM, want the fallback:\n%s", out)
 	}
 }

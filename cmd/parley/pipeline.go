@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-chat/parley/handlers"
+	"github.com/parley-chat/parley/internal/ai"
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/channel/meta"
 	"github.com/parley-chat/parley/internal/channel/siren"
@@ -63,10 +64,17 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 		}
 		responder = pipeline.NewFlows(lib, db, c)
 	}
+	textAI, err := newTextAI(cfg.LLMBaseURL, cfg.LLMAPIKey, cfg.LLMModel)
+	if err != nil {
+		return nil, nil, err
+	}
+	if textAI == nil {
+		log.Info("AI layer off: PARLEY_LLM_BASE_URL is unset, so ai_classify and ai_extract nodes take their fallback")
+	}
 	metrics := pipeline.NewMetrics(reg)
 	p, err := pipeline.New(pipeline.Deps{
 		DB: db, Crypto: c, Senders: senders, Fetchers: fetchers, Logger: log, Metrics: metrics,
-		Responder: responder,
+		Responder: responder, AI: textAI,
 		Config:    pipeline.Config{Workers: cfg.Workers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes},
 	})
 	if err != nil {
@@ -75,4 +83,13 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 	p.RegisterQueueDepth(reg)
 	hooks.Pipeline, hooks.Metrics = p, metrics
 	return p, hooks, nil
+}
+
+// newTextAI returns the text model AI nodes use, or nil (no error) when
+// none is configured.
+func newTextAI(baseURL, key, model string) (pipeline.AI, error) {
+	if baseURL == "" {
+		return nil, nil
+	}
+	return ai.NewText(ai.TextConfig{BaseURL: baseURL, APIKey: key, Model: model})
 }

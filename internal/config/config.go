@@ -181,6 +181,10 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		l.httpURL(u.name, u.value)
 	}
 
+	if c.LLMBaseURL != "" && c.LLMModel == "" {
+		l.fail("PARLEY_LLM_MODEL", "is required when PARLEY_LLM_BASE_URL is set", "set it to the model name your endpoint serves, e.g. gpt-4o-mini")
+	}
+
 	c.EncryptionKeys = l.encryptionKeys(req.Keys)
 	c.BlindIndexKey = l.key32("PARLEY_BLIND_INDEX_KEY", req.Keys, "generate one with `parley keys generate blind-index`")
 	c.SessionKeys = l.sessionKeys(req.Keys)

@@ -70,6 +70,7 @@ func TestLoad_ReportsEveryProblemNamingTheVariable(t *testing.T) {
 		{"twilio token", map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": "AC" + strings.Repeat("0", 32)}, all, []string{"PARLEY_TWILIO_AUTH_TOKEN is required"}},
 		{"provider base URL", map[string]string{"PARLEY_TWILIO_API_BASE_URL": "localhost:9999"}, all, []string{"PARLEY_TWILIO_API_BASE_URL is not an absolute http(s) URL"}},
 		{"flows dir", map[string]string{"PARLEY_FLOWS_DIR": "/does/not/exist"}, all, []string{"PARLEY_FLOWS_DIR is not a readable directory"}},
+		{"llm without a model", map[string]string{"PARLEY_LLM_BASE_URL": "http://litellm:4000"}, all, []string{"PARLEY_LLM_MODEL is required when PARLEY_LLM_BASE_URL is set"}},
 		{"log level", map[string]string{"PARLEY_LOG_LEVEL": "loud"}, all, []string{"PARLEY_LOG_LEVEL"}},
 		{"several at once", map[string]string{"DATABASE_URL": "", "PARLEY_ADDR": "nope"}, all, []string{"DATABASE_URL is not set", "PARLEY_ADDR is not a listen address"}},
 	}
