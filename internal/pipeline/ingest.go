@@ -20,8 +20,13 @@ import (
 // caller is ever told "stored" for a message that is not.
 
 const (
-	maxBatch   = 64               // requests per transaction at most
-	committers = 4                // transactions in flight at once
+	maxBatch = 64 // requests per transaction at most
+	// committers is how many transactions are in flight at once. Two keep
+	// the database busy while batches fill; more split the same requests
+	// into smaller batches that each pay the round trips and the commit
+	// (measured here: 2 beat 4 by a fifth at 16 webhooks in flight, and
+	// matched it at 64).
+	committers = 2
 	batchWait  = 10 * time.Second // a batch's own time limit
 )
 

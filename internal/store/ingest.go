@@ -49,8 +49,8 @@ type IngestMedia struct {
 
 // IngestResult says what became of one item.
 type IngestResult struct {
-	ContactID int64
-	MessageID int64
+	ContactID int64   // when inserted
+	MessageID int64   // when inserted
 	Inserted  bool    // false: stored before (a replay)
 	MediaIDs  []int64 // attachments to fetch, when inserted
 }
@@ -60,10 +60,23 @@ type contactKey struct {
 	bidx    string
 }
 
+type pendingContact struct {
+	number      string
+	valid       bool
+	profileName string
+}
+
 // Write stores the items in tx. Items whose message was stored before come
 // back with Inserted false.
+//
+// Contacts and messages go in one pipelined round trip: every contact of
+// the batch is inserted unless it exists (its id reserved in advance), and
+// the messages are inserted joined to their contacts by blind index,
+// returning each new message's contact so the address behind the truncated
+// index can be confirmed after decryption. A message whose contact cannot
+// be found fails the statement (contact_id is NOT NULL) rather than
+// passing for a replay.
 func (s *Ingestor) Write(ctx context.Context, tx pgx.Tx, items []IngestItem) ([]IngestResult, error) {
-	results := make([]IngestResult, len(items))
 	keys := make([]contactKey, len(items))
 	wanted := map[contactKey]*pendingContact{}
 	for i, it := range items {
@@ -80,49 +93,40 @@ func (s *Ingestor) Write(ctx context.Context, tx pgx.Tx, items []IngestItem) ([]
 			wanted[k].profileName = it.ProfileName
 		}
 	}
-	if err := s.resolveContacts(ctx, tx, wanted); err != nil {
+	batch := &pgx.Batch{}
+	if err := s.queueContacts(ctx, tx, batch, wanted); err != nil {
 		return nil, err
 	}
-	if err := s.nameContacts(ctx, tx, wanted); err != nil {
+	ids, err := s.queueMessages(ctx, tx, batch, items, keys)
+	if err != nil {
 		return nil, err
 	}
-	for i := range items {
-		results[i].ContactID = wanted[keys[i]].id
+	br := tx.SendBatch(ctx, batch)
+	results, named, err := s.readBatch(br, items, keys, wanted, ids)
+	if cerr := br.Close(); err == nil {
+		err = dbError(cerr, "Message")
 	}
-	if err := s.insertMessages(ctx, tx, items, keys, wanted, results); err != nil {
+	if err != nil {
+		return nil, err
+	}
+	if err := s.nameContacts(ctx, tx, wanted, named); err != nil {
 		return nil, err
 	}
 	return results, s.insertMedia(ctx, tx, items, results)
 }
 
-type pendingContact struct {
-	number      string
-	valid       bool
-	profileName string
-	id          int64
-	named       bool
-}
-
-// resolveContacts finds or creates every wanted contact.
-func (s *Ingestor) resolveContacts(ctx context.Context, tx pgx.Tx, wanted map[contactKey]*pendingContact) error {
-	if err := s.findContacts(ctx, tx, wanted); err != nil {
-		return err
+// queueContacts queues the insert of every wanted contact that does not
+// exist yet, in one order for every batch so concurrent batches never
+// deadlock.
+func (s *Ingestor) queueContacts(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, wanted map[contactKey]*pendingContact) error {
+	keys := make([]contactKey, 0, len(wanted))
+	for k := range wanted {
+		keys = append(keys, k)
 	}
-	var missing []contactKey
-	for k, c := range wanted {
-		if c.id == 0 {
-			missing = append(missing, k)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	// One order for every batch, so concurrent batches never deadlock.
-	sort.Slice(missing, func(i, j int) bool {
-		return missing[i].channel+missing[i].bidx < missing[j].channel+missing[j].bidx
-	})
-	ids, channels, addrs, bidxs, invalid := make([]int64, len(missing)), make([]string, len(missing)), make([][]byte, len(missing)), make([][]byte, len(missing)), make([]bool, len(missing))
-	for i, k := range missing {
+	sort.Slice(keys, func(i, j int) bool { return keys[i].channel+keys[i].bidx < keys[j].channel+keys[j].bidx })
+	n := len(keys)
+	ids, channels, addrs, bidxs, invalid := make([]int64, n), make([]string, n), make([][]byte, n), make([][]byte, n), make([]bool, n)
+	for i, k := range keys {
 		id, err := s.nextID(ctx, tx, s.contacts)
 		if err != nil {
 			return err
@@ -131,97 +135,15 @@ func (s *Ingestor) resolveContacts(ctx context.Context, tx pgx.Tx, wanted map[co
 		ids[i], channels[i], bidxs[i], invalid[i] = id, k.channel, []byte(k.bidx), !c.valid
 		addrs[i] = s.crypto.Ring.EncryptString(c.number, crypt.Ref{Table: "contacts", Column: "address_enc", ID: id})
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO contacts (id, channel, address_enc, address_bidx, address_invalid)
+	batch.Queue(`INSERT INTO contacts (id, channel, address_enc, address_bidx, address_invalid)
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[], $5::boolean[])
-		ON CONFLICT (channel, address_bidx) DO NOTHING RETURNING id`, ids, channels, addrs, bidxs, invalid)
-	if err != nil {
-		return dbError(err, "Contact")
-	}
-	created, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return dbError(err, "Contact")
-	}
-	made := map[int64]bool{}
-	for _, id := range created {
-		made[id] = true
-	}
-	for i, k := range missing {
-		if made[ids[i]] {
-			wanted[k].id = ids[i]
-		}
-	}
-	// Those created by a concurrent batch a moment ago.
-	if len(created) < len(missing) {
-		if err := s.findContacts(ctx, tx, wanted); err != nil {
-			return err
-		}
-		for _, k := range missing {
-			if wanted[k].id == 0 {
-				return models.Errorf(models.ECONFLICT, "Contact address collides with another; retry.")
-			}
-		}
-	}
+		ON CONFLICT (channel, address_bidx) DO NOTHING`, ids, channels, addrs, bidxs, invalid)
 	return nil
 }
 
-// findContacts sets the id of each wanted contact that exists, confirming
-// the truncated index on the decrypted address.
-func (s *Ingestor) findContacts(ctx context.Context, tx pgx.Tx, wanted map[contactKey]*pendingContact) error {
-	var channels []string
-	var bidxs [][]byte
-	for k, c := range wanted {
-		if c.id == 0 {
-			channels, bidxs = append(channels, k.channel), append(bidxs, []byte(k.bidx))
-		}
-	}
-	rows, err := tx.Query(ctx, `SELECT c.id, c.channel, c.address_bidx, c.address_enc, c.name_enc IS NOT NULL FROM contacts c
-		JOIN unnest($1::text[], $2::bytea[]) AS k(channel, bidx) ON c.channel = k.channel AND c.address_bidx = k.bidx`, channels, bidxs)
-	if err != nil {
-		return dbError(err, "Contact")
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var ch string
-		var bidx, enc []byte
-		var named bool
-		if err := rows.Scan(&id, &ch, &bidx, &enc, &named); err != nil {
-			return dbError(err, "Contact")
-		}
-		c := wanted[contactKey{ch, string(bidx)}]
-		if c == nil || c.id != 0 {
-			continue
-		}
-		addr, err := s.crypto.Ring.DecryptString(enc, crypt.Ref{Table: "contacts", Column: "address_enc", ID: id})
-		if err != nil {
-			return err
-		}
-		if addr == c.number {
-			c.id, c.named = id, named
-		}
-	}
-	return dbError(rows.Err(), "Contact")
-}
-
-// nameContacts records the profile name of contacts that have none yet.
-func (s *Ingestor) nameContacts(ctx context.Context, tx pgx.Tx, wanted map[contactKey]*pendingContact) error {
-	for _, c := range wanted {
-		if c.named || c.profileName == "" {
-			continue
-		}
-		enc := s.crypto.Ring.EncryptString(c.profileName, crypt.Ref{Table: "contacts", Column: "name_enc", ID: c.id})
-		if _, err := tx.Exec(ctx, `UPDATE contacts SET name_enc = $2, updated_at = now() WHERE id = $1 AND name_enc IS NULL`, c.id, enc); err != nil {
-			return dbError(err, "Contact")
-		}
-		tokens := s.crypto.Index.Tokens(crypt.DomainName, c.profileName)
-		if _, err := tx.Exec(ctx, `INSERT INTO contact_words (bidx, contact_id) SELECT unnest($1::integer[]), $2 ON CONFLICT DO NOTHING`, tokens, c.id); err != nil {
-			return dbError(err, "Contact")
-		}
-	}
-	return nil
-}
-
-func (s *Ingestor) insertMessages(ctx context.Context, tx pgx.Tx, items []IngestItem, keys []contactKey, wanted map[contactKey]*pendingContact, results []IngestResult) error {
+// queueMessages queues the messages' insert, in provider id order (so
+// concurrent batches never deadlock), and returns their reserved ids.
+func (s *Ingestor) queueMessages(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, items []IngestItem, keys []contactKey) ([]int64, error) {
 	order := make([]int, len(items))
 	for i := range order {
 		order[i] = i
@@ -231,43 +153,108 @@ func (s *Ingestor) insertMessages(ctx context.Context, tx pgx.Tx, items []Ingest
 		return x.Provider+"\x00"+x.ProviderMessageID < y.Provider+"\x00"+y.ProviderMessageID
 	})
 	n := len(items)
-	ids, contactIDs, channels, providers, pmids := make([]int64, n), make([]int64, n), make([]string, n), make([]string, n), make([]string, n)
+	reserved := make([]int64, n)
+	ids, channels, bidxs, providers, pmids := make([]int64, n), make([]string, n), make([][]byte, n), make([]string, n), make([]string, n)
 	bodies, times := make([][]byte, n), make([]pgtype.Timestamptz, n)
-	now := time.Now().UTC()
 	for j, i := range order {
 		id, err := s.nextID(ctx, tx, s.messages)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		it := items[i]
-		results[i].MessageID = id
-		ids[j], contactIDs[j], channels[j], providers[j], pmids[j] = id, wanted[keys[i]].id, keys[i].channel, it.Provider, it.ProviderMessageID
+		reserved[i] = id
+		ids[j], channels[j], bidxs[j], providers[j], pmids[j] = id, keys[i].channel, []byte(keys[i].bidx), it.Provider, it.ProviderMessageID
 		bodies[j] = s.crypto.Ring.EncryptString(it.Body, crypt.Ref{Table: "messages", Column: "body_enc", ID: id})
 		if it.ProviderTime != nil {
 			times[j] = pgtype.Timestamptz{Time: *it.ProviderTime, Valid: true}
 		}
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO messages (id, contact_id, direction, channel, provider, provider_message_id, body_enc, status, provider_time, created_at)
-		SELECT id, contact_id, 'in', channel, provider, pmid, body, $8, t, $9
-		FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::timestamptz[])
-		  AS v(id, contact_id, channel, provider, pmid, body, t)
-		ON CONFLICT (provider, provider_message_id) DO NOTHING RETURNING id`,
-		ids, contactIDs, channels, providers, pmids, bodies, times, string(models.StatusReceived), now)
+	batch.Queue(`WITH ins AS (
+		INSERT INTO messages (id, contact_id, direction, channel, provider, provider_message_id, body_enc, status, provider_time, created_at)
+		SELECT v.id, c.id, 'in', v.channel, v.provider, v.pmid, v.body, $9, v.t, $10
+		FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::bytea[], $7::timestamptz[], $8::bigint[])
+		  AS v(id, channel, bidx, provider, pmid, body, t, ord)
+		LEFT JOIN contacts c ON c.channel = v.channel AND c.address_bidx = v.bidx
+		ORDER BY v.ord
+		ON CONFLICT (provider, provider_message_id) DO NOTHING
+		RETURNING id, contact_id)
+		SELECT ins.id, ins.contact_id, c.address_enc, c.name_enc IS NOT NULL FROM ins JOIN contacts c ON c.id = ins.contact_id`,
+		ids, channels, bidxs, providers, pmids, bodies, times, seq(n), string(models.StatusReceived), time.Now().UTC())
+	return reserved, nil
+}
+
+func seq(n int) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = int64(i)
+	}
+	return out
+}
+
+// readBatch reads the contacts insert and the messages insert, confirming
+// each new message's contact by its decrypted address. named reports, per
+// contact id, whether the contact has a name already.
+func (s *Ingestor) readBatch(br pgx.BatchResults, items []IngestItem, keys []contactKey, wanted map[contactKey]*pendingContact, reserved []int64) ([]IngestResult, map[contactKey]contactState, error) {
+	if _, err := br.Exec(); err != nil {
+		return nil, nil, dbError(err, "Contact")
+	}
+	rows, err := br.Query()
 	if err != nil {
-		return dbError(err, "Message")
+		return nil, nil, dbError(err, "Message")
 	}
-	inserted, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return dbError(err, "Message")
+	defer rows.Close()
+	byID := make(map[int64]int, len(items))
+	for i, id := range reserved {
+		byID[id] = i
 	}
-	made := make(map[int64]bool, len(inserted))
-	for _, id := range inserted {
-		made[id] = true
+	results := make([]IngestResult, len(items))
+	named := map[contactKey]contactState{}
+	for rows.Next() {
+		var id, contactID int64
+		var enc []byte
+		var hasName bool
+		if err := rows.Scan(&id, &contactID, &enc, &hasName); err != nil {
+			return nil, nil, dbError(err, "Message")
+		}
+		i, ok := byID[id]
+		if !ok {
+			return nil, nil, models.Errorf(models.EINTERNAL, "An inserted message is not one of the batch.")
+		}
+		k := keys[i]
+		if _, seen := named[k]; !seen {
+			addr, err := s.crypto.Ring.DecryptString(enc, crypt.Ref{Table: "contacts", Column: "address_enc", ID: contactID})
+			if err != nil {
+				return nil, nil, err
+			}
+			if addr != wanted[k].number {
+				return nil, nil, models.Errorf(models.ECONFLICT, "Contact address collides with another; retry.")
+			}
+			named[k] = contactState{id: contactID, named: hasName}
+		}
+		results[i] = IngestResult{ContactID: contactID, MessageID: id, Inserted: true}
 	}
-	for i := range results {
-		results[i].Inserted = made[results[i].MessageID]
-		if !results[i].Inserted {
-			results[i].MessageID = 0
+	return results, named, dbError(rows.Err(), "Message")
+}
+
+type contactState struct {
+	id    int64
+	named bool
+}
+
+// nameContacts records the profile name of contacts that have none yet.
+func (s *Ingestor) nameContacts(ctx context.Context, tx pgx.Tx, wanted map[contactKey]*pendingContact, contacts map[contactKey]contactState) error {
+	for k, st := range contacts {
+		c := wanted[k]
+		if st.named || c.profileName == "" {
+			continue
+		}
+		enc := s.crypto.Ring.EncryptString(c.profileName, crypt.Ref{Table: "contacts", Column: "name_enc", ID: st.id})
+		if _, err := tx.Exec(ctx, `UPDATE contacts SET name_enc = $2, updated_at = now() WHERE id = $1 AND name_enc IS NULL`, st.id, enc); err != nil {
+			return dbError(err, "Contact")
+		}
+		tokens := s.crypto.Index.Tokens(crypt.DomainName, c.profileName)
+		if _, err := tx.Exec(ctx, `INSERT INTO contact_words (bidx, contact_id) SELECT unnest($1::integer[]), $2 ON CONFLICT DO NOTHING`, tokens, st.id); err != nil {
+			return dbError(err, "Contact")
 		}
 	}
 	return nil

@@ -1,0 +1,128 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/parley-chat/parley/internal/crypt"
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
+)
+
+func (f *fixture) ingest(t *testing.T, items ...store.IngestItem) ([]store.IngestResult, error) {
+	t.Helper()
+	var results []store.IngestResult
+	err := pgx.BeginFunc(context.Background(), f.db.Pool, func(tx pgx.Tx) error {
+		var err error
+		results, err = store.NewIngestor(f.crypto).Write(context.Background(), tx, items)
+		return err
+	})
+	return results, err
+}
+
+func (f *fixture) countRows(t *testing.T, sql string) int {
+	t.Helper()
+	var n int
+	if err := f.db.Pool.QueryRow(context.Background(), sql).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func item(id, from, body string) store.IngestItem {
+	return store.IngestItem{From: from, Provider: "twilio", ProviderMessageID: id, Body: body}
+}
+
+func TestIngestor_StoresOnceAndFindsContactsByTheirNumber(t *testing.T) {
+	f := newFixture(t)
+	known := f.contact(t, "+919876543210", "")
+	named := item("SM3", "whatsapp:+14155550100", "hola")
+	named.ProfileName = "Lucía Gómez"
+	results, err := f.ingest(t, item("SM1", "+91 98765 43210", "hi"), item("SM2", "+14155550100", "first"), named, item("SM4", "+14155550100", "second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !results[0].Inserted || results[0].ContactID != known.ID {
+		t.Fatalf("result %+v: want the message stored for the existing contact %d", results[0], known.ID)
+	}
+	if results[1].ContactID == 0 || results[1].ContactID != results[3].ContactID || results[2].ContactID == results[1].ContactID {
+		t.Fatalf("results %+v: want one new SMS contact for SM2 and SM4, another for WhatsApp", results)
+	}
+	if n := f.countRows(t, `SELECT count(*) FROM contacts`); n != 3 {
+		t.Fatalf("%d contacts, want 3", n)
+	}
+	wa, err := f.contacts.Get(context.Background(), results[2].ContactID)
+	if err != nil || wa.Name != "Lucía Gómez" || wa.Address != "+14155550100" {
+		t.Fatalf("WhatsApp contact = %+v, %v", wa, err)
+	}
+	m, err := f.messages.Get(context.Background(), results[3].MessageID)
+	if err != nil || m.Body != "second" || m.ContactID != results[1].ContactID {
+		t.Fatalf("message = %+v, %v", m, err)
+	}
+
+	// A replay is acknowledged and stored nothing; a new one among replays is.
+	again, err := f.ingest(t, item("SM1", "+919876543210", "hi"), item("SM5", "+919876543210", "new"))
+	if err != nil || again[0].Inserted || !again[1].Inserted || again[1].ContactID != known.ID {
+		t.Fatalf("replay = %+v, %v", again, err)
+	}
+	if n := f.countRows(t, `SELECT count(*) FROM messages`); n != 5 {
+		t.Fatalf("%d messages, want 5", n)
+	}
+}
+
+func TestIngestor_ConcurrentBatchesMakeOneContactPerNumber(t *testing.T) {
+	f := newFixture(t)
+	const batches = 12
+	var wg sync.WaitGroup
+	errs := make([]error, batches)
+	for b := range batches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var items []store.IngestItem
+			for c := range 5 { // the same five numbers in every batch, in different orders
+				n := (b + c) % 5
+				items = append(items, item(fmt.Sprintf("SM%d-%d", b, n), fmt.Sprintf("+1415555010%d", n), "x"))
+			}
+			_, errs[b] = f.ingest(t, items...)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.countRows(t, `SELECT count(*) FROM contacts`); n != 5 {
+		t.Fatalf("%d contacts, want 5", n)
+	}
+	if n := f.countRows(t, `SELECT count(DISTINCT contact_id) FROM messages`); n != 5 || f.countRows(t, `SELECT count(*) FROM messages`) != 5*batches {
+		t.Fatalf("messages over %d contacts; want %d messages over 5", n, 5*batches)
+	}
+}
+
+func TestIngestor_RefusesAMessageWhoseIndexMatchesAnotherNumber(t *testing.T) {
+	f := newFixture(t)
+	other := f.contact(t, "+14155550199", "")
+	victim := f.contact(t, "+14155550100", "")
+	// Make the other contact's row carry the victim's blind index, as a
+	// collision of the truncated index would (the victim's row moves away).
+	ctx := context.Background()
+	if _, err := f.db.Pool.Exec(ctx, `UPDATE contacts SET address_bidx = 'moved' WHERE id = $1`, victim.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.db.Pool.Exec(ctx, `UPDATE contacts SET address_bidx = $2 WHERE id = $1`, other.ID, f.crypto.Index.Exact(crypt.DomainAddress, "+14155550100")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.ingest(t, item("SM1", "+14155550100", "whose is this?"))
+	if models.ErrorCode(err) != models.ECONFLICT {
+		t.Fatalf("Write = %v, want ECONFLICT", err)
+	}
+	if n := f.countRows(t, `SELECT count(*) FROM messages`); n != 0 {
+		t.Fatalf("%d messages stored under the wrong contact", n)
+	}
+}
