@@ -4,6 +4,7 @@ package phone
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/nyaruka/phonenumbers"
 
@@ -14,12 +15,46 @@ import (
 // Normalizer turns numbers as people and platforms write them into E.164.
 type Normalizer struct {
 	region string // for numbers typed without a country code; "" means none
+	seen   *addressCache
 }
 
 // New returns a Normalizer; defaultRegion (ISO 3166 alpha-2, e.g. "IN")
 // applies to numbers typed without a country code.
 func New(defaultRegion string) Normalizer {
-	return Normalizer{region: strings.ToUpper(defaultRegion)}
+	return Normalizer{region: strings.ToUpper(defaultRegion), seen: &addressCache{m: map[string]Address{}}}
+}
+
+// addressCache remembers addresses parsed lately: platforms write the same
+// contact's address the same way on every webhook, and parsing is the
+// costliest step of storing one. It holds at most cacheSize entries and
+// starts afresh when full.
+type addressCache struct {
+	mu sync.Mutex
+	m  map[string]Address
+}
+
+const cacheSize = 10000
+
+func (c *addressCache) get(s string) (Address, bool) {
+	if c == nil {
+		return Address{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.m[s]
+	return a, ok
+}
+
+func (c *addressCache) put(s string, a Address) {
+	if c == nil || len(s) > maxInput {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= cacheSize {
+		clear(c.m)
+	}
+	c.m[s] = a
 }
 
 // maxInput bounds the work done on hostile input; no real number comes near.
@@ -66,6 +101,15 @@ type Address struct {
 // ParseAddress reads a channel address: "whatsapp:+…" is WhatsApp, "tel:…",
 // "sms:…" or a bare number is SMS.
 func (n Normalizer) ParseAddress(s string) Address {
+	if a, ok := n.seen.get(s); ok {
+		return a
+	}
+	a := n.parseAddress(s)
+	n.seen.put(s, a)
+	return a
+}
+
+func (n Normalizer) parseAddress(s string) Address {
 	scheme, rest := splitScheme(s)
 	ch := models.ChannelSMS
 	if scheme == "whatsapp" {

@@ -1,6 +1,7 @@
 package phone_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -80,6 +81,22 @@ func TestParseAddress_ChannelsAndFlaggedAddresses(t *testing.T) {
 		if got.String() != tt.str {
 			t.Errorf("ParseAddress(%q).String() = %q, want %q", tt.input, got.String(), tt.str)
 		}
+		if again := n.ParseAddress(tt.input); again != tt.want { // remembered
+			t.Errorf("ParseAddress(%q) the second time = %+v, want %+v", tt.input, again, tt.want)
+		}
+	}
+}
+
+func TestParseAddress_RemembersAFewThousandAndStaysCorrectPastThem(t *testing.T) {
+	n := phone.New("IN")
+	for i := range 25000 { // past the cache's size, twice
+		in := fmt.Sprintf("whatsapp:+9198%08d", i)
+		if got := n.ParseAddress(in); got.Number != in[len("whatsapp:"):] || !got.Valid {
+			t.Fatalf("ParseAddress(%q) = %+v", in, got)
+		}
+	}
+	if got := n.ParseAddress("whatsapp:+919800000001"); got.Number != "+919800000001" {
+		t.Fatalf("after the cache filled: %+v", got)
 	}
 }
 
