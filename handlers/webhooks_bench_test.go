@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"sync"
@@ -63,6 +64,7 @@ func load(b *testing.B, base string, reqs []signedRequest, workers int, interval
 					failed.Add(1)
 				}
 				if resp != nil {
+					_, _ = io.Copy(io.Discard, resp.Body) // read to the end, so the connection is reused
 					resp.Body.Close()
 				}
 				lat[i] = time.Since(t0)
@@ -85,30 +87,39 @@ func percentile(lat []time.Duration, p float64) time.Duration {
 // BenchmarkTwilioWebhook_Ingest drives signed Twilio webhooks at the real
 // server over loopback until each is durably committed and answered, and
 // compares the rate with raw single-row commits measured in the same run.
+//
+// Platforms deliver bursts concurrently, so the load keeps 64 webhooks in
+// flight (a closed loop of fewer measures latency more than capacity). The
+// commit ceiling is the best of four measurements (16 and 64 writers,
+// before and after the webhooks), so noise on a shared machine lowers the
+// ratio rather than flattering it.
 func BenchmarkTwilioWebhook_Ingest(b *testing.B) {
-	const n, workers = 4000, 16
+	const n, workers = 4000, 64
 	h := newHooksOn(b, pgtest.OpenDurable(b), false) // fsync on: commits are durable
 
 	reqs := prepareWebhooks(2*n + 200)
 	load(b, h.base, reqs[:200], workers, 0) // warm up connections and caches
 
-	var maxRate, ceiling float64
+	ceiling := func() float64 {
+		return max(pgtest.CommitCeiling(b, h.db, n, 16), pgtest.CommitCeiling(b, h.db, n, 64))
+	}
+	var maxRate, best float64
 	var p50, p99, halfP50, halfP99 time.Duration
 	for b.Loop() {
+		best = ceiling()
 		elapsed, lat := load(b, h.base, reqs[200:200+n], workers, 0)
 		maxRate = float64(n) / elapsed.Seconds()
 		p50, p99 = percentile(lat, .50), percentile(lat, .99)
 
 		_, lat = load(b, h.base, reqs[200+n:], workers, time.Duration(float64(time.Second)/(maxRate/2)))
 		halfP50, halfP99 = percentile(lat, .50), percentile(lat, .99)
-
-		ceiling = pgtest.CommitCeiling(b, h.db, n, workers)
+		best = max(best, ceiling())
 	}
 	b.ReportMetric(maxRate, "webhooks/s")
-	b.ReportMetric(ceiling, "commits/s")
-	b.ReportMetric(maxRate/ceiling, "ratio")
+	b.ReportMetric(best, "commits/s")
+	b.ReportMetric(maxRate/best, "ratio")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms@max")
 	b.ReportMetric(float64(halfP99.Microseconds())/1000, "p99-ms@half")
-	b.Logf("signed Twilio webhooks to durable commit: %.0f/s (p50 %s, p99 %s at full load); raw single-row commits %.0f/s; ratio %.2f; at half the rate (%.0f/s): p50 %s, p99 %s",
-		maxRate, p50, p99, ceiling, maxRate/ceiling, maxRate/2, halfP50, halfP99)
+	b.Logf("signed Twilio webhooks to durable commit: %.0f/s (p50 %s, p99 %s at full load); raw single-row commits %.0f/s (best of 4); ratio %.2f; at half the rate (%.0f/s): p50 %s, p99 %s",
+		maxRate, p50, p99, best, maxRate/best, maxRate/2, halfP50, halfP99)
 }
