@@ -62,6 +62,15 @@ type Sender interface {
 	Send(ctx context.Context, m Outbound) (providerMessageID string, err error)
 }
 
+// StatusChecker is a Sender whose platform is asked for delivery statuses
+// instead of (or as well as) pushing them by webhook.
+type StatusChecker interface {
+	// CheckStatus returns the message's status now; Status "" means one
+	// Parley does not know (keep asking). final reports that it will not
+	// change any more.
+	CheckStatus(ctx context.Context, providerMessageID string) (st Status, final bool, err error)
+}
+
 // MediaFetcher downloads an inbound attachment with the platform's
 // credentials.
 type MediaFetcher interface {

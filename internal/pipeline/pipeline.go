@@ -206,6 +206,7 @@ func New(d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &mediaWorker{p: p})
 	river.AddWorker(workers, &waitWorker{p: p})
 	river.AddWorker(workers, &aiWorker{p: p})
+	river.AddWorker(workers, &pollWorker{p: p})
 	var err error
 	p.worker, err = river.NewClient(riverpgxv5.New(d.DB.Pool), &river.Config{
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: d.Config.Workers}},

@@ -99,7 +99,16 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 	p.metrics.jobLatency.WithLabelValues("send_message").Observe(time.Since(start).Seconds())
 	if sendErr == nil {
 		p.metrics.sends.WithLabelValues(st.Message.Provider, "sent").Inc()
-		return p.messages.FinishAttempt(ctx, nil, st.Message.ID, models.StatusSent, providerID, "", "")
+		return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := p.messages.FinishAttempt(ctx, tx, st.Message.ID, models.StatusSent, providerID, "", ""); err != nil {
+				return err
+			}
+			if _, polled := sender.(channel.StatusChecker); !polled {
+				return nil // the platform pushes statuses to its webhook
+			}
+			poll := StatusPollArgs{MessageID: st.Message.ID, Provider: st.Message.Provider, SentAt: time.Now()}
+			return p.enqueue(ctx, tx, poll, &river.InsertOpts{ScheduledAt: time.Now().Add(firstPoll), MaxAttempts: 10})
+		})
 	}
 	se := channel.AsSendError(sendErr)
 	if se == nil {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -161,6 +162,79 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 		return "", &channel.SendError{Provider: channel.Siren, HTTPStatus: resp.StatusCode, Reason: "Siren answered without a notification id.", Retryable: true}
 	}
 	return out.Data.NotificationID, nil
+}
+
+// CheckStatus asks Siren for a sent message's delivery status:
+// GET /api/v1/public/message-status/{id}.
+//
+// UNVERIFIED: Siren documents the route but not its answer. This reads the
+// envelope its send answer uses, {data: {...}, error, errors, meta}, and
+// takes the status from data.status (or data.deliveryStatus), an error
+// code from data.errorCode (or data.error), case-insensitively; a status it
+// does not know leaves the message as it is.
+func (c *Client) CheckStatus(ctx context.Context, id string) (channel.Status, bool, error) {
+	st := channel.Status{Provider: channel.Siren, ProviderMessageID: id}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.BaseURL+"/api/v1/public/message-status/"+url.PathEscape(id), nil)
+	if err != nil {
+		return st, false, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return st, false, errors.New("siren: no answer to the status request")
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return st, true, nil // Siren does not know it: nothing more to learn
+	case resp.StatusCode/100 != 2:
+		return st, false, fmt.Errorf("siren: status request answered HTTP %d", resp.StatusCode)
+	}
+	var out struct {
+		Data struct {
+			Status         string `json:"status"`
+			DeliveryStatus string `json:"deliveryStatus"`
+			ErrorCode      any    `json:"errorCode"`
+			Error          any    `json:"error"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
+		return st, false, errors.New("siren: the status answer is not JSON")
+	}
+	raw := out.Data.Status
+	if raw == "" {
+		raw = out.Data.DeliveryStatus
+	}
+	switch strings.ToUpper(strings.TrimSpace(raw)) {
+	case "SENT", "SUBMITTED", "ACCEPTED":
+		st.Status = models.StatusSent
+	case "DELIVERED":
+		st.Status = models.StatusDelivered
+	case "READ", "SEEN":
+		st.Status = models.StatusRead
+		return st, true, nil
+	case "FAILED", "UNDELIVERED", "UNDELIVERABLE", "REJECTED", "ERROR", "EXPIRED":
+		st.Status = models.StatusFailed
+		for _, v := range []any{out.Data.ErrorCode, out.Data.Error} {
+			if s := scalar(v); s != "" {
+				st.ErrorCode = s
+				break
+			}
+		}
+		return st, true, nil
+	}
+	return st, false, nil
+}
+
+// scalar is a string or number as text; anything else is "".
+func scalar(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	return ""
 }
 
 // Fetch downloads an attachment URL with the API key.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/channel/siren"
+	"github.com/parley-chat/parley/models"
 )
 
 func fake(t *testing.T, status int) (*httptest.Server, *[]map[string]any) {
@@ -61,5 +62,43 @@ func TestParse(t *testing.T) {
 	in, ok, err := siren.Parse([]byte(`{"event":"message.received","channel":"SMS","message":{"id":"m1","from":"+919876543210","text":"hi","media":[{"type":"image/jpeg","url":"https://x/y.jpg"}]}}`), "d1")
 	if err != nil || !ok || in.From != "+919876543210" || in.ProviderMessageID != "m1" || len(in.Media) != 1 {
 		t.Fatalf("Parse = %+v %v %v", in, ok, err)
+	}
+}
+
+func TestClient_CheckStatus(t *testing.T) {
+	tests := []struct {
+		name   string
+		code   int
+		body   string
+		status models.MessageStatus
+		errc   string
+		final  bool
+		err    bool
+	}{
+		{"delivered", 200, `{"data":{"notificationId":"n1","status":"DELIVERED"},"error":null}`, models.StatusDelivered, "", false, false},
+		{"read, lower case", 200, `{"data":{"status":"read"}}`, models.StatusRead, "", true, false},
+		{"failed with a numeric code", 200, `{"data":{"deliveryStatus":"FAILED","errorCode":131026}}`, models.StatusFailed, "131026", true, false},
+		{"failed with an error text", 200, `{"data":{"status":"UNDELIVERED","error":"number unreachable"}}`, models.StatusFailed, "number unreachable", true, false},
+		{"unknown status", 200, `{"data":{"status":"PROCESSING"}}`, "", "", false, false},
+		{"not found", 404, `{"data":null,"error":{"message":"Notification not found"}}`, "", "", true, false},
+		{"outage", 503, `{"error":{"message":"down"}}`, "", "", false, true},
+		{"not JSON", 200, `<html>`, "", "", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.EscapedPath() != "/api/v1/public/message-status/n%201" || r.Header.Get("Authorization") != "Bearer key-1" {
+					t.Errorf("request %s %s", r.URL.EscapedPath(), r.Header.Get("Authorization"))
+				}
+				w.WriteHeader(tt.code)
+				_, _ = w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			c, _ := siren.NewClient(siren.Config{APIKey: "key-1", BaseURL: srv.URL})
+			st, final, err := c.CheckStatus(context.Background(), "n 1")
+			if (err != nil) != tt.err || st.Status != tt.status || st.ErrorCode != tt.errc || final != tt.final {
+				t.Fatalf("CheckStatus = %+v, final %v, err %v", st, final, err)
+			}
+		})
 	}
 }
