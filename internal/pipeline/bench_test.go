@@ -3,6 +3,9 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,4 +67,46 @@ func BenchmarkPipeline_InboundToReply(b *testing.B) {
 	b.ReportMetric(rate, "msgs/s")
 	b.ReportMetric(ceiling, "commits/s")
 	b.Logf("inbound to reply through the whole pipeline: %.0f messages/s (%d replies); same-run single-row commits %.0f/s", rate, replies, ceiling)
+}
+
+// BenchmarkIngest_DurableCommit calls Pipeline.Ingest directly from 64
+// goroutines (no HTTP, no signatures): the database side of the webhook
+// path, beside the same-run commit ceiling. The gap between its ratio and
+// the webhook benchmark's (handlers) is what HTTP costs on this machine.
+func BenchmarkIngest_DurableCommit(b *testing.B) {
+	e := newEnvTB(b)
+	e.db = pgtest.OpenDurable(b)
+	p, err := pipeline.New(pipeline.Deps{DB: e.db, Crypto: e.crypto, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n, workers = 8000, 64
+	var rate, ceiling float64
+	round := 0
+	for b.Loop() {
+		round++
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := next.Add(1); i <= n; i = next.Add(1) {
+					in := channel.Inbound{Provider: channel.Twilio, ProviderMessageID: fmt.Sprintf("SM%d-%d", round, i), From: fmt.Sprintf("+9198%08d", i%1000), Body: "hello there"}
+					if _, err := p.Ingest(context.Background(), []channel.Inbound{in}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		rate = float64(n) / time.Since(start).Seconds()
+		ceiling = max(pgtest.CommitCeiling(b, e.db, n/2, 16), pgtest.CommitCeiling(b, e.db, n/2, 64))
+	}
+	b.ReportMetric(rate, "msgs/s")
+	b.ReportMetric(ceiling, "commits/s")
+	b.ReportMetric(rate/ceiling, "ratio")
+	b.Logf("ingest to durable commit without HTTP: %.0f msgs/s; raw single-row commits %.0f/s; ratio %.2f", rate, ceiling, rate/ceiling)
 }
