@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/parley-chat/parley/models"
@@ -76,6 +77,16 @@ type StatusChecker interface {
 type MediaFetcher interface {
 	// Fetch opens the attachment; the caller closes it.
 	Fetch(ctx context.Context, ref string) (body io.ReadCloser, contentType string, err error)
+}
+
+// Transport is the HTTP transport for calls to a platform's API: many
+// workers send at once, so it keeps a connection per worker alive instead
+// of Go's default two, which would redial (and renegotiate TLS) for most
+// sends under load.
+func Transport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 64
+	return t
 }
 
 // SendError is a platform's refusal to send, classified for the pipeline.

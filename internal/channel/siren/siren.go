@@ -120,7 +120,7 @@ func NewClient(cfg Config) (*Client, error) {
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: 15 * time.Second}
+		hc = &http.Client{Timeout: 15 * time.Second, Transport: channel.Transport()}
 	}
 	return &Client{cfg: cfg, hc: hc}, nil
 }

@@ -44,7 +44,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	c := &Client{cfg: cfg, rt: http.DefaultTransport}
+	c := &Client{cfg: cfg, rt: channel.Transport()}
 	if cfg.APIBaseURL != "" {
 		u, err := url.Parse(cfg.APIBaseURL)
 		if err != nil || u.Host == "" {

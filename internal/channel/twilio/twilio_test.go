@@ -1,8 +1,12 @@
 package twilio_test
 
 import (
+	"context"
+	"fmt"
+	"sync"
 	"testing"
 
+	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/channel/twilio"
 	"github.com/parley-chat/parley/internal/channel/twilio/twiliotest"
 )
@@ -77,5 +81,38 @@ func TestParseMessage(t *testing.T) {
 		if _, err := twilio.ParseMessage(form); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// TestClient_KeepsConnectionsAliveUnderLoad sends from many goroutines at
+// once, as the send workers do: connections are reused, not redialled
+// (and, against the real API, renegotiated) for most sends.
+func TestClient_KeepsConnectionsAliveUnderLoad(t *testing.T) {
+	api := twiliotest.NewAPI("AC00000000000000000000000000000001", "token")
+	defer api.Close()
+	c, err := twilio.NewClient(twilio.Config{AccountSID: api.AccountSID, AuthToken: api.AuthToken, From: "+15005550006", APIBaseURL: api.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, each = 20, 10
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := c.Send(context.Background(), channel.Outbound{To: "+14155550100", Body: fmt.Sprintf("m%d-%d", w, i)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(api.Sent()); n != workers*each {
+		t.Fatalf("%d sent", n)
+	}
+	if n := api.Conns(); n > workers {
+		t.Fatalf("%d connections for %d sends from %d workers: want at most one per worker", n, workers*each, workers)
 	}
 }

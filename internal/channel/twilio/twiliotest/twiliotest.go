@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -67,6 +68,7 @@ type API struct {
 	failures []Failure
 	media    map[string][]byte
 	seq      atomic.Int64
+	conns    atomic.Int64
 	// Notify, when set, receives every accepted message.
 	Notify chan Sent
 }
@@ -77,9 +79,18 @@ func NewAPI(accountSID, authToken string) *API {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2010-04-01/Accounts/{sid}/Messages.json", a.createMessage)
 	mux.HandleFunc("GET /media/{name}", a.getMedia)
-	a.Server = httptest.NewServer(mux)
+	a.Server = httptest.NewUnstartedServer(mux)
+	a.Server.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			a.conns.Add(1)
+		}
+	}
+	a.Server.Start()
 	return a
 }
+
+// Conns counts the connections clients opened so far.
+func (a *API) Conns() int { return int(a.conns.Load()) }
 
 // FailNext makes the next calls fail, in order.
 func (a *API) FailNext(f ...Failure) {
