@@ -63,7 +63,7 @@ func TestFlowsSimulate_AskTheConfiguredLLM(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{"PARLEY_LLM_BASE_URL": llm.URL, "PARLEY_LLM_API_KEY": "sk-local", "PARLEY_LLM_MODEL": "m"}
-	code, out, stderr := runCmd(t, env, "flows", "simulate", "../../internal/engine/testdata/flows/triage.yaml", "--script", script)
+	code, out, stderr := runCmd(t, env, "flows", "simulate", "triage", "--script", script)
 	if code != exitOK {
 		t.Fatalf("simulate = %d: %s", code, stderr)
 	}
@@ -73,7 +73,7 @@ func TestFlowsSimulate_AskTheConfiguredLLM(t *testing.T) {
 		}
 	}
 	// Without an LLM the same flow takes its fallback.
-	_, out, _ = runCmd(t, nil, "flows", "simulate", "../../internal/engine/testdata/flows/triage.yaml", "--script", script)
+	_, out, _ = runCmd(t, nil, "flows", "simulate", "triage", "--script", script)
 	if !strings.Contains(out, "< Sorry, I did not follow.") {
 		t.Errorf("without an LLM, want the fallback:\n%s", out)
 	}

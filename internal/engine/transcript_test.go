@@ -14,11 +14,7 @@ import (
 
 func loadFlow(t *testing.T, name string) *engine.Flow {
 	t.Helper()
-	path := filepath.Join("testdata", "flows", name)
-	if _, err := os.Stat(path); err != nil {
-		path = filepath.Join("flows", name) // a built-in flow
-	}
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(filepath.Join("flows", name)) // a built-in flow
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"context"
 	"errors"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -57,15 +56,7 @@ func startTriage(t *testing.T, ai pipeline.AI) (*env, *pipeline.Pipeline) {
 	t.Helper()
 	e := newEnv(t)
 	e.ai = ai
-	data, err := os.ReadFile("../engine/testdata/flows/triage.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := engine.Parse("triage.yaml", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e, e.start(t, pipeline.NewFlows(engine.NewLibrary(f), e.db, e.crypto))
+	return e, e.start(t, pipeline.NewFlows(engine.NewLibrary(engine.Builtin().Current("triage")), e.db, e.crypto))
 }
 
 func (e *env) say(t *testing.T, p *pipeline.Pipeline, id, text string) {
