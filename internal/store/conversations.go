@@ -83,7 +83,7 @@ func (s *ConversationStore) Read(ctx context.Context, id int64) (*models.Convers
 // Get returns a conversation, locked for the rest of tx.
 func (s *ConversationStore) Get(ctx context.Context, tx *gorm.DB, id int64) (*models.Conversation, error) {
 	var row conversationRow
-	if err := gormFor(ctx, s.db, s.crypto, tx).Clauses(clause.Locking{Strength: "UPDATE"}).First(&row, id).Error; err != nil {
+	if err := gormFor(ctx, s.db, s.crypto, tx).Clauses(clause.Locking{Strength: "NO KEY UPDATE"}).First(&row, id).Error; err != nil {
 		return nil, dbError(err, "Conversation")
 	}
 	return row.model()

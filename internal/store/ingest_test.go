@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/crypt"
 	"github.com/parley-chat/parley/internal/store"
@@ -124,5 +126,28 @@ func TestIngestor_RefusesAMessageWhoseIndexMatchesAnotherNumber(t *testing.T) {
 	}
 	if n := f.countRows(t, `SELECT count(*) FROM messages`); n != 0 {
 		t.Fatalf("%d messages stored under the wrong contact", n)
+	}
+}
+
+// TestIngestor_NotHeldUpByTheContactsProcessing stores a message for a
+// contact whose processing holds its row lock: the insert's foreign-key
+// check must not wait for that transaction.
+func TestIngestor_NotHeldUpByTheContactsProcessing(t *testing.T) {
+	f := newFixture(t)
+	c := f.contact(t, "+14155550100", "")
+	ctx := context.Background()
+	err := f.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := f.contacts.LockContact(ctx, tx, c.ID); err != nil {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return pgx.BeginFunc(wctx, f.db.Pool, func(ptx pgx.Tx) error {
+			_, err := store.NewIngestor(f.crypto).Write(wctx, ptx, []store.IngestItem{item("SM1", "+14155550100", "while processing")})
+			return err
+		})
+	})
+	if err != nil {
+		t.Fatalf("storing a message while its contact is locked for processing: %v", err)
 	}
 }

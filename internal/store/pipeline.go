@@ -12,10 +12,13 @@ import (
 )
 
 // LockContact takes the contact's row lock for the rest of tx, so that one
-// contact's messages are processed by one job at a time.
+// contact's messages are processed by one job at a time. The lock is FOR
+// NO KEY UPDATE: it does not block the foreign-key checks of messages
+// being stored for the contact meanwhile, so webhooks are never held up by
+// the processing of their contact.
 func (s *ContactStore) LockContact(ctx context.Context, tx *gorm.DB, id int64) (*models.Contact, error) {
 	var row contactRow
-	err := gormFor(ctx, s.db, s.crypto, tx).Raw("SELECT * FROM contacts WHERE id = ? FOR UPDATE", id).Scan(&row).Error
+	err := gormFor(ctx, s.db, s.crypto, tx).Raw("SELECT * FROM contacts WHERE id = ? FOR NO KEY UPDATE", id).Scan(&row).Error
 	if err != nil {
 		return nil, dbError(err, "Contact")
 	}
@@ -105,7 +108,7 @@ type SendState struct {
 func (s *MessageStore) LockOutbound(ctx context.Context, tx *gorm.DB, id int64) (*SendState, error) {
 	g := gormFor(ctx, s.db, s.crypto, tx)
 	var m messageRow
-	if err := g.Clauses(clause.Locking{Strength: "UPDATE"}).Where("direction = 'out'").First(&m, id).Error; err != nil {
+	if err := g.Clauses(clause.Locking{Strength: "NO KEY UPDATE"}).Where("direction = 'out'").First(&m, id).Error; err != nil {
 		return nil, dbError(err, "Message")
 	}
 	var c contactRow

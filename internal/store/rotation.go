@@ -156,10 +156,11 @@ func (r *Rotator) batch(ctx context.Context, st *RotationStatus, size int) (int6
 	target := st.TargetKey
 	var handled, last int64
 	err := pgx.BeginFunc(ctx, r.db.Pool, func(tx pgx.Tx) error {
-		// FOR UPDATE: a concurrent write to one of these rows waits for
-		// this batch, so it is neither lost nor overwritten.
+		// FOR NO KEY UPDATE: a concurrent write to one of these rows waits
+		// for this batch, so it is neither lost nor overwritten; rows that
+		// only reference them (messages of a contact) are not held up.
 		rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT id, %[2]s FROM %[1]s WHERE id > $1 AND %[2]s IS NOT NULL
-			ORDER BY id LIMIT $2 FOR UPDATE`, st.Table, st.Name), st.LastID, size)
+			ORDER BY id LIMIT $2 FOR NO KEY UPDATE`, st.Table, st.Name), st.LastID, size)
 		if err != nil {
 			return err
 		}
