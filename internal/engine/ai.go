@@ -237,8 +237,8 @@ func validateAI(n *Node, ref func(string, string) error, fail func(string, strin
 			}
 			seen[in] = true
 		}
-		if len(c.Next) == 0 {
-			return fail(id, "ai_classify needs next: a node for each intent it routes")
+		if len(c.Next) == 0 || n.Next != "" {
+			return fail(id, "ai_classify needs next inside it: a node for each intent it routes (intent: node)")
 		}
 		for _, intent := range sortedKeys(c.Next) {
 			if !seen[intent] {

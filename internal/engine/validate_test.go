@@ -27,6 +27,7 @@ func TestParse_RefusesBadFlowsNamingFileNodeAndProblem(t *testing.T) {
 		{"cycle without a wait", "id: x\nstart: a\nnodes:\n  a: {send: hi, next: b}\n  b: {branch: [{when: 'true', next: a}, {else: c}]}\n  c: {end: {}}", "cycle that never waits"},
 		{"ai without intents", "id: x\nstart: a\nnodes:\n  a: {ai_classify: {prompt: q, next: {}, fallback: b}}\n  b: {end: {}}", `node "a": ai_classify needs intents`},
 		{"ai next not an intent", "id: x\nstart: a\nnodes:\n  a: {ai_classify: {prompt: q, intents: [x], next: {y: b}, fallback: b}}\n  b: {end: {}}", `next names "y", which is not one of the intents`},
+		{"ai next outside", "id: x\nstart: a\nnodes:\n  a: {ai_classify: {prompt: q, intents: [x], next: {x: b}, fallback: b}, next: b}\n  b: {end: {}}", "needs next inside it"},
 		{"ai without fallback", "id: x\nstart: a\nnodes:\n  a: {ai_classify: {prompt: q, intents: [x], next: {x: b}}}\n  b: {end: {}}", "fallback is missing"},
 		{"ai reads nothing", "id: x\nstart: a\nnodes:\n  a: {ai_classify: {intents: [x], next: {x: b}, fallback: b}}\n  b: {end: {}}", "needs a prompt"},
 		{"ai prompt and input", "id: x\nstart: a\nnodes:\n  a: {ai_classify: {prompt: q, input: '{{v}}', intents: [x], next: {x: b}, fallback: b}}\n  b: {end: {}}", "not both"},
