@@ -220,12 +220,23 @@ func (f *Flow) lang() string {
 	return ""
 }
 
+// DefaultKeywords are the keywords of a flow that sets none of its own.
+func DefaultKeywords() Keywords {
+	var k Keywords
+	k.defaults()
+	return k
+}
+
+// Kind says which keyword text is: "stop", "start", "help", "restart",
+// or "" for none.
+func (k Keywords) Kind(text string) string { return k.kind[normalize(text)] }
+
 func (k *Keywords) defaults() {
 	if len(k.Stop) == 0 {
-		k.Stop = []string{"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "बंद", "रुको"}
+		k.Stop = []string{"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "optout", "बंद", "रुको"}
 	}
 	if len(k.Start) == 0 {
-		k.Start = []string{"start", "unstop", "subscribe", "शुरू"}
+		k.Start = []string{"start", "unstop", "subscribe", "optin", "शुरू"}
 	}
 	if len(k.Help) == 0 {
 		k.Help = []string{"help", "info", "मदद", "உதவி"}

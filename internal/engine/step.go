@@ -208,7 +208,7 @@ func (r *run) step(in Input) {
 // keyword handles the global keywords; it reports whether it did.
 func (r *run) keyword(text string) bool {
 	k := r.f.Keywords
-	switch k.kind[normalize(text)] {
+	switch k.Kind(text) {
 	case "stop":
 		if !r.st.OptedOut {
 			r.say(k.StopReply)

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -73,6 +72,10 @@ type AI interface {
 	Answer(ctx context.Context, req engine.AIRequest) (engine.AIResult, error)
 }
 
+// defaultKeywords are the STOP and START words Ack honours: the engine's,
+// in the languages it knows.
+var defaultKeywords = engine.DefaultKeywords()
+
 // Ack answers every message with the same text (an empty text answers
 // nothing) and honours STOP and START.
 type Ack struct{ Text string }
@@ -80,9 +83,9 @@ type Ack struct{ Text string }
 // Respond implements Responder.
 func (a Ack) Respond(_ context.Context, _ *gorm.DB, contact *models.Contact, in *models.Message) (*Outcome, error) {
 	switch {
-	case isOptOut(in.Body):
+	case defaultKeywords.Kind(in.Body) == "stop":
 		return &Outcome{OptOut: true}, nil
-	case isOptIn(in.Body):
+	case defaultKeywords.Kind(in.Body) == "start":
 		return &Outcome{OptIn: true, Replies: a.replies()}, nil
 	case contact.OptedOut:
 		return &Outcome{}, nil
@@ -322,22 +325,4 @@ func (p *Pipeline) ApplyStatuses(ctx context.Context, statuses []channel.Status)
 		p.metrics.statuses.WithLabelValues(st.Provider, outcome).Inc()
 	}
 	return nil
-}
-
-// isOptOut and isOptIn recognise the keywords that carriers and WhatsApp
-// users send; the engine adds its own per flow and language.
-func isOptOut(body string) bool {
-	switch strings.ToUpper(strings.TrimSpace(body)) {
-	case "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT":
-		return true
-	}
-	return false
-}
-
-func isOptIn(body string) bool {
-	switch strings.ToUpper(strings.TrimSpace(body)) {
-	case "START", "UNSTOP", "SUBSCRIBE", "OPTIN":
-		return true
-	}
-	return false
 }
