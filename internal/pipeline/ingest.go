@@ -188,6 +188,7 @@ func (p *Pipeline) commitTogether(reqs []*ingestRequest) ([]int, error) {
 			return err
 		}
 		var jobs []river.InsertManyParams
+		queued := map[int64]bool{} // one processing job per contact: it takes all their messages
 		for i, r := range results {
 			if !r.Inserted {
 				continue
@@ -196,7 +197,10 @@ func (p *Pipeline) commitTogether(reqs []*ingestRequest) ([]int, error) {
 			for _, id := range r.MediaIDs {
 				jobs = append(jobs, river.InsertManyParams{Args: MediaArgs{MediaID: id, Provider: items[i].Provider}})
 			}
-			jobs = append(jobs, river.InsertManyParams{Args: ProcessArgs{ContactID: r.ContactID}})
+			if !queued[r.ContactID] {
+				queued[r.ContactID] = true
+				jobs = append(jobs, river.InsertManyParams{Args: ProcessArgs{ContactID: r.ContactID}})
+			}
 		}
 		if len(jobs) == 0 {
 			return nil

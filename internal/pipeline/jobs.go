@@ -13,7 +13,7 @@ import (
 )
 
 // ProcessArgs asks for a contact's unprocessed messages to be processed.
-// One job is enqueued per stored message; jobs for one contact serialise on
+// One job is enqueued per contact in each ingest batch; jobs for one contact serialise on
 // the contact's row lock, and a job that finds nothing left does nothing.
 type ProcessArgs struct {
 	ContactID int64 `json:"contact_id"`
@@ -115,26 +115,22 @@ func (p *Pipeline) apply(ctx context.Context, tx *gorm.DB, contact *models.Conta
 		}
 		send.MessageIDs = append(send.MessageIDs, m.ID)
 	}
+	// The outcome's jobs go in with one statement.
+	var jobs []river.InsertManyParams
 	if len(send.MessageIDs) > 0 {
 		// One job for the replies to one input, so they leave in order.
-		if err := p.enqueue(ctx, tx, send, &river.InsertOpts{MaxAttempts: p.cfg.MaxSendTries}); err != nil {
-			return err
-		}
+		jobs = append(jobs, river.InsertManyParams{Args: send, InsertOpts: &river.InsertOpts{MaxAttempts: p.cfg.MaxSendTries}})
 	}
 	for i, w := range out.Waits {
 		w.Provider = provider
-		if err := p.enqueue(ctx, tx, w, &river.InsertOpts{ScheduledAt: time.Now().Add(out.WaitAfter[i])}); err != nil {
-			return err
-		}
+		jobs = append(jobs, river.InsertManyParams{Args: w, InsertOpts: &river.InsertOpts{ScheduledAt: time.Now().Add(out.WaitAfter[i])}})
 	}
 	if out.AI != nil {
 		a := *out.AI
 		a.Provider = provider
-		if err := p.enqueue(ctx, tx, a, &river.InsertOpts{MaxAttempts: p.cfg.MaxAITries}); err != nil {
-			return err
-		}
+		jobs = append(jobs, river.InsertManyParams{Args: a, InsertOpts: &river.InsertOpts{MaxAttempts: p.cfg.MaxAITries}})
 	}
-	return nil
+	return p.enqueueMany(ctx, tx, jobs)
 }
 
 // backoff is exponential with full jitter, from RetryBase up to RetryMax.

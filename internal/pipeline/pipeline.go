@@ -272,11 +272,19 @@ func (p *Pipeline) Stop(ctx context.Context) error {
 
 // enqueue inserts a job inside tx, so both commit or neither.
 func (p *Pipeline) enqueue(ctx context.Context, tx *gorm.DB, args river.JobArgs, opts *river.InsertOpts) error {
+	return p.enqueueMany(ctx, tx, []river.InsertManyParams{{Args: args, InsertOpts: opts}})
+}
+
+// enqueueMany inserts jobs inside tx with one statement; none is nothing.
+func (p *Pipeline) enqueueMany(ctx context.Context, tx *gorm.DB, jobs []river.InsertManyParams) error {
+	if len(jobs) == 0 {
+		return nil
+	}
 	sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
 	if !ok {
 		return errors.New("pipeline: enqueue needs a transaction")
 	}
-	_, err := p.inserter.InsertTx(ctx, sqlTx, args, opts)
+	_, err := p.inserter.InsertManyTx(ctx, sqlTx, jobs)
 	return err
 }
 
