@@ -52,7 +52,7 @@ func cmdFlows(args []string, getenv func(string) string, stdout io.Writer) error
 			defer script.Close()
 			in = script
 		}
-		textAI, err := newTextAI(getenv("PARLEY_LLM_BASE_URL"), getenv("PARLEY_LLM_API_KEY"), getenv("PARLEY_LLM_MODEL"))
+		textAI, err := newTextAI(getenv("PARLEY_LLM_BASE_URL"), getenv("PARLEY_LLM_API_KEY"), getenv("PARLEY_LLM_MODEL"), nil)
 		if err != nil {
 			return err
 		}

@@ -64,7 +64,7 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 		}
 		responder = pipeline.NewFlows(lib, db, c)
 	}
-	textAI, err := newTextAI(cfg.LLMBaseURL, cfg.LLMAPIKey, cfg.LLMModel)
+	textAI, err := newTextAI(cfg.LLMBaseURL, cfg.LLMAPIKey, cfg.LLMModel, ai.NewMetrics(reg))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -87,9 +87,9 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 
 // newTextAI returns the text model AI nodes use, or nil (no error) when
 // none is configured.
-func newTextAI(baseURL, key, model string) (pipeline.AI, error) {
+func newTextAI(baseURL, key, model string, m *ai.Metrics) (pipeline.AI, error) {
 	if baseURL == "" {
 		return nil, nil
 	}
-	return ai.NewText(ai.TextConfig{BaseURL: baseURL, APIKey: key, Model: model})
+	return ai.NewText(ai.TextConfig{BaseURL: baseURL, APIKey: key, Model: model, Metrics: m})
 }

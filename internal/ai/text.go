@@ -12,10 +12,12 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/parley-chat/parley/internal/engine"
 )
@@ -26,13 +28,23 @@ type TextConfig struct {
 	APIKey     string
 	Model      string
 	HTTPClient *http.Client // nil: the default client
+	Metrics    *Metrics     // nil: not counted
+	// Rest is how long the model is left alone after failing
+	// BreakAfter calls in a row (30s and 5 unless set).
+	Rest       time.Duration
+	BreakAfter uint32
 }
 
 // Text answers AI nodes' requests with a chat model.
 type Text struct {
-	client openai.Client
-	model  string
+	client  openai.Client
+	model   string
+	metrics *Metrics
+	breaker *gobreaker.CircuitBreaker[engine.AIResult]
 }
+
+// provider names the text model in metrics.
+const provider = "llm"
 
 // NewText returns the text model client. The client library retries a
 // failed call once; longer outages are the caller's (queued) retries.
@@ -44,15 +56,44 @@ func NewText(c TextConfig) (*Text, error) {
 	if c.HTTPClient != nil {
 		opts = append(opts, option.WithHTTPClient(c.HTTPClient))
 	}
-	return &Text{client: openai.NewClient(opts...), model: c.Model}, nil
+	if c.Rest <= 0 {
+		c.Rest = 30 * time.Second
+	}
+	if c.BreakAfter == 0 {
+		c.BreakAfter = 5
+	}
+	t := &Text{client: openai.NewClient(opts...), model: c.Model, metrics: c.Metrics}
+	t.breaker = gobreaker.NewCircuitBreaker[engine.AIResult](gobreaker.Settings{
+		Name:        provider,
+		Timeout:     c.Rest,
+		ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= c.BreakAfter },
+		// The caller giving up says nothing about the model.
+		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+	})
+	return t, nil
 }
 
 // noIntent is what the model answers when no intent fits.
 const noIntent = "none"
 
 // Answer implements the pipeline's AI: one chat completion with a JSON
-// schema for the answer's shape.
+// schema for the answer's shape. After repeated failures the model is not
+// asked for a while: Answer fails at once, and the caller's retries and
+// fallback take over.
 func (t *Text) Answer(ctx context.Context, req engine.AIRequest) (engine.AIResult, error) {
+	res, err := t.breaker.Execute(func() (engine.AIResult, error) { return t.answer(ctx, req) })
+	outcome := "answered"
+	switch {
+	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+		outcome, err = "resting", errors.New("ai: the model failed repeatedly; it is left alone for a while")
+	case err != nil:
+		outcome = "failed"
+	}
+	t.metrics.request(provider, string(req.Task), outcome)
+	return res, err
+}
+
+func (t *Text) answer(ctx context.Context, req engine.AIRequest) (engine.AIResult, error) {
 	var instructions string
 	var schema map[string]any
 	switch req.Task {
@@ -84,6 +125,7 @@ func (t *Text) Answer(ctx context.Context, req engine.AIRequest) (engine.AIResul
 	if err != nil {
 		return engine.AIResult{}, callError(err)
 	}
+	t.metrics.tokens(provider, resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
 	if len(resp.Choices) == 0 {
 		return engine.AIResult{}, errors.New("ai: the model returned no answer")
 	}

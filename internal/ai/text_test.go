@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-chat/parley/internal/ai"
 	"github.com/parley-chat/parley/internal/engine"
@@ -61,6 +64,12 @@ func newFakeLLM(t *testing.T) *fakeLLM {
 	}))
 	t.Cleanup(f.Close)
 	return f
+}
+
+func (f *fakeLLM) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.requests)
 }
 
 func (f *fakeLLM) last() map[string]any {
@@ -154,4 +163,52 @@ func TestText_FailuresAreErrorsWithoutThePersonsWords(t *testing.T) {
 	if _, err := newText(t, down.URL, "sk-test").Answer(context.Background(), req); err == nil || !strings.Contains(err.Error(), "could not be reached") {
 		t.Fatalf("err = %v for an endpoint that is down", err)
 	}
+}
+
+func TestText_RestsAfterRepeatedFailuresAndCountsUsage(t *testing.T) {
+	llm := newFakeLLM(t)
+	reg := prometheus.NewRegistry()
+	text, err := ai.NewText(ai.TextConfig{BaseURL: llm.URL, APIKey: "sk-test", Model: "m", Metrics: ai.NewMetrics(reg), BreakAfter: 3, Rest: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := engine.AIRequest{Task: engine.AIClassifyTask, Text: "hello", Intents: []string{"a"}}
+	llm.content = `{"intent":"a","confidence":1}`
+	if _, err := text.Answer(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if got := gathered(t, reg, "parley_ai_tokens_total", "prompt"); got != 52 {
+		t.Fatalf("prompt tokens counted %v, want the 52 the provider reported", got)
+	}
+	llm.status = 500
+	for range 3 {
+		if _, err := text.Answer(context.Background(), req); err == nil {
+			t.Fatal("want the outage as an error")
+		}
+	}
+	calls := llm.calls()
+	_, err = text.Answer(context.Background(), req)
+	if err == nil || !strings.Contains(err.Error(), "left alone") || llm.calls() != calls {
+		t.Fatalf("after 3 failures in a row: err %v, %d more calls; want an error at once and no call", err, llm.calls()-calls)
+	}
+}
+
+// gathered reads the counter of family name whose label kind is kind.
+func gathered(t *testing.T, reg *prometheus.Registry, name, kind string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if f.GetName() == name && l.GetName() == "kind" && l.GetValue() == kind {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{kind=%q}", name, kind)
+	return 0
 }
