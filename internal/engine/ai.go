@@ -93,6 +93,14 @@ func aiPrompt(n *Node) Text {
 	return nil
 }
 
+// aiInput is the text an AI node without a prompt reads.
+func aiInput(n *Node) string {
+	if n.AIClassify != nil {
+		return n.AIClassify.Input
+	}
+	return n.AIExtract.Input
+}
+
 // enterAI runs when the flow reaches an AI node: ask the contact first,
 // or hand the node's input to the AI layer straight away.
 func (r *run) enterAI(n *Node) {
@@ -100,15 +108,7 @@ func (r *run) enterAI(n *Node) {
 		r.say(p)
 		return
 	}
-	input := n.AIClassify.inputOr(n.AIExtract)
-	r.requestAI(n, r.interpolate(input))
-}
-
-func (c *AIClassify) inputOr(e *AIExtract) string {
-	if c != nil {
-		return c.Input
-	}
-	return e.Input
+	r.requestAI(n, r.interpolate(aiInput(n)))
 }
 
 // requestAI sets the conversation waiting on the AI layer for text.
