@@ -192,8 +192,8 @@ func seq(n int) []int64 {
 }
 
 // readBatch reads the contacts insert and the messages insert, confirming
-// each new message's contact by its decrypted address. named reports, per
-// contact id, whether the contact has a name already.
+// each new message's contact by its decrypted address. It returns, for
+// each contact with a new message, its id and whether it has a name yet.
 func (s *Ingestor) readBatch(br pgx.BatchResults, items []IngestItem, keys []contactKey, wanted map[contactKey]*pendingContact, reserved []int64) ([]IngestResult, map[contactKey]contactState, error) {
 	if _, err := br.Exec(); err != nil {
 		return nil, nil, dbError(err, "Contact")
