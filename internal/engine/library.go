@@ -42,7 +42,8 @@ func Builtin() *Library {
 	return l
 }
 
-// LoadDir reads every *.yaml and *.yml file of dir. It returns every
+// LoadDir reads every *.yaml, *.yml and *.json file of dir (JSON is read
+// as the YAML it also is). It returns every
 // problem found, one per line, naming file, node and problem.
 func LoadDir(dir string) (*Library, error) {
 	return loadFS(os.DirFS(dir), ".")
@@ -57,7 +58,7 @@ func loadFS(fsys fs.FS, dir string) (*Library, error) {
 	var errs []error
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
+		if e.IsDir() || !isFlowFile(name) {
 			continue
 		}
 		data, err := fs.ReadFile(fsys, filepath.Join(dir, name))
@@ -80,7 +81,7 @@ func loadFS(fsys fs.FS, dir string) (*Library, error) {
 		return nil, errors.Join(errs...)
 	}
 	if len(l.current) == 0 {
-		return nil, fmt.Errorf("no flow files (*.yaml) found")
+		return nil, fmt.Errorf("no flow files (*.yaml, *.yml, *.json) found")
 	}
 	return l, nil
 }
@@ -121,4 +122,13 @@ func (l *Library) Default() *Flow {
 		return nil
 	}
 	return l.current[l.order[0]]
+}
+
+func isFlowFile(name string) bool {
+	for _, ext := range []string{".yaml", ".yml", ".json"} {
+		if strings.HasSuffix(name, ext) {
+			return true
+		}
+	}
+	return false
 }

@@ -47,3 +47,20 @@ func TestLoadDir_KeepsPinnedVersionsAndReportsEveryProblem(t *testing.T) {
 		t.Fatalf("LoadDir error = %v", err)
 	}
 }
+
+func TestLoadDir_ReadsJSONFlows(t *testing.T) {
+	dir := t.TempDir()
+	flow := `{"id": "j", "start": "s", "nodes": {"s": {"ask": {"prompt": {"en": "Name?"}, "type": "text", "save": "name"}, "next": "e"}, "e": {"end": {"send": "Bye {{name}}"}}}}`
+	if err := os.WriteFile(filepath.Join(dir, "j.json"), []byte(flow), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lib, err := engine.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &engine.Session{Flow: lib.Current("j")}
+	s.Say("hi")
+	if got := s.Say("Asha"); len(got) != 1 || got[0] != "Bye Asha" {
+		t.Fatalf("replies %q", got)
+	}
+}
