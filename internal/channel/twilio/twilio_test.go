@@ -112,7 +112,9 @@ func TestClient_KeepsConnectionsAliveUnderLoad(t *testing.T) {
 	if n := len(api.Sent()); n != workers*each {
 		t.Fatalf("%d sent", n)
 	}
-	if n := api.Conns(); n > workers {
-		t.Fatalf("%d connections for %d sends from %d workers: want at most one per worker", n, workers*each, workers)
+	// About one per worker; Go may dial a spare while a connection frees
+	// up. Go's default transport keeps two and dials over a hundred here.
+	if n := api.Conns(); n > 2*workers {
+		t.Fatalf("%d connections for %d sends from %d workers: want about one per worker", n, workers*each, workers)
 	}
 }
