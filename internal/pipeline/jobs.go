@@ -102,17 +102,20 @@ func (p *Pipeline) apply(ctx context.Context, tx *gorm.DB, contact *models.Conta
 		}
 	}
 	send := SendArgs{OptOutConfirmation: out.OptOut}
+	var replies []*models.Message
 	for _, text := range out.Replies {
 		if contact.OptedOut && !out.OptOut {
 			break // nothing is sent to a contact who opted out, but the confirmation
 		}
-		m := &models.Message{
+		replies = append(replies, &models.Message{
 			ContactID: contact.ID, ConversationID: out.ConversationID, Direction: models.Outbound,
 			Channel: contact.Channel, Provider: provider, Body: text, Status: models.StatusQueued,
-		}
-		if _, err := p.messages.Insert(ctx, tx, m); err != nil {
-			return err
-		}
+		})
+	}
+	if err := p.messages.InsertReplies(ctx, tx, replies); err != nil {
+		return err
+	}
+	for _, m := range replies {
 		send.MessageIDs = append(send.MessageIDs, m.ID)
 	}
 	// The outcome's jobs go in with one statement.

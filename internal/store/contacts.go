@@ -171,7 +171,15 @@ func insertWords(tx *gorm.DB, table, ownerColumn string, owner int64, tokens []i
 type intArray []int32
 
 // Value implements driver.Valuer with the array's text form.
-func (a intArray) Value() (driver.Value, error) {
+func (a intArray) Value() (driver.Value, error) { return arrayText(a), nil }
+
+// bigintArray is intArray for bigint[].
+type bigintArray []int64
+
+// Value implements driver.Valuer with the array's text form.
+func (a bigintArray) Value() (driver.Value, error) { return arrayText(a), nil }
+
+func arrayText[T int32 | int64](a []T) string {
 	b := make([]byte, 0, 2+len(a)*12)
 	b = append(b, '{')
 	for i, v := range a {
@@ -180,7 +188,7 @@ func (a intArray) Value() (driver.Value, error) {
 		}
 		b = strconv.AppendInt(b, int64(v), 10)
 	}
-	return string(append(b, '}')), nil
+	return string(append(b, '}'))
 }
 
 // queryWords are the normalised words of a search, with their tokens.

@@ -105,6 +105,50 @@ func (s *MessageStore) Insert(ctx context.Context, tx *gorm.DB, m *models.Messag
 	return true, nil
 }
 
+// InsertReplies stores outbound messages (sealed) and their word index
+// with two statements however many there are, setting each one's ID and
+// CreatedAt. It runs in tx when given, else in a transaction of its own.
+func (s *MessageStore) InsertReplies(ctx context.Context, tx *gorm.DB, msgs []*models.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if tx == nil {
+		return gormFor(ctx, s.db, s.crypto, nil).Transaction(func(tx *gorm.DB) error { return s.InsertReplies(ctx, tx, msgs) })
+	}
+	g := gormFor(ctx, s.db, s.crypto, tx)
+	now := time.Now().UTC()
+	rows := make([]*messageRow, len(msgs))
+	var tokens []int32
+	var owners []int64
+	for i, m := range msgs {
+		id, err := s.ids.Next(ctx, g)
+		if err != nil {
+			return dbError(err, "Message")
+		}
+		rows[i] = &messageRow{
+			ID: id, ContactID: m.ContactID, ConversationID: m.ConversationID, Direction: string(models.Outbound),
+			Channel: string(m.Channel), Provider: m.Provider, Body: &m.Body, Status: string(m.Status), CreatedAt: now,
+		}
+		for _, t := range s.crypto.Index.Tokens(crypt.DomainBody, m.Body) {
+			tokens, owners = append(tokens, t), append(owners, id)
+		}
+	}
+	if err := g.Create(rows).Error; err != nil {
+		return dbError(err, "Message")
+	}
+	if len(tokens) > 0 {
+		err := g.Exec(`INSERT INTO message_words (bidx, message_id) SELECT * FROM unnest(?::integer[], ?::bigint[]) ON CONFLICT DO NOTHING`,
+			intArray(tokens), bigintArray(owners)).Error
+		if err != nil {
+			return dbError(err, "Word index")
+		}
+	}
+	for i, m := range msgs {
+		m.ID, m.CreatedAt, m.Direction = rows[i].ID, now, models.Outbound
+	}
+	return nil
+}
+
 // IndexWords adds the word index of an inbound message written by the
 // Ingestor, which leaves indexing to the processing job so that the
 // platform's acknowledgement waits on as few statements as possible.

@@ -47,3 +47,29 @@ func TestMessageStore_Get_SwappedCiphertextIsAnErrorNotGarbage(t *testing.T) {
 		t.Fatalf("Get of a swapped body = %+v, %v; want EINTERNAL wrapping ErrTampered", got, err)
 	}
 }
+
+func TestMessageStore_InsertReplies_SealedIndexedInOrder(t *testing.T) {
+	f := newFixture(t)
+	c := f.contact(t, "+14155550100", "")
+	ctx := context.Background()
+	replies := []*models.Message{
+		{ContactID: c.ID, Channel: c.Channel, Provider: "twilio", Body: "Your appointment is on Monday", Status: models.StatusQueued},
+		{ContactID: c.ID, Channel: c.Channel, Provider: "twilio", Body: "Reply CANCEL to move it", Status: models.StatusQueued},
+	}
+	if err := f.messages.InsertReplies(ctx, nil, replies); err != nil {
+		t.Fatal(err)
+	}
+	if replies[0].ID == 0 || replies[1].ID <= replies[0].ID {
+		t.Fatalf("ids %d, %d: want both set, in order", replies[0].ID, replies[1].ID)
+	}
+	for _, r := range replies {
+		got, err := f.messages.Get(ctx, r.ID)
+		if err != nil || got.Body != r.Body || got.Direction != models.Outbound {
+			t.Fatalf("Get(%d) = %+v, %v", r.ID, got, err)
+		}
+	}
+	page, err := f.messages.Search(ctx, models.MessageSearch{Text: "monday appointment"})
+	if err != nil || len(page.Hits) != 1 || page.Hits[0].Message.ID != replies[0].ID {
+		t.Fatalf("search = %+v, %v; want the first reply", page, err)
+	}
+}
