@@ -141,9 +141,19 @@ func (s *Ingestor) queueContacts(ctx context.Context, tx pgx.Tx, batch *pgx.Batc
 	return nil
 }
 
-// queueMessages queues the messages' insert, in provider id order (so
-// concurrent batches never deadlock), and returns their reserved ids.
+// queueMessages queues the messages' insert and returns their reserved
+// ids. Ids follow the items' order, which is arrival order (a contact's
+// messages without a platform timestamp are processed in id order); rows
+// go in provider id order, so concurrent batches never deadlock.
 func (s *Ingestor) queueMessages(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, items []IngestItem, keys []contactKey) ([]int64, error) {
+	reserved := make([]int64, len(items))
+	for i := range items {
+		id, err := s.nextID(ctx, tx, s.messages)
+		if err != nil {
+			return nil, err
+		}
+		reserved[i] = id
+	}
 	order := make([]int, len(items))
 	for i := range order {
 		order[i] = i
@@ -153,16 +163,10 @@ func (s *Ingestor) queueMessages(ctx context.Context, tx pgx.Tx, batch *pgx.Batc
 		return x.Provider+"\x00"+x.ProviderMessageID < y.Provider+"\x00"+y.ProviderMessageID
 	})
 	n := len(items)
-	reserved := make([]int64, n)
 	ids, channels, bidxs, providers, pmids := make([]int64, n), make([]string, n), make([][]byte, n), make([]string, n), make([]string, n)
 	bodies, times := make([][]byte, n), make([]pgtype.Timestamptz, n)
 	for j, i := range order {
-		id, err := s.nextID(ctx, tx, s.messages)
-		if err != nil {
-			return nil, err
-		}
-		it := items[i]
-		reserved[i] = id
+		it, id := items[i], reserved[i]
 		ids[j], channels[j], bidxs[j], providers[j], pmids[j] = id, keys[i].channel, []byte(keys[i].bidx), it.Provider, it.ProviderMessageID
 		bodies[j] = s.crypto.Ring.EncryptString(it.Body, crypt.Ref{Table: "messages", Column: "body_enc", ID: id})
 		if it.ProviderTime != nil {

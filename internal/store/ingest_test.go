@@ -151,3 +151,28 @@ func TestIngestor_NotHeldUpByTheContactsProcessing(t *testing.T) {
 		t.Fatalf("storing a message while its contact is locked for processing: %v", err)
 	}
 }
+
+// TestIngestor_ABatchKeepsArrivalOrder: without a platform timestamp a
+// contact's messages are processed in id order, so ids follow arrival
+// order within a batch, whatever order the rows are written in.
+func TestIngestor_ABatchKeepsArrivalOrder(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.ingest(t, item("SMzz", "+14155550100", "first"), item("SMaa", "+14155550100", "second"), item("SMmm", "+14155550100", "third")); err != nil {
+		t.Fatal(err)
+	}
+	var contactID int64
+	if err := f.db.Pool.QueryRow(context.Background(), `SELECT id FROM contacts`).Scan(&contactID); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := f.messages.Unprocessed(context.Background(), nil, contactID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range msgs {
+		got = append(got, m.Body)
+	}
+	if fmt.Sprint(got) != "[first second third]" {
+		t.Fatalf("processing order %v, want arrival order", got)
+	}
+}
