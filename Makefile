@@ -5,6 +5,9 @@ FUZZTIME ?= 60s
 # Fuzz targets as package:Func; `make test` runs each for FUZZTIME_SHORT.
 FUZZ_TARGETS := ./internal/phone:FuzzNormalize ./internal/crypt:FuzzDecrypt
 FUZZTIME_SHORT ?= 5s
+# Tests run under the race detector wherever a C compiler is there for it
+# (CI installs one); without one they run all the same, unchecked for races.
+RACE ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 
 .PHONY: run build test bench fuzz generate css lint migrate check-generated deps
 
@@ -18,7 +21,7 @@ build:
 
 ## test: lint, generated-file check and every test against real PostgreSQL
 test: lint check-generated
-	$(GO) test -count=1 ./...
+	$(GO) test $(RACE) -count=1 ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
 
 ## bench: the benchmarks (long; not part of test)
