@@ -25,6 +25,10 @@ type AIArgs struct {
 // Kind implements river.JobArgs.
 func (AIArgs) Kind() string { return "conversation_ai" }
 
+// queueAI holds AI requests apart: a slow model fills its workers, never
+// those that process messages and send replies.
+const queueAI = "ai"
+
 type aiWorker struct {
 	river.WorkerDefaults[AIArgs]
 	p *Pipeline

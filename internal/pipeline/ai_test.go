@@ -3,10 +3,12 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/parley-chat/parley/internal/channel"
@@ -121,6 +123,9 @@ func TestAI_OutageRetriedAndMessagesMeanwhileWaitTheirTurn(t *testing.T) {
 	if n := e.count(t, `SELECT count(*) FROM conversations WHERE pending_enc IS NOT NULL`); n != 0 {
 		t.Fatalf("%d conversations still wait on the AI layer", n)
 	}
+	if n := e.count(t, `SELECT count(*) FROM river_job WHERE kind = 'conversation_ai' AND queue <> 'ai'`); n != 0 {
+		t.Fatalf("%d AI jobs outside the ai queue, where they could hold up message processing", n)
+	}
 }
 
 func TestAI_DownForGoodOrOffTakesTheFallback(t *testing.T) {
@@ -199,4 +204,42 @@ func TestFlows_AnOverlongMessageIsStoredCappedAndAnsweredWithANote(t *testing.T)
 	if len(m.Body) > 16<<10 || len(m.Body) < 16<<10-8 || !utf8.ValidString(m.Body) {
 		t.Fatalf("stored body of %d bytes (valid UTF-8: %v); want 16 KiB less at most a character", len(m.Body), utf8.ValidString(m.Body))
 	}
+}
+
+// TestAI_ASlowModelNeverHoldsUpOtherContacts keeps the AI layer busy
+// with one contact's request while another contact's conversation goes
+// on: AI requests have a queue and workers of their own.
+func TestAI_ASlowModelNeverHoldsUpOtherContacts(t *testing.T) {
+	e := newEnv(t)
+	ai := &gatedAI{release: make(chan struct{})}
+	p, err := pipeline.New(pipeline.Deps{
+		DB: e.db, Crypto: e.crypto, AI: ai, Logger: slog.New(slog.DiscardHandler),
+		Responder: pipeline.NewFlows(engine.NewLibrary(engine.Builtin().Current("triage")), e.db, e.crypto),
+		Senders:   map[string]channel.Sender{channel.Twilio: e.twilio},
+		Config:    pipeline.Config{Workers: 1, AIWorkers: 1, AITimeout: time.Hour, SendRate: 1000, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 100 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { close(ai.release); _ = p.Stop(context.Background()) })
+	say := func(id, from, text string) {
+		if _, err := p.Ingest(context.Background(), []channel.Inbound{sms(id, from, text)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	say("SM1", "+919876543210", "hi")
+	say("SM2", "+919876543210", "I need an appointment")
+	waitFor(t, "the AI layer to be asked", func() bool { return ai.Calls() == 1 })
+	say("SM3", "+919812345678", "hello")
+	waitFor(t, "the other contact's reply", func() bool {
+		for _, s := range e.api.Sent() {
+			if s.To == "+919812345678" {
+				return true
+			}
+		}
+		return false
+	})
 }

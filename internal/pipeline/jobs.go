@@ -131,7 +131,7 @@ func (p *Pipeline) apply(ctx context.Context, tx *gorm.DB, contact *models.Conta
 	if out.AI != nil {
 		a := *out.AI
 		a.Provider = provider
-		jobs = append(jobs, river.InsertManyParams{Args: a, InsertOpts: &river.InsertOpts{MaxAttempts: p.cfg.MaxAITries}})
+		jobs = append(jobs, river.InsertManyParams{Args: a, InsertOpts: &river.InsertOpts{Queue: queueAI, MaxAttempts: p.cfg.MaxAITries}})
 	}
 	return p.enqueueMany(ctx, tx, jobs)
 }

@@ -103,6 +103,7 @@ func (a Ack) replies() []string {
 // Config tunes the pipeline.
 type Config struct {
 	Workers        int           // jobs run at once by this instance (default 20)
+	AIWorkers      int           // AI requests at once, on a queue of their own so slow calls never hold up messages (default 10)
 	SendRate       float64       // messages per second per provider from this instance (default 10)
 	SendBurst      int           // bucket size of the rate cap (default 1)
 	MaxSendTries   int           // attempts before a send is given up (default 8)
@@ -139,6 +140,9 @@ func (c *Config) defaults() {
 	}
 	if c.WhatsAppWindow <= 0 {
 		c.WhatsAppWindow = 24 * time.Hour
+	}
+	if c.AIWorkers <= 0 {
+		c.AIWorkers = 10
 	}
 	if c.MaxAITries <= 0 {
 		c.MaxAITries = 4
@@ -212,7 +216,10 @@ func New(d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &pollWorker{p: p})
 	var err error
 	p.worker, err = river.NewClient(riverpgxv5.New(d.DB.Pool), &river.Config{
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: d.Config.Workers}},
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: d.Config.Workers},
+			queueAI:            {MaxWorkers: d.Config.AIWorkers},
+		},
 		Workers:           workers,
 		Logger:            d.Logger,
 		FetchPollInterval: d.Config.FetchInterval,
