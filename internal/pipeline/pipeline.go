@@ -110,7 +110,7 @@ type Config struct {
 	MediaMaxBytes  int64         // largest attachment fetched (default 16 MiB)
 	RetryBase      time.Duration // first retry delay; doubles each attempt, with jitter (default 2s)
 	RetryMax       time.Duration // longest retry delay (default 10m)
-	FetchInterval  time.Duration // how often idle workers look for jobs (River's default when 0)
+	FetchInterval  time.Duration // how often idle workers look for jobs that came due without a notice: retries, snoozes (default 100ms)
 	WhatsAppWindow time.Duration // free-form replies allowed this long after the contact wrote (24h)
 	MaxAITries     int           // attempts at an AI request before the node's fallback runs (default 4)
 	AITimeout      time.Duration // time limit of one AI request (default 30s)
@@ -140,6 +140,11 @@ func (c *Config) defaults() {
 	}
 	if c.WhatsAppWindow <= 0 {
 		c.WhatsAppWindow = 24 * time.Hour
+	}
+	if c.FetchInterval <= 0 {
+		// River's own default is a second: each reply waiting for an
+		// earlier one to the same contact would wait that long.
+		c.FetchInterval = 100 * time.Millisecond
 	}
 	if c.AIWorkers <= 0 {
 		c.AIWorkers = 10

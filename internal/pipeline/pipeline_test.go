@@ -77,7 +77,7 @@ func (e *env) pipeline(t *testing.T, responder pipeline.Responder) *pipeline.Pip
 		Senders:  map[string]channel.Sender{channel.Twilio: e.twilio},
 		Fetchers: map[string]channel.MediaFetcher{channel.Twilio: e.twilio},
 		Logger:   slog.New(slog.DiscardHandler),
-		Config:   pipeline.Config{SendRate: 1000, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 100 * time.Millisecond},
+		Config:   pipeline.Config{SendRate: 1000, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)

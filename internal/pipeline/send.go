@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -28,12 +29,29 @@ const (
 // and on the retry those already sent are skipped.
 func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	for _, id := range job.Args.MessageIDs {
-		if err := w.p.sendOne(ctx, job, id); err != nil {
+		err := w.p.sendOne(ctx, job, id)
+		var wait *waitTurn
+		if errors.As(err, &wait) {
+			// An earlier reply to the contact is still on its way: come
+			// back soon (a snooze is not an attempt); one waiting out a
+			// retry delay takes longer.
+			if wait.retrying {
+				return river.JobSnooze(5 * time.Second)
+			}
+			return river.JobSnooze(20 * time.Millisecond)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// waitTurn says an earlier message to the same contact must leave first;
+// retrying, that it waits for a retry after a failed attempt.
+type waitTurn struct{ retrying bool }
+
+func (w *waitTurn) Error() string { return "an earlier message to the contact is not sent yet" }
 
 // sendOne sends one message. The attempt is committed before the platform
 // is called; a retry that finds an attempt whose outcome was never recorded
@@ -43,7 +61,7 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 	start := time.Now()
 	var st *store.SendState
 	var sender channel.Sender
-	proceed := false
+	proceed, mustWait, retrying := false, false, false
 	err := p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
 		if st, err = p.messages.LockOutbound(ctx, tx, messageID); err != nil {
@@ -59,6 +77,9 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 			return fail(codeUncertain, "A send was interrupted after it started; it may or may not have arrived. Check with the contact before resending.")
 		default:
 			return nil // sent, delivered or failed already: a duplicate job
+		}
+		if mustWait, retrying, err = p.messages.EarlierUnsent(ctx, tx, st.Message); err != nil || mustWait {
+			return err
 		}
 		if st.Contact.OptedOut && !job.Args.OptOutConfirmation {
 			return fail(codeOptedOut, "The contact opted out (STOP); nothing more is sent until they send START.")
@@ -78,6 +99,9 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 		proceed = true
 		return p.messages.BeginAttempt(ctx, tx, st.Message.ID)
 	})
+	if err == nil && mustWait {
+		return &waitTurn{retrying: retrying}
+	}
 	if err != nil || !proceed {
 		return err
 	}

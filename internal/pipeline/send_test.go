@@ -3,6 +3,8 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/channel/twilio/twiliotest"
+	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/pipeline"
 )
 
@@ -156,5 +159,44 @@ func TestSend_AnAttemptInterruptedMidCallIsNeverRepeatedSilently(t *testing.T) {
 	}
 	if n := len(e.api.Sent()); n != 0 {
 		t.Fatalf("the interrupted message was sent again %d times", n)
+	}
+}
+
+// TestSend_RepliesLeaveInOrderAcrossInputs holds the first replies back
+// with a platform error and its retry delay; the reply to the contact's
+// next message, queued meanwhile by another job, waits its turn.
+func TestSend_RepliesLeaveInOrderAcrossInputs(t *testing.T) {
+	e := newEnv(t)
+	p, err := pipeline.New(pipeline.Deps{
+		DB: e.db, Crypto: e.crypto, Logger: slog.New(slog.DiscardHandler),
+		Responder: pipeline.NewFlows(engine.Builtin(), e.db, e.crypto),
+		Senders:   map[string]channel.Sender{channel.Twilio: e.twilio},
+		Config:    pipeline.Config{SendRate: 1000, SendBurst: 100, RetryBase: 2 * time.Second, FetchInterval: 100 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(context.Background()) })
+	e.api.FailNext(twiliotest.ServerError)
+	if _, err := p.Ingest(context.Background(), []channel.Inbound{sms("SM1", "+919876543210", "hi")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first send to fail and wait for its retry", func() bool {
+		return e.count(t, `SELECT count(*) FROM messages WHERE direction = 'out' AND status = 'queued' AND attempts = 1`) == 1
+	})
+	if _, err := p.Ingest(context.Background(), []channel.Inbound{sms("SM2", "+919876543210", "Asha")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every reply to be sent", func() bool { return len(e.api.Sent()) == 3 })
+	var got []string
+	for _, s := range e.api.Sent() {
+		got = append(got, s.Body)
+	}
+	want := []string{"Hi! I'm the clinic assistant.", "What is your name?", "How old are you, Asha?"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("sent %q, want %q", got, want)
 	}
 }

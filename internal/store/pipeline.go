@@ -118,6 +118,21 @@ func (s *MessageStore) LockOutbound(ctx context.Context, tx *gorm.DB, id int64) 
 	return &SendState{Message: m.model(), Contact: c.model(), Attempts: m.Attempts}, nil
 }
 
+// EarlierUnsent reports whether the contact has an outbound message older
+// than m that is still queued or being sent (replies leave one contact in
+// the order they were written, across inputs and staff actions), and
+// whether one of those waits for a retry after a failed attempt. Messages
+// stuck for over two hours no longer hold the queue.
+func (s *MessageStore) EarlierUnsent(ctx context.Context, tx *gorm.DB, m *models.Message) (waiting, retrying bool, err error) {
+	var row struct{ Waiting, Retrying bool }
+	err = gormFor(ctx, s.db, s.crypto, tx).Raw(`SELECT count(*) > 0 AS waiting, coalesce(bool_or(status = 'queued' AND attempts > 0), false) AS retrying
+		FROM messages
+		WHERE contact_id = ? AND direction = 'out' AND status IN ('queued', 'sending')
+		  AND (created_at, id) < (?, ?) AND created_at > ?::timestamptz - interval '2 hours'`,
+		m.ContactID, m.CreatedAt, m.ID, m.CreatedAt).Scan(&row).Error
+	return row.Waiting, row.Retrying, dbError(err, "Message")
+}
+
 // BeginAttempt records, before the platform is called, that a send is
 // under way.
 func (s *MessageStore) BeginAttempt(ctx context.Context, tx *gorm.DB, id int64) error {
