@@ -73,3 +73,52 @@ func TestMessageStore_InsertReplies_SealedIndexedInOrder(t *testing.T) {
 		t.Fatalf("search = %+v, %v; want the first reply", page, err)
 	}
 }
+
+func TestMessageStore_EarlierUnsent(t *testing.T) {
+	f := newFixture(t)
+	c := f.contact(t, "+14155550100", "")
+	ctx := context.Background()
+	first := &models.Message{ContactID: c.ID, Channel: c.Channel, Provider: "twilio", Body: "one", Status: models.StatusQueued}
+	if err := f.messages.InsertReplies(ctx, nil, []*models.Message{first}); err != nil {
+		t.Fatal(err)
+	}
+	second := &models.Message{ContactID: c.ID, Channel: c.Channel, Provider: "twilio", Body: "two", Status: models.StatusQueued}
+	if err := f.messages.InsertReplies(ctx, nil, []*models.Message{second}); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := f.messages.Get(ctx, second.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name              string
+		set               string // how the first message stands
+		waiting, retrying bool
+	}{
+		{"queued", `status = 'queued'`, true, false},
+		{"being sent", `status = 'sending', attempts = 1, attempted_at = now()`, true, false},
+		{"waiting out a retry", `status = 'queued', attempts = 2`, true, true},
+		{"interrupted long ago", `status = 'sending', attempts = 1, attempted_at = now() - interval '10 minutes'`, false, false},
+		{"sent", `status = 'sent'`, false, false},
+		{"failed", `status = 'failed'`, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := f.db.Pool.Exec(ctx, `UPDATE messages SET `+tt.set+` WHERE id = $1`, first.ID); err != nil {
+				t.Fatal(err)
+			}
+			waiting, retrying, err := f.messages.EarlierUnsent(ctx, nil, stored)
+			if err != nil || waiting != tt.waiting || retrying != tt.retrying {
+				t.Fatalf("EarlierUnsent = %v, %v, %v; want %v, %v", waiting, retrying, err, tt.waiting, tt.retrying)
+			}
+		})
+	}
+	// The first message is never held up by the second.
+	firstStored, _ := f.messages.Get(ctx, first.ID)
+	if _, err := f.db.Pool.Exec(ctx, `UPDATE messages SET status = 'queued', attempts = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if waiting, _, err := f.messages.EarlierUnsent(ctx, nil, firstStored); err != nil || waiting {
+		t.Fatalf("the first message waits (%v, %v)", waiting, err)
+	}
+}

@@ -121,13 +121,16 @@ func (s *MessageStore) LockOutbound(ctx context.Context, tx *gorm.DB, id int64) 
 // EarlierUnsent reports whether the contact has an outbound message older
 // than m that is still queued or being sent (replies leave one contact in
 // the order they were written, across inputs and staff actions), and
-// whether one of those waits for a retry after a failed attempt. Messages
-// stuck for over two hours no longer hold the queue.
+// whether one of those waits for a retry after a failed attempt. A send
+// left "sending" for over five minutes was interrupted (its retry reports
+// it as uncertain) and messages queued for over two hours are stuck: neither
+// holds the queue.
 func (s *MessageStore) EarlierUnsent(ctx context.Context, tx *gorm.DB, m *models.Message) (waiting, retrying bool, err error) {
 	var row struct{ Waiting, Retrying bool }
 	err = gormFor(ctx, s.db, s.crypto, tx).Raw(`SELECT count(*) > 0 AS waiting, coalesce(bool_or(status = 'queued' AND attempts > 0), false) AS retrying
 		FROM messages
-		WHERE contact_id = ? AND direction = 'out' AND status IN ('queued', 'sending')
+		WHERE contact_id = ? AND direction = 'out'
+		  AND (status = 'queued' OR (status = 'sending' AND attempted_at > now() - interval '5 minutes'))
 		  AND (created_at, id) < (?, ?) AND created_at > ?::timestamptz - interval '2 hours'`,
 		m.ContactID, m.CreatedAt, m.ID, m.CreatedAt).Scan(&row).Error
 	return row.Waiting, row.Retrying, dbError(err, "Message")
