@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -212,19 +211,13 @@ func TestFlows_AnOverlongMessageIsStoredCappedAndAnsweredWithANote(t *testing.T)
 func TestAI_ASlowModelNeverHoldsUpOtherContacts(t *testing.T) {
 	e := newEnv(t)
 	ai := &gatedAI{release: make(chan struct{})}
-	p, err := pipeline.New(pipeline.Deps{
-		DB: e.db, Crypto: e.crypto, AI: ai, Logger: slog.New(slog.DiscardHandler),
+	p := e.startWith(t, pipeline.Deps{
+		AI:        ai,
 		Responder: pipeline.NewFlows(engine.NewLibrary(engine.Builtin().Current("triage")), e.db, e.crypto),
 		Senders:   map[string]channel.Sender{channel.Twilio: e.twilio},
 		Config:    pipeline.Config{Workers: 1, AIWorkers: 1, AITimeout: time.Hour, SendRate: 1000, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 100 * time.Millisecond},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { close(ai.release); _ = p.Stop(context.Background()) })
+	t.Cleanup(func() { close(ai.release) }) // before the pipeline stops (cleanups run last first): Stop waits for the held job
 	say := func(id, from, text string) {
 		if _, err := p.Ingest(context.Background(), []channel.Inbound{sms(id, from, text)}); err != nil {
 			t.Fatal(err)

@@ -85,6 +85,22 @@ func (e *env) pipeline(t *testing.T, responder pipeline.Responder) *pipeline.Pip
 	return p
 }
 
+// startWith runs a pipeline of d (over the env's database and keys) until
+// the test ends.
+func (e *env) startWith(t *testing.T, d pipeline.Deps) *pipeline.Pipeline {
+	t.Helper()
+	d.DB, d.Crypto, d.Logger = e.db, e.crypto, slog.New(slog.DiscardHandler)
+	p, err := pipeline.New(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(context.Background()) })
+	return p
+}
+
 func sms(id, from, body string) channel.Inbound {
 	return channel.Inbound{Provider: channel.Twilio, ProviderMessageID: id, From: from, To: "+15005550006", Body: body}
 }

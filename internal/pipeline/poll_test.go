@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -26,18 +25,11 @@ func TestSirenStatuses_PolledUntilFinal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := pipeline.New(pipeline.Deps{
-				DB: e.db, Crypto: e.crypto, Responder: pipeline.Ack{Text: "Thanks!"}, Logger: slog.New(slog.DiscardHandler),
-				Senders: map[string]channel.Sender{channel.Siren: sc},
-				Config:  pipeline.Config{SendRate: 1000, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 100 * time.Millisecond},
+			p := e.startWith(t, pipeline.Deps{
+				Responder: pipeline.Ack{Text: "Thanks!"},
+				Senders:   map[string]channel.Sender{channel.Siren: sc},
+				Config:    pipeline.Config{SendRate: 1000, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 100 * time.Millisecond},
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Start(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = p.Stop(context.Background()) })
 			in := channel.Inbound{Provider: channel.Siren, ProviderMessageID: "m-1", From: "whatsapp:+919876543210", To: "+15005550006", Body: "hello"}
 			if _, err := p.Ingest(context.Background(), []channel.Inbound{in}); err != nil {
 				t.Fatal(err)

@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -167,19 +166,11 @@ func TestSend_AnAttemptInterruptedMidCallIsNeverRepeatedSilently(t *testing.T) {
 // next message, queued meanwhile by another job, waits its turn.
 func TestSend_RepliesLeaveInOrderAcrossInputs(t *testing.T) {
 	e := newEnv(t)
-	p, err := pipeline.New(pipeline.Deps{
-		DB: e.db, Crypto: e.crypto, Logger: slog.New(slog.DiscardHandler),
+	p := e.startWith(t, pipeline.Deps{
 		Responder: pipeline.NewFlows(engine.Builtin(), e.db, e.crypto),
 		Senders:   map[string]channel.Sender{channel.Twilio: e.twilio},
 		Config:    pipeline.Config{SendRate: 1000, SendBurst: 100, RetryBase: 2 * time.Second, FetchInterval: 100 * time.Millisecond},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Stop(context.Background()) })
 	e.api.FailNext(twiliotest.ServerError)
 	if _, err := p.Ingest(context.Background(), []channel.Inbound{sms("SM1", "+919876543210", "hi")}); err != nil {
 		t.Fatal(err)
