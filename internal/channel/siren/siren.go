@@ -152,7 +152,7 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 	if resp.StatusCode/100 != 2 {
 		se := &channel.SendError{Provider: channel.Siren, Code: strconv.Itoa(resp.StatusCode), HTTPStatus: resp.StatusCode,
 			Reason:    fmt.Sprintf("Siren refused the message (HTTP %d).", resp.StatusCode),
-			Retryable: resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500}
+			Retryable: channel.RetryableStatus(resp.StatusCode)}
 		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
 			se.RetryAfter = time.Duration(secs) * time.Second
 		}
@@ -244,14 +244,5 @@ func (c *Client) Fetch(ctx context.Context, url string) (io.ReadCloser, string, 
 		return nil, "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, "", &channel.SendError{Provider: channel.Siren, Reason: "Media download failed.", Retryable: true}
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, "", &channel.SendError{Provider: channel.Siren, HTTPStatus: resp.StatusCode, Reason: "Media download refused.",
-			Retryable: resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500}
-	}
-	return resp.Body, resp.Header.Get("Content-Type"), nil
+	return channel.Download(c.hc, req, channel.Siren)
 }

@@ -161,14 +161,5 @@ func (c *Client) Fetch(ctx context.Context, mediaURL string) (io.ReadCloser, str
 	}
 	req.SetBasicAuth(c.cfg.AccountSID, c.cfg.AuthToken)
 	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &ctxTransport{ctx: ctx, base: c.base, rt: c.rt}}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, "", &channel.SendError{Provider: channel.Twilio, Reason: "Media download failed.", Retryable: true}
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, "", &channel.SendError{Provider: channel.Twilio, HTTPStatus: resp.StatusCode, Reason: "Media download refused.",
-			Retryable: resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500}
-	}
-	return resp.Body, resp.Header.Get("Content-Type"), nil
+	return channel.Download(hc, req, channel.Twilio)
 }
