@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/models"
 )
 
 // AIArgs asks the AI layer for what a conversation waits on. The request
@@ -71,11 +72,7 @@ func (w *aiWorker) Work(ctx context.Context, job *river.Job[AIArgs]) error {
 	}
 	p.metrics.ai.WithLabelValues(string(req.Task), outcome).Inc()
 	p.metrics.jobLatency.WithLabelValues("conversation_ai").Observe(time.Since(start).Seconds())
-	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		contact, err := p.contacts.LockContact(ctx, tx, job.Args.ContactID)
-		if err != nil {
-			return err
-		}
+	return p.underContact(ctx, job.Args.ContactID, func(tx *gorm.DB, contact *models.Contact) error {
 		out, err := th.AIAnswered(ctx, tx, contact, job.Args, res)
 		if err != nil {
 			return err

@@ -40,11 +40,7 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	p := w.p
 	start := time.Now()
 	var handled int
-	err := p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		contact, err := p.contacts.LockContact(ctx, tx, job.Args.ContactID)
-		if err != nil {
-			return err
-		}
+	err := p.underContact(ctx, job.Args.ContactID, func(tx *gorm.DB, contact *models.Contact) error {
 		pending, err := p.messages.Unprocessed(ctx, tx, contact.ID)
 		if err != nil {
 			return err
@@ -136,6 +132,18 @@ func (p *Pipeline) apply(ctx context.Context, tx *gorm.DB, contact *models.Conta
 	return p.enqueueMany(ctx, tx, jobs)
 }
 
+// underContact runs fn in a transaction holding the contact's row lock:
+// everything that changes a contact's conversation takes turns this way.
+func (p *Pipeline) underContact(ctx context.Context, contactID int64, fn func(tx *gorm.DB, contact *models.Contact) error) error {
+	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		contact, err := p.contacts.LockContact(ctx, tx, contactID)
+		if err != nil {
+			return err
+		}
+		return fn(tx, contact)
+	})
+}
+
 // backoff is exponential with full jitter, from RetryBase up to RetryMax.
 func (p *Pipeline) backoff(attempt int) time.Duration {
 	d := p.cfg.RetryBase << min(attempt-1, 20)
@@ -216,11 +224,7 @@ func (w *waitWorker) Work(ctx context.Context, job *river.Job[WaitArgs]) error {
 	if !ok {
 		return nil
 	}
-	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		contact, err := p.contacts.LockContact(ctx, tx, job.Args.ContactID)
-		if err != nil {
-			return err
-		}
+	return p.underContact(ctx, job.Args.ContactID, func(tx *gorm.DB, contact *models.Contact) error {
 		out, err := waiter.Timeout(ctx, tx, contact, job.Args)
 		if err != nil {
 			return err

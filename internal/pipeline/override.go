@@ -26,11 +26,7 @@ func (p *Pipeline) Override(ctx context.Context, actorID string, conversationID 
 	if contactID == 0 {
 		return models.Errorf(models.ENOTFOUND, "Conversation not found.")
 	}
-	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		contact, err := p.contacts.LockContact(ctx, tx, contactID)
-		if err != nil {
-			return err
-		}
+	return p.underContact(ctx, contactID, func(tx *gorm.DB, contact *models.Contact) error {
 		conv, err := flows.conversations.Get(ctx, tx, conversationID)
 		if err != nil {
 			return err
