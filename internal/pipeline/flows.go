@@ -50,9 +50,6 @@ func (f *Flows) Respond(ctx context.Context, tx *gorm.DB, contact *models.Contac
 		}
 		conv = nil
 	}
-	if conv != nil && conv.Pending != nil {
-		return &Outcome{Defer: true}, nil // taken up once the AI layer has answered
-	}
 	return f.step(ctx, tx, contact, conv, engine.Input{Kind: engine.InputMessage, Text: in.Body, Now: f.now()})
 }
 
@@ -125,7 +122,7 @@ func (f *Flows) step(ctx context.Context, tx *gorm.DB, contact *models.Contact, 
 	}
 	next, actions, err := engine.Step(flow, st, in)
 	if errors.Is(err, engine.ErrAwaitingAI) {
-		return &Outcome{Defer: true}, nil
+		return &Outcome{Defer: true}, nil // taken up once the AI layer has answered
 	}
 	if err != nil {
 		return nil, err
