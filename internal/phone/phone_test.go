@@ -87,7 +87,7 @@ func TestParseAddress_ChannelsAndFlaggedAddresses(t *testing.T) {
 	}
 }
 
-func TestParseAddress_RemembersAFewThousandAndStaysCorrectPastThem(t *testing.T) {
+func TestParseAddress_StaysCorrectPastTheCacheSize(t *testing.T) {
 	n := phone.New("IN")
 	for i := range 25000 { // past the cache's size, twice
 		in := fmt.Sprintf("whatsapp:+9198%08d", i)
