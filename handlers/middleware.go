@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -27,6 +28,23 @@ func requestID() fiber.Handler {
 		}
 		c.Locals("requestid", id)
 		c.Set(requestIDHeader, id)
+		return c.Next()
+	}
+}
+
+// refuseEncodedBodies answers 415 to any request whose body is compressed
+// (or otherwise content-encoded). Fiber's c.Body() inflates gzip, deflate
+// and brotli bodies with no cap: BodyLimit bounds only the bytes on the
+// wire, so a small compressed POST could make the server allocate
+// gigabytes. No platform compresses its webhooks and browsers do not
+// compress requests, so nothing legitimate is lost by refusing them here,
+// before any route reads a body.
+func refuseEncodedBodies() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		enc := strings.TrimSpace(string(c.Request().Header.Peek(fiber.HeaderContentEncoding)))
+		if enc != "" && !strings.EqualFold(enc, "identity") {
+			return fiber.NewError(fiber.StatusUnsupportedMediaType, "Compressed request bodies are not accepted.")
+		}
 		return c.Next()
 	}
 }

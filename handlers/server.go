@@ -51,6 +51,7 @@ func NewServer(d Deps) *fiber.App {
 	app.Use(requestID())
 	app.Use(observe(d.Logger, m))
 	app.Use(recover.New())
+	app.Use(refuseEncodedBodies())
 
 	app.Get("/healthz", handleHealthz())
 	app.Get("/readyz", handleReadyz(d.Readiness))
