@@ -203,6 +203,10 @@ func TestRun_BadConfigurationExitsTwoNamingTheVariable(t *testing.T) {
 		env[k] = v
 		return env
 	}
+	withTwilio := func(env map[string]string) map[string]string {
+		env["PARLEY_TWILIO_ACCOUNT_SID"], env["PARLEY_TWILIO_AUTH_TOKEN"] = "AC00000000000000000000000000000001", "token123"
+		return env
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -217,6 +221,7 @@ func TestRun_BadConfigurationExitsTwoNamingTheVariable(t *testing.T) {
 		{"missing blind index key", []string{"serve"}, with("PARLEY_BLIND_INDEX_KEY", ""), "PARLEY_BLIND_INDEX_KEY is not set"},
 		{"bad listen address", []string{"serve"}, with("PARLEY_ADDR", "8080"), "PARLEY_ADDR is not a listen address"},
 		{"bad public URL", []string{"serve"}, with("PARLEY_PUBLIC_URL", "parley.example.org"), "PARLEY_PUBLIC_URL is not an absolute http(s) URL"},
+		{"Twilio without a public URL", []string{"serve"}, withTwilio(with("PARLEY_PUBLIC_URL", "")), "PARLEY_PUBLIC_URL is required when PARLEY_TWILIO_ACCOUNT_SID is set"},
 		{"migrate without DATABASE_URL", []string{"migrate", "up"}, with("DATABASE_URL", ""), "DATABASE_URL is not set"},
 		{"unknown command", []string{"frobnicate"}, good, `unknown command "frobnicate"`},
 		{"migrate without action", []string{"migrate"}, good, "migrate needs one of"},

@@ -208,6 +208,12 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 	if c.TwilioAccountSID != "" && c.TwilioAuthToken == "" {
 		l.fail("PARLEY_TWILIO_AUTH_TOKEN", "is required when PARLEY_TWILIO_ACCOUNT_SID is set", "copy the auth token from the Twilio console")
 	}
+	if c.TwilioAccountSID != "" && c.PublicURL == "" {
+		// Twilio signs over the URL it called: without it every webhook
+		// would be refused, and no status callback could be registered.
+		l.fail("PARLEY_PUBLIC_URL", "is required when PARLEY_TWILIO_ACCOUNT_SID is set (Twilio signs every webhook over the public URL it calls)",
+			"set it to the external base URL Twilio reaches, like https://parley.example.org, or unset PARLEY_TWILIO_ACCOUNT_SID")
+	}
 	if c.FlowsDir != "" {
 		if fi, err := os.Stat(c.FlowsDir); err != nil || !fi.IsDir() {
 			l.fail("PARLEY_FLOWS_DIR", "is not a readable directory", "point it at the folder holding the flow files, or unset it for the sample flow")
