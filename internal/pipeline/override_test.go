@@ -9,6 +9,7 @@ import (
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/pipeline"
+	"github.com/parley-chat/parley/internal/store"
 )
 
 // startConversation brings a contact to the age question of the sample
@@ -139,5 +140,31 @@ func TestFlows_AnIdleConversationExpires(t *testing.T) {
 	}
 	if n := e.count(t, `SELECT count(*) FROM conversations WHERE id = $1 AND status = 'ended' AND error LIKE 'expired%'`, conv); n != 1 {
 		t.Fatal("the idle conversation was not closed as expired")
+	}
+}
+
+// Every override is audited, not only the first: the audit chain links each
+// entry to the one before.
+func TestOverride_EachOfSeveralIsAudited(t *testing.T) {
+	e := newEnv(t)
+	p := e.start(t, pipeline.NewFlows(engine.Builtin(), e.db, e.crypto))
+	conv := startConversation(t, e, p)
+	steps := []engine.Override{
+		{Kind: engine.OverridePause},
+		{Kind: engine.OverrideResume},
+		{Kind: engine.OverrideSetVar, Var: "note", Value: "called back"},
+		{Kind: engine.OverrideClearVar, Var: "note"},
+		{Kind: engine.OverrideEnd},
+	}
+	for i, o := range steps {
+		if err := p.Override(context.Background(), "", conv, o); err != nil {
+			t.Fatalf("override %d (%s): %v", i+1, o.Kind, err)
+		}
+	}
+	if n := e.count(t, `SELECT count(*) FROM audit_events WHERE action = 'conversation.override'`); n != len(steps) {
+		t.Fatalf("%d audit entries, want %d", n, len(steps))
+	}
+	if n, err := store.NewAuditStore(e.db, e.crypto).Verify(context.Background()); err != nil || n != len(steps) {
+		t.Fatalf("Verify = %d, %v", n, err)
 	}
 }

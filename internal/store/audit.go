@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -28,14 +30,18 @@ func NewAuditStore(db *DB, c Crypto) *AuditStore {
 }
 
 // Append adds e to the log inside tx, so it commits with what it records.
+// Entries take their place in the chain (seq) under a lock held to the
+// end of tx, so appends from any number of instances form one chain.
 func (s *AuditStore) Append(ctx context.Context, tx *gorm.DB, e *models.AuditEvent) error {
 	g := gormFor(ctx, s.db, s.crypto, tx)
-	// One writer at a time extends the chain.
-	if err := g.Exec("SELECT pg_advisory_xact_lock(7212002)").Error; err != nil {
+	if err := g.Exec("SELECT pg_advisory_xact_lock(?)", auditLock).Error; err != nil {
 		return dbError(err, "Audit")
 	}
-	var prev []byte
-	if err := g.Raw("SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1").Scan(&prev).Error; err != nil {
+	var last struct {
+		Seq  int64
+		Hash []byte
+	}
+	if err := g.Raw("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").Scan(&last).Error; err != nil {
 		return dbError(err, "Audit")
 	}
 	id, err := s.ids.Next(ctx, g)
@@ -47,17 +53,82 @@ func (s *AuditStore) Append(ctx context.Context, tx *gorm.DB, e *models.AuditEve
 		return models.Wrap(err, models.EINTERNAL, "Audit details cannot be stored.")
 	}
 	e.ID, e.At = id, time.Now().UTC().Truncate(time.Microsecond)
-	h := sha256.New()
-	for _, part := range [][]byte{prev, []byte(e.At.Format(time.RFC3339Nano)), []byte(e.ActorID), []byte(e.Action), []byte(e.SubjectType), []byte(e.SubjectID), details} {
-		h.Write([]byte(strconv.Itoa(len(part)) + ":"))
-		h.Write(part)
-	}
 	var actor any
 	if e.ActorID != "" {
 		actor = e.ActorID
 	}
 	sealed := s.crypto.Ring.Encrypt(details, crypt.Ref{Table: "audit_events", Column: "details_enc", ID: id})
-	err = g.Exec(`INSERT INTO audit_events (id, at, actor_id, action, subject_type, subject_id, details_enc, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, e.At, actor, e.Action, e.SubjectType, e.SubjectID, sealed, prev, h.Sum(nil)).Error
+	err = g.Exec(`INSERT INTO audit_events (id, seq, at, actor_id, action, subject_type, subject_id, details_enc, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, last.Seq+1, e.At, actor, e.Action, e.SubjectType, e.SubjectID, sealed, last.Hash,
+		chainHash(last.Hash, e, details)).Error
 	return dbError(err, "Audit")
+}
+
+// auditLock is the advisory lock key that serialises appends to the chain.
+const auditLock = 7212002
+
+// chainHash is an entry's hash: the previous entry's hash and the entry's
+// plaintext, each part length-prefixed so no two entries hash alike.
+func chainHash(prev []byte, e *models.AuditEvent, details []byte) []byte {
+	h := sha256.New()
+	for _, part := range [][]byte{prev, []byte(e.At.Format(time.RFC3339Nano)), []byte(e.ActorID), []byte(e.Action), []byte(e.SubjectType), []byte(e.SubjectID), details} {
+		h.Write([]byte(strconv.Itoa(len(part)) + ":"))
+		h.Write(part)
+	}
+	return h.Sum(nil)
+}
+
+// Verify walks the whole chain in order and checks that every entry links
+// to the one before it and that its hash matches its contents. It returns
+// how many entries it checked; a broken chain is an EINTERNAL error naming
+// the first entry (by seq) that does not hold.
+func (s *AuditStore) Verify(ctx context.Context) (int, error) {
+	g := gormFor(ctx, s.db, s.crypto, nil)
+	var prev []byte
+	var after int64
+	checked := 0
+	for {
+		var rows []auditRow
+		if err := g.Raw(`SELECT id, seq, at, coalesce(actor_id::text, '') AS actor_id, action, subject_type, subject_id, details_enc, prev_hash, hash
+			FROM audit_events WHERE seq > ? ORDER BY seq LIMIT 500`, after).Scan(&rows).Error; err != nil {
+			return checked, dbError(err, "Audit")
+		}
+		if len(rows) == 0 {
+			return checked, nil
+		}
+		for _, r := range rows {
+			broken := func(why string) error {
+				return models.Errorf(models.EINTERNAL, "The audit chain is broken at entry %d: %s.", r.Seq, why)
+			}
+			if r.Seq != after+1 {
+				return checked, broken(fmt.Sprintf("entry %d is missing", after+1))
+			}
+			if !bytes.Equal(r.PrevHash, prev) {
+				return checked, broken("it does not link to the entry before it")
+			}
+			details, err := s.crypto.Ring.Decrypt(r.DetailsEnc, crypt.Ref{Table: "audit_events", Column: "details_enc", ID: r.ID})
+			if err != nil {
+				return checked, broken("its details do not open")
+			}
+			e := &models.AuditEvent{At: r.At.UTC(), ActorID: r.ActorID, Action: r.Action, SubjectType: r.SubjectType, SubjectID: r.SubjectID}
+			if !bytes.Equal(chainHash(r.PrevHash, e, details), r.Hash) {
+				return checked, broken("its contents do not match its hash")
+			}
+			prev, after = r.Hash, r.Seq
+			checked++
+		}
+	}
+}
+
+type auditRow struct {
+	ID          int64
+	Seq         int64
+	At          time.Time
+	ActorID     string
+	Action      string
+	SubjectType string
+	SubjectID   string
+	DetailsEnc  []byte
+	PrevHash    []byte
+	Hash        []byte
 }
