@@ -33,6 +33,7 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 		tc, err := twilio.NewClient(twilio.Config{
 			AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken, From: cfg.TwilioFrom,
 			MessagingServiceSID: cfg.TwilioMessagingServiceSID, StatusCallback: statusCallback, APIBaseURL: cfg.TwilioAPIBaseURL,
+			MediaHosts: cfg.TwilioMediaHosts,
 		})
 		if err != nil {
 			return nil, nil, err
@@ -41,14 +42,15 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 		hooks.Twilio = twilio.NewVerifier(cfg.PublicURL, cfg.TwilioAuthToken)
 	}
 	if cfg.MetaAccessToken != "" {
-		mc, err := meta.NewClient(meta.Config{AccessToken: cfg.MetaAccessToken, PhoneNumberID: cfg.MetaPhoneNumberID, BaseURL: cfg.MetaAPIBaseURL})
+		mc, err := meta.NewClient(meta.Config{AccessToken: cfg.MetaAccessToken, PhoneNumberID: cfg.MetaPhoneNumberID, BaseURL: cfg.MetaAPIBaseURL,
+			MediaHosts: cfg.MetaMediaHosts})
 		if err != nil {
 			return nil, nil, err
 		}
 		senders[channel.Meta], fetchers[channel.Meta] = mc, mc
 	}
 	if cfg.SirenAPIKey != "" && cfg.SirenAPIBaseURL != "" {
-		sc, err := siren.NewClient(siren.Config{APIKey: cfg.SirenAPIKey, BaseURL: cfg.SirenAPIBaseURL})
+		sc, err := siren.NewClient(siren.Config{APIKey: cfg.SirenAPIKey, BaseURL: cfg.SirenAPIBaseURL, MediaHosts: cfg.SirenMediaHosts})
 		if err != nil {
 			return nil, nil, err
 		}

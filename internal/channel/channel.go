@@ -95,22 +95,6 @@ func RetryableStatus(status int) bool {
 	return status == http.StatusTooManyRequests || status >= 500
 }
 
-// Download does req, an authorised GET for an attachment, and returns the
-// body (the caller closes it) and its content type. Failures are
-// *SendError of provider, retryable when no answer came or RetryableStatus.
-func Download(hc *http.Client, req *http.Request, provider string) (io.ReadCloser, string, error) {
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, "", &SendError{Provider: provider, Reason: "Media download failed.", Retryable: true}
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, "", &SendError{Provider: provider, HTTPStatus: resp.StatusCode, Reason: "Media download refused.",
-			Retryable: RetryableStatus(resp.StatusCode)}
-	}
-	return resp.Body, resp.Header.Get("Content-Type"), nil
-}
-
 // SendError is a platform's refusal to send, classified for the pipeline.
 type SendError struct {
 	Provider   string

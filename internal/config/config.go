@@ -40,16 +40,19 @@ type Config struct {
 	TwilioFrom                string
 	TwilioMessagingServiceSID string
 	TwilioAPIBaseURL          string
+	TwilioMediaHosts          []string // hosts whose media URLs get the credentials (adapter default when empty)
 
 	MetaAppSecret     string
 	MetaVerifyToken   string
 	MetaAccessToken   string
 	MetaPhoneNumberID string
 	MetaAPIBaseURL    string
+	MetaMediaHosts    []string
 
 	SirenAPIKey        string
 	SirenWebhookSecret string
 	SirenAPIBaseURL    string
+	SirenMediaHosts    []string
 
 	SarvamAPIKey  string
 	SarvamBaseURL string
@@ -131,16 +134,19 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		TwilioFrom:                l.str("PARLEY_TWILIO_FROM"),
 		TwilioMessagingServiceSID: l.str("PARLEY_TWILIO_MESSAGING_SERVICE_SID"),
 		TwilioAPIBaseURL:          l.str("PARLEY_TWILIO_API_BASE_URL"),
+		TwilioMediaHosts:          l.hosts("PARLEY_TWILIO_MEDIA_HOSTS"),
 
 		MetaAppSecret:     l.str("PARLEY_META_APP_SECRET"),
 		MetaVerifyToken:   l.str("PARLEY_META_VERIFY_TOKEN"),
 		MetaAccessToken:   l.str("PARLEY_META_ACCESS_TOKEN"),
 		MetaPhoneNumberID: l.str("PARLEY_META_PHONE_NUMBER_ID"),
 		MetaAPIBaseURL:    l.strDefault("PARLEY_META_API_BASE_URL", "https://graph.facebook.com/v21.0"),
+		MetaMediaHosts:    l.hosts("PARLEY_META_MEDIA_HOSTS"),
 
 		SirenAPIKey:        l.str("PARLEY_SIREN_API_KEY"),
 		SirenWebhookSecret: l.str("PARLEY_SIREN_WEBHOOK_SECRET"),
 		SirenAPIBaseURL:    l.str("PARLEY_SIREN_API_BASE_URL"),
+		SirenMediaHosts:    l.hosts("PARLEY_SIREN_MEDIA_HOSTS"),
 
 		SarvamAPIKey:  l.str("PARLEY_SARVAM_API_KEY"),
 		SarvamBaseURL: l.strDefault("PARLEY_SARVAM_BASE_URL", "https://api.sarvam.ai"),
@@ -248,6 +254,24 @@ func (l *loader) strDefault(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// hosts reads a comma-separated list of host names ("api.example.com",
+// "host:port", or ".example.com" for any host under it).
+func (l *loader) hosts(name string) []string {
+	var out []string
+	for _, h := range strings.Split(l.str(name), ",") {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if h == "" {
+			continue
+		}
+		if strings.ContainsAny(h, "/@ ") || strings.Contains(h, "://") {
+			l.fail(name, "holds something that is not a host name", "list host names only, comma-separated, like api.twilio.com,.example.com")
+			return nil
+		}
+		out = append(out, h)
+	}
+	return out
 }
 
 // float reads a positive number, def when unset.

@@ -71,6 +71,7 @@ func TestLoad_ReportsEveryProblemNamingTheVariable(t *testing.T) {
 		{"twilio without a public URL", map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": "AC" + strings.Repeat("0", 32), "PARLEY_TWILIO_AUTH_TOKEN": "x"}, all,
 			[]string{"PARLEY_PUBLIC_URL is required when PARLEY_TWILIO_ACCOUNT_SID is set"}},
 		{"provider base URL", map[string]string{"PARLEY_TWILIO_API_BASE_URL": "localhost:9999"}, all, []string{"PARLEY_TWILIO_API_BASE_URL is not an absolute http(s) URL"}},
+		{"media hosts", map[string]string{"PARLEY_TWILIO_MEDIA_HOSTS": "api.twilio.com,https://evil.example/x"}, all, []string{"PARLEY_TWILIO_MEDIA_HOSTS holds something that is not a host name"}},
 		{"flows dir", map[string]string{"PARLEY_FLOWS_DIR": "/does/not/exist"}, all, []string{"PARLEY_FLOWS_DIR is not a readable directory"}},
 		{"llm without a model", map[string]string{"PARLEY_LLM_BASE_URL": "http://litellm:4000"}, all, []string{"PARLEY_LLM_MODEL is required when PARLEY_LLM_BASE_URL is set"}},
 		{"log level", map[string]string{"PARLEY_LOG_LEVEL": "loud"}, all, []string{"PARLEY_LOG_LEVEL"}},

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,12 +23,23 @@ type Config struct {
 	PhoneNumberID string
 	BaseURL       string // Graph API base with version, e.g. https://graph.facebook.com/v21.0
 	HTTPClient    *http.Client
+	// MediaHosts get the access token when downloading the URL a media
+	// lookup answers with (DefaultMediaHosts when empty; the base URL's
+	// host always).
+	MediaHosts []string
+	// PrivateHosts (host:port) may be fetched from although they resolve
+	// to non-public addresses (the base URL's host always may).
+	PrivateHosts []string
 }
+
+// DefaultMediaHosts are where the Graph API's media URLs point.
+var DefaultMediaHosts = []string{"lookaside.fbsbx.com"}
 
 // Client sends messages and fetches media through the Graph API.
 type Client struct {
-	cfg Config
-	hc  *http.Client
+	cfg   Config
+	hc    *http.Client
+	media *channel.MediaClient
 }
 
 // NewClient returns a Cloud API client.
@@ -39,7 +52,14 @@ func NewClient(cfg Config) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: 15 * time.Second, Transport: channel.Transport()}
 	}
-	return &Client{cfg: cfg, hc: hc}, nil
+	hosts := cfg.MediaHosts
+	if len(hosts) == 0 {
+		hosts = DefaultMediaHosts
+	}
+	base := channel.HostOf(cfg.BaseURL)
+	media := channel.NewMediaClient(channel.MediaPolicy{Provider: channel.Meta,
+		CredentialHosts: append(slices.Clone(hosts), base), PrivateHosts: append(slices.Clone(cfg.PrivateHosts), base)})
+	return &Client{cfg: cfg, hc: hc, media: media}, nil
 }
 
 type apiError struct {
@@ -124,7 +144,7 @@ func classify(status, code int, retryAfter string) *channel.SendError {
 // Fetch downloads an attachment: it looks up the media id for a short-lived
 // URL, then downloads that with the same token.
 func (c *Client) Fetch(ctx context.Context, mediaID string) (io.ReadCloser, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.BaseURL+"/"+mediaID, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.BaseURL+"/"+url.PathEscape(mediaID), nil)
 	if err != nil {
 		return nil, "", err
 	}
@@ -141,17 +161,14 @@ func (c *Client) Fetch(ctx context.Context, mediaID string) (io.ReadCloser, stri
 	if err != nil || meta.URL == "" {
 		return nil, "", &channel.SendError{Provider: channel.Meta, Reason: "The media lookup gave no URL.", Retryable: true}
 	}
-	req, err = http.NewRequestWithContext(ctx, http.MethodGet, meta.URL, nil)
+	// The URL comes from Meta's own answer, but the token still goes only
+	// to Meta's media hosts.
+	body, ct, err := c.media.Get(ctx, meta.URL, func(req *http.Request) { req.Header.Set("Authorization", "Bearer "+c.cfg.AccessToken) })
 	if err != nil {
 		return nil, "", err
 	}
-	resp, err = c.do(req)
-	if err != nil {
-		return nil, "", err
-	}
-	ct := resp.Header.Get("Content-Type")
 	if ct == "" {
 		ct = meta.MimeType
 	}
-	return resp.Body, ct, nil
+	return body, ct, nil
 }

@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -104,12 +105,19 @@ type Config struct {
 	APIKey     string
 	BaseURL    string
 	HTTPClient *http.Client
+	// MediaHosts get the API key when fetching inbound media; the base
+	// URL's host always does. Other hosts are fetched without it.
+	MediaHosts []string
+	// PrivateHosts (host:port) may be fetched from although they resolve
+	// to non-public addresses (the base URL's host always may).
+	PrivateHosts []string
 }
 
 // Client sends through Siren's public API.
 type Client struct {
-	cfg Config
-	hc  *http.Client
+	cfg   Config
+	hc    *http.Client
+	media *channel.MediaClient
 }
 
 // NewClient returns a Siren client.
@@ -122,7 +130,10 @@ func NewClient(cfg Config) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: 15 * time.Second, Transport: channel.Transport()}
 	}
-	return &Client{cfg: cfg, hc: hc}, nil
+	base := channel.HostOf(cfg.BaseURL)
+	media := channel.NewMediaClient(channel.MediaPolicy{Provider: channel.Siren,
+		CredentialHosts: append(slices.Clone(cfg.MediaHosts), base), PrivateHosts: append(slices.Clone(cfg.PrivateHosts), base)})
+	return &Client{cfg: cfg, hc: hc, media: media}, nil
 }
 
 // Send sends m and returns Siren's notification id.
@@ -237,12 +248,8 @@ func scalar(v any) string {
 	return ""
 }
 
-// Fetch downloads an attachment URL with the API key.
+// Fetch downloads an attachment URL, with the API key only when the URL
+// is on one of Siren's media hosts.
 func (c *Client) Fetch(ctx context.Context, url string) (io.ReadCloser, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
-	return channel.Download(c.hc, req, channel.Siren)
+	return c.media.Get(ctx, url, func(req *http.Request) { req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey) })
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/parley-chat/parley/internal/channel"
@@ -100,5 +101,38 @@ func TestClient_CheckStatus(t *testing.T) {
 				t.Fatalf("CheckStatus = %+v, final %v, err %v", st, final, err)
 			}
 		})
+	}
+}
+
+// The API key goes with media fetches to Siren's own host only.
+func TestClient_FetchSendsTheKeyOnlyToSiren(t *testing.T) {
+	var auths []string
+	media := func(w http.ResponseWriter, r *http.Request) {
+		auths = append(auths, r.Host+" "+r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "image/jpeg")
+		_, _ = w.Write([]byte("jpeg"))
+	}
+	api := httptest.NewServer(http.HandlerFunc(media))
+	t.Cleanup(api.Close)
+	other := httptest.NewServer(http.HandlerFunc(media))
+	t.Cleanup(other.Close)
+	c, err := siren.NewClient(siren.Config{APIKey: "key-1", BaseURL: api.URL, PrivateHosts: []string{strings.TrimPrefix(other.URL, "http://")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, url := range []string{api.URL + "/media/1.jpg", other.URL + "/media/2.jpg"} {
+		body, _, err := c.Fetch(context.Background(), url)
+		if err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+		body.Close()
+	}
+	want := []string{strings.TrimPrefix(api.URL, "http://") + " Bearer key-1", strings.TrimPrefix(other.URL, "http://") + " "}
+	if fmt.Sprint(auths) != fmt.Sprint(want) {
+		t.Errorf("requests %q, want %q", auths, want)
+	}
+	port := api.URL[strings.LastIndex(api.URL, ":")+1:]
+	if _, _, err := c.Fetch(context.Background(), "http://localhost:"+port+"/media/1.jpg"); channel.AsSendError(err) == nil || channel.AsSendError(err).Retryable {
+		t.Errorf("a name resolving to loopback: err = %v, want a permanent refusal", err)
 	}
 }

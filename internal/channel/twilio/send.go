@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,13 +28,24 @@ type Config struct {
 	StatusCallback      string // where Twilio posts delivery statuses
 	APIBaseURL          string // "" for Twilio itself; a sandbox or test fake otherwise
 	Timeout             time.Duration
+	// MediaHosts get the account's credentials when fetching inbound media
+	// (DefaultMediaHosts when empty; the API base URL's host always).
+	MediaHosts []string
+	// PrivateHosts (host:port) may be fetched from although they resolve
+	// to non-public addresses (the API base URL's host always may).
+	PrivateHosts []string
 }
+
+// DefaultMediaHosts are where Twilio's inbound media URLs point: its API
+// host, which answers with a redirect to signed storage URLs.
+var DefaultMediaHosts = []string{"api.twilio.com"}
 
 // Client sends messages and fetches media through Twilio's REST API.
 type Client struct {
-	cfg  Config
-	base *url.URL // nil for Twilio itself
-	rt   http.RoundTripper
+	cfg   Config
+	base  *url.URL // nil for Twilio itself
+	rt    http.RoundTripper
+	media *channel.MediaClient
 }
 
 // NewClient returns a Twilio client.
@@ -52,11 +64,24 @@ func NewClient(cfg Config) (*Client, error) {
 		}
 		c.base = u
 	}
+	hosts := cfg.MediaHosts
+	if len(hosts) == 0 {
+		hosts = DefaultMediaHosts
+	}
+	private := cfg.PrivateHosts
+	if base := channel.HostOf(cfg.APIBaseURL); base != "" {
+		hosts, private = append(slices.Clone(hosts), base), append(slices.Clone(private), base)
+	}
+	c.media = channel.NewMediaClient(channel.MediaPolicy{
+		Provider: channel.Twilio, CredentialHosts: hosts, PrivateHosts: private,
+		Wrap: func(rt http.RoundTripper) http.RoundTripper { return &ctxTransport{base: c.base, rt: rt} },
+	})
 	return c, nil
 }
 
 // ctxTransport binds each request to the caller's context (twilio-go takes
-// none) and sends Twilio's API requests to the configured base URL.
+// none; nil keeps the request's own) and sends Twilio's API requests to
+// the configured base URL.
 type ctxTransport struct {
 	ctx  context.Context
 	base *url.URL
@@ -64,8 +89,10 @@ type ctxTransport struct {
 }
 
 func (t *ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	req = req.WithContext(t.ctx)
-	if t.base != nil && strings.HasSuffix(req.URL.Host, "twilio.com") {
+	if t.ctx != nil {
+		req = req.WithContext(t.ctx)
+	}
+	if host := req.URL.Hostname(); t.base != nil && (host == "twilio.com" || strings.HasSuffix(host, ".twilio.com")) {
 		req.URL.Scheme, req.URL.Host = t.base.Scheme, t.base.Host
 		req.Host = t.base.Host
 	}
@@ -152,14 +179,9 @@ func classify(err error) *channel.SendError {
 	return se
 }
 
-// Fetch downloads an inbound attachment with the account's credentials,
-// following Twilio's redirect to its CDN.
+// Fetch downloads an inbound attachment, with the account's credentials
+// when the URL is on Twilio's media host, following its redirect to
+// signed storage without them.
 func (c *Client) Fetch(ctx context.Context, mediaURL string) (io.ReadCloser, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, mediaURL, nil)
-	if err != nil {
-		return nil, "", err
-	}
-	req.SetBasicAuth(c.cfg.AccountSID, c.cfg.AuthToken)
-	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &ctxTransport{ctx: ctx, base: c.base, rt: c.rt}}
-	return channel.Download(hc, req, channel.Twilio)
+	return c.media.Get(ctx, mediaURL, func(req *http.Request) { req.SetBasicAuth(c.cfg.AccountSID, c.cfg.AuthToken) })
 }

@@ -3,6 +3,10 @@ package twilio_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -116,5 +120,61 @@ func TestClient_KeepsConnectionsAliveUnderLoad(t *testing.T) {
 	// up. Go's default transport keeps two and dials over a hundred here.
 	if n := api.Conns(); n > 2*workers {
 		t.Fatalf("%d connections for %d sends from %d workers: want about one per worker", n, workers*each, workers)
+	}
+}
+
+// Media URLs come from webhook payloads: the account's credentials go to
+// Twilio's API host only, never to another host a payload or a redirect
+// names, and nothing on a private address is fetched.
+func TestClient_FetchSendsCredentialsOnlyToTwilio(t *testing.T) {
+	api := twiliotest.NewAPI("AC00000000000000000000000000000001", "secrettoken123")
+	t.Cleanup(api.Close)
+	var mu sync.Mutex
+	var auths []string
+	storage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		auths = append(auths, r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "image/jpeg")
+		_, _ = w.Write([]byte("stored"))
+	}))
+	t.Cleanup(storage.Close)
+	storageHost := strings.TrimPrefix(storage.URL, "http://")
+	c, err := twilio.NewClient(twilio.Config{AccountSID: api.AccountSID, AuthToken: api.AuthToken, From: "+15005550006",
+		APIBaseURL: api.URL, PrivateHosts: []string{storageHost}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(url string) (string, error) {
+		body, _, err := c.Fetch(context.Background(), url)
+		if err != nil {
+			return "", err
+		}
+		defer body.Close()
+		b, _ := io.ReadAll(body)
+		return string(b), nil
+	}
+
+	if got, err := fetch(api.AddMedia("a.jpg", []byte("jpeg"))); err != nil || got != "jpeg" {
+		t.Fatalf("from Twilio's host: %q, %v", got, err)
+	}
+	if got, err := fetch(api.AddRedirect("b.jpg", storage.URL+"/signed/b.jpg?sig=1")); err != nil || got != "stored" {
+		t.Fatalf("through Twilio's redirect to storage: %q, %v", got, err)
+	}
+	if got, err := fetch(storage.URL + "/elsewhere.jpg"); err != nil || got != "stored" {
+		t.Fatalf("from a foreign host: %q, %v", got, err)
+	}
+	mu.Lock()
+	if len(auths) != 2 || auths[0] != "" || auths[1] != "" {
+		t.Errorf("the other host got Authorization %q, want none both times", auths)
+	}
+	mu.Unlock()
+
+	port := api.URL[strings.LastIndex(api.URL, ":")+1:]
+	for _, url := range []string{"http://localhost:" + port + "/media/a.jpg", api.AddRedirect("c.jpg", "http://localhost:"+port+"/media/a.jpg")} {
+		_, err := fetch(url)
+		if se := channel.AsSendError(err); se == nil || se.Retryable {
+			t.Errorf("%s: err = %v, want a permanent refusal of the loopback address", url, err)
+		}
 	}
 }

@@ -67,6 +67,7 @@ type API struct {
 	sent     []Sent
 	failures []Failure
 	media    map[string][]byte
+	moved    map[string]string // media name → where it redirects
 	seq      atomic.Int64
 	conns    atomic.Int64
 	// Notify, when set, receives every accepted message.
@@ -75,7 +76,7 @@ type API struct {
 
 // NewAPI starts a fake for the account; close it with Close.
 func NewAPI(accountSID, authToken string) *API {
-	a := &API{AccountSID: accountSID, AuthToken: authToken, media: map[string][]byte{}}
+	a := &API{AccountSID: accountSID, AuthToken: authToken, media: map[string][]byte{}, moved: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2010-04-01/Accounts/{sid}/Messages.json", a.createMessage)
 	mux.HandleFunc("GET /media/{name}", a.getMedia)
@@ -104,6 +105,16 @@ func (a *API) Sent() []Sent {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]Sent(nil), a.sent...)
+}
+
+// AddRedirect serves, at the returned URL and behind the account's Basic
+// auth, a redirect to target: what Twilio's media URLs answer, pointing at
+// signed storage.
+func (a *API) AddRedirect(name, target string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.moved[name] = target
+	return a.URL + "/media/" + name
 }
 
 // AddMedia serves data at the returned URL, behind the account's Basic auth.
@@ -189,7 +200,12 @@ func (a *API) getMedia(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Lock()
 	data, ok := a.media[r.PathValue("name")]
+	target, moved := a.moved[r.PathValue("name")]
 	a.mu.Unlock()
+	if moved {
+		http.Redirect(w, r, target, http.StatusTemporaryRedirect)
+		return
+	}
 	if !ok {
 		writeError(w, Failure{HTTPStatus: 404, Code: 20404, Message: "The requested resource was not found"})
 		return
