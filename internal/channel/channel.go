@@ -101,14 +101,24 @@ type SendError struct {
 	Code       string        // the platform's error code, e.g. "21610"
 	HTTPStatus int           // 0 when no answer came
 	Reason     string        // a sentence a person can act on
-	Retryable  bool          // 429, 5xx, timeouts: try again later
+	Retryable  bool          // 429, 5xx, no connection: try again later
 	RetryAfter time.Duration // the platform's hint, when it gives one
-	OptedOut   bool          // the recipient unsubscribed: send them nothing more
-	Window     bool          // outside WhatsApp's 24-hour window: needs a template
+	// Uncertain: the request reached the platform and no usable answer
+	// came (a time limit, a cut connection, an unreadable success): it may
+	// have been accepted, so it is neither retried nor called failed.
+	Uncertain bool
+	OptedOut  bool // the recipient unsubscribed: send them nothing more
+	Window    bool // outside WhatsApp's 24-hour window: needs a template
 }
 
 func (e *SendError) Error() string {
 	return fmt.Sprintf("%s send failed: code %s (HTTP %d): %s", e.Provider, e.Code, e.HTTPStatus, e.Reason)
+}
+
+// UncertainSend is the error of a send whose outcome is unknown.
+func UncertainSend(provider, platform string) *SendError {
+	return &SendError{Provider: provider, Uncertain: true,
+		Reason: platform + " received the message but gave no usable answer: it may or may not have been sent. Check with the contact before resending."}
 }
 
 // AsSendError returns the *SendError in err's chain, or nil.

@@ -138,6 +138,11 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 	if se == nil {
 		se = &channel.SendError{Provider: st.Message.Provider, Reason: "The send failed.", Retryable: true}
 	}
+	if se.Uncertain {
+		// The platform may have it: sending again could deliver it twice.
+		p.metrics.sends.WithLabelValues(st.Message.Provider, "uncertain").Inc()
+		return p.messages.FinishAttempt(ctx, nil, st.Message.ID, models.StatusFailed, "", codeUncertain, se.Reason)
+	}
 	if !se.Retryable {
 		p.metrics.sends.WithLabelValues(st.Message.Provider, "failed").Inc()
 		if se.OptedOut {

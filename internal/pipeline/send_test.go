@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/channel/twilio"
 	"github.com/parley-chat/parley/internal/channel/twilio/twiliotest"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/pipeline"
@@ -189,5 +191,31 @@ func TestSend_RepliesLeaveInOrderAcrossInputs(t *testing.T) {
 	want := []string{"Hi! I'm the clinic assistant.", "What is your name?", "How old are you, Asha?"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("sent %q, want %q", got, want)
+	}
+}
+
+// A platform that takes the message and then does not answer in time may
+// have sent it: the message is uncertain, for a person to check, and never
+// sent a second time.
+func TestSend_ATimeoutAfterThePlatformTookTheRequestIsUncertain(t *testing.T) {
+	e := newEnv(t)
+	slow, err := twilio.NewClient(twilio.Config{AccountSID: accountSID, AuthToken: authToken, From: "+15005550006", APIBaseURL: e.api.URL,
+		Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.api.FailNext(twiliotest.AcceptThenStall)
+	e.startWith(t, pipeline.Deps{Responder: pipeline.Ack{Text: "ack"}, Senders: map[string]channel.Sender{channel.Twilio: slow},
+		Config: pipeline.Config{RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond}})
+	if _, err := e.pipelineIngest(t, sms("SM1", "+919876543210", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the send to settle", func() bool { s, _, _ := e.outbound(t); return s == "failed" && e.idle(t) })
+	_, code, reason := e.outbound(t)
+	if code != "parley:uncertain" || !strings.Contains(reason, "may or may not") {
+		t.Fatalf("code %q reason %q, want parley:uncertain saying it may have been sent", code, reason)
+	}
+	if n := len(e.api.Sent()); n != 1 {
+		t.Fatalf("Twilio took the message %d times, want once", n)
 	}
 }

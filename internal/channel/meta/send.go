@@ -80,6 +80,7 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 		delete(body, "text")
 	}
 	buf, _ := json.Marshal(body)
+	ctx, attempt := channel.Trace(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.BaseURL+"/"+c.cfg.PhoneNumberID+"/messages", bytes.NewReader(buf))
 	if err != nil {
 		return "", err
@@ -87,6 +88,9 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.do(req)
 	if err != nil {
+		if se := channel.AsSendError(err); se != nil && se.HTTPStatus == 0 && attempt.Unknown() {
+			return "", channel.UncertainSend(channel.Meta, "The Cloud API")
+		}
 		return "", err
 	}
 	defer resp.Body.Close()
@@ -96,7 +100,8 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 		} `json:"messages"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ok); err != nil || len(ok.Messages) == 0 || ok.Messages[0].ID == "" {
-		return "", &channel.SendError{Provider: channel.Meta, HTTPStatus: resp.StatusCode, Reason: "The Cloud API answered without a message id.", Retryable: true}
+		// A success whose body did not arrive whole: accepted, most likely.
+		return "", channel.UncertainSend(channel.Meta, "The Cloud API")
 	}
 	return ok.Messages[0].ID, nil
 }

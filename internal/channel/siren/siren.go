@@ -143,6 +143,7 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 		ch, recipient = "WHATSAPP", map[string]string{"whatsapp": number}
 	}
 	buf, _ := json.Marshal(map[string]any{"channel": ch, "recipient": recipient, "body": m.Body})
+	ctx, attempt := channel.Trace(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.BaseURL+"/api/v1/public/send-messages", bytes.NewReader(buf))
 	if err != nil {
 		return "", err
@@ -151,6 +152,9 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 	req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if attempt.Unknown() {
+			return "", channel.UncertainSend(channel.Siren, "Siren")
+		}
 		return "", &channel.SendError{Provider: channel.Siren, Reason: "No answer from Siren.", Retryable: true}
 	}
 	defer resp.Body.Close()
@@ -159,7 +163,7 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 			NotificationID string `json:"notificationId"`
 		} `json:"data"`
 	}
-	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out)
+	decodeErr := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out)
 	if resp.StatusCode/100 != 2 {
 		se := &channel.SendError{Provider: channel.Siren, Code: strconv.Itoa(resp.StatusCode), HTTPStatus: resp.StatusCode,
 			Reason:    fmt.Sprintf("Siren refused the message (HTTP %d).", resp.StatusCode),
@@ -169,8 +173,9 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 		}
 		return "", se
 	}
-	if out.Data.NotificationID == "" {
-		return "", &channel.SendError{Provider: channel.Siren, HTTPStatus: resp.StatusCode, Reason: "Siren answered without a notification id.", Retryable: true}
+	if decodeErr != nil || out.Data.NotificationID == "" {
+		// A success whose body did not arrive whole: accepted, most likely.
+		return "", channel.UncertainSend(channel.Siren, "Siren")
 	}
 	return out.Data.NotificationID, nil
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/channel/siren"
@@ -134,5 +136,44 @@ func TestClient_FetchSendsTheKeyOnlyToSiren(t *testing.T) {
 	port := api.URL[strings.LastIndex(api.URL, ":")+1:]
 	if _, _, err := c.Fetch(context.Background(), "http://localhost:"+port+"/media/1.jpg"); channel.AsSendError(err) == nil || channel.AsSendError(err).Retryable {
 		t.Errorf("a name resolving to loopback: err = %v, want a permanent refusal", err)
+	}
+}
+
+func TestClient_SendTimeoutsAfterTheRequestAreUncertain(t *testing.T) {
+	stall := func(headersFirst bool) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.ReadAll(r.Body)
+			if headersFirst {
+				w.WriteHeader(200)
+				w.(http.Flusher).Flush()
+			}
+			<-r.Context().Done()
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	tests := []struct {
+		label         string
+		url           string
+		wantUncertain bool
+	}{
+		{"took the request, then no answer", stall(false), true},
+		{"a success status, then the body hung", stall(true), true},
+		{"no connection at all", closed.URL, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.label, func(t *testing.T) {
+			c, err := siren.NewClient(siren.Config{APIKey: "key-1", BaseURL: tt.url, HTTPClient: &http.Client{Timeout: 200 * time.Millisecond}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Send(context.Background(), channel.Outbound{To: "+919876543210", Body: "hi"})
+			se := channel.AsSendError(err)
+			if se == nil || se.Uncertain != tt.wantUncertain || se.Retryable == tt.wantUncertain {
+				t.Fatalf("err = %+v, want uncertain %v (and retryable %v)", se, tt.wantUncertain, !tt.wantUncertain)
+			}
+		})
 	}
 }

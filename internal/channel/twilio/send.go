@@ -83,9 +83,10 @@ func NewClient(cfg Config) (*Client, error) {
 // none; nil keeps the request's own) and sends Twilio's API requests to
 // the configured base URL.
 type ctxTransport struct {
-	ctx  context.Context
-	base *url.URL
-	rt   http.RoundTripper
+	ctx     context.Context
+	base    *url.URL
+	rt      http.RoundTripper
+	attempt *channel.Attempt // records the answer's status, when set
 }
 
 func (t *ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -96,13 +97,17 @@ func (t *ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.URL.Scheme, req.URL.Host = t.base.Scheme, t.base.Host
 		req.Host = t.base.Host
 	}
-	return t.rt.RoundTrip(req)
+	resp, err := t.rt.RoundTrip(req)
+	if resp != nil && t.attempt != nil {
+		t.attempt.Answered(resp.StatusCode)
+	}
+	return resp, err
 }
 
-func (c *Client) httpClient(ctx context.Context) *http.Client {
+func (c *Client) httpClient(ctx context.Context, attempt *channel.Attempt) *http.Client {
 	return &http.Client{
 		Timeout:   c.cfg.Timeout,
-		Transport: &ctxTransport{ctx: ctx, base: c.base, rt: c.rt},
+		Transport: &ctxTransport{ctx: ctx, base: c.base, rt: c.rt, attempt: attempt},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
@@ -111,7 +116,8 @@ func (c *Client) httpClient(ctx context.Context) *http.Client {
 
 // Send sends m and returns its message SID.
 func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
-	tc := &client.Client{Credentials: client.NewCredentials(c.cfg.AccountSID, c.cfg.AuthToken), HTTPClient: c.httpClient(ctx)}
+	ctx, attempt := channel.Trace(ctx)
+	tc := &client.Client{Credentials: client.NewCredentials(c.cfg.AccountSID, c.cfg.AuthToken), HTTPClient: c.httpClient(ctx, attempt)}
 	tc.SetAccountSid(c.cfg.AccountSID) // without it the path is /Accounts//Messages.json
 	api := openapi.NewApiServiceWithClient(tc)
 
@@ -137,16 +143,16 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 	}
 	msg, err := api.CreateMessage(params)
 	if err != nil {
-		return "", classify(err)
+		return "", classify(err, attempt)
 	}
 	if msg.Sid == nil || *msg.Sid == "" {
-		return "", &channel.SendError{Provider: channel.Twilio, Reason: "Twilio answered without a message SID.", Retryable: true}
+		return "", channel.UncertainSend(channel.Twilio, "Twilio") // a success without its SID
 	}
 	return *msg.Sid, nil
 }
 
 // classify turns twilio-go's errors into a *channel.SendError.
-func classify(err error) *channel.SendError {
+func classify(err error, attempt *channel.Attempt) *channel.SendError {
 	var re *client.TwilioRestError
 	if errors.As(err, &re) {
 		// Twilio's own message may quote the number: keep it out.
@@ -169,12 +175,18 @@ func classify(err error) *channel.SendError {
 		}
 		return se
 	}
-	// No structured answer: a timeout, a refused connection, or a body that
-	// was not Twilio's JSON (a proxy's error page). Try again later.
+	// No structured answer. Once the request was written Twilio may have
+	// accepted it: a time limit or a cut connection then is an unknown
+	// outcome, not a failure to retry.
+	if attempt.Unknown() {
+		return channel.UncertainSend(channel.Twilio, "Twilio")
+	}
+	// Not sent (no connection), or refused with a body that was not
+	// Twilio's JSON (a proxy's error page): try again later.
 	se := &channel.SendError{Provider: channel.Twilio, Reason: "No usable answer from Twilio.", Retryable: true}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		se.Reason = "Twilio did not answer in time."
+		se.Reason = "Twilio could not be reached in time."
 	}
 	return se
 }

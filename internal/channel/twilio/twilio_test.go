@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/channel/twilio"
@@ -176,5 +177,34 @@ func TestClient_FetchSendsCredentialsOnlyToTwilio(t *testing.T) {
 		if se := channel.AsSendError(err); se == nil || se.Retryable {
 			t.Errorf("%s: err = %v, want a permanent refusal of the loopback address", url, err)
 		}
+	}
+}
+
+func TestClient_SendTimeoutAfterTwilioTookTheRequestIsUncertain(t *testing.T) {
+	api := twiliotest.NewAPI("AC00000000000000000000000000000001", "secrettoken123")
+	t.Cleanup(api.Close)
+	closed := twiliotest.NewAPI("AC00000000000000000000000000000001", "secrettoken123")
+	closed.Close()
+	for _, tt := range []struct {
+		label         string
+		base          string
+		wantUncertain bool
+	}{
+		{"took the request, then no answer", api.URL, true},
+		{"no connection at all", closed.URL, false},
+	} {
+		t.Run(tt.label, func(t *testing.T) {
+			api.FailNext(twiliotest.AcceptThenStall)
+			c, err := twilio.NewClient(twilio.Config{AccountSID: api.AccountSID, AuthToken: api.AuthToken, From: "+15005550006",
+				APIBaseURL: tt.base, Timeout: 200 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Send(context.Background(), channel.Outbound{To: "+919876543210", Body: "hi"})
+			se := channel.AsSendError(err)
+			if se == nil || se.Uncertain != tt.wantUncertain || se.Retryable == tt.wantUncertain {
+				t.Fatalf("err = %+v, want uncertain %v (and retryable %v)", se, tt.wantUncertain, !tt.wantUncertain)
+			}
+		})
 	}
 }

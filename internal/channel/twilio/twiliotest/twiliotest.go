@@ -48,6 +48,9 @@ type Failure struct {
 	HTTPStatus int
 	Code       int // Twilio error code; 0 for a bare 5xx with no JSON
 	Message    string
+	// Stall accepts the message (it counts as sent) and then never
+	// answers, until the caller gives up: an outcome the caller cannot know.
+	Stall bool
 }
 
 // Common failures, as Twilio answers them.
@@ -56,6 +59,8 @@ var (
 	Unsubscribed = Failure{HTTPStatus: 400, Code: 21610, Message: "Attempt to send to unsubscribed recipient"}
 	InvalidTo    = Failure{HTTPStatus: 400, Code: 21211, Message: "The 'To' number is not a valid phone number."}
 	ServerError  = Failure{HTTPStatus: 500, Code: 20500, Message: "Internal Server Error"}
+	// AcceptThenStall is a Twilio that took the message and then hung.
+	AcceptThenStall = Failure{Stall: true}
 )
 
 // API is a fake Twilio REST API.
@@ -163,17 +168,25 @@ func (a *API) createMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mu.Lock()
+	stall := false
 	if len(a.failures) > 0 {
 		f := a.failures[0]
 		a.failures = a.failures[1:]
-		a.mu.Unlock()
-		writeError(w, f)
-		return
+		if !f.Stall {
+			a.mu.Unlock()
+			writeError(w, f)
+			return
+		}
+		stall = true
 	}
 	s := Sent{SID: fmt.Sprintf("SM%032d", a.seq.Add(1)), To: to, From: from, Body: r.PostForm.Get("Body"),
 		MessagingServiceSID: mss, StatusCallback: r.PostForm.Get("StatusCallback")}
 	a.sent = append(a.sent, s)
 	a.mu.Unlock()
+	if stall {
+		<-r.Context().Done()
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	_ = json.NewEncoder(w).Encode(map[string]any{
