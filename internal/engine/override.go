@@ -72,6 +72,7 @@ func ApplyOverride(f *Flow, st State, o Override) (State, []Action, error) {
 		if st.Status != StatusPaused && st.Status != StatusHandoff {
 			return st, nil, models.Errorf(models.ECONFLICT, "The bot is not paused.")
 		}
+		r.st.Error = "" // whatever stopped the bot, a person has seen to it
 		n := f.Nodes[st.Node]
 		switch {
 		case n != nil && (n.Ask != nil || aiPrompt(n) != nil):

@@ -247,7 +247,7 @@ func (r *run) restart() {
 // goTo runs nodes from id until one waits for the contact, or the step
 // limit stops the run.
 func (r *run) goTo(id string) {
-	r.st.Status, r.st.Retries, r.st.Pending = StatusActive, 0, nil
+	r.st.Status, r.st.Retries, r.st.Pending, r.st.Error = StatusActive, 0, nil, ""
 	for {
 		r.steps++
 		if r.steps > r.f.MaxSteps {

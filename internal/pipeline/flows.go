@@ -135,7 +135,7 @@ func stateOf(conv *models.Conversation, contact *models.Contact) (engine.State, 
 	pending, err := pendingOf(conv)
 	return engine.State{
 		FlowID: conv.FlowID, FlowVersion: conv.FlowVersion, Node: conv.Node, Status: engine.Status(conv.Status),
-		Retries: conv.Retries, Language: conv.Language, Vars: conv.Variables, OptedOut: contact.OptedOut, Pending: pending,
+		Retries: conv.Retries, Language: conv.Language, Vars: conv.Variables, OptedOut: contact.OptedOut, Pending: pending, Error: conv.Error,
 	}, err
 }
 

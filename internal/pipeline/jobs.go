@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -35,19 +37,31 @@ func (w *processWorker) NextRetry(job *river.Job[ProcessArgs]) time.Time {
 // Work processes the contact's messages in order, in one transaction:
 // replies are stored and their sends enqueued with the messages marked
 // processed, so a crash anywhere replays from the start, and a replay
-// finds the messages already processed.
+// finds the messages already processed. On the last try, a message that
+// still fails is set aside and the others go on.
 func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 	p := w.p
 	start := time.Now()
-	var handled int
+	lastTry := job.Attempt >= p.cfg.MaxProcessTries
+	var handled, setAside int
 	err := p.underContact(ctx, job.Args.ContactID, func(tx *gorm.DB, contact *models.Contact) error {
+		handled, setAside = 0, 0
 		pending, err := p.messages.Unprocessed(ctx, tx, contact.ID)
 		if err != nil {
 			return err
 		}
 		ids := make([]int64, 0, len(pending))
 		for _, in := range pending {
-			deferred, err := p.processOne(ctx, tx, contact, in)
+			var deferred bool
+			if lastTry {
+				deferred, err = p.processOrSetAside(ctx, tx, contact, in, job.Attempt)
+			} else {
+				deferred, err = p.processOne(ctx, tx, contact, in)
+			}
+			if errors.Is(err, errSetAside) {
+				setAside++
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -62,11 +76,47 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	if err != nil {
 		return fmt.Errorf("process contact %d: %w", job.Args.ContactID, err)
 	}
+	if setAside > 0 {
+		p.metrics.setAside.Add(float64(setAside))
+	}
 	if handled > 0 {
 		p.metrics.processed.Add(float64(handled))
 		p.metrics.jobLatency.WithLabelValues("process_contact").Observe(time.Since(start).Seconds())
 	}
 	return nil
+}
+
+// errSetAside says a message was set aside (see processOrSetAside).
+var errSetAside = errors.New("message set aside")
+
+// processOrSetAside processes one message inside a savepoint. When it
+// fails (and the job has not been cancelled) its work is undone, the
+// message is marked failed with the reason, and the contact's conversation
+// is handed to a person; errSetAside says so. One message that can never
+// be processed (a pinned flow that no longer parses, a value that no
+// longer decrypts) thus stops nothing behind it.
+func (p *Pipeline) processOrSetAside(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message, tries int) (bool, error) {
+	const savepoint = "process_message"
+	if err := tx.SavePoint(savepoint).Error; err != nil {
+		return false, err
+	}
+	deferred, err := p.processOne(ctx, tx, contact, in)
+	if err == nil || ctx.Err() != nil {
+		return deferred, err
+	}
+	if rerr := tx.RollbackTo(savepoint).Error; rerr != nil {
+		return false, rerr
+	}
+	reason := fmt.Sprintf("Processing failed %d times: %s A person should read this message and answer it.", tries, models.ErrorMessage(err))
+	p.log.Error("inbound message set aside after repeated processing failures",
+		slog.Int64("contact_id", contact.ID), slog.Int64("message_id", in.ID), slog.Int("tries", tries), slog.String("error", err.Error()))
+	if err := p.messages.SetAside(ctx, tx, in.ID, codeProcessingFailed, reason); err != nil {
+		return false, err
+	}
+	if err := p.convs.HandOffAfterFailure(ctx, tx, contact.ID, reason); err != nil {
+		return false, err
+	}
+	return false, errSetAside
 }
 
 // processOne runs one message through the responder; deferred reports

@@ -16,6 +16,7 @@ type Metrics struct {
 	statuses      *prometheus.CounterVec
 	sends         *prometheus.CounterVec
 	processed     prometheus.Counter
+	setAside      prometheus.Counter
 	jobLatency    *prometheus.HistogramVec
 	ai            *prometheus.CounterVec
 }
@@ -42,6 +43,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		processed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_messages_processed_total", Help: "Inbound messages processed.",
 		}),
+		setAside: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_messages_set_aside_total", Help: "Inbound messages that failed processing on every try, set aside for a person.",
+		}),
 		jobLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "parley_job_seconds", Help: "Time jobs take to run, by kind.", Buckets: buckets,
 		}, []string{"kind"}),
@@ -50,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"task", "outcome"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Webhooks, m.AckLatency, m.ingestLatency, m.statuses, m.sends, m.processed, m.jobLatency, m.ai)
+		reg.MustRegister(m.Webhooks, m.AckLatency, m.ingestLatency, m.statuses, m.sends, m.processed, m.setAside, m.jobLatency, m.ai)
 	}
 	return m
 }

@@ -102,18 +102,22 @@ func (a Ack) replies() []string {
 
 // Config tunes the pipeline.
 type Config struct {
-	Workers        int           // jobs run at once by this instance (default 20)
-	AIWorkers      int           // AI requests at once, on a queue of their own so slow calls never hold up messages (default 10)
-	SendRate       float64       // messages per second per provider from this instance (default 10)
-	SendBurst      int           // bucket size of the rate cap (default 1)
-	MaxSendTries   int           // attempts before a send is given up (default 8)
-	MediaMaxBytes  int64         // largest attachment fetched (default 16 MiB)
-	RetryBase      time.Duration // first retry delay; doubles each attempt, with jitter (default 2s)
-	RetryMax       time.Duration // longest retry delay (default 10m)
-	FetchInterval  time.Duration // how often idle workers look for jobs that came due without a notice: retries, snoozes (default 100ms)
-	WhatsAppWindow time.Duration // free-form replies allowed this long after the contact wrote (24h)
-	MaxAITries     int           // attempts at an AI request before the node's fallback runs (default 4)
-	AITimeout      time.Duration // time limit of one AI request (default 30s)
+	Workers      int     // jobs run at once by this instance (default 20)
+	AIWorkers    int     // AI requests at once, on a queue of their own so slow calls never hold up messages (default 10)
+	SendRate     float64 // messages per second per provider from this instance (default 10)
+	SendBurst    int     // bucket size of the rate cap (default 1)
+	MaxSendTries int     // attempts before a send is given up (default 8)
+	// MaxProcessTries is how often a contact's messages are tried before
+	// one that keeps failing is set aside for a person, so it cannot hold
+	// up the contact's later messages (default 5).
+	MaxProcessTries int
+	MediaMaxBytes   int64         // largest attachment fetched (default 16 MiB)
+	RetryBase       time.Duration // first retry delay; doubles each attempt, with jitter (default 2s)
+	RetryMax        time.Duration // longest retry delay (default 10m)
+	FetchInterval   time.Duration // how often idle workers look for jobs that came due without a notice: retries, snoozes (default 100ms)
+	WhatsAppWindow  time.Duration // free-form replies allowed this long after the contact wrote (24h)
+	MaxAITries      int           // attempts at an AI request before the node's fallback runs (default 4)
+	AITimeout       time.Duration // time limit of one AI request (default 30s)
 }
 
 func (c *Config) defaults() {
@@ -128,6 +132,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxSendTries <= 0 {
 		c.MaxSendTries = 8
+	}
+	if c.MaxProcessTries <= 0 {
+		c.MaxProcessTries = 5
 	}
 	if c.MediaMaxBytes <= 0 {
 		c.MediaMaxBytes = 16 << 20
@@ -175,6 +182,7 @@ type Pipeline struct {
 	db        *store.DB
 	contacts  *store.ContactStore
 	messages  *store.MessageStore
+	convs     *store.ConversationStore
 	media     *store.MediaStore
 	ingestor  *store.Ingestor
 	audit     *store.AuditStore
@@ -206,6 +214,7 @@ func New(d Deps) (*Pipeline, error) {
 	}
 	p := &Pipeline{
 		db: d.DB, contacts: store.NewContactStore(d.DB, d.Crypto), messages: store.NewMessageStore(d.DB, d.Crypto),
+		convs: store.NewConversationStore(d.DB, d.Crypto),
 		media: store.NewMediaStore(d.DB, d.Crypto), ingestor: store.NewIngestor(d.Crypto), audit: store.NewAuditStore(d.DB, d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
 		responder: d.Responder, ai: d.AI, log: d.Logger, metrics: d.Metrics, cfg: d.Config, limiters: map[string]*rate.Limiter{},
 	}

@@ -22,6 +22,8 @@ const (
 	codeNoSender  = "parley:no_sender"
 	codeUncertain = "parley:uncertain"
 	codeGaveUp    = "parley:gave_up"
+	// An inbound message that failed processing on every try.
+	codeProcessingFailed = "parley:processing_failed"
 )
 
 // Work sends the job's messages one after another, in the order they were

@@ -156,3 +156,20 @@ func (s *MessageStore) FinishAttempt(ctx context.Context, tx *gorm.DB, id int64,
 		string(status), providerMessageID, string(status), code, reason, id).Error
 	return dbError(err, "Message")
 }
+
+// SetAside marks an inbound message that could not be processed: it is
+// done with (processed), failed, with a code and a reason staff can read.
+func (s *MessageStore) SetAside(ctx context.Context, tx *gorm.DB, id int64, code, reason string) error {
+	err := gormFor(ctx, s.db, s.crypto, tx).Exec(`UPDATE messages SET processed_at = now(), status = ?, error_code = ?, error_reason = ?
+		WHERE id = ? AND direction = 'in'`, models.StatusFailed, code, reason, id).Error
+	return dbError(err, "Message")
+}
+
+// HandOffAfterFailure hands the contact's open conversation, if any, to a
+// person, noting why; its pending timers and AI request are dropped.
+func (s *ConversationStore) HandOffAfterFailure(ctx context.Context, tx *gorm.DB, contactID int64, reason string) error {
+	err := gormFor(ctx, s.db, s.crypto, tx).Exec(`UPDATE conversations
+		SET status = ?, error = ?, pending_enc = NULL, wait_seq = wait_seq + 1, updated_at = now()
+		WHERE contact_id = ? AND status NOT IN ('ended', 'error')`, models.ConversationHandoff, reason, contactID).Error
+	return dbError(err, "Conversation")
+}

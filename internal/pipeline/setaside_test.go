@@ -1,0 +1,99 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/gorm"
+
+	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/internal/pipeline"
+	"github.com/parley-chat/parley/models"
+)
+
+// poisoned runs the flows but always fails on one message, as a value that
+// no longer decrypts or a pinned flow that no longer parses would.
+type poisoned struct{ *pipeline.Flows }
+
+func (p poisoned) Respond(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message) (*pipeline.Outcome, error) {
+	if in.Body == "poison" {
+		return nil, errors.New("this message can never be processed")
+	}
+	return p.Flows.Respond(ctx, tx, contact, in)
+}
+
+func TestProcess_AMessageThatAlwaysFailsIsSetAsideAndTheRestGoOn(t *testing.T) {
+	e := newEnv(t)
+	reg := prometheus.NewRegistry()
+	metrics := pipeline.NewMetrics(reg)
+	e.startWith(t, pipeline.Deps{
+		Responder: poisoned{pipeline.NewFlows(engine.Builtin(), e.db, e.crypto)}, Metrics: metrics,
+		Senders: map[string]channel.Sender{channel.Twilio: e.twilio},
+		Config:  pipeline.Config{MaxProcessTries: 3, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond, SendRate: 1000, SendBurst: 100},
+	})
+	const from = "+919876543210"
+	if _, err := e.pipelineIngest(t, sms("SM1", from, "hello")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first message to be answered", func() bool { return len(e.api.Sent()) > 0 && e.idle(t) })
+	// The poison and the two messages after it arrive together: one job.
+	if _, err := e.pipelineIngest(t, sms("SM2", from, "poison"), sms("SM3", from, "Asha"), sms("SM4", from, "34")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every message to be done with", func() bool {
+		return e.count(t, `SELECT count(*) FROM messages WHERE direction = 'in' AND processed_at IS NULL`) == 0 && e.idle(t)
+	})
+	var status, code, reason string
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT status, error_code, error_reason FROM messages WHERE provider_message_id = 'SM2'`).
+		Scan(&status, &code, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if status != "failed" || code != "parley:processing_failed" || !strings.Contains(reason, "failed 3 times") {
+		t.Fatalf("the poison message: %s %s %q; want failed, parley:processing_failed, with a reason", status, code, reason)
+	}
+	if strings.Contains(reason, "never be processed") {
+		t.Errorf("the reason shows an internal error's text: %q", reason)
+	}
+	if n := e.count(t, `SELECT count(*) FROM messages WHERE direction = 'in' AND status = 'processed' AND provider_message_id IN ('SM3', 'SM4')`); n != 2 {
+		t.Fatalf("%d of the two later messages processed", n)
+	}
+	var convStatus, convError string
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT status, error FROM conversations`).Scan(&convStatus, &convError); err != nil {
+		t.Fatal(err)
+	}
+	if convStatus != "handoff" || convError == "" {
+		t.Fatalf("conversation %s (%q), want handed to a person with the reason", convStatus, convError)
+	}
+	if got := counterValue(t, reg, "parley_messages_set_aside_total"); got != 1 {
+		t.Fatalf("parley_messages_set_aside_total = %v, want 1", got)
+	}
+
+	// A message after the set-aside is processed as usual, at the first try.
+	if _, err := e.pipelineIngest(t, sms("SM5", from, "anyone there?")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the next message to be processed", func() bool {
+		return e.count(t, `SELECT count(*) FROM messages WHERE provider_message_id = 'SM5' AND status = 'processed'`) == 1
+	})
+}
+
+// counterValue reads a counter without labels from reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("%s is not registered", name)
+	return 0
+}
