@@ -31,7 +31,7 @@ func cmdKeys(ctx context.Context, args []string, getenv func(string) string, std
 		if err != nil {
 			return err
 		}
-		db, err := store.Open(ctx, cfg.DatabaseURL)
+		db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
 		if err != nil {
 			return err
 		}

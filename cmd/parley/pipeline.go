@@ -77,7 +77,7 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 	p, err := pipeline.New(pipeline.Deps{
 		DB: db, Crypto: c, Senders: senders, Fetchers: fetchers, Logger: log, Metrics: metrics,
 		Responder: responder, AI: textAI,
-		Config: pipeline.Config{Workers: cfg.Workers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes},
+		Config: pipeline.Config{Workers: cfg.Workers, AIWorkers: cfg.AIWorkers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes},
 	})
 	if err != nil {
 		return nil, nil, err

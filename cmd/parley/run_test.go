@@ -296,7 +296,7 @@ func TestRun_ReadyzFollowsTheDatabase(t *testing.T) {
 func TestRun_ReadyzReportsPendingMigrations(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DSN(t)
-	db, err := store.Open(ctx, dsn)
+	db, err := store.Open(ctx, dsn, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 // serve runs the HTTP server until ctx ends, then lets in-flight requests
 // finish and closes the pool. ready, when set, receives the bound address.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, ready func(addr string)) error {
-	db, err := store.Open(ctx, cfg.DatabaseURL)
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: cfg.DBMaxConns})
 	if err != nil {
 		return err
 	}

@@ -68,6 +68,8 @@ type Config struct {
 	SendRate      float64 // outbound messages per second per provider and instance
 	MediaMaxBytes int64   // largest inbound attachment fetched
 	Workers       int     // queue jobs run at once per instance
+	AIWorkers     int     // AI requests at once per instance
+	DBMaxConns    int     // database pool size per instance
 }
 
 // Key is one entry of the encryption key ring.
@@ -162,7 +164,12 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		SendRate:      l.float("PARLEY_SEND_RATE", 10),
 		MediaMaxBytes: int64(l.float("PARLEY_MEDIA_MAX_BYTES", 16<<20)),
 		Workers:       int(l.float("PARLEY_WORKERS", 20)),
+		AIWorkers:     int(l.float("PARLEY_AI_WORKERS", 10)),
 	}
+	// Every worker may hold a connection at once, and so may the two
+	// ingest committers; the rest serve HTTP requests and the queue's own
+	// upkeep.
+	c.DBMaxConns = int(l.float("PARLEY_DB_MAX_CONNS", float64(c.Workers+c.AIWorkers+10)))
 
 	l.databaseURL(c.DatabaseURL, req.Database)
 	l.addr(c.Addr)

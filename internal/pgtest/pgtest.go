@@ -143,7 +143,7 @@ func DSN(t testing.TB) string {
 // Open returns a *store.DB on a fresh database, closed when the test ends.
 func Open(t testing.TB) *store.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), DSN(t))
+	db, err := store.Open(context.Background(), DSN(t), store.Options{})
 	if err != nil {
 		t.Fatalf("pgtest: open: %v", err)
 	}
@@ -190,7 +190,7 @@ func OpenDurable(t testing.TB) *store.DB {
 	if _, err := store.MigrateUp(ctx, c.DSN("postgres")); err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(ctx, c.DSN("postgres"))
+	db, err := store.Open(ctx, c.DSN("postgres"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,11 @@ import (
 // ingest approaches the database's commit rate instead of paying a commit
 // (and a queue insert) per webhook. A batch that fails is retried one
 // request at a time, so one bad message never fails the others and no
-// caller is ever told "stored" for a message that is not.
+// caller is ever told "stored" for a message that is not. Every request
+// carries a deadline (Config.IngestTimeout from its arrival): the batch's
+// transaction ends at the earliest of them, and a request past its own is
+// answered "unavailable" instead of retried, so a database that hangs
+// holds no webhook past its deadline.
 
 const (
 	maxBatch = 64 // requests per transaction at most
@@ -27,7 +31,6 @@ const (
 	// (measured here: 2 beat 4 by a fifth at 16 webhooks in flight, and
 	// matched it at 64).
 	committers = 2
-	batchWait  = 10 * time.Second // a batch's own time limit
 )
 
 type ingestRequest struct {
@@ -66,6 +69,8 @@ func (b *batcher) quitOrNil() <-chan struct{} {
 // When it returns nil every message is durable, or was stored before: a
 // replay is acknowledged and ignored. It returns how many were new.
 func (p *Pipeline) Ingest(ctx context.Context, ins []channel.Inbound) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.IngestTimeout)
+	defer cancel()
 	p.batch.once.Do(p.startCommitters)
 	req := &ingestRequest{ctx: ctx, ins: ins, done: make(chan ingestResult, 1)}
 	select {
@@ -76,7 +81,8 @@ func (p *Pipeline) Ingest(ctx context.Context, ins []channel.Inbound) (int, erro
 		return 0, models.Errorf(models.EUNAVAILABLE, "Shutting down; try again.")
 	}
 	// The request is in a batch now: wait for its outcome, whatever ctx
-	// does, so the answer is never a guess.
+	// does, so the answer is never a guess. The batch itself ends by the
+	// request's deadline.
 	r := <-req.done
 	return r.stored, r.err
 }
@@ -140,7 +146,9 @@ func (p *Pipeline) commit(batch []*ingestRequest) {
 		return
 	}
 	start := time.Now()
-	stored, err := p.commitTogether(live)
+	ctx, cancel := until(live)
+	stored, err := p.commitTogether(ctx, live)
+	cancel()
 	if err == nil {
 		p.metrics.ingestLatency.Observe(time.Since(start).Seconds())
 		for i, r := range live {
@@ -152,8 +160,17 @@ func (p *Pipeline) commit(batch []*ingestRequest) {
 		live[0].done <- ingestResult{err: ingestError(err)}
 		return
 	}
+	// Each alone, within its own deadline: when the database hangs, the
+	// first retry uses up its time and the others, past theirs by then,
+	// are answered at once.
 	for _, r := range live {
-		stored, err := p.commitTogether([]*ingestRequest{r})
+		if err := r.ctx.Err(); err != nil {
+			r.done <- ingestResult{err: ingestError(err)}
+			continue
+		}
+		ctx, cancel := until([]*ingestRequest{r})
+		stored, err := p.commitTogether(ctx, []*ingestRequest{r})
+		cancel()
 		if err != nil {
 			r.done <- ingestResult{err: ingestError(err)}
 			continue
@@ -162,11 +179,26 @@ func (p *Pipeline) commit(batch []*ingestRequest) {
 	}
 }
 
+// until returns a context that ends at the earliest of the requests'
+// deadlines and at nothing else: a caller that gives up early does not
+// cancel the others' transaction.
+func until(reqs []*ingestRequest) (context.Context, context.CancelFunc) {
+	var first time.Time
+	for _, r := range reqs {
+		if d, ok := r.ctx.Deadline(); ok && (first.IsZero() || d.Before(first)) {
+			first = d
+		}
+	}
+	if first.IsZero() {
+		return context.WithCancel(context.Background())
+	}
+	return context.WithDeadline(context.Background(), first)
+}
+
 // commitTogether stores every request's messages and enqueues their jobs in
-// one transaction; stored[i] counts request i's new messages.
-func (p *Pipeline) commitTogether(reqs []*ingestRequest) ([]int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), batchWait)
-	defer cancel()
+// one transaction that ends with ctx; stored[i] counts request i's new
+// messages.
+func (p *Pipeline) commitTogether(ctx context.Context, reqs []*ingestRequest) ([]int, error) {
 	var items []store.IngestItem
 	owner := []int{}
 	for i, r := range reqs {

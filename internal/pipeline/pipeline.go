@@ -117,7 +117,12 @@ type Config struct {
 	FetchInterval   time.Duration // how often idle workers look for jobs that came due without a notice: retries, snoozes (default 100ms)
 	WhatsAppWindow  time.Duration // free-form replies allowed this long after the contact wrote (24h)
 	MaxAITries      int           // attempts at an AI request before the node's fallback runs (default 4)
-	AITimeout       time.Duration // time limit of one AI request (default 30s)
+	// IngestTimeout bounds how long storing a webhook's messages may take
+	// from its arrival, whatever the database does; past it the webhook
+	// is answered "unavailable" (503) and the platform retries (default
+	// 8s, inside Twilio's 15 s).
+	IngestTimeout time.Duration
+	AITimeout     time.Duration // time limit of one AI request (default 30s)
 }
 
 func (c *Config) defaults() {
@@ -158,6 +163,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxAITries <= 0 {
 		c.MaxAITries = 4
+	}
+	if c.IngestTimeout <= 0 {
+		c.IngestTimeout = 8 * time.Second
 	}
 	if c.AITimeout <= 0 {
 		c.AITimeout = 30 * time.Second

@@ -23,16 +23,27 @@ type DB struct {
 	Gorm *gorm.DB      // for stores
 }
 
+// Options tune the pool.
+type Options struct {
+	// MaxConns is the pool's size: at least one connection per queue
+	// worker and committer that may hold one at once, plus room for HTTP
+	// requests (default 10, or pool_max_conns in the DSN when larger).
+	MaxConns int
+}
+
 // Open connects to the database at dsn. It does not fail when the database
 // is down: the pool connects lazily, and readiness reports the outage.
-func Open(ctx context.Context, dsn string) (*DB, error) {
+func Open(ctx context.Context, dsn string, o Options) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
-	if cfg.MaxConns < 10 {
-		cfg.MaxConns = 10
+	if o.MaxConns <= 0 {
+		o.MaxConns = 10
+	}
+	if cfg.MaxConns < int32(o.MaxConns) {
+		cfg.MaxConns = int32(o.MaxConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

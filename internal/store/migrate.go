@@ -88,7 +88,7 @@ func (m *Migrator) Current(ctx context.Context) (bool, error) {
 // MigrateUp applies every pending migration to the database at dsn and
 // returns the files applied; it closes its connections before returning.
 func MigrateUp(ctx context.Context, dsn string) ([]string, error) {
-	db, err := Open(ctx, dsn)
+	db, err := Open(ctx, dsn, Options{})
 	if err != nil {
 		return nil, err
 	}
