@@ -203,8 +203,8 @@ func TestTwilioWebhook(t *testing.T) {
 			}
 		})
 	}
-	if n := h.count(t, "SELECT count(*) FROM contacts WHERE channel = 'whatsapp' AND name_enc IS NOT NULL"); n != 1 {
-		t.Errorf("WhatsApp contact with profile name: %d, want 1", n)
+	if n := h.count(t, "SELECT count(*) FROM messages WHERE channel = 'whatsapp' AND profile_name_enc IS NOT NULL"); n != 1 {
+		t.Errorf("WhatsApp messages with the profile name: %d, want 1", n)
 	}
 	if n := h.count(t, "SELECT count(*) FROM media"); n != 1 {
 		t.Errorf("media rows %d, want 1", n)

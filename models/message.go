@@ -58,6 +58,7 @@ type Message struct {
 	Provider          string // twilio, meta, siren, simulator
 	ProviderMessageID string
 	Body              string
+	ProfileName       string // inbound: the sender's profile name the platform gave, if any
 	Status            MessageStatus
 	ErrorCode         string
 	ErrorReason       string // why a send failed, in words a person can act on

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -37,38 +36,22 @@ func (w *processWorker) NextRetry(job *river.Job[ProcessArgs]) time.Time {
 // Work processes the contact's messages in order, in one transaction:
 // replies are stored and their sends enqueued with the messages marked
 // processed, so a crash anywhere replays from the start, and a replay
-// finds the messages already processed. On the last try, a message that
-// still fails is set aside and the others go on.
+// finds the messages already processed. The last try goes message by
+// message, setting aside one that still fails so the others go on.
 func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 	p := w.p
 	start := time.Now()
-	lastTry := job.Attempt >= p.cfg.MaxProcessTries
 	var handled, setAside int
 	err := p.underContact(ctx, job.Args.ContactID, func(tx *gorm.DB, contact *models.Contact) error {
-		handled, setAside = 0, 0
-		pending, err := p.messages.Unprocessed(ctx, tx, contact.ID)
+		var ids []int64
+		var err error
+		if job.Attempt >= p.cfg.MaxProcessTries {
+			ids, setAside, err = p.processEachOrSetAside(ctx, tx, contact, job.Attempt)
+		} else {
+			ids, err = p.processAll(ctx, tx, contact)
+		}
 		if err != nil {
 			return err
-		}
-		ids := make([]int64, 0, len(pending))
-		for _, in := range pending {
-			var deferred bool
-			if lastTry {
-				deferred, err = p.processOrSetAside(ctx, tx, contact, in, job.Attempt)
-			} else {
-				deferred, err = p.processOne(ctx, tx, contact, in)
-			}
-			if errors.Is(err, errSetAside) {
-				setAside++
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if deferred {
-				break // the rest wait, in order, for the AI layer's answer
-			}
-			ids = append(ids, in.ID)
 		}
 		handled = len(ids)
 		return p.messages.MarkProcessed(ctx, tx, ids)
@@ -86,42 +69,86 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	return nil
 }
 
-// errSetAside says a message was set aside (see processOrSetAside).
-var errSetAside = errors.New("message set aside")
+// processAll processes the contact's messages in order and returns the
+// ids of those processed; any failure fails them all.
+func (p *Pipeline) processAll(ctx context.Context, tx *gorm.DB, contact *models.Contact) ([]int64, error) {
+	pending, err := p.messages.Unprocessed(ctx, tx, contact.ID)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, 0, len(pending))
+	for _, in := range pending {
+		deferred, err := p.processOne(ctx, tx, contact, in)
+		if err != nil {
+			return nil, err
+		}
+		if deferred {
+			break // the rest wait, in order, for the AI layer's answer
+		}
+		ids = append(ids, in.ID)
+	}
+	return ids, nil
+}
 
-// processOrSetAside processes one message inside a savepoint. When it
-// fails (and the job has not been cancelled) its work is undone, the
-// message is marked failed with the reason, and the contact's conversation
-// is handed to a person; errSetAside says so. One message that can never
-// be processed (a pinned flow that no longer parses, a value that no
-// longer decrypts) thus stops nothing behind it.
-func (p *Pipeline) processOrSetAside(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message, tries int) (bool, error) {
+// processEachOrSetAside processes the contact's messages one by one, each
+// inside a savepoint. One that fails, down to not opening at all (a value
+// that no longer decrypts, a pinned flow that no longer parses), has its
+// work undone and is set aside: marked failed with the reason, and the
+// contact's conversation handed to a person. The others go on.
+func (p *Pipeline) processEachOrSetAside(ctx context.Context, tx *gorm.DB, contact *models.Contact, tries int) (processed []int64, setAside int, err error) {
+	ids, err := p.messages.UnprocessedIDs(ctx, tx, contact.ID)
+	if err != nil {
+		return nil, 0, err
+	}
 	const savepoint = "process_message"
-	if err := tx.SavePoint(savepoint).Error; err != nil {
-		return false, err
+	for _, id := range ids {
+		if err := tx.SavePoint(savepoint).Error; err != nil {
+			return nil, 0, err
+		}
+		name := contact.Name
+		in, err := p.messages.GetIn(ctx, tx, id)
+		deferred := false
+		if err == nil {
+			deferred, err = p.processOne(ctx, tx, contact, in)
+		}
+		if err == nil && deferred {
+			break // the rest wait, in order, for the AI layer's answer
+		}
+		if err == nil {
+			processed = append(processed, id)
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil, 0, err // cancelled, not failing: try again later
+		}
+		if rerr := tx.RollbackTo(savepoint).Error; rerr != nil {
+			return nil, 0, rerr
+		}
+		contact.Name = name // as the rollback left it
+		reason := fmt.Sprintf("Processing failed %d times: %s A person should read this message and answer it.", tries, models.ErrorMessage(err))
+		p.log.Error("inbound message set aside after repeated processing failures",
+			slog.Int64("contact_id", contact.ID), slog.Int64("message_id", id), slog.Int("tries", tries), slog.String("error", err.Error()))
+		if err := p.messages.SetAside(ctx, tx, id, codeProcessingFailed, reason); err != nil {
+			return nil, 0, err
+		}
+		if err := p.convs.HandOffAfterFailure(ctx, tx, contact.ID, reason); err != nil {
+			return nil, 0, err
+		}
+		setAside++
 	}
-	deferred, err := p.processOne(ctx, tx, contact, in)
-	if err == nil || ctx.Err() != nil {
-		return deferred, err
-	}
-	if rerr := tx.RollbackTo(savepoint).Error; rerr != nil {
-		return false, rerr
-	}
-	reason := fmt.Sprintf("Processing failed %d times: %s A person should read this message and answer it.", tries, models.ErrorMessage(err))
-	p.log.Error("inbound message set aside after repeated processing failures",
-		slog.Int64("contact_id", contact.ID), slog.Int64("message_id", in.ID), slog.Int("tries", tries), slog.String("error", err.Error()))
-	if err := p.messages.SetAside(ctx, tx, in.ID, codeProcessingFailed, reason); err != nil {
-		return false, err
-	}
-	if err := p.convs.HandOffAfterFailure(ctx, tx, contact.ID, reason); err != nil {
-		return false, err
-	}
-	return false, errSetAside
+	return processed, setAside, nil
 }
 
 // processOne runs one message through the responder; deferred reports
-// that it must wait (unprocessed) for the AI layer.
+// that it must wait (unprocessed) for the AI layer. A profile name the
+// platform sent with it names a contact who has none yet.
 func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message) (deferred bool, err error) {
+	if contact.Name == "" && in.ProfileName != "" {
+		if err := p.contacts.SetName(ctx, tx, contact.ID, in.ProfileName); err != nil {
+			return false, err
+		}
+		contact.Name = in.ProfileName
+	}
 	out, err := p.responder.Respond(ctx, tx, contact, in)
 	if err != nil {
 		return false, err

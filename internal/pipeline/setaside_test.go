@@ -13,6 +13,7 @@ import (
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/pipeline"
+	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -96,4 +97,57 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("%s is not registered", name)
 	return 0
+}
+
+// Ingest leaves the contact row alone (processing may hold it locked); the
+// profile name the platform sent is applied when the message is processed.
+func TestProcess_NamesTheContactFromItsProfileName(t *testing.T) {
+	e := newEnv(t)
+	e.start(t, pipeline.Ack{})
+	in := sms("SMwa", "whatsapp:+919812345678", "hi")
+	in.ProfileName = "Ravi Kumar"
+	if _, err := e.pipelineIngest(t, in); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message to be processed", func() bool { return e.idle(t) })
+	var id int64
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT id FROM contacts`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	c, err := store.NewContactStore(e.db, e.crypto).Get(context.Background(), id)
+	if err != nil || c.Name != "Ravi Kumar" {
+		t.Fatalf("contact %+v, %v; want named Ravi Kumar", c, err)
+	}
+	page, err := store.NewMessageStore(e.db, e.crypto).Search(context.Background(), models.MessageSearch{Name: "ravi"})
+	if err != nil || len(page.Hits) != 1 {
+		t.Fatalf("search by the name: %+v, %v", page, err)
+	}
+}
+
+// A message whose sealed body no longer opens (a key removed too early, a
+// damaged row) fails every read of the contact's messages; on the last try
+// it is set aside alone and the others are processed.
+func TestProcess_AMessageThatNoLongerDecryptsIsSetAside(t *testing.T) {
+	e := newEnv(t)
+	const from = "+919876543210"
+	if _, err := e.pipelineIngest(t, sms("SM1", from, "hello"), sms("SM2", from, "damaged"), sms("SM3", from, "Asha")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Pool.Exec(context.Background(), `UPDATE messages SET body_enc = overlay(body_enc placing '\xff'::bytea from length(body_enc)) WHERE provider_message_id = 'SM2'`); err != nil {
+		t.Fatal(err)
+	}
+	e.startWith(t, pipeline.Deps{
+		Responder: pipeline.NewFlows(engine.Builtin(), e.db, e.crypto),
+		Senders:   map[string]channel.Sender{channel.Twilio: e.twilio},
+		Config:    pipeline.Config{MaxProcessTries: 2, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond, SendRate: 1000, SendBurst: 100},
+	})
+	waitFor(t, "every message to be done with", func() bool {
+		return e.count(t, `SELECT count(*) FROM messages WHERE direction = 'in' AND processed_at IS NULL`) == 0 && e.idle(t)
+	})
+	if n := e.count(t, `SELECT count(*) FROM messages WHERE provider_message_id = 'SM2' AND status = 'failed' AND error_code = 'parley:processing_failed'`); n != 1 {
+		t.Fatal("the damaged message was not set aside")
+	}
+	if n := e.count(t, `SELECT count(*) FROM messages WHERE provider_message_id IN ('SM1', 'SM3') AND status = 'processed'`); n != 2 {
+		t.Fatalf("%d of the two readable messages processed", n)
+	}
 }

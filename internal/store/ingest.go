@@ -61,9 +61,8 @@ type contactKey struct {
 }
 
 type pendingContact struct {
-	number      string
-	valid       bool
-	profileName string
+	number string
+	valid  bool
 }
 
 // Write stores the items in tx. Items whose message was stored before come
@@ -75,7 +74,9 @@ type pendingContact struct {
 // returning each new message's contact so the address behind the truncated
 // index can be confirmed after decryption. A message whose contact cannot
 // be found fails the statement (contact_id is NOT NULL) rather than
-// passing for a replay.
+// passing for a replay. Nothing here updates an existing contact row,
+// which processing may hold locked: a profile name stays on its message,
+// and processing names the contact.
 func (s *Ingestor) Write(ctx context.Context, tx pgx.Tx, items []IngestItem) ([]IngestResult, error) {
 	keys := make([]contactKey, len(items))
 	wanted := map[contactKey]*pendingContact{}
@@ -89,9 +90,6 @@ func (s *Ingestor) Write(ctx context.Context, tx pgx.Tx, items []IngestItem) ([]
 		if wanted[k] == nil {
 			wanted[k] = &pendingContact{number: addr.Number, valid: addr.Valid}
 		}
-		if it.ProfileName != "" && wanted[k].profileName == "" {
-			wanted[k].profileName = it.ProfileName
-		}
 	}
 	batch := &pgx.Batch{}
 	if err := s.queueContacts(ctx, tx, batch, wanted); err != nil {
@@ -102,14 +100,11 @@ func (s *Ingestor) Write(ctx context.Context, tx pgx.Tx, items []IngestItem) ([]
 		return nil, err
 	}
 	br := tx.SendBatch(ctx, batch)
-	results, named, err := s.readBatch(br, items, keys, wanted, ids)
+	results, err := s.readBatch(br, items, keys, wanted, ids)
 	if cerr := br.Close(); err == nil {
 		err = dbError(cerr, "Message")
 	}
 	if err != nil {
-		return nil, err
-	}
-	if err := s.nameContacts(ctx, tx, wanted, named); err != nil {
 		return nil, err
 	}
 	return results, s.insertMedia(ctx, tx, items, results)
@@ -164,26 +159,29 @@ func (s *Ingestor) queueMessages(ctx context.Context, tx pgx.Tx, batch *pgx.Batc
 	})
 	n := len(items)
 	ids, channels, bidxs, providers, pmids := make([]int64, n), make([]string, n), make([][]byte, n), make([]string, n), make([]string, n)
-	bodies, times := make([][]byte, n), make([]pgtype.Timestamptz, n)
+	bodies, names, times := make([][]byte, n), make([][]byte, n), make([]pgtype.Timestamptz, n)
 	for j, i := range order {
 		it, id := items[i], reserved[i]
 		ids[j], channels[j], bidxs[j], providers[j], pmids[j] = id, keys[i].channel, []byte(keys[i].bidx), it.Provider, it.ProviderMessageID
 		bodies[j] = s.crypto.Ring.EncryptString(it.Body, crypt.Ref{Table: "messages", Column: "body_enc", ID: id})
+		if it.ProfileName != "" {
+			names[j] = s.crypto.Ring.EncryptString(it.ProfileName, crypt.Ref{Table: "messages", Column: "profile_name_enc", ID: id})
+		}
 		if it.ProviderTime != nil {
 			times[j] = pgtype.Timestamptz{Time: *it.ProviderTime, Valid: true}
 		}
 	}
 	batch.Queue(`WITH ins AS (
-		INSERT INTO messages (id, contact_id, direction, channel, provider, provider_message_id, body_enc, status, provider_time, created_at)
-		SELECT v.id, c.id, 'in', v.channel, v.provider, v.pmid, v.body, $9, v.t, $10
-		FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::bytea[], $7::timestamptz[], $8::bigint[])
-		  AS v(id, channel, bidx, provider, pmid, body, t, ord)
+		INSERT INTO messages (id, contact_id, direction, channel, provider, provider_message_id, body_enc, profile_name_enc, status, provider_time, created_at)
+		SELECT v.id, c.id, 'in', v.channel, v.provider, v.pmid, v.body, v.name, $10, v.t, $11
+		FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::timestamptz[], $9::bigint[])
+		  AS v(id, channel, bidx, provider, pmid, body, name, t, ord)
 		LEFT JOIN contacts c ON c.channel = v.channel AND c.address_bidx = v.bidx
 		ORDER BY v.ord
 		ON CONFLICT (provider, provider_message_id) DO NOTHING
 		RETURNING id, contact_id)
-		SELECT ins.id, ins.contact_id, c.address_enc, c.name_enc IS NOT NULL FROM ins JOIN contacts c ON c.id = ins.contact_id`,
-		ids, channels, bidxs, providers, pmids, bodies, times, seq(n), string(models.StatusReceived), time.Now().UTC())
+		SELECT ins.id, ins.contact_id, c.address_enc FROM ins JOIN contacts c ON c.id = ins.contact_id`,
+		ids, channels, bidxs, providers, pmids, bodies, names, times, seq(n), string(models.StatusReceived), time.Now().UTC())
 	return reserved, nil
 }
 
@@ -196,15 +194,14 @@ func seq(n int) []int64 {
 }
 
 // readBatch reads the contacts insert and the messages insert, confirming
-// each new message's contact by its decrypted address. It returns, for
-// each contact with a new message, its id and whether it has a name yet.
-func (s *Ingestor) readBatch(br pgx.BatchResults, items []IngestItem, keys []contactKey, wanted map[contactKey]*pendingContact, reserved []int64) ([]IngestResult, map[contactKey]contactState, error) {
+// each new message's contact by its decrypted address.
+func (s *Ingestor) readBatch(br pgx.BatchResults, items []IngestItem, keys []contactKey, wanted map[contactKey]*pendingContact, reserved []int64) ([]IngestResult, error) {
 	if _, err := br.Exec(); err != nil {
-		return nil, nil, dbError(err, "Contact")
+		return nil, dbError(err, "Contact")
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, nil, dbError(err, "Message")
+		return nil, dbError(err, "Message")
 	}
 	defer rows.Close()
 	byID := make(map[int64]int, len(items))
@@ -212,56 +209,31 @@ func (s *Ingestor) readBatch(br pgx.BatchResults, items []IngestItem, keys []con
 		byID[id] = i
 	}
 	results := make([]IngestResult, len(items))
-	named := map[contactKey]contactState{}
+	confirmed := map[contactKey]bool{}
 	for rows.Next() {
 		var id, contactID int64
 		var enc []byte
-		var hasName bool
-		if err := rows.Scan(&id, &contactID, &enc, &hasName); err != nil {
-			return nil, nil, dbError(err, "Message")
+		if err := rows.Scan(&id, &contactID, &enc); err != nil {
+			return nil, dbError(err, "Message")
 		}
 		i, ok := byID[id]
 		if !ok {
-			return nil, nil, models.Errorf(models.EINTERNAL, "An inserted message is not one of the batch.")
+			return nil, models.Errorf(models.EINTERNAL, "An inserted message is not one of the batch.")
 		}
 		k := keys[i]
-		if _, seen := named[k]; !seen {
+		if !confirmed[k] {
 			addr, err := s.crypto.Ring.DecryptString(enc, crypt.Ref{Table: "contacts", Column: "address_enc", ID: contactID})
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			if addr != wanted[k].number {
-				return nil, nil, models.Errorf(models.ECONFLICT, "Contact address collides with another; retry.")
+				return nil, models.Errorf(models.ECONFLICT, "Contact address collides with another; retry.")
 			}
-			named[k] = contactState{id: contactID, named: hasName}
+			confirmed[k] = true
 		}
 		results[i] = IngestResult{ContactID: contactID, MessageID: id, Inserted: true}
 	}
-	return results, named, dbError(rows.Err(), "Message")
-}
-
-type contactState struct {
-	id    int64
-	named bool
-}
-
-// nameContacts records the profile name of contacts that have none yet.
-func (s *Ingestor) nameContacts(ctx context.Context, tx pgx.Tx, wanted map[contactKey]*pendingContact, contacts map[contactKey]contactState) error {
-	for k, st := range contacts {
-		c := wanted[k]
-		if st.named || c.profileName == "" {
-			continue
-		}
-		enc := s.crypto.Ring.EncryptString(c.profileName, crypt.Ref{Table: "contacts", Column: "name_enc", ID: st.id})
-		if _, err := tx.Exec(ctx, `UPDATE contacts SET name_enc = $2, updated_at = now() WHERE id = $1 AND name_enc IS NULL`, st.id, enc); err != nil {
-			return dbError(err, "Contact")
-		}
-		tokens := s.crypto.Index.Tokens(crypt.DomainName, c.profileName)
-		if _, err := tx.Exec(ctx, `INSERT INTO contact_words (bidx, contact_id) SELECT unnest($1::integer[]), $2 ON CONFLICT DO NOTHING`, tokens, st.id); err != nil {
-			return dbError(err, "Contact")
-		}
-	}
-	return nil
+	return results, dbError(rows.Err(), "Message")
 }
 
 func (s *Ingestor) insertMedia(ctx context.Context, tx pgx.Tx, items []IngestItem, results []IngestResult) error {

@@ -58,8 +58,12 @@ func TestIngestor_StoresOnceAndFindsContactsByTheirNumber(t *testing.T) {
 		t.Fatalf("%d contacts, want 3", n)
 	}
 	wa, err := f.contacts.Get(context.Background(), results[2].ContactID)
-	if err != nil || wa.Name != "Lucía Gómez" || wa.Address != "+14155550100" {
+	if err != nil || wa.Address != "+14155550100" {
 		t.Fatalf("WhatsApp contact = %+v, %v", wa, err)
+	}
+	// The profile name stays with its message; processing names the contact.
+	if m, err := f.messages.Get(context.Background(), results[2].MessageID); err != nil || m.ProfileName != "Lucía Gómez" {
+		t.Fatalf("the named message = %+v, %v", m, err)
 	}
 	m, err := f.messages.Get(context.Background(), results[3].MessageID)
 	if err != nil || m.Body != "second" || m.ContactID != results[1].ContactID {
@@ -174,5 +178,42 @@ func TestIngestor_ABatchKeepsArrivalOrder(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[first second third]" {
 		t.Fatalf("processing order %v, want arrival order", got)
+	}
+}
+
+// Processing holds the contact's row lock for the length of its
+// transaction; a webhook for that contact, profile name and all, must be
+// stored meanwhile without waiting for it.
+func TestIngestor_NeverWaitsOnAContactBeingProcessed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	c := f.contact(t, "whatsapp:+14155550100", "")
+	lock, err := f.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(ctx)
+	if _, err := lock.Exec(ctx, `SELECT 1 FROM contacts WHERE id = $1 FOR NO KEY UPDATE`, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	named := item("SM1", "whatsapp:+14155550100", "hola")
+	named.ProfileName = "Lucía Gómez"
+	// Without the fix this waits on the lock until the deadline.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	tx, err := f.db.Pool.Begin(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	results, err := store.NewIngestor(f.crypto).Write(wctx, tx, []store.IngestItem{named})
+	if err != nil {
+		t.Fatalf("ingest while the contact is locked: %v", err)
+	}
+	if err := tx.Commit(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if !results[0].Inserted || results[0].ContactID != c.ID {
+		t.Fatalf("result %+v", results[0])
 	}
 }

@@ -22,6 +22,7 @@ type messageRow struct {
 	Provider          string
 	ProviderMessageID *string
 	Body              *string `gorm:"column:body_enc;serializer:encrypted"`
+	ProfileName       *string `gorm:"column:profile_name_enc;serializer:encrypted"`
 	Status            string
 	ErrorCode         string
 	ErrorReason       string
@@ -44,6 +45,9 @@ func (r *messageRow) model() *models.Message {
 	}
 	if r.Body != nil {
 		m.Body = *r.Body
+	}
+	if r.ProfileName != nil {
+		m.ProfileName = *r.ProfileName
 	}
 	return m
 }

@@ -39,14 +39,17 @@ func (s *ContactStore) SetOptedOut(ctx context.Context, tx *gorm.DB, id int64, o
 	return dbError(err, "Contact")
 }
 
+// unprocessedOrder is the order a contact's messages are processed in: the
+// platform's timestamp where it gave one, else arrival.
+const unprocessedOrder = "coalesce(provider_time, created_at), id"
+
 // Unprocessed returns the contact's inbound messages not yet processed, in
-// the order they were written: the platform's timestamp where it gave one,
-// else arrival.
+// the order they were written.
 func (s *MessageStore) Unprocessed(ctx context.Context, tx *gorm.DB, contactID int64) ([]*models.Message, error) {
 	var rows []messageRow
 	err := gormFor(ctx, s.db, s.crypto, tx).
 		Where("contact_id = ? AND direction = 'in' AND processed_at IS NULL", contactID).
-		Order("coalesce(provider_time, created_at), id").Find(&rows).Error
+		Order(unprocessedOrder).Find(&rows).Error
 	if err != nil {
 		return nil, dbError(err, "Message")
 	}
@@ -55,6 +58,26 @@ func (s *MessageStore) Unprocessed(ctx context.Context, tx *gorm.DB, contactID i
 		out[i] = rows[i].model()
 	}
 	return out, nil
+}
+
+// UnprocessedIDs returns the ids of the contact's unprocessed inbound
+// messages in the same order, without opening any: one that no longer
+// decrypts can then be dealt with alone (GetIn).
+func (s *MessageStore) UnprocessedIDs(ctx context.Context, tx *gorm.DB, contactID int64) ([]int64, error) {
+	var ids []int64
+	err := gormFor(ctx, s.db, s.crypto, tx).Model(&messageRow{}).
+		Where("contact_id = ? AND direction = 'in' AND processed_at IS NULL", contactID).
+		Order(unprocessedOrder).Pluck("id", &ids).Error
+	return ids, dbError(err, "Message")
+}
+
+// GetIn returns one message, read inside tx.
+func (s *MessageStore) GetIn(ctx context.Context, tx *gorm.DB, id int64) (*models.Message, error) {
+	var row messageRow
+	if err := gormFor(ctx, s.db, s.crypto, tx).First(&row, id).Error; err != nil {
+		return nil, dbError(err, "Message")
+	}
+	return row.model(), nil
 }
 
 // MarkProcessed records that these inbound messages were processed.

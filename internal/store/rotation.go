@@ -26,6 +26,7 @@ var EncryptedColumns = []Column{
 	{"conversations", "variables_enc"},
 	{"conversations", "pending_enc"},
 	{"messages", "body_enc"},
+	{"messages", "profile_name_enc"},
 	{"audit_events", "details_enc"},
 	{"media", "ref_enc"},
 	{"media", "data_enc"},
