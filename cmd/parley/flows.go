@@ -56,7 +56,7 @@ func cmdFlows(args []string, getenv func(string) string, stdout io.Writer) error
 		if err != nil {
 			return err
 		}
-		return simulate(f, in, stdout, textAI)
+		return simulate(f, in, stdout, textAI, strings.ToUpper(getenv("PARLEY_DEFAULT_REGION")))
 	default:
 		return usageError{fmt.Sprintf("unknown flows action %q", args[0])}
 	}
@@ -86,8 +86,8 @@ func findFlow(name, dir string) (*engine.Flow, error) {
 
 // simulate reads the contact's lines from in and prints the bot's replies.
 // AI nodes ask textAI when it is set, and take their fallback when not.
-func simulate(f *engine.Flow, in io.Reader, out io.Writer, textAI pipeline.AI) error {
-	s := &engine.Session{Flow: f}
+func simulate(f *engine.Flow, in io.Reader, out io.Writer, textAI pipeline.AI, region string) error {
+	s := &engine.Session{Flow: f, Region: region}
 	if textAI != nil {
 		s.AI = func(req engine.AIRequest) engine.AIResult {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"net/mail"
 	"strconv"
 	"strings"
@@ -27,8 +28,9 @@ func words(list ...string) map[string]bool {
 
 // parseAnswer checks an answer against the question. It returns the value
 // to save, the key routes are chosen by (a choice's value, "yes" or "no"),
-// and whether the answer fits.
-func parseAnswer(a *Ask, in Input, lang string) (value, key string, ok bool) {
+// and whether the answer fits. Dates like "today" are read in loc, the
+// flow's time zone.
+func parseAnswer(a *Ask, in Input, lang string, loc *time.Location) (value, key string, ok bool) {
 	text := in.Text
 	norm := normalize(text)
 	switch a.Type {
@@ -55,10 +57,10 @@ func parseAnswer(a *Ask, in Input, lang string) (value, key string, ok bool) {
 		}
 		return "", "", false
 	case "date":
-		d, ok := parseDate(text, in.Now)
+		d, ok := parseDate(text, in.Now.In(loc))
 		return d, "", ok
 	case "phone":
-		n, err := phone.New("IN").Normalize(text)
+		n, err := phone.New(in.Region).Normalize(text)
 		return n, "", err == nil
 	case "email":
 		addr, err := mail.ParseAddress(text)
@@ -86,7 +88,8 @@ func parseNumber(s string) (float64, bool) {
 		return 0, false
 	}
 	n, err := strconv.ParseFloat(s, 64)
-	return n, err == nil
+	// ParseFloat also reads "NaN" and "Inf", which no range check stops.
+	return n, err == nil && !math.IsNaN(n) && !math.IsInf(n, 0)
 }
 
 // pickChoice finds the choice an answer names: by its number in the menu,

@@ -15,6 +15,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/parley-chat/parley/internal/textnorm"
+
+	_ "time/tzdata" // flow time zones resolve the same on every machine, tzdata installed or not
 )
 
 // Text is a message in several languages. In YAML it is a map from language
@@ -54,6 +56,10 @@ type Flow struct {
 	Nodes     map[string]*Node `yaml:"nodes"`
 	Keywords  Keywords         `yaml:"keywords"`
 	MaxSteps  int              `yaml:"max_steps"`
+	// Timezone is where "today" and "tomorrow" are read (an IANA name,
+	// like Asia/Kolkata; UTC when unset).
+	Timezone string `yaml:"timezone"`
+	location *time.Location
 	// TruncatedNote is sent before the replies to a message longer than
 	// MaxInput characters, of which only the first MaxInput were read.
 	TruncatedNote Text `yaml:"truncated_note"`
@@ -62,6 +68,14 @@ type Flow struct {
 	Version string `yaml:"-"`
 	File    string `yaml:"-"`
 	Source  []byte `yaml:"-"` // the file's content, kept with conversations pinned to it
+}
+
+// tz is the flow's time zone, UTC unless it names one.
+func (f *Flow) tz() *time.Location {
+	if f.location == nil {
+		return time.UTC
+	}
+	return f.location
 }
 
 // Node is one step of a flow: exactly one of its kinds is set.
@@ -189,6 +203,14 @@ func Parse(file string, data []byte) (*Flow, error) {
 	}
 	if f.MaxSteps <= 0 {
 		f.MaxSteps = DefaultMaxSteps
+	}
+	f.location = time.UTC
+	if f.Timezone != "" {
+		loc, err := time.LoadLocation(f.Timezone)
+		if err != nil || f.Timezone == "Local" {
+			return nil, &Error{File: file, Problem: fmt.Sprintf("timezone %q is not a time zone name (use one like Asia/Kolkata, or UTC)", f.Timezone)}
+		}
+		f.location = loc
 	}
 	if err := validate(&f); err != nil {
 		return nil, err

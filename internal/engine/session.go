@@ -11,6 +11,8 @@ type Session struct {
 	Flow  *Flow
 	State State
 	Now   func() time.Time
+	// Region is where phone answers typed without a country code are from.
+	Region string
 	// AI answers AI nodes; nil means the AI layer is off, so they fall back.
 	AI func(AIRequest) AIResult
 }
@@ -22,12 +24,12 @@ func (s *Session) Say(line string) []string {
 	if s.Now != nil {
 		now = s.Now
 	}
-	in := Input{Kind: InputMessage, Text: line, Now: now()}
+	in := Input{Kind: InputMessage, Text: line, Now: now(), Region: s.Region}
 	switch strings.TrimSpace(line) {
 	case "!remind":
-		in = Input{Kind: InputRemind, Now: now()}
+		in = Input{Kind: InputRemind, Now: now(), Region: s.Region}
 	case "!expire":
-		in = Input{Kind: InputExpire, Now: now()}
+		in = Input{Kind: InputExpire, Now: now(), Region: s.Region}
 	}
 	var out []string
 	for {

@@ -67,7 +67,10 @@ type Input struct {
 	Text  string
 	Media bool // the message carried an attachment
 	Now   time.Time
-	AI    *AIResult // for InputAI
+	// Region is where phone numbers typed without a country code are
+	// read as from (PARLEY_DEFAULT_REGION); "" requires the code.
+	Region string
+	AI     *AIResult // for InputAI
 }
 
 // ActionKind is what the caller must do.
@@ -323,7 +326,7 @@ func (r *run) branch(n *Node) string {
 
 func (r *run) answer(n *Node, in Input) {
 	a := n.Ask
-	value, key, ok := parseAnswer(a, in, r.lang)
+	value, key, ok := parseAnswer(a, in, r.lang, r.f.tz())
 	if !ok {
 		r.st.Retries++
 		if a.Retry != nil && a.Retry.Limit > 0 && r.st.Retries >= a.Retry.Limit {

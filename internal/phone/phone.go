@@ -24,6 +24,10 @@ func New(defaultRegion string) Normalizer {
 	return Normalizer{region: strings.ToUpper(defaultRegion), seen: &addressCache{m: map[string]Address{}}}
 }
 
+// Region is the default region numbers without a country code are read
+// as from ("" when there is none).
+func (n Normalizer) Region() string { return n.region }
+
 // addressCache remembers addresses parsed lately: platforms write the same
 // contact's address the same way on every webhook, and parsing is the
 // costliest step of storing one. It holds at most cacheSize entries and

@@ -22,6 +22,7 @@ type Flows struct {
 	conversations *store.ConversationStore
 	mu            sync.Mutex // guards lib's pinned versions
 	now           func() time.Time
+	region        string // phone answers without a country code are from here
 	// Idle is how long a conversation may wait for the contact before a
 	// new message starts afresh instead (three days unless set).
 	Idle time.Duration
@@ -32,7 +33,7 @@ const DefaultIdle = 72 * time.Hour
 
 // NewFlows returns the engine responder over the flows of lib.
 func NewFlows(lib *engine.Library, db *store.DB, c store.Crypto) *Flows {
-	return &Flows{lib: lib, conversations: store.NewConversationStore(db, c), now: time.Now, Idle: DefaultIdle}
+	return &Flows{lib: lib, conversations: store.NewConversationStore(db, c), now: time.Now, region: c.Phones.Region(), Idle: DefaultIdle}
 }
 
 // Respond implements Responder.
@@ -120,6 +121,7 @@ func (f *Flows) step(ctx context.Context, tx *gorm.DB, contact *models.Contact, 
 			return nil, err
 		}
 	}
+	in.Region = f.region
 	next, actions, err := engine.Step(flow, st, in)
 	if errors.Is(err, engine.ErrAwaitingAI) {
 		return &Outcome{Defer: true}, nil // taken up once the AI layer has answered
