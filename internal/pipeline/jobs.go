@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -244,15 +245,17 @@ func (SendArgs) Kind() string { return "send_message" }
 type sendWorker struct {
 	river.WorkerDefaults[SendArgs]
 	p *Pipeline
+	// hints holds, by job id, the delay the platform asked for on the
+	// attempt that just failed; River asks NextRetry right after Work
+	// returns, in this process.
+	hints sync.Map
 }
 
 // NextRetry backs off exponentially, or as long as the platform asked.
 func (w *sendWorker) NextRetry(job *river.Job[SendArgs]) time.Time {
 	d := w.p.backoff(job.Attempt)
-	if n := len(job.Errors); n > 0 {
-		if hint, err := time.ParseDuration(retryHint(job.Errors[n-1].Error)); err == nil && hint > d {
-			d = hint
-		}
+	if hint, ok := w.hints.LoadAndDelete(job.ID); ok {
+		d = max(d, hint.(time.Duration))
 	}
 	return time.Now().Add(d)
 }

@@ -2,12 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/channel"
@@ -35,12 +36,13 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		var wait *waitTurn
 		if errors.As(err, &wait) {
 			// An earlier reply to the contact is still on its way: come
-			// back soon (a snooze is not an attempt); one waiting out a
-			// retry delay takes longer.
-			if wait.retrying {
-				return river.JobSnooze(5 * time.Second)
-			}
-			return river.JobSnooze(20 * time.Millisecond)
+			// back (a snooze is not an attempt), soon at first and then
+			// less often; one waiting out a retry delay takes longer.
+			return river.JobSnooze(turnWait(snoozes(job.JobRow), wait.retrying))
+		}
+		var later *retryLater
+		if errors.As(err, &later) {
+			w.hints.Store(job.ID, later.after)
 		}
 		if err != nil {
 			return err
@@ -48,6 +50,35 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	}
 	return nil
 }
+
+// turnWait is how long a send waits for an earlier one to the same contact
+// after snoozing n times already: 20 ms, doubling, at most 2 s; 5 s when
+// the earlier one waits out a retry delay.
+func turnWait(n int, retrying bool) time.Duration {
+	if retrying {
+		return 5 * time.Second
+	}
+	return min(20*time.Millisecond<<min(n, 10), 2*time.Second)
+}
+
+// snoozes is how often River has snoozed the job (kept in its metadata).
+func snoozes(job *rivertype.JobRow) int {
+	var m struct {
+		Snoozes int `json:"snoozes"`
+	}
+	_ = json.Unmarshal(job.Metadata, &m)
+	return m.Snoozes
+}
+
+// retryLater is a failed send the platform asked to be retried no sooner
+// than after.
+type retryLater struct {
+	after time.Duration
+	err   error
+}
+
+func (e *retryLater) Error() string { return e.err.Error() }
+func (e *retryLater) Unwrap() error { return e.err }
 
 // waitTurn says an earlier message to the same contact must leave first;
 // retrying, that it waits for a retry after a failed attempt.
@@ -163,17 +194,7 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 	if err := p.messages.FinishAttempt(ctx, nil, st.Message.ID, models.StatusQueued, "", se.Code, se.Reason); err != nil {
 		return err
 	}
-	return fmt.Errorf("retry_after=%s %w", se.RetryAfter, sendErr)
-}
-
-// retryHint reads the delay a failed send asked for from its error text.
-func retryHint(msg string) string {
-	rest, ok := strings.CutPrefix(msg, "retry_after=")
-	if !ok {
-		return ""
-	}
-	hint, _, _ := strings.Cut(rest, " ")
-	return hint
+	return &retryLater{after: se.RetryAfter, err: sendErr}
 }
 
 // address is the contact's address as platforms take it.

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/channel/siren"
+	"github.com/parley-chat/parley/internal/channel/siren/sirentest"
 	"github.com/parley-chat/parley/internal/channel/twilio"
 	"github.com/parley-chat/parley/internal/channel/twilio/twiliotest"
 	"github.com/parley-chat/parley/internal/engine"
@@ -217,5 +219,34 @@ func TestSend_ATimeoutAfterThePlatformTookTheRequestIsUncertain(t *testing.T) {
 	}
 	if n := len(e.api.Sent()); n != 1 {
 		t.Fatalf("Twilio took the message %d times, want once", n)
+	}
+}
+
+// A platform that asks to be retried later (429 with Retry-After) is not
+// called again sooner, however short the backoff.
+func TestSend_TheRetryWaitsAsLongAsThePlatformAsked(t *testing.T) {
+	e := newEnv(t)
+	api := sirentest.NewAPI("key-1")
+	t.Cleanup(api.Close)
+	sc, err := siren.NewClient(siren.Config{APIKey: "key-1", BaseURL: api.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.RateLimitNext(3600)
+	e.startWith(t, pipeline.Deps{Responder: pipeline.Ack{Text: "ack"}, Senders: map[string]channel.Sender{channel.Siren: sc},
+		Config: pipeline.Config{RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond}})
+	in := sms("sr-1", "+919876543210", "hello")
+	in.Provider = channel.Siren
+	if _, err := e.pipelineIngest(t, in); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the refused send to be scheduled again", func() bool {
+		return e.count(t, `SELECT count(*) FROM river_job WHERE kind = 'send_message' AND state = 'retryable'`) == 1
+	})
+	if n := e.count(t, `SELECT count(*) FROM river_job WHERE kind = 'send_message' AND scheduled_at > now() + interval '55 minutes'`); n != 1 {
+		t.Fatal("the retry is due sooner than the hour Siren asked for")
+	}
+	if len(api.Sent()) != 0 {
+		t.Fatal("sent despite the refusal")
 	}
 }

@@ -24,6 +24,14 @@ type API struct {
 	mu     sync.Mutex
 	sent   []Sent
 	status map[string]map[string]any // notification id → data of the status answer
+	limit  []int                     // Retry-After seconds of the next sends refused as rate limited
+}
+
+// RateLimitNext makes the next send answer 429 with Retry-After: seconds.
+func (a *API) RateLimitNext(seconds int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.limit = append(a.limit, seconds)
 }
 
 // NewAPI starts a fake that accepts key as its bearer token.
@@ -78,6 +86,12 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Body == "" {
 			reply(w, http.StatusBadRequest, nil, "body is required")
+			return
+		}
+		if len(a.limit) > 0 {
+			w.Header().Set("Retry-After", fmt.Sprint(a.limit[0]))
+			a.limit = a.limit[1:]
+			reply(w, http.StatusTooManyRequests, nil, "Too many requests")
 			return
 		}
 		id := fmt.Sprintf("notif-%04d", len(a.sent)+1)
