@@ -2,13 +2,11 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/channel"
@@ -38,7 +36,7 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 			// An earlier reply to the contact is still on its way: come
 			// back (a snooze is not an attempt), soon at first and then
 			// less often; one waiting out a retry delay takes longer.
-			return river.JobSnooze(turnWait(snoozes(job.JobRow), wait.retrying))
+			return river.JobSnooze(turnWait(time.Since(wait.queued), wait.retrying))
 		}
 		var later *retryLater
 		if errors.As(err, &later) {
@@ -51,23 +49,20 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	return nil
 }
 
-// turnWait is how long a send waits for an earlier one to the same contact
-// after snoozing n times already: 20 ms, doubling, at most 2 s; 5 s when
-// the earlier one waits out a retry delay.
-func turnWait(n int, retrying bool) time.Duration {
-	if retrying {
+// turnWait is how long a send waits before looking again for an earlier
+// one to the same contact, when its message was queued waited ago: 20 ms
+// for the first half minute (a chain of replies moves on at once), then a
+// tenth of the wait so far, at most 5 s (something is slow or stuck, and
+// looking often only loads the database); 5 s when the earlier one waits
+// out a retry delay.
+func turnWait(waited time.Duration, retrying bool) time.Duration {
+	switch {
+	case retrying:
 		return 5 * time.Second
+	case waited < 30*time.Second:
+		return 20 * time.Millisecond
 	}
-	return min(20*time.Millisecond<<min(n, 10), 2*time.Second)
-}
-
-// snoozes is how often River has snoozed the job (kept in its metadata).
-func snoozes(job *rivertype.JobRow) int {
-	var m struct {
-		Snoozes int `json:"snoozes"`
-	}
-	_ = json.Unmarshal(job.Metadata, &m)
-	return m.Snoozes
+	return min(waited/10, 5*time.Second)
 }
 
 // retryLater is a failed send the platform asked to be retried no sooner
@@ -81,8 +76,12 @@ func (e *retryLater) Error() string { return e.err.Error() }
 func (e *retryLater) Unwrap() error { return e.err }
 
 // waitTurn says an earlier message to the same contact must leave first;
-// retrying, that it waits for a retry after a failed attempt.
-type waitTurn struct{ retrying bool }
+// retrying, that it waits for a retry after a failed attempt; queued is
+// when the waiting message was queued.
+type waitTurn struct {
+	retrying bool
+	queued   time.Time
+}
 
 func (w *waitTurn) Error() string { return "an earlier message to the contact is not sent yet" }
 
@@ -133,7 +132,7 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 		return p.messages.BeginAttempt(ctx, tx, st.Message.ID)
 	})
 	if err == nil && mustWait {
-		return &waitTurn{retrying: retrying}
+		return &waitTurn{retrying: retrying, queued: st.Message.CreatedAt}
 	}
 	if err != nil || !proceed {
 		return err

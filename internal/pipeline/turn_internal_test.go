@@ -5,19 +5,19 @@ import (
 	"time"
 )
 
-// A send waiting for an earlier one to the same contact checks soon at
-// first, then ever less often, never more than every 2 s.
+// A send waiting for an earlier one to the same contact checks often
+// while a chain of replies is moving, then ever less often.
 func TestTurnWait_BacksOff(t *testing.T) {
 	tests := []struct {
-		n        int
+		n        time.Duration
 		retrying bool
 		want     time.Duration
 	}{
 		{0, false, 20 * time.Millisecond},
-		{1, false, 40 * time.Millisecond},
-		{3, false, 160 * time.Millisecond},
-		{7, false, 2 * time.Second},
-		{500, false, 2 * time.Second},
+		{29 * time.Second, false, 20 * time.Millisecond},
+		{30 * time.Second, false, 3 * time.Second},
+		{40 * time.Second, false, 4 * time.Second},
+		{2 * time.Hour, false, 5 * time.Second},
 		{0, true, 5 * time.Second},
 	}
 	for _, tt := range tests {
