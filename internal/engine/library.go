@@ -46,8 +46,18 @@ func Builtin() *Library {
 // as the YAML it also is). It returns every
 // problem found, one per line, naming file, node and problem.
 func LoadDir(dir string) (*Library, error) {
-	return loadFS(os.DirFS(dir), ".")
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a readable folder of flow files", dir)
+	}
+	l, err := loadFS(os.DirFS(dir), ".")
+	if errors.Is(err, errNoFlows) {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return l, err
 }
+
+// errNoFlows says a folder holds no flow file.
+var errNoFlows = errors.New("no flow files (*.yaml, *.yml, *.json) found")
 
 func loadFS(fsys fs.FS, dir string) (*Library, error) {
 	entries, err := fs.ReadDir(fsys, dir)
@@ -81,7 +91,7 @@ func loadFS(fsys fs.FS, dir string) (*Library, error) {
 		return nil, errors.Join(errs...)
 	}
 	if len(l.current) == 0 {
-		return nil, fmt.Errorf("no flow files (*.yaml, *.yml, *.json) found")
+		return nil, errNoFlows
 	}
 	return l, nil
 }

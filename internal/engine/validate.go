@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 
@@ -11,19 +12,25 @@ var askTypes = map[string]bool{"text": true, "number": true, "choice": true, "ye
 
 // validate checks a parsed flow: every reference resolves, every node is
 // reachable, every node has what its kind needs, every condition compiles,
-// and no cycle runs without waiting for the contact.
+// and no cycle runs without waiting for the contact. It reports every
+// problem it finds (the first of each node), one error each, joined.
 func validate(f *Flow) error {
+	var problems []error
 	fail := func(node, format string, args ...any) error {
-		return &Error{File: f.File, Node: node, Problem: fmt.Sprintf(format, args...)}
+		err := &Error{File: f.File, Node: node, Problem: fmt.Sprintf(format, args...)}
+		problems = append(problems, err)
+		return err
 	}
 	if f.ID == "" {
-		return fail("", "the flow has no id")
+		fail("", "the flow has no id")
 	}
 	if len(f.Nodes) == 0 {
-		return fail("", "the flow has no nodes")
+		fail("", "the flow has no nodes")
+		return errors.Join(problems...)
 	}
-	if _, ok := f.Nodes[f.Start]; !ok {
-		return fail("", "start %q is not a node", f.Start)
+	_, hasStart := f.Nodes[f.Start]
+	if !hasStart {
+		fail("", "start %q is not a node", f.Start)
 	}
 	ids := make([]string, 0, len(f.Nodes))
 	for id := range f.Nodes {
@@ -31,73 +38,76 @@ func validate(f *Flow) error {
 	}
 	sort.Strings(ids) // report problems in a stable order
 	for _, id := range ids {
-		n := f.Nodes[id]
-		kinds := 0
-		for _, set := range []bool{n.Send != nil, n.Ask != nil, n.Branch != nil, n.AIClassify != nil, n.AIExtract != nil, n.Handoff != nil, n.End != nil} {
-			if set {
-				kinds++
-			}
-		}
-		if kinds != 1 {
-			return fail(id, "a node needs exactly one of send, ask, branch, ai_classify, ai_extract, handoff or end (has %d)", kinds)
-		}
-		ref := func(what, target string) error {
-			if target == "" {
-				return fail(id, "%s is missing", what)
-			}
-			if _, ok := f.Nodes[target]; !ok {
-				return fail(id, "%s %q is not a node", what, target)
-			}
-			return nil
-		}
-		switch {
-		case n.Send != nil:
-			if len(n.Send) == 0 {
-				return fail(id, "send has no text")
-			}
-			if err := ref("next", n.Next); err != nil {
-				return err
-			}
-		case n.Ask != nil:
-			if err := validateAsk(f, n, ref, fail); err != nil {
-				return err
-			}
-		case n.AIClassify != nil || n.AIExtract != nil:
-			if err := validateAI(n, ref, fail); err != nil {
-				return err
-			}
-		case n.Branch != nil:
-			hasElse := false
-			for i, c := range n.Branch {
-				switch {
-				case c.Else != "":
-					hasElse = true
-					if err := ref("else", c.Else); err != nil {
-						return err
-					}
-				case c.When == "":
-					return fail(id, "branch case %d has neither when nor else", i+1)
-				default:
-					prog, err := expr.Compile(c.When, expr.Env(map[string]any{}), expr.AllowUndefinedVariables(), expr.AsBool())
-					if err != nil {
-						return fail(id, "branch case %d: condition %q does not compile: %v", i+1, c.When, err)
-					}
-					c.program = prog
-					if err := ref(fmt.Sprintf("branch case %d next", i+1), c.Next); err != nil {
-						return err
-					}
-				}
-			}
-			if !hasElse {
-				return fail(id, "branch has no else: a contact matching no case would be stranded")
-			}
-		}
+		_ = validateNode(f, f.Nodes[id], fail) // recorded by fail
 	}
-	if unreachable := unreachableNodes(f); len(unreachable) > 0 {
-		return fail(unreachable[0], "node is unreachable from start %q", f.Start)
+	if hasStart {
+		for _, id := range unreachableNodes(f) {
+			fail(id, "node is unreachable from start %q", f.Start)
+		}
 	}
 	if cycle := cycleWithoutWait(f); cycle != "" {
-		return fail(cycle, "node is on a cycle that never waits for the contact (add an ask)")
+		fail(cycle, "node is on a cycle that never waits for the contact (add an ask)")
+	}
+	return errors.Join(problems...)
+}
+
+// validateNode checks one node and returns its first problem (which fail
+// has recorded), or nil.
+func validateNode(f *Flow, n *Node, fail func(string, string, ...any) error) error {
+	id := n.ID
+	kinds := 0
+	for _, set := range []bool{n.Send != nil, n.Ask != nil, n.Branch != nil, n.AIClassify != nil, n.AIExtract != nil, n.Handoff != nil, n.End != nil} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds != 1 {
+		return fail(id, "a node needs exactly one of send, ask, branch, ai_classify, ai_extract, handoff or end (has %d)", kinds)
+	}
+	ref := func(what, target string) error {
+		if target == "" {
+			return fail(id, "%s is missing", what)
+		}
+		if _, ok := f.Nodes[target]; !ok {
+			return fail(id, "%s %q is not a node", what, target)
+		}
+		return nil
+	}
+	switch {
+	case n.Send != nil:
+		if len(n.Send) == 0 {
+			return fail(id, "send has no text")
+		}
+		return ref("next", n.Next)
+	case n.Ask != nil:
+		return validateAsk(f, n, ref, fail)
+	case n.AIClassify != nil || n.AIExtract != nil:
+		return validateAI(n, ref, fail)
+	case n.Branch != nil:
+		hasElse := false
+		for i, c := range n.Branch {
+			switch {
+			case c.Else != "":
+				hasElse = true
+				if err := ref("else", c.Else); err != nil {
+					return err
+				}
+			case c.When == "":
+				return fail(id, "branch case %d has neither when nor else", i+1)
+			default:
+				prog, err := expr.Compile(c.When, expr.Env(map[string]any{}), expr.AllowUndefinedVariables(), expr.AsBool())
+				if err != nil {
+					return fail(id, "branch case %d: condition %q does not compile: %v", i+1, c.When, err)
+				}
+				c.program = prog
+				if err := ref(fmt.Sprintf("branch case %d next", i+1), c.Next); err != nil {
+					return err
+				}
+			}
+		}
+		if !hasElse {
+			return fail(id, "branch has no else: a contact matching no case would be stranded")
+		}
 	}
 	return nil
 }
@@ -196,7 +206,7 @@ func unreachableNodes(f *Flow) []string {
 		next, _ := edges(f.Nodes[queue[0]])
 		queue = queue[1:]
 		for _, t := range next {
-			if t != "" && !seen[t] {
+			if _, ok := f.Nodes[t]; ok && !seen[t] {
 				seen[t] = true
 				queue = append(queue, t)
 			}
@@ -230,6 +240,9 @@ func cycleWithoutWait(f *Flow) string {
 		}
 		state[id] = active
 		for _, t := range next {
+			if _, ok := f.Nodes[t]; !ok {
+				continue // reported as a missing node
+			}
 			switch state[t] {
 			case active:
 				return t

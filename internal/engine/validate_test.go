@@ -65,3 +65,25 @@ func TestParse_VersionIsTheContentHash(t *testing.T) {
 		t.Fatalf("versions %q and %q: an edit must change the version", a.Version, b.Version)
 	}
 }
+
+func TestParse_ReportsEveryProblemOfAFile(t *testing.T) {
+	src := "id: x\nstart: a\nnodes:\n" +
+		"  a: {send: hi, next: nowhere}\n" +
+		"  b: {ask: {type: text}, next: c}\n" +
+		"  c: {branch: [{when: 'age > 1', next: d}]}\n" +
+		"  d: {end: {}}\n"
+	_, err := engine.Parse("many.yaml", []byte(src))
+	if err == nil {
+		t.Fatal("Parse accepted a flow with four problems")
+	}
+	for _, want := range []string{
+		`many.yaml: node "a": next "nowhere" is not a node`,
+		`many.yaml: node "b": ask has no prompt`,
+		`many.yaml: node "c": branch has no else`,
+		`many.yaml: node "b": node is unreachable`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
