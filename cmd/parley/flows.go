@@ -14,52 +14,39 @@ import (
 	"github.com/parley-chat/parley/internal/pipeline"
 )
 
-// cmdFlows validates flow files and simulates conversations against the
-// real engine: interactive on a terminal, scripted with --script or piped
-// input.
-func cmdFlows(args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return usageError{"flows needs: validate [dir] or simulate FLOW [--script FILE]"}
+// flowsValidate checks the flows of dir (the built-in ones when "").
+func flowsValidate(dir string, stdout io.Writer) error {
+	lib, err := library(dir)
+	if err != nil {
+		return fmt.Errorf("flows are invalid:\n%w", err)
 	}
-	switch args[0] {
-	case "validate":
-		dir := getenv("PARLEY_FLOWS_DIR")
-		if len(args) > 1 {
-			dir = args[1]
-		}
-		lib, err := library(dir)
-		if err != nil {
-			return fmt.Errorf("flows are invalid:\n%w", err)
-		}
-		for _, f := range lib.Flows() {
-			fmt.Fprintf(stdout, "ok  %-20s version %s  %d nodes  (%s)\n", f.ID, f.Version, len(f.Nodes), f.File)
-		}
-		return nil
-	case "simulate":
-		if len(args) < 2 {
-			return usageError{"flows simulate needs a flow: a file, or the id of a flow in PARLEY_FLOWS_DIR or built in"}
-		}
-		f, err := findFlow(args[1], getenv("PARLEY_FLOWS_DIR"))
+	for _, f := range lib.Flows() {
+		fmt.Fprintf(stdout, "ok  %-20s version %s  %d nodes  (%s)\n", f.ID, f.Version, len(f.Nodes), f.File)
+	}
+	return nil
+}
+
+// flowsSimulate talks to the flow name through the real engine: reading
+// the contact's lines from script, or from the terminal when "".
+func flowsSimulate(name, script string, getenv func(string) string, stdout io.Writer) error {
+	f, err := findFlow(name, getenv("PARLEY_FLOWS_DIR"))
+	if err != nil {
+		return err
+	}
+	in := io.Reader(os.Stdin)
+	if script != "" {
+		file, err := os.Open(script)
 		if err != nil {
 			return err
 		}
-		in := io.Reader(os.Stdin)
-		if len(args) > 3 && args[2] == "--script" {
-			script, err := os.Open(args[3])
-			if err != nil {
-				return err
-			}
-			defer script.Close()
-			in = script
-		}
-		textAI, err := newTextAI(getenv("PARLEY_LLM_BASE_URL"), getenv("PARLEY_LLM_API_KEY"), getenv("PARLEY_LLM_MODEL"), nil)
-		if err != nil {
-			return err
-		}
-		return simulate(f, in, stdout, textAI, strings.ToUpper(getenv("PARLEY_DEFAULT_REGION")))
-	default:
-		return usageError{fmt.Sprintf("unknown flows action %q", args[0])}
+		defer file.Close()
+		in = file
 	}
+	textAI, err := newTextAI(getenv("PARLEY_LLM_BASE_URL"), getenv("PARLEY_LLM_API_KEY"), getenv("PARLEY_LLM_MODEL"), nil)
+	if err != nil {
+		return err
+	}
+	return simulate(f, in, stdout, textAI, strings.ToUpper(getenv("PARLEY_DEFAULT_REGION")))
 }
 
 // library loads dir, or the built-in flows when dir is "".

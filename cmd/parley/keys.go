@@ -19,42 +19,30 @@ import (
 	"github.com/parley-chat/parley/internal/store"
 )
 
-func cmdKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{"keys needs: generate, rotate or status"}
+// cmdKeys rotates the keys (action "rotate") or reports on them ("status").
+func cmdKeys(ctx context.Context, action string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(getenv, config.Requirements{Database: true, Keys: true})
+	if err != nil {
+		return err
 	}
-	switch args[0] {
-	case "generate":
-		return keysGenerate(args[1:], stdout)
-	case "rotate", "status":
-		cfg, err := config.Load(getenv, config.Requirements{Database: true, Keys: true})
-		if err != nil {
-			return err
-		}
-		db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		c, err := newCrypto(cfg, newLogger(stderr, cfg.LogLevel))
-		if err != nil {
-			return err
-		}
-		rot := store.NewRotator(db, c.Ring)
-		if args[0] == "rotate" {
-			return keysRotate(ctx, rot, c.Ring.ActiveKeyID(), stderr)
-		}
-		return keysStatus(ctx, rot, stdout)
-	default:
-		return usageError{fmt.Sprintf("unknown keys action %q", args[0])}
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
+	if err != nil {
+		return err
 	}
+	defer db.Close()
+	c, err := newCrypto(cfg, newLogger(stderr, cfg.LogLevel))
+	if err != nil {
+		return err
+	}
+	rot := store.NewRotator(db, c.Ring)
+	if action == "rotate" {
+		return keysRotate(ctx, rot, c.Ring.ActiveKeyID(), stderr)
+	}
+	return keysStatus(ctx, rot, stdout)
 }
 
-func keysGenerate(args []string, stdout io.Writer) error {
-	kind := "encryption"
-	if len(args) > 0 {
-		kind = args[0]
-	}
+// keysGenerate prints a new key of kind.
+func keysGenerate(kind string, stdout io.Writer) error {
 	switch kind {
 	case "encryption":
 		fmt.Fprintln(stdout, newEncryptionKey())

@@ -9,14 +9,9 @@ import (
 	"github.com/parley-chat/parley/internal/store"
 )
 
-func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) != 1 {
-		return usageError{"migrate needs one of: up, down, status"}
-	}
-	action := args[0]
-	if action != "up" && action != "down" && action != "status" {
-		return usageError{fmt.Sprintf("unknown migrate action %q", action)}
-	}
+// cmdMigrate applies (up), rolls back one (down) or lists (status) the
+// migrations.
+func cmdMigrate(ctx context.Context, action string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(getenv, config.Requirements{Database: true})
 	if err != nil {
 		return err

@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/parley-chat/parley/internal/config"
 )
 
@@ -22,26 +24,7 @@ const (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-const usage = `Usage: parley <command> [arguments]
-
-Commands:
-  serve                  run the server (needs DATABASE_URL and the keys; see .env.example)
-  dev                    run the server for development: embedded PostgreSQL in ./.data,
-                         generated development keys, migrations applied
-  migrate up|down|status apply, roll back one, or list the database migrations
-  keys generate [encryption|blind-index|session]
-                         print a new key for PARLEY_ENCRYPTION_KEYS, PARLEY_BLIND_INDEX_KEY
-                         or PARLEY_SESSION_KEYS
-  keys rotate            re-encrypt every stored value under the active (first) key of
-                         PARLEY_ENCRYPTION_KEYS; resumable, with progress
-  keys status            how many stored values each key seals, and the last rotation
-  flows validate [dir]   check the flow files (PARLEY_FLOWS_DIR, or the built-in sample)
-  flows simulate FLOW [--script FILE]
-                         talk to a flow in the terminal, through the real engine
-  version                print the version
-`
-
-// usageError is a bad command line; run prints it with the usage.
+// usageError is a bad command line; run prints it with a hint to --help.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -51,7 +34,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	err := dispatch(ctx, args[1:], getenv, stdout, stderr)
+	root, started := commands(getenv, stdout, stderr)
+	root.SetArgs(args[1:])
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
 	var cfgErr *config.Error
 	var useErr usageError
 	switch {
@@ -60,8 +47,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case errors.As(err, &cfgErr):
 		fmt.Fprintln(stderr, cfgErr.Error())
 		return exitUsage
-	case errors.As(err, &useErr):
-		fmt.Fprintf(stderr, "parley: %s\n\n%s", useErr.msg, usage)
+	case errors.As(err, &useErr) || !*started:
+		// Refused by the command line itself: an unknown command or flag,
+		// a missing or extra argument.
+		fmt.Fprintf(stderr, "parley: %s\nRun '%s --help' for usage.\n", err, cmd.CommandPath())
 		return exitUsage
 	default:
 		fmt.Fprintf(stderr, "parley: %v\n", err)
@@ -69,28 +58,123 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{"no command given"}
+// commands is the command tree. started is set once a command's own code
+// runs: an error before that is the command line's.
+func commands(getenv func(string) string, stdout, stderr io.Writer) (*cobra.Command, *bool) {
+	started := new(bool)
+	root := &cobra.Command{
+		Use:           "parley",
+		Short:         "Parley runs conversations with people over WhatsApp and SMS.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageError{"no command given"}
+		},
+		PersistentPreRun: func(*cobra.Command, []string) { *started = true },
 	}
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "serve":
-		return cmdServe(ctx, getenv, stdout)
-	case "dev":
-		return cmdDev(ctx, getenv, stdout, stderr)
-	case "migrate":
-		return cmdMigrate(ctx, rest, getenv, stdout)
-	case "keys":
-		return cmdKeys(ctx, rest, getenv, stdout, stderr)
-	case "flows":
-		return cmdFlows(rest, getenv, stdout)
-	case "version":
-		fmt.Fprintln(stdout, version)
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	default:
-		return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+
+	root.AddCommand(&cobra.Command{
+		Use:   "serve",
+		Short: "Run the server (needs DATABASE_URL and the keys; see .env.example)",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmdServe(cmd.Context(), getenv, stdout) },
+	}, &cobra.Command{
+		Use:   "dev",
+		Short: "Run the server for development: embedded PostgreSQL in ./.data, development keys, migrations applied",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmdDev(cmd.Context(), getenv, stdout, stderr) },
+	}, migrateCommand(getenv, stdout), keysCommand(getenv, stdout, stderr), flowsCommand(getenv, stdout), &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run:   func(*cobra.Command, []string) { fmt.Fprintln(stdout, version) },
+	})
+	return root, started
+}
+
+// group is a command that only holds others: run bare, it names them.
+func group(use, short, needs string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE:  func(*cobra.Command, []string) error { return usageError{use + " needs one of: " + needs} },
 	}
+}
+
+func migrateCommand(getenv func(string) string, stdout io.Writer) *cobra.Command {
+	m := group("migrate", "Apply, roll back one, or list the database migrations", "up, down, status")
+	for _, sub := range []struct{ action, short string }{
+		{"up", "Apply every pending migration"},
+		{"down", "Roll back the last migration"},
+		{"status", "List the migrations and whether each is applied"},
+	} {
+		m.AddCommand(&cobra.Command{
+			Use: sub.action, Short: sub.short, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return cmdMigrate(cmd.Context(), sub.action, getenv, stdout)
+			},
+		})
+	}
+	return m
+}
+
+func keysCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
+	k := group("keys", "Make, rotate and inspect the encryption keys", "generate, rotate, status")
+	k.AddCommand(&cobra.Command{
+		Use:       "generate [encryption|blind-index|session]",
+		Short:     "Print a new key for PARLEY_ENCRYPTION_KEYS (the default), PARLEY_BLIND_INDEX_KEY or PARLEY_SESSION_KEYS",
+		Args:      cobra.MatchAll(cobra.MaximumNArgs(1), cobra.OnlyValidArgs),
+		ValidArgs: []string{"encryption", "blind-index", "session"},
+		RunE: func(_ *cobra.Command, args []string) error {
+			kind := "encryption"
+			if len(args) == 1 {
+				kind = args[0]
+			}
+			return keysGenerate(kind, stdout)
+		},
+	}, &cobra.Command{
+		Use:   "rotate",
+		Short: "Re-encrypt every stored value under the active (first) key; resumable, with progress",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmdKeys(cmd.Context(), "rotate", getenv, stdout, stderr)
+		},
+	}, &cobra.Command{
+		Use:   "status",
+		Short: "How many stored values each key seals, per column, and the last rotation",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmdKeys(cmd.Context(), "status", getenv, stdout, stderr)
+		},
+	})
+	return k
+}
+
+func flowsCommand(getenv func(string) string, stdout io.Writer) *cobra.Command {
+	f := group("flows", "Check flow files and talk to a flow in the terminal", "validate, simulate")
+	var script string
+	simulate := &cobra.Command{
+		Use:   "simulate FLOW",
+		Short: "Talk to a flow (a file, or the id of a flow in PARLEY_FLOWS_DIR or built in) through the real engine",
+		Args:  cobra.ExactArgs(1),
+		RunE:  func(_ *cobra.Command, args []string) error { return flowsSimulate(args[0], script, getenv, stdout) },
+	}
+	simulate.Flags().StringVar(&script, "script", "", "read the contact's lines from `FILE` instead of the terminal")
+	f.AddCommand(&cobra.Command{
+		Use:   "validate [DIR]",
+		Short: "Check the flow files of DIR (PARLEY_FLOWS_DIR, or the built-in samples), naming file, node and problem",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			dir := getenv("PARLEY_FLOWS_DIR")
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			return flowsValidate(dir, stdout)
+		},
+	}, simulate)
+	return f
 }
