@@ -12,8 +12,11 @@ RACE ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 .PHONY: run build test bench fuzz generate css lint migrate check-generated deps
 
 ## run: Parley for development (embedded PostgreSQL in ./.data unless DATABASE_URL is set)
-run:
-	$(GO) run ./cmd/parley dev
+# The binary is built, then run in the recipe's place: `go run` answers
+# Ctrl-C with exit status 1 although Parley stops cleanly, and make then
+# reports an error.
+run: build
+	@exec bin/parley dev
 
 ## build: the binary in bin/parley
 build:
@@ -59,6 +62,7 @@ lint:
 check-generated: node_modules/.installed
 	scripts/check-generated
 
-## migrate: apply migrations to DATABASE_URL (ARGS=down|status for the others)
+## migrate: apply migrations to DATABASE_URL, or to the running `make run`'s database (ARGS=down|status for the others)
 migrate:
+	@if [ -z "$$DATABASE_URL" ] && [ -f .data/dev-database.env ]; then set -a; . ./.data/dev-database.env; set +a; fi; \
 	$(GO) run ./cmd/parley migrate $(or $(ARGS),up)

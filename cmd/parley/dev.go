@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,6 +35,11 @@ func cmdDev(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
+	unlock, err := lockDataDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	keys, err := loadDevKeys(filepath.Join(dataDir, "dev-keys.env"))
 	if err != nil {
 		return err
@@ -66,6 +73,13 @@ func cmdDev(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 		}
 		defaults["DATABASE_URL"] = cluster.DSN(devDatabase)
 		dbPort = cluster.Port
+		// For the other commands (parley keys status, make migrate) while
+		// this one runs: the port may change between runs.
+		dsnFile := filepath.Join(dataDir, "dev-database.env")
+		note := "# The embedded database of the running `parley dev`; rewritten at each start.\nDATABASE_URL=" + cluster.DSN(devDatabase) + "\n"
+		if err := os.WriteFile(dsnFile, []byte(note), 0o600); err != nil {
+			return fmt.Errorf("save the database URL: %w", err)
+		}
 	}
 
 	cfg, err := config.Load(overlay(getenv, defaults), config.Requirements{Database: true, Keys: true})
@@ -82,6 +96,30 @@ func cmdDev(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 	return serve(ctx, cfg, log, true, func(addr string) {
 		fmt.Fprintf(stderr, "parley dev: console at %s (Ctrl-C stops)\n", consoleURL(addr))
 	})
+}
+
+// lockDataDir takes the data folder for this process, so that a second
+// `parley dev` on it is refused before it touches anything (it would stop
+// the first one's PostgreSQL). The lock goes with the process, however it
+// ends.
+func lockDataDir(dir string) (unlock func(), err error) {
+	path := filepath.Join(dir, "dev.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		pid, _ := io.ReadAll(io.LimitReader(f, 32))
+		f.Close()
+		holder := ""
+		if p := strings.TrimSpace(string(pid)); p != "" {
+			holder = " (pid " + p + ")"
+		}
+		return nil, fmt.Errorf("another `parley dev`%s is already running on %s; stop it first, or give this one a folder of its own with PARLEY_DATA_DIR", holder, dir)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() { f.Close() }, nil
 }
 
 // overlay returns a getenv that prefers the environment and falls back to

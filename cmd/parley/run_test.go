@@ -344,6 +344,19 @@ func TestRun_DevStartsEmbeddedPostgresAndReusesItsData(t *testing.T) {
 	if !strings.Contains(first.stderr.String(), "console at http://") {
 		t.Errorf("dev did not print the console URL; stderr:\n%s", first.stderr)
 	}
+	// A second dev on the same folder is refused before it touches the
+	// first one's database.
+	again := map[string]string{"PARLEY_DATA_DIR": dataDir, "PARLEY_ADDR": fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	if code, _, stderr := runCmd(t, again, "dev"); code != exitFailure || !strings.Contains(stderr, "already running on "+dataDir) {
+		t.Errorf("a second dev on the same folder: exit %d, stderr %q", code, stderr)
+	}
+	if code, body := get(t, first.base+"/readyz"); code != http.StatusOK {
+		t.Fatalf("the first dev after the second was refused: /readyz = %d %s", code, body)
+	}
+	// The database URL is kept for the other commands.
+	if env, err := os.ReadFile(filepath.Join(dataDir, "dev-database.env")); err != nil || !strings.Contains(string(env), "DATABASE_URL=postgres://") {
+		t.Errorf("dev-database.env: %q, %v", env, err)
+	}
 	keys, err := os.ReadFile(filepath.Join(dataDir, "dev-keys.env"))
 	if err != nil {
 		t.Fatal(err)
