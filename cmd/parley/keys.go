@@ -21,11 +21,7 @@ import (
 
 // cmdKeys rotates the keys (action "rotate") or reports on them ("status").
 func cmdKeys(ctx context.Context, action string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(getenv, config.Requirements{Database: true, Keys: true})
-	if err != nil {
-		return err
-	}
-	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
+	cfg, db, err := openDatabase(ctx, getenv, config.Requirements{Database: true, Keys: true})
 	if err != nil {
 		return err
 	}

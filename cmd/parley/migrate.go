@@ -12,11 +12,7 @@ import (
 // cmdMigrate applies (up), rolls back one (down) or lists (status) the
 // migrations.
 func cmdMigrate(ctx context.Context, action string, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := config.Load(getenv, config.Requirements{Database: true})
-	if err != nil {
-		return err
-	}
-	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
+	_, db, err := openDatabase(ctx, getenv, config.Requirements{Database: true})
 	if err != nil {
 		return err
 	}
@@ -47,4 +43,15 @@ func cmdMigrate(ctx context.Context, action string, getenv func(string) string, 
 		return fmt.Errorf("migrate %s: %w", action, err)
 	}
 	return nil
+}
+
+// openDatabase loads the settings req needs and opens the database of an
+// admin command; the caller closes it.
+func openDatabase(ctx context.Context, getenv func(string) string, req config.Requirements) (*config.Config, *store.DB, error) {
+	cfg, err := config.Load(getenv, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
+	return cfg, db, err
 }

@@ -110,3 +110,21 @@ func TestLoad_ReportsEveryProblemNamingTheVariable(t *testing.T) {
 		})
 	}
 }
+
+// The pool serves every worker at once, and then some: a pool smaller than
+// the workers made them queue for connections.
+func TestLoad_PoolIsSizedFromTheWorkers(t *testing.T) {
+	env := validEnv()
+	env["PARLEY_WORKERS"], env["PARLEY_AI_WORKERS"] = "30", "5"
+	c, err := load(env, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DBMaxConns != 45 {
+		t.Errorf("DBMaxConns = %d, want 30 + 5 + 10", c.DBMaxConns)
+	}
+	env["PARLEY_DB_MAX_CONNS"] = "12"
+	if c, _ := load(env, all); c == nil || c.DBMaxConns != 12 {
+		t.Errorf("PARLEY_DB_MAX_CONNS=12 not honoured: %+v", c)
+	}
+}

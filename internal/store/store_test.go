@@ -77,3 +77,16 @@ func (f *fixture) message(t testing.TB, c *models.Contact, body string) *models.
 	}
 	return m
 }
+
+func TestOpen_PoolSize(t *testing.T) {
+	for _, tt := range []struct{ asked, want int32 }{{0, 10}, {45, 45}} {
+		db, err := store.Open(context.Background(), pgtest.DSN(t), store.Options{MaxConns: int(tt.asked)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := db.Pool.Config().MaxConns; got != tt.want {
+			t.Errorf("MaxConns %d: pool of %d, want %d", tt.asked, got, tt.want)
+		}
+		db.Close()
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/channel/channeltest"
 	"github.com/parley-chat/parley/internal/channel/meta"
 )
 
@@ -131,32 +132,15 @@ func TestVerifySignature(t *testing.T) {
 	}
 }
 
-// stalling serves the way a platform that took the request and then hung
-// does: headersFirst sends a success status before hanging.
-func stalling(t *testing.T, headersFirst bool) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body)
-		if headersFirst {
-			w.WriteHeader(200)
-			w.(http.Flusher).Flush()
-		}
-		<-r.Context().Done()
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 func TestClient_SendTimeoutsAfterTheRequestAreUncertain(t *testing.T) {
-	closed := httptest.NewServer(http.NotFoundHandler())
-	closed.Close()
 	tests := []struct {
 		label         string
 		url           string
 		wantUncertain bool
 	}{
-		{"took the request, then no answer", stalling(t, false).URL, true},
-		{"a success status, then the body hung", stalling(t, true).URL, true},
-		{"no connection at all", closed.URL, false},
+		{"took the request, then no answer", channeltest.Stalling(t, false), true},
+		{"a success status, then the body hung", channeltest.Stalling(t, true), true},
+		{"no connection at all", channeltest.Closed(t), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.label, func(t *testing.T) {
@@ -166,10 +150,7 @@ func TestClient_SendTimeoutsAfterTheRequestAreUncertain(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = c.Send(context.Background(), channel.Outbound{To: "whatsapp:+919876543210", Body: "hi"})
-			se := channel.AsSendError(err)
-			if se == nil || se.Uncertain != tt.wantUncertain || se.Retryable == tt.wantUncertain {
-				t.Fatalf("err = %+v, want uncertain %v (and retryable %v)", se, tt.wantUncertain, !tt.wantUncertain)
-			}
+			channeltest.CheckUncertain(t, err, tt.wantUncertain)
 		})
 	}
 }

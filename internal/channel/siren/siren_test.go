@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/channel/channeltest"
 	"github.com/parley-chat/parley/internal/channel/siren"
 	"github.com/parley-chat/parley/models"
 )
@@ -140,28 +140,14 @@ func TestClient_FetchSendsTheKeyOnlyToSiren(t *testing.T) {
 }
 
 func TestClient_SendTimeoutsAfterTheRequestAreUncertain(t *testing.T) {
-	stall := func(headersFirst bool) string {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.ReadAll(r.Body)
-			if headersFirst {
-				w.WriteHeader(200)
-				w.(http.Flusher).Flush()
-			}
-			<-r.Context().Done()
-		}))
-		t.Cleanup(srv.Close)
-		return srv.URL
-	}
-	closed := httptest.NewServer(http.NotFoundHandler())
-	closed.Close()
 	tests := []struct {
 		label         string
 		url           string
 		wantUncertain bool
 	}{
-		{"took the request, then no answer", stall(false), true},
-		{"a success status, then the body hung", stall(true), true},
-		{"no connection at all", closed.URL, false},
+		{"took the request, then no answer", channeltest.Stalling(t, false), true},
+		{"a success status, then the body hung", channeltest.Stalling(t, true), true},
+		{"no connection at all", channeltest.Closed(t), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.label, func(t *testing.T) {
@@ -170,10 +156,7 @@ func TestClient_SendTimeoutsAfterTheRequestAreUncertain(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = c.Send(context.Background(), channel.Outbound{To: "+919876543210", Body: "hi"})
-			se := channel.AsSendError(err)
-			if se == nil || se.Uncertain != tt.wantUncertain || se.Retryable == tt.wantUncertain {
-				t.Fatalf("err = %+v, want uncertain %v (and retryable %v)", se, tt.wantUncertain, !tt.wantUncertain)
-			}
+			channeltest.CheckUncertain(t, err, tt.wantUncertain)
 		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/channel/channeltest"
 	"github.com/parley-chat/parley/internal/channel/twilio"
 	"github.com/parley-chat/parley/internal/channel/twilio/twiliotest"
 )
@@ -183,15 +184,13 @@ func TestClient_FetchSendsCredentialsOnlyToTwilio(t *testing.T) {
 func TestClient_SendTimeoutAfterTwilioTookTheRequestIsUncertain(t *testing.T) {
 	api := twiliotest.NewAPI("AC00000000000000000000000000000001", "secrettoken123")
 	t.Cleanup(api.Close)
-	closed := twiliotest.NewAPI("AC00000000000000000000000000000001", "secrettoken123")
-	closed.Close()
 	for _, tt := range []struct {
 		label         string
 		base          string
 		wantUncertain bool
 	}{
 		{"took the request, then no answer", api.URL, true},
-		{"no connection at all", closed.URL, false},
+		{"no connection at all", channeltest.Closed(t), false},
 	} {
 		t.Run(tt.label, func(t *testing.T) {
 			api.FailNext(twiliotest.AcceptThenStall)
@@ -201,10 +200,7 @@ func TestClient_SendTimeoutAfterTwilioTookTheRequestIsUncertain(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = c.Send(context.Background(), channel.Outbound{To: "+919876543210", Body: "hi"})
-			se := channel.AsSendError(err)
-			if se == nil || se.Uncertain != tt.wantUncertain || se.Retryable == tt.wantUncertain {
-				t.Fatalf("err = %+v, want uncertain %v (and retryable %v)", se, tt.wantUncertain, !tt.wantUncertain)
-			}
+			channeltest.CheckUncertain(t, err, tt.wantUncertain)
 		})
 	}
 }
