@@ -1,0 +1,49 @@
+package auth
+
+import "github.com/parley-chat/parley/models"
+
+// Permission is one thing staff may be allowed to do.
+type Permission string
+
+// Permissions. Reads of decrypted data are audited whoever reads them.
+const (
+	ReadConversations Permission = "conversations.read"    // search, open a conversation or contact
+	RevealPhone       Permission = "contacts.reveal_phone" // see a masked number in full (audited)
+	Reply             Permission = "conversations.reply"   // write to a contact during a hand-off
+	Resend            Permission = "messages.resend"       // send a failed or uncertain message again
+	HandoffWork       Permission = "conversations.handoff" // take, release and resume handed-off conversations
+	Override          Permission = "conversations.override"
+	ReadFlows         Permission = "flows.read"
+	SimulateFlows     Permission = "flows.simulate"
+	ReadAudit         Permission = "audit.read"
+	ManageStaff       Permission = "staff.manage"
+	ManageKeys        Permission = "keys.manage"
+	EraseContacts     Permission = "contacts.erase"
+	ExportContacts    Permission = "contacts.export"
+)
+
+// permissions is the one table of who may do what (DESIGN.md, Access):
+// viewer reads (numbers masked until an audited reveal); agent works
+// conversations; supervisor also overrides any and reads the audit log;
+// admin does everything.
+var permissions = map[models.Role][]Permission{
+	models.RoleViewer:     {ReadConversations, RevealPhone, ReadFlows},
+	models.RoleAgent:      {ReadConversations, RevealPhone, ReadFlows, Reply, Resend, HandoffWork, SimulateFlows},
+	models.RoleSupervisor: {ReadConversations, RevealPhone, ReadFlows, Reply, Resend, HandoffWork, SimulateFlows, Override, ReadAudit},
+	models.RoleAdmin: {ReadConversations, RevealPhone, ReadFlows, Reply, Resend, HandoffWork, SimulateFlows, Override, ReadAudit,
+		ManageStaff, ManageKeys, EraseContacts, ExportContacts},
+}
+
+// Can reports whether role may do p.
+func Can(role models.Role, p Permission) bool {
+	for _, q := range permissions[role] {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// MasksPhones reports whether role sees phone numbers masked until it
+// reveals one.
+func MasksPhones(role models.Role) bool { return role == models.RoleViewer }

@@ -1,0 +1,128 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+
+	"github.com/parley-chat/parley/models"
+)
+
+// VerifierConfig is what checking access tokens needs.
+type VerifierConfig struct {
+	// Issuer is the iss every token must carry: SUPABASE_URL + "/auth/v1".
+	Issuer string
+	// Keys holds the public keys of ES256 and RS256 tokens by kid: the
+	// project's JWKS (JWKS), or the local provider's. Nil refuses them.
+	Keys jwkset.Storage
+	// HS256Secret is a legacy project's JWT secret; nil refuses HS256.
+	HS256Secret []byte
+	// Leeway is the clock skew allowed on exp, nbf and iat (default 30 s).
+	Leeway time.Duration
+}
+
+// Verifier checks access tokens with the server's own keys, never by
+// asking the issuer.
+type Verifier struct {
+	cfg    VerifierConfig
+	parser *jwt.Parser
+}
+
+// NewVerifier returns a verifier for cfg.
+func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("auth: the token issuer is required")
+	}
+	if cfg.Keys == nil && len(cfg.HS256Secret) == 0 {
+		return nil, errors.New("auth: no key to verify tokens with (a JWKS or an HS256 secret)")
+	}
+	if cfg.Leeway <= 0 {
+		cfg.Leeway = 30 * time.Second
+	}
+	var methods []string
+	if cfg.Keys != nil {
+		methods = append(methods, jwt.SigningMethodES256.Alg(), jwt.SigningMethodRS256.Alg())
+	}
+	if len(cfg.HS256Secret) > 0 {
+		methods = append(methods, jwt.SigningMethodHS256.Alg())
+	}
+	return &Verifier{cfg: cfg, parser: jwt.NewParser(
+		jwt.WithValidMethods(methods), // "none", and any alg not listed, is refused
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(cfg.Leeway),
+	)}, nil
+}
+
+// Verify checks token and returns its claims. Any failure is an
+// EUNAUTHORIZED error that says no more than that the token is not valid.
+// Looking up an unknown key id may refresh the key set; that wait ends
+// with ctx.
+func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	claims := &Claims{}
+	_, err := v.parser.ParseWithClaims(token, claims, v.keyFor(ctx))
+	if err != nil {
+		return nil, models.Wrap(err, models.EUNAUTHORIZED, "The access token is not valid.")
+	}
+	if claims.Subject == "" {
+		return nil, models.Errorf(models.EUNAUTHORIZED, "The access token is not valid.")
+	}
+	return claims, nil
+}
+
+// keyFor picks the key by the token's algorithm: the HS256 secret for
+// HS256 only (so a public key can never serve as an HMAC secret), the key
+// set for the asymmetric ones.
+func (v *Verifier) keyFor(ctx context.Context) jwt.Keyfunc {
+	var fromSet jwt.Keyfunc
+	if v.cfg.Keys != nil {
+		kf, _ := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: v.cfg.Keys})
+		fromSet = kf.KeyfuncCtx(ctx)
+	}
+	return func(t *jwt.Token) (any, error) {
+		switch t.Method.Alg() {
+		case jwt.SigningMethodHS256.Alg():
+			return v.cfg.HS256Secret, nil
+		case jwt.SigningMethodES256.Alg(), jwt.SigningMethodRS256.Alg():
+			if _, ok := t.Header["kid"].(string); !ok {
+				return nil, errors.New("auth: an asymmetric token without a kid")
+			}
+			return fromSet(t)
+		}
+		return nil, fmt.Errorf("auth: algorithm %q is not accepted", t.Method.Alg())
+	}
+}
+
+// JWKS returns the key set of a Supabase project, fetched from url
+// (SUPABASE_URL + "/auth/v1/.well-known/jwks.json"), cached, refreshed
+// every ten minutes and when a token names a kid it does not hold (at most
+// every 30 s: a rotation adds the new key before tokens use it). Starting
+// does not fail when the project cannot be reached; tokens are refused
+// until it can.
+func JWKS(ctx context.Context, url string, client *http.Client) (jwkset.Storage, error) {
+	noError := true
+	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{url}, keyfunc.Override{
+		Client:                    client,
+		HTTPTimeout:               10 * time.Second,
+		NoErrorReturnFirstHTTPReq: &noError,
+		RefreshInterval:           10 * time.Minute,
+		RefreshUnknownKID:         rate.NewLimiter(rate.Every(30*time.Second), 1),
+		RateLimitWaitMax:          2 * time.Second,
+		RefreshErrorHandlerFunc: func(string) func(context.Context, error) {
+			return func(context.Context, error) {} // the refused tokens say it
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: key set of %s: %w", url, err)
+	}
+	return kf.Storage(), nil
+}
