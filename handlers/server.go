@@ -33,6 +33,7 @@ type Deps struct {
 	Features  []views.Feature // what the console's home page lists
 	Dev       bool            // development mode: relaxed cookies, detailed pages
 	Webhooks  *Webhooks       // nil: no platform webhooks
+	Access    *Access         // nil: no staff routes (sign-in, the JSON API)
 }
 
 // NewServer returns the Fiber app with every route registered.
@@ -61,6 +62,7 @@ func NewServer(d Deps) *fiber.App {
 		MaxAge: 3600,
 	}))
 	registerWebhooks(app, d.Webhooks)
+	registerAPI(app, d.Access)
 	app.Get("/", handleHome(d))
 	return app
 }

@@ -93,6 +93,11 @@ func cmdDev(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 	if err := migrateUp(ctx, cfg.DatabaseURL, log); err != nil {
 		return err
 	}
+	if cfg.AuthMode == "local" {
+		if err := ensureFirstAdmin(ctx, cfg.DatabaseURL, stderr); err != nil {
+			return fmt.Errorf("make the first admin: %w", err)
+		}
+	}
 	return serve(ctx, cfg, log, true, func(addr string) {
 		fmt.Fprintf(stderr, "parley dev: console at %s (Ctrl-C stops)\n", consoleURL(addr))
 	})

@@ -86,12 +86,13 @@ func commands(getenv func(string) string, stdout, stderr io.Writer) (*cobra.Comm
 		Short: "Run the server for development: embedded PostgreSQL in ./.data, development keys, migrations applied",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmdDev(cmd.Context(), getenv, stdout, stderr) },
-	}, migrateCommand(getenv, stdout), keysCommand(getenv, stdout, stderr), flowsCommand(getenv, stdout), &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		Run:   func(*cobra.Command, []string) { fmt.Fprintln(stdout, version) },
-	})
+	}, migrateCommand(getenv, stdout), keysCommand(getenv, stdout, stderr), flowsCommand(getenv, stdout),
+		usersCommand(getenv, os.Stdin, stdout, stderr), auditCommand(getenv, stdout, stderr), &cobra.Command{
+			Use:   "version",
+			Short: "Print the version",
+			Args:  cobra.NoArgs,
+			Run:   func(*cobra.Command, []string) { fmt.Fprintln(stdout, version) },
+		})
 	return root, started
 }
 

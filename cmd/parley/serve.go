@@ -62,11 +62,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 	if err != nil {
 		return err
 	}
+	access, err := newAccess(ctx, cfg, db)
+	if err != nil {
+		return err
+	}
 	// Workers run on a context of their own: shutdown stops them after the
 	// HTTP server, so acknowledged work is never abandoned.
 	pipe.StartWhenReady(context.WithoutCancel(ctx))
 	app := handlers.NewServer(handlers.Deps{
 		Webhooks:  hooks,
+		Access:    access,
 		Logger:    log,
 		Readiness: readiness,
 		Registry:  reg,

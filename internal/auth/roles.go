@@ -47,3 +47,9 @@ func Can(role models.Role, p Permission) bool {
 // MasksPhones reports whether role sees phone numbers masked until it
 // reveals one.
 func MasksPhones(role models.Role) bool { return role == models.RoleViewer }
+
+// All lists every permission, in a stable order.
+func All() []Permission {
+	return []Permission{ReadConversations, RevealPhone, Reply, Resend, HandoffWork, Override, ReadFlows, SimulateFlows,
+		ReadAudit, ManageStaff, ManageKeys, EraseContacts, ExportContacts}
+}

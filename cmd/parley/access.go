@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/parley-chat/parley/handlers"
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/config"
+	"github.com/parley-chat/parley/internal/store"
+)
+
+// newAccess wires staff authentication for the configured mode: Supabase
+// Auth's tokens checked against the project's key set (and its legacy
+// secret, when given), or the local provider's.
+func newAccess(ctx context.Context, cfg *config.Config, db *store.DB) (*handlers.Access, error) {
+	staff := store.NewStaffStore(db)
+	a := &handlers.Access{Staff: staff}
+	vc := auth.VerifierConfig{}
+	switch cfg.AuthMode {
+	case "supabase":
+		vc.Issuer = cfg.SupabaseURL + "/auth/v1"
+		keys, err := auth.JWKS(context.WithoutCancel(ctx), vc.Issuer+"/.well-known/jwks.json", nil)
+		if err != nil {
+			return nil, err
+		}
+		vc.Keys = keys
+		if cfg.SupabaseJWTSecret != "" {
+			vc.HS256Secret = []byte(cfg.SupabaseJWTSecret)
+		}
+	default:
+		issuer, err := localIssuer(cfg)
+		if err != nil {
+			return nil, err
+		}
+		vc.Issuer, vc.Keys = localIssuerURL(cfg), issuer.Keys()
+		a.Local = &handlers.LocalProvider{Issuer: issuer, Directory: staff}
+	}
+	v, err := auth.NewVerifier(vc)
+	if err != nil {
+		return nil, err
+	}
+	a.Verifier = v
+	return a, nil
+}
+
+// localIssuerURL is the iss of the local provider's tokens.
+func localIssuerURL(cfg *config.Config) string {
+	if cfg.PublicURL != "" {
+		return cfg.PublicURL + "/auth/v1"
+	}
+	return "parley-local/auth/v1"
+}
+
+// localIssuer signs the local provider's tokens under a key derived from
+// the first session key, which every instance shares.
+func localIssuer(cfg *config.Config) (*auth.LocalIssuer, error) {
+	if len(cfg.SessionKeys) == 0 {
+		return nil, fmt.Errorf("local sign-in needs PARLEY_SESSION_KEYS")
+	}
+	return auth.NewLocalIssuer(localIssuerURL(cfg), cfg.SessionKeys[0].HashKey, 0)
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/config"
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
+)
+
+// firstAdminEmail is the account `parley dev` makes when there is none.
+const firstAdminEmail = "admin@parley.local"
+
+// ensureFirstAdmin makes an admin with a generated password when the local
+// provider has no staff at all, and prints the credentials once.
+func ensureFirstAdmin(ctx context.Context, dsn string, stderr io.Writer) error {
+	db, err := store.Open(ctx, dsn, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	staff := store.NewStaffStore(db)
+	if n, err := staff.Count(ctx); err != nil || n > 0 {
+		return err
+	}
+	password := newPassword()
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	if _, err := staff.Create(ctx, "", firstAdminEmail, models.RoleAdmin, hash); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "parley dev: made the first admin; sign in with\n    email:    %s\n    password: %s\n  (shown this once; `parley users set-password` changes it)\n", firstAdminEmail, password)
+	return nil
+}
+
+// newPassword is 24 random characters.
+func newPassword() string {
+	b := make([]byte, 18)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	u := group("users", "Manage staff accounts (local sign-in: PARLEY_AUTH_MODE=local)", "create, list, set-role, set-password, deactivate, reactivate")
+	var email, role string
+	withStaff := func(cmd *cobra.Command, fn func(ctx context.Context, staff *store.StaffStore) error) error {
+		cfg, db, err := openDatabase(cmd.Context(), getenv, config.Requirements{Database: true})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if cfg.AuthMode != "local" {
+			return errors.New("in Supabase mode staff are managed through Supabase Auth; these commands manage local accounts (PARLEY_AUTH_MODE=local)")
+		}
+		return fn(cmd.Context(), store.NewStaffStore(db))
+	}
+	byEmail := func(ctx context.Context, staff *store.StaffStore) (*models.StaffUser, error) {
+		found, _, err := staff.ByEmail(ctx, email)
+		return found, err
+	}
+	create := &cobra.Command{
+		Use:   "create --email E --role R",
+		Short: "Add a staff member; the password is read from the terminal, or a line of standard input",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withStaff(cmd, func(ctx context.Context, staff *store.StaffStore) error {
+				password, err := readPassword(stdin, stderr)
+				if err != nil {
+					return err
+				}
+				hash, err := auth.HashPassword(password)
+				if err != nil {
+					return err
+				}
+				made, err := staff.Create(ctx, "", email, models.Role(role), hash)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "created %s (%s)\n", made.Email, made.Role)
+				return nil
+			})
+		},
+	}
+	list := &cobra.Command{
+		Use: "list", Short: "List the staff", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withStaff(cmd, func(ctx context.Context, staff *store.StaffStore) error {
+				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "EMAIL\tROLE\tACTIVE")
+				after := ""
+				for {
+					page, err := staff.List(ctx, after, 100)
+					if err != nil {
+						return err
+					}
+					for _, s := range page {
+						fmt.Fprintf(tw, "%s\t%s\t%v\n", s.Email, s.Role, s.Active)
+					}
+					if len(page) < 100 {
+						return tw.Flush()
+					}
+					after = page[len(page)-1].Email
+				}
+			})
+		},
+	}
+	setRole := &cobra.Command{
+		Use: "set-role --email E --role R", Short: "Change a staff member's role (takes effect on their next request)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withStaff(cmd, func(ctx context.Context, staff *store.StaffStore) error {
+				found, err := byEmail(ctx, staff)
+				if err != nil {
+					return err
+				}
+				return staff.SetRole(ctx, nil, found.ID, models.Role(role))
+			})
+		},
+	}
+	setPassword := &cobra.Command{
+		Use: "set-password --email E", Short: "Set a staff member's password (read like create's)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withStaff(cmd, func(ctx context.Context, staff *store.StaffStore) error {
+				found, err := byEmail(ctx, staff)
+				if err != nil {
+					return err
+				}
+				password, err := readPassword(stdin, stderr)
+				if err != nil {
+					return err
+				}
+				hash, err := auth.HashPassword(password)
+				if err != nil {
+					return err
+				}
+				return staff.SetPasswordHash(ctx, nil, found.ID, hash)
+			})
+		},
+	}
+	active := func(use, short string, to bool) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " --email E", Short: short, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return withStaff(cmd, func(ctx context.Context, staff *store.StaffStore) error {
+					found, err := byEmail(ctx, staff)
+					if err != nil {
+						return err
+					}
+					return staff.SetActive(ctx, nil, found.ID, to)
+				})
+			},
+		}
+	}
+	deactivate := active("deactivate", "Stop a staff member's access (at once, whatever tokens they hold)", false)
+	reactivate := active("reactivate", "Give a deactivated staff member access again", true)
+	for _, c := range []*cobra.Command{create, setRole, setPassword, deactivate, reactivate} {
+		c.Flags().StringVar(&email, "email", "", "the staff member's email")
+		_ = c.MarkFlagRequired("email")
+	}
+	for _, c := range []*cobra.Command{create, setRole} {
+		c.Flags().StringVar(&role, "role", "", "admin, supervisor, agent or viewer")
+		_ = c.MarkFlagRequired("role")
+	}
+	u.AddCommand(create, list, setRole, setPassword, deactivate, reactivate)
+	return u
+}
+
+// readPassword reads a password without echo from a terminal, else one
+// line of stdin.
+func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(stderr, "Password: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		return string(b), err
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}

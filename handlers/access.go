@@ -1,0 +1,107 @@
+package handlers
+
+import (
+	"context"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/models"
+)
+
+// StaffLookup finds the staff member an access token names.
+type StaffLookup interface {
+	// Get returns ENOTFOUND when there is no such staff member.
+	Get(ctx context.Context, id string) (*models.StaffUser, error)
+}
+
+// Access is what authenticating staff needs.
+type Access struct {
+	Verifier *auth.Verifier
+	Staff    StaffLookup
+	// Local is the development provider (PARLEY_AUTH_MODE=local), nil in
+	// Supabase mode: it signs staff in against Parley's own table and
+	// serves its key set where Supabase serves a project's.
+	Local *LocalProvider
+}
+
+// principalKey is where the request's staff member is kept in Locals.
+const principalKey = "principal"
+
+// principal is the signed-in staff member of c (nil when anonymous).
+func principal(c *fiber.Ctx) *auth.Principal {
+	p, _ := c.Locals(principalKey).(*auth.Principal)
+	return p
+}
+
+// bearer authenticates a JSON API request by its Supabase access token:
+// 401 without a valid one, 403 when the token is valid but names nobody on
+// the staff, or a deactivated member. The role comes from Parley's staff
+// table at each request, so a change takes effect at once.
+func (a *Access) bearer(c *fiber.Ctx) error {
+	h := c.Get(fiber.HeaderAuthorization)
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || strings.TrimSpace(token) == "" {
+		return models.Errorf(models.EUNAUTHORIZED, "Sign in: send Authorization: Bearer <access token>.")
+	}
+	p, err := a.authenticate(c.UserContext(), strings.TrimSpace(token))
+	if err != nil {
+		return err
+	}
+	c.Locals(principalKey, p)
+	return c.Next()
+}
+
+// authenticate turns an access token into the staff member it names.
+func (a *Access) authenticate(ctx context.Context, token string) (*auth.Principal, error) {
+	claims, err := a.Verifier.Verify(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	u, err := a.Staff.Get(ctx, claims.Subject)
+	switch {
+	case models.ErrorCode(err) == models.ENOTFOUND || (err == nil && !u.Active):
+		return nil, models.Errorf(models.EFORBIDDEN, "This account has no access to Parley.")
+	case err != nil:
+		return nil, err
+	}
+	return &auth.Principal{UserID: u.ID, Email: u.Email, Role: u.Role, SessionID: claims.SessionID}, nil
+}
+
+// require lets the request through only for roles that may do p.
+func require(p auth.Permission) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		who := principal(c)
+		if who == nil {
+			return models.Errorf(models.EUNAUTHORIZED, "Sign in first.")
+		}
+		if !auth.Can(who.Role, p) {
+			return models.Errorf(models.EFORBIDDEN, "Your role (%s) may not do this.", who.Role)
+		}
+		return c.Next()
+	}
+}
+
+func registerAPI(app *fiber.App, a *Access) {
+	if a == nil {
+		return
+	}
+	if a.Local != nil {
+		a.Local.register(app)
+	}
+	api := app.Group("/api/v1", a.bearer)
+	api.Get("/me", handleMe)
+}
+
+// handleMe answers who the caller is and what they may do.
+func handleMe(c *fiber.Ctx) error {
+	p := principal(c)
+	var may []auth.Permission
+	for _, perm := range auth.All() {
+		if auth.Can(p.Role, perm) {
+			may = append(may, perm)
+		}
+	}
+	return c.JSON(fiber.Map{"id": p.UserID, "email": p.Email, "role": p.Role, "permissions": may})
+}
