@@ -24,6 +24,10 @@ const (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
+// stdin is where commands read what they ask for (a password); tests
+// replace it.
+var stdin io.Reader = os.Stdin
+
 // usageError is a bad command line; run prints it with a hint to --help.
 type usageError struct{ msg string }
 
@@ -71,7 +75,6 @@ func commands(getenv func(string) string, stdout, stderr io.Writer) (*cobra.Comm
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return usageError{"no command given"}
 		},
-		PersistentPreRun: func(*cobra.Command, []string) { *started = true },
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
@@ -87,13 +90,28 @@ func commands(getenv func(string) string, stdout, stderr io.Writer) (*cobra.Comm
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmdDev(cmd.Context(), getenv, stdout, stderr) },
 	}, migrateCommand(getenv, stdout), keysCommand(getenv, stdout, stderr), flowsCommand(getenv, stdout),
-		usersCommand(getenv, os.Stdin, stdout, stderr), auditCommand(getenv, stdout, stderr), &cobra.Command{
+		usersCommand(getenv, stdin, stdout, stderr), auditCommand(getenv, stdout, stderr), &cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
 			Args:  cobra.NoArgs,
 			Run:   func(*cobra.Command, []string) { fmt.Fprintln(stdout, version) },
 		})
+	markStart(root, started)
 	return root, started
+}
+
+// markStart has every command set started as its own code begins, after
+// cobra has checked the arguments and flags (required flags included).
+func markStart(c *cobra.Command, started *bool) {
+	if run := c.RunE; run != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			*started = true
+			return run(cmd, args)
+		}
+	}
+	for _, sub := range c.Commands() {
+		markStart(sub, started)
+	}
 }
 
 // group is a command that only holds others: run bare, it names them.

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"gorm.io/gorm"
+
+	"github.com/parley-chat/parley/internal/config"
+	"github.com/parley-chat/parley/internal/pgtest"
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
+)
+
+// withStdin runs fn with input as the commands' standard input.
+func withStdin(t *testing.T, input string, fn func()) {
+	t.Helper()
+	old := stdin
+	stdin = strings.NewReader(input)
+	defer func() { stdin = old }()
+	fn()
+}
+
+func TestUsers_CreateListChangeDeactivate(t *testing.T) {
+	env := map[string]string{"DATABASE_URL": pgtest.DSN(t), "PARLEY_AUTH_MODE": "local"}
+	withStdin(t, "a long enough password\n", func() {
+		if code, out, stderr := runCmd(t, env, "users", "create", "--email", "asha@example.org", "--role", "agent"); code != exitOK || !strings.Contains(out, "created asha@example.org (agent)") {
+			t.Fatalf("create: %d %s %s", code, out, stderr)
+		}
+	})
+	withStdin(t, "another long password\n", func() {
+		if code, _, stderr := runCmd(t, env, "users", "create", "--email", "ASHA@example.org", "--role", "viewer"); code != exitFailure || !strings.Contains(stderr, "already exists") {
+			t.Fatalf("the same email again: %d %s", code, stderr)
+		}
+	})
+	withStdin(t, "short\n", func() {
+		if code, _, stderr := runCmd(t, env, "users", "create", "--email", "b@example.org", "--role", "viewer"); code == exitOK || !strings.Contains(stderr, "at least 12 characters") {
+			t.Fatalf("a short password: %d %s", code, stderr)
+		}
+	})
+	if code, _, stderr := runCmd(t, env, "users", "set-role", "--email", "asha@example.org", "--role", "supervisor"); code != exitOK {
+		t.Fatalf("set-role: %d %s", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, env, "users", "deactivate", "--email", "asha@example.org"); code != exitOK {
+		t.Fatalf("deactivate: %d %s", code, stderr)
+	}
+	code, out, _ := runCmd(t, env, "users", "list")
+	if code != exitOK || !regexp.MustCompile(`asha@example.org\s+supervisor\s+false`).MatchString(out) {
+		t.Fatalf("list: %d\n%s", code, out)
+	}
+	if code, _, stderr := runCmd(t, env, "users", "set-role", "--email", "asha@example.org", "--role", "owner"); code == exitOK || !strings.Contains(stderr, "not a role") {
+		t.Fatalf("an unknown role: %d %s", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, env, "users", "set-role", "--role", "agent"); code != exitUsage || !strings.Contains(stderr, "email") {
+		t.Fatalf("without --email: %d %s", code, stderr)
+	}
+}
+
+func TestAuditVerify_NamesTheFirstBrokenLink(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	env := baseEnv(t, dsn)
+	if code, out, stderr := runCmd(t, env, "audit", "verify"); code != exitOK || !strings.Contains(out, "intact: 0 entries") {
+		t.Fatalf("empty log: %d %s %s", code, out, stderr)
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cfg := testConfig(t, env)
+	c, err := newCrypto(cfg, newLogger(&strings.Builder{}, "error"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit := store.NewAuditStore(db, c)
+	for i := range 4 {
+		if err := db.Gorm.Transaction(func(tx *gorm.DB) error {
+			return audit.Append(ctx, tx, &models.AuditEvent{Action: "test", SubjectID: string(rune('a' + i))})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out, _ := runCmd(t, env, "audit", "verify"); code != exitOK || !strings.Contains(out, "intact: 4 entries") {
+		t.Fatalf("four entries: %d %s", code, out)
+	}
+	conn, _ := db.Pool.Acquire(ctx)
+	defer conn.Release()
+	_, _ = conn.Exec(ctx, `SET session_replication_role = replica`)
+	if _, err := conn.Exec(ctx, `UPDATE audit_events SET action = 'edited' WHERE seq = 3`); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCmd(t, env, "audit", "verify"); code != exitFailure || !strings.Contains(stderr, "broken at entry 3") || !strings.Contains(stderr, "2 entries before it hold") {
+		t.Fatalf("an edited entry: %d %s", code, stderr)
+	}
+}
+
+// The first admin `parley dev` prints can sign in.
+func TestDev_FirstAdminCanSignIn(t *testing.T) {
+	env := map[string]string{"PARLEY_DATA_DIR": t.TempDir(), "PARLEY_ADDR": "127.0.0.1:" + itoa(freePort(t))}
+	in := start(t, env, "dev")
+	m := regexp.MustCompile(`email:\s+(\S+)\s+password:\s+(\S+)`).FindStringSubmatch(in.stderr.String())
+	if m == nil {
+		t.Fatalf("dev printed no first admin:\n%s", in.stderr)
+	}
+	resp, err := http.Post(in.base+"/auth/v1/token?grant_type=password", "application/json",
+		strings.NewReader(`{"email":"`+m[1]+`","password":"`+m[2]+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("signing in with the printed credentials: %d", resp.StatusCode)
+	}
+	if strings.Contains(in.stdout.String(), m[2]) {
+		t.Error("the password is in the log")
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// testConfig loads env as the commands do.
+func testConfig(t *testing.T, env map[string]string) *config.Config {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string { return env[k] }, config.Requirements{Database: true, Keys: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
