@@ -21,6 +21,7 @@ func handleHome(d Deps) fiber.Handler {
 			dbStatus = models.ErrorMessage(err)
 		}
 		return render(c, views.Home(views.HomeProps{
+			Staff:    badge(c),
 			Version:  d.Version,
 			Database: dbStatus,
 			Features: d.Features,

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -18,17 +17,12 @@ import (
 type LocalProvider struct {
 	Issuer    *auth.LocalIssuer
 	Directory auth.Directory
-	// PerAccount and PerAddress limit failed sign-ins (5 and 20 in 15
-	// minutes when nil).
-	PerAccount, PerAddress *auth.Throttle
+	Guard     *auth.Guard // limits failed sign-ins (auth.NewGuard when nil)
 }
 
 func (l *LocalProvider) register(app *fiber.App) {
-	if l.PerAccount == nil {
-		l.PerAccount = auth.NewThrottle(5, 15*time.Minute)
-	}
-	if l.PerAddress == nil {
-		l.PerAddress = auth.NewThrottle(20, 15*time.Minute)
+	if l.Guard == nil {
+		l.Guard = auth.NewGuard()
 	}
 	app.Get("/auth/v1/.well-known/jwks.json", l.jwks)
 	app.Post("/auth/v1/token", l.token)
@@ -87,19 +81,10 @@ func (l *LocalProvider) token(c *fiber.Ctx) error {
 // Errors: EUNAUTHORIZED (wrong email or password), EUNAVAILABLE (too many
 // failures: wait).
 func (l *LocalProvider) SignIn(ctx context.Context, email, password, ip string) (*models.StaffUser, error) {
-	account := "account:" + strings.ToLower(strings.TrimSpace(email))
-	address := "address:" + ip
-	if !l.PerAccount.Allowed(account) || !l.PerAddress.Allowed(address) {
-		return nil, models.Errorf(models.EUNAVAILABLE, "Too many failed sign-ins; wait a few minutes and try again.")
-	}
-	u, err := auth.CheckPassword(ctx, l.Directory, email, password)
-	if models.ErrorCode(err) == models.EUNAUTHORIZED {
-		l.PerAccount.Failed(account)
-		l.PerAddress.Failed(address)
-	}
-	if err != nil {
-		return nil, err
-	}
-	l.PerAccount.Succeeded(account)
-	return u, nil
+	var u *models.StaffUser
+	err := l.Guard.Try(email, ip, func() (err error) {
+		u, err = auth.CheckPassword(ctx, l.Directory, email, password)
+		return err
+	})
+	return u, err
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
+	"github.com/gofiber/fiber/v2/middleware/helmet"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -34,7 +35,13 @@ type Deps struct {
 	Dev       bool            // development mode: relaxed cookies, detailed pages
 	Webhooks  *Webhooks       // nil: no platform webhooks
 	Access    *Access         // nil: no staff routes (sign-in, the JSON API)
+	Console   *Console        // nil: the console's pages are open (tests of other parts)
 }
+
+// contentSecurityPolicy allows the console's own scripts, styles and
+// images only: no inline script, no other origin, no framing.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; " +
+	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // NewServer returns the Fiber app with every route registered.
 func NewServer(d Deps) *fiber.App {
@@ -53,6 +60,12 @@ func NewServer(d Deps) *fiber.App {
 	app.Use(observe(d.Logger, m))
 	app.Use(recover.New())
 	app.Use(refuseEncodedBodies())
+	app.Use(helmet.New(helmet.Config{
+		ContentSecurityPolicy: contentSecurityPolicy,
+		ReferrerPolicy:        "same-origin",
+		XFrameOptions:         "DENY",
+		HSTSMaxAge:            31536000, // sent over HTTPS only
+	}))
 
 	app.Get("/healthz", handleHealthz())
 	app.Get("/readyz", handleReadyz(d.Readiness))
@@ -63,6 +76,11 @@ func NewServer(d Deps) *fiber.App {
 	}))
 	registerWebhooks(app, d.Webhooks)
 	registerAPI(app, d.Access)
-	app.Get("/", handleHome(d))
+	pages := []fiber.Handler{}
+	if d.Console != nil {
+		d.Console.register(app)
+		pages = append(pages, d.Console.signedIn)
+	}
+	app.Get("/", append(pages, handleHome(d))...)
 	return app
 }

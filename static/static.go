@@ -1,5 +1,6 @@
 // Package static embeds the console's built assets: Tailwind's CSS (built
-// by `make css` from static/src) and htmx (copied from npm by `make css`).
+// by `make css` from static/src), htmx (copied from npm by `make css`) and
+// the console's own small script, app.js.
 package static
 
 import (
@@ -9,7 +10,7 @@ import (
 
 // FS holds the built assets served under /static.
 //
-//go:embed app.css htmx.min.js
+//go:embed app.css app.js htmx.min.js
 var FS embed.FS
 
 // HTTPFS returns the assets as an http.FileSystem.

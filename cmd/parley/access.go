@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/gorilla/securecookie"
+
 	"github.com/parley-chat/parley/handlers"
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/config"
@@ -42,6 +44,31 @@ func newAccess(ctx context.Context, cfg *config.Config, db *store.DB) (*handlers
 	}
 	a.Verifier = v
 	return a, nil
+}
+
+// newConsole wires the console's sign-in over access: sessions kept in the
+// database, the cookie sealed with PARLEY_SESSION_KEYS (the first pair
+// signs, all verify).
+func newConsole(cfg *config.Config, db *store.DB, c store.Crypto, access *handlers.Access, dev bool) (*handlers.Console, error) {
+	var codecs []securecookie.Codec
+	for _, p := range cfg.SessionKeys {
+		codecs = append(codecs, securecookie.New(p.HashKey, p.BlockKey))
+	}
+	if len(codecs) == 0 {
+		return nil, fmt.Errorf("the console needs PARLEY_SESSION_KEYS")
+	}
+	console := &handlers.Console{
+		Access: access, Sessions: store.NewSessionStore(db, c), Codecs: codecs,
+		CSRFKey: cfg.SessionKeys[0].HashKey, Secure: !dev,
+		Idle: cfg.SessionIdle, Absolute: cfg.SessionAbsolute,
+	}
+	switch {
+	case access.Local != nil:
+		console.Provider = handlers.LocalSignIn{LocalProvider: access.Local, Staff: access.Staff}
+	default:
+		console.Provider = handlers.SupabaseSignIn{Client: auth.NewGoTrue(cfg.SupabaseURL, cfg.SupabaseAnonKey, nil), Staff: access.Staff, Guard: auth.NewGuard()}
+	}
+	return console, nil
 }
 
 // localIssuerURL is the iss of the local provider's tokens.

@@ -66,12 +66,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 	if err != nil {
 		return err
 	}
+	console, err := newConsole(cfg, db, c, access, dev)
+	if err != nil {
+		return err
+	}
 	// Workers run on a context of their own: shutdown stops them after the
 	// HTTP server, so acknowledged work is never abandoned.
 	pipe.StartWhenReady(context.WithoutCancel(ctx))
 	app := handlers.NewServer(handlers.Deps{
 		Webhooks:  hooks,
 		Access:    access,
+		Console:   console,
 		Logger:    log,
 		Readiness: readiness,
 		Registry:  reg,

@@ -30,9 +30,9 @@ type Directory interface {
 	ByEmail(ctx context.Context, email string) (*models.StaffUser, string, error)
 }
 
-// errWrongCredentials is the one answer to a failed sign-in: it never says
+// ErrWrongCredentials is the one answer to a failed sign-in: it never says
 // whether the account exists.
-var errWrongCredentials = models.Errorf(models.EUNAUTHORIZED, "Wrong email or password.")
+var ErrWrongCredentials = models.Errorf(models.EUNAUTHORIZED, "Wrong email or password.")
 
 // decoy is compared against when no account matches, so a wrong email
 // takes as long as a wrong password.
@@ -46,12 +46,12 @@ func CheckPassword(ctx context.Context, dir Directory, email, password string) (
 	switch {
 	case models.ErrorCode(err) == models.ENOTFOUND || (err == nil && hash == ""):
 		_ = bcrypt.CompareHashAndPassword(decoy, []byte(password))
-		return nil, errWrongCredentials
+		return nil, ErrWrongCredentials
 	case err != nil:
 		return nil, err
 	}
 	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil || !u.Active {
-		return nil, errWrongCredentials
+		return nil, ErrWrongCredentials
 	}
 	return u, nil
 }

@@ -1,8 +1,11 @@
 package auth
 
 import (
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/parley-chat/parley/models"
 )
 
 // Throttle limits failed sign-ins per key (an account, an address): at
@@ -62,4 +65,35 @@ func (t *Throttle) recent(key string) []time.Time {
 	}
 	t.fails[key] = fails
 	return fails
+}
+
+// Guard limits failed sign-ins per account and per address.
+type Guard struct {
+	PerAccount, PerAddress *Throttle
+}
+
+// NewGuard allows 5 failures per account and 20 per address in 15 minutes.
+func NewGuard() *Guard {
+	return &Guard{PerAccount: NewThrottle(5, 15*time.Minute), PerAddress: NewThrottle(20, 15*time.Minute)}
+}
+
+// Try runs signIn unless the account or the address failed too often
+// lately (EUNAVAILABLE then, without trying); an EUNAUTHORIZED from
+// signIn counts as a failure of both. Unknown accounts count like known
+// ones, so the answer never tells them apart.
+func (g *Guard) Try(email, ip string, signIn func() error) error {
+	account := "account:" + strings.ToLower(strings.TrimSpace(email))
+	address := "address:" + ip
+	if !g.PerAccount.Allowed(account) || !g.PerAddress.Allowed(address) {
+		return models.Errorf(models.EUNAVAILABLE, "Too many failed sign-ins; wait a few minutes and try again.")
+	}
+	err := signIn()
+	switch models.ErrorCode(err) {
+	case "":
+		g.PerAccount.Succeeded(account)
+	case models.EUNAUTHORIZED:
+		g.PerAccount.Failed(account)
+		g.PerAddress.Failed(address)
+	}
+	return err
 }

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -70,6 +71,9 @@ type Config struct {
 	Workers       int     // queue jobs run at once per instance
 	AIWorkers     int     // AI requests at once per instance
 	DBMaxConns    int     // database pool size per instance
+
+	SessionIdle     time.Duration // a console session unused this long ends
+	SessionAbsolute time.Duration // a console session this old ends
 }
 
 // Key is one entry of the encryption key ring.
@@ -166,6 +170,8 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		Workers:       int(l.float("PARLEY_WORKERS", 20)),
 		AIWorkers:     int(l.float("PARLEY_AI_WORKERS", 10)),
 	}
+	c.SessionIdle = l.duration("PARLEY_SESSION_IDLE", 30*time.Minute)
+	c.SessionAbsolute = l.duration("PARLEY_SESSION_MAX_AGE", 12*time.Hour)
 	// Every worker may hold a connection at once, and so may the two
 	// ingest committers; the rest serve HTTP requests and the queue's own
 	// upkeep.
@@ -279,6 +285,20 @@ func (l *loader) hosts(name string) []string {
 		out = append(out, h)
 	}
 	return out
+}
+
+// duration reads a positive duration like 30m, def when unset.
+func (l *loader) duration(name string, def time.Duration) time.Duration {
+	v := l.str(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		l.fail(name, "is not a positive duration", fmt.Sprintf("set it like %s=%s, or unset it for the default", name, def))
+		return def
+	}
+	return d
 }
 
 // float reads a positive number, def when unset.

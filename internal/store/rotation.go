@@ -30,6 +30,8 @@ var EncryptedColumns = []Column{
 	{"audit_events", "details_enc"},
 	{"media", "ref_enc"},
 	{"media", "data_enc"},
+	{"staff_sessions", "access_token_enc"},
+	{"staff_sessions", "refresh_token_enc"},
 }
 
 // Rotator re-encrypts every encrypted column under the key ring's active

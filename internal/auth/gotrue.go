@@ -1,0 +1,147 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	gotrue "github.com/supabase-community/gotrue-go"
+	"github.com/supabase-community/supabase-go"
+
+	"github.com/parley-chat/parley/models"
+)
+
+// GoTrue signs staff in against a Supabase project's Auth on the server.
+// Every call uses its own copy of supabase-go's auth client, bound to the
+// caller's context: the shared client keeps one token for every user, and
+// takes no context.
+type GoTrue struct {
+	url, anonKey string
+	base         gotrue.Client
+	rt           http.RoundTripper
+}
+
+// NewGoTrue returns the Auth client of the project at supabaseURL; rt nil
+// uses Go's default transport.
+func NewGoTrue(supabaseURL, anonKey string, rt http.RoundTripper) *GoTrue {
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	url := strings.TrimRight(supabaseURL, "/") + "/auth/v1"
+	// supabase-go's own constructor, for its auth client alone.
+	c, err := supabase.NewClient(supabaseURL, anonKey, &supabase.ClientOptions{})
+	base := gotrue.New("", anonKey).WithCustomGoTrueURL(url)
+	if err == nil && c.Auth != nil {
+		base = c.Auth.WithCustomGoTrueURL(url)
+	}
+	return &GoTrue{url: url, anonKey: anonKey, base: base, rt: rt}
+}
+
+// Session is what a sign-in or a refresh gives.
+type Session struct {
+	UserID       string
+	AccessToken  string
+	RefreshToken string
+	ExpiresAt    time.Time
+}
+
+// client is a copy of the auth client for one call: ctx bounds its
+// requests, token (if any) authorises them, and error bodies are read
+// only so far.
+func (g *GoTrue) client(ctx context.Context, token string) gotrue.Client {
+	c := g.base.WithClient(http.Client{Timeout: 10 * time.Second, Transport: &boundTransport{ctx: ctx, rt: g.rt}})
+	if token != "" {
+		c = c.WithToken(token)
+	}
+	return c
+}
+
+// SignIn checks email and password. Errors: EUNAUTHORIZED (wrong email or
+// password, never which), EUNAVAILABLE (rate limited, or Auth is down).
+func (g *GoTrue) SignIn(ctx context.Context, email, password string) (Session, error) {
+	res, err := g.client(ctx, "").SignInWithEmailPassword(email, password)
+	if err != nil {
+		return Session{}, gotrueError(err)
+	}
+	return Session{UserID: res.User.ID.String(), AccessToken: res.AccessToken, RefreshToken: res.RefreshToken,
+		ExpiresAt: time.Unix(res.ExpiresAt, 0)}, nil
+}
+
+// Refresh trades a refresh token (single-use) for new tokens.
+func (g *GoTrue) Refresh(ctx context.Context, refreshToken string) (Session, error) {
+	res, err := g.client(ctx, "").RefreshToken(refreshToken)
+	if err != nil {
+		return Session{}, gotrueError(err)
+	}
+	return Session{UserID: res.User.ID.String(), AccessToken: res.AccessToken, RefreshToken: res.RefreshToken,
+		ExpiresAt: time.Unix(res.ExpiresAt, 0)}, nil
+}
+
+// SignOut ends this session only (scope=local: the user's other sessions
+// stay), which gotrue-go's Logout cannot ask for.
+func (g *GoTrue) SignOut(ctx context.Context, accessToken string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.url+"/logout?scope=local", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("apikey", g.anonKey)
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: g.rt}).Do(req)
+	if err != nil {
+		return models.Wrap(err, models.EUNAVAILABLE, "Supabase Auth cannot be reached.")
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusForbidden { // 403: the session had ended already
+		return models.Errorf(models.EUNAVAILABLE, "Supabase Auth refused the sign-out (HTTP %d).", resp.StatusCode)
+	}
+	return nil
+}
+
+// gotrue-go's errors are strings: "response status code N: <body>".
+var statusRE = regexp.MustCompile(`^response status code (\d+)(?::\s*(.*))?$`)
+
+// gotrueError maps a gotrue-go error to a model error that says nothing of
+// the body (which may name the account).
+func gotrueError(err error) error {
+	m := statusRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return models.Wrap(errors.New("auth request failed"), models.EUNAVAILABLE, "Supabase Auth cannot be reached; try again.")
+	}
+	var body struct {
+		ErrorCode string `json:"error_code"`
+	}
+	_ = json.Unmarshal([]byte(m[2]), &body)
+	switch {
+	case m[1] == "429" || body.ErrorCode == "over_request_rate_limit":
+		return models.Errorf(models.EUNAVAILABLE, "Too many sign-ins; wait a few minutes and try again.")
+	case m[1][0] == '4':
+		return ErrWrongCredentials
+	}
+	return models.Errorf(models.EUNAVAILABLE, "Supabase Auth answered HTTP %s; try again.", m[1])
+}
+
+// boundTransport binds every request to ctx and reads at most 1 MiB of
+// any answer.
+type boundTransport struct {
+	ctx context.Context
+	rt  http.RoundTripper
+}
+
+func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(req.WithContext(t.ctx))
+	if resp != nil {
+		resp.Body = limitedBody{Reader: io.LimitReader(resp.Body, 1<<20), Closer: resp.Body}
+	}
+	return resp, err
+}
+
+type limitedBody struct {
+	io.Reader
+	io.Closer
+}

@@ -1,0 +1,122 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"time"
+
+	"github.com/parley-chat/parley/internal/crypt"
+	"github.com/parley-chat/parley/models"
+)
+
+// Session is a console sign-in: whose, the provider's tokens, and its age.
+type Session struct {
+	ID              int64
+	UserID          string
+	AccessToken     string
+	RefreshToken    string
+	AccessExpiresAt time.Time
+	CreatedAt       time.Time
+	LastSeenAt      time.Time
+	Revoked         bool
+}
+
+// SessionStore keeps console sessions; their tokens are sealed, and the
+// name the browser holds is stored only as a hash.
+type SessionStore struct {
+	db     *DB
+	crypto Crypto
+	ids    *idAllocator
+}
+
+// NewSessionStore returns the session store.
+func NewSessionStore(db *DB, c Crypto) *SessionStore {
+	return &SessionStore{db: db, crypto: c, ids: newIDAllocator("staff_sessions")}
+}
+
+func sessionHash(name string) []byte {
+	h := sha256.Sum256([]byte(name))
+	return h[:]
+}
+
+func (s *SessionStore) seal(id int64, column, v string) []byte {
+	if v == "" {
+		return nil
+	}
+	return s.crypto.Ring.EncryptString(v, crypt.Ref{Table: "staff_sessions", Column: column, ID: id})
+}
+
+// Create starts a session for userID with the provider's tokens and
+// returns the name the browser keeps (32 random bytes).
+func (s *SessionStore) Create(ctx context.Context, userID, access, refresh string, expires time.Time) (string, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	name := base64.RawURLEncoding.EncodeToString(raw)
+	g := s.db.Gorm.WithContext(ctx)
+	id, err := s.ids.Next(ctx, g)
+	if err != nil {
+		return "", dbError(err, "Session")
+	}
+	err = g.Exec(`INSERT INTO staff_sessions (id, token_hash, user_id, access_token_enc, refresh_token_enc, access_expires_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, id, sessionHash(name), userID, s.seal(id, "access_token_enc", access), s.seal(id, "refresh_token_enc", refresh), expires).Error
+	return name, dbError(err, "Session")
+}
+
+// Lookup returns the session a browser names. ENOTFOUND when there is none.
+func (s *SessionStore) Lookup(ctx context.Context, name string) (*Session, error) {
+	var row struct {
+		ID              int64
+		UserID          string
+		AccessTokenEnc  []byte
+		RefreshTokenEnc []byte
+		AccessExpiresAt time.Time
+		CreatedAt       time.Time
+		LastSeenAt      time.Time
+		RevokedAt       *time.Time
+	}
+	err := s.db.Gorm.WithContext(ctx).Raw(`SELECT id, user_id, access_token_enc, refresh_token_enc, access_expires_at, created_at, last_seen_at, revoked_at
+		FROM staff_sessions WHERE token_hash = ?`, sessionHash(name)).Scan(&row).Error
+	if err != nil {
+		return nil, dbError(err, "Session")
+	}
+	if row.ID == 0 {
+		return nil, models.Errorf(models.ENOTFOUND, "Session not found.")
+	}
+	se := &Session{ID: row.ID, UserID: row.UserID, AccessExpiresAt: row.AccessExpiresAt, CreatedAt: row.CreatedAt, LastSeenAt: row.LastSeenAt, Revoked: row.RevokedAt != nil}
+	if se.AccessToken, err = s.crypto.Ring.DecryptString(row.AccessTokenEnc, crypt.Ref{Table: "staff_sessions", Column: "access_token_enc", ID: row.ID}); err != nil {
+		return nil, err
+	}
+	if row.RefreshTokenEnc != nil {
+		if se.RefreshToken, err = s.crypto.Ring.DecryptString(row.RefreshTokenEnc, crypt.Ref{Table: "staff_sessions", Column: "refresh_token_enc", ID: row.ID}); err != nil {
+			return nil, err
+		}
+	}
+	return se, nil
+}
+
+// Touch records that the session was used now.
+func (s *SessionStore) Touch(ctx context.Context, id int64) error {
+	return dbError(s.db.Gorm.WithContext(ctx).Exec(`UPDATE staff_sessions SET last_seen_at = now() WHERE id = ?`, id).Error, "Session")
+}
+
+// Renew keeps the provider's new tokens after a refresh.
+func (s *SessionStore) Renew(ctx context.Context, id int64, access, refresh string, expires time.Time) error {
+	err := s.db.Gorm.WithContext(ctx).Exec(`UPDATE staff_sessions SET access_token_enc = ?, refresh_token_enc = ?, access_expires_at = ?, last_seen_at = now()
+		WHERE id = ? AND revoked_at IS NULL`, s.seal(id, "access_token_enc", access), s.seal(id, "refresh_token_enc", refresh), expires, id).Error
+	return dbError(err, "Session")
+}
+
+// Revoke ends a session.
+func (s *SessionStore) Revoke(ctx context.Context, id int64) error {
+	return dbError(s.db.Gorm.WithContext(ctx).Exec(`UPDATE staff_sessions SET revoked_at = now() WHERE id = ? AND revoked_at IS NULL`, id).Error, "Session")
+}
+
+// RevokeUser ends every session of a staff member (deactivation).
+func (s *SessionStore) RevokeUser(ctx context.Context, userID string) error {
+	err := s.db.Gorm.WithContext(ctx).Exec(`UPDATE staff_sessions SET revoked_at = now() WHERE user_id = ? AND revoked_at IS NULL`, userID).Error
+	return dbError(err, "Session")
+}
