@@ -17,6 +17,7 @@ import (
 
 	"github.com/parley-chat/parley/handlers"
 	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/auth/authtest"
 	"github.com/parley-chat/parley/internal/crypt"
 	"github.com/parley-chat/parley/internal/pgtest"
 	"github.com/parley-chat/parley/internal/phone"
@@ -49,7 +50,7 @@ func newConsoleSite(t *testing.T, provider func(*handlers.Access, *store.StaffSt
 		p = provider(access, site.staff)
 	}
 	console := &handlers.Console{Access: access, Provider: p, Sessions: store.NewSessionStore(db, newCryptoForTest(t)),
-		Codecs: []securecookie.Codec{securecookie.New([]byte(strings.Repeat("h", 32)), []byte(strings.Repeat("b", 32)))},
+		Codecs:  []securecookie.Codec{securecookie.New([]byte(strings.Repeat("h", 32)), []byte(strings.Repeat("b", 32)))},
 		CSRFKey: []byte(strings.Repeat("c", 32)), Secure: true}
 	app := handlers.NewServer(handlers.Deps{Logger: slog.New(slog.NewJSONHandler(site.logs, nil)), Readiness: readiness,
 		Registry: prometheus.NewRegistry(), Version: "test", Access: access, Console: console})
@@ -256,4 +257,63 @@ func newCryptoForTest(t *testing.T) store.Crypto {
 	}
 	ix, _ := crypt.NewIndexer([]byte(strings.Repeat("i", 32)))
 	return store.Crypto{Ring: ring, Index: ix, Phones: phone.New("IN")}
+}
+
+// In Supabase mode the console signs in through Supabase Auth (the fake
+// speaks GoTrue), keeps its tokens server-side, refreshes them before they
+// expire, and signs out at Supabase too.
+func TestConsole_SupabaseSignInRefreshAndSignOut(t *testing.T) {
+	p := authtest.NewProject()
+	t.Cleanup(p.Close)
+	var gotrue *auth.GoTrue
+	site := newConsoleSite(t, func(a *handlers.Access, staff *store.StaffStore) handlers.SignInProvider {
+		keys, err := auth.JWKS(t.Context(), p.JWKSURL(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Verifier, _ = auth.NewVerifier(auth.VerifierConfig{Issuer: p.Issuer(), Keys: keys})
+		gotrue = auth.NewGoTrue(p.URL, authtest.AnonKey, nil)
+		return handlers.SupabaseSignIn{Client: gotrue, Staff: staff, Guard: auth.NewGuard()}
+	})
+	ctx := context.Background()
+	staffID := p.AddUser("meera@example.org", "her supabase password")
+	p.AddUser("outsider@example.org", "not on the staff list")
+	if _, err := site.staff.Create(ctx, staffID, "meera@example.org", models.RoleSupervisor, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	b := &browser{site: site}
+	if resp := b.signIn(t, "outsider@example.org", "not on the staff list", "/"); resp.StatusCode != 401 || b.cookie != "" {
+		t.Fatalf("a Supabase user who is not staff: %d", resp.StatusCode)
+	}
+	if resp := b.signIn(t, "meera@example.org", "wrong", "/"); resp.StatusCode != 401 {
+		t.Fatalf("wrong password: %d", resp.StatusCode)
+	}
+	if resp := b.signIn(t, "meera@example.org", "her supabase password", "/"); resp.StatusCode != 303 {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	resp, page := b.do(t, "GET", "/", nil, nil)
+	if resp.StatusCode != 200 || !strings.Contains(page, "meera@example.org · supervisor") {
+		t.Fatalf("signed in: %d", resp.StatusCode)
+	}
+	// The access token nears its end: the next request refreshes it.
+	_, _ = site.db.Pool.Exec(ctx, `UPDATE staff_sessions SET access_expires_at = now() + interval '1 minute'`)
+	if resp, _ := b.do(t, "GET", "/", nil, nil); resp.StatusCode != 200 || p.Refreshes() != 1 {
+		t.Fatalf("after refresh: %d, %d refreshes", resp.StatusCode, p.Refreshes())
+	}
+	var left time.Duration
+	_ = site.db.Pool.QueryRow(ctx, `SELECT access_expires_at - now() FROM staff_sessions WHERE revoked_at IS NULL`).Scan(&left)
+	if left < 50*time.Minute {
+		t.Fatalf("the renewed token lasts %v", left)
+	}
+	csrf := csrfRE.FindStringSubmatch(page)
+	if n := p.LiveSessions(staffID); n != 1 {
+		t.Fatalf("%d live sessions at Supabase before signing out", n)
+	}
+	if resp, _ := b.do(t, "POST", "/logout", url.Values{"_csrf": {csrf[1]}}, nil); resp.StatusCode != 303 {
+		t.Fatalf("sign-out: %d", resp.StatusCode)
+	}
+	if n := p.LiveSessions(staffID); n != 0 {
+		t.Fatal("the session was not signed out at Supabase")
+	}
 }

@@ -104,7 +104,7 @@ func (g *GoTrue) SignOut(ctx context.Context, accessToken string) error {
 }
 
 // gotrue-go's errors are strings: "response status code N: <body>".
-var statusRE = regexp.MustCompile(`^response status code (\d+)(?::\s*(.*))?$`)
+var statusRE = regexp.MustCompile(`(?s)^response status code (\d+)(?::\s*(.*))?$`)
 
 // gotrueError maps a gotrue-go error to a model error that says nothing of
 // the body (which may name the account).

@@ -1,7 +1,9 @@
 // Package authtest is a stand-in for Supabase Auth (GoTrue) in tests: it
 // signs access tokens as a project does and serves its key set at
 // /auth/v1/.well-known/jwks.json, with Cache-Control as GoTrue sends it,
-// through a key rotation.
+// through a key rotation; it answers the password and (single-use)
+// refresh grants of /token, /user and /logout with GoTrue's shapes and
+// error bodies.
 package authtest
 
 import (
@@ -34,14 +36,20 @@ type Project struct {
 	set       *jwkset.MemoryJWKSet
 	seq       int
 	JWKSCalls atomic.Int64 // how often the key set was fetched
+
+	users     map[string]*user    // by lower-cased email
+	sessions  map[string]*session // by session id
+	refreshes int
 }
 
 // NewProject starts a project with one ES256 key and one RS256 key; the
 // ES256 one signs.
 func NewProject() *Project {
-	p := &Project{JWTSecret: []byte("super-secret-jwt-token-with-at-least-32-characters-long"), keys: map[string]any{}, set: jwkset.NewMemoryStorage()}
+	p := &Project{JWTSecret: []byte("super-secret-jwt-token-with-at-least-32-characters-long"), keys: map[string]any{}, set: jwkset.NewMemoryStorage(),
+		users: map[string]*user{}, sessions: map[string]*session{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /auth/v1/.well-known/jwks.json", p.jwks)
+	p.registerGoTrue(mux)
 	p.Server = httptest.NewServer(mux)
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

@@ -1,0 +1,203 @@
+package authtest
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// AnonKey is the fake project's anon key; every request must carry it as
+// apikey, as Supabase's gateway requires.
+const AnonKey = "anon-key-for-tests"
+
+type user struct {
+	id, email, password string
+}
+
+type session struct {
+	user    *user
+	ended   bool
+	refresh string // the one refresh token that is still good
+}
+
+// AddUser creates a confirmed email user and returns its id.
+func (p *Project) AddUser(email, password string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	u := &user{id: uuid.NewString(), email: email, password: password}
+	p.users[strings.ToLower(email)] = u
+	return u.id
+}
+
+// Refreshes counts refresh grants answered.
+func (p *Project) Refreshes() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refreshes
+}
+
+// SessionEnded reports whether the session of an access token was signed
+// out.
+func (p *Project) SessionEnded(sessionID string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.sessions[sessionID]
+	return s != nil && s.ended
+}
+
+func (p *Project) registerGoTrue(mux *http.ServeMux) {
+	mux.HandleFunc("POST /auth/v1/token", p.token)
+	mux.HandleFunc("GET /auth/v1/user", p.user)
+	mux.HandleFunc("POST /auth/v1/logout", p.logout)
+}
+
+func gotrueError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": status, "error_code": code, "msg": msg})
+}
+
+func randomToken() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (p *Project) token(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("apikey") != AnonKey {
+		gotrueError(w, 401, "no_api_key", "No API key found in request")
+		return
+	}
+	var in struct {
+		Email, Password string
+		RefreshToken    string `json:"refresh_token"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in); err != nil {
+		gotrueError(w, 400, "bad_json", "Could not parse request body as JSON")
+		return
+	}
+	sid, u, refresh, code := p.grant(r.URL.Query().Get("grant_type"), in.Email, in.Password, in.RefreshToken)
+	if code != "" {
+		msg := map[string]string{"invalid_credentials": "Invalid login credentials",
+			"refresh_token_not_found": "Invalid Refresh Token: Refresh Token Not Found"}[code]
+		gotrueError(w, 400, code, msg)
+		return
+	}
+	claims := p.Claims(u.id, u.email)
+	claims.SessionID = sid
+	access := p.Sign(claims)
+	exp := claims.ExpiresAt.Time
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"access_token": access, "token_type": "bearer", "expires_in": int(time.Until(exp).Seconds()), "expires_at": exp.Unix(),
+		"refresh_token": refresh,
+		"user": map[string]any{"id": u.id, "aud": "authenticated", "role": "authenticated", "email": u.email,
+			"app_metadata": map[string]any{"provider": "email"}, "user_metadata": map[string]any{}},
+	})
+}
+
+// grant answers a password or refresh grant: the session, its user and
+// its new (single-use) refresh token, or GoTrue's error code.
+func (p *Project) grant(kind, email, password, refreshToken string) (sid string, u *user, refresh, code string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var s *session
+	switch kind {
+	case "password":
+		u := p.users[strings.ToLower(email)]
+		if u == nil || u.password != password {
+			return "", nil, "", "invalid_credentials"
+		}
+		sid, s = uuid.NewString(), &session{user: u}
+		p.sessions[sid] = s
+	case "refresh_token":
+		for id, candidate := range p.sessions {
+			if !candidate.ended && candidate.refresh == refreshToken && refreshToken != "" {
+				sid, s = id, candidate
+			}
+		}
+		if s == nil {
+			return "", nil, "", "refresh_token_not_found"
+		}
+		p.refreshes++
+	default:
+		return "", nil, "", "unsupported_grant_type"
+	}
+	s.refresh = randomToken() // single use: the old one is gone
+	return sid, s.user, s.refresh, ""
+}
+
+// sessionOf returns the live session an access token names, or nil.
+func (p *Project) sessionOf(r *http.Request) (string, *session) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return "", nil
+	}
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "", nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", nil
+	}
+	var c struct {
+		SessionID string `json:"session_id"`
+	}
+	_ = json.Unmarshal(raw, &c)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.sessions[c.SessionID]
+	if s == nil || s.ended {
+		return c.SessionID, nil
+	}
+	return c.SessionID, s
+}
+
+func (p *Project) user(w http.ResponseWriter, r *http.Request) {
+	_, s := p.sessionOf(r)
+	if s == nil {
+		gotrueError(w, 403, "session_not_found", "Session from session_id claim in JWT does not exist")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"id": s.user.id, "aud": "authenticated", "role": "authenticated", "email": s.user.email})
+}
+
+func (p *Project) logout(w http.ResponseWriter, r *http.Request) {
+	sid, s := p.sessionOf(r)
+	if s == nil {
+		gotrueError(w, 403, "session_not_found", "Session from session_id claim in JWT does not exist")
+		return
+	}
+	p.mu.Lock()
+	if r.URL.Query().Get("scope") == "local" {
+		p.sessions[sid].ended = true
+	} else {
+		for _, other := range p.sessions {
+			if other.user == s.user {
+				other.ended = true
+			}
+		}
+	}
+	p.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// LiveSessions counts the user's sessions not signed out.
+func (p *Project) LiveSessions(userID string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, s := range p.sessions {
+		if s.user.id == userID && !s.ended {
+			n++
+		}
+	}
+	return n
+}
