@@ -41,15 +41,6 @@ func (p *Project) Refreshes() int {
 	return p.refreshes
 }
 
-// SessionEnded reports whether the session of an access token was signed
-// out.
-func (p *Project) SessionEnded(sessionID string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	s := p.sessions[sessionID]
-	return s != nil && s.ended
-}
-
 func (p *Project) registerGoTrue(mux *http.ServeMux) {
 	mux.HandleFunc("POST /auth/v1/token", p.token)
 	mux.HandleFunc("GET /auth/v1/user", p.user)
