@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/models"
@@ -24,6 +25,29 @@ type Access struct {
 	// Supabase mode: it signs staff in against Parley's own table and
 	// serves its key set where Supabase serves a project's.
 	Local *LocalProvider
+	// Audit records sign-ins and every other audited action (nil: none,
+	// for tests of other parts).
+	Audit Auditor
+}
+
+// Auditor appends to the audit log.
+type Auditor interface {
+	Record(ctx context.Context, e *models.AuditEvent) error
+}
+
+// record audits action by actor (nil: nobody signed in) in request c. A
+// failure to record fails the request: what is audited does not happen
+// unrecorded.
+func (a *Access) record(c *fiber.Ctx, actor *models.StaffUser, action, subjectType, subjectID string, details map[string]any) error {
+	if a == nil || a.Audit == nil {
+		return nil
+	}
+	e := &models.AuditEvent{Action: action, SubjectType: subjectType, SubjectID: subjectID, RequestID: requestIDOf(c),
+		IP: utils.CopyString(c.IP()), Details: details}
+	if actor != nil {
+		e.ActorID, e.ActorRole = actor.ID, actor.Role
+	}
+	return a.Audit.Record(c.UserContext(), e)
 }
 
 // principalKey is where the request's staff member is kept in Locals.
@@ -88,6 +112,7 @@ func registerAPI(app *fiber.App, a *Access) {
 		return
 	}
 	if a.Local != nil {
+		a.Local.access = a
 		a.Local.register(app)
 	}
 	api := app.Group("/api/v1", a.bearer)

@@ -44,12 +44,14 @@ func newConsoleSite(t *testing.T, provider func(*handlers.Access, *store.StaffSt
 		t.Fatal(err)
 	}
 	verifier, _ := auth.NewVerifier(auth.VerifierConfig{Issuer: localIssuerURL, Keys: issuer.Keys()})
-	access := &handlers.Access{Verifier: verifier, Staff: site.staff, Local: &handlers.LocalProvider{Issuer: issuer, Directory: site.staff}}
+	crypto := newCryptoForTest(t)
+	access := &handlers.Access{Verifier: verifier, Staff: site.staff, Local: &handlers.LocalProvider{Issuer: issuer, Directory: site.staff},
+		Audit: store.NewAuditStore(db, crypto)}
 	var p handlers.SignInProvider = handlers.LocalSignIn{LocalProvider: access.Local, Staff: site.staff}
 	if provider != nil {
 		p = provider(access, site.staff)
 	}
-	console := &handlers.Console{Access: access, Provider: p, Sessions: store.NewSessionStore(db, newCryptoForTest(t)),
+	console := &handlers.Console{Access: access, Provider: p, Sessions: store.NewSessionStore(db, crypto),
 		Codecs:  []securecookie.Codec{securecookie.New([]byte(strings.Repeat("h", 32)), []byte(strings.Repeat("b", 32)))},
 		CSRFKey: []byte(strings.Repeat("c", 32)), Secure: true}
 	app := handlers.NewServer(handlers.Deps{Logger: slog.New(slog.NewJSONHandler(site.logs, nil)), Readiness: readiness,
@@ -178,6 +180,31 @@ func TestConsole_SignInAndOut(t *testing.T) {
 		if strings.Contains(site.logs.String(), secret) {
 			t.Fatalf("a secret is in the log")
 		}
+	}
+
+	// Each step is in the audit log, with who, in which role, from where.
+	rows, err := site.db.Pool.Query(context.Background(), `SELECT action, coalesce(actor_id::text, ''), actor_role, request_id <> '', ip,
+		position('asha@example.org'::bytea in coalesce(details_enc, ''::bytea)) FROM audit_events ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var action, actor, role, ip string
+		var hasRequest bool
+		var plain int
+		if err := rows.Scan(&action, &actor, &role, &hasRequest, &ip, &plain); err != nil {
+			t.Fatal(err)
+		}
+		if !hasRequest || ip != "127.0.0.1" || plain != 0 {
+			t.Errorf("%s: request id %v, ip %q, email in the clear %v", action, hasRequest, ip, plain != 0)
+		}
+		got = append(got, action+"/"+role+"/"+map[bool]string{true: "actor", false: "nobody"}[actor != ""])
+	}
+	want := "staff.sign_in_failed//nobody staff.sign_in/agent/actor staff.sign_out/agent/actor"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("audited %q\nwant %q", strings.Join(got, " "), want)
 	}
 }
 

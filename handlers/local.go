@@ -18,6 +18,7 @@ type LocalProvider struct {
 	Issuer    *auth.LocalIssuer
 	Directory auth.Directory
 	Guard     *auth.Guard // limits failed sign-ins (auth.NewGuard when nil)
+	access    *Access     // for the audit
 }
 
 func (l *LocalProvider) register(app *fiber.App) {
@@ -56,8 +57,16 @@ func (l *LocalProvider) token(c *fiber.Ctx) error {
 		return gotrueError(c, fiber.StatusBadRequest, "validation_failed", "An email and a password are required.")
 	}
 	u, err := l.SignIn(c.UserContext(), in.Email, in.Password, c.IP())
+	if err != nil && (models.ErrorCode(err) == models.EUNAUTHORIZED || models.ErrorCode(err) == models.EUNAVAILABLE) {
+		if aerr := l.access.record(c, nil, "staff.sign_in_failed", "staff", "", map[string]any{"email": in.Email, "via": "api"}); aerr != nil {
+			return aerr
+		}
+	}
 	switch models.ErrorCode(err) {
 	case "":
+		if err := l.access.record(c, u, "staff.sign_in", "staff", u.ID, map[string]any{"via": "api"}); err != nil {
+			return err
+		}
 	case models.EUNAVAILABLE:
 		return gotrueError(c, fiber.StatusTooManyRequests, "over_request_rate_limit", models.ErrorMessage(err))
 	case models.EUNAUTHORIZED:

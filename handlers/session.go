@@ -245,8 +245,14 @@ func (cs *Console) login(c *fiber.Ctx) error {
 		default:
 			return err
 		}
+		if aerr := cs.Access.record(c, nil, "staff.sign_in_failed", "staff", "", map[string]any{"email": email, "via": "console"}); aerr != nil {
+			return aerr
+		}
 		c.Status(status)
 		return render(c, views.Login(views.LoginProps{Next: next, Email: email, Error: models.ErrorMessage(err)}))
+	}
+	if err := cs.Access.record(c, u, "staff.sign_in", "staff", u.ID, map[string]any{"via": "console"}); err != nil {
+		return err
 	}
 	name, err := cs.Sessions.Create(c.UserContext(), u.ID, t.Access, t.Refresh, t.Expires)
 	if err != nil {
@@ -261,6 +267,12 @@ func (cs *Console) login(c *fiber.Ctx) error {
 func (cs *Console) logout(c *fiber.Ctx) error {
 	se, _ := c.Locals(sessionKey).(*store.Session)
 	if se != nil {
+		if p := principal(c); p != nil {
+			who := &models.StaffUser{ID: p.UserID, Role: p.Role}
+			if err := cs.Access.record(c, who, "staff.sign_out", "staff", p.UserID, nil); err != nil {
+				return err
+			}
+		}
 		_ = cs.Provider.SignOut(c.UserContext(), se.AccessToken)
 		if err := cs.Sessions.Revoke(c.UserContext(), se.ID); err != nil {
 			return err

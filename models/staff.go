@@ -37,9 +37,12 @@ type StaffUser struct {
 type AuditEvent struct {
 	ID          int64
 	At          time.Time
-	ActorID     string
-	Action      string
+	ActorID     string // the staff member who acted; "" for the system or the command line
+	ActorRole   Role   // their role at the time
+	Action      string // e.g. staff.sign_in, conversation.override
 	SubjectType string
 	SubjectID   string
+	RequestID   string // the HTTP request's id, when one carried it
+	IP          string // the caller's address, when known
 	Details     map[string]any
 }

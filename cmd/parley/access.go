@@ -15,9 +15,9 @@ import (
 // newAccess wires staff authentication for the configured mode: Supabase
 // Auth's tokens checked against the project's key set (and its legacy
 // secret, when given), or the local provider's.
-func newAccess(ctx context.Context, cfg *config.Config, db *store.DB) (*handlers.Access, error) {
+func newAccess(ctx context.Context, cfg *config.Config, db *store.DB, c store.Crypto) (*handlers.Access, error) {
 	staff := store.NewStaffStore(db)
-	a := &handlers.Access{Staff: staff}
+	a := &handlers.Access{Staff: staff, Audit: store.NewAuditStore(db, c)}
 	vc := auth.VerifierConfig{}
 	switch cfg.AuthMode {
 	case "supabase":

@@ -94,7 +94,7 @@ func cmdDev(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 		return err
 	}
 	if cfg.AuthMode == "local" {
-		if err := ensureFirstAdmin(ctx, cfg.DatabaseURL, stderr); err != nil {
+		if err := ensureFirstAdmin(ctx, cfg, stderr); err != nil {
 			return fmt.Errorf("make the first admin: %w", err)
 		}
 	}

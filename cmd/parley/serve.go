@@ -62,7 +62,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 	if err != nil {
 		return err
 	}
-	access, err := newAccess(ctx, cfg, db)
+	access, err := newAccess(ctx, cfg, db, c)
 	if err != nil {
 		return err
 	}

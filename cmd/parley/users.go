@@ -26,12 +26,16 @@ const firstAdminEmail = "admin@parley.local"
 
 // ensureFirstAdmin makes an admin with a generated password when the local
 // provider has no staff at all, and prints the credentials once.
-func ensureFirstAdmin(ctx context.Context, dsn string, stderr io.Writer) error {
-	db, err := store.Open(ctx, dsn, store.Options{})
+func ensureFirstAdmin(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	c, err := newCrypto(cfg, newLogger(stderr, cfg.LogLevel))
+	if err != nil {
+		return err
+	}
 	staff := store.NewStaffStore(db)
 	if n, err := staff.Count(ctx); err != nil || n > 0 {
 		return err
@@ -41,7 +45,12 @@ func ensureFirstAdmin(ctx context.Context, dsn string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := staff.Create(ctx, "", firstAdminEmail, models.RoleAdmin, hash); err != nil {
+	admin, err := staff.Create(ctx, "", firstAdminEmail, models.RoleAdmin, hash)
+	if err != nil {
+		return err
+	}
+	if err := store.NewAuditStore(db, c).Record(ctx, &models.AuditEvent{Action: "staff.create", SubjectType: "staff", SubjectID: admin.ID,
+		Details: map[string]any{"email": admin.Email, "role": string(admin.Role), "via": "parley dev"}}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "parley dev: made the first admin; sign in with\n    email:    %s\n    password: %s\n  (shown this once; `parley users set-password` changes it)\n", firstAdminEmail, password)
@@ -58,8 +67,10 @@ func newPassword() string {
 func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	u := group("users", "Manage staff accounts (local sign-in: PARLEY_AUTH_MODE=local)", "create, list, set-role, set-password, deactivate, reactivate")
 	var email, role string
+	var audit *store.AuditStore
+	var sessions *store.SessionStore
 	withStaff := func(cmd *cobra.Command, fn func(ctx context.Context, staff *store.StaffStore) error) error {
-		cfg, db, err := openDatabase(cmd.Context(), getenv, config.Requirements{Database: true})
+		cfg, db, err := openDatabase(cmd.Context(), getenv, config.Requirements{Database: true, Keys: true})
 		if err != nil {
 			return err
 		}
@@ -67,7 +78,20 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 		if cfg.AuthMode != "local" {
 			return errors.New("in Supabase mode staff are managed through Supabase Auth; these commands manage local accounts (PARLEY_AUTH_MODE=local)")
 		}
+		c, err := newCrypto(cfg, newLogger(stderr, cfg.LogLevel))
+		if err != nil {
+			return err
+		}
+		audit, sessions = store.NewAuditStore(db, c), store.NewSessionStore(db, c)
 		return fn(cmd.Context(), store.NewStaffStore(db))
+	}
+	// record audits a change made from the command line (no actor).
+	record := func(ctx context.Context, action string, u *models.StaffUser, details map[string]any) error {
+		if details == nil {
+			details = map[string]any{}
+		}
+		details["via"] = "cli"
+		return audit.Record(ctx, &models.AuditEvent{Action: action, SubjectType: "staff", SubjectID: u.ID, Details: details})
 	}
 	byEmail := func(ctx context.Context, staff *store.StaffStore) (*models.StaffUser, error) {
 		found, _, err := staff.ByEmail(ctx, email)
@@ -89,6 +113,9 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 				}
 				made, err := staff.Create(ctx, "", email, models.Role(role), hash)
 				if err != nil {
+					return err
+				}
+				if err := record(ctx, "staff.create", made, map[string]any{"email": made.Email, "role": string(made.Role)}); err != nil {
 					return err
 				}
 				fmt.Fprintf(stdout, "created %s (%s)\n", made.Email, made.Role)
@@ -127,7 +154,10 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 				if err != nil {
 					return err
 				}
-				return staff.SetRole(ctx, nil, found.ID, models.Role(role))
+				if err := staff.SetRole(ctx, nil, found.ID, models.Role(role)); err != nil {
+					return err
+				}
+				return record(ctx, "staff.role_change", found, map[string]any{"from": string(found.Role), "to": role})
 			})
 		},
 	}
@@ -147,7 +177,10 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 				if err != nil {
 					return err
 				}
-				return staff.SetPasswordHash(ctx, nil, found.ID, hash)
+				if err := staff.SetPasswordHash(ctx, nil, found.ID, hash); err != nil {
+					return err
+				}
+				return record(ctx, "staff.password_change", found, nil)
 			})
 		},
 	}
@@ -160,7 +193,15 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 					if err != nil {
 						return err
 					}
-					return staff.SetActive(ctx, nil, found.ID, to)
+					if err := staff.SetActive(ctx, nil, found.ID, to); err != nil {
+						return err
+					}
+					if !to { // their open sessions end now, not at their next request
+						if err := sessions.RevokeUser(ctx, found.ID); err != nil {
+							return err
+						}
+					}
+					return record(ctx, "staff."+use, found, nil)
 				})
 			},
 		}

@@ -26,7 +26,8 @@ func withStdin(t *testing.T, input string, fn func()) {
 }
 
 func TestUsers_CreateListChangeDeactivate(t *testing.T) {
-	env := map[string]string{"DATABASE_URL": pgtest.DSN(t), "PARLEY_AUTH_MODE": "local"}
+	dsn := pgtest.DSN(t)
+	env := baseEnv(t, dsn)
 	withStdin(t, "a long enough password\n", func() {
 		if code, out, stderr := runCmd(t, env, "users", "create", "--email", "asha@example.org", "--role", "agent"); code != exitOK || !strings.Contains(out, "created asha@example.org (agent)") {
 			t.Fatalf("create: %d %s %s", code, out, stderr)
@@ -57,6 +58,22 @@ func TestUsers_CreateListChangeDeactivate(t *testing.T) {
 	}
 	if code, _, stderr := runCmd(t, env, "users", "set-role", "--role", "agent"); code != exitUsage || !strings.Contains(stderr, "email") {
 		t.Fatalf("without --email: %d %s", code, stderr)
+	}
+	// Each change is audited, and the chain holds.
+	db, err := store.Open(context.Background(), dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var actions string
+	if err := db.Pool.QueryRow(context.Background(), `SELECT string_agg(action, ',' ORDER BY seq) FROM audit_events`).Scan(&actions); err != nil {
+		t.Fatal(err)
+	}
+	if actions != "staff.create,staff.role_change,staff.deactivate" {
+		t.Fatalf("audited %q", actions)
+	}
+	if code, out, _ := runCmd(t, env, "audit", "verify"); code != exitOK || !strings.Contains(out, "3 entries") {
+		t.Fatalf("audit verify: %d %s", code, out)
 	}
 }
 

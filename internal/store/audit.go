@@ -58,20 +58,32 @@ func (s *AuditStore) Append(ctx context.Context, tx *gorm.DB, e *models.AuditEve
 		actor = e.ActorID
 	}
 	sealed := s.crypto.Ring.Encrypt(details, crypt.Ref{Table: "audit_events", Column: "details_enc", ID: id})
-	err = g.Exec(`INSERT INTO audit_events (id, seq, at, actor_id, action, subject_type, subject_id, details_enc, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, last.Seq+1, e.At, actor, e.Action, e.SubjectType, e.SubjectID, sealed, last.Hash,
-		chainHash(last.Hash, e, details)).Error
+	err = g.Exec(`INSERT INTO audit_events (id, seq, at, actor_id, actor_role, action, subject_type, subject_id, request_id, ip, details_enc, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, last.Seq+1, e.At, actor, string(e.ActorRole), e.Action, e.SubjectType, e.SubjectID,
+		e.RequestID, e.IP, sealed, last.Hash, chainHash(last.Hash, e, details)).Error
 	return dbError(err, "Audit")
+}
+
+// Record appends e in a transaction of its own: for events that change
+// nothing else (a sign-in, a read of decrypted data).
+func (s *AuditStore) Record(ctx context.Context, e *models.AuditEvent) error {
+	return s.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return s.Append(ctx, tx, e) })
 }
 
 // auditLock is the advisory lock key that serialises appends to the chain.
 const auditLock = 7212002
 
 // chainHash is an entry's hash: the previous entry's hash and the entry's
-// plaintext, each part length-prefixed so no two entries hash alike.
+// plaintext, each part length-prefixed so no two entries hash alike. The
+// role, request id and address came later: entries without any hash as
+// those before them did.
 func chainHash(prev []byte, e *models.AuditEvent, details []byte) []byte {
 	h := sha256.New()
-	for _, part := range [][]byte{prev, []byte(e.At.Format(time.RFC3339Nano)), []byte(e.ActorID), []byte(e.Action), []byte(e.SubjectType), []byte(e.SubjectID), details} {
+	parts := [][]byte{prev, []byte(e.At.Format(time.RFC3339Nano)), []byte(e.ActorID), []byte(e.Action), []byte(e.SubjectType), []byte(e.SubjectID), details}
+	if e.ActorRole != "" || e.RequestID != "" || e.IP != "" {
+		parts = append(parts, []byte(e.ActorRole), []byte(e.RequestID), []byte(e.IP))
+	}
+	for _, part := range parts {
 		h.Write([]byte(strconv.Itoa(len(part)) + ":"))
 		h.Write(part)
 	}
@@ -89,7 +101,8 @@ func (s *AuditStore) Verify(ctx context.Context) (int, error) {
 	checked := 0
 	for {
 		var rows []auditRow
-		if err := g.Raw(`SELECT id, seq, at, coalesce(actor_id::text, '') AS actor_id, action, subject_type, subject_id, details_enc, prev_hash, hash
+		if err := g.Raw(`SELECT id, seq, at, coalesce(actor_id::text, '') AS actor_id, actor_role, action, subject_type, subject_id, request_id, ip,
+				details_enc, prev_hash, hash
 			FROM audit_events WHERE seq > ? ORDER BY seq LIMIT 500`, after).Scan(&rows).Error; err != nil {
 			return checked, dbError(err, "Audit")
 		}
@@ -110,7 +123,8 @@ func (s *AuditStore) Verify(ctx context.Context) (int, error) {
 			if err != nil {
 				return checked, broken("its details do not open")
 			}
-			e := &models.AuditEvent{At: r.At.UTC(), ActorID: r.ActorID, Action: r.Action, SubjectType: r.SubjectType, SubjectID: r.SubjectID}
+			e := &models.AuditEvent{At: r.At.UTC(), ActorID: r.ActorID, ActorRole: models.Role(r.ActorRole), Action: r.Action,
+				SubjectType: r.SubjectType, SubjectID: r.SubjectID, RequestID: r.RequestID, IP: r.IP}
 			if !bytes.Equal(chainHash(r.PrevHash, e, details), r.Hash) {
 				return checked, broken("its contents do not match its hash")
 			}
@@ -125,9 +139,12 @@ type auditRow struct {
 	Seq         int64
 	At          time.Time
 	ActorID     string
+	ActorRole   string
 	Action      string
 	SubjectType string
 	SubjectID   string
+	RequestID   string
+	IP          string
 	DetailsEnc  []byte
 	PrevHash    []byte
 	Hash        []byte

@@ -63,6 +63,8 @@ func TestAuditStore_VerifyFindsATamperedChain(t *testing.T) {
 	}{
 		{"an entry removed", `DELETE FROM audit_events WHERE seq = 3`, "entry 3 is missing"},
 		{"an entry edited", `UPDATE audit_events SET subject_id = 'someone-else' WHERE seq = 4`, "entry 4: its contents do not match"},
+		{"an address edited", `UPDATE audit_events SET ip = '10.9.9.9' WHERE seq = 5`, "entry 5: its contents do not match"},
+		{"a role edited", `UPDATE audit_events SET actor_role = 'admin' WHERE seq = 2`, "entry 2: its contents do not match"},
 		{"entries reordered", `UPDATE audit_events SET seq = -seq WHERE seq IN (2, 5); UPDATE audit_events SET seq = CASE seq WHEN -2 THEN 5 ELSE 2 END WHERE seq < 0`, "entry 2: it does not link"},
 	}
 	for _, tt := range tests {
@@ -72,7 +74,8 @@ func TestAuditStore_VerifyFindsATamperedChain(t *testing.T) {
 			a := store.NewAuditStore(f.db, f.crypto)
 			for i := range 6 {
 				if err := f.db.Gorm.Transaction(func(tx *gorm.DB) error {
-					return a.Append(ctx, tx, &models.AuditEvent{Action: "test.append", SubjectType: "n", SubjectID: fmt.Sprint(i)})
+					return a.Append(ctx, tx, &models.AuditEvent{Action: "test.append", SubjectType: "n", SubjectID: fmt.Sprint(i),
+						ActorRole: models.RoleAgent, RequestID: fmt.Sprintf("req-%d", i), IP: "192.0.2.7"})
 				}); err != nil {
 					t.Fatal(err)
 				}
