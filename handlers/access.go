@@ -28,6 +28,11 @@ type Access struct {
 	// Audit records sign-ins and every other audited action (nil: none,
 	// for tests of other parts).
 	Audit Auditor
+	// Sessions, when set, lets a deactivation end the member's console
+	// sessions at once.
+	Sessions interface {
+		RevokeUser(ctx context.Context, userID string) error
+	}
 }
 
 // Auditor appends to the audit log.
@@ -117,6 +122,7 @@ func registerAPI(app *fiber.App, a *Access) {
 	}
 	api := app.Group("/api/v1", a.bearer)
 	api.Get("/me", handleMe)
+	a.registerStaffAPI(api)
 }
 
 // handleMe answers who the caller is and what they may do.

@@ -25,6 +25,7 @@ const localIssuerURL = "http://parley.test/auth/v1"
 // staffServer is the real app with staff access over a fresh database:
 // the local provider, or (project set) a Supabase project's tokens.
 type staffServer struct {
+	db    *store.DB
 	app   *fiber.App
 	staff *store.StaffStore
 	local *auth.LocalIssuer
@@ -35,8 +36,8 @@ func newStaffServer(t *testing.T, project *authtest.Project) *staffServer {
 	t.Helper()
 	db := pgtest.Open(t)
 	readiness, _ := store.NewReadiness(db)
-	s := &staffServer{staff: store.NewStaffStore(db), logs: &lockedBuffer{}}
-	access := &handlers.Access{Staff: s.staff}
+	s := &staffServer{staff: store.NewStaffStore(db), logs: &lockedBuffer{}, db: db}
+	access := &handlers.Access{Staff: s.staff, Audit: store.NewAuditStore(db, newCryptoForTest(t))}
 	var err error
 	if project != nil {
 		keys, err := auth.JWKS(t.Context(), project.JWKSURL(), nil)
@@ -200,5 +201,37 @@ func TestAPI_SupabaseTokens(t *testing.T) {
 	p.Rotate()
 	if status, _ := s.call(t, "GET", "/api/v1/me", p.Sign(claims), ""); status != 200 {
 		t.Fatalf("after the project rotated its key: %d", status)
+	}
+}
+
+func TestAPI_StaffAdministration(t *testing.T) {
+	s := newStaffServer(t, nil)
+	admin := s.member(t, "admin@example.org", models.RoleAdmin, "the admin's password")
+	token, _, _ := s.local.Issue(admin, "")
+	status, made := s.call(t, "POST", "/api/v1/staff/", token, `{"email":"new@example.org","role":"agent","password":"a good long password"}`)
+	if status != 201 || made["role"] != "agent" || made["active"] != true {
+		t.Fatalf("create: %d %v", status, made)
+	}
+	id := made["id"].(string)
+	if status, body := s.call(t, "POST", "/api/v1/staff/", token, `{"email":"NEW@example.org","role":"viewer","password":"a good long password"}`); status != 409 {
+		t.Fatalf("the same email again: %d %v", status, body)
+	}
+	if status, _ := s.call(t, "PATCH", "/api/v1/staff/"+id, token, `{"role":"supervisor"}`); status != 200 {
+		t.Fatalf("role change: %d", status)
+	}
+	if status, body := s.call(t, "PATCH", "/api/v1/staff/"+id, token, `{"active":false}`); status != 200 || body["active"] != false {
+		t.Fatalf("deactivate: %d %v", status, body)
+	}
+	if status, _ := s.call(t, "PATCH", "/api/v1/staff/"+admin.ID, token, `{"active":false}`); status != 409 {
+		t.Fatalf("deactivating oneself: %d, want 409", status)
+	}
+	status, list := s.call(t, "GET", "/api/v1/staff/?limit=1", token, "")
+	if status != 200 || list["next"] != "admin@example.org" || len(list["staff"].([]any)) != 1 {
+		t.Fatalf("list: %d %v", status, list)
+	}
+	var actions string
+	_ = s.db.Pool.QueryRow(context.Background(), `SELECT string_agg(action || ':' || actor_role, ',' ORDER BY seq) FROM audit_events`).Scan(&actions)
+	if actions != "staff.create:admin,staff.role_change:admin,staff.deactivate:admin" {
+		t.Fatalf("audited %q", actions)
 	}
 }

@@ -1,0 +1,198 @@
+package handlers_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gorilla/securecookie"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley-chat/parley/handlers"
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/channel/twilio"
+	"github.com/parley-chat/parley/internal/pgtest"
+	"github.com/parley-chat/parley/internal/pipeline"
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
+)
+
+// who is a caller of the matrix: anonymous, or a signed-in role.
+type who string
+
+const anonymous who = "anonymous"
+
+var callers = []who{anonymous, who(models.RoleViewer), who(models.RoleAgent), who(models.RoleSupervisor), who(models.RoleAdmin)}
+
+// rule is what one route answers each caller: a status for anonymous and
+// one for staff, or per role. Every route the server registers needs one.
+type rule struct {
+	path        string // the path requested (a route with a parameter gets a real value)
+	anon, staff int
+	roles       map[models.Role]int // overrides staff per role
+}
+
+// rules is the authorisation matrix. A route registered without a rule
+// here fails TestAuthorisationMatrix.
+var rules = map[string]rule{
+	"GET /healthz":        {anon: 200, staff: 200},
+	"GET /readyz":         {anon: 200, staff: 200},
+	"GET /metrics":        {anon: 200, staff: 200},
+	"GET /static/*":       {path: "/static/app.css", anon: 200, staff: 200},
+	"GET /":               {anon: 303, staff: 200},
+	"GET /login":          {anon: 200, staff: 200},
+	"POST /login":         {anon: 401, staff: 401}, // no credentials in the matrix's request
+	"POST /logout":        {anon: 401, staff: 303},
+	"GET /api/v1/me":      {anon: 401, staff: 200},
+	"GET /api/v1/staff/":  {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 200}},
+	"POST /api/v1/staff/": {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 400}}, // the matrix sends no staff member
+	"PATCH /api/v1/staff/:id": {path: "/api/v1/staff/00000000-0000-4000-8000-000000000000", anon: 401, staff: 403,
+		roles: map[models.Role]int{models.RoleAdmin: 400}},
+	"GET /auth/v1/.well-known/jwks.json": {anon: 200, staff: 200},
+	"POST /auth/v1/token":                {anon: 400, staff: 400},
+	"POST /webhooks/twilio":              {anon: 403, staff: 403}, // unsigned: refused whoever sends it
+	"POST /webhooks/twilio/status":       {anon: 403, staff: 403},
+	"GET /webhooks/meta":                 {anon: 403, staff: 403},
+	"POST /webhooks/meta":                {anon: 403, staff: 403},
+	"POST /webhooks/siren":               {anon: 403, staff: 403},
+}
+
+// fullServer is the server with every part: webhooks, the API, the console.
+type fullServer struct {
+	base  string
+	app   *fiber.App
+	staff *store.StaffStore
+	local *auth.LocalIssuer
+}
+
+func newFullServer(t *testing.T) *fullServer {
+	t.Helper()
+	db := pgtest.Open(t)
+	crypto := newCryptoForTest(t)
+	readiness, _ := store.NewReadiness(db)
+	reg := prometheus.NewRegistry()
+	metrics := pipeline.NewMetrics(reg)
+	pipe, err := pipeline.New(pipeline.Deps{DB: db, Crypto: crypto, Metrics: metrics, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pipe.Stop(context.Background()) })
+	s := &fullServer{staff: store.NewStaffStore(db)}
+	s.local, _ = auth.NewLocalIssuer(localIssuerURL, []byte(strings.Repeat("k", 32)), time.Hour)
+	verifier, _ := auth.NewVerifier(auth.VerifierConfig{Issuer: localIssuerURL, Keys: s.local.Keys()})
+	access := &handlers.Access{Verifier: verifier, Staff: s.staff, Local: &handlers.LocalProvider{Issuer: s.local, Directory: s.staff},
+		Audit: store.NewAuditStore(db, crypto)}
+	console := &handlers.Console{Access: access, Provider: handlers.LocalSignIn{LocalProvider: access.Local, Staff: s.staff},
+		Sessions: store.NewSessionStore(db, crypto), Codecs: []securecookie.Codec{securecookie.New([]byte(strings.Repeat("h", 32)), nil)},
+		CSRFKey: []byte(strings.Repeat("c", 32))}
+	s.app = handlers.NewServer(handlers.Deps{Logger: slog.New(slog.DiscardHandler), Readiness: readiness, Registry: reg, Version: "test",
+		Access: access, Console: console,
+		Webhooks: &handlers.Webhooks{Pipeline: pipe, Metrics: metrics, Twilio: twilio.NewVerifier(publicURL, authToken),
+			MetaAppSecret: appSecret, MetaVerifyToken: verifyToken, SirenSecret: sirenSecret}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.app.Listener(ln) }()
+	t.Cleanup(func() { _ = s.app.Shutdown() })
+	s.base = "http://" + ln.Addr().String()
+	return s
+}
+
+// credentials are a caller's session cookie, CSRF token and bearer token.
+type credentials struct{ cookie, csrf, bearer string }
+
+func (s *fullServer) signIn(t *testing.T, role models.Role) credentials {
+	t.Helper()
+	email := string(role) + "@example.org"
+	hash, _ := auth.HashPassword("matrix password!")
+	u, err := s.staff.Create(context.Background(), "", email, role, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := &consoleSite{base: s.base}
+	b := &browser{site: site}
+	if resp := b.signIn(t, email, "matrix password!", "/"); resp.StatusCode != 303 {
+		t.Fatalf("sign-in as %s: %d", role, resp.StatusCode)
+	}
+	_, page := b.do(t, "GET", "/", nil, nil)
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token for %s", role)
+	}
+	bearer, _, _ := s.local.Issue(u, "")
+	return credentials{cookie: b.cookie, csrf: m[1], bearer: bearer}
+}
+
+func TestAuthorisationMatrix(t *testing.T) {
+	s := newFullServer(t)
+	creds := map[who]credentials{anonymous: {}}
+	for _, c := range callers[1:] {
+		creds[c] = s.signIn(t, models.Role(c))
+	}
+	var routes []string
+	seen := map[string]bool{}
+	for _, r := range s.app.GetRoutes(true) {
+		if r.Method == fiber.MethodHead || r.Method == fiber.MethodOptions { // HEAD follows GET
+			continue
+		}
+		key := r.Method + " " + r.Path
+		if !seen[key] {
+			seen[key] = true
+			routes = append(routes, key)
+		}
+	}
+	// Sorted, the GET routes come first and sign-out after them; the POST
+	// routes after it need no session.
+	sort.Strings(routes)
+	for _, key := range routes {
+		rl, ok := rules[key]
+		if !ok {
+			t.Errorf("route %s has no rule in the authorisation matrix", key)
+			continue
+		}
+		method, path, _ := strings.Cut(key, " ")
+		if rl.path != "" {
+			path = rl.path
+		}
+		for _, c := range callers {
+			want := rl.staff
+			if c == anonymous {
+				want = rl.anon
+			} else if st, ok := rl.roles[models.Role(c)]; ok {
+				want = st
+			}
+			cr := creds[c]
+			var body io.Reader
+			if method == fiber.MethodPost {
+				body = strings.NewReader(url.Values{"_csrf": {cr.csrf}}.Encode())
+			}
+			req, _ := http.NewRequest(method, s.base+path, body)
+			if method == fiber.MethodPost {
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			if cr.cookie != "" {
+				req.Header.Set("Cookie", "parley_session="+cr.cookie)
+			}
+			if cr.bearer != "" && strings.HasPrefix(path, "/api/") {
+				req.Header.Set("Authorization", "Bearer "+cr.bearer)
+			}
+			resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("%s as %s: %d, want %d", key, c, resp.StatusCode, want)
+			}
+		}
+	}
+}

@@ -1,0 +1,144 @@
+package handlers
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+	"gorm.io/gorm"
+
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/models"
+)
+
+// StaffAdmin manages staff accounts (store.StaffStore).
+type StaffAdmin interface {
+	StaffLookup
+	List(ctx context.Context, after string, limit int) ([]*models.StaffUser, error)
+	Create(ctx context.Context, id, email string, role models.Role, passwordHash string) (*models.StaffUser, error)
+	SetRole(ctx context.Context, tx *gorm.DB, id string, role models.Role) error
+	SetActive(ctx context.Context, tx *gorm.DB, id string, active bool) error
+}
+
+type staffJSON struct {
+	ID     string      `json:"id"`
+	Email  string      `json:"email"`
+	Role   models.Role `json:"role"`
+	Active bool        `json:"active"`
+}
+
+func staffOut(u *models.StaffUser) staffJSON {
+	return staffJSON{ID: u.ID, Email: u.Email, Role: u.Role, Active: u.Active}
+}
+
+// registerStaffAPI adds staff administration under api (admins only).
+func (a *Access) registerStaffAPI(api fiber.Router) {
+	admin, ok := a.Staff.(StaffAdmin)
+	if !ok {
+		return
+	}
+	g := api.Group("/staff", require(auth.ManageStaff))
+	g.Get("/", func(c *fiber.Ctx) error {
+		limit, _ := strconv.Atoi(c.Query("limit", "50"))
+		limit = min(max(limit, 1), 200)
+		page, err := admin.List(c.UserContext(), c.Query("after"), limit)
+		if err != nil {
+			return err
+		}
+		out := make([]staffJSON, len(page))
+		for i, u := range page {
+			out[i] = staffOut(u)
+		}
+		next := ""
+		if len(page) == limit {
+			next = page[len(page)-1].Email
+		}
+		return c.JSON(fiber.Map{"staff": out, "next": next})
+	})
+	g.Post("/", func(c *fiber.Ctx) error {
+		var in struct {
+			Email    string      `json:"email"`
+			Role     models.Role `json:"role"`
+			Password string      `json:"password"` // local mode
+			UserID   string      `json:"user_id"`  // Supabase mode: the user to give access
+		}
+		if err := c.BodyParser(&in); err != nil {
+			return models.Errorf(models.EINVALID, "Send JSON with email and role.")
+		}
+		hash := ""
+		switch {
+		case a.Local != nil:
+			var err error
+			if hash, err = auth.HashPassword(in.Password); err != nil {
+				return err
+			}
+			in.UserID = ""
+		case in.UserID == "":
+			return models.Errorf(models.EINVALID, "Give the Supabase user's id (user_id).")
+		}
+		u, err := admin.Create(c.UserContext(), in.UserID, in.Email, in.Role, hash)
+		if err != nil {
+			return err
+		}
+		if err := a.record(c, a.actor(c), "staff.create", "staff", u.ID, map[string]any{"email": u.Email, "role": string(u.Role)}); err != nil {
+			return err
+		}
+		return c.Status(fiber.StatusCreated).JSON(staffOut(u))
+	})
+	g.Patch("/:id", func(c *fiber.Ctx) error {
+		var in struct {
+			Role   *models.Role `json:"role"`
+			Active *bool        `json:"active"`
+		}
+		if err := c.BodyParser(&in); err != nil || (in.Role == nil && in.Active == nil) {
+			return models.Errorf(models.EINVALID, "Send JSON with role, active or both.")
+		}
+		ctx, id := c.UserContext(), c.Params("id")
+		u, err := admin.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if id == principal(c).UserID && ((in.Active != nil && !*in.Active) || (in.Role != nil && *in.Role != models.RoleAdmin)) {
+			return models.Errorf(models.ECONFLICT, "You cannot demote or deactivate yourself; ask another admin.")
+		}
+		if in.Role != nil && *in.Role != u.Role {
+			if err := admin.SetRole(ctx, nil, id, *in.Role); err != nil {
+				return err
+			}
+			if err := a.record(c, a.actor(c), "staff.role_change", "staff", id, map[string]any{"from": string(u.Role), "to": string(*in.Role)}); err != nil {
+				return err
+			}
+		}
+		if in.Active != nil && *in.Active != u.Active {
+			if err := admin.SetActive(ctx, nil, id, *in.Active); err != nil {
+				return err
+			}
+			action := "staff.reactivate"
+			if !*in.Active {
+				action = "staff.deactivate"
+				if a.Sessions != nil {
+					if err := a.Sessions.RevokeUser(ctx, id); err != nil {
+						return err
+					}
+				}
+			}
+			if err := a.record(c, a.actor(c), action, "staff", id, nil); err != nil {
+				return err
+			}
+		}
+		u, err = admin.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(staffOut(u))
+	})
+}
+
+// actor is the signed-in staff member as the audit names them.
+func (a *Access) actor(c *fiber.Ctx) *models.StaffUser {
+	p := principal(c)
+	if p == nil {
+		return nil
+	}
+	return &models.StaffUser{ID: p.UserID, Email: p.Email, Role: p.Role}
+}
