@@ -17,6 +17,7 @@ import (
 	"github.com/parley-chat/parley/internal/crypt"
 	"github.com/parley-chat/parley/internal/phone"
 	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
 )
 
 // cmdKeys rotates the keys (action "rotate") or reports on them ("status").
@@ -32,7 +33,18 @@ func cmdKeys(ctx context.Context, action string, getenv func(string) string, std
 	}
 	rot := store.NewRotator(db, c.Ring)
 	if action == "rotate" {
-		return keysRotate(ctx, rot, c.Ring.ActiveKeyID(), stderr)
+		audit := store.NewAuditStore(db, c)
+		event := func(action string) error {
+			return audit.Record(ctx, &models.AuditEvent{Action: action, SubjectType: "key", SubjectID: c.Ring.ActiveKeyID(),
+				Details: map[string]any{"via": "cli"}})
+		}
+		if err := event("keys.rotation_started"); err != nil {
+			return err
+		}
+		if err := keysRotate(ctx, rot, c.Ring.ActiveKeyID(), stderr); err != nil {
+			return err
+		}
+		return event("keys.rotated")
 	}
 	return keysStatus(ctx, rot, stdout)
 }

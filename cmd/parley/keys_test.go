@@ -87,6 +87,11 @@ func TestKeysRotateAndStatus(t *testing.T) {
 	if code != exitOK || !strings.Contains(stderr, "now under key "+newID) {
 		t.Fatalf("keys rotate = %d: %s", code, stderr)
 	}
+	var audited string
+	_ = db.Pool.QueryRow(context.Background(), `SELECT string_agg(action || ':' || subject_id, ',' ORDER BY seq) FROM audit_events`).Scan(&audited)
+	if audited != "keys.rotation_started:"+newID+",keys.rotated:"+newID {
+		t.Errorf("audited %q", audited)
+	}
 	code, out, _ = runCmd(t, env, "keys", "status")
 	if code != exitOK || strings.Contains(out, oldID) || !statusLine(out, "messages.body_enc", newID, 3) || !statusLine(out, "contacts.address_enc", newID, 1) || !strings.Contains(out, "finished") {
 		t.Fatalf("keys status after rotation = %d\n%s", code, out)
