@@ -28,6 +28,9 @@ type Access struct {
 	// Audit records sign-ins and every other audited action (nil: none,
 	// for tests of other parts).
 	Audit Auditor
+	// Remote manages users at Supabase Auth (Supabase mode with the
+	// service-role key); nil otherwise.
+	Remote RemoteUsers
 	// Sessions, when set, lets a deactivation end the member's console
 	// sessions at once.
 	Sessions interface {

@@ -48,6 +48,7 @@ func newStaffServer(t *testing.T, project *authtest.Project) *staffServer {
 		if err != nil {
 			t.Fatal(err)
 		}
+		access.Remote = auth.NewGoTrue(project.URL, authtest.AnonKey, nil).Admin(authtest.ServiceRoleKey)
 	} else {
 		s.local, err = auth.NewLocalIssuer(localIssuerURL, []byte(strings.Repeat("k", 32)), time.Hour)
 		if err != nil {
@@ -233,5 +234,47 @@ func TestAPI_StaffAdministration(t *testing.T) {
 	_ = s.db.Pool.QueryRow(context.Background(), `SELECT string_agg(action || ':' || actor_role, ',' ORDER BY seq) FROM audit_events`).Scan(&actions)
 	if actions != "staff.create:admin,staff.role_change:admin,staff.deactivate:admin" {
 		t.Fatalf("audited %q", actions)
+	}
+}
+
+// In Supabase mode staff are created (or invited) at Supabase Auth with
+// the service-role key, their role mirrored into app_metadata.role, and a
+// deactivation bans them there too.
+func TestAPI_StaffAdministrationThroughSupabase(t *testing.T) {
+	p := authtest.NewProject()
+	t.Cleanup(p.Close)
+	s := newStaffServer(t, p)
+	adminID := p.AddUser("boss@example.org", "boss password")
+	if _, err := s.staff.Create(context.Background(), adminID, "boss@example.org", models.RoleAdmin, ""); err != nil {
+		t.Fatal(err)
+	}
+	token := p.Sign(p.Claims(adminID, "boss@example.org"))
+
+	status, made := s.call(t, "POST", "/api/v1/staff/", token, `{"email":"kiran@example.org","role":"agent","password":"kiran's password"}`)
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, made)
+	}
+	id := made["id"].(string)
+	if p.AppRole(id) != "agent" {
+		t.Fatalf("app_metadata.role at Supabase = %q, want agent", p.AppRole(id))
+	}
+	status, invited := s.call(t, "POST", "/api/v1/staff/", token, `{"email":"lata@example.org","role":"viewer"}`)
+	if status != 201 || p.AppRole(invited["id"].(string)) != "viewer" {
+		t.Fatalf("invite: %d %v", status, invited)
+	}
+	if status, body := s.call(t, "POST", "/api/v1/staff/", token, `{"email":"kiran@example.org","role":"agent","password":"x another one"}`); status != 409 {
+		t.Fatalf("an email Supabase has: %d %v", status, body)
+	}
+	if status, _ := s.call(t, "PATCH", "/api/v1/staff/"+id, token, `{"role":"supervisor"}`); status != 200 || p.AppRole(id) != "supervisor" {
+		t.Fatalf("role change: %d, mirrored %q", status, p.AppRole(id))
+	}
+	if status, _ := s.call(t, "PATCH", "/api/v1/staff/"+id, token, `{"active":false}`); status != 200 || !p.Banned(id) {
+		t.Fatalf("deactivate: %d, banned %v", status, p.Banned(id))
+	}
+	if _, err := auth.NewGoTrue(p.URL, authtest.AnonKey, nil).SignIn(context.Background(), "kiran@example.org", "kiran's password"); models.ErrorCode(err) != models.EUNAUTHORIZED {
+		t.Fatalf("a banned member signing in at Supabase: %v", err)
+	}
+	if status, _ := s.call(t, "PATCH", "/api/v1/staff/"+id, token, `{"active":true}`); status != 200 || p.Banned(id) {
+		t.Fatal("reactivation did not lift the ban")
 	}
 }

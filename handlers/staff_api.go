@@ -20,6 +20,15 @@ type StaffAdmin interface {
 	SetActive(ctx context.Context, tx *gorm.DB, id string, active bool) error
 }
 
+// RemoteUsers is Supabase Auth's user administration (auth.GoTrueAdmin):
+// nil in local mode.
+type RemoteUsers interface {
+	Create(ctx context.Context, email, password string, role models.Role) (string, error)
+	Invite(ctx context.Context, email string, role models.Role) (string, error)
+	SetRole(ctx context.Context, id string, role models.Role) error
+	SetBanned(ctx context.Context, id string, banned bool) error
+}
+
 type staffJSON struct {
 	ID     string      `json:"id"`
 	Email  string      `json:"email"`
@@ -59,24 +68,36 @@ func (a *Access) registerStaffAPI(api fiber.Router) {
 		var in struct {
 			Email    string      `json:"email"`
 			Role     models.Role `json:"role"`
-			Password string      `json:"password"` // local mode
-			UserID   string      `json:"user_id"`  // Supabase mode: the user to give access
+			Password string      `json:"password"` // local mode; in Supabase mode, none sends an invitation
+			UserID   string      `json:"user_id"`  // Supabase mode: an existing user to give access
 		}
 		if err := c.BodyParser(&in); err != nil {
 			return models.Errorf(models.EINVALID, "Send JSON with email and role.")
 		}
-		hash := ""
+		if !in.Role.Valid() {
+			return models.Errorf(models.EINVALID, "%q is not a role (admin, supervisor, agent or viewer).", in.Role)
+		}
+		ctx, hash := c.UserContext(), ""
+		var err error
 		switch {
 		case a.Local != nil:
-			var err error
 			if hash, err = auth.HashPassword(in.Password); err != nil {
 				return err
 			}
 			in.UserID = ""
-		case in.UserID == "":
-			return models.Errorf(models.EINVALID, "Give the Supabase user's id (user_id).")
+		case a.Remote == nil:
+			return models.Errorf(models.ENOTIMPLEMENTED, "Staff cannot be created here: SUPABASE_SERVICE_ROLE_KEY is not set.")
+		case in.UserID != "":
+			err = a.Remote.SetRole(ctx, in.UserID, in.Role)
+		case in.Password != "":
+			in.UserID, err = a.Remote.Create(ctx, in.Email, in.Password, in.Role)
+		default:
+			in.UserID, err = a.Remote.Invite(ctx, in.Email, in.Role)
 		}
-		u, err := admin.Create(c.UserContext(), in.UserID, in.Email, in.Role, hash)
+		if err != nil {
+			return err
+		}
+		u, err := admin.Create(ctx, in.UserID, in.Email, in.Role, hash)
 		if err != nil {
 			return err
 		}
@@ -105,6 +126,11 @@ func (a *Access) registerStaffAPI(api fiber.Router) {
 			if err := admin.SetRole(ctx, nil, id, *in.Role); err != nil {
 				return err
 			}
+			if a.Remote != nil { // mirrored into app_metadata.role
+				if err := a.Remote.SetRole(ctx, id, *in.Role); err != nil {
+					return err
+				}
+			}
 			if err := a.record(c, a.actor(c), "staff.role_change", "staff", id, map[string]any{"from": string(u.Role), "to": string(*in.Role)}); err != nil {
 				return err
 			}
@@ -112,6 +138,11 @@ func (a *Access) registerStaffAPI(api fiber.Router) {
 		if in.Active != nil && *in.Active != u.Active {
 			if err := admin.SetActive(ctx, nil, id, *in.Active); err != nil {
 				return err
+			}
+			if a.Remote != nil { // a deactivated member cannot sign in at Supabase either
+				if err := a.Remote.SetBanned(ctx, id, !*in.Active); err != nil {
+					return err
+				}
 			}
 			action := "staff.reactivate"
 			if !*in.Active {

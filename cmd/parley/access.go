@@ -30,6 +30,9 @@ func newAccess(ctx context.Context, cfg *config.Config, db *store.DB, c store.Cr
 		if cfg.SupabaseJWTSecret != "" {
 			vc.HS256Secret = []byte(cfg.SupabaseJWTSecret)
 		}
+		if cfg.SupabaseServiceRoleKey != "" {
+			a.Remote = auth.NewGoTrue(cfg.SupabaseURL, cfg.SupabaseAnonKey, nil).Admin(cfg.SupabaseServiceRoleKey)
+		}
 	default:
 		issuer, err := localIssuer(cfg)
 		if err != nil {

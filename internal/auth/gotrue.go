@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	gotrue "github.com/supabase-community/gotrue-go"
+	"github.com/supabase-community/gotrue-go/types"
 	"github.com/supabase-community/supabase-go"
 
 	"github.com/parley-chat/parley/models"
@@ -144,4 +146,86 @@ func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 type limitedBody struct {
 	io.Reader
 	io.Closer
+}
+
+// GoTrueAdmin manages the project's users with the service-role key (Auth's
+// admin API): creating and inviting staff, mirroring their Parley role
+// into app_metadata.role, and banning deactivated ones.
+type GoTrueAdmin struct {
+	g          *GoTrue
+	serviceKey string
+}
+
+// Admin returns the admin API client, authorised by the service-role key.
+func (g *GoTrue) Admin(serviceRoleKey string) *GoTrueAdmin {
+	return &GoTrueAdmin{g: g, serviceKey: serviceRoleKey}
+}
+
+// banForever is how long a deactivated member's Supabase user is banned:
+// until reactivated (WIRE.md: a duration string, "none" lifts it).
+const banForever = 876000 * time.Hour
+
+// Create makes a confirmed email user with a password and the role in
+// app_metadata, and returns its id.
+func (a *GoTrueAdmin) Create(ctx context.Context, email, password string, role models.Role) (string, error) {
+	res, err := a.g.client(ctx, a.serviceKey).AdminCreateUser(types.AdminCreateUserRequest{
+		Email: email, Password: &password, EmailConfirm: true, AppMetadata: map[string]any{"role": string(role)},
+	})
+	if err != nil {
+		return "", adminError(err)
+	}
+	return res.ID.String(), nil
+}
+
+// Invite sends an invitation email and returns the new user's id; the role
+// is mirrored right after.
+func (a *GoTrueAdmin) Invite(ctx context.Context, email string, role models.Role) (string, error) {
+	res, err := a.g.client(ctx, a.serviceKey).Invite(types.InviteRequest{Email: email, Data: map[string]any{}})
+	if err != nil {
+		return "", adminError(err)
+	}
+	id := res.ID.String()
+	return id, a.SetRole(ctx, id, role)
+}
+
+// SetRole mirrors a Parley role into the user's app_metadata.role (which
+// only the service role can write).
+func (a *GoTrueAdmin) SetRole(ctx context.Context, id string, role models.Role) error {
+	return a.update(ctx, id, types.AdminUpdateUserRequest{AppMetadata: map[string]any{"role": string(role)}})
+}
+
+// SetBanned bans (deactivation) or unbans a user.
+func (a *GoTrueAdmin) SetBanned(ctx context.Context, id string, banned bool) error {
+	ban := types.BanDurationNone()
+	if banned {
+		ban = types.BanDurationTime(banForever)
+	}
+	return a.update(ctx, id, types.AdminUpdateUserRequest{BanDuration: &ban})
+}
+
+func (a *GoTrueAdmin) update(ctx context.Context, id string, req types.AdminUpdateUserRequest) error {
+	uid, err := uuid.Parse(id)
+	if err != nil {
+		return models.Errorf(models.EINVALID, "%q is not a Supabase user id.", id)
+	}
+	req.UserID = uid
+	if _, err := a.g.client(ctx, a.serviceKey).AdminUpdateUser(req); err != nil {
+		return adminError(err)
+	}
+	return nil
+}
+
+// adminError maps an admin API failure: 422 (an email taken) is a
+// conflict, other 4xx invalid, the rest unavailable.
+func adminError(err error) error {
+	m := statusRE.FindStringSubmatch(err.Error())
+	switch {
+	case m == nil:
+		return models.Errorf(models.EUNAVAILABLE, "Supabase Auth cannot be reached; try again.")
+	case m[1] == "422":
+		return models.Errorf(models.ECONFLICT, "Supabase already has a user with this email.")
+	case m[1][0] == '4':
+		return models.Errorf(models.EINVALID, "Supabase Auth refused the change (HTTP %s).", m[1])
+	}
+	return models.Errorf(models.EUNAVAILABLE, "Supabase Auth answered HTTP %s; try again.", m[1])
 }

@@ -17,6 +17,8 @@ const AnonKey = "anon-key-for-tests"
 
 type user struct {
 	id, email, password string
+	appRole             string // app_metadata.role
+	banned, invited     bool
 }
 
 type session struct {
@@ -45,6 +47,7 @@ func (p *Project) registerGoTrue(mux *http.ServeMux) {
 	mux.HandleFunc("POST /auth/v1/token", p.token)
 	mux.HandleFunc("GET /auth/v1/user", p.user)
 	mux.HandleFunc("POST /auth/v1/logout", p.logout)
+	p.registerAdmin(mux)
 }
 
 func gotrueError(w http.ResponseWriter, status int, code, msg string) {
@@ -74,7 +77,7 @@ func (p *Project) token(w http.ResponseWriter, r *http.Request) {
 	}
 	sid, u, refresh, code := p.grant(r.URL.Query().Get("grant_type"), in.Email, in.Password, in.RefreshToken)
 	if code != "" {
-		msg := map[string]string{"invalid_credentials": "Invalid login credentials",
+		msg := map[string]string{"invalid_credentials": "Invalid login credentials", "user_banned": "User is banned",
 			"refresh_token_not_found": "Invalid Refresh Token: Refresh Token Not Found"}[code]
 		gotrueError(w, 400, code, msg)
 		return
@@ -101,8 +104,11 @@ func (p *Project) grant(kind, email, password, refreshToken string) (sid string,
 	switch kind {
 	case "password":
 		u := p.users[strings.ToLower(email)]
-		if u == nil || u.password != password {
+		if u == nil || u.password == "" || u.password != password {
 			return "", nil, "", "invalid_credentials"
+		}
+		if u.banned {
+			return "", nil, "", "user_banned"
 		}
 		sid, s = uuid.NewString(), &session{user: u}
 		p.sessions[sid] = s
@@ -191,4 +197,132 @@ func (p *Project) LiveSessions(userID string) int {
 		}
 	}
 	return n
+}
+
+// ServiceRoleKey authorises the fake's admin API.
+const ServiceRoleKey = "service-role-key-for-tests"
+
+// AppRole is the role mirrored into a user's app_metadata, "" when none.
+func (p *Project) AppRole(id string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, u := range p.users {
+		if u.id == id {
+			return u.appRole
+		}
+	}
+	return ""
+}
+
+// Banned reports whether a user is banned.
+func (p *Project) Banned(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, u := range p.users {
+		if u.id == id {
+			return u.banned
+		}
+	}
+	return false
+}
+
+func (p *Project) registerAdmin(mux *http.ServeMux) {
+	mux.HandleFunc("POST /auth/v1/admin/users", p.admin(p.adminCreate))
+	mux.HandleFunc("PUT /auth/v1/admin/users/{id}", p.admin(p.adminUpdate))
+	mux.HandleFunc("POST /auth/v1/invite", p.admin(p.invite))
+}
+
+// admin lets through only requests with the service-role key, as GoTrue's
+// admin routes do.
+func (p *Project) admin(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+ServiceRoleKey {
+			gotrueError(w, 403, "not_admin", "User not allowed")
+			return
+		}
+		next(w, r)
+	}
+}
+
+func userJSON(u *user) map[string]any {
+	return map[string]any{"id": u.id, "aud": "authenticated", "role": "authenticated", "email": u.email,
+		"app_metadata": map[string]any{"provider": "email", "role": u.appRole}, "user_metadata": map[string]any{}}
+}
+
+func (p *Project) adminCreate(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Email, Password string
+		AppMetadata     map[string]any `json:"app_metadata"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in); err != nil || in.Email == "" {
+		gotrueError(w, 400, "validation_failed", "Unable to validate email address")
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.users[strings.ToLower(in.Email)] != nil {
+		gotrueError(w, 422, "email_exists", "A user with this email address has already been registered")
+		return
+	}
+	u := &user{id: uuid.NewString(), email: in.Email, password: in.Password}
+	u.appRole, _ = in.AppMetadata["role"].(string)
+	p.users[strings.ToLower(in.Email)] = u
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(userJSON(u))
+}
+
+func (p *Project) invite(w http.ResponseWriter, r *http.Request) {
+	var in struct{ Email string }
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in); err != nil || in.Email == "" {
+		gotrueError(w, 400, "validation_failed", "Unable to validate email address")
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.users[strings.ToLower(in.Email)] != nil {
+		gotrueError(w, 422, "email_exists", "A user with this email address has already been registered")
+		return
+	}
+	u := &user{id: uuid.NewString(), email: in.Email, invited: true}
+	p.users[strings.ToLower(in.Email)] = u
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(userJSON(u))
+}
+
+func (p *Project) adminUpdate(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		AppMetadata map[string]any `json:"app_metadata"`
+		BanDuration *string        `json:"ban_duration"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in); err != nil {
+		gotrueError(w, 400, "bad_json", "Could not parse request body as JSON")
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var u *user
+	for _, candidate := range p.users {
+		if candidate.id == r.PathValue("id") {
+			u = candidate
+		}
+	}
+	if u == nil {
+		gotrueError(w, 404, "user_not_found", "User not found")
+		return
+	}
+	if role, ok := in.AppMetadata["role"]; ok { // PUT merges app_metadata keys
+		u.appRole, _ = role.(string)
+	}
+	if in.BanDuration != nil {
+		if *in.BanDuration == "none" {
+			u.banned = false
+		} else if _, err := time.ParseDuration(*in.BanDuration); err == nil {
+			u.banned = true
+		} else {
+			gotrueError(w, 400, "validation_failed", "invalid format for ban duration")
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(userJSON(u))
 }
