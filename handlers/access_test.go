@@ -277,4 +277,13 @@ func TestAPI_StaffAdministrationThroughSupabase(t *testing.T) {
 	if status, _ := s.call(t, "PATCH", "/api/v1/staff/"+id, token, `{"active":true}`); status != 200 || p.Banned(id) {
 		t.Fatal("reactivation did not lift the ban")
 	}
+	if status, _ := s.call(t, "DELETE", "/api/v1/staff/"+id, token, ""); status != 204 || p.HasUser(id) {
+		t.Fatalf("delete: %d, still at Supabase %v", status, p.HasUser(id))
+	}
+	if u, err := s.staff.Get(context.Background(), id); err != nil || u.Active || strings.Contains(u.Email, "kiran") {
+		t.Fatalf("the deleted member's row: %+v, %v", u, err)
+	}
+	if status, _ := s.call(t, "DELETE", "/api/v1/staff/"+adminID, token, ""); status != 409 {
+		t.Fatalf("deleting oneself: %d", status)
+	}
 }

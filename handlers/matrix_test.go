@@ -54,6 +54,8 @@ var rules = map[string]rule{
 	"GET /api/v1/me":      {anon: 401, staff: 200},
 	"GET /api/v1/staff/":  {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 200}},
 	"POST /api/v1/staff/": {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 400}}, // the matrix sends no staff member
+	"DELETE /api/v1/staff/:id": {path: "/api/v1/staff/00000000-0000-4000-8000-000000000000", anon: 401, staff: 403,
+		roles: map[models.Role]int{models.RoleAdmin: 404}},
 	"PATCH /api/v1/staff/:id": {path: "/api/v1/staff/00000000-0000-4000-8000-000000000000", anon: 401, staff: 403,
 		roles: map[models.Role]int{models.RoleAdmin: 400}},
 	"GET /auth/v1/.well-known/jwks.json": {anon: 200, staff: 200},

@@ -18,6 +18,7 @@ type StaffAdmin interface {
 	Create(ctx context.Context, id, email string, role models.Role, passwordHash string) (*models.StaffUser, error)
 	SetRole(ctx context.Context, tx *gorm.DB, id string, role models.Role) error
 	SetActive(ctx context.Context, tx *gorm.DB, id string, active bool) error
+	Forget(ctx context.Context, id string) error
 }
 
 // RemoteUsers is Supabase Auth's user administration (auth.GoTrueAdmin):
@@ -27,6 +28,7 @@ type RemoteUsers interface {
 	Invite(ctx context.Context, email string, role models.Role) (string, error)
 	SetRole(ctx context.Context, id string, role models.Role) error
 	SetBanned(ctx context.Context, id string, banned bool) error
+	Delete(ctx context.Context, id string) error
 }
 
 type staffJSON struct {
@@ -106,6 +108,7 @@ func (a *Access) registerStaffAPI(api fiber.Router) {
 		}
 		return c.Status(fiber.StatusCreated).JSON(staffOut(u))
 	})
+	g.Delete("/:id", a.deleteStaff(admin))
 	g.Patch("/:id", func(c *fiber.Ctx) error {
 		var in struct {
 			Role   *models.Role `json:"role"`
@@ -163,6 +166,33 @@ func (a *Access) registerStaffAPI(api fiber.Router) {
 		}
 		return c.JSON(staffOut(u))
 	})
+}
+
+// deleteStaff removes an account for good (at Supabase too); the audit
+// log keeps what they did, under their id.
+func (a *Access) deleteStaff(admin StaffAdmin) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		ctx, id := c.UserContext(), c.Params("id")
+		u, err := admin.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if id == principal(c).UserID {
+			return models.Errorf(models.ECONFLICT, "You cannot delete yourself; ask another admin.")
+		}
+		if a.Remote != nil {
+			if err := a.Remote.Delete(ctx, id); err != nil {
+				return err
+			}
+		}
+		if err := admin.Forget(ctx, id); err != nil {
+			return err
+		}
+		if err := a.record(c, a.actor(c), "staff.delete", "staff", id, map[string]any{"email": u.Email}); err != nil {
+			return err
+		}
+		return c.SendStatus(fiber.StatusNoContent)
+	}
 }
 
 // actor is the signed-in staff member as the audit names them.

@@ -203,6 +203,21 @@ func (a *GoTrueAdmin) SetBanned(ctx context.Context, id string, banned bool) err
 	return a.update(ctx, id, types.AdminUpdateUserRequest{BanDuration: &ban})
 }
 
+// Delete removes the user from the project.
+func (a *GoTrueAdmin) Delete(ctx context.Context, id string) error {
+	uid, err := uuid.Parse(id)
+	if err != nil {
+		return models.Errorf(models.EINVALID, "%q is not a Supabase user id.", id)
+	}
+	if err := a.g.client(ctx, a.serviceKey).AdminDeleteUser(types.AdminDeleteUserRequest{UserID: uid}); err != nil {
+		if m := statusRE.FindStringSubmatch(err.Error()); m != nil && m[1] == "404" {
+			return nil // gone already
+		}
+		return adminError(err)
+	}
+	return nil
+}
+
 func (a *GoTrueAdmin) update(ctx context.Context, id string, req types.AdminUpdateUserRequest) error {
 	uid, err := uuid.Parse(id)
 	if err != nil {

@@ -138,3 +138,16 @@ func (s *StaffStore) update(ctx context.Context, tx *gorm.DB, id string, cols ma
 	}
 	return nil
 }
+
+// Forget removes a staff member's account for good: their sessions end,
+// and the row (which the audit log's entries keep pointing at) loses its
+// email and password and stays deactivated.
+func (s *StaffStore) Forget(ctx context.Context, id string) error {
+	return s.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`DELETE FROM staff_sessions WHERE user_id = ?`, id).Error; err != nil {
+			return dbError(err, "Session")
+		}
+		return s.update(ctx, tx, id, map[string]any{"email": "deleted-" + id + "@parley.invalid", "display_name": "",
+			"password_hash": nil, "active": false})
+	})
+}

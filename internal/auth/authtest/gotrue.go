@@ -229,6 +229,7 @@ func (p *Project) Banned(id string) bool {
 func (p *Project) registerAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("POST /auth/v1/admin/users", p.admin(p.adminCreate))
 	mux.HandleFunc("PUT /auth/v1/admin/users/{id}", p.admin(p.adminUpdate))
+	mux.HandleFunc("DELETE /auth/v1/admin/users/{id}", p.admin(p.adminDelete))
 	mux.HandleFunc("POST /auth/v1/invite", p.admin(p.invite))
 }
 
@@ -325,4 +326,30 @@ func (p *Project) adminUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(userJSON(u))
+}
+
+func (p *Project) adminDelete(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for email, u := range p.users {
+		if u.id == r.PathValue("id") {
+			delete(p.users, email)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte("{}"))
+			return
+		}
+	}
+	gotrueError(w, 404, "user_not_found", "User not found")
+}
+
+// HasUser reports whether the project still has the user.
+func (p *Project) HasUser(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, u := range p.users {
+		if u.id == id {
+			return true
+		}
+	}
+	return false
 }
