@@ -65,18 +65,24 @@ func newPassword() string {
 }
 
 func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
-	u := group("users", "Manage staff accounts (local sign-in: PARLEY_AUTH_MODE=local)", "create, list, set-role, set-password, deactivate, reactivate")
+	u := group("users", "Manage staff accounts (in Supabase mode through its admin API, with SUPABASE_SERVICE_ROLE_KEY)",
+		"create, list, set-role, set-password, deactivate, reactivate")
 	var email, role string
+	var invite bool
 	var audit *store.AuditStore
 	var sessions *store.SessionStore
+	var remote *auth.GoTrueAdmin // Supabase mode; nil in local mode
 	withStaff := func(cmd *cobra.Command, fn func(ctx context.Context, staff *store.StaffStore) error) error {
 		cfg, db, err := openDatabase(cmd.Context(), getenv, config.Requirements{Database: true, Keys: true})
 		if err != nil {
 			return err
 		}
 		defer db.Close()
-		if cfg.AuthMode != "local" {
-			return errors.New("in Supabase mode staff are managed through Supabase Auth; these commands manage local accounts (PARLEY_AUTH_MODE=local)")
+		if cfg.AuthMode == "supabase" {
+			if cfg.SupabaseServiceRoleKey == "" {
+				return errors.New("in Supabase mode these commands need SUPABASE_SERVICE_ROLE_KEY (Supabase Auth's admin API)")
+			}
+			remote = auth.NewGoTrue(cfg.SupabaseURL, cfg.SupabaseAnonKey, nil).Admin(cfg.SupabaseServiceRoleKey)
 		}
 		c, err := newCrypto(cfg, newLogger(stderr, cfg.LogLevel))
 		if err != nil {
@@ -103,15 +109,31 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withStaff(cmd, func(ctx context.Context, staff *store.StaffStore) error {
-				password, err := readPassword(stdin, stderr)
+				if !models.Role(role).Valid() {
+					return models.Errorf(models.EINVALID, "%q is not a role (admin, supervisor, agent or viewer).", role)
+				}
+				id, hash := "", ""
+				var password string
+				var err error
+				if !invite {
+					if password, err = readPassword(stdin, stderr); err != nil {
+						return err
+					}
+				}
+				switch {
+				case remote != nil && invite:
+					id, err = remote.Invite(ctx, email, models.Role(role))
+				case remote != nil:
+					id, err = remote.Create(ctx, email, password, models.Role(role))
+				case invite:
+					err = errors.New("--invite needs Supabase mode; local accounts get a password")
+				default:
+					hash, err = auth.HashPassword(password)
+				}
 				if err != nil {
 					return err
 				}
-				hash, err := auth.HashPassword(password)
-				if err != nil {
-					return err
-				}
-				made, err := staff.Create(ctx, "", email, models.Role(role), hash)
+				made, err := staff.Create(ctx, id, email, models.Role(role), hash)
 				if err != nil {
 					return err
 				}
@@ -157,6 +179,11 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 				if err := staff.SetRole(ctx, nil, found.ID, models.Role(role)); err != nil {
 					return err
 				}
+				if remote != nil { // mirrored into app_metadata.role
+					if err := remote.SetRole(ctx, found.ID, models.Role(role)); err != nil {
+						return err
+					}
+				}
 				return record(ctx, "staff.role_change", found, map[string]any{"from": string(found.Role), "to": role})
 			})
 		},
@@ -177,6 +204,9 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 				if err != nil {
 					return err
 				}
+				if remote != nil {
+					return errors.New("in Supabase mode passwords are set at Supabase (the member resets theirs)")
+				}
 				if err := staff.SetPasswordHash(ctx, nil, found.ID, hash); err != nil {
 					return err
 				}
@@ -196,6 +226,11 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 					if err := staff.SetActive(ctx, nil, found.ID, to); err != nil {
 						return err
 					}
+					if remote != nil { // banned at Supabase while deactivated
+						if err := remote.SetBanned(ctx, found.ID, !to); err != nil {
+							return err
+						}
+					}
 					if !to { // their open sessions end now, not at their next request
 						if err := sessions.RevokeUser(ctx, found.ID); err != nil {
 							return err
@@ -212,6 +247,7 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 		c.Flags().StringVar(&email, "email", "", "the staff member's email")
 		_ = c.MarkFlagRequired("email")
 	}
+	create.Flags().BoolVar(&invite, "invite", false, "Supabase mode: send an invitation instead of setting a password")
 	for _, c := range []*cobra.Command{create, setRole} {
 		c.Flags().StringVar(&role, "role", "", "admin, supervisor, agent or viewer")
 		_ = c.MarkFlagRequired("role")

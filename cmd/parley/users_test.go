@@ -10,6 +10,8 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/auth/authtest"
 	"github.com/parley-chat/parley/internal/config"
 	"github.com/parley-chat/parley/internal/pgtest"
 	"github.com/parley-chat/parley/internal/store"
@@ -148,4 +150,44 @@ func testConfig(t *testing.T, env map[string]string) *config.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// In Supabase mode the same commands go through Supabase Auth's admin API.
+func TestUsers_InSupabaseMode(t *testing.T) {
+	p := authtest.NewProject()
+	t.Cleanup(p.Close)
+	dsn := pgtest.DSN(t)
+	env := baseEnv(t, dsn)
+	env["PARLEY_AUTH_MODE"], env["SUPABASE_URL"], env["SUPABASE_ANON_KEY"] = "supabase", p.URL, authtest.AnonKey
+	if code, _, stderr := runCmd(t, env, "users", "list"); code != exitFailure || !strings.Contains(stderr, "SUPABASE_SERVICE_ROLE_KEY") {
+		t.Fatalf("without the service-role key: %d %s", code, stderr)
+	}
+	env["SUPABASE_SERVICE_ROLE_KEY"] = authtest.ServiceRoleKey
+	withStdin(t, "kiran's password\n", func() {
+		if code, _, stderr := runCmd(t, env, "users", "create", "--email", "kiran@example.org", "--role", "agent"); code != exitOK {
+			t.Fatalf("create: %d %s", code, stderr)
+		}
+	})
+	if code, _, stderr := runCmd(t, env, "users", "create", "--email", "lata@example.org", "--role", "viewer", "--invite"); code != exitOK {
+		t.Fatalf("invite: %d %s", code, stderr)
+	}
+	db, err := store.Open(context.Background(), dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	staff := store.NewStaffStore(db)
+	kiran, _, err := staff.ByEmail(context.Background(), "kiran@example.org")
+	if err != nil || p.AppRole(kiran.ID) != "agent" {
+		t.Fatalf("kiran: %+v %v, app role %q", kiran, err, p.AppRole(kiran.ID))
+	}
+	if _, err := auth.NewGoTrue(p.URL, authtest.AnonKey, nil).SignIn(context.Background(), "kiran@example.org", "kiran's password"); err != nil {
+		t.Fatalf("kiran signs in at Supabase: %v", err)
+	}
+	if code, _, stderr := runCmd(t, env, "users", "set-role", "--email", "kiran@example.org", "--role", "supervisor"); code != exitOK || p.AppRole(kiran.ID) != "supervisor" {
+		t.Fatalf("set-role: %d %s, mirrored %q", code, stderr, p.AppRole(kiran.ID))
+	}
+	if code, _, stderr := runCmd(t, env, "users", "deactivate", "--email", "kiran@example.org"); code != exitOK || !p.Banned(kiran.ID) {
+		t.Fatalf("deactivate: %d %s, banned %v", code, stderr, p.Banned(kiran.ID))
+	}
 }
