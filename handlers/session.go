@@ -41,7 +41,8 @@ type Sessions interface {
 	Create(ctx context.Context, userID, access, refresh string, expires time.Time) (string, error)
 	Lookup(ctx context.Context, name string) (*store.Session, error)
 	Touch(ctx context.Context, id int64) error
-	Renew(ctx context.Context, id int64, access, refresh string, expires time.Time) error
+	RenewOnce(ctx context.Context, id int64, fresh time.Duration,
+		renew func(refreshToken string) (access, refresh string, expires time.Time, err error)) (string, string, time.Time, error)
 	Revoke(ctx context.Context, id int64) error
 	RevokeUser(ctx context.Context, userID string) error
 }
@@ -64,6 +65,10 @@ type Console struct {
 }
 
 const sessionCookie = "parley_session"
+
+// refreshAhead is how long before its access token expires a session is
+// refreshed.
+const refreshAhead = 2 * time.Minute
 
 func (cs *Console) defaults() {
 	if cs.Idle <= 0 {
@@ -160,16 +165,26 @@ func (cs *Console) session(ctx context.Context, c *fiber.Ctx) (string, *store.Se
 		_ = cs.Sessions.Revoke(ctx, se.ID)
 		return "", nil, nil
 	}
-	if se.AccessExpiresAt.Sub(now) < 2*time.Minute {
-		t, err := cs.Provider.Refresh(ctx, se.UserID, se.RefreshToken)
-		if err != nil {
+	if se.AccessExpiresAt.Sub(now) < refreshAhead {
+		// Requests of one browser arrive together: one refreshes (the
+		// provider's refresh token is single-use), the others take its
+		// tokens.
+		refused := false
+		access, refresh, exp, err := cs.Sessions.RenewOnce(ctx, se.ID, refreshAhead, func(old string) (string, string, time.Time, error) {
+			t, err := cs.Provider.Refresh(ctx, se.UserID, old)
+			if models.ErrorCode(err) == models.EUNAUTHORIZED {
+				refused = true
+			}
+			return t.Access, t.Refresh, t.Expires, err
+		})
+		switch {
+		case refused || models.ErrorCode(err) == models.ENOTFOUND:
 			_ = cs.Sessions.Revoke(ctx, se.ID)
 			return "", nil, nil
-		}
-		if err := cs.Sessions.Renew(ctx, se.ID, t.Access, t.Refresh, t.Expires); err != nil {
+		case err != nil:
 			return "", nil, err
 		}
-		se.AccessToken, se.RefreshToken, se.AccessExpiresAt = t.Access, t.Refresh, t.Expires
+		se.AccessToken, se.RefreshToken, se.AccessExpiresAt = access, refresh, exp
 	}
 	return name, se, nil
 }

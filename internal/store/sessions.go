@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/parley-chat/parley/internal/crypt"
 	"github.com/parley-chat/parley/models"
 )
@@ -103,11 +105,50 @@ func (s *SessionStore) Touch(ctx context.Context, id int64) error {
 	return dbError(s.db.Gorm.WithContext(ctx).Exec(`UPDATE staff_sessions SET last_seen_at = now() WHERE id = ?`, id).Error, "Session")
 }
 
-// Renew keeps the provider's new tokens after a refresh.
-func (s *SessionStore) Renew(ctx context.Context, id int64, access, refresh string, expires time.Time) error {
-	err := s.db.Gorm.WithContext(ctx).Exec(`UPDATE staff_sessions SET access_token_enc = ?, refresh_token_enc = ?, access_expires_at = ?, last_seen_at = now()
-		WHERE id = ? AND revoked_at IS NULL`, s.seal(id, "access_token_enc", access), s.seal(id, "refresh_token_enc", refresh), expires, id).Error
-	return dbError(err, "Session")
+// RenewOnce renews a session's tokens with renew (given the refresh token)
+// unless another request renewed them meanwhile: the row is locked while
+// renew runs, since a provider's refresh token is single-use and a second
+// use would end the session. It returns the tokens now in force (access,
+// refresh, expiry).
+func (s *SessionStore) RenewOnce(ctx context.Context, id int64, fresh time.Duration,
+	renew func(refreshToken string) (access, refresh string, expires time.Time, err error)) (string, string, time.Time, error) {
+	var access, refresh string
+	var expires time.Time
+	err := s.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var row struct {
+			AccessTokenEnc  []byte
+			RefreshTokenEnc []byte
+			AccessExpiresAt time.Time
+		}
+		if err := tx.Raw(`SELECT access_token_enc, refresh_token_enc, access_expires_at FROM staff_sessions
+			WHERE id = ? AND revoked_at IS NULL FOR NO KEY UPDATE`, id).Scan(&row).Error; err != nil {
+			return dbError(err, "Session")
+		}
+		if row.AccessTokenEnc == nil {
+			return models.Errorf(models.ENOTFOUND, "Session not found.")
+		}
+		var err error
+		if time.Until(row.AccessExpiresAt) > fresh { // renewed by another request
+			access, err = s.crypto.Ring.DecryptString(row.AccessTokenEnc, crypt.Ref{Table: "staff_sessions", Column: "access_token_enc", ID: id})
+			if err == nil && row.RefreshTokenEnc != nil {
+				refresh, err = s.crypto.Ring.DecryptString(row.RefreshTokenEnc, crypt.Ref{Table: "staff_sessions", Column: "refresh_token_enc", ID: id})
+			}
+			expires = row.AccessExpiresAt
+			return err
+		}
+		old := ""
+		if row.RefreshTokenEnc != nil {
+			if old, err = s.crypto.Ring.DecryptString(row.RefreshTokenEnc, crypt.Ref{Table: "staff_sessions", Column: "refresh_token_enc", ID: id}); err != nil {
+				return err
+			}
+		}
+		if access, refresh, expires, err = renew(old); err != nil {
+			return err
+		}
+		return dbError(tx.Exec(`UPDATE staff_sessions SET access_token_enc = ?, refresh_token_enc = ?, access_expires_at = ?, last_seen_at = now() WHERE id = ?`,
+			s.seal(id, "access_token_enc", access), s.seal(id, "refresh_token_enc", refresh), expires, id).Error, "Session")
+	})
+	return access, refresh, expires, err
 }
 
 // Revoke ends a session.
