@@ -37,6 +37,11 @@ type consoleSite struct {
 
 func newConsoleSite(t *testing.T, provider func(*handlers.Access, *store.StaffStore) handlers.SignInProvider) *consoleSite {
 	t.Helper()
+	return newConsoleSiteWith(t, provider, []securecookie.Codec{securecookie.New([]byte(strings.Repeat("h", 32)), []byte(strings.Repeat("b", 32)))})
+}
+
+func newConsoleSiteWith(t *testing.T, provider func(*handlers.Access, *store.StaffStore) handlers.SignInProvider, codecs []securecookie.Codec) *consoleSite {
+	t.Helper()
 	db := pgtest.Open(t)
 	readiness, _ := store.NewReadiness(db)
 	site := &consoleSite{db: db, staff: store.NewStaffStore(db), logs: &lockedBuffer{}}
@@ -53,7 +58,7 @@ func newConsoleSite(t *testing.T, provider func(*handlers.Access, *store.StaffSt
 		p = provider(access, site.staff)
 	}
 	console := &handlers.Console{Access: access, Provider: p, Sessions: store.NewSessionStore(db, crypto),
-		Codecs:  []securecookie.Codec{securecookie.New([]byte(strings.Repeat("h", 32)), []byte(strings.Repeat("b", 32)))},
+		Codecs:  codecs,
 		CSRFKey: []byte(strings.Repeat("c", 32)), Secure: true}
 	app := handlers.NewServer(handlers.Deps{Logger: slog.New(slog.NewJSONHandler(site.logs, nil)), Readiness: readiness,
 		Registry: prometheus.NewRegistry(), Version: "test", Access: access, Console: console})
@@ -361,5 +366,37 @@ func TestConsole_SupabaseSignInRefreshAndSignOut(t *testing.T) {
 	}
 	if n := p.LiveSessions(staffID); n != 0 {
 		t.Fatal("the session was not signed out at Supabase")
+	}
+}
+
+// Session keys rotate: a new pair goes first and signs, the old one still
+// opens the cookies it made; a cookie of a key no longer listed opens
+// nothing.
+func TestConsole_SessionKeysRotate(t *testing.T) {
+	pair := func(c byte) securecookie.Codec {
+		return securecookie.New([]byte(strings.Repeat(string(c), 32)), []byte(strings.Repeat(string(c+1), 32)))
+	}
+	oldKey, newKey, gone := pair('o'), pair('n'), pair('g')
+	site := newConsoleSiteWith(t, nil, []securecookie.Codec{newKey, oldKey})
+	hash, _ := auth.HashPassword("a long enough password")
+	u, _ := site.staff.Create(context.Background(), "", "a@example.org", models.RoleViewer, hash)
+	sessions := store.NewSessionStore(site.db, newCryptoForTest(t))
+	for _, tt := range []struct {
+		label string
+		codec securecookie.Codec
+		want  int
+	}{{"the new key", newKey, 200}, {"the old key", oldKey, 200}, {"a key no longer listed", gone, 303}} {
+		name, err := sessions.Create(context.Background(), u.ID, "stale", "", time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cookie, _ := securecookie.EncodeMulti("parley_session", name, tt.codec)
+		site2 := &browser{site: site, cookie: cookie}
+		// The stored access token is a stand-in: refresh it first (local mode
+		// issues one while the account is active).
+		_, _ = site.db.Pool.Exec(context.Background(), `UPDATE staff_sessions SET access_expires_at = now()`)
+		if resp, _ := site2.do(t, "GET", "/", nil, nil); resp.StatusCode != tt.want {
+			t.Errorf("a cookie made with %s: %d, want %d", tt.label, resp.StatusCode, tt.want)
+		}
 	}
 }
