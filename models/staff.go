@@ -33,6 +33,14 @@ type StaffUser struct {
 	UpdatedAt   time.Time
 }
 
+// Actor is who does an audited action, as the audit log records them.
+type Actor struct {
+	ID        string // the staff member; "" for the system or the command line
+	Role      Role
+	RequestID string
+	IP        string
+}
+
 // AuditEvent is one entry of the append-only audit log.
 type AuditEvent struct {
 	ID          int64

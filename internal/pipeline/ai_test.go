@@ -14,6 +14,7 @@ import (
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/engine/enginetest"
 	"github.com/parley-chat/parley/internal/pipeline"
+	"github.com/parley-chat/parley/models"
 	"github.com/parley-chat/parley/internal/store"
 )
 
@@ -161,7 +162,7 @@ func TestAI_StaffMovingTheConversationMakesTheAnswerStale(t *testing.T) {
 	if err := e.db.Pool.QueryRow(context.Background(), `SELECT id FROM conversations WHERE contact_id = $1`, contact.ID).Scan(&conv); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Override(context.Background(), "", conv, engine.Override{Kind: engine.OverrideMove, Node: "clarify"}); err != nil {
+	if err := p.Override(context.Background(), models.Actor{}, conv, engine.Override{Kind: engine.OverrideMove, Node: "clarify"}); err != nil {
 		t.Fatal(err)
 	}
 	close(ai.release)

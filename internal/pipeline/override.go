@@ -14,7 +14,7 @@ import (
 // lock, like any message, so a message and a command racing each other
 // take turns and both are recorded. The audit log keeps who did what, with
 // the state before and after.
-func (p *Pipeline) Override(ctx context.Context, actorID string, conversationID int64, o engine.Override) error {
+func (p *Pipeline) Override(ctx context.Context, actor models.Actor, conversationID int64, o engine.Override) error {
 	flows, ok := p.responder.(*Flows)
 	if !ok {
 		return models.Errorf(models.ENOTIMPLEMENTED, "Conversations are not run by flows on this instance.")
@@ -50,7 +50,7 @@ func (p *Pipeline) Override(ctx context.Context, actorID string, conversationID 
 			}
 		}
 		return p.audit.Append(ctx, tx, &models.AuditEvent{
-			ActorID: actorID, Action: "conversation.override", SubjectType: "conversation", SubjectID: strconv.FormatInt(conversationID, 10),
+			ActorID: actor.ID, ActorRole: actor.Role, RequestID: actor.RequestID, IP: actor.IP, Action: "conversation.override", SubjectType: "conversation", SubjectID: strconv.FormatInt(conversationID, 10),
 			Details: map[string]any{"override": o, "before": summary(before), "after": summary(after)},
 		})
 	})

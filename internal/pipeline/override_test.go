@@ -9,6 +9,7 @@ import (
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/pipeline"
+	"github.com/parley-chat/parley/models"
 	"github.com/parley-chat/parley/internal/store"
 )
 
@@ -40,7 +41,7 @@ func TestOverride_RacingAnInboundMessageBothAreRecorded(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			overrideErr = p.Override(context.Background(), "", conv, engine.Override{Kind: engine.OverrideEnd})
+			overrideErr = p.Override(context.Background(), models.Actor{}, conv, engine.Override{Kind: engine.OverrideEnd})
 		}()
 		go func() {
 			defer wg.Done()
@@ -72,14 +73,14 @@ func TestOverride_MoveAsksAndIsAudited(t *testing.T) {
 	p := e.start(t, pipeline.NewFlows(engine.Builtin(), e.db, e.crypto))
 	conv := startConversation(t, e, p)
 	before := len(e.api.Sent())
-	if err := p.Override(context.Background(), "", conv, engine.Override{Kind: engine.OverrideMove, Node: "ask_need"}); err != nil {
+	if err := p.Override(context.Background(), models.Actor{}, conv, engine.Override{Kind: engine.OverrideMove, Node: "ask_need"}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the question to be sent", func() bool { return len(e.api.Sent()) == before+1 && e.idle(t) })
 	if got := e.api.Sent()[before].Body; got != "What do you need? 1. Appointment 2. Prescription 3. Something else" {
 		t.Fatalf("sent %q", got)
 	}
-	if err := p.Override(context.Background(), "", conv, engine.Override{Kind: engine.OverrideMove, Node: "nowhere"}); err == nil {
+	if err := p.Override(context.Background(), models.Actor{}, conv, engine.Override{Kind: engine.OverrideMove, Node: "nowhere"}); err == nil {
 		t.Fatal("a move to a node the flow lacks was accepted")
 	}
 	if n := e.count(t, `SELECT count(*) FROM audit_events`); n != 1 {
@@ -157,11 +158,11 @@ func TestOverride_EachOfSeveralIsAudited(t *testing.T) {
 		{Kind: engine.OverrideEnd},
 	}
 	for i, o := range steps {
-		if err := p.Override(context.Background(), "", conv, o); err != nil {
+		if err := p.Override(context.Background(), models.Actor{Role: models.RoleSupervisor, RequestID: "req-" + itoa(int64(i)), IP: "192.0.2.1"}, conv, o); err != nil {
 			t.Fatalf("override %d (%s): %v", i+1, o.Kind, err)
 		}
 	}
-	if n := e.count(t, `SELECT count(*) FROM audit_events WHERE action = 'conversation.override'`); n != len(steps) {
+	if n := e.count(t, `SELECT count(*) FROM audit_events WHERE action = 'conversation.override' AND actor_role = 'supervisor' AND ip = '192.0.2.1' AND request_id LIKE 'req-%'`); n != len(steps) {
 		t.Fatalf("%d audit entries, want %d", n, len(steps))
 	}
 	if n, err := store.NewAuditStore(e.db, e.crypto).Verify(context.Background()); err != nil || n != len(steps) {
