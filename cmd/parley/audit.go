@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/parley-chat/parley/internal/config"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
@@ -25,15 +24,11 @@ func auditCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.C
 }
 
 func auditVerify(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, db, err := openDatabase(ctx, getenv, config.Requirements{Database: true, Keys: true})
+	_, db, c, err := openSealed(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	c, err := newCrypto(cfg, newLogger(stderr, cfg.LogLevel))
-	if err != nil {
-		return err
-	}
 	n, err := store.NewAuditStore(db, c).Verify(ctx)
 	var broken *models.Error
 	if errors.As(err, &broken) && broken.Code == models.EINTERNAL {

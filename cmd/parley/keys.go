@@ -22,15 +22,11 @@ import (
 
 // cmdKeys rotates the keys (action "rotate") or reports on them ("status").
 func cmdKeys(ctx context.Context, action string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, db, err := openDatabase(ctx, getenv, config.Requirements{Database: true, Keys: true})
+	_, db, c, err := openSealed(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	c, err := newCrypto(cfg, newLogger(stderr, cfg.LogLevel))
-	if err != nil {
-		return err
-	}
 	rot := store.NewRotator(db, c.Ring)
 	if action == "rotate" {
 		audit := store.NewAuditStore(db, c)

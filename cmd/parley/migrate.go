@@ -55,3 +55,18 @@ func openDatabase(ctx context.Context, getenv func(string) string, req config.Re
 	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
 	return cfg, db, err
 }
+
+// openSealed opens the database of an admin command that reads or writes
+// sealed values, with the key ring; the caller closes the database.
+func openSealed(ctx context.Context, getenv func(string) string, stderr io.Writer) (*config.Config, *store.DB, store.Crypto, error) {
+	cfg, db, err := openDatabase(ctx, getenv, config.Requirements{Database: true, Keys: true})
+	if err != nil {
+		return nil, nil, store.Crypto{}, err
+	}
+	c, err := newCrypto(cfg, newLogger(stderr, cfg.LogLevel))
+	if err != nil {
+		db.Close()
+		return nil, nil, store.Crypto{}, err
+	}
+	return cfg, db, c, nil
+}

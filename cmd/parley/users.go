@@ -73,7 +73,7 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 	var sessions *store.SessionStore
 	var remote *auth.GoTrueAdmin // Supabase mode; nil in local mode
 	withStaff := func(cmd *cobra.Command, fn func(ctx context.Context, staff *store.StaffStore) error) error {
-		cfg, db, err := openDatabase(cmd.Context(), getenv, config.Requirements{Database: true, Keys: true})
+		cfg, db, c, err := openSealed(cmd.Context(), getenv, stderr)
 		if err != nil {
 			return err
 		}
@@ -83,10 +83,6 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 				return errors.New("in Supabase mode these commands need SUPABASE_SERVICE_ROLE_KEY (Supabase Auth's admin API)")
 			}
 			remote = auth.NewGoTrue(cfg.SupabaseURL, cfg.SupabaseAnonKey, nil).Admin(cfg.SupabaseServiceRoleKey)
-		}
-		c, err := newCrypto(cfg, newLogger(stderr, cfg.LogLevel))
-		if err != nil {
-			return err
 		}
 		audit, sessions = store.NewAuditStore(db, c), store.NewSessionStore(db, c)
 		return fn(cmd.Context(), store.NewStaffStore(db))

@@ -206,10 +206,8 @@ const ServiceRoleKey = "service-role-key-for-tests"
 func (p *Project) AppRole(id string) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, u := range p.users {
-		if u.id == id {
-			return u.appRole
-		}
+	if u := p.byID(id); u != nil {
+		return u.appRole
 	}
 	return ""
 }
@@ -218,12 +216,18 @@ func (p *Project) AppRole(id string) string {
 func (p *Project) Banned(id string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	u := p.byID(id)
+	return u != nil && u.banned
+}
+
+// byID finds a user; p.mu is held.
+func (p *Project) byID(id string) *user {
 	for _, u := range p.users {
 		if u.id == id {
-			return u.banned
+			return u
 		}
 	}
-	return false
+	return nil
 }
 
 func (p *Project) registerAdmin(mux *http.ServeMux) {
@@ -301,12 +305,7 @@ func (p *Project) adminUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var u *user
-	for _, candidate := range p.users {
-		if candidate.id == r.PathValue("id") {
-			u = candidate
-		}
-	}
+	u := p.byID(r.PathValue("id"))
 	if u == nil {
 		gotrueError(w, 404, "user_not_found", "User not found")
 		return
@@ -346,10 +345,5 @@ func (p *Project) adminDelete(w http.ResponseWriter, r *http.Request) {
 func (p *Project) HasUser(id string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, u := range p.users {
-		if u.id == id {
-			return true
-		}
-	}
-	return false
+	return p.byID(id) != nil
 }
