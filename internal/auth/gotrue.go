@@ -128,15 +128,18 @@ func gotrueError(err error) error {
 	return models.Errorf(models.EUNAVAILABLE, "Supabase Auth answered HTTP %s; try again.", m[1])
 }
 
-// boundTransport binds every request to ctx and reads at most 1 MiB of
-// any answer.
+// boundTransport binds every request to ctx (when set) and reads at most
+// 1 MiB of any answer.
 type boundTransport struct {
 	ctx context.Context
 	rt  http.RoundTripper
 }
 
 func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.rt.RoundTrip(req.WithContext(t.ctx))
+	if t.ctx != nil {
+		req = req.WithContext(t.ctx)
+	}
+	resp, err := t.rt.RoundTrip(req)
 	if resp != nil {
 		resp.Body = limitedBody{Reader: io.LimitReader(resp.Body, 1<<20), Closer: resp.Body}
 	}

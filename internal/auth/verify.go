@@ -103,12 +103,16 @@ func (v *Verifier) keyFor(ctx context.Context) jwt.Keyfunc {
 }
 
 // JWKS returns the key set of a Supabase project, fetched from url
-// (SUPABASE_URL + "/auth/v1/.well-known/jwks.json"), cached, refreshed
+// (SUPABASE_URL + "/auth/v1/.well-known/jwks.json") with client (nil: one
+// that reads at most 1 MiB of an answer); cached, refreshed
 // every ten minutes and when a token names a kid it does not hold (at most
 // every 30 s: a rotation adds the new key before tokens use it). Starting
 // does not fail when the project cannot be reached; tokens are refused
 // until it can.
 func JWKS(ctx context.Context, url string, client *http.Client) (jwkset.Storage, error) {
+	if client == nil { // the key set is read to 1 MiB at most
+		client = &http.Client{Transport: &boundTransport{rt: http.DefaultTransport}}
+	}
 	noError := true
 	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{url}, keyfunc.Override{
 		Client:                    client,

@@ -14,8 +14,8 @@ import (
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/engine/enginetest"
 	"github.com/parley-chat/parley/internal/pipeline"
-	"github.com/parley-chat/parley/models"
 	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
 )
 
 // gatedAI is an AI layer that can be held (until release is closed) and

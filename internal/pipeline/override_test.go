@@ -9,8 +9,8 @@ import (
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/pipeline"
-	"github.com/parley-chat/parley/models"
 	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
 )
 
 // startConversation brings a contact to the age question of the sample
