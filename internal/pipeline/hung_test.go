@@ -91,4 +91,11 @@ func TestIngest_AHungDatabaseAnswersEveryRequestByItsDeadline(t *testing.T) {
 	if longest > 3*bound {
 		t.Fatalf("the slowest answer took %v, want about %v", longest, bound)
 	}
+
+	// Delivery statuses, the other thing webhooks store, are held no longer.
+	start := time.Now()
+	err = p.ApplyStatuses(context.Background(), []channel.Status{{Provider: channel.Twilio, ProviderMessageID: "SM1", Status: models.StatusDelivered}})
+	if models.ErrorCode(err) != models.EUNAVAILABLE || time.Since(start) > 3*bound {
+		t.Fatalf("a status against the hung database: %v after %v", err, time.Since(start))
+	}
 }

@@ -348,8 +348,11 @@ func ingestError(err error) error {
 }
 
 // ApplyStatuses records delivery statuses; each moves its message forward
-// or changes nothing.
+// or changes nothing. Like Ingest it takes at most Config.IngestTimeout,
+// whatever the database does.
 func (p *Pipeline) ApplyStatuses(ctx context.Context, statuses []channel.Status) error {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.IngestTimeout)
+	defer cancel()
 	for _, st := range statuses {
 		changed, err := p.messages.UpdateStatus(ctx, st.Provider, st.ProviderMessageID, st.Status, st.ErrorCode)
 		if err != nil {
