@@ -29,10 +29,11 @@ import (
 // consoleSite is the real server with the console's sign-in, listening on
 // loopback, in local mode.
 type consoleSite struct {
-	base  string
-	db    *store.DB
-	staff *store.StaffStore
-	logs  *lockedBuffer
+	base   string
+	crypto store.Crypto
+	db     *store.DB
+	staff  *store.StaffStore
+	logs   *lockedBuffer
 }
 
 func newConsoleSite(t *testing.T, provider func(*handlers.Access, *store.StaffStore) handlers.SignInProvider) *consoleSite {
@@ -60,8 +61,10 @@ func newConsoleSiteWith(t *testing.T, provider func(*handlers.Access, *store.Sta
 	console := &handlers.Console{Access: access, Provider: p, Sessions: store.NewSessionStore(db, crypto),
 		Codecs:  codecs,
 		CSRFKey: []byte(strings.Repeat("c", 32)), Secure: true}
+	site.crypto = crypto
 	app := handlers.NewServer(handlers.Deps{Logger: slog.New(slog.NewJSONHandler(site.logs, nil)), Readiness: readiness,
-		Registry: prometheus.NewRegistry(), Version: "test", Access: access, Console: console})
+		Registry: prometheus.NewRegistry(), Version: "test", Access: access, Console: console,
+		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto)}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +211,7 @@ func TestConsole_SignInAndOut(t *testing.T) {
 		}
 		got = append(got, action+"/"+role+"/"+map[bool]string{true: "actor", false: "nobody"}[actor != ""])
 	}
-	want := "staff.sign_in_failed//nobody staff.sign_in/agent/actor staff.sign_out/agent/actor"
+	want := "staff.sign_in_failed//nobody staff.sign_in/agent/actor messages.search/agent/actor staff.sign_out/agent/actor"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("audited %q\nwant %q", strings.Join(got, " "), want)
 	}

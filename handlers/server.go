@@ -36,6 +36,7 @@ type Deps struct {
 	Webhooks  *Webhooks       // nil: no platform webhooks
 	Access    *Access         // nil: no staff routes (sign-in, the JSON API)
 	Console   *Console        // nil: the console's pages are open (tests of other parts)
+	Inbox     *Inbox          // with Console: the console's reading of conversations at /
 }
 
 // contentSecurityPolicy allows the console's own scripts, styles and
@@ -76,11 +77,16 @@ func NewServer(d Deps) *fiber.App {
 	}))
 	registerWebhooks(app, d.Webhooks)
 	registerAPI(app, d.Access)
-	pages := []fiber.Handler{}
-	if d.Console != nil {
-		d.Console.register(app)
-		pages = append(pages, d.Console.signedIn)
+	if d.Console == nil { // no sign-in configured: the status page alone (tests of other parts)
+		app.Get("/", handleHome(d))
+		return app
 	}
-	app.Get("/", append(pages, handleHome(d))...)
+	d.Console.register(app)
+	app.Get("/status", d.Console.signedIn, handleHome(d))
+	if d.Inbox != nil {
+		d.Inbox.register(app, d.Access, d.Console.signedIn)
+	} else {
+		app.Get("/", d.Console.signedIn, handleHome(d))
+	}
 	return app
 }

@@ -9,6 +9,8 @@ import (
 
 //go:generate go tool templ generate
 
+func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
+
 func statusText(code int) string {
 	return strconv.Itoa(code) + " · " + http.StatusText(code)
 }

@@ -168,3 +168,21 @@ func (s *MessageStore) Get(ctx context.Context, id int64) (*models.Message, erro
 	}
 	return row.model(), nil
 }
+
+// ForContact returns a contact's messages, newest first, older than the
+// message id before (0: from the newest), at most limit.
+func (s *MessageStore) ForContact(ctx context.Context, contactID, before int64, limit int) ([]*models.Message, error) {
+	q := gormFor(ctx, s.db, s.crypto, nil).Where("contact_id = ?", contactID)
+	if before > 0 {
+		q = q.Where("id < ?", before)
+	}
+	var rows []messageRow
+	if err := q.Order("id DESC").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, dbError(err, "Message")
+	}
+	out := make([]*models.Message, len(rows))
+	for i := range rows {
+		out[i] = rows[i].model()
+	}
+	return out, nil
+}

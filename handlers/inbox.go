@@ -1,0 +1,182 @@
+package handlers
+
+import (
+	"context"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/phone"
+	"github.com/parley-chat/parley/models"
+	"github.com/parley-chat/parley/views"
+)
+
+// MessageReader finds and reads messages, decrypted (store.MessageStore).
+type MessageReader interface {
+	Search(ctx context.Context, q models.MessageSearch) (*models.MessagePage, error)
+	ForContact(ctx context.Context, contactID, before int64, limit int) ([]*models.Message, error)
+}
+
+// ContactReader reads contacts, decrypted (store.ContactStore).
+type ContactReader interface {
+	Get(ctx context.Context, id int64) (*models.Contact, error)
+}
+
+// Inbox is the console's reading of conversations. Every read of
+// decrypted data is audited before it is shown.
+type Inbox struct {
+	Messages MessageReader
+	Contacts ContactReader
+}
+
+// inboxPage is how many messages a page lists.
+const inboxPage = 50
+
+func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
+	read := require(auth.ReadConversations)
+	app.Get("/", signedIn, read, in.page(a))
+	app.Get("/inbox/results", signedIn, read, in.results(a))
+	app.Get("/contacts/:id<int>", signedIn, read, in.contact(a))
+}
+
+// searchesFor reads what was typed: a phone number in any format, or
+// words, looked for in names and in messages alike.
+func searchesFor(q string, before int64) []models.MessageSearch {
+	q = strings.TrimSpace(q)
+	digits, other := 0, false
+	for _, r := range q {
+		switch {
+		case unicode.IsDigit(r):
+			digits++
+		case strings.ContainsRune("+-(). ", r):
+		default:
+			other = true
+		}
+	}
+	switch {
+	case q == "":
+		return []models.MessageSearch{{Before: before, Limit: inboxPage}}
+	case digits >= 6 && !other:
+		return []models.MessageSearch{{Phone: q, Before: before, Limit: inboxPage}}
+	}
+	return []models.MessageSearch{{Name: q, Before: before, Limit: inboxPage}, {Text: q, Before: before, Limit: inboxPage}}
+}
+
+// search runs the searches for q and merges them, newest first; next is
+// the cursor of the following page (0: none).
+func (in *Inbox) search(ctx context.Context, q string, before int64) (hits []models.MessageHit, next int64, err error) {
+	seen := map[int64]bool{}
+	more := false
+	for _, s := range searchesFor(q, before) {
+		page, err := in.Messages.Search(ctx, s)
+		if err != nil {
+			return nil, 0, err
+		}
+		more = more || page.Next != 0
+		for _, h := range page.Hits {
+			if !seen[h.Message.ID] {
+				seen[h.Message.ID] = true
+				hits = append(hits, h)
+			}
+		}
+	}
+	sort.Slice(hits, func(i, j int) bool { return hits[i].Message.ID > hits[j].Message.ID })
+	if len(hits) > inboxPage {
+		hits, more = hits[:inboxPage], true
+	}
+	if more && len(hits) > 0 {
+		next = hits[len(hits)-1].Message.ID
+	}
+	return hits, next, nil
+}
+
+func (in *Inbox) resultsProps(c *fiber.Ctx, a *Access) (views.InboxResultsProps, error) {
+	q := c.Query("q")
+	before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
+	if err := a.record(c, a.actor(c), "messages.search", "messages", "", map[string]any{"query": q, "before": before}); err != nil {
+		return views.InboxResultsProps{}, err
+	}
+	hits, next, err := in.search(c.UserContext(), q, before)
+	if err != nil {
+		return views.InboxResultsProps{}, err
+	}
+	p := views.InboxResultsProps{Query: q}
+	mask := auth.MasksPhones(principal(c).Role)
+	for _, h := range hits {
+		p.Hits = append(p.Hits, messageRow(h.Message, h.Contact, mask))
+	}
+	if next != 0 {
+		p.Next = "/?" + url.Values{"q": {q}, "before": {strconv.FormatInt(next, 10)}}.Encode()
+	}
+	return p, nil
+}
+
+func (in *Inbox) page(a *Access) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		results, err := in.resultsProps(c, a)
+		if err != nil {
+			return err
+		}
+		return render(c, views.Inbox(views.InboxProps{Staff: badge(c), Query: c.Query("q"), Results: results}))
+	}
+}
+
+func (in *Inbox) results(a *Access) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		results, err := in.resultsProps(c, a)
+		if err != nil {
+			return err
+		}
+		return render(c, views.InboxResults(results))
+	}
+}
+
+func (in *Inbox) contact(a *Access) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		ctx := c.UserContext()
+		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
+		if err := a.record(c, a.actor(c), "contact.view", "contact", strconv.FormatInt(id, 10), nil); err != nil {
+			return err
+		}
+		contact, err := in.Contacts.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		msgs, err := in.Messages.ForContact(ctx, id, before, inboxPage)
+		if err != nil {
+			return err
+		}
+		mask := auth.MasksPhones(principal(c).Role)
+		p := views.ContactProps{Staff: badge(c), Channel: string(contact.Channel), OptedOut: contact.OptedOut}
+		row := messageRow(&models.Message{}, contact, mask)
+		p.Name, p.Phone = row.Contact, row.Phone
+		for i := len(msgs) - 1; i >= 0; i-- { // oldest first
+			p.Messages = append(p.Messages, messageRow(msgs[i], contact, mask))
+		}
+		if len(msgs) == inboxPage {
+			p.Older = "/contacts/" + strconv.FormatInt(id, 10) + "?before=" + strconv.FormatInt(msgs[len(msgs)-1].ID, 10)
+		}
+		return render(c, views.Contact(p))
+	}
+}
+
+// messageRow is a message as the console shows it; mask hides all but the
+// last digits of the number.
+func messageRow(m *models.Message, c *models.Contact, mask bool) views.MessageRow {
+	number := c.Address
+	if mask {
+		number = phone.Mask(number)
+	}
+	name := c.Name
+	if name == "" {
+		name = number
+	}
+	return views.MessageRow{ContactID: c.ID, Contact: name, Phone: number, Channel: string(c.Channel), Inbound: m.Direction == models.Inbound,
+		Body: m.Body, At: m.CreatedAt.UTC().Format("2 Jan 15:04"), Status: string(m.Status), Error: m.ErrorReason}
+}
