@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/phone"
@@ -27,11 +28,20 @@ type ContactReader interface {
 	Get(ctx context.Context, id int64) (*models.Contact, error)
 }
 
-// Inbox is the console's reading of conversations. Every read of
-// decrypted data is audited before it is shown.
+// StaffActions are what staff do to conversations (pipeline.Pipeline);
+// each audits itself.
+type StaffActions interface {
+	Reply(ctx context.Context, actor models.Actor, contactID int64, text string) error
+	Resend(ctx context.Context, actor models.Actor, messageID int64) (int64, error)
+}
+
+// Inbox is the console's reading of conversations, and the replies and
+// resends staff make there. Every read of decrypted data is audited
+// before it is shown.
 type Inbox struct {
 	Messages MessageReader
 	Contacts ContactReader
+	Actions  StaffActions // nil: read only
 }
 
 // inboxPage is how many messages a page lists.
@@ -42,6 +52,36 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 	app.Get("/", signedIn, read, in.page(a))
 	app.Get("/inbox/results", signedIn, read, in.results(a))
 	app.Get("/contacts/:id<int>", signedIn, read, in.contact(a))
+	if in.Actions != nil {
+		app.Post("/contacts/:id<int>/reply", signedIn, require(auth.Reply), in.reply())
+		app.Post("/messages/:id<int>/resend", signedIn, require(auth.Resend), in.resend())
+	}
+}
+
+// actorOf is the signed-in staff member of c as the pipeline audits them.
+func actorOf(c *fiber.Ctx) models.Actor {
+	p := principal(c)
+	return models.Actor{ID: p.UserID, Role: p.Role, RequestID: requestIDOf(c), IP: utils.CopyString(c.IP())}
+}
+
+func (in *Inbox) reply() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		if err := in.Actions.Reply(c.UserContext(), actorOf(c), id, c.FormValue("text")); err != nil {
+			return err
+		}
+		return c.Redirect("/contacts/"+strconv.FormatInt(id, 10), fiber.StatusSeeOther)
+	}
+}
+
+func (in *Inbox) resend() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		if _, err := in.Actions.Resend(c.UserContext(), actorOf(c), id); err != nil {
+			return err
+		}
+		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
+	}
 }
 
 // searchesFor reads what was typed: a phone number in any format, or
@@ -152,8 +192,10 @@ func (in *Inbox) contact(a *Access) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		mask := auth.MasksPhones(principal(c).Role)
-		p := views.ContactProps{Staff: badge(c), Channel: string(contact.Channel), OptedOut: contact.OptedOut}
+		role := principal(c).Role
+		mask := auth.MasksPhones(role)
+		p := views.ContactProps{Staff: badge(c), ID: id, Channel: string(contact.Channel), OptedOut: contact.OptedOut,
+			CanReply: in.Actions != nil && auth.Can(role, auth.Reply), CanResend: in.Actions != nil && auth.Can(role, auth.Resend)}
 		row := messageRow(&models.Message{}, contact, mask)
 		p.Name, p.Phone = row.Contact, row.Phone
 		for i := len(msgs) - 1; i >= 0; i-- { // oldest first
@@ -177,6 +219,6 @@ func messageRow(m *models.Message, c *models.Contact, mask bool) views.MessageRo
 	if name == "" {
 		name = number
 	}
-	return views.MessageRow{ContactID: c.ID, Contact: name, Phone: number, Channel: string(c.Channel), Inbound: m.Direction == models.Inbound,
+	return views.MessageRow{ID: m.ID, ContactID: c.ID, Contact: name, Phone: number, Channel: string(c.Channel), Inbound: m.Direction == models.Inbound,
 		Body: m.Body, At: m.CreatedAt.UTC().Format("2 Jan 15:04"), Status: string(m.Status), Error: m.ErrorReason}
 }

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -129,3 +130,89 @@ func TestInbox_ViewersSeeMaskedNumbersAndReadsAreAudited(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+var formCSRF = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+
+// A reply goes out through the pipeline (stored, queued to send); it is
+// refused with the reason when WhatsApp's window has closed; viewers get no
+// reply box and their posts are refused.
+func TestInbox_Reply(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	asha, ravi := site.seed(t)
+	ctx := context.Background()
+	agent := site.as(t, models.RoleAgent)
+	// The seed's messages have no provider to answer through: give them one.
+	_, _ = site.db.Pool.Exec(ctx, `UPDATE messages SET provider = 'twilio'`)
+	_, page := agent.do(t, "GET", "/contacts/"+itoa(ravi.ID), nil, nil)
+	csrf := formCSRF.FindStringSubmatch(page)
+	if csrf == nil || !strings.Contains(page, `data-testid="reply-form"`) {
+		t.Fatal("no reply box for an agent")
+	}
+	resp, _ := agent.do(t, "POST", "/contacts/"+itoa(ravi.ID)+"/reply", url.Values{"_csrf": {csrf[1]}, "text": {"Your refill is ready."}}, nil)
+	if resp.StatusCode != 303 {
+		t.Fatalf("reply: %d", resp.StatusCode)
+	}
+	var n int
+	_ = site.db.Pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE contact_id = $1 AND direction = 'out' AND status = 'queued'`, ravi.ID).Scan(&n)
+	if n != 1 {
+		t.Fatalf("%d replies queued", n)
+	}
+	_ = site.db.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'send_message'`).Scan(&n)
+	if n != 1 {
+		t.Fatalf("%d send jobs", n)
+	}
+	// Asha wrote on WhatsApp more than a day ago.
+	_, _ = site.db.Pool.Exec(ctx, `UPDATE messages SET created_at = now() - interval '25 hours' WHERE contact_id = $1`, asha.ID)
+	resp, page = agent.do(t, "POST", "/contacts/"+itoa(asha.ID)+"/reply", url.Values{"_csrf": {csrf[1]}, "text": {"Hello again"}}, nil)
+	if resp.StatusCode != 409 || !strings.Contains(page, "24 hours") {
+		t.Fatalf("reply outside the window: %d\n%s", resp.StatusCode, page)
+	}
+	viewer := site.as(t, models.RoleViewer)
+	_, page = viewer.do(t, "GET", "/contacts/"+itoa(ravi.ID), nil, nil)
+	if strings.Contains(page, `data-testid="reply-form"`) {
+		t.Fatal("a viewer gets a reply box")
+	}
+	vcsrf := formCSRF.FindStringSubmatch(page)
+	if resp, _ := viewer.do(t, "POST", "/contacts/"+itoa(ravi.ID)+"/reply", url.Values{"_csrf": {vcsrf[1]}, "text": {"hi"}}, nil); resp.StatusCode != 403 {
+		t.Fatalf("a viewer's reply: %d", resp.StatusCode)
+	}
+	if resp, _ := agent.do(t, "POST", "/contacts/"+itoa(ravi.ID)+"/reply", url.Values{"text": {"no token"}}, nil); resp.StatusCode != 403 {
+		t.Fatalf("a reply without the CSRF token: %d", resp.StatusCode)
+	}
+}
+
+// A failed message is sent again as a new message, once, however often
+// the button is pressed.
+func TestInbox_ResendOnce(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	_, ravi := site.seed(t)
+	ctx := context.Background()
+	_, _ = site.db.Pool.Exec(ctx, `UPDATE messages SET provider = 'twilio'`)
+	var failed int64
+	_ = site.db.Pool.QueryRow(ctx, `INSERT INTO messages (id, contact_id, direction, channel, provider, status, error_code, error_reason)
+		VALUES (nextval(pg_get_serial_sequence('messages', 'id')), $1, 'out', 'sms', 'twilio', 'failed', 'parley:uncertain', 'It may or may not have arrived.')
+		RETURNING id`, ravi.ID).Scan(&failed)
+	agent := site.as(t, models.RoleAgent)
+	_, page := agent.do(t, "GET", "/contacts/"+itoa(ravi.ID), nil, nil)
+	if !strings.Contains(page, `data-testid="resend"`) || !strings.Contains(page, "It may or may not have arrived.") {
+		t.Fatal("a failed message has no resend button, or no reason")
+	}
+	csrf := formCSRF.FindStringSubmatch(page)
+	for range 3 { // a double (triple) click
+		resp, _ := agent.do(t, "POST", "/messages/"+itoa(failed)+"/resend", url.Values{"_csrf": {csrf[1]}, "back": {"/contacts/" + itoa(ravi.ID)}}, nil)
+		if resp.StatusCode != 303 || resp.Header.Get("Location") != "/contacts/"+itoa(ravi.ID) {
+			t.Fatalf("resend: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	var resends, jobs int
+	_ = site.db.Pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE resend_of = $1 AND status = 'queued'`, failed).Scan(&resends)
+	_ = site.db.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'send_message'`).Scan(&jobs)
+	if resends != 1 || jobs != 1 {
+		t.Fatalf("%d resends, %d send jobs; want one of each", resends, jobs)
+	}
+	var audited int
+	_ = site.db.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = 'message.resend' AND actor_role = 'agent'`).Scan(&audited)
+	if audited != 1 {
+		t.Fatalf("%d resends audited", audited)
+	}
+}

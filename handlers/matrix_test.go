@@ -43,20 +43,22 @@ type rule struct {
 // rules is the authorisation matrix. A route registered without a rule
 // here fails TestAuthorisationMatrix.
 var rules = map[string]rule{
-	"GET /healthz":           {anon: 200, staff: 200},
-	"GET /readyz":            {anon: 200, staff: 200},
-	"GET /metrics":           {anon: 200, staff: 200},
-	"GET /static/*":          {path: "/static/app.css", anon: 200, staff: 200},
-	"GET /":                  {anon: 303, staff: 200},
-	"GET /status":            {anon: 303, staff: 200},
-	"GET /inbox/results":     {anon: 303, staff: 200},
-	"GET /contacts/:id<int>": {path: "/contacts/999999", anon: 303, staff: 404},
-	"GET /login":             {anon: 200, staff: 200},
-	"POST /login":            {anon: 401, staff: 401}, // no credentials in the matrix's request
-	"POST /logout":           {anon: 401, staff: 303},
-	"GET /api/v1/me":         {anon: 401, staff: 200},
-	"GET /api/v1/staff/":     {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 200}},
-	"POST /api/v1/staff/":    {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 400}}, // the matrix sends no staff member
+	"GET /healthz":                   {anon: 200, staff: 200},
+	"GET /readyz":                    {anon: 200, staff: 200},
+	"GET /metrics":                   {anon: 200, staff: 200},
+	"GET /static/*":                  {path: "/static/app.css", anon: 200, staff: 200},
+	"GET /":                          {anon: 303, staff: 200},
+	"GET /status":                    {anon: 303, staff: 200},
+	"GET /inbox/results":             {anon: 303, staff: 200},
+	"GET /contacts/:id<int>":         {path: "/contacts/999999", anon: 303, staff: 404},
+	"POST /contacts/:id<int>/reply":  {path: "/contacts/999999/reply", anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}}, // no text sent
+	"POST /messages/:id<int>/resend": {path: "/messages/999999/resend", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"GET /login":                     {anon: 200, staff: 200},
+	"POST /login":                    {anon: 401, staff: 401}, // no credentials in the matrix's request
+	"POST /logout":                   {anon: 401, staff: 303},
+	"GET /api/v1/me":                 {anon: 401, staff: 200},
+	"GET /api/v1/staff/":             {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 200}},
+	"POST /api/v1/staff/":            {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 400}}, // the matrix sends no staff member
 	"DELETE /api/v1/staff/:id": {path: "/api/v1/staff/00000000-0000-4000-8000-000000000000", anon: 401, staff: 403,
 		roles: map[models.Role]int{models.RoleAdmin: 404}},
 	"PATCH /api/v1/staff/:id": {path: "/api/v1/staff/00000000-0000-4000-8000-000000000000", anon: 401, staff: 403,
@@ -95,7 +97,7 @@ func newFullServer(t *testing.T) *fullServer {
 	verifier, _ := auth.NewVerifier(auth.VerifierConfig{Issuer: localIssuerURL, Keys: s.local.Keys()})
 	access := &handlers.Access{Verifier: verifier, Staff: s.staff, Local: &handlers.LocalProvider{Issuer: s.local, Directory: s.staff},
 		Audit: store.NewAuditStore(db, crypto)}
-	inbox := &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto)}
+	inbox := &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe}
 	console := &handlers.Console{Access: access, Provider: handlers.LocalSignIn{LocalProvider: access.Local, Staff: s.staff},
 		Sessions: store.NewSessionStore(db, crypto), Codecs: []securecookie.Codec{securecookie.New([]byte(strings.Repeat("h", 32)), nil)},
 		CSRFKey: []byte(strings.Repeat("c", 32))}
@@ -156,9 +158,13 @@ func TestAuthorisationMatrix(t *testing.T) {
 			routes = append(routes, key)
 		}
 	}
-	// Sorted, the GET routes come first and sign-out after them; the POST
-	// routes after it need no session.
-	sort.Strings(routes)
+	// Sign-out ends the sessions it is given: it goes last.
+	sort.Slice(routes, func(i, j int) bool {
+		if (routes[i] == "POST /logout") != (routes[j] == "POST /logout") {
+			return routes[j] == "POST /logout"
+		}
+		return routes[i] < routes[j]
+	})
 	for _, key := range routes {
 		rl, ok := rules[key]
 		if !ok {

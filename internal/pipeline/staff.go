@@ -1,0 +1,118 @@
+package pipeline
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+
+	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/models"
+)
+
+// Reply sends a staff member's words to a contact through the same path as
+// the flows' replies (stored, queued, sent in order, retried), on the
+// platform the contact last wrote through. It is refused, with the reason,
+// when the contact opted out or WhatsApp's 24-hour window is closed.
+func (p *Pipeline) Reply(ctx context.Context, actor models.Actor, contactID int64, text string) error {
+	text = strings.TrimSpace(text)
+	switch {
+	case text == "":
+		return models.Errorf(models.EINVALID, "Write something to send.")
+	case utf8.RuneCountInString(text) > engine.MaxInput:
+		return models.Errorf(models.EINVALID, "A message may have at most %d characters.", engine.MaxInput)
+	}
+	return p.underContact(ctx, contactID, func(tx *gorm.DB, contact *models.Contact) error {
+		provider, err := p.canSend(ctx, tx, contact)
+		if err != nil {
+			return err
+		}
+		var convID *int64
+		conv, err := p.convs.Open(ctx, tx, contact.ID)
+		if err != nil {
+			return err
+		}
+		if conv != nil {
+			convID = &conv.ID
+		}
+		if err := p.apply(ctx, tx, contact, provider, &Outcome{Replies: []string{text}, ConversationID: convID}); err != nil {
+			return err
+		}
+		return p.audit.Append(ctx, tx, &models.AuditEvent{ActorID: actor.ID, ActorRole: actor.Role, RequestID: actor.RequestID, IP: actor.IP,
+			Action: "conversation.reply", SubjectType: "contact", SubjectID: strconv.FormatInt(contact.ID, 10),
+			Details: map[string]any{"characters": utf8.RuneCountInString(text)}})
+	})
+}
+
+// Resend sends a failed (or uncertain) outbound message again as a new
+// message, and returns its id. A message is resent once: asked again (a
+// double click), it returns the resend already made.
+func (p *Pipeline) Resend(ctx context.Context, actor models.Actor, messageID int64) (int64, error) {
+	var contactID int64
+	if err := p.db.Gorm.WithContext(ctx).Raw(`SELECT contact_id FROM messages WHERE id = ? AND direction = 'out'`, messageID).Scan(&contactID).Error; err != nil {
+		return 0, err
+	}
+	if contactID == 0 {
+		return 0, models.Errorf(models.ENOTFOUND, "Message not found.")
+	}
+	var newID int64
+	err := p.underContact(ctx, contactID, func(tx *gorm.DB, contact *models.Contact) error {
+		if err := tx.WithContext(ctx).Raw(`SELECT id FROM messages WHERE resend_of = ?`, messageID).Scan(&newID).Error; err != nil || newID != 0 {
+			return err // resent already
+		}
+		original, err := p.messages.GetIn(ctx, tx, messageID)
+		if err != nil {
+			return err
+		}
+		if original.Status != models.StatusFailed {
+			return models.Errorf(models.ECONFLICT, "Only a failed or uncertain message can be sent again.")
+		}
+		if _, err := p.canSend(ctx, tx, contact); err != nil {
+			return err
+		}
+		again := &models.Message{ContactID: contact.ID, ConversationID: original.ConversationID, Direction: models.Outbound,
+			Channel: original.Channel, Provider: original.Provider, Body: original.Body, Status: models.StatusQueued}
+		if err := p.messages.InsertReplies(ctx, tx, []*models.Message{again}); err != nil {
+			return err
+		}
+		if err := tx.WithContext(ctx).Exec(`UPDATE messages SET resend_of = ? WHERE id = ?`, messageID, again.ID).Error; err != nil {
+			return err
+		}
+		newID = again.ID
+		if err := p.enqueue(ctx, tx, SendArgs{MessageIDs: []int64{again.ID}}, nil); err != nil {
+			return err
+		}
+		return p.audit.Append(ctx, tx, &models.AuditEvent{ActorID: actor.ID, ActorRole: actor.Role, RequestID: actor.RequestID, IP: actor.IP,
+			Action: "message.resend", SubjectType: "message", SubjectID: strconv.FormatInt(messageID, 10),
+			Details: map[string]any{"new_message": again.ID}})
+	})
+	return newID, err
+}
+
+// canSend checks, before anything is queued, what would make a staff
+// member's message fail: no channel, an opt-out, WhatsApp's window. It
+// returns the provider to send through.
+func (p *Pipeline) canSend(ctx context.Context, tx *gorm.DB, contact *models.Contact) (string, error) {
+	provider, err := p.lastProvider(ctx, tx, contact.ID)
+	switch {
+	case err != nil:
+		return "", err
+	case provider == "":
+		return "", models.Errorf(models.ECONFLICT, "The contact has never written, so there is no channel to answer on.")
+	case contact.OptedOut:
+		return "", models.Errorf(models.ECONFLICT, "The contact opted out (STOP); nothing can be sent until they send START.")
+	}
+	if contact.Channel == models.ChannelWhatsApp {
+		last, err := p.messages.LastInbound(ctx, tx, contact.ID, models.ChannelWhatsApp)
+		if err != nil {
+			return "", err
+		}
+		if time.Since(last) > p.cfg.WhatsAppWindow {
+			return "", models.Errorf(models.ECONFLICT, "More than 24 hours since the contact last wrote on WhatsApp: only an approved template message can be sent now.")
+		}
+	}
+	return provider, nil
+}
