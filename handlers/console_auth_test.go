@@ -20,6 +20,7 @@ import (
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/auth/authtest"
 	"github.com/parley-chat/parley/internal/crypt"
+	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/pgtest"
 	"github.com/parley-chat/parley/internal/phone"
 	"github.com/parley-chat/parley/internal/pipeline"
@@ -63,14 +64,16 @@ func newConsoleSiteWith(t *testing.T, provider func(*handlers.Access, *store.Sta
 		Codecs:  codecs,
 		CSRFKey: []byte(strings.Repeat("c", 32)), Secure: true}
 	site.crypto = crypto
-	pipe, err := pipeline.New(pipeline.Deps{DB: db, Crypto: crypto, Logger: slog.New(slog.DiscardHandler)}) // not started: its jobs stay queued
+	pipe, err := pipeline.New(pipeline.Deps{DB: db, Crypto: crypto, Logger: slog.New(slog.DiscardHandler), // not started: its jobs stay queued
+		Responder: pipeline.NewFlows(engine.Builtin(), db, crypto)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pipe.Stop(context.Background()) })
 	app := handlers.NewServer(handlers.Deps{Logger: slog.New(slog.NewJSONHandler(site.logs, nil)), Readiness: readiness,
 		Registry: prometheus.NewRegistry(), Version: "test", Access: access, Console: console,
-		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe}})
+		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe,
+			Convs: store.NewConversationStore(db, crypto)}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -10,8 +10,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
+	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/phone"
 	"github.com/parley-chat/parley/models"
 	"github.com/parley-chat/parley/views"
@@ -33,6 +35,13 @@ type ContactReader interface {
 type StaffActions interface {
 	Reply(ctx context.Context, actor models.Actor, contactID int64, text string) error
 	Resend(ctx context.Context, actor models.Actor, messageID int64) (int64, error)
+	Override(ctx context.Context, actor models.Actor, conversationID int64, o engine.Override) error
+}
+
+// ConversationReader finds a contact's open conversation, decrypted
+// (store.ConversationStore); nil when there is none.
+type ConversationReader interface {
+	Open(ctx context.Context, tx *gorm.DB, contactID int64) (*models.Conversation, error)
 }
 
 // Inbox is the console's reading of conversations, and the replies and
@@ -42,6 +51,7 @@ type Inbox struct {
 	Messages MessageReader
 	Contacts ContactReader
 	Actions  StaffActions // nil: read only
+	Convs    ConversationReader
 }
 
 // inboxPage is how many messages a page lists.
@@ -55,6 +65,25 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 	if in.Actions != nil {
 		app.Post("/contacts/:id<int>/reply", signedIn, require(auth.Reply), in.reply())
 		app.Post("/messages/:id<int>/resend", signedIn, require(auth.Resend), in.resend())
+		app.Post("/conversations/:id<int>/override", signedIn, require(auth.HandoffWork), in.override())
+	}
+}
+
+// override applies a staff command to a conversation. Pausing and resuming
+// the bot is hand-off work (agents and up); the others, which move the
+// conversation, are overrides (supervisors and up).
+func (in *Inbox) override() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		o := engine.Override{Kind: engine.OverrideKind(c.FormValue("kind")), Node: strings.TrimSpace(c.FormValue("node")),
+			Var: strings.TrimSpace(c.FormValue("var")), Value: c.FormValue("value"), Flow: strings.TrimSpace(c.FormValue("flow"))}
+		if o.Kind != engine.OverridePause && o.Kind != engine.OverrideResume && !auth.Can(principal(c).Role, auth.Override) {
+			return models.Errorf(models.EFORBIDDEN, "Your role (%s) may pause and resume the bot, not move the conversation.", principal(c).Role)
+		}
+		if err := in.Actions.Override(c.UserContext(), actorOf(c), id, o); err != nil {
+			return err
+		}
+		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
 	}
 }
 
@@ -201,6 +230,15 @@ func (in *Inbox) contact(a *Access) fiber.Handler {
 		for i := len(msgs) - 1; i >= 0; i-- { // oldest first
 			p.Messages = append(p.Messages, messageRow(msgs[i], contact, mask))
 		}
+		if in.Convs != nil {
+			conv, err := in.Convs.Open(ctx, nil, id)
+			if err != nil {
+				return err
+			}
+			if conv != nil {
+				p.Conversation = conversationPanel(conv, role)
+			}
+		}
 		if len(msgs) == inboxPage {
 			p.Older = "/contacts/" + strconv.FormatInt(id, 10) + "?before=" + strconv.FormatInt(msgs[len(msgs)-1].ID, 10)
 		}
@@ -221,4 +259,20 @@ func messageRow(m *models.Message, c *models.Contact, mask bool) views.MessageRo
 	}
 	return views.MessageRow{ID: m.ID, ContactID: c.ID, Contact: name, Phone: number, Channel: string(c.Channel), Inbound: m.Direction == models.Inbound,
 		Body: m.Body, At: m.CreatedAt.UTC().Format("2 Jan 15:04"), Status: string(m.Status), Error: m.ErrorReason}
+}
+
+// conversationPanel is a conversation's state as the console shows it, and
+// what the role may do to it.
+func conversationPanel(conv *models.Conversation, role models.Role) *views.ConversationPanel {
+	cp := &views.ConversationPanel{ID: conv.ID, Flow: conv.FlowID, Version: conv.FlowVersion, Node: conv.Node, Status: string(conv.Status),
+		Error: conv.Error, CanPause: auth.Can(role, auth.HandoffWork), CanOverride: auth.Can(role, auth.Override)}
+	names := make([]string, 0, len(conv.Variables))
+	for k := range conv.Variables {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		cp.Vars = append(cp.Vars, views.Var{Name: k, Value: conv.Variables[k]})
+	}
+	return cp
 }

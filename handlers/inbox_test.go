@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
@@ -214,5 +215,66 @@ func TestInbox_ResendOnce(t *testing.T) {
 	_ = site.db.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = 'message.resend' AND actor_role = 'agent'`).Scan(&audited)
 	if audited != 1 {
 		t.Fatalf("%d resends audited", audited)
+	}
+}
+
+// The contact's page shows the open conversation's state; agents pause and
+// resume the bot, supervisors also move the conversation; each is audited.
+func TestInbox_Overrides(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	asha, _ := site.seed(t)
+	ctx := context.Background()
+	_, _ = site.db.Pool.Exec(ctx, `UPDATE messages SET provider = 'twilio'`)
+	flow := engine.Builtin().Current("clinic")
+	convs := store.NewConversationStore(site.db, site.crypto)
+	if err := convs.PinFlow(ctx, nil, flow.ID, flow.Version, flow.File, flow.Source); err != nil {
+		t.Fatal(err)
+	}
+	conv := &models.Conversation{ContactID: asha.ID, FlowID: flow.ID, FlowVersion: flow.Version, Node: "ask_age", Status: models.ConversationActive,
+		Variables: map[string]string{"name": "Asha"}}
+	if err := convs.Save(ctx, nil, conv); err != nil {
+		t.Fatal(err)
+	}
+	status := func() string {
+		var s string
+		_ = site.db.Pool.QueryRow(ctx, `SELECT status || '@' || node FROM conversations WHERE id = $1`, conv.ID).Scan(&s)
+		return s
+	}
+	post := func(b *browser, kind string, extra url.Values) int {
+		t.Helper()
+		_, page := b.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil)
+		csrf := formCSRF.FindStringSubmatch(page)
+		form := url.Values{"_csrf": {csrf[1]}, "kind": {kind}, "back": {"/contacts/" + itoa(asha.ID)}}
+		for k, v := range extra {
+			form[k] = v
+		}
+		resp, _ := b.do(t, "POST", "/conversations/"+itoa(conv.ID)+"/override", form, nil)
+		return resp.StatusCode
+	}
+	agent, supervisor := site.as(t, models.RoleAgent), site.as(t, models.RoleSupervisor)
+	_, page := agent.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil)
+	if !strings.Contains(page, `data-testid="state"`) || !strings.Contains(page, "ask_age") || !strings.Contains(page, `data-testid="override-pause"`) ||
+		strings.Contains(page, `data-testid="override-end"`) {
+		t.Fatalf("an agent's state panel:\n%s", page)
+	}
+	if st := post(agent, "pause", nil); st != 303 || status() != "paused@ask_age" {
+		t.Fatalf("an agent pauses: %d, %s", st, status())
+	}
+	if st := post(agent, "move", url.Values{"node": {"goodbye"}}); st != 403 {
+		t.Fatalf("an agent moves the conversation: %d", st)
+	}
+	if st := post(supervisor, "resume", nil); st != 303 || status() != "active@ask_age" {
+		t.Fatalf("a supervisor resumes: %d, %s", st, status())
+	}
+	if st := post(supervisor, "move", url.Values{"node": {"nowhere"}}); st != 400 {
+		t.Fatalf("a move to a node the flow lacks: %d", st)
+	}
+	if st := post(supervisor, "end", nil); st != 303 || !strings.HasPrefix(status(), "ended") {
+		t.Fatalf("a supervisor ends it: %d, %s", st, status())
+	}
+	var audited string
+	_ = site.db.Pool.QueryRow(ctx, `SELECT string_agg(actor_role, ',' ORDER BY seq) FROM audit_events WHERE action = 'conversation.override'`).Scan(&audited)
+	if audited != "agent,supervisor,supervisor" {
+		t.Fatalf("overrides audited by %q", audited)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/parley-chat/parley/handlers"
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/channel/twilio"
+	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/pgtest"
 	"github.com/parley-chat/parley/internal/pipeline"
 	"github.com/parley-chat/parley/internal/store"
@@ -53,12 +54,14 @@ var rules = map[string]rule{
 	"GET /contacts/:id<int>":         {path: "/contacts/999999", anon: 303, staff: 404},
 	"POST /contacts/:id<int>/reply":  {path: "/contacts/999999/reply", anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}}, // no text sent
 	"POST /messages/:id<int>/resend": {path: "/messages/999999/resend", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
-	"GET /login":                     {anon: 200, staff: 200},
-	"POST /login":                    {anon: 401, staff: 401}, // no credentials in the matrix's request
-	"POST /logout":                   {anon: 401, staff: 303},
-	"GET /api/v1/me":                 {anon: 401, staff: 200},
-	"GET /api/v1/staff/":             {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 200}},
-	"POST /api/v1/staff/":            {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 400}}, // the matrix sends no staff member
+	"POST /conversations/:id<int>/override": {path: "/conversations/999999/override", anon: 401, staff: 404,
+		roles: map[models.Role]int{models.RoleViewer: 403, models.RoleAgent: 403}}, // the matrix sends no kind: an override, for supervisors
+	"GET /login":          {anon: 200, staff: 200},
+	"POST /login":         {anon: 401, staff: 401}, // no credentials in the matrix's request
+	"POST /logout":        {anon: 401, staff: 303},
+	"GET /api/v1/me":      {anon: 401, staff: 200},
+	"GET /api/v1/staff/":  {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 200}},
+	"POST /api/v1/staff/": {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 400}}, // the matrix sends no staff member
 	"DELETE /api/v1/staff/:id": {path: "/api/v1/staff/00000000-0000-4000-8000-000000000000", anon: 401, staff: 403,
 		roles: map[models.Role]int{models.RoleAdmin: 404}},
 	"PATCH /api/v1/staff/:id": {path: "/api/v1/staff/00000000-0000-4000-8000-000000000000", anon: 401, staff: 403,
@@ -87,7 +90,8 @@ func newFullServer(t *testing.T) *fullServer {
 	readiness, _ := store.NewReadiness(db)
 	reg := prometheus.NewRegistry()
 	metrics := pipeline.NewMetrics(reg)
-	pipe, err := pipeline.New(pipeline.Deps{DB: db, Crypto: crypto, Metrics: metrics, Logger: slog.New(slog.DiscardHandler)})
+	pipe, err := pipeline.New(pipeline.Deps{DB: db, Crypto: crypto, Metrics: metrics, Logger: slog.New(slog.DiscardHandler),
+		Responder: pipeline.NewFlows(engine.Builtin(), db, crypto)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +101,8 @@ func newFullServer(t *testing.T) *fullServer {
 	verifier, _ := auth.NewVerifier(auth.VerifierConfig{Issuer: localIssuerURL, Keys: s.local.Keys()})
 	access := &handlers.Access{Verifier: verifier, Staff: s.staff, Local: &handlers.LocalProvider{Issuer: s.local, Directory: s.staff},
 		Audit: store.NewAuditStore(db, crypto)}
-	inbox := &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe}
+	inbox := &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe,
+		Convs: store.NewConversationStore(db, crypto)}
 	console := &handlers.Console{Access: access, Provider: handlers.LocalSignIn{LocalProvider: access.Local, Staff: s.staff},
 		Sessions: store.NewSessionStore(db, crypto), Codecs: []securecookie.Codec{securecookie.New([]byte(strings.Repeat("h", 32)), nil)},
 		CSRFKey: []byte(strings.Repeat("c", 32))}

@@ -74,10 +74,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 	// HTTP server, so acknowledged work is never abandoned.
 	pipe.StartWhenReady(context.WithoutCancel(ctx))
 	app := handlers.NewServer(handlers.Deps{
-		Webhooks:  hooks,
-		Access:    access,
-		Console:   console,
-		Inbox:     &handlers.Inbox{Messages: store.NewMessageStore(db, c), Contacts: store.NewContactStore(db, c), Actions: pipe},
+		Webhooks: hooks,
+		Access:   access,
+		Console:  console,
+		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, c), Contacts: store.NewContactStore(db, c), Actions: pipe,
+			Convs: store.NewConversationStore(db, c)},
 		Logger:    log,
 		Readiness: readiness,
 		Registry:  reg,
