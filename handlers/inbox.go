@@ -15,6 +15,7 @@ import (
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/phone"
+	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 	"github.com/parley-chat/parley/views"
 )
@@ -38,10 +39,14 @@ type StaffActions interface {
 	Override(ctx context.Context, actor models.Actor, conversationID int64, o engine.Override) error
 }
 
-// ConversationReader finds a contact's open conversation, decrypted
-// (store.ConversationStore); nil when there is none.
+// ConversationReader finds a contact's open conversation, decrypted, and
+// the hand-off queue (store.ConversationStore).
 type ConversationReader interface {
+	// Open returns nil when the contact has no open conversation.
 	Open(ctx context.Context, tx *gorm.DB, contactID int64) (*models.Conversation, error)
+	Handoffs(ctx context.Context, before int64, limit int) ([]store.Handoff, error)
+	// Take returns ENOTFOUND when the conversation is not handed off.
+	Take(ctx context.Context, id int64, staffID string) error
 }
 
 // Inbox is the console's reading of conversations, and the replies and
@@ -66,6 +71,55 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 		app.Post("/contacts/:id<int>/reply", signedIn, require(auth.Reply), in.reply())
 		app.Post("/messages/:id<int>/resend", signedIn, require(auth.Resend), in.resend())
 		app.Post("/conversations/:id<int>/override", signedIn, require(auth.HandoffWork), in.override())
+	}
+	if in.Convs != nil {
+		app.Get("/handoffs", signedIn, read, in.handoffs(a))
+		app.Post("/conversations/:id<int>/take", signedIn, require(auth.HandoffWork), in.take(a))
+	}
+}
+
+// handoffs is the queue of conversations waiting for a person.
+func (in *Inbox) handoffs(a *Access) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		ctx := c.UserContext()
+		before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
+		if err := a.record(c, a.actor(c), "conversations.handoffs", "conversations", "", map[string]any{"before": before}); err != nil {
+			return err
+		}
+		rows, err := in.Convs.Handoffs(ctx, before, inboxPage)
+		if err != nil {
+			return err
+		}
+		who := principal(c)
+		mask := auth.MasksPhones(who.Role)
+		p := views.HandoffsProps{Staff: badge(c), CanTake: in.Actions != nil && auth.Can(who.Role, auth.HandoffWork)}
+		for _, r := range rows {
+			contact, err := in.Contacts.Get(ctx, r.ContactID)
+			if err != nil {
+				return err
+			}
+			row := messageRow(&models.Message{}, contact, mask)
+			p.Rows = append(p.Rows, views.HandoffRow{ConversationID: r.ConversationID, ContactID: r.ContactID, Contact: row.Contact, Phone: row.Phone,
+				Since: r.Since.UTC().Format("2 Jan 15:04"), TakenBy: r.AssignedEmail, Mine: r.AssignedTo == who.UserID})
+		}
+		if len(rows) == inboxPage {
+			p.Next = "/handoffs?before=" + strconv.FormatInt(rows[len(rows)-1].ConversationID, 10)
+		}
+		return render(c, views.Handoffs(p))
+	}
+}
+
+// take assigns a handed-off conversation to the signed-in staff member.
+func (in *Inbox) take(a *Access) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		if err := in.Convs.Take(c.UserContext(), id, principal(c).UserID); err != nil {
+			return err
+		}
+		if err := a.record(c, a.actor(c), "conversation.take", "conversation", strconv.FormatInt(id, 10), nil); err != nil {
+			return err
+		}
+		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
 	}
 }
 

@@ -278,3 +278,43 @@ func TestInbox_Overrides(t *testing.T) {
 		t.Fatalf("overrides audited by %q", audited)
 	}
 }
+
+// Handed-off conversations are a queue of their own, with who has taken
+// each.
+func TestInbox_HandoffQueue(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	asha, ravi := site.seed(t)
+	ctx := context.Background()
+	flow := engine.Builtin().Current("clinic")
+	convs := store.NewConversationStore(site.db, site.crypto)
+	_ = convs.PinFlow(ctx, nil, flow.ID, flow.Version, flow.File, flow.Source)
+	waiting := &models.Conversation{ContactID: asha.ID, FlowID: flow.ID, FlowVersion: flow.Version, Node: "handoff", Status: models.ConversationHandoff}
+	active := &models.Conversation{ContactID: ravi.ID, FlowID: flow.ID, FlowVersion: flow.Version, Node: "ask_age", Status: models.ConversationActive}
+	for _, c := range []*models.Conversation{waiting, active} {
+		if err := convs.Save(ctx, nil, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agent := site.as(t, models.RoleAgent)
+	_, page := agent.do(t, "GET", "/handoffs", nil, nil)
+	if n := strings.Count(page, `data-testid="handoff"`); n != 1 || !strings.Contains(page, "Asha Verma") || !strings.Contains(page, "not taken") {
+		t.Fatalf("the queue lists %d:\n%s", n, page)
+	}
+	csrf := formCSRF.FindStringSubmatch(page)
+	resp, _ := agent.do(t, "POST", "/conversations/"+itoa(waiting.ID)+"/take", url.Values{"_csrf": {csrf[1]}, "back": {"/handoffs"}}, nil)
+	if resp.StatusCode != 303 {
+		t.Fatalf("take: %d", resp.StatusCode)
+	}
+	_, page = agent.do(t, "GET", "/handoffs", nil, nil)
+	if !strings.Contains(page, `data-testid="taken-by">agent@example.org`) || strings.Contains(page, `data-testid="take"`) {
+		t.Fatalf("after taking it:\n%s", page)
+	}
+	if resp, _ := agent.do(t, "POST", "/conversations/"+itoa(active.ID)+"/take", url.Values{"_csrf": {csrf[1]}}, nil); resp.StatusCode != 404 {
+		t.Fatalf("taking a conversation the bot is running: %d", resp.StatusCode)
+	}
+	var audited string
+	_ = site.db.Pool.QueryRow(ctx, `SELECT string_agg(action, ',' ORDER BY seq) FROM audit_events WHERE action LIKE 'conversation%'`).Scan(&audited)
+	if audited != "conversations.handoffs,conversation.take,conversations.handoffs" {
+		t.Fatalf("audited %q", audited)
+	}
+}

@@ -44,16 +44,18 @@ type rule struct {
 // rules is the authorisation matrix. A route registered without a rule
 // here fails TestAuthorisationMatrix.
 var rules = map[string]rule{
-	"GET /healthz":                   {anon: 200, staff: 200},
-	"GET /readyz":                    {anon: 200, staff: 200},
-	"GET /metrics":                   {anon: 200, staff: 200},
-	"GET /static/*":                  {path: "/static/app.css", anon: 200, staff: 200},
-	"GET /":                          {anon: 303, staff: 200},
-	"GET /status":                    {anon: 303, staff: 200},
-	"GET /inbox/results":             {anon: 303, staff: 200},
-	"GET /contacts/:id<int>":         {path: "/contacts/999999", anon: 303, staff: 404},
-	"POST /contacts/:id<int>/reply":  {path: "/contacts/999999/reply", anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}}, // no text sent
-	"POST /messages/:id<int>/resend": {path: "/messages/999999/resend", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"GET /healthz":                      {anon: 200, staff: 200},
+	"GET /readyz":                       {anon: 200, staff: 200},
+	"GET /metrics":                      {anon: 200, staff: 200},
+	"GET /static/*":                     {path: "/static/app.css", anon: 200, staff: 200},
+	"GET /":                             {anon: 303, staff: 200},
+	"GET /status":                       {anon: 303, staff: 200},
+	"GET /inbox/results":                {anon: 303, staff: 200},
+	"GET /contacts/:id<int>":            {path: "/contacts/999999", anon: 303, staff: 404},
+	"POST /contacts/:id<int>/reply":     {path: "/contacts/999999/reply", anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}}, // no text sent
+	"POST /messages/:id<int>/resend":    {path: "/messages/999999/resend", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"GET /handoffs":                     {anon: 303, staff: 200},
+	"POST /conversations/:id<int>/take": {path: "/conversations/999999/take", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
 	"POST /conversations/:id<int>/override": {path: "/conversations/999999/override", anon: 401, staff: 404,
 		roles: map[models.Role]int{models.RoleViewer: 403, models.RoleAgent: 403}}, // the matrix sends no kind: an override, for supervisors
 	"GET /login":          {anon: 200, staff: 200},

@@ -139,3 +139,39 @@ func (s *ConversationStore) FlowSource(ctx context.Context, tx *gorm.DB, flowID,
 	}
 	return row.File, []byte(row.Source), nil
 }
+
+// Handoff is a conversation waiting for a person, and who has taken it.
+type Handoff struct {
+	ConversationID int64
+	ContactID      int64
+	Since          time.Time // when it last changed
+	AssignedTo     string    // staff id; "" when nobody has taken it
+	AssignedEmail  string
+}
+
+// Handoffs lists the conversations handed to a person, the newest first,
+// up to limit, older than the conversation id before (0: from the newest).
+func (s *ConversationStore) Handoffs(ctx context.Context, before int64, limit int) ([]Handoff, error) {
+	q := `SELECT c.id AS conversation_id, c.contact_id, c.updated_at AS since, coalesce(c.assigned_to::text, '') AS assigned_to,
+			coalesce(u.email, '') AS assigned_email
+		FROM conversations c LEFT JOIN staff_users u ON u.id = c.assigned_to
+		WHERE c.status = 'handoff' AND (? = 0 OR c.id < ?) ORDER BY c.id DESC LIMIT ?`
+	var rows []Handoff
+	if err := gormFor(ctx, s.db, s.crypto, nil).Raw(q, before, before, limit).Scan(&rows).Error; err != nil {
+		return nil, dbError(err, "Conversation")
+	}
+	return rows, nil
+}
+
+// Take assigns a handed-off conversation to a staff member. ENOTFOUND when
+// it is not (or no longer) handed off.
+func (s *ConversationStore) Take(ctx context.Context, id int64, staffID string) error {
+	res := gormFor(ctx, s.db, s.crypto, nil).Exec(`UPDATE conversations SET assigned_to = ?, assigned_at = now() WHERE id = ? AND status = 'handoff'`, staffID, id)
+	if res.Error != nil {
+		return dbError(res.Error, "Conversation")
+	}
+	if res.RowsAffected == 0 {
+		return models.Errorf(models.ENOTFOUND, "This conversation is not waiting for a person.")
+	}
+	return nil
+}
