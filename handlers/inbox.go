@@ -1,11 +1,14 @@
 package handlers
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/gofiber/fiber/v2"
@@ -24,6 +27,9 @@ import (
 type MessageReader interface {
 	Search(ctx context.Context, q models.MessageSearch) (*models.MessagePage, error)
 	ForContact(ctx context.Context, contactID, before int64, limit int) ([]*models.Message, error)
+	// Fingerprint changes when the contact's messages do; it holds nothing
+	// sealed.
+	Fingerprint(ctx context.Context, contactID int64) (string, error)
 }
 
 // ContactReader reads contacts, decrypted (store.ContactStore).
@@ -57,6 +63,10 @@ type Inbox struct {
 	Contacts ContactReader
 	Actions  StaffActions // nil: read only
 	Convs    ConversationReader
+	// PollEvery and StreamFor pace the live view's event stream: how often
+	// it looks for changes (2 s), and how long one stream lasts before the
+	// browser reconnects (15 s, inside the server's shutdown grace).
+	PollEvery, StreamFor time.Duration
 }
 
 // inboxPage is how many messages a page lists.
@@ -67,6 +77,8 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 	app.Get("/", signedIn, read, in.page(a))
 	app.Get("/inbox/results", signedIn, read, in.results(a))
 	app.Get("/contacts/:id<int>", signedIn, read, in.contact(a))
+	app.Get("/contacts/:id<int>/timeline", signedIn, read, in.timeline(a))
+	app.Get("/contacts/:id<int>/events", signedIn, read, in.events())
 	if in.Actions != nil {
 		app.Post("/contacts/:id<int>/reply", signedIn, require(auth.Reply), in.reply())
 		app.Post("/messages/:id<int>/resend", signedIn, require(auth.Resend), in.resend())
@@ -259,45 +271,123 @@ func (in *Inbox) results(a *Access) fiber.Handler {
 	}
 }
 
+// timeline is the contact's messages alone, fetched again when the event
+// stream says they changed (a view, audited like the page).
+func (in *Inbox) timeline(a *Access) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p, err := in.contactProps(c, a)
+		if err != nil {
+			return err
+		}
+		return render(c, views.Timeline(p))
+	}
+}
+
+// events streams "changed" (server-sent events) while the contact's
+// messages change, so an open page follows the conversation live. It
+// sends nothing sealed, so it is not audited; what it triggers is.
+func (in *Inbox) events() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		pollEvery, streamFor := in.PollEvery, in.StreamFor
+		if pollEvery <= 0 {
+			pollEvery = 2 * time.Second
+		}
+		if streamFor <= 0 {
+			streamFor = 15 * time.Second
+		}
+		first, err := in.Messages.Fingerprint(c.UserContext(), id)
+		if err != nil {
+			return err
+		}
+		c.Set(fiber.HeaderContentType, "text/event-stream")
+		c.Set(fiber.HeaderCacheControl, "no-cache")
+		c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+			// Not the request's context: Fiber reuses it once the handler
+			// has returned, and the stream outlives the handler.
+			ctx, cancel := context.WithTimeout(context.Background(), streamFor)
+			defer cancel()
+			fmt.Fprint(w, "retry: 2000\n\n")
+			if w.Flush() != nil {
+				return
+			}
+			tick := time.NewTicker(pollEvery)
+			defer tick.Stop()
+			last := first
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				now, err := in.Messages.Fingerprint(ctx, id)
+				if err != nil {
+					return
+				}
+				if now != last {
+					last = now
+					fmt.Fprint(w, "event: changed\ndata: messages\n\n")
+				} else {
+					fmt.Fprint(w, ": idle\n\n")
+				}
+				if w.Flush() != nil {
+					return // the browser left
+				}
+			}
+		})
+		return nil
+	}
+}
+
 func (in *Inbox) contact(a *Access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		ctx := c.UserContext()
-		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
-		before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
-		if err := a.record(c, a.actor(c), "contact.view", "contact", strconv.FormatInt(id, 10), nil); err != nil {
-			return err
-		}
-		contact, err := in.Contacts.Get(ctx, id)
+		p, err := in.contactProps(c, a)
 		if err != nil {
 			return err
-		}
-		msgs, err := in.Messages.ForContact(ctx, id, before, inboxPage)
-		if err != nil {
-			return err
-		}
-		role := principal(c).Role
-		mask := auth.MasksPhones(role)
-		p := views.ContactProps{Staff: badge(c), ID: id, Channel: string(contact.Channel), OptedOut: contact.OptedOut,
-			CanReply: in.Actions != nil && auth.Can(role, auth.Reply), CanResend: in.Actions != nil && auth.Can(role, auth.Resend)}
-		row := messageRow(&models.Message{}, contact, mask)
-		p.Name, p.Phone = row.Contact, row.Phone
-		for i := len(msgs) - 1; i >= 0; i-- { // oldest first
-			p.Messages = append(p.Messages, messageRow(msgs[i], contact, mask))
-		}
-		if in.Convs != nil {
-			conv, err := in.Convs.Open(ctx, nil, id)
-			if err != nil {
-				return err
-			}
-			if conv != nil {
-				p.Conversation = conversationPanel(conv, role)
-			}
-		}
-		if len(msgs) == inboxPage {
-			p.Older = "/contacts/" + strconv.FormatInt(id, 10) + "?before=" + strconv.FormatInt(msgs[len(msgs)-1].ID, 10)
 		}
 		return render(c, views.Contact(p))
 	}
+}
+
+// contactProps reads a contact and their latest messages for the page,
+// after auditing the view.
+func (in *Inbox) contactProps(c *fiber.Ctx, a *Access) (views.ContactProps, error) {
+	ctx := c.UserContext()
+	id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+	before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
+	if err := a.record(c, a.actor(c), "contact.view", "contact", strconv.FormatInt(id, 10), nil); err != nil {
+		return views.ContactProps{}, err
+	}
+	contact, err := in.Contacts.Get(ctx, id)
+	if err != nil {
+		return views.ContactProps{}, err
+	}
+	msgs, err := in.Messages.ForContact(ctx, id, before, inboxPage)
+	if err != nil {
+		return views.ContactProps{}, err
+	}
+	role := principal(c).Role
+	mask := auth.MasksPhones(role)
+	p := views.ContactProps{Staff: badge(c), ID: id, Channel: string(contact.Channel), OptedOut: contact.OptedOut,
+		CanReply: in.Actions != nil && auth.Can(role, auth.Reply), CanResend: in.Actions != nil && auth.Can(role, auth.Resend)}
+	row := messageRow(&models.Message{}, contact, mask)
+	p.Name, p.Phone = row.Contact, row.Phone
+	for i := len(msgs) - 1; i >= 0; i-- { // oldest first
+		p.Messages = append(p.Messages, messageRow(msgs[i], contact, mask))
+	}
+	if in.Convs != nil {
+		conv, err := in.Convs.Open(ctx, nil, id)
+		if err != nil {
+			return views.ContactProps{}, err
+		}
+		if conv != nil {
+			p.Conversation = conversationPanel(conv, role)
+		}
+	}
+	if len(msgs) == inboxPage {
+		p.Older = "/contacts/" + strconv.FormatInt(id, 10) + "?before=" + strconv.FormatInt(msgs[len(msgs)-1].ID, 10)
+	}
+	return p, nil
 }
 
 // messageRow is a message as the console shows it; mask hides all but the

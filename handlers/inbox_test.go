@@ -1,7 +1,9 @@
 package handlers_test
 
 import (
+	"bufio"
 	"context"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -316,5 +318,47 @@ func TestInbox_HandoffQueue(t *testing.T) {
 	_ = site.db.Pool.QueryRow(ctx, `SELECT string_agg(action, ',' ORDER BY seq) FROM audit_events WHERE action LIKE 'conversation%'`).Scan(&audited)
 	if audited != "conversations.handoffs,conversation.take,conversations.handoffs" {
 		t.Fatalf("audited %q", audited)
+	}
+}
+
+// An open contact page follows the conversation: the event stream says
+// "changed" when a message arrives, and the timeline fetched then shows it.
+func TestInbox_LiveTimeline(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	_, ravi := site.seed(t)
+	agent := site.as(t, models.RoleAgent)
+	_, page := agent.do(t, "GET", "/contacts/"+itoa(ravi.ID), nil, nil)
+	if !strings.Contains(page, `sse-connect="/contacts/`+itoa(ravi.ID)+`/events"`) {
+		t.Fatal("the page does not follow the conversation")
+	}
+	req, _ := http.NewRequest("GET", site.base+"/contacts/"+itoa(ravi.ID)+"/events", nil)
+	req.Header.Set("Cookie", "parley_session="+agent.cookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	lines := bufio.NewScanner(resp.Body)
+	// The stream is open (its first line came); now a message arrives.
+	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "retry:") {
+		t.Fatalf("the stream opened with %q", lines.Text())
+	}
+	m := &models.Message{ContactID: ravi.ID, Direction: models.Inbound, Channel: models.ChannelSMS, Provider: "test", Body: "are you there?", Status: models.StatusReceived}
+	if _, err := store.NewMessageStore(site.db, site.crypto).Insert(context.Background(), nil, m); err != nil {
+		t.Fatal(err)
+	}
+	changed := false
+	for !changed && lines.Scan() {
+		changed = lines.Text() == "event: changed"
+	}
+	if !changed {
+		t.Fatal("the stream ended without saying the messages changed")
+	}
+	_, fragment := agent.do(t, "GET", "/contacts/"+itoa(ravi.ID)+"/timeline", nil, map[string]string{"HX-Request": "true"})
+	if !strings.HasPrefix(strings.TrimSpace(fragment), "<ol") || !strings.Contains(fragment, "are you there?") {
+		t.Fatalf("the timeline fetched again:\n%s", fragment)
 	}
 }

@@ -52,6 +52,8 @@ var rules = map[string]rule{
 	"GET /status":                       {anon: 303, staff: 200},
 	"GET /inbox/results":                {anon: 303, staff: 200},
 	"GET /contacts/:id<int>":            {path: "/contacts/999999", anon: 303, staff: 404},
+	"GET /contacts/:id<int>/timeline":   {path: "/contacts/999999/timeline", anon: 303, staff: 404},
+	"GET /contacts/:id<int>/events":     {path: "/contacts/999999/events", anon: 303, staff: 200},                                                    // says only "changed"
 	"POST /contacts/:id<int>/reply":     {path: "/contacts/999999/reply", anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}}, // no text sent
 	"POST /messages/:id<int>/resend":    {path: "/messages/999999/resend", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
 	"GET /handoffs":                     {anon: 303, staff: 200},
@@ -104,6 +106,7 @@ func newFullServer(t *testing.T) *fullServer {
 	access := &handlers.Access{Verifier: verifier, Staff: s.staff, Local: &handlers.LocalProvider{Issuer: s.local, Directory: s.staff},
 		Audit: store.NewAuditStore(db, crypto)}
 	inbox := &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe,
+		PollEvery: 10 * time.Millisecond, StreamFor: 50 * time.Millisecond,
 		Convs: store.NewConversationStore(db, crypto)}
 	console := &handlers.Console{Access: access, Provider: handlers.LocalSignIn{LocalProvider: access.Local, Staff: s.staff},
 		Sessions: store.NewSessionStore(db, crypto), Codecs: []securecookie.Codec{securecookie.New([]byte(strings.Repeat("h", 32)), nil)},

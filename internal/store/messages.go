@@ -186,3 +186,13 @@ func (s *MessageStore) ForContact(ctx context.Context, contactID, before int64, 
 	}
 	return out, nil
 }
+
+// Fingerprint changes whenever a message of the contact is added or its
+// status moves (among their latest 200): the console's live view asks for
+// it, and reads nothing sealed.
+func (s *MessageStore) Fingerprint(ctx context.Context, contactID int64) (string, error) {
+	var fp string
+	err := gormFor(ctx, s.db, s.crypto, nil).Raw(`SELECT count(*)::text || ':' || coalesce(max(id), 0)::text || ':' || coalesce(md5(string_agg(status, ',' ORDER BY id)), '')
+		FROM (SELECT id, status FROM messages WHERE contact_id = ? ORDER BY id DESC LIMIT 200) m`, contactID).Scan(&fp).Error
+	return fp, dbError(err, "Message")
+}
