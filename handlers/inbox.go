@@ -1,9 +1,7 @@
 package handlers
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"net/url"
 	"sort"
 	"strconv"
@@ -12,7 +10,6 @@ import (
 	"unicode"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/utils"
 	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/auth"
@@ -87,95 +84,6 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 	if in.Convs != nil {
 		app.Get("/handoffs", signedIn, read, in.handoffs(a))
 		app.Post("/conversations/:id<int>/take", signedIn, require(auth.HandoffWork), in.take(a))
-	}
-}
-
-// handoffs is the queue of conversations waiting for a person.
-func (in *Inbox) handoffs(a *Access) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		ctx := c.UserContext()
-		before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
-		if err := a.record(c, a.actor(c), "conversations.handoffs", "conversations", "", map[string]any{"before": before}); err != nil {
-			return err
-		}
-		rows, err := in.Convs.Handoffs(ctx, before, inboxPage)
-		if err != nil {
-			return err
-		}
-		who := principal(c)
-		mask := auth.MasksPhones(who.Role)
-		p := views.HandoffsProps{Staff: badge(c), CanTake: in.Actions != nil && auth.Can(who.Role, auth.HandoffWork)}
-		for _, r := range rows {
-			contact, err := in.Contacts.Get(ctx, r.ContactID)
-			if err != nil {
-				return err
-			}
-			row := messageRow(&models.Message{}, contact, mask)
-			p.Rows = append(p.Rows, views.HandoffRow{ConversationID: r.ConversationID, ContactID: r.ContactID, Contact: row.Contact, Phone: row.Phone,
-				Since: r.Since.UTC().Format("2 Jan 15:04"), TakenBy: r.AssignedEmail, Mine: r.AssignedTo == who.UserID})
-		}
-		if len(rows) == inboxPage {
-			p.Next = "/handoffs?before=" + strconv.FormatInt(rows[len(rows)-1].ConversationID, 10)
-		}
-		return render(c, views.Handoffs(p))
-	}
-}
-
-// take assigns a handed-off conversation to the signed-in staff member.
-func (in *Inbox) take(a *Access) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
-		if err := in.Convs.Take(c.UserContext(), id, principal(c).UserID); err != nil {
-			return err
-		}
-		if err := a.record(c, a.actor(c), "conversation.take", "conversation", strconv.FormatInt(id, 10), nil); err != nil {
-			return err
-		}
-		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
-	}
-}
-
-// override applies a staff command to a conversation. Pausing and resuming
-// the bot is hand-off work (agents and up); the others, which move the
-// conversation, are overrides (supervisors and up).
-func (in *Inbox) override() fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
-		o := engine.Override{Kind: engine.OverrideKind(c.FormValue("kind")), Node: strings.TrimSpace(c.FormValue("node")),
-			Var: strings.TrimSpace(c.FormValue("var")), Value: c.FormValue("value"), Flow: strings.TrimSpace(c.FormValue("flow"))}
-		if o.Kind != engine.OverridePause && o.Kind != engine.OverrideResume && !auth.Can(principal(c).Role, auth.Override) {
-			return models.Errorf(models.EFORBIDDEN, "Your role (%s) may pause and resume the bot, not move the conversation.", principal(c).Role)
-		}
-		if err := in.Actions.Override(c.UserContext(), actorOf(c), id, o); err != nil {
-			return err
-		}
-		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
-	}
-}
-
-// actorOf is the signed-in staff member of c as the pipeline audits them.
-func actorOf(c *fiber.Ctx) models.Actor {
-	p := principal(c)
-	return models.Actor{ID: p.UserID, Role: p.Role, RequestID: requestIDOf(c), IP: utils.CopyString(c.IP())}
-}
-
-func (in *Inbox) reply() fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
-		if err := in.Actions.Reply(c.UserContext(), actorOf(c), id, c.FormValue("text")); err != nil {
-			return err
-		}
-		return c.Redirect("/contacts/"+strconv.FormatInt(id, 10), fiber.StatusSeeOther)
-	}
-}
-
-func (in *Inbox) resend() fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
-		if _, err := in.Actions.Resend(c.UserContext(), actorOf(c), id); err != nil {
-			return err
-		}
-		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
 	}
 }
 
@@ -271,125 +179,6 @@ func (in *Inbox) results(a *Access) fiber.Handler {
 	}
 }
 
-// timeline is the contact's messages alone, fetched again when the event
-// stream says they changed (a view, audited like the page).
-func (in *Inbox) timeline(a *Access) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		p, err := in.contactProps(c, a)
-		if err != nil {
-			return err
-		}
-		return render(c, views.Timeline(p))
-	}
-}
-
-// events streams "changed" (server-sent events) while the contact's
-// messages change, so an open page follows the conversation live. It
-// sends nothing sealed, so it is not audited; what it triggers is.
-func (in *Inbox) events() fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
-		pollEvery, streamFor := in.PollEvery, in.StreamFor
-		if pollEvery <= 0 {
-			pollEvery = 2 * time.Second
-		}
-		if streamFor <= 0 {
-			streamFor = 15 * time.Second
-		}
-		first, err := in.Messages.Fingerprint(c.UserContext(), id)
-		if err != nil {
-			return err
-		}
-		c.Set(fiber.HeaderContentType, "text/event-stream")
-		c.Set(fiber.HeaderCacheControl, "no-cache")
-		c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-			// Not the request's context: Fiber reuses it once the handler
-			// has returned, and the stream outlives the handler.
-			ctx, cancel := context.WithTimeout(context.Background(), streamFor)
-			defer cancel()
-			fmt.Fprint(w, "retry: 2000\n\n")
-			if w.Flush() != nil {
-				return
-			}
-			tick := time.NewTicker(pollEvery)
-			defer tick.Stop()
-			last := first
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				now, err := in.Messages.Fingerprint(ctx, id)
-				if err != nil {
-					return
-				}
-				if now != last {
-					last = now
-					fmt.Fprint(w, "event: changed\ndata: messages\n\n")
-				} else {
-					fmt.Fprint(w, ": idle\n\n")
-				}
-				if w.Flush() != nil {
-					return // the browser left
-				}
-			}
-		})
-		return nil
-	}
-}
-
-func (in *Inbox) contact(a *Access) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		p, err := in.contactProps(c, a)
-		if err != nil {
-			return err
-		}
-		return render(c, views.Contact(p))
-	}
-}
-
-// contactProps reads a contact and their latest messages for the page,
-// after auditing the view.
-func (in *Inbox) contactProps(c *fiber.Ctx, a *Access) (views.ContactProps, error) {
-	ctx := c.UserContext()
-	id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
-	before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
-	if err := a.record(c, a.actor(c), "contact.view", "contact", strconv.FormatInt(id, 10), nil); err != nil {
-		return views.ContactProps{}, err
-	}
-	contact, err := in.Contacts.Get(ctx, id)
-	if err != nil {
-		return views.ContactProps{}, err
-	}
-	msgs, err := in.Messages.ForContact(ctx, id, before, inboxPage)
-	if err != nil {
-		return views.ContactProps{}, err
-	}
-	role := principal(c).Role
-	mask := auth.MasksPhones(role)
-	p := views.ContactProps{Staff: badge(c), ID: id, Channel: string(contact.Channel), OptedOut: contact.OptedOut,
-		CanReply: in.Actions != nil && auth.Can(role, auth.Reply), CanResend: in.Actions != nil && auth.Can(role, auth.Resend)}
-	row := messageRow(&models.Message{}, contact, mask)
-	p.Name, p.Phone = row.Contact, row.Phone
-	for i := len(msgs) - 1; i >= 0; i-- { // oldest first
-		p.Messages = append(p.Messages, messageRow(msgs[i], contact, mask))
-	}
-	if in.Convs != nil {
-		conv, err := in.Convs.Open(ctx, nil, id)
-		if err != nil {
-			return views.ContactProps{}, err
-		}
-		if conv != nil {
-			p.Conversation = conversationPanel(conv, role)
-		}
-	}
-	if len(msgs) == inboxPage {
-		p.Older = "/contacts/" + strconv.FormatInt(id, 10) + "?before=" + strconv.FormatInt(msgs[len(msgs)-1].ID, 10)
-	}
-	return p, nil
-}
-
 // messageRow is a message as the console shows it; mask hides all but the
 // last digits of the number.
 func messageRow(m *models.Message, c *models.Contact, mask bool) views.MessageRow {
@@ -403,20 +192,4 @@ func messageRow(m *models.Message, c *models.Contact, mask bool) views.MessageRo
 	}
 	return views.MessageRow{ID: m.ID, ContactID: c.ID, Contact: name, Phone: number, Channel: string(c.Channel), Inbound: m.Direction == models.Inbound,
 		Body: m.Body, At: m.CreatedAt.UTC().Format("2 Jan 15:04"), Status: string(m.Status), Error: m.ErrorReason}
-}
-
-// conversationPanel is a conversation's state as the console shows it, and
-// what the role may do to it.
-func conversationPanel(conv *models.Conversation, role models.Role) *views.ConversationPanel {
-	cp := &views.ConversationPanel{ID: conv.ID, Flow: conv.FlowID, Version: conv.FlowVersion, Node: conv.Node, Status: string(conv.Status),
-		Error: conv.Error, CanPause: auth.Can(role, auth.HandoffWork), CanOverride: auth.Can(role, auth.Override)}
-	names := make([]string, 0, len(conv.Variables))
-	for k := range conv.Variables {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		cp.Vars = append(cp.Vars, views.Var{Name: k, Value: conv.Variables[k]})
-	}
-	return cp
 }

@@ -1,0 +1,151 @@
+package handlers
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/models"
+	"github.com/parley-chat/parley/views"
+)
+
+// timeline is the contact's messages alone, fetched again when the event
+// stream says they changed (a view, audited like the page).
+func (in *Inbox) timeline(a *Access) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p, err := in.contactProps(c, a)
+		if err != nil {
+			return err
+		}
+		return render(c, views.Timeline(p))
+	}
+}
+
+// events streams "changed" (server-sent events) while the contact's
+// messages change, so an open page follows the conversation live. It
+// sends nothing sealed, so it is not audited; what it triggers is.
+func (in *Inbox) events() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		pollEvery, streamFor := in.PollEvery, in.StreamFor
+		if pollEvery <= 0 {
+			pollEvery = 2 * time.Second
+		}
+		if streamFor <= 0 {
+			streamFor = 15 * time.Second
+		}
+		first, err := in.Messages.Fingerprint(c.UserContext(), id)
+		if err != nil {
+			return err
+		}
+		c.Set(fiber.HeaderContentType, "text/event-stream")
+		c.Set(fiber.HeaderCacheControl, "no-cache")
+		c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+			// Not the request's context: Fiber reuses it once the handler
+			// has returned, and the stream outlives the handler.
+			ctx, cancel := context.WithTimeout(context.Background(), streamFor)
+			defer cancel()
+			fmt.Fprint(w, "retry: 2000\n\n")
+			if w.Flush() != nil {
+				return
+			}
+			tick := time.NewTicker(pollEvery)
+			defer tick.Stop()
+			last := first
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				now, err := in.Messages.Fingerprint(ctx, id)
+				if err != nil {
+					return
+				}
+				if now != last {
+					last = now
+					fmt.Fprint(w, "event: changed\ndata: messages\n\n")
+				} else {
+					fmt.Fprint(w, ": idle\n\n")
+				}
+				if w.Flush() != nil {
+					return // the browser left
+				}
+			}
+		})
+		return nil
+	}
+}
+
+func (in *Inbox) contact(a *Access) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p, err := in.contactProps(c, a)
+		if err != nil {
+			return err
+		}
+		return render(c, views.Contact(p))
+	}
+}
+
+// contactProps reads a contact and their latest messages for the page,
+// after auditing the view.
+func (in *Inbox) contactProps(c *fiber.Ctx, a *Access) (views.ContactProps, error) {
+	ctx := c.UserContext()
+	id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+	before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
+	if err := a.record(c, a.actor(c), "contact.view", "contact", strconv.FormatInt(id, 10), nil); err != nil {
+		return views.ContactProps{}, err
+	}
+	contact, err := in.Contacts.Get(ctx, id)
+	if err != nil {
+		return views.ContactProps{}, err
+	}
+	msgs, err := in.Messages.ForContact(ctx, id, before, inboxPage)
+	if err != nil {
+		return views.ContactProps{}, err
+	}
+	role := principal(c).Role
+	mask := auth.MasksPhones(role)
+	p := views.ContactProps{Staff: badge(c), ID: id, Channel: string(contact.Channel), OptedOut: contact.OptedOut,
+		CanReply: in.Actions != nil && auth.Can(role, auth.Reply), CanResend: in.Actions != nil && auth.Can(role, auth.Resend)}
+	row := messageRow(&models.Message{}, contact, mask)
+	p.Name, p.Phone = row.Contact, row.Phone
+	for i := len(msgs) - 1; i >= 0; i-- { // oldest first
+		p.Messages = append(p.Messages, messageRow(msgs[i], contact, mask))
+	}
+	if in.Convs != nil {
+		conv, err := in.Convs.Open(ctx, nil, id)
+		if err != nil {
+			return views.ContactProps{}, err
+		}
+		if conv != nil {
+			p.Conversation = conversationPanel(conv, role)
+		}
+	}
+	if len(msgs) == inboxPage {
+		p.Older = "/contacts/" + strconv.FormatInt(id, 10) + "?before=" + strconv.FormatInt(msgs[len(msgs)-1].ID, 10)
+	}
+	return p, nil
+}
+
+// conversationPanel is a conversation's state as the console shows it, and
+// what the role may do to it.
+func conversationPanel(conv *models.Conversation, role models.Role) *views.ConversationPanel {
+	cp := &views.ConversationPanel{ID: conv.ID, Flow: conv.FlowID, Version: conv.FlowVersion, Node: conv.Node, Status: string(conv.Status),
+		Error: conv.Error, CanPause: auth.Can(role, auth.HandoffWork), CanOverride: auth.Can(role, auth.Override)}
+	names := make([]string, 0, len(conv.Variables))
+	for k := range conv.Variables {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		cp.Vars = append(cp.Vars, views.Var{Name: k, Value: conv.Variables[k]})
+	}
+	return cp
+}

@@ -1,0 +1,103 @@
+package handlers
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/models"
+	"github.com/parley-chat/parley/views"
+)
+
+// actorOf is the signed-in staff member of c as the pipeline audits them.
+func actorOf(c *fiber.Ctx) models.Actor {
+	p := principal(c)
+	return models.Actor{ID: p.UserID, Role: p.Role, RequestID: requestIDOf(c), IP: utils.CopyString(c.IP())}
+}
+
+func (in *Inbox) reply() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		if err := in.Actions.Reply(c.UserContext(), actorOf(c), id, c.FormValue("text")); err != nil {
+			return err
+		}
+		return c.Redirect("/contacts/"+strconv.FormatInt(id, 10), fiber.StatusSeeOther)
+	}
+}
+
+func (in *Inbox) resend() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		if _, err := in.Actions.Resend(c.UserContext(), actorOf(c), id); err != nil {
+			return err
+		}
+		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
+	}
+}
+
+// handoffs is the queue of conversations waiting for a person.
+func (in *Inbox) handoffs(a *Access) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		ctx := c.UserContext()
+		before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
+		if err := a.record(c, a.actor(c), "conversations.handoffs", "conversations", "", map[string]any{"before": before}); err != nil {
+			return err
+		}
+		rows, err := in.Convs.Handoffs(ctx, before, inboxPage)
+		if err != nil {
+			return err
+		}
+		who := principal(c)
+		mask := auth.MasksPhones(who.Role)
+		p := views.HandoffsProps{Staff: badge(c), CanTake: in.Actions != nil && auth.Can(who.Role, auth.HandoffWork)}
+		for _, r := range rows {
+			contact, err := in.Contacts.Get(ctx, r.ContactID)
+			if err != nil {
+				return err
+			}
+			row := messageRow(&models.Message{}, contact, mask)
+			p.Rows = append(p.Rows, views.HandoffRow{ConversationID: r.ConversationID, ContactID: r.ContactID, Contact: row.Contact, Phone: row.Phone,
+				Since: r.Since.UTC().Format("2 Jan 15:04"), TakenBy: r.AssignedEmail, Mine: r.AssignedTo == who.UserID})
+		}
+		if len(rows) == inboxPage {
+			p.Next = "/handoffs?before=" + strconv.FormatInt(rows[len(rows)-1].ConversationID, 10)
+		}
+		return render(c, views.Handoffs(p))
+	}
+}
+
+// take assigns a handed-off conversation to the signed-in staff member.
+func (in *Inbox) take(a *Access) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		if err := in.Convs.Take(c.UserContext(), id, principal(c).UserID); err != nil {
+			return err
+		}
+		if err := a.record(c, a.actor(c), "conversation.take", "conversation", strconv.FormatInt(id, 10), nil); err != nil {
+			return err
+		}
+		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
+	}
+}
+
+// override applies a staff command to a conversation. Pausing and resuming
+// the bot is hand-off work (agents and up); the others, which move the
+// conversation, are overrides (supervisors and up).
+func (in *Inbox) override() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		o := engine.Override{Kind: engine.OverrideKind(c.FormValue("kind")), Node: strings.TrimSpace(c.FormValue("node")),
+			Var: strings.TrimSpace(c.FormValue("var")), Value: c.FormValue("value"), Flow: strings.TrimSpace(c.FormValue("flow"))}
+		if o.Kind != engine.OverridePause && o.Kind != engine.OverrideResume && !auth.Can(principal(c).Role, auth.Override) {
+			return models.Errorf(models.EFORBIDDEN, "Your role (%s) may pause and resume the bot, not move the conversation.", principal(c).Role)
+		}
+		if err := in.Actions.Override(c.UserContext(), actorOf(c), id, o); err != nil {
+			return err
+		}
+		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
+	}
+}
