@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"html"
 	"sort"
 	"strconv"
 	"time"
@@ -115,7 +116,7 @@ func (in *Inbox) contactProps(c *fiber.Ctx, a *Access) (views.ContactProps, erro
 	p := views.ContactProps{Staff: badge(c), ID: id, Channel: string(contact.Channel), OptedOut: contact.OptedOut,
 		CanReply: in.Actions != nil && auth.Can(role, auth.Reply), CanResend: in.Actions != nil && auth.Can(role, auth.Resend)}
 	row := messageRow(&models.Message{}, contact, mask)
-	p.Name, p.Phone = row.Contact, row.Phone
+	p.Name, p.Phone, p.Masked = row.Contact, row.Phone, mask
 	for i := len(msgs) - 1; i >= 0; i-- { // oldest first
 		p.Messages = append(p.Messages, messageRow(msgs[i], contact, mask))
 	}
@@ -148,4 +149,21 @@ func conversationPanel(conv *models.Conversation, role models.Role) *views.Conve
 		cp.Vars = append(cp.Vars, views.Var{Name: k, Value: conv.Variables[k]})
 	}
 	return cp
+}
+
+// reveal shows a masked number whole, to a role that may see it so, and
+// records that it did.
+func (in *Inbox) reveal(a *Access) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		if err := a.record(c, a.actor(c), "contact.reveal_phone", "contact", strconv.FormatInt(id, 10), nil); err != nil {
+			return err
+		}
+		contact, err := in.Contacts.Get(c.UserContext(), id)
+		if err != nil {
+			return err
+		}
+		c.Type("html", "utf-8")
+		return c.SendString(html.EscapeString(contact.Address))
+	}
 }

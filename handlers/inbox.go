@@ -76,6 +76,7 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 	app.Get("/contacts/:id<int>", signedIn, read, in.contact(a))
 	app.Get("/contacts/:id<int>/timeline", signedIn, read, in.timeline(a))
 	app.Get("/contacts/:id<int>/events", signedIn, read, in.events())
+	app.Post("/contacts/:id<int>/reveal", signedIn, require(auth.RevealPhone), in.reveal(a))
 	if in.Actions != nil {
 		app.Post("/contacts/:id<int>/reply", signedIn, require(auth.Reply), in.reply())
 		app.Post("/messages/:id<int>/resend", signedIn, require(auth.Resend), in.resend())

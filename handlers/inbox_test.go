@@ -362,3 +362,32 @@ func TestInbox_LiveTimeline(t *testing.T) {
 		t.Fatalf("the timeline fetched again:\n%s", fragment)
 	}
 }
+
+// A viewer sees a number masked until they ask to see it, which the audit
+// log records.
+func TestInbox_RevealAMaskedNumber(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	asha, _ := site.seed(t)
+	viewer := site.as(t, models.RoleViewer)
+	_, page := viewer.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil)
+	csrf := formCSRF.FindStringSubmatch(page)
+	if !strings.Contains(page, `data-testid="reveal"`) || csrf == nil {
+		t.Fatal("no way to reveal the number")
+	}
+	if resp, _ := viewer.do(t, "POST", "/contacts/"+itoa(asha.ID)+"/reveal", nil, map[string]string{"HX-Request": "true"}); resp.StatusCode != 403 {
+		t.Fatalf("a reveal without the CSRF token: %d", resp.StatusCode)
+	}
+	resp, body := viewer.do(t, "POST", "/contacts/"+itoa(asha.ID)+"/reveal", nil, map[string]string{"HX-Request": "true", "X-CSRF-Token": csrf[1]})
+	if resp.StatusCode != 200 || body != "+919876543210" {
+		t.Fatalf("reveal: %d %q", resp.StatusCode, body)
+	}
+	var n int
+	_ = site.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_events WHERE action = 'contact.reveal_phone' AND actor_role = 'viewer' AND subject_id = $1`, itoa(asha.ID)).Scan(&n)
+	if n != 1 {
+		t.Fatalf("%d reveals audited", n)
+	}
+	agent := site.as(t, models.RoleAgent)
+	if _, page := agent.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil); strings.Contains(page, `data-testid="reveal"`) {
+		t.Fatal("an agent, who sees numbers whole, is offered a reveal")
+	}
+}

@@ -53,7 +53,8 @@ var rules = map[string]rule{
 	"GET /inbox/results":                {anon: 303, staff: 200},
 	"GET /contacts/:id<int>":            {path: "/contacts/999999", anon: 303, staff: 404},
 	"GET /contacts/:id<int>/timeline":   {path: "/contacts/999999/timeline", anon: 303, staff: 404},
-	"GET /contacts/:id<int>/events":     {path: "/contacts/999999/events", anon: 303, staff: 200},                                                    // says only "changed"
+	"GET /contacts/:id<int>/events":     {path: "/contacts/999999/events", anon: 303, staff: 200}, // says only "changed"
+	"POST /contacts/:id<int>/reveal":    {path: "/contacts/999999/reveal", anon: 401, staff: 404},
 	"POST /contacts/:id<int>/reply":     {path: "/contacts/999999/reply", anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}}, // no text sent
 	"POST /messages/:id<int>/resend":    {path: "/messages/999999/resend", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
 	"GET /handoffs":                     {anon: 303, staff: 200},
