@@ -90,8 +90,14 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 
 // searchesFor reads what was typed: a phone number in any format, or
 // words, looked for in names and in messages alike.
-func searchesFor(q string, before int64) []models.MessageSearch {
+func searchesFor(q string, f models.MessageSearch) []models.MessageSearch {
 	q = strings.TrimSpace(q)
+	with := func(edit func(*models.MessageSearch)) models.MessageSearch {
+		s := f
+		s.Limit = inboxPage
+		edit(&s)
+		return s
+	}
 	digits, other := 0, false
 	for _, r := range q {
 		switch {
@@ -104,19 +110,72 @@ func searchesFor(q string, before int64) []models.MessageSearch {
 	}
 	switch {
 	case q == "":
-		return []models.MessageSearch{{Before: before, Limit: inboxPage}}
+		return []models.MessageSearch{with(func(*models.MessageSearch) {})}
 	case digits >= 6 && !other:
-		return []models.MessageSearch{{Phone: q, Before: before, Limit: inboxPage}}
+		return []models.MessageSearch{with(func(s *models.MessageSearch) { s.Phone = q })}
 	}
-	return []models.MessageSearch{{Name: q, Before: before, Limit: inboxPage}, {Text: q, Before: before, Limit: inboxPage}}
+	return []models.MessageSearch{with(func(s *models.MessageSearch) { s.Name = q }), with(func(s *models.MessageSearch) { s.Text = q })}
+}
+
+// filtersOf reads the inbox's filters (channel, status, direction, dates
+// as YYYY-MM-DD, the last one included) and the page cursor; anything
+// else is refused.
+func filtersOf(c *fiber.Ctx) (models.MessageSearch, url.Values, error) {
+	var f models.MessageSearch
+	kept := url.Values{}
+	keep := func(k, v string) {
+		if v != "" {
+			kept.Set(k, v)
+		}
+	}
+	switch ch := models.Channel(c.Query("channel")); ch {
+	case "", models.ChannelSMS, models.ChannelWhatsApp:
+		f.Channel = ch
+		keep("channel", string(ch))
+	default:
+		return f, nil, models.Errorf(models.EINVALID, "Unknown channel.")
+	}
+	switch st := models.MessageStatus(c.Query("status")); st {
+	case "", models.StatusReceived, models.StatusProcessed, models.StatusQueued, models.StatusSending, models.StatusSent,
+		models.StatusDelivered, models.StatusRead, models.StatusFailed:
+		f.Status = st
+		keep("status", string(st))
+	default:
+		return f, nil, models.Errorf(models.EINVALID, "Unknown status.")
+	}
+	switch d := models.Direction(c.Query("direction")); d {
+	case "", models.Inbound, models.Outbound:
+		f.Direction = d
+		keep("direction", string(d))
+	default:
+		return f, nil, models.Errorf(models.EINVALID, "Unknown direction.")
+	}
+	for _, bound := range []struct {
+		name string
+		to   *time.Time
+		days int
+	}{{"since", &f.Since, 0}, {"until", &f.Until, 1}} {
+		v := c.Query(bound.name)
+		if v == "" {
+			continue
+		}
+		day, err := time.Parse("2006-01-02", v)
+		if err != nil {
+			return f, nil, models.Errorf(models.EINVALID, "Dates are written like 2026-12-31.")
+		}
+		*bound.to = day.AddDate(0, 0, bound.days)
+		keep(bound.name, v)
+	}
+	f.Before, _ = strconv.ParseInt(c.Query("before"), 10, 64)
+	return f, kept, nil
 }
 
 // search runs the searches for q and merges them, newest first; next is
 // the cursor of the following page (0: none).
-func (in *Inbox) search(ctx context.Context, q string, before int64) (hits []models.MessageHit, next int64, err error) {
+func (in *Inbox) search(ctx context.Context, q string, f models.MessageSearch) (hits []models.MessageHit, next int64, err error) {
 	seen := map[int64]bool{}
 	more := false
-	for _, s := range searchesFor(q, before) {
+	for _, s := range searchesFor(q, f) {
 		page, err := in.Messages.Search(ctx, s)
 		if err != nil {
 			return nil, 0, err
@@ -141,11 +200,18 @@ func (in *Inbox) search(ctx context.Context, q string, before int64) (hits []mod
 
 func (in *Inbox) resultsProps(c *fiber.Ctx, a *Access) (views.InboxResultsProps, error) {
 	q := c.Query("q")
-	before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
-	if err := a.record(c, a.actor(c), "messages.search", "messages", "", map[string]any{"query": q, "before": before}); err != nil {
+	f, kept, err := filtersOf(c)
+	if err != nil {
 		return views.InboxResultsProps{}, err
 	}
-	hits, next, err := in.search(c.UserContext(), q, before)
+	details := map[string]any{"query": q}
+	for k := range kept {
+		details[k] = kept.Get(k)
+	}
+	if err := a.record(c, a.actor(c), "messages.search", "messages", "", details); err != nil {
+		return views.InboxResultsProps{}, err
+	}
+	hits, next, err := in.search(c.UserContext(), q, f)
 	if err != nil {
 		return views.InboxResultsProps{}, err
 	}
@@ -155,7 +221,9 @@ func (in *Inbox) resultsProps(c *fiber.Ctx, a *Access) (views.InboxResultsProps,
 		p.Hits = append(p.Hits, messageRow(h.Message, h.Contact, mask))
 	}
 	if next != 0 {
-		p.Next = "/?" + url.Values{"q": {q}, "before": {strconv.FormatInt(next, 10)}}.Encode()
+		kept.Set("q", q)
+		kept.Set("before", strconv.FormatInt(next, 10))
+		p.Next = "/?" + kept.Encode()
 	}
 	return p, nil
 }
@@ -166,7 +234,8 @@ func (in *Inbox) page(a *Access) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return render(c, views.Inbox(views.InboxProps{Staff: badge(c), Query: c.Query("q"), Results: results}))
+		return render(c, views.Inbox(views.InboxProps{Staff: badge(c), Query: c.Query("q"), Results: results,
+			Channel: c.Query("channel"), Status: c.Query("status"), Direction: c.Query("direction"), Since: c.Query("since"), Until: c.Query("until")}))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/engine"
@@ -389,5 +390,47 @@ func TestInbox_RevealAMaskedNumber(t *testing.T) {
 	agent := site.as(t, models.RoleAgent)
 	if _, page := agent.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil); strings.Contains(page, `data-testid="reveal"`) {
 		t.Fatal("an agent, who sees numbers whole, is offered a reveal")
+	}
+}
+
+func TestInbox_Filters(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	site.seed(t)
+	ctx := context.Background()
+	_, _ = site.db.Pool.Exec(ctx, `UPDATE messages SET status = 'failed', error_code = '21211', error_reason = 'The recipient''s number is not valid.' WHERE body_enc IS NOT NULL AND direction = 'out'`)
+	agent := site.as(t, models.RoleAgent)
+	count := func(query string) (int, int) {
+		resp, page := agent.do(t, "GET", "/inbox/results?"+query, nil, map[string]string{"HX-Request": "true"})
+		return resp.StatusCode, strings.Count(page, `data-testid="hit"`)
+	}
+	today := time.Now().UTC().Format("2006-01-02")
+	tests := []struct {
+		query string
+		want  int
+	}{
+		{"", 3},
+		{"channel=whatsapp", 2},
+		{"channel=sms", 1},
+		{"direction=out", 1},
+		{"status=failed", 1},
+		{"status=failed&channel=sms", 0},
+		{"q=verma&direction=in", 1},
+		{"since=" + today + "&until=" + today, 3},
+		{"until=2020-01-01", 0},
+	}
+	for _, tt := range tests {
+		if status, n := count(tt.query); status != 200 || n != tt.want {
+			t.Errorf("%q: %d, %d found; want %d", tt.query, status, n, tt.want)
+		}
+	}
+	for _, bad := range []string{"channel=fax", "status=lost", "since=yesterday", "direction=sideways"} {
+		if status, _ := count(bad); status != 400 {
+			t.Errorf("%q: %d, want 400", bad, status)
+		}
+	}
+	// The filters are kept on the page, and in the audit log, sealed.
+	_, page := agent.do(t, "GET", "/?status=failed&channel=whatsapp", nil, nil)
+	if !strings.Contains(page, `<option value="failed" selected`) || !strings.Contains(page, `<option value="whatsapp" selected`) {
+		t.Error("the page forgets the filters chosen")
 	}
 }
