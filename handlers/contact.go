@@ -127,6 +127,17 @@ func (in *Inbox) contactProps(c *fiber.Ctx, a *Access) (views.ContactProps, erro
 		}
 		if conv != nil {
 			p.Conversation = conversationPanel(conv, role)
+			if in.Actions != nil && p.Conversation.CanOverride {
+				flow, startable, err := in.Actions.FlowOf(ctx, conv)
+				if err != nil {
+					return views.ContactProps{}, err
+				}
+				for id := range flow.Nodes {
+					p.Conversation.Nodes = append(p.Conversation.Nodes, id)
+				}
+				sort.Strings(p.Conversation.Nodes)
+				p.Conversation.Flows = startable
+			}
 		}
 	}
 	if len(msgs) == inboxPage {

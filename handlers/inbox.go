@@ -40,6 +40,9 @@ type StaffActions interface {
 	Reply(ctx context.Context, actor models.Actor, contactID int64, text string) error
 	Resend(ctx context.Context, actor models.Actor, messageID int64) (int64, error)
 	Override(ctx context.Context, actor models.Actor, conversationID int64, o engine.Override) error
+	// FlowOf returns the flow a conversation is pinned to and the flows
+	// that may be started.
+	FlowOf(ctx context.Context, conv *models.Conversation) (*engine.Flow, []string, error)
 }
 
 // ConversationReader finds a contact's open conversation, decrypted, and

@@ -272,12 +272,22 @@ func TestInbox_Overrides(t *testing.T) {
 	if st := post(supervisor, "move", url.Values{"node": {"nowhere"}}); st != 400 {
 		t.Fatalf("a move to a node the flow lacks: %d", st)
 	}
+	_, page = supervisor.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil)
+	if !strings.Contains(page, `<option value="goodbye"`) || !strings.Contains(page, `<option value="triage"`) || !strings.Contains(page, `data-testid="clear-name"`) {
+		t.Fatalf("a supervisor's panel lacks the flow's nodes, the flows or clearing a variable:\n%s", page)
+	}
+	if st := post(supervisor, "clear_var", url.Values{"var": {"name"}}); st != 303 {
+		t.Fatalf("clear a variable: %d", st)
+	}
+	if _, page = supervisor.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil); strings.Contains(page, `data-testid="clear-name"`) {
+		t.Fatal("the variable is still there")
+	}
 	if st := post(supervisor, "end", nil); st != 303 || !strings.HasPrefix(status(), "ended") {
 		t.Fatalf("a supervisor ends it: %d, %s", st, status())
 	}
 	var audited string
 	_ = site.db.Pool.QueryRow(ctx, `SELECT string_agg(actor_role, ',' ORDER BY seq) FROM audit_events WHERE action = 'conversation.override'`).Scan(&audited)
-	if audited != "agent,supervisor,supervisor" {
+	if audited != "agent,supervisor,supervisor,supervisor" {
 		t.Fatalf("overrides audited by %q", audited)
 	}
 }

@@ -67,3 +67,21 @@ func (p *Pipeline) lastProvider(ctx context.Context, tx *gorm.DB, contactID int6
 	err := tx.WithContext(ctx).Raw(`SELECT provider FROM messages WHERE contact_id = ? AND direction = 'in' ORDER BY id DESC LIMIT 1`, contactID).Scan(&provider).Error
 	return provider, err
 }
+
+// FlowOf returns the flow version a conversation is pinned to (its nodes
+// are where staff may move it), and the ids of the flows staff may start.
+func (p *Pipeline) FlowOf(ctx context.Context, conv *models.Conversation) (*engine.Flow, []string, error) {
+	flows, ok := p.responder.(*Flows)
+	if !ok {
+		return nil, nil, models.Errorf(models.ENOTIMPLEMENTED, "Conversations are not run by flows on this instance.")
+	}
+	flow, err := flows.flowFor(ctx, nil, conv)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ids []string
+	for _, f := range flows.lib.Flows() {
+		ids = append(ids, f.ID)
+	}
+	return flow, ids, nil
+}
