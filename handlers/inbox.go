@@ -27,6 +27,8 @@ type MessageReader interface {
 	// Fingerprint changes when the contact's messages do; it holds nothing
 	// sealed.
 	Fingerprint(ctx context.Context, contactID int64) (string, error)
+	// FailedBetween lists failed outbound messages not sent again.
+	FailedBetween(ctx context.Context, since, until time.Time, limit int) ([]int64, error)
 }
 
 // ContactReader reads contacts, decrypted (store.ContactStore).
@@ -84,6 +86,8 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 		app.Post("/contacts/:id<int>/reply", signedIn, require(auth.Reply), in.reply())
 		app.Post("/messages/:id<int>/resend", signedIn, require(auth.Resend), in.resend())
 		app.Post("/conversations/:id<int>/override", signedIn, require(auth.HandoffWork), in.override())
+		app.Get("/resend", signedIn, require(auth.Resend), in.bulkResend(a))
+		app.Post("/resend", signedIn, require(auth.Resend), in.bulkResend(a))
 	}
 	if in.Convs != nil {
 		app.Get("/handoffs", signedIn, read, in.handoffs(a))

@@ -444,3 +444,36 @@ func TestInbox_Filters(t *testing.T) {
 		t.Error("the page forgets the filters chosen")
 	}
 }
+
+// Failed messages of a range of days are counted first, then sent again,
+// once each however often it is asked.
+func TestInbox_BulkResend(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	_, ravi := site.seed(t)
+	ctx := context.Background()
+	_, _ = site.db.Pool.Exec(ctx, `UPDATE messages SET provider = 'twilio'`)
+	for _, age := range []string{"1 hour", "2 hours", "40 days"} {
+		if _, err := site.db.Pool.Exec(ctx, `INSERT INTO messages (id, contact_id, direction, channel, provider, status, error_code, created_at)
+			VALUES (nextval(pg_get_serial_sequence('messages', 'id')), $1, 'out', 'sms', 'twilio', 'failed', '20500', now() - $2::interval)`, ravi.ID, age); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agent := site.as(t, models.RoleAgent)
+	day := func(d int) string { return time.Now().UTC().AddDate(0, 0, d).Format("2006-01-02") }
+	_, page := agent.do(t, "GET", "/resend?since="+day(-2)+"&until="+day(0), nil, nil)
+	if !strings.Contains(page, "2 failed messages in this range") {
+		t.Fatalf("preview:\n%s", page)
+	}
+	csrf := formCSRF.FindStringSubmatch(page)
+	for range 2 {
+		resp, _ := agent.do(t, "POST", "/resend", url.Values{"_csrf": {csrf[1]}, "since": {day(-2)}, "until": {day(0)}}, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("bulk resend: %d", resp.StatusCode)
+		}
+	}
+	var resends int
+	_ = site.db.Pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE resend_of IS NOT NULL`).Scan(&resends)
+	if resends != 2 {
+		t.Fatalf("%d resends, want 2 (the old one is outside the range; a second go sends nothing again)", resends)
+	}
+}

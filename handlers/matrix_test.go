@@ -58,6 +58,8 @@ var rules = map[string]rule{
 	"POST /contacts/:id<int>/reply":     {path: "/contacts/999999/reply", anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}}, // no text sent
 	"POST /messages/:id<int>/resend":    {path: "/messages/999999/resend", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
 	"GET /handoffs":                     {anon: 303, staff: 200},
+	"GET /resend":                       {anon: 303, staff: 200, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"POST /resend":                      {anon: 401, staff: 200, roles: map[models.Role]int{models.RoleViewer: 403}}, // no range sent: the form again
 	"POST /conversations/:id<int>/take": {path: "/conversations/999999/take", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
 	"POST /conversations/:id<int>/override": {path: "/conversations/999999/override", anon: 401, staff: 404,
 		roles: map[models.Role]int{models.RoleViewer: 403, models.RoleAgent: 403}}, // the matrix sends no kind: an override, for supervisors

@@ -3,6 +3,7 @@ package handlers
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
@@ -99,5 +100,59 @@ func (in *Inbox) override() fiber.Handler {
 			return err
 		}
 		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
+	}
+}
+
+// bulkResendCap is how many messages one bulk resend sends at most.
+const bulkResendCap = 500
+
+// bulkResend previews (GET) and sends again (POST) the failed messages of
+// a range of days, each as Resend does: once, however often it is asked.
+func (in *Inbox) bulkResend(a *Access) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		get := func(k string) string {
+			if c.Method() == fiber.MethodPost {
+				return c.FormValue(k)
+			}
+			return c.Query(k)
+		}
+		p := views.BulkResendProps{Staff: badge(c), Since: get("since"), Until: get("until")}
+		if p.Since == "" || p.Until == "" {
+			return render(c, views.BulkResend(p))
+		}
+		since, err1 := time.Parse("2006-01-02", p.Since)
+		until, err2 := time.Parse("2006-01-02", p.Until)
+		if err1 != nil || err2 != nil || until.Before(since) {
+			return models.Errorf(models.EINVALID, "Give a range of days like 2026-12-01 to 2026-12-03.")
+		}
+		ctx := c.UserContext()
+		ids, err := in.Messages.FailedBetween(ctx, since, until.AddDate(0, 0, 1), bulkResendCap+1)
+		if err != nil {
+			return err
+		}
+		if len(ids) > bulkResendCap {
+			ids, p.Capped = ids[:bulkResendCap], true
+		}
+		if c.Method() == fiber.MethodPost {
+			if err := a.record(c, a.actor(c), "messages.bulk_resend", "messages", "", map[string]any{"since": p.Since, "until": p.Until, "count": len(ids)}); err != nil {
+				return err
+			}
+			for _, id := range ids {
+				_, err := in.Actions.Resend(ctx, actorOf(c), id)
+				switch {
+				case models.ErrorCode(err) == models.ECONFLICT:
+					continue // cannot go now (opted out, window closed): it stays failed
+				case err != nil:
+					return err
+				}
+				p.Done++
+			}
+			// What is left after this go (a capped range, or sends refused).
+			if ids, err = in.Messages.FailedBetween(ctx, since, until.AddDate(0, 0, 1), bulkResendCap+1); err != nil {
+				return err
+			}
+		}
+		p.Count = min(len(ids), bulkResendCap)
+		return render(c, views.BulkResend(p))
 	}
 }

@@ -196,3 +196,15 @@ func (s *MessageStore) Fingerprint(ctx context.Context, contactID int64) (string
 		FROM (SELECT id, status FROM messages WHERE contact_id = ? ORDER BY id DESC LIMIT 200) m`, contactID).Scan(&fp).Error
 	return fp, dbError(err, "Message")
 }
+
+// FailedBetween returns the ids of outbound messages that failed and were
+// not sent again, written from since until before until, oldest first, at
+// most limit.
+func (s *MessageStore) FailedBetween(ctx context.Context, since, until time.Time, limit int) ([]int64, error) {
+	var ids []int64
+	err := gormFor(ctx, s.db, s.crypto, nil).Raw(`SELECT m.id FROM messages m
+		WHERE m.direction = 'out' AND m.status = 'failed' AND m.created_at >= ? AND m.created_at < ?
+		  AND NOT EXISTS (SELECT 1 FROM messages r WHERE r.resend_of = m.id)
+		ORDER BY m.id LIMIT ?`, since, until, limit).Scan(&ids).Error
+	return ids, dbError(err, "Message")
+}
