@@ -72,7 +72,7 @@ func newConsoleSiteWith(t *testing.T, provider func(*handlers.Access, *store.Sta
 	t.Cleanup(func() { _ = pipe.Stop(context.Background()) })
 	app := handlers.NewServer(handlers.Deps{Logger: slog.New(slog.NewJSONHandler(site.logs, nil)), Readiness: readiness,
 		Registry: prometheus.NewRegistry(), Version: "test", Access: access, Console: console,
-		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe,
+		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe, Flows: pipe,
 			Convs: store.NewConversationStore(db, crypto)}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

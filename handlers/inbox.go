@@ -65,6 +65,9 @@ type Inbox struct {
 	Contacts ContactReader
 	Actions  StaffActions // nil: read only
 	Convs    ConversationReader
+	// Flows lists the flows this instance runs (pipeline.Pipeline); nil:
+	// no flows page.
+	Flows interface{ Flows() []*engine.Flow }
 	// PollEvery and StreamFor pace the live view's event stream: how often
 	// it looks for changes (2 s), and how long one stream lasts before the
 	// browser reconnects (15 s, inside the server's shutdown grace).
@@ -88,6 +91,10 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 		app.Post("/conversations/:id<int>/override", signedIn, require(auth.HandoffWork), in.override())
 		app.Get("/resend", signedIn, require(auth.Resend), in.bulkResend(a))
 		app.Post("/resend", signedIn, require(auth.Resend), in.bulkResend(a))
+	}
+	if in.Flows != nil {
+		app.Get("/flows", signedIn, require(auth.ReadFlows), in.flows())
+		app.Get("/flows/:id", signedIn, require(auth.ReadFlows), in.flow())
 	}
 	if in.Convs != nil {
 		app.Get("/handoffs", signedIn, read, in.handoffs(a))
@@ -269,4 +276,32 @@ func messageRow(m *models.Message, c *models.Contact, mask bool) views.MessageRo
 	}
 	return views.MessageRow{ID: m.ID, ContactID: c.ID, Contact: name, Phone: number, Channel: string(c.Channel), Inbound: m.Direction == models.Inbound,
 		Body: m.Body, At: m.CreatedAt.UTC().Format("2 Jan 15:04"), Status: string(m.Status), Error: m.ErrorReason}
+}
+
+func summaryOf(f *engine.Flow) views.FlowSummary {
+	return views.FlowSummary{ID: f.ID, Version: f.Version, File: f.File, Nodes: len(f.Nodes)}
+}
+
+// flows lists the flows this instance runs.
+func (in *Inbox) flows() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p := views.FlowsProps{Staff: badge(c)}
+		for _, f := range in.Flows.Flows() {
+			p.Flows = append(p.Flows, summaryOf(f))
+		}
+		return render(c, views.Flows(p))
+	}
+}
+
+// flow shows one flow as an outline: its nodes in the order a
+// conversation meets them, and where each leads.
+func (in *Inbox) flow() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		for _, f := range in.Flows.Flows() {
+			if f.ID == c.Params("id") {
+				return render(c, views.Flow(views.FlowProps{Staff: badge(c), Flow: summaryOf(f), Start: f.Start, Outline: f.Outline()}))
+			}
+		}
+		return models.Errorf(models.ENOTFOUND, "There is no such flow.")
+	}
 }

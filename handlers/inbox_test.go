@@ -477,3 +477,22 @@ func TestInbox_BulkResend(t *testing.T) {
 		t.Fatalf("%d resends, want 2 (the old one is outside the range; a second go sends nothing again)", resends)
 	}
 }
+
+// The flows page lists what this instance runs; each flow reads as an
+// outline, from its start, with where each node leads.
+func TestFlowsPages(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	viewer := site.as(t, models.RoleViewer)
+	_, page := viewer.do(t, "GET", "/flows", nil, nil)
+	if strings.Count(page, `data-testid="flow"`) != 2 || !strings.Contains(page, "clinic") || !strings.Contains(page, "triage") {
+		t.Fatalf("flows:\n%s", page)
+	}
+	resp, page := viewer.do(t, "GET", "/flows/clinic", nil, nil)
+	if resp.StatusCode != 200 || !strings.Contains(page, "What is your name?") || !strings.Contains(page, `href="#node-ask_name"`) ||
+		strings.Index(page, `id="node-welcome"`) > strings.Index(page, `id="node-ask_name"`) {
+		t.Fatalf("clinic:\n%s", page)
+	}
+	if resp, _ := viewer.do(t, "GET", "/flows/nope", nil, nil); resp.StatusCode != 404 {
+		t.Fatalf("no such flow: %d", resp.StatusCode)
+	}
+}

@@ -58,6 +58,8 @@ var rules = map[string]rule{
 	"POST /contacts/:id<int>/reply":     {path: "/contacts/999999/reply", anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}}, // no text sent
 	"POST /messages/:id<int>/resend":    {path: "/messages/999999/resend", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
 	"GET /handoffs":                     {anon: 303, staff: 200},
+	"GET /flows":                        {anon: 303, staff: 200},
+	"GET /flows/:id":                    {path: "/flows/clinic", anon: 303, staff: 200},
 	"GET /resend":                       {anon: 303, staff: 200, roles: map[models.Role]int{models.RoleViewer: 403}},
 	"POST /resend":                      {anon: 401, staff: 200, roles: map[models.Role]int{models.RoleViewer: 403}}, // no range sent: the form again
 	"POST /conversations/:id<int>/take": {path: "/conversations/999999/take", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
@@ -109,7 +111,7 @@ func newFullServer(t *testing.T) *fullServer {
 	access := &handlers.Access{Verifier: verifier, Staff: s.staff, Local: &handlers.LocalProvider{Issuer: s.local, Directory: s.staff},
 		Audit: store.NewAuditStore(db, crypto)}
 	inbox := &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe,
-		PollEvery: 10 * time.Millisecond, StreamFor: 50 * time.Millisecond,
+		PollEvery: 10 * time.Millisecond, StreamFor: 50 * time.Millisecond, Flows: pipe,
 		Convs: store.NewConversationStore(db, crypto)}
 	console := &handlers.Console{Access: access, Provider: handlers.LocalSignIn{LocalProvider: access.Local, Staff: s.staff},
 		Sessions: store.NewSessionStore(db, crypto), Codecs: []securecookie.Codec{securecookie.New([]byte(strings.Repeat("h", 32)), nil)},

@@ -64,3 +64,23 @@ func TestLoadDir_ReadsJSONFlows(t *testing.T) {
 		t.Fatalf("replies %q", got)
 	}
 }
+
+func TestFlow_OutlineFollowsTheConversation(t *testing.T) {
+	f := engine.Builtin().Current("clinic")
+	outline := f.Outline()
+	if len(outline) != len(f.Nodes) {
+		t.Fatalf("outline has %d nodes, the flow %d", len(outline), len(f.Nodes))
+	}
+	if outline[0].ID != f.Start || outline[0].Kind != "send" || outline[0].Edges[0] != (engine.Edge{When: "next", To: "ask_name"}) {
+		t.Fatalf("first: %+v", outline[0])
+	}
+	var route *engine.OutlineNode
+	for i := range outline {
+		if outline[i].ID == "route" {
+			route = &outline[i]
+		}
+	}
+	if route == nil || route.Kind != "branch" || route.Edges[0].When != "if age < 18" || route.Edges[len(route.Edges)-1].When != "otherwise" {
+		t.Fatalf("route: %+v", route)
+	}
+}

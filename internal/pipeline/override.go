@@ -85,3 +85,12 @@ func (p *Pipeline) FlowOf(ctx context.Context, conv *models.Conversation) (*engi
 	}
 	return flow, ids, nil
 }
+
+// Flows returns the flows this instance runs, current versions; none when
+// conversations are not run by flows.
+func (p *Pipeline) Flows() []*engine.Flow {
+	if flows, ok := p.responder.(*Flows); ok {
+		return flows.lib.Flows()
+	}
+	return nil
+}
