@@ -118,10 +118,14 @@ func (cs *Console) signedIn(c *fiber.Ctx) error {
 	p, err := cs.Access.authenticate(ctx, se.AccessToken)
 	switch models.ErrorCode(err) {
 	case "":
-	case models.EUNAUTHORIZED, models.EFORBIDDEN:
-		// Deactivated, removed, or a token no longer good: the session
-		// (and any other of theirs) ends.
+	case models.EFORBIDDEN:
+		// Deactivated or removed: every session of theirs ends.
 		_ = cs.Sessions.RevokeUser(ctx, se.UserID)
+		return cs.toLogin(c)
+	case models.EUNAUTHORIZED:
+		// This session's token is no good (or its keys cannot be had
+		// just now): this session ends, the member's others stay.
+		_ = cs.Sessions.Revoke(ctx, se.ID)
 		return cs.toLogin(c)
 	default:
 		return err
