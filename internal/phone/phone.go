@@ -84,6 +84,11 @@ func (n Normalizer) Normalize(number string) (string, error) {
 		return "", models.Errorf(models.EINVALID, "Not a phone number.")
 	}
 	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	// E.164 allows 15 digits at most; the library's "possible" check lets
+	// some longer ones through (letters read as digits, found by fuzzing).
+	if len(e164) > 16 {
+		return "", models.Errorf(models.EINVALID, "Not a phone number.")
+	}
 	// A number whose E.164 form reads back as another number (a national
 	// number made only of leading zeros, say) is not one we can index.
 	if again, err := phonenumbers.Parse(e164, "ZZ"); err != nil || phonenumbers.Format(again, phonenumbers.E164) != e164 {
