@@ -117,8 +117,8 @@ func TestInbox_ViewersSeeMaskedNumbersAndReadsAreAudited(t *testing.T) {
 		!strings.Contains(page, `data-testid="message-in"`) || !strings.Contains(page, `data-testid="message-out"`) {
 		t.Fatalf("a viewer's contact page: %d\n%s", resp.StatusCode, page)
 	}
-	if _, page := agent.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil); !strings.Contains(page, "+919876543210") {
-		t.Fatal("an agent does not see the number")
+	if _, page := agent.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil); !strings.Contains(page, "+919876543210") || !strings.Contains(page, `data-testid="ticks-delivered"`) {
+		t.Fatal("an agent does not see the number, or the reply's delivery")
 	}
 	if resp, _ := agent.do(t, "GET", "/contacts/987654", nil, nil); resp.StatusCode != 404 {
 		t.Fatalf("a contact that is not there: %d", resp.StatusCode)
