@@ -113,17 +113,11 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 		if mustWait, retrying, err = p.messages.EarlierUnsent(ctx, tx, st.Message); err != nil || mustWait {
 			return err
 		}
-		if st.Contact.OptedOut && !job.Args.OptOutConfirmation {
-			return fail(codeOptedOut, "The contact opted out (STOP); nothing more is sent until they send START.")
-		}
-		if st.Message.Channel == models.ChannelWhatsApp {
-			last, err := p.messages.LastInbound(ctx, tx, st.Contact.ID, models.ChannelWhatsApp)
+		if code, reason, err := p.refusal(ctx, tx, st.Contact, st.Message.Channel, job.Args.OptOutConfirmation); err != nil || code != "" {
 			if err != nil {
 				return err
 			}
-			if time.Since(last) > p.cfg.WhatsAppWindow {
-				return fail(codeWindow, "More than 24 hours since the contact last wrote on WhatsApp: only an approved template message can be sent now.")
-			}
+			return fail(code, reason)
 		}
 		if sender = p.senders[st.Message.Provider]; sender == nil {
 			return fail(codeNoSender, "No sender is configured for "+st.Message.Provider+".")
@@ -194,6 +188,26 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 		return err
 	}
 	return &retryLater{after: se.RetryAfter, err: sendErr}
+}
+
+// refusal says why nothing may be sent to contact on ch now (the code and
+// a reason a person can act on), or "" when it may: the contact opted out
+// (unless this confirms the opt-out), or WhatsApp's 24-hour window has
+// closed. The send job and staff replies ask the same question.
+func (p *Pipeline) refusal(ctx context.Context, tx *gorm.DB, contact *models.Contact, ch models.Channel, optOutConfirmation bool) (code, reason string, err error) {
+	if contact.OptedOut && !optOutConfirmation {
+		return codeOptedOut, "The contact opted out (STOP); nothing more is sent until they send START.", nil
+	}
+	if ch == models.ChannelWhatsApp {
+		last, err := p.messages.LastInbound(ctx, tx, contact.ID, models.ChannelWhatsApp)
+		if err != nil {
+			return "", "", err
+		}
+		if time.Since(last) > p.cfg.WhatsAppWindow {
+			return codeWindow, "More than 24 hours since the contact last wrote on WhatsApp: only an approved template message can be sent now.", nil
+		}
+	}
+	return "", "", nil
 }
 
 // address is the contact's address as platforms take it.

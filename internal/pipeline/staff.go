@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"gorm.io/gorm"
@@ -93,8 +92,8 @@ func (p *Pipeline) Resend(ctx context.Context, actor models.Actor, messageID int
 }
 
 // canSend checks, before anything is queued, what would make a staff
-// member's message fail: no channel, an opt-out, WhatsApp's window. It
-// returns the provider to send through.
+// member's message fail at once (the send job's refusal, or no channel to
+// answer on), and returns the provider to send through.
 func (p *Pipeline) canSend(ctx context.Context, tx *gorm.DB, contact *models.Contact) (string, error) {
 	provider, err := p.lastProvider(ctx, tx, contact.ID)
 	switch {
@@ -102,17 +101,13 @@ func (p *Pipeline) canSend(ctx context.Context, tx *gorm.DB, contact *models.Con
 		return "", err
 	case provider == "":
 		return "", models.Errorf(models.ECONFLICT, "The contact has never written, so there is no channel to answer on.")
-	case contact.OptedOut:
-		return "", models.Errorf(models.ECONFLICT, "The contact opted out (STOP); nothing can be sent until they send START.")
 	}
-	if contact.Channel == models.ChannelWhatsApp {
-		last, err := p.messages.LastInbound(ctx, tx, contact.ID, models.ChannelWhatsApp)
-		if err != nil {
-			return "", err
-		}
-		if time.Since(last) > p.cfg.WhatsAppWindow {
-			return "", models.Errorf(models.ECONFLICT, "More than 24 hours since the contact last wrote on WhatsApp: only an approved template message can be sent now.")
-		}
+	_, reason, err := p.refusal(ctx, tx, contact, contact.Channel, false)
+	switch {
+	case err != nil:
+		return "", err
+	case reason != "":
+		return "", models.Errorf(models.ECONFLICT, "%s", reason)
 	}
 	return provider, nil
 }
