@@ -43,6 +43,15 @@ type Auditor interface {
 	Record(ctx context.Context, e *models.AuditEvent) error
 }
 
+// audit records action by the signed-in staff member of c.
+func (a *Access) audit(c *fiber.Ctx, action, subjectType, subjectID string, details map[string]any) error {
+	var who *models.StaffUser
+	if p := principal(c); p != nil {
+		who = &models.StaffUser{ID: p.UserID, Role: p.Role}
+	}
+	return a.record(c, who, action, subjectType, subjectID, details)
+}
+
 // record audits action by actor (nil: nobody signed in) in request c. A
 // failure to record fails the request: what is audited does not happen
 // unrecorded.

@@ -100,7 +100,7 @@ func (in *Inbox) contactProps(c *fiber.Ctx, a *Access) (views.ContactProps, erro
 	ctx := c.UserContext()
 	id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
 	before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
-	if err := a.record(c, a.actor(c), "contact.view", "contact", strconv.FormatInt(id, 10), nil); err != nil {
+	if err := a.audit(c, "contact.view", "contact", strconv.FormatInt(id, 10), nil); err != nil {
 		return views.ContactProps{}, err
 	}
 	contact, err := in.Contacts.Get(ctx, id)
@@ -115,8 +115,8 @@ func (in *Inbox) contactProps(c *fiber.Ctx, a *Access) (views.ContactProps, erro
 	mask := auth.MasksPhones(role)
 	p := views.ContactProps{Staff: badge(c), ID: id, Channel: string(contact.Channel), OptedOut: contact.OptedOut,
 		CanReply: in.Actions != nil && auth.Can(role, auth.Reply), CanResend: in.Actions != nil && auth.Can(role, auth.Resend)}
-	row := messageRow(&models.Message{}, contact, mask)
-	p.Name, p.Phone, p.Masked = row.Contact, row.Phone, mask
+	p.Name, p.Phone = contactLabel(contact, mask)
+	p.Masked = mask
 	for i := len(msgs) - 1; i >= 0; i-- { // oldest first
 		p.Messages = append(p.Messages, messageRow(msgs[i], contact, mask))
 	}
@@ -167,7 +167,7 @@ func conversationPanel(conv *models.Conversation, role models.Role) *views.Conve
 func (in *Inbox) reveal(a *Access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
-		if err := a.record(c, a.actor(c), "contact.reveal_phone", "contact", strconv.FormatInt(id, 10), nil); err != nil {
+		if err := a.audit(c, "contact.reveal_phone", "contact", strconv.FormatInt(id, 10), nil); err != nil {
 			return err
 		}
 		contact, err := in.Contacts.Get(c.UserContext(), id)

@@ -222,7 +222,7 @@ func (in *Inbox) resultsProps(c *fiber.Ctx, a *Access) (views.InboxResultsProps,
 	for k := range kept {
 		details[k] = kept.Get(k)
 	}
-	if err := a.record(c, a.actor(c), "messages.search", "messages", "", details); err != nil {
+	if err := a.audit(c, "messages.search", "messages", "", details); err != nil {
 		return views.InboxResultsProps{}, err
 	}
 	hits, next, err := in.search(c.UserContext(), q, f)
@@ -263,17 +263,24 @@ func (in *Inbox) results(a *Access) fiber.Handler {
 	}
 }
 
-// messageRow is a message as the console shows it; mask hides all but the
-// last digits of the number.
-func messageRow(m *models.Message, c *models.Contact, mask bool) views.MessageRow {
-	number := c.Address
+// contactLabel is how the console names a contact: their name, else their
+// number; and the number, all but its last digits hidden when mask.
+func contactLabel(c *models.Contact, mask bool) (name, number string) {
+	number = c.Address
 	if mask {
 		number = phone.Mask(number)
 	}
-	name := c.Name
+	name = c.Name
 	if name == "" {
 		name = number
 	}
+	return name, number
+}
+
+// messageRow is a message as the console shows it; mask hides all but the
+// last digits of the number.
+func messageRow(m *models.Message, c *models.Contact, mask bool) views.MessageRow {
+	name, number := contactLabel(c, mask)
 	return views.MessageRow{ID: m.ID, ContactID: c.ID, Contact: name, Phone: number, Channel: string(c.Channel), Inbound: m.Direction == models.Inbound,
 		Body: m.Body, At: m.CreatedAt.UTC().Format("2 Jan 15:04"), Status: string(m.Status), Error: m.ErrorReason}
 }

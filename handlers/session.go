@@ -286,11 +286,8 @@ func (cs *Console) login(c *fiber.Ctx) error {
 func (cs *Console) logout(c *fiber.Ctx) error {
 	se, _ := c.Locals(sessionKey).(*store.Session)
 	if se != nil {
-		if p := principal(c); p != nil {
-			who := &models.StaffUser{ID: p.UserID, Role: p.Role}
-			if err := cs.Access.record(c, who, "staff.sign_out", "staff", p.UserID, nil); err != nil {
-				return err
-			}
+		if err := cs.Access.audit(c, "staff.sign_out", "staff", se.UserID, nil); err != nil {
+			return err
 		}
 		_ = cs.Provider.SignOut(c.UserContext(), se.AccessToken)
 		if err := cs.Sessions.Revoke(c.UserContext(), se.ID); err != nil {

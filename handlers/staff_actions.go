@@ -45,7 +45,7 @@ func (in *Inbox) handoffs(a *Access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		ctx := c.UserContext()
 		before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
-		if err := a.record(c, a.actor(c), "conversations.handoffs", "conversations", "", map[string]any{"before": before}); err != nil {
+		if err := a.audit(c, "conversations.handoffs", "conversations", "", map[string]any{"before": before}); err != nil {
 			return err
 		}
 		rows, err := in.Convs.Handoffs(ctx, before, inboxPage)
@@ -60,8 +60,8 @@ func (in *Inbox) handoffs(a *Access) fiber.Handler {
 			if err != nil {
 				return err
 			}
-			row := messageRow(&models.Message{}, contact, mask)
-			p.Rows = append(p.Rows, views.HandoffRow{ConversationID: r.ConversationID, ContactID: r.ContactID, Contact: row.Contact, Phone: row.Phone,
+			name, number := contactLabel(contact, mask)
+			p.Rows = append(p.Rows, views.HandoffRow{ConversationID: r.ConversationID, ContactID: r.ContactID, Contact: name, Phone: number,
 				Since: r.Since.UTC().Format("2 Jan 15:04"), TakenBy: r.AssignedEmail, Mine: r.AssignedTo == who.UserID})
 		}
 		if len(rows) == inboxPage {
@@ -78,7 +78,7 @@ func (in *Inbox) take(a *Access) fiber.Handler {
 		if err := in.Convs.Take(c.UserContext(), id, principal(c).UserID); err != nil {
 			return err
 		}
-		if err := a.record(c, a.actor(c), "conversation.take", "conversation", strconv.FormatInt(id, 10), nil); err != nil {
+		if err := a.audit(c, "conversation.take", "conversation", strconv.FormatInt(id, 10), nil); err != nil {
 			return err
 		}
 		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
@@ -134,7 +134,7 @@ func (in *Inbox) bulkResend(a *Access) fiber.Handler {
 			ids, p.Capped = ids[:bulkResendCap], true
 		}
 		if c.Method() == fiber.MethodPost {
-			if err := a.record(c, a.actor(c), "messages.bulk_resend", "messages", "", map[string]any{"since": p.Since, "until": p.Until, "count": len(ids)}); err != nil {
+			if err := a.audit(c, "messages.bulk_resend", "messages", "", map[string]any{"since": p.Since, "until": p.Until, "count": len(ids)}); err != nil {
 				return err
 			}
 			for _, id := range ids {

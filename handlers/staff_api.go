@@ -103,7 +103,7 @@ func (a *Access) registerStaffAPI(api fiber.Router) {
 		if err != nil {
 			return err
 		}
-		if err := a.record(c, a.actor(c), "staff.create", "staff", u.ID, map[string]any{"email": u.Email, "role": string(u.Role)}); err != nil {
+		if err := a.audit(c, "staff.create", "staff", u.ID, map[string]any{"email": u.Email, "role": string(u.Role)}); err != nil {
 			return err
 		}
 		return c.Status(fiber.StatusCreated).JSON(staffOut(u))
@@ -134,7 +134,7 @@ func (a *Access) registerStaffAPI(api fiber.Router) {
 					return err
 				}
 			}
-			if err := a.record(c, a.actor(c), "staff.role_change", "staff", id, map[string]any{"from": string(u.Role), "to": string(*in.Role)}); err != nil {
+			if err := a.audit(c, "staff.role_change", "staff", id, map[string]any{"from": string(u.Role), "to": string(*in.Role)}); err != nil {
 				return err
 			}
 		}
@@ -156,7 +156,7 @@ func (a *Access) registerStaffAPI(api fiber.Router) {
 					}
 				}
 			}
-			if err := a.record(c, a.actor(c), action, "staff", id, nil); err != nil {
+			if err := a.audit(c, action, "staff", id, nil); err != nil {
 				return err
 			}
 		}
@@ -188,18 +188,9 @@ func (a *Access) deleteStaff(admin StaffAdmin) fiber.Handler {
 		if err := admin.Forget(ctx, id); err != nil {
 			return err
 		}
-		if err := a.record(c, a.actor(c), "staff.delete", "staff", id, map[string]any{"email": u.Email}); err != nil {
+		if err := a.audit(c, "staff.delete", "staff", id, map[string]any{"email": u.Email}); err != nil {
 			return err
 		}
 		return c.SendStatus(fiber.StatusNoContent)
 	}
-}
-
-// actor is the signed-in staff member as the audit names them.
-func (a *Access) actor(c *fiber.Ctx) *models.StaffUser {
-	p := principal(c)
-	if p == nil {
-		return nil
-	}
-	return &models.StaffUser{ID: p.UserID, Email: p.Email, Role: p.Role}
 }
