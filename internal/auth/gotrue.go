@@ -13,13 +13,12 @@ import (
 	"github.com/google/uuid"
 	gotrue "github.com/supabase-community/gotrue-go"
 	"github.com/supabase-community/gotrue-go/types"
-	"github.com/supabase-community/supabase-go"
 
 	"github.com/parley-chat/parley/models"
 )
 
 // GoTrue signs staff in against a Supabase project's Auth on the server.
-// Every call uses its own copy of supabase-go's auth client, bound to the
+// Every call uses its own copy of supabase-go's auth client (gotrue-go), bound to the
 // caller's context: the shared client keeps one token for every user, and
 // takes no context.
 type GoTrue struct {
@@ -35,12 +34,9 @@ func NewGoTrue(supabaseURL, anonKey string, rt http.RoundTripper) *GoTrue {
 		rt = http.DefaultTransport
 	}
 	url := strings.TrimRight(supabaseURL, "/") + "/auth/v1"
-	// supabase-go's own constructor, for its auth client alone.
-	c, err := supabase.NewClient(supabaseURL, anonKey, &supabase.ClientOptions{})
+	// The client supabase-go's Auth is (gotrue-go), made as supabase-go
+	// makes it, without the REST, storage and functions clients beside it.
 	base := gotrue.New("", anonKey).WithCustomGoTrueURL(url)
-	if err == nil && c.Auth != nil {
-		base = c.Auth.WithCustomGoTrueURL(url)
-	}
 	return &GoTrue{url: url, anonKey: anonKey, base: base, rt: rt}
 }
 
