@@ -50,6 +50,14 @@ func (s *SessionStore) seal(id int64, column, v string) []byte {
 	return s.crypto.Ring.EncryptString(v, crypt.Ref{Table: "staff_sessions", Column: column, ID: id})
 }
 
+// open reads a sealed token back ("" for none).
+func (s *SessionStore) open(id int64, column string, sealed []byte) (string, error) {
+	if sealed == nil {
+		return "", nil
+	}
+	return s.crypto.Ring.DecryptString(sealed, crypt.Ref{Table: "staff_sessions", Column: column, ID: id})
+}
+
 // Create starts a session for userID with the provider's tokens and
 // returns the name the browser keeps (32 random bytes).
 func (s *SessionStore) Create(ctx context.Context, userID, access, refresh string, expires time.Time) (string, error) {
@@ -89,13 +97,11 @@ func (s *SessionStore) Lookup(ctx context.Context, name string) (*Session, error
 		return nil, models.Errorf(models.ENOTFOUND, "Session not found.")
 	}
 	se := &Session{ID: row.ID, UserID: row.UserID, AccessExpiresAt: row.AccessExpiresAt, CreatedAt: row.CreatedAt, LastSeenAt: row.LastSeenAt, Revoked: row.RevokedAt != nil}
-	if se.AccessToken, err = s.crypto.Ring.DecryptString(row.AccessTokenEnc, crypt.Ref{Table: "staff_sessions", Column: "access_token_enc", ID: row.ID}); err != nil {
+	if se.AccessToken, err = s.open(row.ID, "access_token_enc", row.AccessTokenEnc); err != nil {
 		return nil, err
 	}
-	if row.RefreshTokenEnc != nil {
-		if se.RefreshToken, err = s.crypto.Ring.DecryptString(row.RefreshTokenEnc, crypt.Ref{Table: "staff_sessions", Column: "refresh_token_enc", ID: row.ID}); err != nil {
-			return nil, err
-		}
+	if se.RefreshToken, err = s.open(row.ID, "refresh_token_enc", row.RefreshTokenEnc); err != nil {
+		return nil, err
 	}
 	return se, nil
 }
@@ -129,18 +135,16 @@ func (s *SessionStore) RenewOnce(ctx context.Context, id int64, fresh time.Durat
 		}
 		var err error
 		if time.Until(row.AccessExpiresAt) > fresh { // renewed by another request
-			access, err = s.crypto.Ring.DecryptString(row.AccessTokenEnc, crypt.Ref{Table: "staff_sessions", Column: "access_token_enc", ID: id})
-			if err == nil && row.RefreshTokenEnc != nil {
-				refresh, err = s.crypto.Ring.DecryptString(row.RefreshTokenEnc, crypt.Ref{Table: "staff_sessions", Column: "refresh_token_enc", ID: id})
+			access, err = s.open(id, "access_token_enc", row.AccessTokenEnc)
+			if err == nil {
+				refresh, err = s.open(id, "refresh_token_enc", row.RefreshTokenEnc)
 			}
 			expires = row.AccessExpiresAt
 			return err
 		}
-		old := ""
-		if row.RefreshTokenEnc != nil {
-			if old, err = s.crypto.Ring.DecryptString(row.RefreshTokenEnc, crypt.Ref{Table: "staff_sessions", Column: "refresh_token_enc", ID: id}); err != nil {
-				return err
-			}
+		old, err := s.open(id, "refresh_token_enc", row.RefreshTokenEnc)
+		if err != nil {
+			return err
 		}
 		if access, refresh, expires, err = renew(old); err != nil {
 			return err
