@@ -19,6 +19,8 @@ import (
 	"github.com/parley-chat/parley/handlers"
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/auth/authtest"
+	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/channel/simulator"
 	"github.com/parley-chat/parley/internal/crypt"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/pgtest"
@@ -36,6 +38,7 @@ type consoleSite struct {
 	db     *store.DB
 	staff  *store.StaffStore
 	logs   *lockedBuffer
+	pipe   *pipeline.Pipeline // not started: a test that wants its jobs run starts it
 }
 
 func newConsoleSite(t *testing.T, provider func(*handlers.Access, *store.StaffStore) handlers.SignInProvider) *consoleSite {
@@ -65,15 +68,16 @@ func newConsoleSiteWith(t *testing.T, provider func(*handlers.Access, *store.Sta
 		CSRFKey: []byte(strings.Repeat("c", 32)), Secure: true}
 	site.crypto = crypto
 	pipe, err := pipeline.New(pipeline.Deps{DB: db, Crypto: crypto, Logger: slog.New(slog.DiscardHandler), // not started: its jobs stay queued
-		Responder: pipeline.NewFlows(engine.Builtin(), db, crypto)})
+		Responder: pipeline.NewFlows(engine.Builtin(), db, crypto), Senders: map[string]channel.Sender{channel.Simulator: simulator.Sender{}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pipe.Stop(context.Background()) })
+	site.pipe = pipe
 	app := handlers.NewServer(handlers.Deps{Logger: slog.New(slog.NewJSONHandler(site.logs, nil)), Readiness: readiness,
 		Registry: prometheus.NewRegistry(), Version: "test", Access: access, Console: console,
 		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe, Flows: pipe,
-			Convs: store.NewConversationStore(db, crypto)}})
+			Simulator: pipe, Convs: store.NewConversationStore(db, crypto)}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

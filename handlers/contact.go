@@ -97,8 +97,13 @@ func (in *Inbox) contact(a *Access) fiber.Handler {
 // contactProps reads a contact and their latest messages for the page,
 // after auditing the view.
 func (in *Inbox) contactProps(c *fiber.Ctx, a *Access) (views.ContactProps, error) {
-	ctx := c.UserContext()
 	id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+	return in.contactPropsOf(c, a, id)
+}
+
+// contactPropsOf is contactProps of the contact id.
+func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.ContactProps, error) {
+	ctx := c.UserContext()
 	before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
 	if err := a.audit(c, "contact.view", "contact", strconv.FormatInt(id, 10), nil); err != nil {
 		return views.ContactProps{}, err

@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/phone"
 	"github.com/parley-chat/parley/internal/store"
@@ -34,6 +35,14 @@ type MessageReader interface {
 // ContactReader reads contacts, decrypted (store.ContactStore).
 type ContactReader interface {
 	Get(ctx context.Context, id int64) (*models.Contact, error)
+	// FindByPhone returns the contacts on any channel with this number.
+	FindByPhone(ctx context.Context, number string) ([]*models.Contact, error)
+}
+
+// Ingester stores inbound messages and queues them, as a platform's
+// webhook does (pipeline.Pipeline).
+type Ingester interface {
+	Ingest(ctx context.Context, ins []channel.Inbound) (int, error)
 }
 
 // StaffActions are what staff do to conversations (pipeline.Pipeline);
@@ -68,6 +77,8 @@ type Inbox struct {
 	// Flows lists the flows this instance runs (pipeline.Pipeline); nil:
 	// no flows page.
 	Flows interface{ Flows() []*engine.Flow }
+	// Simulator takes the simulator's messages in; nil: no simulator.
+	Simulator Ingester
 	// PollEvery and StreamFor pace the live view's event stream: how often
 	// it looks for changes (2 s), and how long one stream lasts before the
 	// browser reconnects (15 s, inside the server's shutdown grace).
@@ -95,6 +106,10 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 	if in.Flows != nil {
 		app.Get("/flows", signedIn, require(auth.ReadFlows), in.flows())
 		app.Get("/flows/:id", signedIn, require(auth.ReadFlows), in.flow())
+	}
+	if in.Simulator != nil {
+		app.Get("/simulator", signedIn, require(auth.SimulateFlows), in.simulator(a))
+		app.Post("/simulator", signedIn, require(auth.SimulateFlows), in.simulate(a))
 	}
 	if in.Convs != nil {
 		app.Get("/handoffs", signedIn, read, in.handoffs(a))

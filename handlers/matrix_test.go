@@ -65,6 +65,8 @@ var rules = map[string]rule{
 	"POST /conversations/:id<int>/take": {path: "/conversations/999999/take", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
 	"POST /conversations/:id<int>/override": {path: "/conversations/999999/override", anon: 401, staff: 404,
 		roles: map[models.Role]int{models.RoleViewer: 403, models.RoleAgent: 403}}, // the matrix sends no kind: an override, for supervisors
+	"GET /simulator":      {anon: 303, staff: 200, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"POST /simulator":     {anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}}, // nothing written
 	"GET /login":          {anon: 200, staff: 200},
 	"POST /login":         {anon: 401, staff: 401}, // no credentials in the matrix's request
 	"POST /logout":        {anon: 401, staff: 303},
@@ -110,7 +112,7 @@ func newFullServer(t *testing.T) *fullServer {
 	verifier, _ := auth.NewVerifier(auth.VerifierConfig{Issuer: localIssuerURL, Keys: s.local.Keys()})
 	access := &handlers.Access{Verifier: verifier, Staff: s.staff, Local: &handlers.LocalProvider{Issuer: s.local, Directory: s.staff},
 		Audit: store.NewAuditStore(db, crypto)}
-	inbox := &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe,
+	inbox := &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe, Simulator: pipe,
 		PollEvery: 10 * time.Millisecond, StreamFor: 50 * time.Millisecond, Flows: pipe,
 		Convs: store.NewConversationStore(db, crypto)}
 	console := &handlers.Console{Access: access, Provider: handlers.LocalSignIn{LocalProvider: access.Local, Staff: s.staff},

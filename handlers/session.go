@@ -100,7 +100,32 @@ func badge(c *fiber.Ctx) *views.StaffBadge {
 		return nil
 	}
 	csrf, _ := c.Locals("csrf").(string)
-	return &views.StaffBadge{Email: p.Email, Role: string(p.Role), CSRF: csrf}
+	b := &views.StaffBadge{Email: p.Email, Role: string(p.Role), CSRF: csrf}
+	path := c.Path()
+	for _, l := range consoleNav {
+		if !auth.Can(p.Role, l.need) {
+			continue
+		}
+		current := path == l.href || (l.href != "/" && strings.HasPrefix(path, l.href+"/")) || (l.href == "/" && strings.HasPrefix(path, "/contacts/"))
+		b.Nav = append(b.Nav, views.NavLink{Href: l.href, Label: l.label, Key: l.key, Current: current})
+	}
+	return b
+}
+
+// consoleNav are the console's sections, each shown to the roles that may
+// open it; key is its keyboard shortcut (g then key).
+var consoleNav = []struct {
+	href, label, key string
+	need             auth.Permission
+}{
+	{"/", "Inbox", "i", auth.ReadConversations},
+	{"/handoffs", "Hand-offs", "h", auth.ReadConversations},
+	{"/resend", "Failed sends", "f", auth.Resend},
+	{"/flows", "Flows", "l", auth.ReadFlows},
+	{"/simulator", "Simulator", "s", auth.SimulateFlows},
+	{"/admin/staff", "Staff", "u", auth.ManageStaff},
+	{"/admin/audit", "Audit log", "a", auth.ReadAudit},
+	{"/admin/system", "System", "y", auth.ManageKeys},
 }
 
 // signedIn lets a console request through with its session, or sends the

@@ -10,6 +10,7 @@ import (
 	"github.com/parley-chat/parley/internal/ai"
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/channel/meta"
+	"github.com/parley-chat/parley/internal/channel/simulator"
 	"github.com/parley-chat/parley/internal/channel/siren"
 	"github.com/parley-chat/parley/internal/channel/twilio"
 	"github.com/parley-chat/parley/internal/config"
@@ -20,7 +21,8 @@ import (
 // newPipeline wires the platforms that are configured into the pipeline
 // and their webhooks.
 func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Logger, reg prometheus.Registerer) (*pipeline.Pipeline, *handlers.Webhooks, error) {
-	senders := map[string]channel.Sender{}
+	// The console's simulator is always there: it reaches nobody.
+	senders := map[string]channel.Sender{channel.Simulator: simulator.Sender{}}
 	fetchers := map[string]channel.MediaFetcher{}
 	hooks := &handlers.Webhooks{
 		MetaAppSecret: cfg.MetaAppSecret, MetaVerifyToken: cfg.MetaVerifyToken, SirenSecret: cfg.SirenWebhookSecret,

@@ -21,6 +21,9 @@ const (
 	Twilio = "twilio"
 	Meta   = "meta"
 	Siren  = "siren"
+	// Simulator is the console's simulator: a channel inside Parley whose
+	// messages take the same ingest, processing and send path.
+	Simulator = "simulator"
 )
 
 // Inbound is one message a platform delivered to Parley.

@@ -107,8 +107,9 @@ type Address struct {
 	Valid bool
 }
 
-// ParseAddress reads a channel address: "whatsapp:+…" is WhatsApp, "tel:…",
-// "sms:…" or a bare number is SMS.
+// ParseAddress reads a channel address: "whatsapp:+…" is WhatsApp,
+// "simulator:+…" the console's simulator, "tel:…", "sms:…" or a bare
+// number is SMS.
 func (n Normalizer) ParseAddress(s string) Address {
 	if a, ok := n.seen.get(s); ok {
 		return a
@@ -121,8 +122,11 @@ func (n Normalizer) ParseAddress(s string) Address {
 func (n Normalizer) parseAddress(s string) Address {
 	scheme, rest := splitScheme(s)
 	ch := models.ChannelSMS
-	if scheme == "whatsapp" {
+	switch scheme {
+	case "whatsapp":
 		ch = models.ChannelWhatsApp
+	case "simulator":
+		ch = models.ChannelSimulator
 	}
 	e164, err := n.Normalize(rest)
 	if err != nil {
@@ -133,8 +137,9 @@ func (n Normalizer) parseAddress(s string) Address {
 
 // String is the address as platforms write it: whatsapp:+… or tel:+….
 func (a Address) String() string {
-	if a.Channel == models.ChannelWhatsApp {
-		return "whatsapp:" + a.Number
+	switch a.Channel {
+	case models.ChannelWhatsApp, models.ChannelSimulator:
+		return string(a.Channel) + ":" + a.Number
 	}
 	return "tel:" + a.Number
 }
@@ -143,7 +148,7 @@ func splitScheme(s string) (scheme, rest string) {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, ':'); i > 0 {
 		switch lower := strings.ToLower(s[:i]); lower {
-		case "whatsapp", "tel", "sms":
+		case "whatsapp", "tel", "sms", "simulator":
 			return lower, s[i+1:]
 		}
 	}

@@ -72,6 +72,7 @@ func TestParseAddress_ChannelsAndFlaggedAddresses(t *testing.T) {
 		{"tel:+14155550100", phone.Address{Channel: models.ChannelSMS, Number: "+14155550100", Valid: true}, "tel:+14155550100"},
 		{"MYBANK", phone.Address{Channel: models.ChannelSMS, Number: "MYBANK", Valid: false}, "tel:MYBANK"},
 		{"whatsapp:12", phone.Address{Channel: models.ChannelWhatsApp, Number: "12", Valid: false}, "whatsapp:12"},
+		{"simulator:+447700900123", phone.Address{Channel: models.ChannelSimulator, Number: "+447700900123", Valid: true}, "simulator:+447700900123"},
 	}
 	for _, tt := range tests {
 		got := n.ParseAddress(tt.input)

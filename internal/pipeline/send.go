@@ -212,8 +212,9 @@ func (p *Pipeline) refusal(ctx context.Context, tx *gorm.DB, contact *models.Con
 
 // address is the contact's address as platforms take it.
 func address(c *models.Contact) string {
-	if c.Channel == models.ChannelWhatsApp {
-		return "whatsapp:" + c.Address
+	switch c.Channel {
+	case models.ChannelWhatsApp, models.ChannelSimulator:
+		return string(c.Channel) + ":" + c.Address
 	}
 	return c.Address
 }
