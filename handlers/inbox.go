@@ -64,6 +64,7 @@ type ConversationReader interface {
 	Handoffs(ctx context.Context, before int64, limit int) ([]store.Handoff, error)
 	// Take returns ENOTFOUND when the conversation is not handed off.
 	Take(ctx context.Context, id int64, staffID string) error
+	Counts(ctx context.Context) (store.InboxCounts, error)
 }
 
 // Inbox is the console's reading of conversations, and the replies and
@@ -158,7 +159,7 @@ func filtersOf(c *fiber.Ctx) (models.MessageSearch, url.Values, error) {
 		}
 	}
 	switch ch := models.Channel(c.Query("channel")); ch {
-	case "", models.ChannelSMS, models.ChannelWhatsApp:
+	case "", models.ChannelSMS, models.ChannelWhatsApp, models.ChannelSimulator:
 		f.Channel = ch
 		keep("channel", string(ch))
 	default:
@@ -171,6 +172,20 @@ func filtersOf(c *fiber.Ctx) (models.MessageSearch, url.Values, error) {
 		keep("status", string(st))
 	default:
 		return f, nil, models.Errorf(models.EINVALID, "Unknown status.")
+	}
+	switch st := c.Query("state"); st {
+	case "", models.StateActive, models.StateWaiting, models.StateHandoff, models.StatePaused, models.StateEnded, models.StateFailed:
+		f.State = st
+		keep("state", st)
+	default:
+		return f, nil, models.Errorf(models.EINVALID, "Unknown conversation state.")
+	}
+	if flow := c.Query("flow"); flow != "" {
+		if len(flow) > 100 {
+			return f, nil, models.Errorf(models.EINVALID, "Unknown flow.")
+		}
+		f.Flow = flow
+		keep("flow", flow)
 	}
 	switch d := models.Direction(c.Query("direction")); d {
 	case "", models.Inbound, models.Outbound:
@@ -246,7 +261,15 @@ func (in *Inbox) resultsProps(c *fiber.Ctx, a *Access) (views.InboxResultsProps,
 	}
 	p := views.InboxResultsProps{Query: q}
 	mask := auth.MasksPhones(principal(c).Role)
+	// One row per conversation: its newest message found, and how many
+	// more of its messages this page found.
+	row := map[int64]int{}
 	for _, h := range hits {
+		if i, seen := row[h.Contact.ID]; seen {
+			p.Hits[i].More++
+			continue
+		}
+		row[h.Contact.ID] = len(p.Hits)
 		p.Hits = append(p.Hits, messageRow(h.Message, h.Contact, mask))
 	}
 	if next != 0 {
@@ -263,8 +286,21 @@ func (in *Inbox) page(a *Access) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return render(c, views.Inbox(views.InboxProps{Staff: badge(c), Query: c.Query("q"), Results: results,
-			Channel: c.Query("channel"), Status: c.Query("status"), Direction: c.Query("direction"), Since: c.Query("since"), Until: c.Query("until")}))
+		p := views.InboxProps{Staff: badge(c), Query: c.Query("q"), Results: results, State: c.Query("state"), Flow: c.Query("flow"),
+			Channel: c.Query("channel"), Status: c.Query("status"), Direction: c.Query("direction"), Since: c.Query("since"), Until: c.Query("until")}
+		if in.Flows != nil {
+			for _, f := range in.Flows.Flows() {
+				p.Flows = append(p.Flows, f.ID)
+			}
+		}
+		if in.Convs != nil {
+			n, err := in.Convs.Counts(c.UserContext())
+			if err != nil {
+				return err
+			}
+			p.Counts = &views.InboxCounts{Active: n.Active, Handoff: n.Handoff, Unassigned: n.Unassigned, Failed: n.Failed}
+		}
+		return render(c, views.Inbox(p))
 	}
 }
 

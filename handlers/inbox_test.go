@@ -69,11 +69,12 @@ func TestInbox_SearchesByPhoneNameAndWords(t *testing.T) {
 	agent := site.as(t, models.RoleAgent)
 	tests := []struct {
 		label, q string
-		want     []string // bodies found
+		want     []string // bodies found: a conversation's newest message found stands for it
 	}{
-		{"everything, newest first", "", []string{"refill my prescription please", "What is your name?", "I need an appointment for my knee"}},
-		{"a number as people type it", "098765 43210", []string{"What is your name?", "I need an appointment for my knee"}},
-		{"a name word", "verma", []string{"What is your name?", "I need an appointment for my knee"}},
+		{"everything, newest first", "", []string{"refill my prescription please", "What is your name?"}},
+		{"a number as people type it", "098765 43210", []string{"What is your name?"}},
+		{"a name word", "verma", []string{"What is your name?"}},
+		{"words of an older message", "knee", []string{"I need an appointment for my knee"}},
 		{"message words", "Prescription", []string{"refill my prescription please"}},
 		{"nothing", "zebra", nil},
 	}
@@ -405,9 +406,13 @@ func TestInbox_RevealAMaskedNumber(t *testing.T) {
 
 func TestInbox_Filters(t *testing.T) {
 	site := newConsoleSite(t, nil)
-	site.seed(t)
+	asha, _ := site.seed(t)
 	ctx := context.Background()
 	_, _ = site.db.Pool.Exec(ctx, `UPDATE messages SET status = 'failed', error_code = '21211', error_reason = 'The recipient''s number is not valid.' WHERE body_enc IS NOT NULL AND direction = 'out'`)
+	// Asha's conversation in the clinic flow is handed off; Ravi has none open.
+	if _, err := site.db.Pool.Exec(ctx, `INSERT INTO conversations (contact_id, flow_id, flow_version, node, status) VALUES ($1, 'clinic', 'v1', 'ask_name', 'handoff')`, asha.ID); err != nil {
+		t.Fatal(err)
+	}
 	agent := site.as(t, models.RoleAgent)
 	count := func(query string) (int, int) {
 		resp, page := agent.do(t, "GET", "/inbox/results?"+query, nil, map[string]string{"HX-Request": "true"})
@@ -418,30 +423,46 @@ func TestInbox_Filters(t *testing.T) {
 		query string
 		want  int
 	}{
-		{"", 3},
-		{"channel=whatsapp", 2},
+		{"", 2}, // one row per conversation: Asha's two messages are one
+		{"channel=whatsapp", 1},
 		{"channel=sms", 1},
 		{"direction=out", 1},
 		{"status=failed", 1},
 		{"status=failed&channel=sms", 0},
 		{"q=verma&direction=in", 1},
-		{"since=" + today + "&until=" + today, 3},
+		{"since=" + today + "&until=" + today, 2},
 		{"until=2020-01-01", 0},
+		{"state=handoff", 1},
+		{"state=ended", 1},
+		{"state=active", 0},
+		{"state=waiting", 0},
+		{"state=failed", 1},
+		{"state=failed&channel=sms", 0},
+		{"flow=clinic", 1},
+		{"flow=triage", 0},
 	}
 	for _, tt := range tests {
 		if status, n := count(tt.query); status != 200 || n != tt.want {
 			t.Errorf("%q: %d, %d found; want %d", tt.query, status, n, tt.want)
 		}
 	}
-	for _, bad := range []string{"channel=fax", "status=lost", "since=yesterday", "direction=sideways"} {
+	for _, bad := range []string{"channel=fax", "status=lost", "since=yesterday", "direction=sideways", "state=asleep"} {
 		if status, _ := count(bad); status != 400 {
 			t.Errorf("%q: %d, want 400", bad, status)
 		}
 	}
 	// The filters are kept on the page, and in the audit log, sealed.
-	_, page := agent.do(t, "GET", "/?status=failed&channel=whatsapp", nil, nil)
-	if !strings.Contains(page, `<option value="failed" selected`) || !strings.Contains(page, `<option value="whatsapp" selected`) {
+	_, page := agent.do(t, "GET", "/?status=failed&channel=whatsapp&state=handoff", nil, nil)
+	if !strings.Contains(page, `<option value="failed" selected`) || !strings.Contains(page, `<option value="whatsapp" selected`) ||
+		!strings.Contains(page, `<option value="handoff" selected`) {
 		t.Error("the page forgets the filters chosen")
+	}
+	// The headline counts: one hand-off, not taken; one failed send.
+	for testid, want := range map[string]string{"count-handoff": ">1</span>", "count-failed": ">1</span>", "count-active": ">0</span>", "count-unassigned": ">1 not taken<"} {
+		i := strings.Index(page, `data-testid="`+testid+`"`)
+		if i < 0 || !strings.Contains(page[i:min(len(page), i+200)], want) {
+			t.Errorf("count %s is not %s", testid, want)
+		}
 	}
 }
 

@@ -58,7 +58,7 @@ func TestSimulator_TalksToTheFlowThroughThePipeline(t *testing.T) {
 	}
 	// The same conversation, found in the inbox by the test contact's number.
 	_, results := agent.do(t, "GET", "/inbox/results?q="+url.QueryEscape(number[1]), nil, map[string]string{"HX-Request": "true"})
-	if !strings.Contains(results, "What is your name?") || !strings.Contains(results, ">hi<") {
+	if strings.Count(results, `data-testid="hit"`) != 1 || !strings.Contains(results, "What is your name?") || !strings.Contains(results, "simulator</span>") {
 		t.Fatalf("the inbox searched by the simulator's number:\n%s", results)
 	}
 	// A second message goes on with the same conversation.

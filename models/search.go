@@ -9,6 +9,11 @@ type MessageSearch struct {
 	Name  string // words of the contact's name; all must match
 	Text  string // words of the message; all must match
 
+	// State is where the contact's conversation stands (StateActive …);
+	// "" for any.
+	State string
+	Flow  string // only contacts who have had a conversation in this flow; "" for any
+
 	Channel   Channel       // "" for any
 	Status    MessageStatus // "" for any
 	Direction Direction     // "" for any
@@ -18,6 +23,16 @@ type MessageSearch struct {
 	Before int64 // keyset cursor: only messages with a smaller id; 0 for the first page
 	Limit  int   // page size; 0 means 50, at most 200
 }
+
+// Conversation states the inbox filters by.
+const (
+	StateActive  = "active"  // a flow is running
+	StateWaiting = "waiting" // a flow is running and the last word was Parley's
+	StateHandoff = "handoff" // handed off to a person
+	StatePaused  = "paused"  // the bot is paused
+	StateEnded   = "ended"   // no conversation is open
+	StateFailed  = "failed"  // a send failed and was not sent again
+)
 
 // MessageHit is one search result: a message and its contact, decrypted.
 type MessageHit struct {

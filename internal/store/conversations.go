@@ -163,6 +163,27 @@ func (s *ConversationStore) Handoffs(ctx context.Context, before int64, limit in
 	return rows, nil
 }
 
+// InboxCounts are the inbox's headline numbers.
+type InboxCounts struct {
+	Active     int64 // conversations a flow is running
+	Handoff    int64 // conversations waiting for a person
+	Unassigned int64 // of those, not yet taken
+	Failed     int64 // failed sends not sent again
+}
+
+// Counts returns the inbox's headline numbers.
+func (s *ConversationStore) Counts(ctx context.Context) (InboxCounts, error) {
+	var n InboxCounts
+	err := s.db.Pool.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM conversations WHERE status = 'active'),
+			(SELECT count(*) FROM conversations WHERE status = 'handoff'),
+			(SELECT count(*) FROM conversations WHERE status = 'handoff' AND assigned_to IS NULL),
+			(SELECT count(*) FROM messages f WHERE f.direction = 'out' AND f.status = 'failed'
+				AND NOT EXISTS (SELECT 1 FROM messages r WHERE r.resend_of = f.id))`).
+		Scan(&n.Active, &n.Handoff, &n.Unassigned, &n.Failed)
+	return n, dbError(err, "Conversation")
+}
+
 // Take assigns a handed-off conversation to a staff member. ENOTFOUND when
 // it is not (or no longer) handed off.
 func (s *ConversationStore) Take(ctx context.Context, id int64, staffID string) error {

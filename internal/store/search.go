@@ -104,6 +104,17 @@ func (s *MessageStore) plan(q models.MessageSearch) (*searchPlan, error) {
 			p.joinArgs = append(p.joinArgs, t)
 		}
 	}
+	if q.State != "" {
+		clause, ok := stateClauses[q.State]
+		if !ok {
+			return nil, models.Errorf(models.EINVALID, "Unknown conversation state.")
+		}
+		p.where = append(p.where, clause)
+	}
+	if q.Flow != "" {
+		p.where = append(p.where, "m.contact_id IN (SELECT contact_id FROM conversations WHERE flow_id = ?)")
+		p.args = append(p.args, q.Flow)
+	}
 	if q.Channel != "" {
 		p.where = append(p.where, "m.channel = ?")
 		p.args = append(p.args, string(q.Channel))
@@ -125,6 +136,20 @@ func (s *MessageStore) plan(q models.MessageSearch) (*searchPlan, error) {
 		p.args = append(p.args, q.Until)
 	}
 	return p, nil
+}
+
+// stateClauses select the messages of contacts whose conversation is in
+// each state: the open conversation's status (a contact has at most one),
+// or none open for "ended".
+var stateClauses = map[string]string{
+	models.StateActive:  "m.contact_id IN (SELECT contact_id FROM conversations WHERE status = 'active')",
+	models.StateHandoff: "m.contact_id IN (SELECT contact_id FROM conversations WHERE status = 'handoff')",
+	models.StatePaused:  "m.contact_id IN (SELECT contact_id FROM conversations WHERE status = 'paused')",
+	models.StateWaiting: `m.contact_id IN (SELECT c.contact_id FROM conversations c WHERE c.status = 'active'
+		AND (SELECT x.direction FROM messages x WHERE x.contact_id = c.contact_id ORDER BY x.created_at DESC, x.id DESC LIMIT 1) = 'out')`,
+	models.StateEnded: "m.contact_id NOT IN (SELECT contact_id FROM conversations WHERE status NOT IN ('ended', 'error'))",
+	models.StateFailed: `m.contact_id IN (SELECT f.contact_id FROM messages f WHERE f.direction = 'out' AND f.status = 'failed'
+		AND NOT EXISTS (SELECT 1 FROM messages r WHERE r.resend_of = f.id))`,
 }
 
 // candidates returns up to n ids below before that match the indexes.
