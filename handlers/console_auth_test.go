@@ -77,7 +77,7 @@ func newConsoleSiteWith(t *testing.T, provider func(*handlers.Access, *store.Sta
 	app := handlers.NewServer(handlers.Deps{Logger: slog.New(slog.NewJSONHandler(site.logs, nil)), Readiness: readiness,
 		Registry: prometheus.NewRegistry(), Version: "test", Access: access, Console: console,
 		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe, Flows: pipe,
-			Simulator: pipe, Convs: store.NewConversationStore(db, crypto)}})
+			Simulator: pipe, Convs: store.NewConversationStore(db, crypto)}, Admin: newAdmin(db, crypto)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -65,6 +65,12 @@ var rules = map[string]rule{
 	"POST /conversations/:id<int>/take": {path: "/conversations/999999/take", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
 	"POST /conversations/:id<int>/override": {path: "/conversations/999999/override", anon: 401, staff: 404,
 		roles: map[models.Role]int{models.RoleViewer: 403, models.RoleAgent: 403}}, // the matrix sends no kind: an override, for supervisors
+	"GET /admin/staff":  {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 200}},
+	"POST /admin/staff": {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 400}}, // no email sent
+	"POST /admin/staff/:id": {path: "/admin/staff/00000000-0000-4000-8000-000000000000", anon: 401, staff: 403,
+		roles: map[models.Role]int{models.RoleAdmin: 400}}, // nothing to change sent
+	"GET /admin/audit":    {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
+	"GET /admin/system":   {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 200}},
 	"GET /simulator":      {anon: 303, staff: 200, roles: map[models.Role]int{models.RoleViewer: 403}},
 	"POST /simulator":     {anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}}, // nothing written
 	"GET /login":          {anon: 200, staff: 200},
@@ -119,7 +125,7 @@ func newFullServer(t *testing.T) *fullServer {
 		Sessions: store.NewSessionStore(db, crypto), Codecs: []securecookie.Codec{securecookie.New([]byte(strings.Repeat("h", 32)), nil)},
 		CSRFKey: []byte(strings.Repeat("c", 32))}
 	s.app = handlers.NewServer(handlers.Deps{Logger: slog.New(slog.DiscardHandler), Readiness: readiness, Registry: reg, Version: "test",
-		Access: access, Console: console, Inbox: inbox,
+		Access: access, Console: console, Inbox: inbox, Admin: newAdmin(db, crypto),
 		Webhooks: &handlers.Webhooks{Pipeline: pipe, Metrics: metrics, Twilio: twilio.NewVerifier(publicURL, authToken),
 			MetaAppSecret: appSecret, MetaVerifyToken: verifyToken, SirenSecret: sirenSecret}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -130,6 +136,12 @@ func newFullServer(t *testing.T) *fullServer {
 	t.Cleanup(func() { _ = s.app.Shutdown() })
 	s.base = "http://" + ln.Addr().String()
 	return s
+}
+
+// newAdmin is the console's administration over db.
+func newAdmin(db *store.DB, crypto store.Crypto) *handlers.Admin {
+	return &handlers.Admin{Audit: store.NewAuditStore(db, crypto), System: &handlers.System{DB: db, Providers: []string{"simulator", "twilio"},
+		ActiveKey: crypto.Ring.ActiveKeyID(), Rotations: store.NewRotator(db, crypto.Ring), Breakers: map[string]func() string{"Text model": func() string { return "closed" }}}}
 }
 
 // credentials are a caller's session cookie, CSRF token and bearer token.

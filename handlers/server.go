@@ -37,6 +37,7 @@ type Deps struct {
 	Access    *Access         // nil: no staff routes (sign-in, the JSON API)
 	Console   *Console        // nil: the console's pages are open (tests of other parts)
 	Inbox     *Inbox          // with Console: the console's reading of conversations at /
+	Admin     *Admin          // with Console: staff, audit log and system pages
 }
 
 // contentSecurityPolicy allows the console's own scripts, styles and
@@ -83,6 +84,9 @@ func NewServer(d Deps) *fiber.App {
 	}
 	d.Console.register(app)
 	app.Get("/status", d.Console.signedIn, handleHome(d))
+	if d.Admin != nil {
+		d.Admin.register(app, d.Access, d.Console.signedIn)
+	}
 	if d.Inbox != nil {
 		d.Inbox.register(app, d.Access, d.Console.signedIn)
 	} else {

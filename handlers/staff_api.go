@@ -76,34 +76,8 @@ func (a *Access) registerStaffAPI(api fiber.Router) {
 		if err := c.BodyParser(&in); err != nil {
 			return models.Errorf(models.EINVALID, "Send JSON with email and role.")
 		}
-		if !in.Role.Valid() {
-			return models.Errorf(models.EINVALID, "%q is not a role (admin, supervisor, agent or viewer).", in.Role)
-		}
-		ctx, hash := c.UserContext(), ""
-		var err error
-		switch {
-		case a.Local != nil:
-			if hash, err = auth.HashPassword(in.Password); err != nil {
-				return err
-			}
-			in.UserID = ""
-		case a.Remote == nil:
-			return models.Errorf(models.ENOTIMPLEMENTED, "Staff cannot be created here: SUPABASE_SERVICE_ROLE_KEY is not set.")
-		case in.UserID != "":
-			err = a.Remote.SetRole(ctx, in.UserID, in.Role)
-		case in.Password != "":
-			in.UserID, err = a.Remote.Create(ctx, in.Email, in.Password, in.Role)
-		default:
-			in.UserID, err = a.Remote.Invite(ctx, in.Email, in.Role)
-		}
+		u, err := a.createStaff(c, admin, in.Email, in.Role, in.Password, in.UserID)
 		if err != nil {
-			return err
-		}
-		u, err := admin.Create(ctx, in.UserID, in.Email, in.Role, hash)
-		if err != nil {
-			return err
-		}
-		if err := a.audit(c, "staff.create", "staff", u.ID, map[string]any{"email": u.Email, "role": string(u.Role)}); err != nil {
 			return err
 		}
 		return c.Status(fiber.StatusCreated).JSON(staffOut(u))
@@ -117,55 +91,98 @@ func (a *Access) registerStaffAPI(api fiber.Router) {
 		if err := c.BodyParser(&in); err != nil || (in.Role == nil && in.Active == nil) {
 			return models.Errorf(models.EINVALID, "Send JSON with role, active or both.")
 		}
-		ctx, id := c.UserContext(), c.Params("id")
-		u, err := admin.Get(ctx, id)
-		if err != nil {
-			return err
-		}
-		if id == principal(c).UserID && ((in.Active != nil && !*in.Active) || (in.Role != nil && *in.Role != models.RoleAdmin)) {
-			return models.Errorf(models.ECONFLICT, "You cannot demote or deactivate yourself; ask another admin.")
-		}
-		if in.Role != nil && *in.Role != u.Role {
-			if err := admin.SetRole(ctx, nil, id, *in.Role); err != nil {
-				return err
-			}
-			if a.Remote != nil { // mirrored into app_metadata.role
-				if err := a.Remote.SetRole(ctx, id, *in.Role); err != nil {
-					return err
-				}
-			}
-			if err := a.audit(c, "staff.role_change", "staff", id, map[string]any{"from": string(u.Role), "to": string(*in.Role)}); err != nil {
-				return err
-			}
-		}
-		if in.Active != nil && *in.Active != u.Active {
-			if err := admin.SetActive(ctx, nil, id, *in.Active); err != nil {
-				return err
-			}
-			if a.Remote != nil { // a deactivated member cannot sign in at Supabase either
-				if err := a.Remote.SetBanned(ctx, id, !*in.Active); err != nil {
-					return err
-				}
-			}
-			action := "staff.reactivate"
-			if !*in.Active {
-				action = "staff.deactivate"
-				if a.Sessions != nil {
-					if err := a.Sessions.RevokeUser(ctx, id); err != nil {
-						return err
-					}
-				}
-			}
-			if err := a.audit(c, action, "staff", id, nil); err != nil {
-				return err
-			}
-		}
-		u, err = admin.Get(ctx, id)
+		u, err := a.changeStaff(c, admin, c.Params("id"), in.Role, in.Active)
 		if err != nil {
 			return err
 		}
 		return c.JSON(staffOut(u))
 	})
+}
+
+// createStaff adds a staff member (audited): in local mode with a password;
+// in Supabase mode as an existing user (userID), with a password, or by
+// invitation.
+func (a *Access) createStaff(c *fiber.Ctx, admin StaffAdmin, email string, role models.Role, password, userID string) (*models.StaffUser, error) {
+	if !role.Valid() {
+		return nil, models.Errorf(models.EINVALID, "%q is not a role (admin, supervisor, agent or viewer).", role)
+	}
+	ctx, hash := c.UserContext(), ""
+	var err error
+	switch {
+	case a.Local != nil:
+		if hash, err = auth.HashPassword(password); err != nil {
+			return nil, err
+		}
+		userID = ""
+	case a.Remote == nil:
+		return nil, models.Errorf(models.ENOTIMPLEMENTED, "Staff cannot be created here: SUPABASE_SERVICE_ROLE_KEY is not set.")
+	case userID != "":
+		err = a.Remote.SetRole(ctx, userID, role)
+	case password != "":
+		userID, err = a.Remote.Create(ctx, email, password, role)
+	default:
+		userID, err = a.Remote.Invite(ctx, email, role)
+	}
+	if err != nil {
+		return nil, err
+	}
+	u, err := admin.Create(ctx, userID, email, role, hash)
+	if err != nil {
+		return nil, err
+	}
+	return u, a.audit(c, "staff.create", "staff", u.ID, map[string]any{"email": u.Email, "role": string(u.Role)})
+}
+
+// changeStaff sets a member's role, active state or both (nil: unchanged),
+// each change audited; nobody demotes or deactivates themselves.
+func (a *Access) changeStaff(c *fiber.Ctx, admin StaffAdmin, id string, role *models.Role, active *bool) (*models.StaffUser, error) {
+	ctx := c.UserContext()
+	u, err := admin.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if role != nil && !role.Valid() {
+		return nil, models.Errorf(models.EINVALID, "%q is not a role (admin, supervisor, agent or viewer).", *role)
+	}
+	if id == principal(c).UserID && ((active != nil && !*active) || (role != nil && *role != models.RoleAdmin)) {
+		return nil, models.Errorf(models.ECONFLICT, "You cannot demote or deactivate yourself; ask another admin.")
+	}
+	if role != nil && *role != u.Role {
+		if err := admin.SetRole(ctx, nil, id, *role); err != nil {
+			return nil, err
+		}
+		if a.Remote != nil { // mirrored into app_metadata.role
+			if err := a.Remote.SetRole(ctx, id, *role); err != nil {
+				return nil, err
+			}
+		}
+		if err := a.audit(c, "staff.role_change", "staff", id, map[string]any{"from": string(u.Role), "to": string(*role)}); err != nil {
+			return nil, err
+		}
+	}
+	if active != nil && *active != u.Active {
+		if err := admin.SetActive(ctx, nil, id, *active); err != nil {
+			return nil, err
+		}
+		if a.Remote != nil { // a deactivated member cannot sign in at Supabase either
+			if err := a.Remote.SetBanned(ctx, id, !*active); err != nil {
+				return nil, err
+			}
+		}
+		action := "staff.reactivate"
+		if !*active {
+			action = "staff.deactivate"
+			if a.Sessions != nil {
+				if err := a.Sessions.RevokeUser(ctx, id); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if err := a.audit(c, action, "staff", id, nil); err != nil {
+			return nil, err
+		}
+	}
+	return admin.Get(ctx, id)
 }
 
 // deleteStaff removes an account for good (at Supabase too); the audit

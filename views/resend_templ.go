@@ -52,7 +52,7 @@ func BulkResend(p BulkResendProps) templ.Component {
 				}()
 			}
 			ctx = templ.InitializeContext(ctx)
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<a href=\"/\" class=\"text-sm text-slate-500 hover:text-slate-700\">← Inbox</a><h1 class=\"mt-2 text-2xl font-semibold\">Send failed messages again</h1><form method=\"get\" action=\"/resend\" class=\"mt-4 flex flex-wrap items-center gap-2 text-sm\"><label class=\"flex items-center gap-1\">From <input type=\"date\" name=\"since\" value=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<a href=\"/\" class=\"text-sm text-slate-500 hover:text-slate-700\">← Inbox</a><h1 class=\"mt-2 text-2xl font-semibold\">Send failed messages again</h1><form method=\"get\" action=\"/resend\" class=\"mt-4 flex flex-wrap items-center gap-2 text-sm\" data-testid=\"bulk-resend\"><label class=\"flex items-center gap-1\">From <input type=\"date\" name=\"since\" value=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

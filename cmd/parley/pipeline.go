@@ -18,9 +18,17 @@ import (
 	"github.com/parley-chat/parley/internal/store"
 )
 
+// wiring is the pipeline with what the console shows of its parts.
+type wiring struct {
+	pipe      *pipeline.Pipeline
+	hooks     *handlers.Webhooks
+	providers []string                 // the channels configured, the simulator first
+	breakers  map[string]func() string // the AI services' circuit breakers
+}
+
 // newPipeline wires the platforms that are configured into the pipeline
 // and their webhooks.
-func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Logger, reg prometheus.Registerer) (*pipeline.Pipeline, *handlers.Webhooks, error) {
+func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Logger, reg prometheus.Registerer) (*wiring, error) {
 	// The console's simulator is always there: it reaches nobody.
 	senders := map[string]channel.Sender{channel.Simulator: simulator.Sender{}}
 	fetchers := map[string]channel.MediaFetcher{}
@@ -38,7 +46,7 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 			MediaHosts: cfg.TwilioMediaHosts,
 		})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		senders[channel.Twilio], fetchers[channel.Twilio] = tc, tc
 		hooks.Twilio = twilio.NewVerifier(cfg.PublicURL, cfg.TwilioAuthToken)
@@ -47,14 +55,14 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 		mc, err := meta.NewClient(meta.Config{AccessToken: cfg.MetaAccessToken, PhoneNumberID: cfg.MetaPhoneNumberID, BaseURL: cfg.MetaAPIBaseURL,
 			MediaHosts: cfg.MetaMediaHosts})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		senders[channel.Meta], fetchers[channel.Meta] = mc, mc
 	}
 	if cfg.SirenAPIKey != "" && cfg.SirenAPIBaseURL != "" {
 		sc, err := siren.NewClient(siren.Config{APIKey: cfg.SirenAPIKey, BaseURL: cfg.SirenAPIBaseURL, MediaHosts: cfg.SirenMediaHosts})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		senders[channel.Siren], fetchers[channel.Siren] = sc, sc
 	}
@@ -64,13 +72,17 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 	if cfg.AutoReply == "" {
 		lib, err := library(cfg.FlowsDir)
 		if err != nil {
-			return nil, nil, &config.Error{Problems: []config.Problem{{Var: "PARLEY_FLOWS_DIR", Reason: "holds invalid flows: " + strings.ReplaceAll(err.Error(), "\n", "; "), Fix: "run `parley flows validate` and fix what it names"}}}
+			return nil, &config.Error{Problems: []config.Problem{{Var: "PARLEY_FLOWS_DIR", Reason: "holds invalid flows: " + strings.ReplaceAll(err.Error(), "\n", "; "), Fix: "run `parley flows validate` and fix what it names"}}}
 		}
 		responder = pipeline.NewFlows(lib, db, c)
 	}
 	textAI, err := newTextAI(cfg.LLMBaseURL, cfg.LLMAPIKey, cfg.LLMModel, ai.NewMetrics(reg))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	w := &wiring{breakers: map[string]func() string{}}
+	if t, ok := textAI.(*ai.Text); ok {
+		w.breakers["Text model ("+cfg.LLMModel+")"] = t.State
 	}
 	if textAI == nil {
 		log.Info("AI layer off: PARLEY_LLM_BASE_URL is unset, so ai_classify and ai_extract nodes take their fallback")
@@ -82,11 +94,17 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 		Config: pipeline.Config{Workers: cfg.Workers, AIWorkers: cfg.AIWorkers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes},
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	p.RegisterQueueDepth(reg)
 	hooks.Pipeline, hooks.Metrics = p, metrics
-	return p, hooks, nil
+	w.pipe, w.hooks = p, hooks
+	for _, prov := range []string{channel.Simulator, channel.Twilio, channel.Meta, channel.Siren} {
+		if senders[prov] != nil {
+			w.providers = append(w.providers, prov)
+		}
+	}
+	return w, nil
 }
 
 // newTextAI returns the text model AI nodes use, or nil (no error) when

@@ -58,10 +58,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 	if err != nil {
 		return err
 	}
-	pipe, hooks, err := newPipeline(cfg, db, c, log, reg)
+	w, err := newPipeline(cfg, db, c, log, reg)
 	if err != nil {
 		return err
 	}
+	pipe := w.pipe
 	access, err := newAccess(ctx, cfg, db, c)
 	if err != nil {
 		return err
@@ -74,11 +75,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 	// HTTP server, so acknowledged work is never abandoned.
 	pipe.StartWhenReady(context.WithoutCancel(ctx))
 	app := handlers.NewServer(handlers.Deps{
-		Webhooks: hooks,
+		Webhooks: w.hooks,
 		Access:   access,
 		Console:  console,
 		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, c), Contacts: store.NewContactStore(db, c), Actions: pipe, Flows: pipe, Simulator: pipe,
 			Convs: store.NewConversationStore(db, c)},
+		Admin: &handlers.Admin{Audit: store.NewAuditStore(db, c), System: &handlers.System{DB: db, Features: features(cfg), Providers: w.providers,
+			ActiveKey: c.Ring.ActiveKeyID(), Rotations: store.NewRotator(db, c.Ring), Breakers: w.breakers}},
 		Logger:    log,
 		Readiness: readiness,
 		Registry:  reg,

@@ -73,6 +73,10 @@ func NewText(c TextConfig) (*Text, error) {
 	return t, nil
 }
 
+// State tells the circuit breaker's state: closed (calls go through), open
+// (failing: AI steps take their fallback) or half-open (trying again).
+func (t *Text) State() string { return t.breaker.State().String() }
+
 // noIntent is what the model answers when no intent fits.
 const noIntent = "none"
 

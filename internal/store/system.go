@@ -1,0 +1,68 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// JobCount is how many queued jobs of one kind are in one state.
+type JobCount struct {
+	Kind, State string
+	N           int64
+}
+
+// FailingJob is a job whose last attempt failed: retrying, or given up.
+type FailingJob struct {
+	ID          int64
+	Kind, State string
+	Attempt     int
+	MaxAttempts int
+	Error       string // the last attempt's error, as the job wrote it (no personal data)
+	At          time.Time
+}
+
+// Queue reads the job queue's shape: counts by kind and state (completed
+// jobs left out), and the most recent failing jobs, up to limit.
+func Queue(ctx context.Context, db *DB, limit int) ([]JobCount, []FailingJob, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT kind, state::text, count(*) FROM river_job
+		WHERE state <> 'completed' GROUP BY 1, 2 ORDER BY 1, 2`)
+	if err != nil {
+		return nil, nil, dbError(err, "Queue")
+	}
+	counts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (JobCount, error) {
+		var c JobCount
+		return c, r.Scan(&c.Kind, &c.State, &c.N)
+	})
+	if err != nil {
+		return nil, nil, dbError(err, "Queue")
+	}
+	rows, err = db.Pool.Query(ctx, `SELECT id, kind, state::text, attempt, max_attempts,
+			coalesce(errors[array_length(errors, 1)]->>'error', ''), coalesce(attempted_at, created_at)
+		FROM river_job WHERE state IN ('retryable', 'discarded') ORDER BY coalesce(attempted_at, created_at) DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, nil, dbError(err, "Queue")
+	}
+	failing, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (FailingJob, error) {
+		var j FailingJob
+		return j, r.Scan(&j.ID, &j.Kind, &j.State, &j.Attempt, &j.MaxAttempts, &j.Error, &j.At)
+	})
+	return counts, failing, dbError(err, "Queue")
+}
+
+// LastInbound returns when each provider last delivered a message, for
+// the providers given (zero time: never).
+func LastInbound(ctx context.Context, db *DB, providers []string) (map[string]time.Time, error) {
+	out := make(map[string]time.Time, len(providers))
+	for _, p := range providers {
+		var at time.Time
+		err := db.Pool.QueryRow(ctx, `SELECT created_at FROM messages WHERE provider = $1 AND direction = 'in'
+			ORDER BY id DESC LIMIT 1`, p).Scan(&at)
+		if err != nil && err != pgx.ErrNoRows {
+			return nil, dbError(err, "Message")
+		}
+		out[p] = at
+	}
+	return out, nil
+}
