@@ -224,8 +224,14 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 	if c.TwilioAccountSID != "" && !twilioSIDRE.MatchString(c.TwilioAccountSID) {
 		l.fail("PARLEY_TWILIO_ACCOUNT_SID", "is not an account SID (AC followed by 32 hex digits)", "copy it from the Twilio console")
 	}
-	if c.TwilioAccountSID != "" && c.TwilioAuthToken == "" {
+	switch {
+	case c.TwilioAccountSID != "" && c.TwilioAuthToken == "":
 		l.fail("PARLEY_TWILIO_AUTH_TOKEN", "is required when PARLEY_TWILIO_ACCOUNT_SID is set", "copy the auth token from the Twilio console")
+	case c.TwilioAuthToken != "" && !alphanumericRE.MatchString(c.TwilioAuthToken):
+		// twilio-go refuses such a token at every send (error 21224),
+		// after the webhooks were acknowledged: refuse it at the start.
+		l.fail("PARLEY_TWILIO_AUTH_TOKEN", "holds characters other than letters and digits, so no send could be made with it",
+			"copy the auth token (32 letters and digits) from the Twilio console")
 	}
 	if c.TwilioAccountSID != "" && c.PublicURL == "" {
 		// Twilio signs over the URL it called: without it every webhook
@@ -246,9 +252,10 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 }
 
 var (
-	regionRE    = regexp.MustCompile(`^[A-Z]{2}$`)
-	keyIDRE     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
-	twilioSIDRE = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	regionRE       = regexp.MustCompile(`^[A-Z]{2}$`)
+	keyIDRE        = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+	twilioSIDRE    = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	alphanumericRE = regexp.MustCompile(`^[a-zA-Z0-9]+$`)
 )
 
 type loader struct {

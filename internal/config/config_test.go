@@ -68,6 +68,8 @@ func TestLoad_ReportsEveryProblemNamingTheVariable(t *testing.T) {
 		{"supabase needs its URL and key", map[string]string{"PARLEY_AUTH_MODE": "supabase"}, all, []string{"SUPABASE_URL is required", "SUPABASE_ANON_KEY is required"}},
 		{"twilio sid", map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": "SK123", "PARLEY_TWILIO_AUTH_TOKEN": "x", "PARLEY_PUBLIC_URL": "https://p.example.org"}, all, []string{"PARLEY_TWILIO_ACCOUNT_SID is not an account SID"}},
 		{"twilio token", map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": "AC" + strings.Repeat("0", 32), "PARLEY_PUBLIC_URL": "https://p.example.org"}, all, []string{"PARLEY_TWILIO_AUTH_TOKEN is required"}},
+		{"twilio token", map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": "AC" + strings.Repeat("0", 32), "PARLEY_TWILIO_AUTH_TOKEN": "e2e-token",
+			"PARLEY_PUBLIC_URL": "https://p.example.org"}, all, []string{"PARLEY_TWILIO_AUTH_TOKEN holds characters other than letters and digits"}},
 		{"twilio without a public URL", map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": "AC" + strings.Repeat("0", 32), "PARLEY_TWILIO_AUTH_TOKEN": "x"}, all,
 			[]string{"PARLEY_PUBLIC_URL is required when PARLEY_TWILIO_ACCOUNT_SID is set"}},
 		{"provider base URL", map[string]string{"PARLEY_TWILIO_API_BASE_URL": "localhost:9999"}, all, []string{"PARLEY_TWILIO_API_BASE_URL is not an absolute http(s) URL"}},
