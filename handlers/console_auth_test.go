@@ -39,6 +39,8 @@ type consoleSite struct {
 	staff  *store.StaffStore
 	logs   *lockedBuffer
 	pipe   *pipeline.Pipeline // not started: a test that wants its jobs run starts it
+	// flowProblems is what the flows folder check answers.
+	flowProblems error
 }
 
 func newConsoleSite(t *testing.T, provider func(*handlers.Access, *store.StaffStore) handlers.SignInProvider) *consoleSite {
@@ -77,7 +79,8 @@ func newConsoleSiteWith(t *testing.T, provider func(*handlers.Access, *store.Sta
 	app := handlers.NewServer(handlers.Deps{Logger: slog.New(slog.NewJSONHandler(site.logs, nil)), Readiness: readiness,
 		Registry: prometheus.NewRegistry(), Version: "test", Access: access, Console: console,
 		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe, Flows: pipe,
-			Simulator: pipe, Convs: store.NewConversationStore(db, crypto)}, Admin: newAdmin(db, crypto)})
+			Simulator: pipe, Media: store.NewMediaStore(db, crypto),
+			CheckFlows: func() error { return site.flowProblems }, Convs: store.NewConversationStore(db, crypto)}, Admin: newAdmin(db, crypto)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -7,11 +7,13 @@ import (
 	"html"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 	"github.com/parley-chat/parley/views"
 )
@@ -122,8 +124,23 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 		CanReply: in.Actions != nil && auth.Can(role, auth.Reply), CanResend: in.Actions != nil && auth.Can(role, auth.Resend)}
 	p.Name, p.Phone = contactLabel(contact, mask)
 	p.Masked = mask
+	attachments := map[int64][]store.MediaInfo{}
+	if in.Media != nil {
+		ids := make([]int64, len(msgs))
+		for i, m := range msgs {
+			ids[i] = m.ID
+		}
+		if attachments, err = in.Media.ForMessages(ctx, ids); err != nil {
+			return views.ContactProps{}, err
+		}
+	}
 	for i := len(msgs) - 1; i >= 0; i-- { // oldest first
-		p.Messages = append(p.Messages, messageRow(msgs[i], contact, mask))
+		row := messageRow(msgs[i], contact, mask)
+		for _, a := range attachments[msgs[i].ID] {
+			row.Media = append(row.Media, views.MediaItem{ID: a.ID, Kind: mediaKind(a.ContentType), ContentType: a.ContentType,
+				Ready: a.Fetched, Error: a.Error})
+		}
+		p.Messages = append(p.Messages, row)
 	}
 	if in.Convs != nil {
 		conv, err := in.Convs.Open(ctx, nil, id)
@@ -165,6 +182,56 @@ func conversationPanel(conv *models.Conversation, role models.Role) *views.Conve
 		cp.Vars = append(cp.Vars, views.Var{Name: k, Value: conv.Variables[k]})
 	}
 	return cp
+}
+
+// inlineTypes are the attachment types the console shows in the page;
+// anything else is offered as a download, never rendered.
+var inlineTypes = map[string]string{
+	"image/jpeg": "image", "image/png": "image", "image/gif": "image", "image/webp": "image",
+	"audio/ogg": "audio", "audio/mpeg": "audio", "audio/mp4": "audio", "audio/aac": "audio", "audio/amr": "audio", "audio/wav": "audio",
+	"video/mp4": "video", "video/3gpp": "video",
+}
+
+// mediaKind is how the console shows an attachment: image, audio, video
+// or file.
+func mediaKind(contentType string) string {
+	base, _, _ := strings.Cut(contentType, ";")
+	if k, ok := inlineTypes[strings.ToLower(strings.TrimSpace(base))]; ok {
+		return k
+	}
+	return "file"
+}
+
+// media serves one attachment, decrypted, to staff who may read the
+// conversation (audited): images, audio and video of the known types
+// inline, anything else as a download, never sniffed or run.
+func (in *Inbox) media(a *Access) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		if err := a.audit(c, "media.view", "media", strconv.FormatInt(id, 10), nil); err != nil {
+			return err
+		}
+		m, err := in.Media.Get(c.UserContext(), id)
+		if err != nil {
+			return err
+		}
+		if m.Data == nil {
+			return models.Errorf(models.ENOTFOUND, "This attachment has not been fetched from the platform yet.")
+		}
+		base, _, _ := strings.Cut(m.ContentType, ";")
+		base = strings.ToLower(strings.TrimSpace(base))
+		if mediaKind(base) == "file" {
+			c.Set(fiber.HeaderContentType, "application/octet-stream")
+			c.Set(fiber.HeaderContentDisposition, `attachment; filename="attachment-`+strconv.FormatInt(id, 10)+`"`)
+		} else {
+			c.Set(fiber.HeaderContentType, base)
+			c.Set(fiber.HeaderContentDisposition, "inline")
+		}
+		c.Set(fiber.HeaderCacheControl, "private, no-store")
+		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+		c.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'; sandbox")
+		return c.Send(m.Data)
+	}
 }
 
 // reveal shows a masked number whole, to a role that may see it so, and

@@ -39,6 +39,12 @@ type ContactReader interface {
 	FindByPhone(ctx context.Context, number string) ([]*models.Contact, error)
 }
 
+// MediaReader lists and opens messages' attachments (store.MediaStore).
+type MediaReader interface {
+	ForMessages(ctx context.Context, messageIDs []int64) (map[int64][]store.MediaInfo, error)
+	Get(ctx context.Context, id int64) (*store.Media, error)
+}
+
 // Ingester stores inbound messages and queues them, as a platform's
 // webhook does (pipeline.Pipeline).
 type Ingester interface {
@@ -78,6 +84,12 @@ type Inbox struct {
 	// Flows lists the flows this instance runs (pipeline.Pipeline); nil:
 	// no flows page.
 	Flows interface{ Flows() []*engine.Flow }
+	// CheckFlows reads the flows folder again and says what is wrong in it
+	// now (nil: nothing), so an author sees a mistake before the next
+	// start refuses it; nil: no check.
+	CheckFlows func() error
+	// Media reads attachments (store.MediaStore); nil: none shown.
+	Media MediaReader
 	// Simulator takes the simulator's messages in; nil: no simulator.
 	Simulator Ingester
 	// PollEvery and StreamFor pace the live view's event stream: how often
@@ -97,6 +109,9 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 	app.Get("/contacts/:id<int>/timeline", signedIn, read, in.timeline(a))
 	app.Get("/contacts/:id<int>/events", signedIn, read, in.events())
 	app.Post("/contacts/:id<int>/reveal", signedIn, require(auth.RevealPhone), in.reveal(a))
+	if in.Media != nil {
+		app.Get("/media/:id<int>", signedIn, read, in.media(a))
+	}
 	if in.Actions != nil {
 		app.Post("/contacts/:id<int>/reply", signedIn, require(auth.Reply), in.reply())
 		app.Post("/messages/:id<int>/resend", signedIn, require(auth.Resend), in.resend())
@@ -344,6 +359,11 @@ func summaryOf(f *engine.Flow) views.FlowSummary {
 func (in *Inbox) flows() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		p := views.FlowsProps{Staff: badge(c)}
+		if in.CheckFlows != nil {
+			if err := in.CheckFlows(); err != nil {
+				p.Problems = strings.Split(strings.TrimSpace(err.Error()), "\n")
+			}
+		}
 		for _, f := range in.Flows.Flows() {
 			p.Flows = append(p.Flows, summaryOf(f))
 		}

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -515,5 +516,15 @@ func TestFlowsPages(t *testing.T) {
 	}
 	if resp, _ := viewer.do(t, "GET", "/flows/nope", nil, nil); resp.StatusCode != 404 {
 		t.Fatalf("no such flow: %d", resp.StatusCode)
+	}
+	if strings.Contains(page, `data-testid="flow-problems"`) {
+		t.Fatal("problems shown for a sound folder")
+	}
+	// An author breaks a file: the page says what, in words, line by line.
+	site.flowProblems = errors.New("clinic.yaml: node ask_age: next names \"nowhere\", which is not a node\ntriage.yaml: <b>start</b> is missing")
+	_, page = viewer.do(t, "GET", "/flows", nil, nil)
+	if !strings.Contains(page, `data-testid="flow-problems"`) || strings.Count(page, "<li>clinic.yaml") != 1 ||
+		!strings.Contains(page, "<li>triage.yaml: &lt;b&gt;start&lt;/b&gt; is missing</li>") {
+		t.Fatalf("the flows page with problems:\n%s", page)
 	}
 }

@@ -71,6 +71,7 @@ var rules = map[string]rule{
 		roles: map[models.Role]int{models.RoleAdmin: 400}}, // nothing to change sent
 	"GET /admin/audit":    {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
 	"GET /admin/system":   {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 200}},
+	"GET /media/:id<int>": {path: "/media/999999", anon: 303, staff: 404},
 	"GET /simulator":      {anon: 303, staff: 200, roles: map[models.Role]int{models.RoleViewer: 403}},
 	"POST /simulator":     {anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}}, // nothing written
 	"GET /login":          {anon: 200, staff: 200},
@@ -118,7 +119,7 @@ func newFullServer(t *testing.T) *fullServer {
 	verifier, _ := auth.NewVerifier(auth.VerifierConfig{Issuer: localIssuerURL, Keys: s.local.Keys()})
 	access := &handlers.Access{Verifier: verifier, Staff: s.staff, Local: &handlers.LocalProvider{Issuer: s.local, Directory: s.staff},
 		Audit: store.NewAuditStore(db, crypto)}
-	inbox := &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe, Simulator: pipe,
+	inbox := &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe, Simulator: pipe, Media: store.NewMediaStore(db, crypto),
 		PollEvery: 10 * time.Millisecond, StreamFor: 50 * time.Millisecond, Flows: pipe,
 		Convs: store.NewConversationStore(db, crypto)}
 	console := &handlers.Console{Access: access, Provider: handlers.LocalSignIn{LocalProvider: access.Local, Staff: s.staff},

@@ -78,3 +78,26 @@ func TestFlowsSimulate_AskTheConfiguredLLM(t *testing.T) {
 		t.Errorf("without an LLM, want the fallback:\n%s", out)
 	}
 }
+
+// The console's flows page reads the folder again: nothing for a sound one,
+// the problems in words for a broken one.
+func TestCheckFlows_ReadsTheFolderAgain(t *testing.T) {
+	if checkFlows("") != nil {
+		t.Fatal("a check without a flows folder")
+	}
+	dir := t.TempDir()
+	good := "id: hello\nstart: hi\nnodes:\n  hi:\n    end: {send: {en: \"Hello\"}}\n"
+	if err := os.WriteFile(filepath.Join(dir, "hello.yaml"), []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check := checkFlows(dir)
+	if err := check(); err != nil {
+		t.Fatalf("a sound folder: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hello.yaml"), []byte(strings.Replace(good, "end: {send: {en: \"Hello\"}}", "send: {en: \"Hello\"}\n    next: nowhere", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(); err == nil || !strings.Contains(err.Error(), "nowhere") {
+		t.Fatalf("a broken file: %v", err)
+	}
+}

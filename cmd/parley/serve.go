@@ -14,6 +14,7 @@ import (
 
 	"github.com/parley-chat/parley/handlers"
 	"github.com/parley-chat/parley/internal/config"
+	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/views"
 )
@@ -78,8 +79,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 		Webhooks: w.hooks,
 		Access:   access,
 		Console:  console,
-		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, c), Contacts: store.NewContactStore(db, c), Actions: pipe, Flows: pipe, Simulator: pipe,
-			Convs: store.NewConversationStore(db, c)},
+		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, c), Contacts: store.NewContactStore(db, c), Actions: pipe, Flows: pipe, Simulator: pipe, Media: store.NewMediaStore(db, c),
+			CheckFlows: checkFlows(cfg.FlowsDir),
+			Convs:      store.NewConversationStore(db, c)},
 		Admin: &handlers.Admin{Audit: store.NewAuditStore(db, c), System: &handlers.System{DB: db, Features: features(cfg), Providers: w.providers,
 			ActiveKey: c.Ring.ActiveKeyID(), Rotations: store.NewRotator(db, c.Ring), Breakers: w.breakers}},
 		Logger:    log,
@@ -122,6 +124,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 }
 
 // features lists the optional capabilities for the console's home page.
+// checkFlows reads the flows folder again on each call (nil without one).
+func checkFlows(dir string) func() error {
+	if dir == "" {
+		return nil
+	}
+	return func() error {
+		_, err := engine.LoadDir(dir)
+		return err
+	}
+}
+
 func features(cfg *config.Config) []views.Feature {
 	return []views.Feature{
 		{Name: "Twilio (SMS, WhatsApp)", Enabled: cfg.TwilioAccountSID != "", Hint: "set PARLEY_TWILIO_ACCOUNT_SID and PARLEY_TWILIO_AUTH_TOKEN"},

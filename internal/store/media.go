@@ -89,3 +89,33 @@ func (s *MediaStore) Fail(ctx context.Context, id int64, reason string) error {
 	err := gormFor(ctx, s.db, s.crypto, nil).Exec("UPDATE media SET error = ? WHERE id = ?", reason, id).Error
 	return dbError(err, "Media")
 }
+
+// MediaInfo is what the console lists of an attachment: no bytes, nothing
+// sealed.
+type MediaInfo struct {
+	ID          int64
+	MessageID   int64
+	ContentType string
+	Size        int64
+	Fetched     bool
+	Error       string
+}
+
+// ForMessages lists the attachments of these messages, in their order.
+func (s *MediaStore) ForMessages(ctx context.Context, messageIDs []int64) (map[int64][]MediaInfo, error) {
+	out := map[int64][]MediaInfo{}
+	if len(messageIDs) == 0 {
+		return out, nil
+	}
+	var rows []MediaInfo
+	err := gormFor(ctx, s.db, s.crypto, nil).Raw(`SELECT id, message_id, content_type, coalesce(size, 0) AS size,
+			fetched_at IS NOT NULL AS fetched, error
+		FROM media WHERE message_id IN ? ORDER BY message_id, position`, messageIDs).Scan(&rows).Error
+	if err != nil {
+		return nil, dbError(err, "Media")
+	}
+	for _, r := range rows {
+		out[r.MessageID] = append(out[r.MessageID], r)
+	}
+	return out, nil
+}
