@@ -172,7 +172,10 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 // what the role may do to it.
 func conversationPanel(conv *models.Conversation, role models.Role) *views.ConversationPanel {
 	cp := &views.ConversationPanel{ID: conv.ID, Flow: conv.FlowID, Version: conv.FlowVersion, Node: conv.Node, Status: string(conv.Status),
-		Error: conv.Error, CanPause: auth.Can(role, auth.HandoffWork), CanOverride: auth.Can(role, auth.Override)}
+		Error: conv.Error, Language: conv.Language, CanPause: auth.Can(role, auth.HandoffWork), CanOverride: auth.Can(role, auth.Override)}
+	if conv.ExpiresAt != nil {
+		cp.Expires = conv.ExpiresAt.UTC().Format("2 Jan 15:04 UTC")
+	}
 	names := make([]string, 0, len(conv.Variables))
 	for k := range conv.Variables {
 		names = append(names, k)

@@ -235,8 +235,9 @@ func TestInbox_Overrides(t *testing.T) {
 	if err := convs.PinFlow(ctx, nil, flow.ID, flow.Version, flow.File, flow.Source); err != nil {
 		t.Fatal(err)
 	}
+	expires := time.Date(2030, 1, 2, 3, 4, 0, 0, time.UTC)
 	conv := &models.Conversation{ContactID: asha.ID, FlowID: flow.ID, FlowVersion: flow.Version, Node: "ask_age", Status: models.ConversationActive,
-		Variables: map[string]string{"name": "Asha"}}
+		Variables: map[string]string{"name": "Asha"}, Language: "hi", ExpiresAt: &expires}
 	if err := convs.Save(ctx, nil, conv); err != nil {
 		t.Fatal(err)
 	}
@@ -258,6 +259,9 @@ func TestInbox_Overrides(t *testing.T) {
 	}
 	agent, supervisor := site.as(t, models.RoleAgent), site.as(t, models.RoleSupervisor)
 	_, page := agent.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil)
+	if !strings.Contains(page, "Language</span> hi") || !strings.Contains(page, "Times out</span> 2 Jan 03:04 UTC") {
+		t.Error("the state panel lacks the language or the pending time-out")
+	}
 	if !strings.Contains(page, `data-testid="state"`) || !strings.Contains(page, "ask_age") || !strings.Contains(page, `data-testid="override-pause"`) ||
 		strings.Contains(page, `data-testid="override-end"`) {
 		t.Fatalf("an agent's state panel:\n%s", page)
