@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -123,29 +122,23 @@ func (ad *Admin) changeStaff(a *Access, admin StaffAdmin) fiber.Handler {
 	}
 }
 
+// auditPageSize is how many audit entries a page shows.
+const auditPageSize = 50
+
 // auditPage lists the audit log, filtered; ?verify=1 checks the whole
 // chain too. Reading the log is itself audited: its details hold what
 // staff searched for.
 func (ad *Admin) auditPage(a *Access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q := store.AuditQuery{ActorEmail: strings.TrimSpace(c.Query("actor")), Action: strings.TrimSpace(c.Query("action"))}
+		q := store.AuditQuery{Limit: auditPageSize, ActorEmail: strings.TrimSpace(c.Query("actor")), Action: strings.TrimSpace(c.Query("action"))}
 		if typ, id, ok := strings.Cut(strings.TrimSpace(c.Query("subject")), ":"); ok {
 			q.SubjectType, q.SubjectID = typ, id
 		} else {
 			q.SubjectType = typ
 		}
-		for _, bound := range []struct {
-			name string
-			to   *time.Time
-			days int
-		}{{"since", &q.Since, 0}, {"until", &q.Until, 1}} {
-			if v := c.Query(bound.name); v != "" {
-				day, err := time.Parse("2006-01-02", v)
-				if err != nil {
-					return models.Errorf(models.EINVALID, "Dates are written like 2026-12-31.")
-				}
-				*bound.to = day.AddDate(0, 0, bound.days)
-			}
+		var err error
+		if q.Since, q.Until, err = dayBounds(c.Query("since"), c.Query("until")); err != nil {
+			return err
 		}
 		q.Before, _ = strconv.ParseInt(c.Query("before"), 10, 64)
 		verify := c.Query("verify") == "1"
@@ -199,7 +192,7 @@ func (ad *Admin) auditPage(a *Access) fiber.Handler {
 			}
 			p.Entries = append(p.Entries, row)
 		}
-		if len(entries) == 50 {
+		if len(entries) == auditPageSize {
 			kept.Set("before", strconv.FormatInt(entries[len(entries)-1].Seq, 10))
 			p.Next = "/admin/audit?" + kept.Encode()
 		}

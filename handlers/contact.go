@@ -137,8 +137,8 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 	for i := len(msgs) - 1; i >= 0; i-- { // oldest first
 		row := messageRow(msgs[i], contact, mask)
 		for _, a := range attachments[msgs[i].ID] {
-			row.Media = append(row.Media, views.MediaItem{ID: a.ID, Kind: mediaKind(a.ContentType), ContentType: a.ContentType,
-				Ready: a.Fetched, Error: a.Error})
+			kind, _ := mediaKind(a.ContentType)
+			row.Media = append(row.Media, views.MediaItem{ID: a.ID, Kind: kind, ContentType: a.ContentType, Ready: a.Fetched, Error: a.Error})
 		}
 		p.Messages = append(p.Messages, row)
 	}
@@ -196,13 +196,14 @@ var inlineTypes = map[string]string{
 }
 
 // mediaKind is how the console shows an attachment: image, audio, video
-// or file.
-func mediaKind(contentType string) string {
-	base, _, _ := strings.Cut(contentType, ";")
-	if k, ok := inlineTypes[strings.ToLower(strings.TrimSpace(base))]; ok {
-		return k
+// or file; and its type without parameters.
+func mediaKind(contentType string) (kind, base string) {
+	base, _, _ = strings.Cut(contentType, ";")
+	base = strings.ToLower(strings.TrimSpace(base))
+	if k, ok := inlineTypes[base]; ok {
+		return k, base
 	}
-	return "file"
+	return "file", base
 }
 
 // media serves one attachment, decrypted, to staff who may read the
@@ -221,9 +222,7 @@ func (in *Inbox) media(a *Access) fiber.Handler {
 		if m.Data == nil {
 			return models.Errorf(models.ENOTFOUND, "This attachment has not been fetched from the platform yet.")
 		}
-		base, _, _ := strings.Cut(m.ContentType, ";")
-		base = strings.ToLower(strings.TrimSpace(base))
-		if mediaKind(base) == "file" {
+		if kind, base := mediaKind(m.ContentType); kind == "file" {
 			c.Set(fiber.HeaderContentType, "application/octet-stream")
 			c.Set(fiber.HeaderContentDisposition, `attachment; filename="attachment-`+strconv.FormatInt(id, 10)+`"`)
 		} else {

@@ -209,24 +209,35 @@ func filtersOf(c *fiber.Ctx) (models.MessageSearch, url.Values, error) {
 	default:
 		return f, nil, models.Errorf(models.EINVALID, "Unknown direction.")
 	}
-	for _, bound := range []struct {
-		name string
-		to   *time.Time
-		days int
-	}{{"since", &f.Since, 0}, {"until", &f.Until, 1}} {
-		v := c.Query(bound.name)
-		if v == "" {
-			continue
-		}
-		day, err := time.Parse("2006-01-02", v)
-		if err != nil {
-			return f, nil, models.Errorf(models.EINVALID, "Dates are written like 2026-12-31.")
-		}
-		*bound.to = day.AddDate(0, 0, bound.days)
-		keep(bound.name, v)
+	var err error
+	if f.Since, f.Until, err = dayBounds(c.Query("since"), c.Query("until")); err != nil {
+		return f, nil, err
 	}
+	keep("since", c.Query("since"))
+	keep("until", c.Query("until"))
 	f.Before, _ = strconv.ParseInt(c.Query("before"), 10, 64)
 	return f, kept, nil
+}
+
+// dayBounds reads a range of whole days written YYYY-MM-DD, the last one
+// included: from is the first day's start, to the start of the day after
+// the last; a bound not given stays zero.
+func dayBounds(since, until string) (from, to time.Time, err error) {
+	for _, b := range []struct {
+		text string
+		to   *time.Time
+		days int
+	}{{since, &from, 0}, {until, &to, 1}} {
+		if b.text == "" {
+			continue
+		}
+		day, err := time.Parse("2006-01-02", b.text)
+		if err != nil {
+			return from, to, models.Errorf(models.EINVALID, "Dates are written like 2026-12-31.")
+		}
+		*b.to = day.AddDate(0, 0, b.days)
+	}
+	return from, to, nil
 }
 
 // search runs the searches for q and merges them, newest first; next is

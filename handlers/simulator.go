@@ -60,7 +60,7 @@ func (in *Inbox) simulate(a *Access) fiber.Handler {
 func (in *Inbox) simulatorProps(c *fiber.Ctx, a *Access) (views.SimulatorProps, error) {
 	p := views.SimulatorProps{Staff: badge(c), Number: simulator.NumberFor(principal(c).UserID)}
 	if in.Flows != nil {
-		if flows := in.Flows.Flows(); len(flows) > 0 {
+		if flows := in.Flows.Flows(); len(flows) > 0 { // the default first, as the library orders them
 			p.Default = flows[0].ID
 		}
 	}

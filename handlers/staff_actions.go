@@ -3,7 +3,6 @@ package handlers
 import (
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
@@ -120,13 +119,12 @@ func (in *Inbox) bulkResend(a *Access) fiber.Handler {
 		if p.Since == "" || p.Until == "" {
 			return render(c, views.BulkResend(p))
 		}
-		since, err1 := time.Parse("2006-01-02", p.Since)
-		until, err2 := time.Parse("2006-01-02", p.Until)
-		if err1 != nil || err2 != nil || until.Before(since) {
+		since, until, err := dayBounds(p.Since, p.Until)
+		if err != nil || !until.After(since) {
 			return models.Errorf(models.EINVALID, "Give a range of days like 2026-12-01 to 2026-12-03.")
 		}
 		ctx := c.UserContext()
-		ids, err := in.Messages.FailedBetween(ctx, since, until.AddDate(0, 0, 1), bulkResendCap+1)
+		ids, err := in.Messages.FailedBetween(ctx, since, until, bulkResendCap+1)
 		if err != nil {
 			return err
 		}

@@ -123,7 +123,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 	return nil
 }
 
-// features lists the optional capabilities for the console's home page.
 // checkFlows reads the flows folder again on each call (nil without one).
 func checkFlows(dir string) func() error {
 	if dir == "" {
@@ -135,6 +134,7 @@ func checkFlows(dir string) func() error {
 	}
 }
 
+// features lists the optional capabilities for the console's home page.
 func features(cfg *config.Config) []views.Feature {
 	return []views.Feature{
 		{Name: "Twilio (SMS, WhatsApp)", Enabled: cfg.TwilioAccountSID != "", Hint: "set PARLEY_TWILIO_ACCOUNT_SID and PARLEY_TWILIO_AUTH_TOKEN"},
