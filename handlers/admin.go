@@ -215,7 +215,11 @@ func (ad *Admin) systemPage() fiber.Handler {
 			}
 			p.Channels = append(p.Channels, views.ChannelRow{Provider: prov, LastInbound: at})
 		}
-		counts, failing, err := store.Queue(ctx, s.DB, 20)
+		counts, err := store.JobCounts(ctx, s.DB, append([]string{"discarded"}, store.JobsWaiting...))
+		if err != nil {
+			return err
+		}
+		failing, err := store.FailingJobs(ctx, s.DB, 20)
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"github.com/parley-chat/parley/internal/store"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,18 +72,12 @@ func (q *queueDepth) Describe(ch chan<- *prometheus.Desc) { ch <- q.desc }
 func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	rows, err := q.p.db.Pool.Query(ctx, `SELECT kind, state::text, count(*) FROM river_job
-		WHERE state IN ('available', 'scheduled', 'retryable', 'running') GROUP BY 1, 2`)
+	counts, err := store.JobCounts(ctx, q.p.db, store.JobsWaiting)
 	if err != nil {
 		return // the database is down: /readyz says so
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var kind, state string
-		var n float64
-		if rows.Scan(&kind, &state, &n) == nil {
-			ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, n, kind, state)
-		}
+	for _, c := range counts {
+		ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(c.N), c.Kind, c.State)
 	}
 }
 

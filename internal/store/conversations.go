@@ -178,8 +178,7 @@ func (s *ConversationStore) Counts(ctx context.Context) (InboxCounts, error) {
 			(SELECT count(*) FROM conversations WHERE status = 'active'),
 			(SELECT count(*) FROM conversations WHERE status = 'handoff'),
 			(SELECT count(*) FROM conversations WHERE status = 'handoff' AND assigned_to IS NULL),
-			(SELECT count(*) FROM messages f WHERE f.direction = 'out' AND f.status = 'failed'
-				AND NOT EXISTS (SELECT 1 FROM messages r WHERE r.resend_of = f.id))`).
+			(SELECT count(*) FROM messages f WHERE `+failedNotResent+`)`).
 		Scan(&n.Active, &n.Handoff, &n.Unassigned, &n.Failed)
 	return n, dbError(err, "Conversation")
 }

@@ -197,14 +197,17 @@ func (s *MessageStore) Fingerprint(ctx context.Context, contactID int64) (string
 	return fp, dbError(err, "Message")
 }
 
+// failedNotResent holds for an outbound message f that failed and was not
+// sent again: what staff still have to act on.
+const failedNotResent = `f.direction = 'out' AND f.status = 'failed' AND NOT EXISTS (SELECT 1 FROM messages r WHERE r.resend_of = f.id)`
+
 // FailedBetween returns the ids of outbound messages that failed and were
 // not sent again, written from since until before until, oldest first, at
 // most limit.
 func (s *MessageStore) FailedBetween(ctx context.Context, since, until time.Time, limit int) ([]int64, error) {
 	var ids []int64
-	err := gormFor(ctx, s.db, s.crypto, nil).Raw(`SELECT m.id FROM messages m
-		WHERE m.direction = 'out' AND m.status = 'failed' AND m.created_at >= ? AND m.created_at < ?
-		  AND NOT EXISTS (SELECT 1 FROM messages r WHERE r.resend_of = m.id)
-		ORDER BY m.id LIMIT ?`, since, until, limit).Scan(&ids).Error
+	err := gormFor(ctx, s.db, s.crypto, nil).Raw(`SELECT f.id FROM messages f
+		WHERE `+failedNotResent+` AND f.created_at >= ? AND f.created_at < ?
+		ORDER BY f.id LIMIT ?`, since, until, limit).Scan(&ids).Error
 	return ids, dbError(err, "Message")
 }

@@ -147,9 +147,8 @@ var stateClauses = map[string]string{
 	models.StatePaused:  "m.contact_id IN (SELECT contact_id FROM conversations WHERE status = 'paused')",
 	models.StateWaiting: `m.contact_id IN (SELECT c.contact_id FROM conversations c WHERE c.status = 'active'
 		AND (SELECT x.direction FROM messages x WHERE x.contact_id = c.contact_id ORDER BY x.created_at DESC, x.id DESC LIMIT 1) = 'out')`,
-	models.StateEnded: "m.contact_id NOT IN (SELECT contact_id FROM conversations WHERE status NOT IN ('ended', 'error'))",
-	models.StateFailed: `m.contact_id IN (SELECT f.contact_id FROM messages f WHERE f.direction = 'out' AND f.status = 'failed'
-		AND NOT EXISTS (SELECT 1 FROM messages r WHERE r.resend_of = f.id))`,
+	models.StateEnded:  "m.contact_id NOT IN (SELECT contact_id FROM conversations WHERE status NOT IN ('ended', 'error'))",
+	models.StateFailed: "m.contact_id IN (SELECT f.contact_id FROM messages f WHERE " + failedNotResent + ")",
 }
 
 // candidates returns up to n ids below before that match the indexes.

@@ -23,32 +23,37 @@ type FailingJob struct {
 	At          time.Time
 }
 
-// Queue reads the job queue's shape: counts by kind and state (completed
-// jobs left out), and the most recent failing jobs, up to limit.
-func Queue(ctx context.Context, db *DB, limit int) ([]JobCount, []FailingJob, error) {
+// JobsWaiting are the states of jobs still to run.
+var JobsWaiting = []string{"available", "scheduled", "retryable", "running"}
+
+// JobCounts counts the queue's jobs in these states, by kind and state.
+func JobCounts(ctx context.Context, db *DB, states []string) ([]JobCount, error) {
 	rows, err := db.Pool.Query(ctx, `SELECT kind, state::text, count(*) FROM river_job
-		WHERE state <> 'completed' GROUP BY 1, 2 ORDER BY 1, 2`)
+		WHERE state = ANY($1::river_job_state[]) GROUP BY 1, 2 ORDER BY 1, 2`, states)
 	if err != nil {
-		return nil, nil, dbError(err, "Queue")
+		return nil, dbError(err, "Queue")
 	}
 	counts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (JobCount, error) {
 		var c JobCount
 		return c, r.Scan(&c.Kind, &c.State, &c.N)
 	})
-	if err != nil {
-		return nil, nil, dbError(err, "Queue")
-	}
-	rows, err = db.Pool.Query(ctx, `SELECT id, kind, state::text, attempt, max_attempts,
+	return counts, dbError(err, "Queue")
+}
+
+// FailingJobs returns the most recent jobs whose last attempt failed, up
+// to limit.
+func FailingJobs(ctx context.Context, db *DB, limit int) ([]FailingJob, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT id, kind, state::text, attempt, max_attempts,
 			coalesce(errors[array_length(errors, 1)]->>'error', ''), coalesce(attempted_at, created_at)
 		FROM river_job WHERE state IN ('retryable', 'discarded') ORDER BY coalesce(attempted_at, created_at) DESC LIMIT $1`, limit)
 	if err != nil {
-		return nil, nil, dbError(err, "Queue")
+		return nil, dbError(err, "Queue")
 	}
 	failing, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (FailingJob, error) {
 		var j FailingJob
 		return j, r.Scan(&j.ID, &j.Kind, &j.State, &j.Attempt, &j.MaxAttempts, &j.Error, &j.At)
 	})
-	return counts, failing, dbError(err, "Queue")
+	return failing, dbError(err, "Queue")
 }
 
 // LastInbound returns when each provider last delivered a message, for
