@@ -149,6 +149,17 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 		}
 		if conv != nil {
 			p.Conversation = conversationPanel(conv, role)
+			timers, err := in.Convs.Timers(ctx, conv.ID)
+			if err != nil {
+				return views.ContactProps{}, err
+			}
+			for _, t := range timers {
+				what := "Time-out"
+				if t.Input == "remind" {
+					what = "Reminder"
+				}
+				p.Conversation.Timers = append(p.Conversation.Timers, views.Timer{What: what, At: t.At.UTC().Format("2 Jan 15:04 UTC")})
+			}
 			if in.Actions != nil && p.Conversation.CanOverride {
 				flow, startable, err := in.Actions.FlowOf(ctx, conv)
 				if err != nil {

@@ -71,6 +71,8 @@ type ConversationReader interface {
 	// Take returns ENOTFOUND when the conversation is not handed off.
 	Take(ctx context.Context, id int64, staffID string) error
 	Counts(ctx context.Context) (store.InboxCounts, error)
+	// Timers lists a conversation's pending reminders and time-outs.
+	Timers(ctx context.Context, conversationID int64) ([]store.Timer, error)
 }
 
 // Inbox is the console's reading of conversations, and the replies and

@@ -262,6 +262,18 @@ func TestInbox_Overrides(t *testing.T) {
 	if !strings.Contains(page, "Language</span> hi") || !strings.Contains(page, "Times out</span> 2 Jan 03:04 UTC") {
 		t.Error("the state panel lacks the language or the pending time-out")
 	}
+	// Timers: the current wait's reminder shows; a stale wait's does not.
+	for seq, at := range map[int]string{0: "2030-01-01 09:30:00+00", 7: "2030-01-01 08:00:00+00"} {
+		if _, err := site.db.Pool.Exec(ctx, `INSERT INTO river_job (kind, args, state, max_attempts, queue, priority, scheduled_at)
+			VALUES ('conversation_wait', jsonb_build_object('conversation_id', $1::bigint, 'contact_id', $2::bigint, 'input', 'remind', 'seq', $3::int),
+			        'scheduled', 5, 'default', 1, $4)`, conv.ID, asha.ID, seq, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, page = agent.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil)
+	if strings.Count(page, `data-testid="timer"`) != 1 || !strings.Contains(page, "Reminder at 1 Jan 09:30 UTC") {
+		t.Errorf("the pending timers:\n%s", page)
+	}
 	if !strings.Contains(page, `data-testid="state"`) || !strings.Contains(page, "ask_age") || !strings.Contains(page, `data-testid="override-pause"`) ||
 		strings.Contains(page, `data-testid="override-end"`) {
 		t.Fatalf("an agent's state panel:\n%s", page)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -181,6 +182,31 @@ func (s *ConversationStore) Counts(ctx context.Context) (InboxCounts, error) {
 			(SELECT count(*) FROM messages f WHERE `+failedNotResent+`)`).
 		Scan(&n.Active, &n.Handoff, &n.Unassigned, &n.Failed)
 	return n, dbError(err, "Conversation")
+}
+
+// Timer is a wait a conversation has pending: a reminder or a time-out,
+// and when it comes due.
+type Timer struct {
+	Input string // remind or expire
+	At    time.Time
+}
+
+// Timers lists the conversation's pending waits, soonest first: the
+// queued jobs of its current wait (older ones would change nothing).
+func (s *ConversationStore) Timers(ctx context.Context, conversationID int64) ([]Timer, error) {
+	rows, err := s.db.Pool.Query(ctx, `SELECT j.args->>'input', j.scheduled_at FROM river_job j
+		JOIN conversations c ON c.id = $1
+		WHERE j.kind = 'conversation_wait' AND j.args @> jsonb_build_object('conversation_id', $1::bigint)
+		  AND (j.args->>'seq')::bigint = c.wait_seq AND j.state IN ('scheduled', 'available', 'retryable')
+		ORDER BY j.scheduled_at`, conversationID)
+	if err != nil {
+		return nil, dbError(err, "Conversation")
+	}
+	timers, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Timer, error) {
+		var t Timer
+		return t, r.Scan(&t.Input, &t.At)
+	})
+	return timers, dbError(err, "Conversation")
 }
 
 // Take assigns a handed-off conversation to a staff member. ENOTFOUND when
