@@ -291,6 +291,18 @@ func TestInbox_Overrides(t *testing.T) {
 		t.Fatalf("a move to a node the flow lacks: %d", st)
 	}
 	_, page = supervisor.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil)
+	// Every override asks before it acts: no form's submit stands outside
+	// the question its label opens.
+	forms := strings.Split(page, `action="/conversations/`+itoa(conv.ID)+`/override"`)[1:]
+	if len(forms) != 6 { // clear name, pause, end, move, set, start afresh
+		t.Errorf("%d override forms for a supervisor, want 6", len(forms))
+	}
+	for _, f := range forms {
+		f = f[:strings.Index(f, "</form>")]
+		if d, b := strings.Index(f, "<details"), strings.Index(f, `type="submit"`); d < 0 || b < d {
+			t.Errorf("an override submits without asking first:\n%s", f)
+		}
+	}
 	if !strings.Contains(page, `<option value="goodbye"`) || !strings.Contains(page, `<option value="triage"`) || !strings.Contains(page, `data-testid="clear-name"`) {
 		t.Fatalf("a supervisor's panel lacks the flow's nodes, the flows or clearing a variable:\n%s", page)
 	}

@@ -230,9 +230,14 @@ func TestBrowser_ConsoleEndToEnd(t *testing.T) {
 		waitText(`[data-testid="message-out"]`, "How old are you, Asha?"),
 	)
 	shoot(t, ctx, "conversation")
-	step(t, ctx, "move the conversation to another node",
+	step(t, ctx, "choose a node to move the conversation to",
 		chromedp.SetValue(css(`[data-testid="move-node"]`), "ask_need"),
-		chromedp.Click(css(`[data-testid="move-node"] ~ button`)),
+		chromedp.Click(css(`[data-testid="override-move"]`)),
+		chromedp.WaitVisible(css(`[data-testid="confirm-move"]`)),
+	)
+	shoot(t, ctx, "confirm-move")
+	step(t, ctx, "confirm the move",
+		chromedp.Click(css(`[data-testid="confirm-move"]`)),
 		waitText(`[data-testid="conversation-node"]`, "ask_need"),
 	)
 	step(t, ctx, "reply by hand",
