@@ -120,7 +120,7 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 	}
 	role := principal(c).Role
 	mask := auth.MasksPhones(role)
-	p := views.ContactProps{Staff: badge(c), ID: id, Channel: string(contact.Channel), OptedOut: contact.OptedOut,
+	p := views.ContactProps{Staff: badge(c), ID: id, Channel: string(contact.Channel), Language: contact.Language, OptedOut: contact.OptedOut,
 		CanReply: in.Actions != nil && auth.Can(role, auth.Reply), CanResend: in.Actions != nil && auth.Can(role, auth.Resend)}
 	p.Name, p.Phone = contactLabel(contact, mask)
 	p.Masked = mask

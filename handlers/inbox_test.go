@@ -262,6 +262,10 @@ func TestInbox_Overrides(t *testing.T) {
 	if !strings.Contains(page, "Language</span> hi") || !strings.Contains(page, "Times out</span> 2 Jan 03:04 UTC") {
 		t.Error("the state panel lacks the language or the pending time-out")
 	}
+	_, _ = site.db.Pool.Exec(ctx, `UPDATE contacts SET language = 'hi' WHERE id = $1`, asha.ID)
+	if _, page := agent.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil); !strings.Contains(page, `data-testid="contact-language">hi<`) {
+		t.Error("the contact panel lacks the contact's language")
+	}
 	// Timers: the current wait's reminder shows; a stale wait's does not.
 	for seq, at := range map[int]string{0: "2030-01-01 09:30:00+00", 7: "2030-01-01 08:00:00+00"} {
 		if _, err := site.db.Pool.Exec(ctx, `INSERT INTO river_job (kind, args, state, max_attempts, queue, priority, scheduled_at)
