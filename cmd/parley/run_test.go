@@ -416,3 +416,58 @@ func hasMarker(t *testing.T, dsn string) bool {
 	}
 	return n == 1
 }
+
+// `parley migrate up` from two processes at once: one applies, the other
+// waits on the advisory lock and finds nothing left; no migration runs
+// twice.
+func TestMigrate_TwoAtOnceApplyEachMigrationOnce(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	db, err := store.Open(ctx, dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m, err := store.NewMigrator(db.SQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		file, err := m.Down(ctx)
+		if err != nil || file == "" {
+			break
+		}
+	}
+	if current, _ := m.Current(ctx); current {
+		t.Fatal("the database still holds migrations")
+	}
+	env := map[string]string{"DATABASE_URL": dsn}
+	type result struct {
+		code int
+		out  string
+	}
+	results := make(chan result, 2)
+	for range 2 {
+		go func() {
+			var out, errOut bytes.Buffer
+			code := run(ctx, []string{"parley", "migrate", "up"}, func(k string) string { return env[k] }, &out, &errOut)
+			results <- result{code, out.String() + errOut.String()}
+		}()
+	}
+	applied := 0
+	for range 2 {
+		r := <-results
+		if r.code != exitOK {
+			t.Fatalf("a concurrent migrate up = %d: %s", r.code, r.out)
+		}
+		applied += strings.Count(r.out, "applied 000") // a line per file applied
+	}
+	var rows, versions int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT version_id) FROM goose_db_version WHERE version_id > 0 AND is_applied`).
+		Scan(&rows, &versions); err != nil {
+		t.Fatal(err)
+	}
+	if current, _ := m.Current(ctx); !current || rows != versions || applied != versions {
+		t.Fatalf("current %v; %d version rows for %d versions; the two applied %d together", current, rows, versions, applied)
+	}
+}
