@@ -36,5 +36,8 @@ func (a *Attempt) Answered(status int) { a.status.Store(int32(status)) }
 // usable answer came: the request was written, and no status came back
 // that says it was refused (an error status), nor was a success read.
 func (a *Attempt) Unknown() bool {
+	if a == nil { // not a send: nothing was at stake
+		return false
+	}
 	return a.wrote.Load() && (a.status.Load() == 0 || a.status.Load()/100 == 2)
 }

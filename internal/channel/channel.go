@@ -66,6 +66,15 @@ type Sender interface {
 	Send(ctx context.Context, m Outbound) (providerMessageID string, err error)
 }
 
+// Reconciler is a Sender whose platform can be asked about a send whose
+// outcome Parley never learned (the call was cut off, or the process died
+// during it), so it is neither sent twice nor given up for lost.
+type Reconciler interface {
+	// Lookup returns the platform's ids of the messages it holds to m.To
+	// saying m.Body, created since, newest first.
+	Lookup(ctx context.Context, m Outbound, since time.Time) ([]string, error)
+}
+
 // StatusChecker is a Sender whose platform is asked for delivery statuses
 // instead of (or as well as) pushing them by webhook.
 type StatusChecker interface {

@@ -87,6 +87,7 @@ type ctxTransport struct {
 	base    *url.URL
 	rt      http.RoundTripper
 	attempt *channel.Attempt // records the answer's status, when set
+	limit   int64            // the most of an answer read; 0: no bound here (media are bounded by their reader)
 }
 
 func (t *ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -101,17 +102,38 @@ func (t *ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp != nil && t.attempt != nil {
 		t.attempt.Answered(resp.StatusCode)
 	}
+	if resp != nil && t.limit > 0 {
+		resp.Body = limitedBody{Reader: io.LimitReader(resp.Body, t.limit), Closer: resp.Body}
+	}
 	return resp, err
 }
+
+type limitedBody struct {
+	io.Reader
+	io.Closer
+}
+
+// maxAnswer bounds what is read of an API answer: a page of 50 messages
+// is well under it.
+const maxAnswer = 1 << 20
 
 func (c *Client) httpClient(ctx context.Context, attempt *channel.Attempt) *http.Client {
 	return &http.Client{
 		Timeout:   c.cfg.Timeout,
-		Transport: &ctxTransport{ctx: ctx, base: c.base, rt: c.rt, attempt: attempt},
+		Transport: &ctxTransport{ctx: ctx, base: c.base, rt: c.rt, attempt: attempt, limit: maxAnswer},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
 	}
+}
+
+// from is the sender's address for a message to to: the configured number,
+// on WhatsApp when to is.
+func (c *Client) from(to string) string {
+	if strings.HasPrefix(to, "whatsapp:") && !strings.HasPrefix(c.cfg.From, "whatsapp:") {
+		return "whatsapp:" + c.cfg.From
+	}
+	return c.cfg.From
 }
 
 // Send sends m and returns its message SID.
@@ -126,11 +148,7 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 	if c.cfg.MessagingServiceSID != "" {
 		params.SetMessagingServiceSid(c.cfg.MessagingServiceSID)
 	} else {
-		from := c.cfg.From
-		if strings.HasPrefix(m.To, "whatsapp:") && !strings.HasPrefix(from, "whatsapp:") {
-			from = "whatsapp:" + from
-		}
-		params.SetFrom(from)
+		params.SetFrom(c.from(m.To))
 	}
 	if m.Body != "" {
 		params.SetBody(m.Body)
@@ -149,6 +167,42 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 		return "", channel.UncertainSend(channel.Twilio, "Twilio") // a success without its SID
 	}
 	return *msg.Sid, nil
+}
+
+// lookupPage is how many of the newest messages to a contact Lookup reads.
+const lookupPage = 50
+
+// Lookup implements channel.Reconciler: it reads the newest messages from
+// this account's sender to m.To (one page, through twilio-go's Messages
+// list filtered by To and From) and keeps those saying m.Body created since.
+// The time is matched here rather than with Twilio's DateSent filter: a
+// message Twilio took but has not sent yet has no date_sent.
+func (c *Client) Lookup(ctx context.Context, m channel.Outbound, since time.Time) ([]string, error) {
+	tc := &client.Client{Credentials: client.NewCredentials(c.cfg.AccountSID, c.cfg.AuthToken), HTTPClient: c.httpClient(ctx, nil)}
+	tc.SetAccountSid(c.cfg.AccountSID)
+	api := openapi.NewApiServiceWithClient(tc)
+	params := &openapi.ListMessageParams{}
+	params.SetTo(m.To)
+	params.SetPageSize(lookupPage)
+	if c.cfg.MessagingServiceSID == "" {
+		params.SetFrom(c.from(m.To))
+	}
+	page, err := api.PageMessage(params, "", "")
+	if err != nil {
+		return nil, classify(err, nil)
+	}
+	var sids []string
+	for _, msg := range page.Messages {
+		if msg.Sid == nil || msg.Body == nil || *msg.Body != m.Body || msg.DateCreated == nil {
+			continue
+		}
+		created, err := time.Parse(time.RFC1123Z, *msg.DateCreated)
+		if err != nil || created.Before(since) {
+			continue
+		}
+		sids = append(sids, *msg.Sid)
+	}
+	return sids, nil
 }
 
 // classify turns twilio-go's errors into a *channel.SendError.

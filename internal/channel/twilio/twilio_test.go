@@ -204,3 +204,61 @@ func TestClient_SendTimeoutAfterTwilioTookTheRequestIsUncertain(t *testing.T) {
 		})
 	}
 }
+
+// Lookup finds what Twilio holds of a send: the messages from this sender
+// to the contact saying the same, created since the attempt; nothing else.
+func TestClient_LookupFindsTheSendAtTwilio(t *testing.T) {
+	api := twiliotest.NewAPI("AC00000000000000000000000000000001", "token")
+	defer api.Close()
+	c, err := twilio.NewClient(twilio.Config{AccountSID: api.AccountSID, AuthToken: api.AuthToken, From: "+15005550006", APIBaseURL: api.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	start := time.Now().Add(-time.Second)
+	var want string
+	for _, m := range []channel.Outbound{{To: "+14155550100", Body: "What is your name?"}, {To: "+14155550100", Body: "Something else"},
+		{To: "whatsapp:+14155550199", Body: "What is your name?"}} {
+		sid, err := c.Send(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want == "" {
+			want = sid
+		}
+	}
+	got, err := c.Lookup(ctx, channel.Outbound{To: "+14155550100", Body: "What is your name?"}, start)
+	if err != nil || len(got) != 1 || got[0] != want {
+		t.Fatalf("Lookup = %v, %v; want [%s]", got, err, want)
+	}
+	if got, err := c.Lookup(ctx, channel.Outbound{To: "+14155550100", Body: "What is your name?"}, time.Now().Add(time.Hour)); err != nil || len(got) != 0 {
+		t.Fatalf("Lookup of a later attempt = %v, %v; want nothing", got, err)
+	}
+	if got, err := c.Lookup(ctx, channel.Outbound{To: "+14155550111", Body: "What is your name?"}, start); err != nil || len(got) != 0 {
+		t.Fatalf("Lookup for another contact = %v, %v; want nothing", got, err)
+	}
+}
+
+// An answer larger than any page of messages is not read whole.
+func TestClient_LookupReadsABoundedAnswer(t *testing.T) {
+	huge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"messages":[{"body":"`)
+		chunk := strings.Repeat("x", 64<<10)
+		for range 64 { // 4 MiB
+			if _, err := io.WriteString(w, chunk); err != nil {
+				return
+			}
+		}
+		_, _ = io.WriteString(w, `"}]}`)
+	}))
+	defer huge.Close()
+	c, err := twilio.NewClient(twilio.Config{AccountSID: "AC00000000000000000000000000000001", AuthToken: "token", From: "+15005550006",
+		APIBaseURL: huge.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Lookup(context.Background(), channel.Outbound{To: "+14155550100", Body: "hi"}, time.Now()); err == nil {
+		t.Fatal("a 4 MiB answer was read whole")
+	}
+}

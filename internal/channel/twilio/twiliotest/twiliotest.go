@@ -13,9 +13,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Sign returns X-Twilio-Signature for a POST to url with params: the URL
@@ -41,6 +43,7 @@ func Sign(authToken, url string, params map[string]string) string {
 // Sent is one message the fake accepted.
 type Sent struct {
 	SID, To, From, Body, MessagingServiceSID, StatusCallback string
+	Created                                                  time.Time
 }
 
 // Failure is an error answer the fake gives instead of accepting.
@@ -84,6 +87,7 @@ func NewAPI(accountSID, authToken string) *API {
 	a := &API{AccountSID: accountSID, AuthToken: authToken, media: map[string][]byte{}, moved: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2010-04-01/Accounts/{sid}/Messages.json", a.createMessage)
+	mux.HandleFunc("GET /2010-04-01/Accounts/{sid}/Messages.json", a.listMessages)
 	mux.HandleFunc("GET /media/{name}", a.getMedia)
 	a.Server = httptest.NewUnstartedServer(mux)
 	a.Server.Config.ConnState = func(_ net.Conn, s http.ConnState) {
@@ -180,7 +184,7 @@ func (a *API) createMessage(w http.ResponseWriter, r *http.Request) {
 		stall = true
 	}
 	s := Sent{SID: fmt.Sprintf("SM%032d", a.seq.Add(1)), To: to, From: from, Body: r.PostForm.Get("Body"),
-		MessagingServiceSID: mss, StatusCallback: r.PostForm.Get("StatusCallback")}
+		MessagingServiceSID: mss, StatusCallback: r.PostForm.Get("StatusCallback"), Created: time.Now().UTC().Truncate(time.Second)}
 	a.sent = append(a.sent, s)
 	a.mu.Unlock()
 	if stall {
@@ -197,6 +201,36 @@ func (a *API) createMessage(w http.ResponseWriter, r *http.Request) {
 	if a.Notify != nil {
 		a.Notify <- s
 	}
+}
+
+// listMessages answers the Messages list as Twilio does: newest first,
+// filtered by To and From when given, one page of PageSize (50 by
+// default), dates in RFC 2822.
+func (a *API) listMessages(w http.ResponseWriter, r *http.Request) {
+	if !a.authorized(r) || r.PathValue("sid") != a.AccountSID {
+		writeError(w, Failure{HTTPStatus: 401, Code: 20003, Message: "Authenticate"})
+		return
+	}
+	q := r.URL.Query()
+	size, err := strconv.Atoi(q.Get("PageSize"))
+	if err != nil || size <= 0 {
+		size = 50
+	}
+	a.mu.Lock()
+	var page []map[string]any
+	for i := len(a.sent) - 1; i >= 0 && len(page) < size; i-- {
+		s := a.sent[i]
+		if (q.Get("To") != "" && s.To != q.Get("To")) || (q.Get("From") != "" && s.From != q.Get("From")) {
+			continue
+		}
+		page = append(page, map[string]any{"sid": s.SID, "account_sid": a.AccountSID, "to": s.To, "from": s.From, "body": s.Body,
+			"status": "sent", "direction": "outbound-api", "date_created": s.Created.Format(time.RFC1123Z),
+			"date_sent": s.Created.Format(time.RFC1123Z), "uri": fmt.Sprintf("/2010-04-01/Accounts/%s/Messages/%s.json", a.AccountSID, s.SID)})
+	}
+	a.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"messages": page, "page": 0, "page_size": size, "start": 0, "end": max(len(page)-1, 0),
+		"first_page_uri": r.URL.RequestURI(), "next_page_uri": nil, "previous_page_uri": nil, "uri": r.URL.RequestURI()})
 }
 
 func nilIfEmpty(s string) any {
