@@ -86,14 +86,17 @@ type waitTurn struct {
 func (w *waitTurn) Error() string { return "an earlier message to the contact is not sent yet" }
 
 // sendOne sends one message. The attempt is committed before the platform
-// is called; a retry that finds an attempt whose outcome was never recorded
-// (the process died between the call and the update) does not send again
-// but fails the message as uncertain, for a person to check and resend.
+// is called. A retry that finds an attempt whose outcome was never recorded
+// (the call was cut off, or the process died between the call and the
+// update) asks the platform when it can (a Reconciler): found, the message
+// is sent; not there, it is sent now. Where the platform cannot be asked
+// the message fails as uncertain, for a person to check and resend: it is
+// never sent twice on a guess.
 func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messageID int64) error {
 	start := time.Now()
 	var st *store.SendState
 	var sender channel.Sender
-	proceed, mustWait, retrying := false, false, false
+	proceed, mustWait, retrying, reconcile := false, false, false, false
 	err := p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
 		if st, err = p.messages.LockOutbound(ctx, tx, messageID); err != nil {
@@ -106,7 +109,11 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 		switch st.Message.Status {
 		case models.StatusQueued:
 		case models.StatusSending:
-			return fail(codeUncertain, "A send was interrupted after it started; it may or may not have arrived. Check with the contact before resending.")
+			if _, ok := p.senders[st.Message.Provider].(channel.Reconciler); !ok {
+				return fail(codeUncertain, uncertainReason)
+			}
+			sender, proceed, reconcile = p.senders[st.Message.Provider], true, true
+			return nil
 		default:
 			return nil // sent, delivered or failed already: a duplicate job
 		}
@@ -131,17 +138,29 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 	if err != nil || !proceed {
 		return err
 	}
+	out := channel.Outbound{To: address(st.Contact), Body: st.Message.Body}
+	if reconcile {
+		found, err := p.reconcile(ctx, job, st, sender, out)
+		if err != nil || found {
+			return err
+		}
+		// The platform does not have it: this attempt sends it.
+		if err := p.messages.BeginAttempt(ctx, nil, st.Message.ID); err != nil {
+			return err
+		}
+	}
 
 	if err := p.limiters[st.Message.Provider].Wait(ctx); err != nil {
 		// Not called: the attempt did not happen.
 		_ = p.messages.FinishAttempt(context.WithoutCancel(ctx), nil, st.Message.ID, models.StatusQueued, "", "", "")
 		return err
 	}
-	providerID, sendErr := sender.Send(ctx, channel.Outbound{To: address(st.Contact), Body: st.Message.Body})
+	providerID, sendErr := sender.Send(ctx, out)
 	if sendErr != nil && ctx.Err() != nil {
 		// Killed mid-call (shutdown past its grace, or a lost lease): the
 		// platform may have the message. Leave the attempt open; the retry
-		// reports it as uncertain instead of sending twice.
+		// asks the platform, or reports it as uncertain, instead of
+		// sending twice.
 		return ctx.Err()
 	}
 	// Record the outcome even if ctx ends now.
@@ -149,16 +168,7 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 	p.metrics.jobLatency.WithLabelValues("send_message").Observe(time.Since(start).Seconds())
 	if sendErr == nil {
 		p.metrics.sends.WithLabelValues(st.Message.Provider, "sent").Inc()
-		return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			if err := p.messages.FinishAttempt(ctx, tx, st.Message.ID, models.StatusSent, providerID, "", ""); err != nil {
-				return err
-			}
-			if _, polled := sender.(channel.StatusChecker); !polled {
-				return nil // the platform pushes statuses to its webhook
-			}
-			poll := StatusPollArgs{MessageID: st.Message.ID, Provider: st.Message.Provider, SentAt: time.Now()}
-			return p.enqueue(ctx, tx, poll, &river.InsertOpts{ScheduledAt: time.Now().Add(firstPoll), MaxAttempts: 10})
-		})
+		return p.recordSent(ctx, st, sender, providerID)
 	}
 	se := channel.AsSendError(sendErr)
 	if se == nil {
@@ -166,6 +176,11 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 	}
 	if se.Uncertain {
 		// The platform may have it: sending again could deliver it twice.
+		if _, ok := sender.(channel.Reconciler); ok && job.Attempt < job.MaxAttempts {
+			// Leave the attempt open: the retry asks the platform.
+			p.metrics.sends.WithLabelValues(st.Message.Provider, "reconcile").Inc()
+			return &retryLater{after: reconcileAfter, err: sendErr}
+		}
 		p.metrics.sends.WithLabelValues(st.Message.Provider, "uncertain").Inc()
 		return p.messages.FinishAttempt(ctx, nil, st.Message.ID, models.StatusFailed, "", codeUncertain, se.Reason)
 	}
@@ -188,6 +203,63 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 		return err
 	}
 	return &retryLater{after: se.RetryAfter, err: sendErr}
+}
+
+// uncertainReason tells staff what an unknown outcome means.
+const uncertainReason = "A send was interrupted after it started; it may or may not have arrived. Check with the contact before resending."
+
+// reconcileAfter is how soon a send whose answer was lost asks the
+// platform whether it has the message: long enough for the platform to
+// list what it took.
+const reconcileAfter = 2 * time.Second
+
+// reconcile asks the platform whether an attempt whose outcome was never
+// recorded reached it. A message it holds that Parley has not recorded is
+// this one: recorded sent, found. Nothing: not found, to be sent. When the
+// platform cannot be asked, the job retries; on its last attempt the
+// message fails as uncertain rather than staying "sending" for ever.
+func (p *Pipeline) reconcile(ctx context.Context, job *river.Job[SendArgs], st *store.SendState, sender channel.Sender, out channel.Outbound) (bool, error) {
+	provider := st.Message.Provider
+	attempted, err := p.messages.AttemptedAt(ctx, st.Message.ID)
+	if err != nil {
+		return false, err
+	}
+	// A minute's slack for the clocks of Parley and the platform.
+	ids, err := sender.(channel.Reconciler).Lookup(ctx, out, attempted.Add(-time.Minute))
+	if err != nil {
+		if job.Attempt < job.MaxAttempts {
+			return false, err
+		}
+		p.metrics.sends.WithLabelValues(provider, "uncertain").Inc()
+		return true, p.messages.FinishAttempt(context.WithoutCancel(ctx), nil, st.Message.ID, models.StatusFailed, "", codeUncertain, uncertainReason)
+	}
+	for _, id := range ids {
+		known, err := p.messages.ProviderIDKnown(ctx, provider, id)
+		if err != nil {
+			return false, err
+		}
+		if !known {
+			p.metrics.sends.WithLabelValues(provider, "reconciled_sent").Inc()
+			return true, p.recordSent(context.WithoutCancel(ctx), st, sender, id)
+		}
+	}
+	p.metrics.sends.WithLabelValues(provider, "reconciled_absent").Inc()
+	return false, nil
+}
+
+// recordSent records a message the platform took, and when the platform
+// is asked for statuses rather than pushing them, schedules the first ask.
+func (p *Pipeline) recordSent(ctx context.Context, st *store.SendState, sender channel.Sender, providerID string) error {
+	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := p.messages.FinishAttempt(ctx, tx, st.Message.ID, models.StatusSent, providerID, "", ""); err != nil {
+			return err
+		}
+		if _, polled := sender.(channel.StatusChecker); !polled {
+			return nil // the platform pushes statuses to its webhook
+		}
+		poll := StatusPollArgs{MessageID: st.Message.ID, Provider: st.Message.Provider, SentAt: time.Now()}
+		return p.enqueue(ctx, tx, poll, &river.InsertOpts{ScheduledAt: time.Now().Add(firstPoll), MaxAttempts: 10})
+	})
 }
 
 // refusal says why nothing may be sent to contact on ch now (the code and

@@ -3,8 +3,9 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
-	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,12 +127,21 @@ func (b *blockingSender) Send(ctx context.Context, _ channel.Outbound) (string, 
 	return "", ctx.Err()
 }
 
-func TestSend_AnAttemptInterruptedMidCallIsNeverRepeatedSilently(t *testing.T) {
-	e := newEnv(t)
+// countingSender takes every message and says so, and cannot be asked
+// about earlier sends (no Lookup): as Meta's and Siren's APIs.
+type countingSender struct{ n atomic.Int32 }
+
+func (c *countingSender) Send(context.Context, channel.Outbound) (string, error) {
+	return fmt.Sprintf("wamid.%d", c.n.Add(1)), nil
+}
+
+// killMidSend runs a first life whose send is cut off mid-call by a kill,
+// leaving the attempt open.
+func killMidSend(t *testing.T, e *env) {
+	t.Helper()
 	if _, err := e.pipelineIngest(t, sms("SM1", "+919876543210", "hello")); err != nil {
 		t.Fatal(err)
 	}
-	// First life: the send starts, then the worker is killed mid-call.
 	b := &blockingSender{entered: make(chan struct{})}
 	first, err := pipeline.New(pipeline.Deps{
 		DB: e.db, Crypto: e.crypto, Responder: pipeline.Ack{Text: "ack"}, Senders: map[string]channel.Sender{channel.Twilio: b},
@@ -152,16 +162,35 @@ func TestSend_AnAttemptInterruptedMidCallIsNeverRepeatedSilently(t *testing.T) {
 	if s, _, _ := e.outbound(t); s != "sending" {
 		t.Fatalf("after the kill the message is %q, want the attempt left open (sending)", s)
 	}
+}
 
-	// Second life: the job runs again and finds the unfinished attempt.
-	e.start(t, pipeline.Ack{Text: "ack"})
+// Where the platform cannot be asked, an attempt interrupted mid-call is
+// never repeated on a guess: it is uncertain, for a person.
+func TestSend_AnAttemptInterruptedMidCallIsNeverRepeatedSilently(t *testing.T) {
+	e := newEnv(t)
+	killMidSend(t, e)
+	second := &countingSender{}
+	e.startWith(t, pipeline.Deps{Responder: pipeline.Ack{Text: "ack"}, Senders: map[string]channel.Sender{channel.Twilio: second},
+		Config: pipeline.Config{SendRate: 1000, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond}})
 	waitFor(t, "the retry to settle", func() bool { s, _, _ := e.outbound(t); return s == "failed" && e.idle(t) })
 	_, code, reason := e.outbound(t)
 	if code != "parley:uncertain" || reason == "" {
 		t.Fatalf("code %q reason %q, want parley:uncertain with a reason", code, reason)
 	}
-	if n := len(e.api.Sent()); n != 0 {
+	if n := second.n.Load(); n != 0 {
 		t.Fatalf("the interrupted message was sent again %d times", n)
+	}
+}
+
+// Twilio can be asked: an attempt interrupted before Twilio got it is
+// found absent there and sent, once.
+func TestSend_AnInterruptedSendTwilioNeverGotIsSentOnce(t *testing.T) {
+	e := newEnv(t)
+	killMidSend(t, e)
+	e.start(t, pipeline.Ack{Text: "ack"})
+	waitFor(t, "the retry to settle", func() bool { s, _, _ := e.outbound(t); return s == "sent" && e.idle(t) })
+	if sent := e.api.Sent(); len(sent) != 1 || sent[0].Body != "ack" {
+		t.Fatalf("Twilio took %+v, want the reply once", sent)
 	}
 }
 
@@ -196,10 +225,10 @@ func TestSend_RepliesLeaveInOrderAcrossInputs(t *testing.T) {
 	}
 }
 
-// A platform that takes the message and then does not answer in time may
-// have sent it: the message is uncertain, for a person to check, and never
-// sent a second time.
-func TestSend_ATimeoutAfterThePlatformTookTheRequestIsUncertain(t *testing.T) {
+// Twilio takes the message and then does not answer in time: it may have
+// sent it. The retry asks Twilio, finds it, and records it sent with
+// Twilio's SID; it is never sent a second time.
+func TestSend_ATimeoutAfterTwilioTookTheRequestIsReconciled(t *testing.T) {
 	e := newEnv(t)
 	slow, err := twilio.NewClient(twilio.Config{AccountSID: accountSID, AuthToken: authToken, From: "+15005550006", APIBaseURL: e.api.URL,
 		Timeout: 300 * time.Millisecond})
@@ -212,13 +241,15 @@ func TestSend_ATimeoutAfterThePlatformTookTheRequestIsUncertain(t *testing.T) {
 	if _, err := e.pipelineIngest(t, sms("SM1", "+919876543210", "hello")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the send to settle", func() bool { s, _, _ := e.outbound(t); return s == "failed" && e.idle(t) })
-	_, code, reason := e.outbound(t)
-	if code != "parley:uncertain" || !strings.Contains(reason, "may or may not") {
-		t.Fatalf("code %q reason %q, want parley:uncertain saying it may have been sent", code, reason)
+	waitFor(t, "the send to settle", func() bool { s, _, _ := e.outbound(t); return s == "sent" && e.idle(t) })
+	sent := e.api.Sent()
+	if len(sent) != 1 {
+		t.Fatalf("Twilio took the message %d times, want once", len(sent))
 	}
-	if n := len(e.api.Sent()); n != 1 {
-		t.Fatalf("Twilio took the message %d times, want once", n)
+	var sid string
+	_ = e.db.Pool.QueryRow(context.Background(), `SELECT provider_message_id FROM messages WHERE direction = 'out'`).Scan(&sid)
+	if sid != sent[0].SID {
+		t.Fatalf("recorded SID %q, want Twilio's %q", sid, sent[0].SID)
 	}
 }
 

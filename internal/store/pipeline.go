@@ -159,6 +159,26 @@ func (s *MessageStore) EarlierUnsent(ctx context.Context, tx *gorm.DB, m *models
 	return row.Waiting, row.Retrying, dbError(err, "Message")
 }
 
+// AttemptedAt returns when the message's latest send attempt began (zero
+// when none did).
+func (s *MessageStore) AttemptedAt(ctx context.Context, id int64) (time.Time, error) {
+	var at *time.Time
+	err := s.db.Pool.QueryRow(ctx, `SELECT attempted_at FROM messages WHERE id = $1`, id).Scan(&at)
+	if err != nil || at == nil {
+		return time.Time{}, dbError(err, "Message")
+	}
+	return *at, nil
+}
+
+// ProviderIDKnown reports whether a message with the platform's id is
+// stored already.
+func (s *MessageStore) ProviderIDKnown(ctx context.Context, provider, providerMessageID string) (bool, error) {
+	var known bool
+	err := s.db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE provider = $1 AND provider_message_id = $2)`,
+		provider, providerMessageID).Scan(&known)
+	return known, dbError(err, "Message")
+}
+
 // BeginAttempt records, before the platform is called, that a send is
 // under way.
 func (s *MessageStore) BeginAttempt(ctx context.Context, tx *gorm.DB, id int64) error {
