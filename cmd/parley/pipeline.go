@@ -91,7 +91,8 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 	p, err := pipeline.New(pipeline.Deps{
 		DB: db, Crypto: c, Senders: senders, Fetchers: fetchers, Logger: log, Metrics: metrics,
 		Responder: responder, AI: textAI,
-		Config: pipeline.Config{Workers: cfg.Workers, AIWorkers: cfg.AIWorkers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes},
+		Config: pipeline.Config{Workers: cfg.Workers, AIWorkers: cfg.AIWorkers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes,
+			JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter},
 	})
 	if err != nil {
 		return nil, err

@@ -70,7 +70,11 @@ type Config struct {
 	MediaMaxBytes int64   // largest inbound attachment fetched
 	Workers       int     // queue jobs run at once per instance
 	AIWorkers     int     // AI requests at once per instance
-	DBMaxConns    int     // database pool size per instance
+	// JobTimeout bounds one queue job (a fetch or an AI call gets twice
+	// it); RescueAfter is when a job left running by a dead instance is
+	// taken up again.
+	JobTimeout, RescueAfter time.Duration
+	DBMaxConns              int // database pool size per instance
 
 	SessionIdle     time.Duration // a console session unused this long ends
 	SessionAbsolute time.Duration // a console session this old ends
@@ -169,6 +173,12 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		MediaMaxBytes: int64(l.float("PARLEY_MEDIA_MAX_BYTES", 16<<20)),
 		Workers:       int(l.float("PARLEY_WORKERS", 20)),
 		AIWorkers:     int(l.float("PARLEY_AI_WORKERS", 10)),
+	}
+	c.JobTimeout = l.duration("PARLEY_JOB_TIMEOUT", 15*time.Second)
+	c.RescueAfter = l.duration("PARLEY_JOB_RESCUE_AFTER", 40*time.Second)
+	if c.RescueAfter <= 2*c.JobTimeout {
+		l.fail("PARLEY_JOB_RESCUE_AFTER", "must be longer than twice PARLEY_JOB_TIMEOUT (the longest a fetch or an AI call may run)",
+			"raise it, or lower PARLEY_JOB_TIMEOUT")
 	}
 	c.SessionIdle = l.duration("PARLEY_SESSION_IDLE", 30*time.Minute)
 	c.SessionAbsolute = l.duration("PARLEY_SESSION_MAX_AGE", 12*time.Hour)

@@ -36,6 +36,9 @@ type aiWorker struct {
 }
 
 // NextRetry backs off exponentially.
+// Timeout implements river.Worker: an AI request may take the long limit.
+func (w *aiWorker) Timeout(*river.Job[AIArgs]) time.Duration { return w.p.cfg.longJob() }
+
 func (w *aiWorker) NextRetry(job *river.Job[AIArgs]) time.Time {
 	return time.Now().Add(w.p.backoff(job.Attempt))
 }

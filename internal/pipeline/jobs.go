@@ -275,6 +275,9 @@ type mediaWorker struct {
 }
 
 // NextRetry backs off exponentially.
+// Timeout implements river.Worker: a fetch may take the long limit.
+func (w *mediaWorker) Timeout(*river.Job[MediaArgs]) time.Duration { return w.p.cfg.longJob() }
+
 func (w *mediaWorker) NextRetry(job *river.Job[MediaArgs]) time.Time {
 	return time.Now().Add(w.p.backoff(job.Attempt))
 }

@@ -122,8 +122,20 @@ type Config struct {
 	// is answered "unavailable" (503) and the platform retries (default
 	// 8s, inside Twilio's 15 s).
 	IngestTimeout time.Duration
-	AITimeout     time.Duration // time limit of one AI request (default 30s)
+	AITimeout     time.Duration // time limit of one AI request (default: the long job time limit less a tenth)
+	// JobTimeout bounds one job: processing, a send, a timer, a status
+	// check (default 15s). Fetching media and AI calls get twice it.
+	JobTimeout time.Duration
+	// RescueAfter is how long a job may stay running before it is taken
+	// for stuck (its instance died) and run again (default and least: the
+	// long job time limit and 10s). With the queue's check every 30 s, work
+	// a crash left behind resumes within RescueAfter + 30 s.
+	RescueAfter time.Duration
 }
+
+// longJob is the time limit of the jobs that call out for long: media
+// fetches and AI requests.
+func (c *Config) longJob() time.Duration { return 2 * c.JobTimeout }
 
 func (c *Config) defaults() {
 	if c.Workers <= 0 {
@@ -167,9 +179,13 @@ func (c *Config) defaults() {
 	if c.IngestTimeout <= 0 {
 		c.IngestTimeout = 8 * time.Second
 	}
-	if c.AITimeout <= 0 {
-		c.AITimeout = 30 * time.Second
+	if c.JobTimeout <= 0 {
+		c.JobTimeout = 15 * time.Second
 	}
+	if c.AITimeout <= 0 || c.AITimeout > c.longJob() {
+		c.AITimeout = c.longJob() - c.longJob()/10
+	}
+	c.RescueAfter = max(c.RescueAfter, c.longJob()+10*time.Second)
 }
 
 // Deps are what the pipeline works with.
@@ -247,8 +263,9 @@ func New(d Deps) (*Pipeline, error) {
 		FetchPollInterval: d.Config.FetchInterval,
 		// Jobs here take milliseconds: fetch again soon rather than leave
 		// workers idle for River's default 100 ms between fetches.
-		FetchCooldown: 10 * time.Millisecond,
-		JobTimeout:    5 * time.Minute,
+		FetchCooldown:        10 * time.Millisecond,
+		JobTimeout:           d.Config.JobTimeout,
+		RescueStuckJobsAfter: d.Config.RescueAfter,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue worker: %w", err)

@@ -117,7 +117,7 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 		default:
 			return nil // sent, delivered or failed already: a duplicate job
 		}
-		if mustWait, retrying, err = p.messages.EarlierUnsent(ctx, tx, st.Message); err != nil || mustWait {
+		if mustWait, retrying, err = p.messages.EarlierUnsent(ctx, tx, st.Message, p.cfg.RescueAfter+time.Minute); err != nil || mustWait {
 			return err
 		}
 		if code, reason, err := p.refusal(ctx, tx, st.Contact, st.Message.Channel, job.Args.OptOutConfirmation); err != nil || code != "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/internal/crypt"
 	"github.com/parley-chat/parley/models"
@@ -98,7 +99,8 @@ func TestMessageStore_EarlierUnsent(t *testing.T) {
 		{"queued", `status = 'queued'`, true, false},
 		{"being sent", `status = 'sending', attempts = 1, attempted_at = now()`, true, false},
 		{"waiting out a retry", `status = 'queued', attempts = 2`, true, true},
-		{"interrupted long ago", `status = 'sending', attempts = 1, attempted_at = now() - interval '10 minutes'`, false, false},
+		{"interrupted a while ago", `status = 'sending', attempts = 1, attempted_at = now() - interval '4 minutes'`, true, false},
+		{"interrupted long ago", `status = 'sending', attempts = 1, attempted_at = now() - interval '6 minutes'`, false, false},
 		{"sent", `status = 'sent'`, false, false},
 		{"failed", `status = 'failed'`, false, false},
 	}
@@ -107,7 +109,7 @@ func TestMessageStore_EarlierUnsent(t *testing.T) {
 			if _, err := f.db.Pool.Exec(ctx, `UPDATE messages SET `+tt.set+` WHERE id = $1`, first.ID); err != nil {
 				t.Fatal(err)
 			}
-			waiting, retrying, err := f.messages.EarlierUnsent(ctx, nil, stored)
+			waiting, retrying, err := f.messages.EarlierUnsent(ctx, nil, stored, 5*time.Minute)
 			if err != nil || waiting != tt.waiting || retrying != tt.retrying {
 				t.Fatalf("EarlierUnsent = %v, %v, %v; want %v, %v", waiting, retrying, err, tt.waiting, tt.retrying)
 			}
@@ -118,7 +120,7 @@ func TestMessageStore_EarlierUnsent(t *testing.T) {
 	if _, err := f.db.Pool.Exec(ctx, `UPDATE messages SET status = 'queued', attempts = 0`); err != nil {
 		t.Fatal(err)
 	}
-	if waiting, _, err := f.messages.EarlierUnsent(ctx, nil, firstStored); err != nil || waiting {
+	if waiting, _, err := f.messages.EarlierUnsent(ctx, nil, firstStored, 5*time.Minute); err != nil || waiting {
 		t.Fatalf("the first message waits (%v, %v)", waiting, err)
 	}
 }

@@ -145,17 +145,17 @@ func (s *MessageStore) LockOutbound(ctx context.Context, tx *gorm.DB, id int64) 
 // than m that is still queued or being sent (replies leave one contact in
 // the order they were written, across inputs and staff actions), and
 // whether one of those waits for a retry after a failed attempt. A send
-// left "sending" for over five minutes was interrupted (its retry reports
-// it as uncertain) and messages queued for over two hours are stuck: neither
-// holds the queue.
-func (s *MessageStore) EarlierUnsent(ctx context.Context, tx *gorm.DB, m *models.Message) (waiting, retrying bool, err error) {
+// left "sending" for longer than stuck was interrupted and is being settled
+// by its own retry, and messages queued for over two hours are stuck:
+// neither holds the queue.
+func (s *MessageStore) EarlierUnsent(ctx context.Context, tx *gorm.DB, m *models.Message, stuck time.Duration) (waiting, retrying bool, err error) {
 	var row struct{ Waiting, Retrying bool }
 	err = gormFor(ctx, s.db, s.crypto, tx).Raw(`SELECT count(*) > 0 AS waiting, coalesce(bool_or(status = 'queued' AND attempts > 0), false) AS retrying
 		FROM messages
 		WHERE contact_id = ? AND direction = 'out'
-		  AND (status = 'queued' OR (status = 'sending' AND attempted_at > now() - interval '5 minutes'))
+		  AND (status = 'queued' OR (status = 'sending' AND attempted_at > now() - make_interval(secs => ?)))
 		  AND (created_at, id) < (?, ?) AND created_at > ?::timestamptz - interval '2 hours'`,
-		m.ContactID, m.CreatedAt, m.ID, m.CreatedAt).Scan(&row).Error
+		m.ContactID, stuck.Seconds(), m.CreatedAt, m.ID, m.CreatedAt).Scan(&row).Error
 	return row.Waiting, row.Retrying, dbError(err, "Message")
 }
 
