@@ -80,6 +80,9 @@ type API struct {
 	conns    atomic.Int64
 	// Notify, when set, receives every accepted message.
 	Notify chan Sent
+	// Delay, when set, holds each answer this long after the message was
+	// taken: a slow Twilio, so a crash can find sends in flight.
+	Delay time.Duration
 }
 
 // NewAPI starts a fake for the account; close it with Close.
@@ -190,6 +193,13 @@ func (a *API) createMessage(w http.ResponseWriter, r *http.Request) {
 	if stall {
 		<-r.Context().Done()
 		return
+	}
+	if a.Delay > 0 {
+		select {
+		case <-time.After(a.Delay):
+		case <-r.Context().Done():
+			return
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
