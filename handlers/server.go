@@ -6,6 +6,7 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -14,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley-chat/parley/models"
 	"github.com/parley-chat/parley/static"
 	"github.com/parley-chat/parley/views"
 )
@@ -38,12 +40,27 @@ type Deps struct {
 	Console   *Console        // nil: the console's pages are open (tests of other parts)
 	Inbox     *Inbox          // with Console: the console's reading of conversations at /
 	Admin     *Admin          // with Console: staff, audit log and system pages
+	// Draining, once set, says the instance is shutting down: /readyz and
+	// the webhooks answer 503 (the platform retries elsewhere or later)
+	// while what is in flight finishes. nil: never.
+	Draining *atomic.Bool
 }
 
 // contentSecurityPolicy allows the console's own scripts, styles and
 // images only: no inline script, no other origin, no framing.
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; " +
 	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// refuseWhileDraining answers 503 once draining is set.
+func refuseWhileDraining(draining *atomic.Bool) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if draining != nil && draining.Load() {
+			c.Set(fiber.HeaderRetryAfter, "1")
+			return models.Errorf(models.EUNAVAILABLE, "This instance is shutting down; try again.")
+		}
+		return c.Next()
+	}
+}
 
 // NewServer returns the Fiber app with every route registered.
 func NewServer(d Deps) *fiber.App {
@@ -70,13 +87,13 @@ func NewServer(d Deps) *fiber.App {
 	}))
 
 	app.Get("/healthz", handleHealthz())
-	app.Get("/readyz", handleReadyz(d.Readiness))
+	app.Get("/readyz", refuseWhileDraining(d.Draining), handleReadyz(d.Readiness))
 	app.Get("/metrics", handleMetrics(d.Registry))
 	app.Use("/static", filesystem.New(filesystem.Config{
 		Root:   static.HTTPFS(),
 		MaxAge: 3600,
 	}))
-	registerWebhooks(app, d.Webhooks)
+	registerWebhooks(app, d.Webhooks, refuseWhileDraining(d.Draining))
 	registerAPI(app, d.Access)
 	if d.Console == nil { // no sign-in configured: the status page alone (tests of other parts)
 		app.Get("/", handleHome(d))

@@ -32,11 +32,11 @@ type Webhooks struct {
 // the server's own limit (1 MiB) are cut off by the HTTP layer itself.
 const maxWebhookBody = 512 << 10
 
-func registerWebhooks(app *fiber.App, w *Webhooks) {
+func registerWebhooks(app *fiber.App, w *Webhooks, draining fiber.Handler) {
 	if w == nil || w.Pipeline == nil {
 		return
 	}
-	app.Use("/webhooks", func(c *fiber.Ctx) error {
+	app.Use("/webhooks", draining, func(c *fiber.Ctx) error {
 		if len(rawBody(c)) > maxWebhookBody {
 			w.count("any", "body", "too_large")
 			return models.Errorf(models.EINVALID, "Body too large.")

@@ -84,6 +84,77 @@ func (p *process) kill() {
 	<-p.done
 }
 
+// twilioEnv is the environment of an instance on db talking to a Twilio
+// fake, with short recovery settings.
+func twilioEnv(t *testing.T, dsn string, fake *twiliotest.API, token string) map[string]string {
+	env := baseEnv(t, dsn)
+	for k, v := range map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": e2eAccountSID, "PARLEY_TWILIO_AUTH_TOKEN": token,
+		"PARLEY_TWILIO_FROM": "+14155550000", "PARLEY_TWILIO_API_BASE_URL": fake.URL, "PARLEY_PUBLIC_URL": "http://" + env["PARLEY_ADDR"],
+		"PARLEY_DEFAULT_REGION": "IN", "PARLEY_SEND_RATE": "200", "PARLEY_JOB_TIMEOUT": "1s", "PARLEY_JOB_RESCUE_AFTER": "3s"} {
+		env[k] = v
+	}
+	return env
+}
+
+// waitSettled waits until want replies are stored and none is queued or
+// in flight, and returns how long it took.
+func waitSettled(t *testing.T, db *store.DB, want int) time.Duration {
+	t.Helper()
+	start := time.Now()
+	settled := func() bool {
+		var stored, open int
+		_ = db.Pool.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE status IN ('queued', 'sending'))
+			FROM messages WHERE direction = 'out'`).Scan(&stored, &open)
+		return stored == want && open == 0
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for !settled() {
+		if time.Now().After(deadline) {
+			t.Fatalf("two minutes on, the replies have not settled")
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+	}
+	return time.Since(start)
+}
+
+// checkAnsweredOnce checks that each contact got the flow's two replies
+// exactly once, in order, and that Parley recorded each sent with its SID.
+func checkAnsweredOnce(t *testing.T, db *store.DB, fake *twiliotest.API, numbers []string) {
+	t.Helper()
+	got := map[string][]string{}
+	for _, s := range fake.Sent() {
+		got[s.To] = append(got[s.To], s.Body)
+	}
+	want := "Hi! I'm the clinic assistant.|What is your name?"
+	for _, n := range numbers {
+		if strings.Join(got[n], "|") != want {
+			t.Errorf("%s got %q, want each reply once, in order", n, got[n])
+		}
+	}
+	if len(fake.Sent()) != len(numbers)*2 {
+		t.Errorf("Twilio took %d messages, want %d", len(fake.Sent()), len(numbers)*2)
+	}
+	// And Parley knows it: each reply recorded sent with Twilio's SID, none
+	// left uncertain for staff to chase.
+	var recorded int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(DISTINCT provider_message_id) FROM messages
+		WHERE direction = 'out' AND status = 'sent'`).Scan(&recorded); err != nil || recorded != len(numbers)*2 {
+		t.Errorf("%d replies recorded sent with their own SID, want %d (%v)", recorded, len(numbers)*2, err)
+	}
+}
+
+func openDB(t *testing.T, dsn string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db
+}
+
+func contactNumber(i int) string { return fmt.Sprintf("+9198765%05d", i) }
+
 // The operator's crash: sixty contacts write, every webhook is
 // acknowledged, and the server is killed (SIGKILL) while replies are
 // going out through a slow Twilio. Started again, every contact gets
@@ -95,77 +166,120 @@ func TestCrash_SIGKILLMidBurstEveryMessageAnsweredOnce(t *testing.T) {
 	fake := twiliotest.NewAPI(e2eAccountSID, token)
 	fake.Delay = 150 * time.Millisecond // sends are in flight when the kill comes
 	t.Cleanup(fake.Close)
-	env := baseEnv(t, pgtest.DSN(t))
-	base := "http://" + env["PARLEY_ADDR"]
-	for k, v := range map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": e2eAccountSID, "PARLEY_TWILIO_AUTH_TOKEN": token,
-		"PARLEY_TWILIO_FROM": "+14155550000", "PARLEY_TWILIO_API_BASE_URL": fake.URL, "PARLEY_PUBLIC_URL": base,
-		"PARLEY_DEFAULT_REGION": "IN", "PARLEY_SEND_RATE": "200", "PARLEY_JOB_TIMEOUT": "1s", "PARLEY_JOB_RESCUE_AFTER": "3s"} {
-		env[k] = v
-	}
+	dsn := pgtest.DSN(t)
+	env := twilioEnv(t, dsn, fake, token)
+	base := env["PARLEY_PUBLIC_URL"]
 	first := startProcess(t, env, "serve")
-	number := func(i int) string { return fmt.Sprintf("+9198765%05d", i) }
+	var numbers []string
 	var wg sync.WaitGroup
 	for i := range contacts {
+		numbers = append(numbers, contactNumber(i))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			twilioInbound(t, base, token, number(i), "hi", i+1) // fails the test unless acknowledged (200)
+			twilioInbound(t, base, token, contactNumber(i), "hi", i+1) // fails the test unless acknowledged (200)
 		}()
 	}
 	wg.Wait()
 	waitFor(t, "the first replies to go out", func() bool { return len(fake.Sent()) >= contacts/4 })
 	first.kill()
-	killedAt, sentBefore := time.Now(), len(fake.Sent())
-
-	db, err := store.Open(context.Background(), env["DATABASE_URL"], store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	sentBefore := len(fake.Sent())
+	db := openDB(t, dsn)
 	var running, sending int // what the kill left behind
 	if err := db.Pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM river_job WHERE state = 'running'),
 		(SELECT count(*) FROM messages WHERE status = 'sending')`).Scan(&running, &sending); err != nil {
 		t.Fatal(err)
 	}
+
 	startProcess(t, env, "serve")
-	// Settled: every reply stored and none still queued or in flight.
-	settled := func() bool {
-		var stored, open int
-		_ = db.Pool.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE status IN ('queued', 'sending'))
-			FROM messages WHERE direction = 'out'`).Scan(&stored, &open)
-		return stored == contacts*2 && open == 0
-	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for !settled() && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
-	}
-	recovered := time.Since(killedAt)
-	if !settled() {
-		t.Fatalf("two minutes after the kill the replies have not settled (%d at Twilio)", len(fake.Sent()))
-	}
-	got := map[string][]string{}
-	for _, s := range fake.Sent() {
-		got[s.To] = append(got[s.To], s.Body)
-	}
-	want := "Hi! I'm the clinic assistant.|What is your name?"
-	for i := range contacts {
-		if strings.Join(got[number(i)], "|") != want {
-			t.Errorf("%s got %q, want each reply once, in order", number(i), got[number(i)])
-		}
-	}
-	if len(fake.Sent()) != contacts*2 {
-		t.Errorf("Twilio took %d messages, want %d", len(fake.Sent()), contacts*2)
-	}
-	// And Parley knows it: each reply recorded sent with Twilio's SID, none
-	// left uncertain for staff to chase.
-	var recorded int
-	if err := db.Pool.QueryRow(context.Background(), `SELECT count(DISTINCT provider_message_id) FROM messages
-		WHERE direction = 'out' AND status = 'sent'`).Scan(&recorded); err != nil || recorded != contacts*2 {
-		t.Errorf("%d replies recorded sent with their own SID, want %d (%v)", recorded, contacts*2, err)
-	}
+	recovered := waitSettled(t, db, contacts*2)
+	checkAnsweredOnce(t, db, fake, numbers)
 	_, metrics := get(t, base+"/metrics")
-	t.Logf("crash: %d of %d replies at Twilio at the kill, %d jobs left running and %d sends in flight; all %d settled %.1f s after the kill, "+
+	t.Logf("crash: %d of %d replies at Twilio at the kill, %d jobs left running and %d sends in flight; all settled %.1f s after the restart, "+
 		"%.0f in-flight sends found at Twilio and recorded, not sent again (job limit 1s, rescue after 3s)",
-		sentBefore, contacts*2, running, sending, len(fake.Sent()), recovered.Seconds(),
+		sentBefore, contacts*2, running, sending, recovered.Seconds(),
 		metricValue(t, metrics, "parley_sends_total", `outcome="reconciled_sent",provider="twilio"`))
+}
+
+// SIGTERM under load, as Cloud Run stops an instance: webhooks are refused
+// (503) or never reach it, what was acknowledged is kept, the instance
+// exits within its grace, and the next instance answers everything once.
+func TestShutdown_SIGTERMUnderLoadExitsInItsGraceAndLosesNothing(t *testing.T) {
+	const token = "0123456789abcdef0123456789abcdef"
+	const grace = 2 * time.Second
+	fake := twiliotest.NewAPI(e2eAccountSID, token)
+	fake.Delay = 300 * time.Millisecond
+	t.Cleanup(fake.Close)
+	dsn := pgtest.DSN(t)
+	env := twilioEnv(t, dsn, fake, token)
+	env["PARLEY_SHUTDOWN_GRACE"] = grace.String()
+	base := env["PARLEY_PUBLIC_URL"]
+	first := startProcess(t, env, "serve")
+
+	// Webhooks keep coming, before and through the shutdown.
+	var mu sync.Mutex
+	var acked []string
+	refused, unreachable := 0, 0
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				n := contactNumber(w*1000 + i)
+				status := postTwilio(base, token, n, "hi", w*1000+i+1)
+				mu.Lock()
+				switch status {
+				case http.StatusOK:
+					acked = append(acked, n)
+				case http.StatusServiceUnavailable:
+					refused++
+				case 0:
+					unreachable++
+				default:
+					t.Errorf("a webhook during the shutdown: %d", status)
+				}
+				mu.Unlock()
+				if status == 0 {
+					return // the instance is gone
+				}
+				time.Sleep(100 * time.Millisecond) // the load's pace, not synchronisation
+			}
+		}()
+	}
+	waitFor(t, "replies to be going out", func() bool { return len(fake.Sent()) >= 10 })
+	termAt := time.Now()
+	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-first.done:
+	case <-time.After(grace + 5*time.Second):
+		t.Fatalf("still running %s after SIGTERM, with a grace of %s", time.Since(termAt), grace)
+	}
+	exited := time.Since(termAt)
+	close(stop)
+	wg.Wait()
+	if exited > grace+time.Second {
+		t.Errorf("exited %s after SIGTERM, want within the grace (%s) and a second", exited, grace)
+	}
+	if refused == 0 {
+		t.Error("no webhook was answered 503 while the instance drained")
+	}
+	if !strings.Contains(first.logs.String(), "shutting down") {
+		t.Errorf("no word of the shutdown in the log:\n%s", first.logs)
+	}
+
+	db := openDB(t, dsn)
+	startProcess(t, env, "serve")
+	waitSettled(t, db, len(acked)*2)
+	checkAnsweredOnce(t, db, fake, acked)
+	t.Logf("SIGTERM: exited %.1f s after it (grace %s); %d webhooks acknowledged and all answered once, %d refused with 503, %d found it gone",
+		exited.Seconds(), grace, len(acked), refused, unreachable)
 }

@@ -59,6 +59,7 @@ func baseEnv(t *testing.T, dsn string) map[string]string {
 		"PARLEY_ENCRYPTION_KEYS": newEncryptionKey(),
 		"PARLEY_BLIND_INDEX_KEY": newSecret(),
 		"PARLEY_SESSION_KEYS":    newSessionKeyPair(),
+		"PARLEY_SHUTDOWN_GRACE":  "1s", // the tests stop many instances
 	}
 }
 

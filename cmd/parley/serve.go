@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,9 +19,6 @@ import (
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/views"
 )
-
-// shutdownGrace is how long in-flight requests get to finish on shutdown.
-const shutdownGrace = 20 * time.Second
 
 func cmdServe(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(getenv, config.Requirements{Database: true, Keys: true})
@@ -75,6 +73,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 	// Workers run on a context of their own: shutdown stops them after the
 	// HTTP server, so acknowledged work is never abandoned.
 	pipe.StartWhenReady(context.WithoutCancel(ctx))
+	var draining atomic.Bool
 	app := handlers.NewServer(handlers.Deps{
 		Webhooks: w.hooks,
 		Access:   access,
@@ -90,6 +89,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 		Version:   version,
 		Features:  features(cfg),
 		Dev:       dev,
+		Draining:  &draining,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -109,12 +109,25 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing in-flight requests")
-	if err := app.ShutdownWithTimeout(shutdownGrace); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	// Stopping (SIGTERM; Cloud Run kills after its grace): refuse new
+	// webhooks (503, so the platform retries) and readiness, let the
+	// requests in flight finish, then let running jobs finish or release
+	// them to other instances, all within the grace.
+	deadline := time.Now().Add(cfg.ShutdownGrace)
+	draining.Store(true)
+	log.Info("shutting down: finishing in-flight requests and jobs", slog.Duration("grace", cfg.ShutdownGrace))
+	// A quarter of the grace answering 503 before the listener closes: a
+	// load balancer still routing here meanwhile gets an answer it retries
+	// elsewhere, not a reset connection.
+	time.Sleep(cfg.ShutdownGrace / 4)
+	if err := app.ShutdownWithTimeout(cfg.ShutdownGrace / 4); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Error("shutdown", slog.String("error", err.Error()))
 	}
-	<-served
-	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	select {
+	case <-served:
+	case <-time.After(time.Until(deadline)):
+	}
+	stopCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if err := pipe.Stop(stopCtx); err != nil {
 		log.Error("stop queue workers", slog.String("error", err.Error()))

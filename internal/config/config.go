@@ -74,7 +74,10 @@ type Config struct {
 	// it); RescueAfter is when a job left running by a dead instance is
 	// taken up again.
 	JobTimeout, RescueAfter time.Duration
-	DBMaxConns              int // database pool size per instance
+	// ShutdownGrace is how long a stopping instance (SIGTERM) takes to
+	// finish what is in flight and release its jobs before it exits.
+	ShutdownGrace time.Duration
+	DBMaxConns    int // database pool size per instance
 
 	SessionIdle     time.Duration // a console session unused this long ends
 	SessionAbsolute time.Duration // a console session this old ends
@@ -174,6 +177,7 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		Workers:       int(l.float("PARLEY_WORKERS", 20)),
 		AIWorkers:     int(l.float("PARLEY_AI_WORKERS", 10)),
 	}
+	c.ShutdownGrace = l.duration("PARLEY_SHUTDOWN_GRACE", 8*time.Second)
 	c.JobTimeout = l.duration("PARLEY_JOB_TIMEOUT", 15*time.Second)
 	c.RescueAfter = l.duration("PARLEY_JOB_RESCUE_AFTER", 40*time.Second)
 	if c.RescueAfter <= 2*c.JobTimeout {

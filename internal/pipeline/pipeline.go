@@ -306,12 +306,15 @@ func (p *Pipeline) StartWhenReady(ctx context.Context) {
 }
 
 // Stop lets running jobs finish (until ctx ends, when they are cancelled
-// and retried later) and stops the workers.
+// and released for a retry, by this instance or another) and stops the
+// workers. Cancelled jobs get a second to record that they stopped.
 func (p *Pipeline) Stop(ctx context.Context) error {
 	p.stopCommitters()
 	err := p.worker.Stop(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return p.worker.StopAndCancel(context.Background())
+		cancelled, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		return p.worker.StopAndCancel(cancelled)
 	}
 	return err
 }
