@@ -17,7 +17,6 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"golang.org/x/time/rate"
 	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/channel"
@@ -104,8 +103,8 @@ func (a Ack) replies() []string {
 type Config struct {
 	Workers      int     // jobs run at once by this instance (default 20)
 	AIWorkers    int     // AI requests at once, on a queue of their own so slow calls never hold up messages (default 10)
-	SendRate     float64 // messages per second per provider from this instance (default 10)
-	SendBurst    int     // bucket size of the rate cap (default 1)
+	SendRate     float64 // messages per second per provider, all instances together (default 10)
+	SendBurst    int     // sends the cap lets through at once after a quiet spell (default 1)
 	MaxSendTries int     // attempts before a send is given up (default 8)
 	// MaxProcessTries is how often a contact's messages are tried before
 	// one that keeps failing is set aside for a person, so it cannot hold
@@ -217,7 +216,7 @@ type Pipeline struct {
 	log       *slog.Logger
 	metrics   *Metrics
 	cfg       Config
-	limiters  map[string]*rate.Limiter
+	slots     *store.SendSlots // the send rate cap, shared by every instance
 
 	inserter *river.Client[*sql.Tx] // inserts jobs inside GORM transactions
 	worker   *river.Client[pgx.Tx]  // runs jobs
@@ -240,10 +239,7 @@ func New(d Deps) (*Pipeline, error) {
 		db: d.DB, contacts: store.NewContactStore(d.DB, d.Crypto), messages: store.NewMessageStore(d.DB, d.Crypto),
 		convs: store.NewConversationStore(d.DB, d.Crypto),
 		media: store.NewMediaStore(d.DB, d.Crypto), ingestor: store.NewIngestor(d.Crypto), audit: store.NewAuditStore(d.DB, d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
-		responder: d.Responder, ai: d.AI, log: d.Logger, metrics: d.Metrics, cfg: d.Config, limiters: map[string]*rate.Limiter{},
-	}
-	for provider := range d.Senders {
-		p.limiters[provider] = rate.NewLimiter(rate.Limit(d.Config.SendRate), d.Config.SendBurst)
+		responder: d.Responder, ai: d.AI, log: d.Logger, metrics: d.Metrics, cfg: d.Config, slots: store.NewSendSlots(d.DB),
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &processWorker{p: p})

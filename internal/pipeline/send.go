@@ -38,6 +38,10 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 			// less often; one waiting out a retry delay takes longer.
 			return river.JobSnooze(turnWait(time.Since(wait.queued), wait.retrying))
 		}
+		var slot *slotLater
+		if errors.As(err, &slot) {
+			return river.JobSnooze(max(slot.after, 10*time.Millisecond))
+		}
 		var later *retryLater
 		if errors.As(err, &later) {
 			w.hints.Store(job.ID, later.after)
@@ -150,7 +154,7 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 		}
 	}
 
-	if err := p.limiters[st.Message.Provider].Wait(ctx); err != nil {
+	if err := p.waitForSlot(ctx, st.Message.Provider); err != nil {
 		// Not called: the attempt did not happen.
 		_ = p.messages.FinishAttempt(context.WithoutCancel(ctx), nil, st.Message.ID, models.StatusQueued, "", "", "")
 		return err
@@ -203,6 +207,41 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 		return err
 	}
 	return &retryLater{after: se.RetryAfter, err: sendErr}
+}
+
+// slotLater says the send rate cap has no slot for this send within the
+// job's time limit: the job comes back when one may be free (a snooze, not
+// an attempt).
+type slotLater struct{ after time.Duration }
+
+func (e *slotLater) Error() string { return "no send slot within the job's time limit" }
+
+// waitForSlot waits for the provider's next send slot under the rate cap
+// every instance shares, within the job's time limit (less a second to
+// make the call); a slot further off is not taken (slotLater).
+func (p *Pipeline) waitForSlot(ctx context.Context, provider string) error {
+	within := p.cfg.JobTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		within = time.Until(deadline)
+	}
+	within -= time.Second
+	wait, reserved, err := p.slots.Take(ctx, provider, p.cfg.SendRate, p.cfg.SendBurst, max(within, 0))
+	switch {
+	case err != nil:
+		return err
+	case !reserved:
+		return &slotLater{after: wait}
+	case wait <= 0:
+		return nil
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
 }
 
 // uncertainReason tells staff what an unknown outcome means.
