@@ -27,6 +27,7 @@ type Conversation struct {
 	Language    string // the contact's language for this conversation
 	Error       string // why a safety limit stopped it
 	WaitSeq     int64  // bumped on every move; a timeout for an older wait is stale
+	RemindedSeq int64  // 1 + the wait whose reminder fired last (0: none): a reminder fires once
 	Pending     []byte // JSON of the AI request it waits on; nil when none
 	StartedAt   time.Time
 	UpdatedAt   time.Time

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,20 +16,6 @@ import (
 	"github.com/parley-chat/parley/internal/pgtest"
 	"github.com/parley-chat/parley/internal/store"
 )
-
-// buildParley builds the real binary once per test process.
-var buildParley = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "parley-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "parley")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
 
 // process is `parley serve` running as its own process.
 type process struct {
@@ -90,7 +75,7 @@ func twilioEnv(t *testing.T, dsn string, fake *twiliotest.API, token string) map
 	env := baseEnv(t, dsn)
 	for k, v := range map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": e2eAccountSID, "PARLEY_TWILIO_AUTH_TOKEN": token,
 		"PARLEY_TWILIO_FROM": "+14155550000", "PARLEY_TWILIO_API_BASE_URL": fake.URL, "PARLEY_PUBLIC_URL": "http://" + env["PARLEY_ADDR"],
-		"PARLEY_DEFAULT_REGION": "IN", "PARLEY_SEND_RATE": "200", "PARLEY_JOB_TIMEOUT": "1s", "PARLEY_JOB_RESCUE_AFTER": "3s"} {
+		"PARLEY_DEFAULT_REGION": "IN", "PARLEY_SEND_RATE": "200", "PARLEY_JOB_TIMEOUT": "3s", "PARLEY_JOB_RESCUE_AFTER": "7s"} {
 		env[k] = v
 	}
 	return env
@@ -101,16 +86,18 @@ func twilioEnv(t *testing.T, dsn string, fake *twiliotest.API, token string) map
 func waitSettled(t *testing.T, db *store.DB, want int) time.Duration {
 	t.Helper()
 	start := time.Now()
+	var stored, open, unprocessed int
 	settled := func() bool {
-		var stored, open int
-		_ = db.Pool.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE status IN ('queued', 'sending'))
-			FROM messages WHERE direction = 'out'`).Scan(&stored, &open)
-		return stored == want && open == 0
+		_ = db.Pool.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE direction = 'out'),
+			count(*) FILTER (WHERE direction = 'out' AND status IN ('queued', 'sending')),
+			count(*) FILTER (WHERE direction = 'in' AND processed_at IS NULL) FROM messages`).Scan(&stored, &open, &unprocessed)
+		return stored == want && open == 0 && unprocessed == 0
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for !settled() {
 		if time.Now().After(deadline) {
-			t.Fatalf("two minutes on, the replies have not settled")
+			t.Fatalf("two minutes on, the replies have not settled: %d of %d stored, %d queued or in flight, %d inbound unprocessed",
+				stored, want, open, unprocessed)
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
 	}
@@ -196,7 +183,7 @@ func TestCrash_SIGKILLMidBurstEveryMessageAnsweredOnce(t *testing.T) {
 	checkAnsweredOnce(t, db, fake, numbers)
 	_, metrics := get(t, base+"/metrics")
 	t.Logf("crash: %d of %d replies at Twilio at the kill, %d jobs left running and %d sends in flight; all settled %.1f s after the restart, "+
-		"%.0f in-flight sends found at Twilio and recorded, not sent again (job limit 1s, rescue after 3s)",
+		"%.0f in-flight sends found at Twilio and recorded, not sent again (job limit 3s, rescue after 7s)",
 		sentBefore, contacts*2, running, sending, recovered.Seconds(),
 		metricValue(t, metrics, "parley_sends_total", `outcome="reconciled_sent",provider="twilio"`))
 }

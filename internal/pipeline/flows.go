@@ -107,6 +107,12 @@ func (f *Flows) Timeout(ctx context.Context, tx *gorm.DB, contact *models.Contac
 	if conv.WaitSeq != w.Seq || conv.Status != models.ConversationActive {
 		return nil, nil // the conversation moved on since this wait was set
 	}
+	if engine.InputKind(w.Input) == engine.InputRemind {
+		if conv.RemindedSeq == w.Seq+1 {
+			return nil, nil // reminded already: this job ran before
+		}
+		conv.RemindedSeq = w.Seq + 1 // saved with the step
+	}
 	return f.step(ctx, tx, contact, conv, engine.Input{Kind: engine.InputKind(w.Input), Now: f.now()})
 }
 

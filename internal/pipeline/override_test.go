@@ -169,3 +169,29 @@ func TestOverride_EachOfSeveralIsAudited(t *testing.T) {
 		t.Fatalf("Verify = %d, %v", n, err)
 	}
 }
+
+// The queue runs a job at least once: a reminder whose job runs again (its
+// completion was lost, say) is not sent twice.
+func TestWaits_AReminderFiresOnce(t *testing.T) {
+	e := newEnv(t)
+	e.start(t, pipeline.NewFlows(engine.Builtin(), e.db, e.crypto))
+	if _, err := e.pipelineIngest(t, sms("SM1", "+919876543210", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first question", func() bool { return len(e.api.Sent()) == 2 && e.idle(t) })
+	for run := range 2 {
+		if _, err := e.db.Pool.Exec(context.Background(), `UPDATE river_job SET state = 'available', scheduled_at = now(), finalized_at = NULL
+			WHERE kind = 'conversation_wait' AND args->>'input' = 'remind'`); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the reminder's job to run", func() bool {
+			return e.count(t, `SELECT count(*) FROM river_job WHERE kind = 'conversation_wait' AND args->>'input' = 'remind' AND state = 'completed'`) == 1 && e.idle(t)
+		})
+		if n := len(e.api.Sent()); n != 3 {
+			t.Fatalf("after the reminder's job ran %d times, %d messages sent; want the reminder once (3)", run+1, n)
+		}
+	}
+	if got := e.api.Sent()[2].Body; got != "Are you still there?" {
+		t.Fatalf("sent %q, want the reminder", got)
+	}
+}

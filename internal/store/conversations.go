@@ -25,6 +25,7 @@ type conversationRow struct {
 	Language    string
 	Error       string
 	WaitSeq     int64
+	RemindedSeq int64
 	Pending     []byte `gorm:"column:pending_enc;serializer:encrypted"` // JSON
 	StartedAt   time.Time
 	UpdatedAt   time.Time
@@ -38,7 +39,7 @@ func (r *conversationRow) model() (*models.Conversation, error) {
 	c := &models.Conversation{
 		ID: r.ID, ContactID: r.ContactID, FlowID: r.FlowID, FlowVersion: r.FlowVersion, Node: r.Node,
 		Status: models.ConversationStatus(r.Status), Retries: r.Retries, Language: r.Language, Error: r.Error,
-		WaitSeq: r.WaitSeq, Pending: r.Pending, StartedAt: r.StartedAt, UpdatedAt: r.UpdatedAt, ExpiresAt: r.ExpiresAt, EndedAt: r.EndedAt,
+		WaitSeq: r.WaitSeq, RemindedSeq: r.RemindedSeq, Pending: r.Pending, StartedAt: r.StartedAt, UpdatedAt: r.UpdatedAt, ExpiresAt: r.ExpiresAt, EndedAt: r.EndedAt,
 		Variables: map[string]string{},
 	}
 	if len(r.Variables) > 0 {
@@ -103,7 +104,7 @@ func (s *ConversationStore) Save(ctx context.Context, tx *gorm.DB, c *models.Con
 	}
 	row := &conversationRow{
 		ID: c.ID, ContactID: c.ContactID, FlowID: c.FlowID, FlowVersion: c.FlowVersion, Node: c.Node, Status: string(c.Status),
-		Variables: vars, Retries: c.Retries, Language: c.Language, Error: c.Error, WaitSeq: c.WaitSeq,
+		Variables: vars, Retries: c.Retries, Language: c.Language, Error: c.Error, WaitSeq: c.WaitSeq, RemindedSeq: c.RemindedSeq,
 		Pending: c.Pending, StartedAt: c.StartedAt, UpdatedAt: now, ExpiresAt: c.ExpiresAt, EndedAt: c.EndedAt,
 	}
 	if row.ID == 0 {
