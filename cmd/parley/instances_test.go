@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 	"github.com/parley-chat/parley/internal/pgtest"
 )
 
-// quickFlow asks a name with a reminder after 2 s and a time-out after 4 s,
+// quickFlow asks a name with a reminder after 2 s and a time-out after 6 s,
 // so timers fire within a test.
 const quickFlow = `id: quick
 languages: [en]
@@ -24,7 +25,7 @@ nodes:
       prompt: {en: "What is your name?"}
       type: text
       save: name
-      timeout: {remind_after: 2s, remind: {en: "Are you still there?"}, expire_after: 4s, then: bye}
+      timeout: {remind_after: 2s, remind: {en: "Are you still there?"}, expire_after: 6s, then: bye}
     next: thanks
   thanks:
     end: {send: {en: "Thanks, {{name}}."}}
@@ -80,32 +81,56 @@ func TestInstances_TwoServeOneDatabaseOneKilled(t *testing.T) {
 		post(1, c, fmt.Sprintf("Asha %d", c))
 	}
 	db := openDB(t, dsn)
-	want := func(c int) string {
+	// A silent contact is reminded once and told goodbye once; when its
+	// reminder's job is held up past the expiry (it ran on the killed
+	// instance, or was retried under load), the reminder is stale and
+	// never sent after the goodbye.
+	want := func(c int) []string {
 		if c%2 == 0 {
-			return fmt.Sprintf("What is your name?|Thanks, Asha %d.", c)
+			return []string{fmt.Sprintf("What is your name?|Thanks, Asha %d.", c)}
 		}
-		return "What is your name?|Are you still there?|Goodbye for now."
+		return []string{"What is your name?|Are you still there?|Goodbye for now.", "What is your name?|Goodbye for now."}
 	}
-	total := contacts/2*2 + contacts/2*3
+	least := contacts/2*2 + contacts/2*2 // every reply but the reminders
 	start := time.Now()
 	deadline := time.Now().Add(90 * time.Second)
-	for len(fake.Sent()) < total && time.Now().Before(deadline) {
+	ended := func() bool { // every conversation has its last word
+		n := 0
+		for _, s := range fake.Sent() {
+			if s.Body == "Goodbye for now." || strings.HasPrefix(s.Body, "Thanks, ") {
+				n++
+			}
+		}
+		return n >= contacts
+	}
+	for !ended() && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
 	}
 	took := time.Since(start)
-	waitSettled(t, db, total)
+	waitSettled(t, db, len(fake.Sent())) // and nothing more on its way
 	got := map[string][]string{}
 	for _, s := range fake.Sent() {
 		got[s.To] = append(got[s.To], s.Body)
 	}
 	for c := range contacts {
-		if g := strings.Join(got[contactNumber(c)], "|"); g != want(c) {
-			t.Errorf("contact %d got %q, want %q", c, g, want(c))
+		if g := strings.Join(got[contactNumber(c)], "|"); !slices.Contains(want(c), g) {
+			t.Errorf("contact %d got %q, want one of %q", c, g, want(c))
 		}
 	}
-	if len(fake.Sent()) != total {
-		t.Errorf("Twilio took %d messages, want %d", len(fake.Sent()), total)
+	if t.Failed() {
+		rows, _ := db.Pool.Query(t.Context(), `SELECT c.id, c.status, c.node, c.error, (SELECT string_agg(coalesce(m.error_code,'') || '/' || m.status, ',') FROM messages m WHERE m.contact_id = c.contact_id)
+			FROM conversations c ORDER BY c.contact_id`)
+		for rows.Next() {
+			var id int64
+			var st, node, e string
+			var msgs *string
+			_ = rows.Scan(&id, &st, &node, &e, &msgs)
+			t.Logf("conversation %d: %s at %s %q; messages %v", id, st, node, e, msgs)
+		}
+		rows.Close()
+		t.FailNow()
 	}
-	t.Logf("two instances: %d contacts, one instance killed after at least %d replies; all %d replies settled %.1f s after, each once and in order",
-		contacts, contacts/3, total, took.Seconds())
+	reminded := len(fake.Sent()) - least
+	t.Logf("two instances: %d contacts, one instance killed after at least %d replies; all %d replies out %.1f s after, each once and in order "+
+		"(%d of %d reminders came before their expiry)", contacts, contacts/3, len(fake.Sent()), took.Seconds(), reminded, contacts/2)
 }
