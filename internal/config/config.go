@@ -74,6 +74,9 @@ type Config struct {
 	// it); RescueAfter is when a job left running by a dead instance is
 	// taken up again.
 	JobTimeout, RescueAfter time.Duration
+	// RetentionDays, when above 0, clears message bodies and attachments
+	// older than this many days, daily (off by default).
+	RetentionDays int
 	// ShutdownGrace is how long a stopping instance (SIGTERM) takes to
 	// finish what is in flight and release its jobs before it exits.
 	ShutdownGrace time.Duration
@@ -177,6 +180,7 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		Workers:       int(l.float("PARLEY_WORKERS", 20)),
 		AIWorkers:     int(l.float("PARLEY_AI_WORKERS", 10)),
 	}
+	c.RetentionDays = int(l.float("PARLEY_RETENTION_DAYS", 0))
 	c.ShutdownGrace = l.duration("PARLEY_SHUTDOWN_GRACE", 8*time.Second)
 	c.JobTimeout = l.duration("PARLEY_JOB_TIMEOUT", 15*time.Second)
 	c.RescueAfter = l.duration("PARLEY_JOB_RESCUE_AFTER", 40*time.Second)

@@ -122,6 +122,9 @@ type Config struct {
 	// 8s, inside Twilio's 15 s).
 	IngestTimeout time.Duration
 	AITimeout     time.Duration // time limit of one AI request (default: the long job time limit less a tenth)
+	// RetentionDays, when set, clears what people said in messages older
+	// than this many days (bodies, names, word index, attachments), daily.
+	RetentionDays int
 	// JobTimeout bounds one job: processing, a send, a timer, a status
 	// check (default 15s). Fetching media and AI calls get twice it.
 	JobTimeout time.Duration
@@ -248,6 +251,7 @@ func New(d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &waitWorker{p: p})
 	river.AddWorker(workers, &aiWorker{p: p})
 	river.AddWorker(workers, &pollWorker{p: p})
+	river.AddWorker(workers, &retentionWorker{p: p})
 	var err error
 	p.worker, err = river.NewClient(riverpgxv5.New(d.DB.Pool), &river.Config{
 		Queues: map[string]river.QueueConfig{
@@ -255,6 +259,7 @@ func New(d Deps) (*Pipeline, error) {
 			queueAI:            {MaxWorkers: d.Config.AIWorkers},
 		},
 		Workers:           workers,
+		PeriodicJobs:      retentionJobs(d.Config.RetentionDays),
 		Logger:            d.Logger,
 		FetchPollInterval: d.Config.FetchInterval,
 		// Jobs here take milliseconds: fetch again soon rather than leave
