@@ -14,18 +14,11 @@ import (
 	"github.com/parley-chat/parley/models"
 )
 
-func TestPgDump_HoldsNoPersonalDataInAnyForm(t *testing.T) {
-	f := newFixture(t)
+// pgDump is the fixture's whole database as pg_dump writes it (plain SQL,
+// one INSERT per row, bytea as hex).
+func pgDump(t *testing.T, f *fixture) string {
+	t.Helper()
 	ctx := context.Background()
-	c := f.contact(t, "whatsapp:+919876543210", "Asha Verma")
-	f.message(t, c, "I need an appointment on Monday")
-	f.message(t, c, "मेरा नाम आशा है")
-	hindiName := f.contact(t, "+14155550100", "प्रिया")
-	f.message(t, hindiName, "Priyaappointmentxyz")
-	if err := f.db.Gorm.Exec("UPDATE messages SET status = ? WHERE contact_id = ?", models.StatusProcessed, c.ID).Error; err != nil {
-		t.Fatal(err)
-	}
-
 	var dsn string
 	if err := f.db.Gorm.WithContext(ctx).Raw("SELECT current_database()").Scan(&dsn).Error; err != nil {
 		t.Fatal(err)
@@ -42,7 +35,21 @@ func TestPgDump_HoldsNoPersonalDataInAnyForm(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("pg_dump: %v: %s", err, stderr.String())
 	}
-	dump := out.String()
+	return out.String()
+}
+
+func TestPgDump_HoldsNoPersonalDataInAnyForm(t *testing.T) {
+	f := newFixture(t)
+	c := f.contact(t, "whatsapp:+919876543210", "Asha Verma")
+	f.message(t, c, "I need an appointment on Monday")
+	f.message(t, c, "मेरा नाम आशा है")
+	hindiName := f.contact(t, "+14155550100", "प्रिया")
+	f.message(t, hindiName, "Priyaappointmentxyz")
+	if err := f.db.Gorm.Exec("UPDATE messages SET status = ? WHERE contact_id = ?", models.StatusProcessed, c.ID).Error; err != nil {
+		t.Fatal(err)
+	}
+
+	dump := pgDump(t, f)
 	if !strings.Contains(dump, "INSERT INTO public.messages") {
 		t.Fatal("the dump holds no messages: the test would prove nothing")
 	}
