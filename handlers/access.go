@@ -2,12 +2,14 @@ package handlers
 
 import (
 	"context"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -31,6 +33,9 @@ type Access struct {
 	// Remote manages users at Supabase Auth (Supabase mode with the
 	// service-role key); nil otherwise.
 	Remote RemoteUsers
+	// Personal exports and erases one person's data (store.PersonalData);
+	// nil: not offered.
+	Personal PersonalData
 	// Sessions, when set, lets a deactivation end the member's console
 	// sessions at once.
 	Sessions interface {
@@ -135,6 +140,42 @@ func registerAPI(app *fiber.App, a *Access) {
 	api := app.Group("/api/v1", a.bearer)
 	api.Get("/me", handleMe)
 	a.registerStaffAPI(api)
+	if a.Personal != nil {
+		api.Get("/contacts/:id<int>/export", require(auth.ExportContacts), a.exportContact)
+		api.Delete("/contacts/:id<int>", require(auth.EraseContacts), a.eraseContact)
+	}
+}
+
+// PersonalData exports and erases one person's data (store.PersonalData).
+type PersonalData interface {
+	Erase(ctx context.Context, id int64, actor *models.Actor) (store.Erased, error)
+	Export(ctx context.Context, id int64) (*store.ContactExport, error)
+}
+
+// exportContact answers everything held of one contact, decrypted, for a
+// subject-access request; audited before it is read.
+func (a *Access) exportContact(c *fiber.Ctx) error {
+	id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+	if err := a.audit(c, "contact.export", "contact", c.Params("id"), nil); err != nil {
+		return err
+	}
+	exp, err := a.Personal.Export(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(exp)
+}
+
+// eraseContact removes everything of one contact; the erasure audits
+// itself, with the counts.
+func (a *Access) eraseContact(c *fiber.Ctx) error {
+	id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+	actor := actorOf(c)
+	n, err := a.Personal.Erase(c.UserContext(), id, &actor)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"erased": fiber.Map{"messages": n.Messages, "attachments": n.Attachments, "conversations": n.Conversations, "jobs": n.Jobs}})
 }
 
 // handleMe answers who the caller is and what they may do.

@@ -164,3 +164,36 @@ func TestAdmin_SystemPage(t *testing.T) {
 		}
 	}
 }
+
+// An admin erases a person from their page, after confirming; other roles
+// are not offered it and are refused; the erasure is audited with its
+// actor.
+func TestAdmin_EraseAPersonFromTheConsole(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	asha, _ := site.seed(t)
+	supervisor, admin := site.as(t, models.RoleSupervisor), site.as(t, models.RoleAdmin)
+	_, page := supervisor.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil)
+	if strings.Contains(page, `data-testid="erase-form"`) {
+		t.Fatal("a supervisor is offered the erasure")
+	}
+	csrf := formCSRF.FindStringSubmatch(page)[1]
+	if resp, _ := supervisor.do(t, "POST", "/contacts/"+itoa(asha.ID)+"/erase", url.Values{"_csrf": {csrf}}, nil); resp.StatusCode != 403 {
+		t.Fatalf("a supervisor's erasure: %d", resp.StatusCode)
+	}
+	_, page = admin.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil)
+	if !strings.Contains(page, `data-testid="erase-form"`) || !strings.Contains(page, `data-testid="confirm-erase"`) {
+		t.Fatal("an admin is not offered the erasure, behind a confirmation")
+	}
+	csrf = formCSRF.FindStringSubmatch(page)[1]
+	if resp, _ := admin.do(t, "POST", "/contacts/"+itoa(asha.ID)+"/erase", url.Values{"_csrf": {csrf}}, nil); resp.StatusCode != 303 {
+		t.Fatalf("an admin's erasure: %d", resp.StatusCode)
+	}
+	if resp, _ := admin.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil); resp.StatusCode != 404 {
+		t.Fatalf("the erased contact's page: %d", resp.StatusCode)
+	}
+	var actor string
+	if err := site.db.Pool.QueryRow(context.Background(), `SELECT u.email FROM audit_events a JOIN staff_users u ON u.id = a.actor_id
+		WHERE a.action = 'contact.erase' AND a.subject_id = $1`, itoa(asha.ID)).Scan(&actor); err != nil || actor != "admin@example.org" {
+		t.Fatalf("the erasure's audit entry: %q %v", actor, err)
+	}
+}

@@ -60,7 +60,7 @@ func newConsoleSiteWith(t *testing.T, provider func(*handlers.Access, *store.Sta
 	verifier, _ := auth.NewVerifier(auth.VerifierConfig{Issuer: localIssuerURL, Keys: issuer.Keys()})
 	crypto := newCryptoForTest(t)
 	access := &handlers.Access{Verifier: verifier, Staff: site.staff, Local: &handlers.LocalProvider{Issuer: issuer, Directory: site.staff},
-		Audit: store.NewAuditStore(db, crypto)}
+		Audit: store.NewAuditStore(db, crypto), Personal: store.PersonalData{Contacts: store.NewContactStore(db, crypto), Audit: store.NewAuditStore(db, crypto)}}
 	var p handlers.SignInProvider = handlers.LocalSignIn{LocalProvider: access.Local, Staff: site.staff}
 	if provider != nil {
 		p = provider(access, site.staff)

@@ -121,7 +121,8 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 	role := principal(c).Role
 	mask := auth.MasksPhones(role)
 	p := views.ContactProps{Staff: badge(c), ID: id, Channel: string(contact.Channel), Language: contact.Language, OptedOut: contact.OptedOut,
-		CanReply: in.Actions != nil && auth.Can(role, auth.Reply), CanResend: in.Actions != nil && auth.Can(role, auth.Resend)}
+		CanReply: in.Actions != nil && auth.Can(role, auth.Reply), CanResend: in.Actions != nil && auth.Can(role, auth.Resend),
+		CanErase: a != nil && a.Personal != nil && auth.Can(role, auth.EraseContacts)}
 	p.Name, p.Phone = contactLabel(contact, mask)
 	p.Masked = mask
 	attachments := map[int64][]store.MediaInfo{}
@@ -244,6 +245,19 @@ func (in *Inbox) media(a *Access) fiber.Handler {
 		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 		c.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'; sandbox")
 		return c.Send(m.Data)
+	}
+}
+
+// erase removes everything of the contact, from the console; the erasure
+// audits itself.
+func (in *Inbox) erase(a *Access) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		actor := actorOf(c)
+		if _, err := a.Personal.Erase(c.UserContext(), id, &actor); err != nil {
+			return err
+		}
+		return c.Redirect("/", fiber.StatusSeeOther)
 	}
 }
 

@@ -114,6 +114,9 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 	if in.Media != nil {
 		app.Get("/media/:id<int>", signedIn, read, in.media(a))
 	}
+	if a != nil && a.Personal != nil {
+		app.Post("/contacts/:id<int>/erase", signedIn, require(auth.EraseContacts), in.erase(a))
+	}
 	if in.Actions != nil {
 		app.Post("/contacts/:id<int>/reply", signedIn, require(auth.Reply), in.reply())
 		app.Post("/messages/:id<int>/resend", signedIn, require(auth.Resend), in.resend())

@@ -69,17 +69,20 @@ var rules = map[string]rule{
 	"POST /admin/staff": {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 400}}, // no email sent
 	"POST /admin/staff/:id": {path: "/admin/staff/00000000-0000-4000-8000-000000000000", anon: 401, staff: 403,
 		roles: map[models.Role]int{models.RoleAdmin: 400}}, // nothing to change sent
-	"GET /admin/audit":    {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
-	"GET /admin/system":   {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 200}},
-	"GET /media/:id<int>": {path: "/media/999999", anon: 303, staff: 404},
-	"GET /simulator":      {anon: 303, staff: 200, roles: map[models.Role]int{models.RoleViewer: 403}},
-	"POST /simulator":     {anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}}, // nothing written
-	"GET /login":          {anon: 200, staff: 200},
-	"POST /login":         {anon: 401, staff: 401}, // no credentials in the matrix's request
-	"POST /logout":        {anon: 401, staff: 303},
-	"GET /api/v1/me":      {anon: 401, staff: 200},
-	"GET /api/v1/staff/":  {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 200}},
-	"POST /api/v1/staff/": {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 400}}, // the matrix sends no staff member
+	"GET /admin/audit":                     {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
+	"GET /admin/system":                    {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 200}},
+	"GET /media/:id<int>":                  {path: "/media/999999", anon: 303, staff: 404},
+	"GET /api/v1/contacts/:id<int>/export": {path: "/api/v1/contacts/999999/export", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 404}},
+	"DELETE /api/v1/contacts/:id<int>":     {path: "/api/v1/contacts/999999", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 404}},
+	"POST /contacts/:id<int>/erase":        {path: "/contacts/999999/erase", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 404}},
+	"GET /simulator":                       {anon: 303, staff: 200, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"POST /simulator":                      {anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}}, // nothing written
+	"GET /login":                           {anon: 200, staff: 200},
+	"POST /login":                          {anon: 401, staff: 401}, // no credentials in the matrix's request
+	"POST /logout":                         {anon: 401, staff: 303},
+	"GET /api/v1/me":                       {anon: 401, staff: 200},
+	"GET /api/v1/staff/":                   {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 200}},
+	"POST /api/v1/staff/":                  {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 400}}, // the matrix sends no staff member
 	"DELETE /api/v1/staff/:id": {path: "/api/v1/staff/00000000-0000-4000-8000-000000000000", anon: 401, staff: 403,
 		roles: map[models.Role]int{models.RoleAdmin: 404}},
 	"PATCH /api/v1/staff/:id": {path: "/api/v1/staff/00000000-0000-4000-8000-000000000000", anon: 401, staff: 403,
@@ -118,7 +121,7 @@ func newFullServer(t *testing.T) *fullServer {
 	s.local, _ = auth.NewLocalIssuer(localIssuerURL, []byte(strings.Repeat("k", 32)), time.Hour)
 	verifier, _ := auth.NewVerifier(auth.VerifierConfig{Issuer: localIssuerURL, Keys: s.local.Keys()})
 	access := &handlers.Access{Verifier: verifier, Staff: s.staff, Local: &handlers.LocalProvider{Issuer: s.local, Directory: s.staff},
-		Audit: store.NewAuditStore(db, crypto)}
+		Audit: store.NewAuditStore(db, crypto), Personal: store.PersonalData{Contacts: store.NewContactStore(db, crypto), Audit: store.NewAuditStore(db, crypto)}}
 	inbox := &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe, Simulator: pipe, Media: store.NewMediaStore(db, crypto),
 		PollEvery: 10 * time.Millisecond, StreamFor: 50 * time.Millisecond, Flows: pipe,
 		Convs: store.NewConversationStore(db, crypto)}

@@ -66,6 +66,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 	if err != nil {
 		return err
 	}
+	access.Personal = store.PersonalData{Contacts: store.NewContactStore(db, c), Audit: store.NewAuditStore(db, c)}
 	console, err := newConsole(cfg, db, c, access, dev)
 	if err != nil {
 		return err

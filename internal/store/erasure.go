@@ -53,7 +53,7 @@ func (s *ContactStore) Erase(ctx context.Context, id int64, actor *models.Actor,
 		e := &models.AuditEvent{Action: "contact.erase", SubjectType: "contact", SubjectID: strconv.FormatInt(id, 10),
 			Details: map[string]any{"messages": n.Messages, "attachments": n.Attachments, "conversations": n.Conversations, "jobs": n.Jobs}}
 		if actor != nil {
-			e.ActorID, e.ActorRole = actor.ID, actor.Role
+			e.ActorID, e.ActorRole, e.RequestID, e.IP = actor.ID, actor.Role, actor.RequestID, actor.IP
 		}
 		return audit.Append(ctx, tx, e)
 	})
@@ -124,4 +124,21 @@ func (s *ContactStore) Export(ctx context.Context, id int64) (*ContactExport, er
 		out.Attachments = append(out.Attachments, media[m.ID]...)
 	}
 	return out, nil
+}
+
+// PersonalData is export and erasure as the API and console use them: the
+// erasure audited by the audit store given.
+type PersonalData struct {
+	Contacts *ContactStore
+	Audit    *AuditStore
+}
+
+// Erase implements the handlers' PersonalData.
+func (p PersonalData) Erase(ctx context.Context, id int64, actor *models.Actor) (Erased, error) {
+	return p.Contacts.Erase(ctx, id, actor, p.Audit)
+}
+
+// Export implements the handlers' PersonalData.
+func (p PersonalData) Export(ctx context.Context, id int64) (*ContactExport, error) {
+	return p.Contacts.Export(ctx, id)
 }
