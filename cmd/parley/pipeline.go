@@ -88,7 +88,11 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 		log.Info("AI layer off: PARLEY_LLM_BASE_URL is unset, so ai_classify and ai_extract nodes take their fallback")
 	}
 	metrics := pipeline.NewMetrics(reg)
-	p, err := pipeline.New(pipeline.Deps{
+	var events *pipeline.Events
+	if cfg.EventsURL != "" {
+		events = &pipeline.Events{URL: cfg.EventsURL, Secret: []byte(cfg.EventsSecret), Personal: cfg.EventsPersonal}
+	}
+	p, err := pipeline.New(pipeline.Deps{Events: events,
 		DB: db, Crypto: c, Senders: senders, Fetchers: fetchers, Logger: log, Metrics: metrics,
 		Responder: responder, AI: textAI,
 		Config: pipeline.Config{Workers: cfg.Workers, AIWorkers: cfg.AIWorkers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes,

@@ -74,6 +74,12 @@ type Config struct {
 	// it); RescueAfter is when a job left running by a dead instance is
 	// taken up again.
 	JobTimeout, RescueAfter time.Duration
+	// EventsURL, when set, receives signed events (message received, sent,
+	// failed; conversation handed off, ended), signed with EventsSecret;
+	// EventsPersonal adds the contact's number and the message's words.
+	EventsURL      string
+	EventsSecret   string
+	EventsPersonal bool
 	// RetentionDays, when above 0, clears message bodies and attachments
 	// older than this many days, daily (off by default).
 	RetentionDays int
@@ -181,6 +187,12 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		AIWorkers:     int(l.float("PARLEY_AI_WORKERS", 10)),
 	}
 	c.RetentionDays = int(l.float("PARLEY_RETENTION_DAYS", 0))
+	c.EventsURL, c.EventsSecret = l.str("PARLEY_EVENTS_URL"), l.str("PARLEY_EVENTS_SECRET")
+	c.EventsPersonal = l.str("PARLEY_EVENTS_PERSONAL") == "true"
+	if c.EventsURL != "" && len(c.EventsSecret) < 32 {
+		l.fail("PARLEY_EVENTS_SECRET", "must be at least 32 characters when PARLEY_EVENTS_URL is set (it signs every event)",
+			"generate one: openssl rand -hex 32")
+	}
 	c.ShutdownGrace = l.duration("PARLEY_SHUTDOWN_GRACE", 8*time.Second)
 	c.JobTimeout = l.duration("PARLEY_JOB_TIMEOUT", 15*time.Second)
 	c.RescueAfter = l.duration("PARLEY_JOB_RESCUE_AFTER", 40*time.Second)
@@ -211,6 +223,7 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		{"PARLEY_TWILIO_API_BASE_URL", c.TwilioAPIBaseURL},
 		{"PARLEY_META_API_BASE_URL", c.MetaAPIBaseURL},
 		{"PARLEY_SIREN_API_BASE_URL", c.SirenAPIBaseURL},
+		{"PARLEY_EVENTS_URL", c.EventsURL},
 		{"PARLEY_SARVAM_BASE_URL", c.SarvamBaseURL},
 		{"PARLEY_GEMINI_BASE_URL", c.GeminiBaseURL},
 		{"PARLEY_LLM_BASE_URL", c.LLMBaseURL},

@@ -204,6 +204,9 @@ func (f *Flows) save(ctx context.Context, tx *gorm.DB, contact *models.Contact, 
 	}
 	conv.Node, conv.Retries, conv.Language, conv.Error, conv.Variables = next.Node, next.Retries, next.Language, next.Error, next.Vars
 	conv.Status = models.ConversationStatus(next.Status)
+	if next.Status != st.Status {
+		out.Became = conv.Status
+	}
 	conv.Pending = nil
 	if next.Pending != nil {
 		pending, err := json.Marshal(next.Pending)

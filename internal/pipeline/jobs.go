@@ -160,6 +160,9 @@ func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.
 	if err := p.messages.IndexWords(ctx, tx, in); err != nil {
 		return false, err
 	}
+	if err := p.emit(ctx, tx, p.event(EventMessageReceived, contact, in, nil)); err != nil {
+		return false, err
+	}
 	return false, p.apply(ctx, tx, contact, in.Provider, out)
 }
 
@@ -201,6 +204,12 @@ func (p *Pipeline) apply(ctx context.Context, tx *gorm.DB, contact *models.Conta
 	for i, w := range out.Waits {
 		w.Provider = provider
 		jobs = append(jobs, river.InsertManyParams{Args: w, InsertOpts: &river.InsertOpts{ScheduledAt: time.Now().Add(out.WaitAfter[i])}})
+	}
+	switch {
+	case out.Became == models.ConversationHandoff && out.ConversationID != nil:
+		jobs = append(jobs, p.event(EventHandedOff, contact, nil, map[string]any{"conversation_id": *out.ConversationID})...)
+	case out.Became == models.ConversationEnded && out.ConversationID != nil:
+		jobs = append(jobs, p.event(EventEnded, contact, nil, map[string]any{"conversation_id": *out.ConversationID})...)
 	}
 	if out.AI != nil {
 		a := *out.AI

@@ -52,6 +52,9 @@ type Outcome struct {
 	// Defer leaves the message (and those after it) unprocessed: the
 	// conversation waits on the AI layer and takes them up afterwards.
 	Defer bool
+	// Became is the status the conversation moved to, when it did
+	// (handoff, ended): an event reports it.
+	Became models.ConversationStatus
 }
 
 // Thinker is a Responder whose conversations can wait on the AI layer.
@@ -197,7 +200,8 @@ type Deps struct {
 	Senders   map[string]channel.Sender       // by provider
 	Fetchers  map[string]channel.MediaFetcher // by provider
 	Responder Responder
-	AI        AI // nil: the AI layer is off and AI nodes take their fallback
+	AI        AI      // nil: the AI layer is off and AI nodes take their fallback
+	Events    *Events // nil: no outgoing events
 	Logger    *slog.Logger
 	Metrics   *Metrics
 	Config    Config
@@ -220,6 +224,7 @@ type Pipeline struct {
 	metrics   *Metrics
 	cfg       Config
 	slots     *store.SendSlots // the send rate cap, shared by every instance
+	events    *Events
 
 	inserter *river.Client[*sql.Tx] // inserts jobs inside GORM transactions
 	worker   *river.Client[pgx.Tx]  // runs jobs
@@ -242,7 +247,7 @@ func New(d Deps) (*Pipeline, error) {
 		db: d.DB, contacts: store.NewContactStore(d.DB, d.Crypto), messages: store.NewMessageStore(d.DB, d.Crypto),
 		convs: store.NewConversationStore(d.DB, d.Crypto),
 		media: store.NewMediaStore(d.DB, d.Crypto), ingestor: store.NewIngestor(d.Crypto), audit: store.NewAuditStore(d.DB, d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
-		responder: d.Responder, ai: d.AI, log: d.Logger, metrics: d.Metrics, cfg: d.Config, slots: store.NewSendSlots(d.DB),
+		responder: d.Responder, ai: d.AI, log: d.Logger, metrics: d.Metrics, cfg: d.Config, slots: store.NewSendSlots(d.DB), events: d.Events,
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &processWorker{p: p})
@@ -252,6 +257,10 @@ func New(d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &aiWorker{p: p})
 	river.AddWorker(workers, &pollWorker{p: p})
 	river.AddWorker(workers, &retentionWorker{p: p})
+	river.AddWorker(workers, &eventWorker{p: p})
+	if d.Events != nil {
+		d.Events.defaults()
+	}
 	var err error
 	p.worker, err = river.NewClient(riverpgxv5.New(d.DB.Pool), &river.Config{
 		Queues: map[string]river.QueueConfig{

@@ -36,7 +36,9 @@ func TestRetention_ClearsOldBodiesAndAuditsTheCount(t *testing.T) {
 	}
 	e.startWith(t, pipeline.Deps{Responder: pipeline.Ack{}, Senders: map[string]channel.Sender{channel.Twilio: e.twilio},
 		Config: pipeline.Config{RetentionDays: 30, FetchInterval: 20 * time.Millisecond}})
-	waitFor(t, "the retention job", func() bool { return e.count(t, `SELECT count(*) FROM audit_events WHERE action = 'retention.purge'`) == 1 })
+	waitFor(t, "the retention job", func() bool {
+		return e.count(t, `SELECT count(*) FROM audit_events WHERE action = 'retention.purge'`) == 1
+	})
 	if n := e.count(t, `SELECT count(*) FROM messages WHERE id = $1 AND body_enc IS NULL AND profile_name_enc IS NULL`, oldID); n != 1 {
 		t.Error("the old message's body is still there")
 	}

@@ -108,7 +108,7 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 		}
 		fail := func(code, reason string) error {
 			p.metrics.sends.WithLabelValues(st.Message.Provider, code).Inc()
-			return p.messages.FinishAttempt(ctx, tx, st.Message.ID, models.StatusFailed, "", code, reason)
+			return p.failSend(ctx, tx, st, code, reason)
 		}
 		switch st.Message.Status {
 		case models.StatusQueued:
@@ -186,7 +186,7 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 			return &retryLater{after: reconcileAfter, err: sendErr}
 		}
 		p.metrics.sends.WithLabelValues(st.Message.Provider, "uncertain").Inc()
-		return p.messages.FinishAttempt(ctx, nil, st.Message.ID, models.StatusFailed, "", codeUncertain, se.Reason)
+		return p.failSend(ctx, nil, st, codeUncertain, se.Reason)
 	}
 	if !se.Retryable {
 		p.metrics.sends.WithLabelValues(st.Message.Provider, "failed").Inc()
@@ -195,11 +195,11 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 				return err
 			}
 		}
-		return p.messages.FinishAttempt(ctx, nil, st.Message.ID, models.StatusFailed, "", se.Code, se.Reason)
+		return p.failSend(ctx, nil, st, se.Code, se.Reason)
 	}
 	if job.Attempt >= job.MaxAttempts {
 		p.metrics.sends.WithLabelValues(st.Message.Provider, "gave_up").Inc()
-		return p.messages.FinishAttempt(ctx, nil, st.Message.ID, models.StatusFailed, "", codeGaveUp,
+		return p.failSend(ctx, nil, st, codeGaveUp,
 			fmt.Sprintf("Gave up after %d attempts: %s", job.Attempt, se.Reason))
 	}
 	p.metrics.sends.WithLabelValues(st.Message.Provider, "retry").Inc()
@@ -270,7 +270,7 @@ func (p *Pipeline) reconcile(ctx context.Context, job *river.Job[SendArgs], st *
 			return false, err
 		}
 		p.metrics.sends.WithLabelValues(provider, "uncertain").Inc()
-		return true, p.messages.FinishAttempt(context.WithoutCancel(ctx), nil, st.Message.ID, models.StatusFailed, "", codeUncertain, uncertainReason)
+		return true, p.failSend(context.WithoutCancel(ctx), nil, st, codeUncertain, uncertainReason)
 	}
 	for _, id := range ids {
 		known, err := p.messages.ProviderIDKnown(ctx, provider, id)
@@ -286,11 +286,33 @@ func (p *Pipeline) reconcile(ctx context.Context, job *river.Job[SendArgs], st *
 	return false, nil
 }
 
+// failSend records a send as failed, with a code and a reason a person can
+// act on, and reports it; inside tx, or a transaction of its own (nil).
+func (p *Pipeline) failSend(ctx context.Context, tx *gorm.DB, st *store.SendState, code, reason string) error {
+	record := func(tx *gorm.DB) error {
+		if err := p.messages.FinishAttempt(ctx, tx, st.Message.ID, models.StatusFailed, "", code, reason); err != nil {
+			return err
+		}
+		m := *st.Message
+		m.Status = models.StatusFailed
+		return p.emit(ctx, tx, p.event(EventMessageFailed, st.Contact, &m, map[string]any{"error_code": code}))
+	}
+	if tx != nil {
+		return record(tx)
+	}
+	return p.db.Gorm.WithContext(ctx).Transaction(record)
+}
+
 // recordSent records a message the platform took, and when the platform
 // is asked for statuses rather than pushing them, schedules the first ask.
 func (p *Pipeline) recordSent(ctx context.Context, st *store.SendState, sender channel.Sender, providerID string) error {
 	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := p.messages.FinishAttempt(ctx, tx, st.Message.ID, models.StatusSent, providerID, "", ""); err != nil {
+			return err
+		}
+		m := *st.Message
+		m.Status = models.StatusSent
+		if err := p.emit(ctx, tx, p.event(EventMessageSent, st.Contact, &m, map[string]any{"provider_message_id": providerID})); err != nil {
 			return err
 		}
 		if _, polled := sender.(channel.StatusChecker); !polled {
