@@ -10,6 +10,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/parley-chat/parley/internal/tracing"
 )
 
 const requestIDHeader = "X-Request-ID"
@@ -52,6 +55,21 @@ func refuseEncodedBodies() fiber.Handler {
 func requestIDOf(c *fiber.Ctx) string {
 	id, _ := c.Locals("requestid").(string)
 	return id
+}
+
+// traceRequests makes a server span of each request, continuing a trace
+// the caller sent (traceparent), named by its route once routed; the
+// request's context carries it on to the queue.
+func traceRequests() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		parent := tracing.Extract(c.UserContext(), tracing.Carrier{"traceparent": c.Get("traceparent"), "tracestate": c.Get("tracestate")})
+		ctx, span := tracing.Tracer().Start(parent, "http", trace.WithSpanKind(trace.SpanKindServer))
+		defer span.End()
+		c.SetUserContext(ctx)
+		err := c.Next()
+		span.SetName(utils.CopyString(c.Method()) + " " + routeLabel(c, err))
+		return err
+	}
 }
 
 // observe runs the error handler itself, so that it sees the final status,

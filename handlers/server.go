@@ -76,6 +76,7 @@ func NewServer(d Deps) *fiber.App {
 	m := newHTTPMetrics(d.Registry)
 
 	app.Use(requestID())
+	app.Use(traceRequests())
 	app.Use(observe(d.Logger, m))
 	app.Use(recover.New())
 	app.Use(refuseEncodedBodies())

@@ -17,6 +17,7 @@ import (
 	"github.com/parley-chat/parley/internal/config"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/internal/tracing"
 	"github.com/parley-chat/parley/views"
 )
 
@@ -25,13 +26,18 @@ func cmdServe(ctx context.Context, getenv func(string) string, stdout io.Writer)
 	if err != nil {
 		return err
 	}
+	stopTracing, err := tracing.Setup(ctx, getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), version)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }()
 	return serve(ctx, cfg, newLogger(stdout, cfg.LogLevel), false, nil)
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	return slog.New(tracing.LogHandler{Handler: slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})})
 }
 
 // serve runs the HTTP server until ctx ends, then lets in-flight requests

@@ -10,6 +10,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/internal/tracing"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -231,7 +232,7 @@ func (p *Pipeline) commitTogether(ctx context.Context, reqs []*ingestRequest) ([
 			}
 			if !queued[r.ContactID] {
 				queued[r.ContactID] = true
-				jobs = append(jobs, river.InsertManyParams{Args: ProcessArgs{ContactID: r.ContactID}})
+				jobs = append(jobs, river.InsertManyParams{Args: ProcessArgs{ContactID: r.ContactID, Trace: tracing.Inject(reqs[owner[i]].ctx)}})
 			}
 		}
 		if len(jobs) == 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
+	"github.com/parley-chat/parley/internal/tracing"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -18,7 +19,8 @@ import (
 // One job is enqueued per contact in each ingest batch; jobs for one contact serialise on
 // the contact's row lock, and a job that finds nothing left does nothing.
 type ProcessArgs struct {
-	ContactID int64 `json:"contact_id"`
+	ContactID int64           `json:"contact_id"`
+	Trace     tracing.Carrier `json:"trace,omitempty"` // the trace of the webhook that queued it
 }
 
 // Kind implements river.JobArgs.
@@ -42,6 +44,8 @@ func (w *processWorker) NextRetry(job *river.Job[ProcessArgs]) time.Time {
 func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 	p := w.p
 	start := time.Now()
+	ctx, span := tracing.Tracer().Start(tracing.Extract(ctx, job.Args.Trace), "process_contact")
+	defer span.End()
 	var handled, setAside int
 	err := p.underContact(ctx, job.Args.ContactID, func(tx *gorm.DB, contact *models.Contact) error {
 		var ids []int64
@@ -150,7 +154,9 @@ func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.
 		}
 		contact.Name = in.ProfileName
 	}
-	out, err := p.responder.Respond(ctx, tx, contact, in)
+	rctx, span := tracing.Tracer().Start(ctx, "respond")
+	out, err := p.responder.Respond(rctx, tx, contact, in)
+	span.End()
 	if err != nil {
 		return false, err
 	}
@@ -178,7 +184,7 @@ func (p *Pipeline) apply(ctx context.Context, tx *gorm.DB, contact *models.Conta
 			return err
 		}
 	}
-	send := SendArgs{OptOutConfirmation: out.OptOut}
+	send := SendArgs{OptOutConfirmation: out.OptOut, Trace: tracing.Inject(ctx)}
 	var replies []*models.Message
 	for _, text := range out.Replies {
 		if contact.OptedOut && !out.OptOut {
@@ -242,7 +248,8 @@ func (p *Pipeline) backoff(attempt int) time.Duration {
 
 // SendArgs asks for stored outbound messages to be sent, in this order.
 type SendArgs struct {
-	MessageIDs []int64 `json:"message_ids"`
+	MessageIDs []int64         `json:"message_ids"`
+	Trace      tracing.Carrier `json:"trace,omitempty"` // the trace of the processing that wrote the replies
 	// OptOutConfirmation lets the reply confirming an opt-out go to the
 	// contact who just opted out.
 	OptOutConfirmation bool `json:"opt_out_confirmation,omitempty"`

@@ -11,6 +11,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/internal/tracing"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -29,6 +30,8 @@ const (
 // written; a message that must be retried holds back the ones after it,
 // and on the retry those already sent are skipped.
 func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
+	ctx, span := tracing.Tracer().Start(tracing.Extract(ctx, job.Args.Trace), "send_message")
+	defer span.End()
 	for _, id := range job.Args.MessageIDs {
 		err := w.p.sendOne(ctx, job, id)
 		var wait *waitTurn
