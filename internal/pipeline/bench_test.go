@@ -66,7 +66,9 @@ func BenchmarkPipeline_InboundToReply(b *testing.B) {
 	}
 	b.ReportMetric(rate, "msgs/s")
 	b.ReportMetric(ceiling, "commits/s")
-	b.Logf("inbound to reply through the whole pipeline: %.0f messages/s (%d replies); same-run single-row commits %.0f/s", rate, replies, ceiling)
+	b.ReportMetric(rate/ceiling, "ratio")
+	b.Logf("inbound to reply through the whole pipeline: %.0f messages/s (%d replies); same-run single-row commits %.0f/s; ratio %.3f",
+		rate, replies, ceiling, rate/ceiling)
 }
 
 // BenchmarkIngest_DurableCommit calls Pipeline.Ingest directly from 64
