@@ -115,3 +115,32 @@ func TestEvents_SignedDeliveredAtLeastOnceWithoutPersonalData(t *testing.T) {
 		}
 	}
 }
+
+// A conversation handed to a person because a message could not be
+// processed is reported like any hand-off, with the reason.
+func TestEvents_AHandOffAfterAProcessingFailureIsReported(t *testing.T) {
+	e := newEnv(t)
+	rcv := &receiver{secret: []byte(strings.Repeat("s", 32)), accepted: map[string]map[string]any{}}
+	srv := httptest.NewServer(rcv)
+	t.Cleanup(srv.Close)
+	e.startWith(t, pipeline.Deps{Responder: poisoned{pipeline.NewFlows(engine.Builtin(), e.db, e.crypto)},
+		Senders: map[string]channel.Sender{channel.Twilio: e.twilio}, Events: &pipeline.Events{URL: srv.URL, Secret: rcv.secret},
+		Config: pipeline.Config{MaxProcessTries: 2, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond, SendRate: 1000, SendBurst: 100}})
+	if _, err := e.pipelineIngest(t, sms("SM1", "+919876543210", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first answer", func() bool { return len(e.api.Sent()) == 2 && e.idle(t) })
+	if _, err := e.pipelineIngest(t, sms("SM2", "+919876543210", "poison")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the hand-off event", func() bool {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		for _, data := range rcv.accepted {
+			if data["reason"] == "parley:processing_failed" && data["conversation_id"] != nil {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -136,8 +136,14 @@ func (p *Pipeline) processEachOrSetAside(ctx context.Context, tx *gorm.DB, conta
 		if err := p.messages.SetAside(ctx, tx, id, codeProcessingFailed, reason); err != nil {
 			return nil, 0, err
 		}
-		if err := p.convs.HandOffAfterFailure(ctx, tx, contact.ID, reason); err != nil {
+		conv, err := p.convs.HandOffAfterFailure(ctx, tx, contact.ID, reason)
+		if err != nil {
 			return nil, 0, err
+		}
+		if conv != 0 {
+			if err := p.emit(ctx, tx, p.event(EventHandedOff, contact, nil, map[string]any{"conversation_id": conv, "reason": codeProcessingFailed})); err != nil {
+				return nil, 0, err
+			}
 		}
 		setAside++
 	}

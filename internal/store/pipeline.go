@@ -209,10 +209,19 @@ func (s *MessageStore) SetAside(ctx context.Context, tx *gorm.DB, id int64, code
 }
 
 // HandOffAfterFailure hands the contact's open conversation, if any, to a
-// person, noting why; its pending timers and AI request are dropped.
-func (s *ConversationStore) HandOffAfterFailure(ctx context.Context, tx *gorm.DB, contactID int64, reason string) error {
-	err := gormFor(ctx, s.db, s.crypto, tx).Exec(`UPDATE conversations
-		SET status = ?, error = ?, pending_enc = NULL, wait_seq = wait_seq + 1, updated_at = now()
-		WHERE contact_id = ? AND status NOT IN ('ended', 'error')`, models.ConversationHandoff, reason, contactID).Error
-	return dbError(err, "Conversation")
+// person, noting why; its pending timers and AI request are dropped. It
+// returns the conversation newly handed off (0: none, or it was already).
+func (s *ConversationStore) HandOffAfterFailure(ctx context.Context, tx *gorm.DB, contactID int64, reason string) (newly int64, err error) {
+	var row struct {
+		ID     int64
+		Before string
+	}
+	err = gormFor(ctx, s.db, s.crypto, tx).Raw(`WITH open AS (
+			SELECT id, status FROM conversations WHERE contact_id = ? AND status NOT IN ('ended', 'error') FOR UPDATE)
+		UPDATE conversations c SET status = ?, error = ?, pending_enc = NULL, wait_seq = wait_seq + 1, updated_at = now()
+		FROM open WHERE c.id = open.id RETURNING c.id, open.status AS before`, contactID, models.ConversationHandoff, reason).Scan(&row).Error
+	if err != nil || row.Before == string(models.ConversationHandoff) {
+		return 0, dbError(err, "Conversation")
+	}
+	return row.ID, nil
 }
