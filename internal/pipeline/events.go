@@ -94,9 +94,6 @@ type eventWorker struct {
 	p *Pipeline
 }
 
-// Timeout implements river.Worker.
-func (w *eventWorker) Timeout(*river.Job[EventArgs]) time.Duration { return w.p.cfg.JobTimeout }
-
 // NextRetry backs off as sends do.
 func (w *eventWorker) NextRetry(job *river.Job[EventArgs]) time.Time {
 	return time.Now().Add(w.p.backoff(job.Attempt))
