@@ -129,23 +129,6 @@ func require(p auth.Permission) fiber.Handler {
 	}
 }
 
-func registerAPI(app *fiber.App, a *Access) {
-	if a == nil {
-		return
-	}
-	if a.Local != nil {
-		a.Local.access = a
-		a.Local.register(app)
-	}
-	api := app.Group("/api/v1", a.bearer)
-	api.Get("/me", handleMe)
-	a.registerStaffAPI(api)
-	if a.Personal != nil {
-		api.Get("/contacts/:id<int>/export", require(auth.ExportContacts), a.exportContact)
-		api.Delete("/contacts/:id<int>", require(auth.EraseContacts), a.eraseContact)
-	}
-}
-
 // PersonalData exports and erases one person's data (store.PersonalData).
 type PersonalData interface {
 	Erase(ctx context.Context, id int64, actor *models.Actor) (store.Erased, error)

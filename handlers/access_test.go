@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ type staffServer struct {
 	staff *store.StaffStore
 	local *auth.LocalIssuer
 	logs  *lockedBuffer
+	doc   *apiDoc // the OpenAPI document answers are checked against
 }
 
 func newStaffServer(t *testing.T, project *authtest.Project) *staffServer {
@@ -86,6 +88,13 @@ func (s *staffServer) call(t *testing.T, method, path, token string, body string
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, raw := do(t, s.app, req)
+	if strings.HasPrefix(path, "/api/v1/") {
+		if s.doc == nil {
+			_, doc := do(t, s.app, httptest.NewRequest("GET", "/api/v1/openapi.json", nil))
+			s.doc = parseAPIDoc(t, []byte(doc))
+		}
+		s.doc.check(t, method, path, resp.StatusCode, []byte(raw))
+	}
 	var out map[string]any
 	_ = json.Unmarshal([]byte(raw), &out)
 	return resp.StatusCode, out
@@ -209,12 +218,12 @@ func TestAPI_StaffAdministration(t *testing.T) {
 	s := newStaffServer(t, nil)
 	admin := s.member(t, "admin@example.org", models.RoleAdmin, "the admin's password")
 	token, _, _ := s.local.Issue(admin, "")
-	status, made := s.call(t, "POST", "/api/v1/staff/", token, `{"email":"new@example.org","role":"agent","password":"a good long password"}`)
+	status, made := s.call(t, "POST", "/api/v1/staff", token, `{"email":"new@example.org","role":"agent","password":"a good long password"}`)
 	if status != 201 || made["role"] != "agent" || made["active"] != true {
 		t.Fatalf("create: %d %v", status, made)
 	}
 	id := made["id"].(string)
-	if status, body := s.call(t, "POST", "/api/v1/staff/", token, `{"email":"NEW@example.org","role":"viewer","password":"a good long password"}`); status != 409 {
+	if status, body := s.call(t, "POST", "/api/v1/staff", token, `{"email":"NEW@example.org","role":"viewer","password":"a good long password"}`); status != 409 {
 		t.Fatalf("the same email again: %d %v", status, body)
 	}
 	if status, _ := s.call(t, "PATCH", "/api/v1/staff/"+id, token, `{"role":"supervisor"}`); status != 200 {
@@ -226,7 +235,7 @@ func TestAPI_StaffAdministration(t *testing.T) {
 	if status, _ := s.call(t, "PATCH", "/api/v1/staff/"+admin.ID, token, `{"active":false}`); status != 409 {
 		t.Fatalf("deactivating oneself: %d, want 409", status)
 	}
-	status, list := s.call(t, "GET", "/api/v1/staff/?limit=1", token, "")
+	status, list := s.call(t, "GET", "/api/v1/staff?limit=1", token, "")
 	if status != 200 || list["next"] != "admin@example.org" || len(list["staff"].([]any)) != 1 {
 		t.Fatalf("list: %d %v", status, list)
 	}
@@ -250,7 +259,7 @@ func TestAPI_StaffAdministrationThroughSupabase(t *testing.T) {
 	}
 	token := p.Sign(p.Claims(adminID, "boss@example.org"))
 
-	status, made := s.call(t, "POST", "/api/v1/staff/", token, `{"email":"kiran@example.org","role":"agent","password":"kiran's password"}`)
+	status, made := s.call(t, "POST", "/api/v1/staff", token, `{"email":"kiran@example.org","role":"agent","password":"kiran's password"}`)
 	if status != 201 {
 		t.Fatalf("create: %d %v", status, made)
 	}
@@ -258,11 +267,11 @@ func TestAPI_StaffAdministrationThroughSupabase(t *testing.T) {
 	if p.AppRole(id) != "agent" {
 		t.Fatalf("app_metadata.role at Supabase = %q, want agent", p.AppRole(id))
 	}
-	status, invited := s.call(t, "POST", "/api/v1/staff/", token, `{"email":"lata@example.org","role":"viewer"}`)
+	status, invited := s.call(t, "POST", "/api/v1/staff", token, `{"email":"lata@example.org","role":"viewer"}`)
 	if status != 201 || p.AppRole(invited["id"].(string)) != "viewer" {
 		t.Fatalf("invite: %d %v", status, invited)
 	}
-	if status, body := s.call(t, "POST", "/api/v1/staff/", token, `{"email":"kiran@example.org","role":"agent","password":"x another one"}`); status != 409 {
+	if status, body := s.call(t, "POST", "/api/v1/staff", token, `{"email":"kiran@example.org","role":"agent","password":"x another one"}`); status != 409 {
 		t.Fatalf("an email Supabase has: %d %v", status, body)
 	}
 	if status, _ := s.call(t, "PATCH", "/api/v1/staff/"+id, token, `{"role":"supervisor"}`); status != 200 || p.AppRole(id) != "supervisor" {

@@ -39,6 +39,7 @@ type consoleSite struct {
 	staff  *store.StaffStore
 	logs   *lockedBuffer
 	pipe   *pipeline.Pipeline // not started: a test that wants its jobs run starts it
+	issuer *auth.LocalIssuer  // signs API access tokens
 	// flowProblems is what the flows folder check answers.
 	flowProblems error
 }
@@ -68,7 +69,7 @@ func newConsoleSiteWith(t *testing.T, provider func(*handlers.Access, *store.Sta
 	console := &handlers.Console{Access: access, Provider: p, Sessions: store.NewSessionStore(db, crypto),
 		Codecs:  codecs,
 		CSRFKey: []byte(strings.Repeat("c", 32)), Secure: true}
-	site.crypto = crypto
+	site.crypto, site.issuer = crypto, issuer
 	pipe, err := pipeline.New(pipeline.Deps{DB: db, Crypto: crypto, Logger: slog.New(slog.DiscardHandler), // not started: its jobs stay queued
 		Responder: pipeline.NewFlows(engine.Builtin(), db, crypto), Senders: map[string]channel.Sender{channel.Simulator: simulator.Sender{}}})
 	if err != nil {

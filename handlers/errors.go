@@ -87,8 +87,16 @@ func classify(err error) (int, string) {
 	return status, models.ErrorMessage(err)
 }
 
-// codeOf is the model code named in JSON error bodies for a status.
+// codeOf is the code named in JSON error bodies for a status: the model's
+// codes, and two statuses only the router gives. The API's document lists
+// them all (ErrorCode); they do not change.
 func codeOf(status int) string {
+	switch status {
+	case fiber.StatusRequestEntityTooLarge:
+		return "too_large"
+	case fiber.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	}
 	for code, s := range statusOf {
 		if s == status {
 			return code

@@ -54,7 +54,7 @@ type Ingester interface {
 // StaffActions are what staff do to conversations (pipeline.Pipeline);
 // each audits itself.
 type StaffActions interface {
-	Reply(ctx context.Context, actor models.Actor, contactID int64, text string) error
+	Reply(ctx context.Context, actor models.Actor, contactID int64, text string) (int64, error)
 	Resend(ctx context.Context, actor models.Actor, messageID int64) (int64, error)
 	Override(ctx context.Context, actor models.Actor, conversationID int64, o engine.Override) error
 	// FlowOf returns the flow a conversation is pinned to and the flows
@@ -67,6 +67,8 @@ type StaffActions interface {
 type ConversationReader interface {
 	// Open returns nil when the contact has no open conversation.
 	Open(ctx context.Context, tx *gorm.DB, contactID int64) (*models.Conversation, error)
+	// Read returns a conversation by id (ENOTFOUND when there is none).
+	Read(ctx context.Context, id int64) (*models.Conversation, error)
 	Handoffs(ctx context.Context, before int64, limit int) ([]store.Handoff, error)
 	// Take returns ENOTFOUND when the conversation is not handed off.
 	Take(ctx context.Context, id int64, staffID string) error
@@ -144,7 +146,6 @@ func searchesFor(q string, f models.MessageSearch) []models.MessageSearch {
 	q = strings.TrimSpace(q)
 	with := func(edit func(*models.MessageSearch)) models.MessageSearch {
 		s := f
-		s.Limit = inboxPage
 		edit(&s)
 		return s
 	}
@@ -167,9 +168,9 @@ func searchesFor(q string, f models.MessageSearch) []models.MessageSearch {
 	return []models.MessageSearch{with(func(s *models.MessageSearch) { s.Name = q }), with(func(s *models.MessageSearch) { s.Text = q })}
 }
 
-// filtersOf reads the inbox's filters (channel, status, direction, dates
-// as YYYY-MM-DD, the last one included) and the page cursor; anything
-// else is refused.
+// filtersOf reads the inbox's filters (state, flow, channel, status,
+// direction, dates as YYYY-MM-DD, the last one included); anything else is
+// refused. The page cursor is the caller's to read.
 func filtersOf(c *fiber.Ctx) (models.MessageSearch, url.Values, error) {
 	var f models.MessageSearch
 	kept := url.Values{}
@@ -220,7 +221,6 @@ func filtersOf(c *fiber.Ctx) (models.MessageSearch, url.Values, error) {
 	}
 	keep("since", c.Query("since"))
 	keep("until", c.Query("until"))
-	f.Before, _ = strconv.ParseInt(c.Query("before"), 10, 64)
 	return f, kept, nil
 }
 
@@ -245,8 +245,8 @@ func dayBounds(since, until string) (from, to time.Time, err error) {
 	return from, to, nil
 }
 
-// search runs the searches for q and merges them, newest first; next is
-// the cursor of the following page (0: none).
+// search runs the searches for q and merges them, newest first, up to
+// f.Limit; next is the cursor of the following page (0: none).
 func (in *Inbox) search(ctx context.Context, q string, f models.MessageSearch) (hits []models.MessageHit, next int64, err error) {
 	seen := map[int64]bool{}
 	more := false
@@ -264,8 +264,8 @@ func (in *Inbox) search(ctx context.Context, q string, f models.MessageSearch) (
 		}
 	}
 	sort.Slice(hits, func(i, j int) bool { return hits[i].Message.ID > hits[j].Message.ID })
-	if len(hits) > inboxPage {
-		hits, more = hits[:inboxPage], true
+	if len(hits) > f.Limit {
+		hits, more = hits[:f.Limit], true
 	}
 	if more && len(hits) > 0 {
 		next = hits[len(hits)-1].Message.ID
@@ -279,29 +279,18 @@ func (in *Inbox) resultsProps(c *fiber.Ctx, a *Access) (views.InboxResultsProps,
 	if err != nil {
 		return views.InboxResultsProps{}, err
 	}
-	details := map[string]any{"query": q}
-	for k := range kept {
-		details[k] = kept.Get(k)
-	}
-	if err := a.audit(c, "messages.search", "messages", "", details); err != nil {
-		return views.InboxResultsProps{}, err
-	}
-	hits, next, err := in.search(c.UserContext(), q, f)
+	f.Before, _ = strconv.ParseInt(c.Query("before"), 10, 64)
+	f.Limit = inboxPage
+	hits, next, err := in.auditedSearch(c, a, q, f, kept)
 	if err != nil {
 		return views.InboxResultsProps{}, err
 	}
 	p := views.InboxResultsProps{Query: q}
 	mask := auth.MasksPhones(principal(c).Role)
-	// One row per conversation: its newest message found, and how many
-	// more of its messages this page found.
-	row := map[int64]int{}
-	for _, h := range hits {
-		if i, seen := row[h.Contact.ID]; seen {
-			p.Hits[i].More++
-			continue
-		}
-		row[h.Contact.ID] = len(p.Hits)
-		p.Hits = append(p.Hits, messageRow(h.Message, h.Contact, mask))
+	for _, g := range byContact(hits) {
+		row := messageRow(g.first.Message, g.first.Contact, mask)
+		row.More = g.more
+		p.Hits = append(p.Hits, row)
 	}
 	if next != 0 {
 		kept.Set("q", q)
@@ -309,6 +298,42 @@ func (in *Inbox) resultsProps(c *fiber.Ctx, a *Access) (views.InboxResultsProps,
 		p.Next = "/?" + kept.Encode()
 	}
 	return p, nil
+}
+
+// auditedSearch records the search (what was typed and the filters kept)
+// and runs it.
+func (in *Inbox) auditedSearch(c *fiber.Ctx, a *Access, q string, f models.MessageSearch, kept url.Values) ([]models.MessageHit, int64, error) {
+	details := map[string]any{"query": q}
+	for k := range kept {
+		details[k] = kept.Get(k)
+	}
+	if err := a.audit(c, "messages.search", "messages", "", details); err != nil {
+		return nil, 0, err
+	}
+	return in.search(c.UserContext(), q, f)
+}
+
+// contactHits are one conversation's messages a search found: the newest,
+// and how many more on the page.
+type contactHits struct {
+	first models.MessageHit
+	more  int
+}
+
+// byContact groups a page of hits by contact, newest first: the inbox
+// shows one row per conversation.
+func byContact(hits []models.MessageHit) []contactHits {
+	var out []contactHits
+	at := map[int64]int{}
+	for _, h := range hits {
+		if i, seen := at[h.Contact.ID]; seen {
+			out[i].more++
+			continue
+		}
+		at[h.Contact.ID] = len(out)
+		out = append(out, contactHits{first: h})
+	}
+	return out
 }
 
 func (in *Inbox) page(a *Access) fiber.Handler {

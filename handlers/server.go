@@ -95,7 +95,7 @@ func NewServer(d Deps) *fiber.App {
 		MaxAge: 3600,
 	}))
 	registerWebhooks(app, d.Webhooks, refuseWhileDraining(d.Draining))
-	registerAPI(app, d.Access)
+	registerAPI(app, d.Access, d.Inbox, d.Admin)
 	if d.Console == nil { // no sign-in configured: the status page alone (tests of other parts)
 		app.Get("/", handleHome(d))
 		return app

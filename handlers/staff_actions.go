@@ -22,7 +22,7 @@ func actorOf(c *fiber.Ctx) models.Actor {
 func (in *Inbox) reply() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
-		if err := in.Actions.Reply(c.UserContext(), actorOf(c), id, c.FormValue("text")); err != nil {
+		if _, err := in.Actions.Reply(c.UserContext(), actorOf(c), id, c.FormValue("text")); err != nil {
 			return err
 		}
 		return c.Redirect("/contacts/"+strconv.FormatInt(id, 10), fiber.StatusSeeOther)

@@ -49,7 +49,7 @@ func (a *Access) registerStaffAPI(api fiber.Router) {
 		return
 	}
 	g := api.Group("/staff", require(auth.ManageStaff))
-	g.Get("/", func(c *fiber.Ctx) error {
+	g.Get("", func(c *fiber.Ctx) error {
 		limit, _ := strconv.Atoi(c.Query("limit", "50"))
 		limit = min(max(limit, 1), 200)
 		page, err := admin.List(c.UserContext(), c.Query("after"), limit)
@@ -66,7 +66,7 @@ func (a *Access) registerStaffAPI(api fiber.Router) {
 		}
 		return c.JSON(fiber.Map{"staff": out, "next": next})
 	})
-	g.Post("/", func(c *fiber.Ctx) error {
+	g.Post("", func(c *fiber.Ctx) error {
 		var in struct {
 			Email    string      `json:"email"`
 			Role     models.Role `json:"role"`

@@ -207,6 +207,7 @@ func (p *Pipeline) apply(ctx context.Context, tx *gorm.DB, contact *models.Conta
 	for _, m := range replies {
 		send.MessageIDs = append(send.MessageIDs, m.ID)
 	}
+	out.Queued = send.MessageIDs
 	// The outcome's jobs go in with one statement.
 	var jobs []river.InsertManyParams
 	if len(send.MessageIDs) > 0 {

@@ -55,6 +55,8 @@ type Outcome struct {
 	// Became is the status the conversation moved to, when it did
 	// (handoff, ended): an event reports it.
 	Became models.ConversationStatus
+	// Queued is set by apply: the ids of the replies it stored, in order.
+	Queued []int64
 }
 
 // Thinker is a Responder whose conversations can wait on the AI layer.

@@ -15,16 +15,18 @@ import (
 // Reply sends a staff member's words to a contact through the same path as
 // the flows' replies (stored, queued, sent in order, retried), on the
 // platform the contact last wrote through. It is refused, with the reason,
-// when the contact opted out or WhatsApp's 24-hour window is closed.
-func (p *Pipeline) Reply(ctx context.Context, actor models.Actor, contactID int64, text string) error {
+// when the contact opted out or WhatsApp's 24-hour window is closed. It
+// returns the id of the message queued.
+func (p *Pipeline) Reply(ctx context.Context, actor models.Actor, contactID int64, text string) (int64, error) {
 	text = strings.TrimSpace(text)
 	switch {
 	case text == "":
-		return models.Errorf(models.EINVALID, "Write something to send.")
+		return 0, models.Errorf(models.EINVALID, "Write something to send.")
 	case utf8.RuneCountInString(text) > engine.MaxInput:
-		return models.Errorf(models.EINVALID, "A message may have at most %d characters.", engine.MaxInput)
+		return 0, models.Errorf(models.EINVALID, "A message may have at most %d characters.", engine.MaxInput)
 	}
-	return p.underContact(ctx, contactID, func(tx *gorm.DB, contact *models.Contact) error {
+	var queued int64
+	err := p.underContact(ctx, contactID, func(tx *gorm.DB, contact *models.Contact) error {
 		provider, err := p.canSend(ctx, tx, contact)
 		if err != nil {
 			return err
@@ -37,13 +39,18 @@ func (p *Pipeline) Reply(ctx context.Context, actor models.Actor, contactID int6
 		if conv != nil {
 			convID = &conv.ID
 		}
-		if err := p.apply(ctx, tx, contact, provider, &Outcome{Replies: []string{text}, ConversationID: convID}); err != nil {
+		out := &Outcome{Replies: []string{text}, ConversationID: convID}
+		if err := p.apply(ctx, tx, contact, provider, out); err != nil {
 			return err
+		}
+		if len(out.Queued) == 1 {
+			queued = out.Queued[0]
 		}
 		return p.audit.Append(ctx, tx, &models.AuditEvent{ActorID: actor.ID, ActorRole: actor.Role, RequestID: actor.RequestID, IP: actor.IP,
 			Action: "conversation.reply", SubjectType: "contact", SubjectID: strconv.FormatInt(contact.ID, 10),
 			Details: map[string]any{"characters": utf8.RuneCountInString(text)}})
 	})
+	return queued, err
 }
 
 // Resend sends a failed (or uncertain) outbound message again as a new
