@@ -238,7 +238,9 @@ func TestAPI_StaffActions(t *testing.T) {
 	}
 
 	status, raw := agent.call(t, "POST", "/api/v1/contacts/"+itoa(ravi.ID)+"/reply", map[string]string{"text": "Your refill is ready."})
-	var queued struct{ MessageID int64 `json:"message_id"` }
+	var queued struct {
+		MessageID int64 `json:"message_id"`
+	}
 	_ = json.Unmarshal(raw, &queued)
 	if status != 202 || count(`SELECT count(*) FROM messages WHERE id = $1 AND contact_id = $2 AND status = 'queued'`, queued.MessageID, ravi.ID) != 1 {
 		t.Fatalf("reply: %d %s", status, raw)
@@ -275,7 +277,9 @@ func TestAPI_StaffActions(t *testing.T) {
 	var ids []int64
 	for range 2 {
 		status, raw := agent.call(t, "POST", "/api/v1/messages/"+itoa(failed)+"/resend", nil)
-		var q struct{ MessageID int64 `json:"message_id"` }
+		var q struct {
+			MessageID int64 `json:"message_id"`
+		}
 		_ = json.Unmarshal(raw, &q)
 		if status != 202 || q.MessageID == 0 {
 			t.Fatalf("resend: %d %s", status, raw)

@@ -251,4 +251,3 @@ func TestOpenAPI_DocumentsEveryRoute(t *testing.T) {
 		}
 	}
 }
-
