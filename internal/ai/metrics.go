@@ -1,12 +1,17 @@
 package ai
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics count the AI layer's calls and what they used. Labels carry
 // providers, tasks and outcomes only.
 type Metrics struct {
 	requests *prometheus.CounterVec
 	used     *prometheus.CounterVec
+	seconds  *prometheus.CounterVec
 }
 
 // NewMetrics makes the collectors and registers them with reg (nil: none).
@@ -18,9 +23,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		used: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_ai_tokens_total", Help: "Tokens AI providers counted, by provider and kind (prompt, completion).",
 		}, []string{"provider", "kind"}),
+		seconds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_ai_audio_seconds_total", Help: "Seconds of audio sent to speech-to-text providers, by provider.",
+		}, []string{"provider"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.used)
+		reg.MustRegister(m.requests, m.used, m.seconds)
 	}
 	return m
 }
@@ -37,3 +45,10 @@ func (m *Metrics) tokens(provider string, prompt, completion int64) {
 		m.used.WithLabelValues(provider, "completion").Add(float64(completion))
 	}
 }
+
+func (m *Metrics) audio(provider string, d time.Duration) {
+	if m != nil {
+		m.seconds.WithLabelValues(provider).Add(d.Seconds())
+	}
+}
+

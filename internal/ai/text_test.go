@@ -196,19 +196,34 @@ func TestText_RestsAfterRepeatedFailuresAndCountsUsage(t *testing.T) {
 // gathered reads the counter of family name whose label kind is kind.
 func gathered(t *testing.T, reg *prometheus.Registry, name, kind string) float64 {
 	t.Helper()
+	return counter(t, reg, name, map[string]string{"kind": kind})
+}
+
+// counter reads the counter of family name whose labels include labels.
+func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
 		for _, m := range f.GetMetric() {
+			have := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if f.GetName() == name && l.GetName() == "kind" && l.GetValue() == kind {
-					return m.GetCounter().GetValue()
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue metrics
 				}
 			}
+			return m.GetCounter().GetValue()
 		}
 	}
-	t.Fatalf("no %s{kind=%q}", name, kind)
+	t.Fatalf("no %s%v", name, labels)
 	return 0
 }
