@@ -51,4 +51,3 @@ func (m *Metrics) audio(provider string, d time.Duration) {
 		m.seconds.WithLabelValues(provider).Add(d.Seconds())
 	}
 }
-
