@@ -64,4 +64,21 @@ type Message struct {
 	ErrorReason       string // why a send failed, in words a person can act on
 	ProviderTime      *time.Time
 	CreatedAt         time.Time
+	// HasMedia says it came with attachments (read for processing).
+	HasMedia bool
+	// Heard is what Parley understood of its attachments, set while it is
+	// processed; never stored with the message.
+	Heard *Heard
+}
+
+// Heard is what Parley understood of a message's attachments, for the
+// conversation engine.
+type Heard struct {
+	Transcript string // what a voice note said ("" when none was heard)
+	Language   string // the language it was said in, BCP-47
+	Media      bool   // it came with an attachment
+	ImageID    int64  // its first photo (0: none)
+	// Unheard says a voice note came without words Parley could use: the
+	// service is off, failed or heard nothing.
+	Unheard bool
 }

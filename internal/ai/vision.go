@@ -35,7 +35,15 @@ type Vision struct {
 }
 
 type visionAnswer struct {
-	text string
+	text  string
+	usage Usage
+}
+
+// Usage is what one request used, for the record kept per conversation.
+type Usage struct {
+	Provider, Task             string
+	Audio                      time.Duration
+	PromptTokens, OutputTokens int64
 }
 
 const gemini = "gemini"
@@ -71,40 +79,40 @@ func NewVision(ctx context.Context, c VisionConfig) (*Vision, error) {
 func (v *Vision) State() string { return v.breaker.State().String() }
 
 // Describe says in a sentence or two what a photo shows, for staff.
-func (v *Vision) Describe(ctx context.Context, image []byte, contentType string) (string, error) {
-	text, err := v.ask(ctx, "describe", image, contentType,
+func (v *Vision) Describe(ctx context.Context, image []byte, contentType string) (string, Usage, error) {
+	a, err := v.ask(ctx, "describe", image, contentType,
 		"Describe this photo in one or two plain sentences for a support worker who cannot see it. "+
 			"If it shows a document or card, say what kind and copy its key details. Do not guess beyond what is visible.", nil)
-	return strings.TrimSpace(text), err
+	return strings.TrimSpace(a.text), a.usage, err
 }
 
 // Extract reads the fields schema describes out of a photo; hint is what
 // the contact wrote with it, if anything.
-func (v *Vision) Extract(ctx context.Context, image []byte, contentType string, schema map[string]any, hint string) (engine.AIResult, error) {
+func (v *Vision) Extract(ctx context.Context, image []byte, contentType string, schema map[string]any, hint string) (engine.AIResult, Usage, error) {
 	prompt := "Read the fields the schema describes from this photo only; leave out a field the photo does not show. " +
 		"Give your confidence from 0 to 1 that the fields are right."
 	if hint = strings.TrimSpace(hint); hint != "" {
 		prompt += " The sender wrote with it: " + hint
 	}
-	text, err := v.ask(ctx, "extract", image, contentType, prompt, object(map[string]any{"fields": schema, "confidence": map[string]any{"type": "number"}}, "fields", "confidence"))
+	a, err := v.ask(ctx, "extract", image, contentType, prompt, object(map[string]any{"fields": schema, "confidence": map[string]any{"type": "number"}}, "fields", "confidence"))
 	if err != nil {
-		return engine.AIResult{}, err
+		return engine.AIResult{}, a.usage, err
 	}
 	var answer struct {
 		Fields     map[string]any `json:"fields"`
 		Confidence float64        `json:"confidence"`
 	}
-	if json.Unmarshal([]byte(text), &answer) != nil {
-		return engine.AIResult{}, &CallError{Provider: gemini, Reason: "the answer is not the JSON asked for"}
+	if json.Unmarshal([]byte(a.text), &answer) != nil {
+		return engine.AIResult{}, a.usage, &CallError{Provider: gemini, Reason: "the answer is not the JSON asked for"}
 	}
-	return engine.AIResult{Fields: answer.Fields, Confidence: answer.Confidence}, nil
+	return engine.AIResult{Fields: answer.Fields, Confidence: answer.Confidence}, a.usage, nil
 }
 
 // ask makes one generateContent call (retried as withRetries does) through
 // the breaker; schema, when set, shapes a JSON answer.
-func (v *Vision) ask(ctx context.Context, task string, image []byte, contentType, prompt string, schema map[string]any) (string, error) {
+func (v *Vision) ask(ctx context.Context, task string, image []byte, contentType, prompt string, schema map[string]any) (visionAnswer, error) {
 	if len(image) > maxImage {
-		return "", &CallError{Provider: gemini, Reason: "the photo is larger than Gemini takes inline", Permanent: true}
+		return visionAnswer{}, &CallError{Provider: gemini, Reason: "the photo is larger than Gemini takes inline", Permanent: true}
 	}
 	res, err := v.breaker.Execute(func() (visionAnswer, error) {
 		return withRetries(ctx, v.cfg.Retries, func(ctx context.Context) (visionAnswer, error) {
@@ -113,7 +121,8 @@ func (v *Vision) ask(ctx context.Context, task string, image []byte, contentType
 	})
 	err = breakerError(gemini, err)
 	v.cfg.Metrics.request(gemini, task, outcomeOf(err))
-	return res.text, err
+	res.usage.Provider, res.usage.Task = gemini, task
+	return res, err
 }
 
 func (v *Vision) call(ctx context.Context, image []byte, contentType, prompt string, schema map[string]any) (visionAnswer, error) {
@@ -129,8 +138,10 @@ func (v *Vision) call(ctx context.Context, image []byte, contentType, prompt str
 	if err != nil {
 		return visionAnswer{}, geminiError(err)
 	}
+	var usage Usage
 	if u := resp.UsageMetadata; u != nil {
-		v.cfg.Metrics.tokens(gemini, int64(u.PromptTokenCount), int64(u.CandidatesTokenCount))
+		usage.PromptTokens, usage.OutputTokens = int64(u.PromptTokenCount), int64(u.CandidatesTokenCount)
+		v.cfg.Metrics.tokens(gemini, usage.PromptTokens, usage.OutputTokens)
 	}
 	if len(resp.Candidates) == 0 {
 		if resp.PromptFeedback != nil && resp.PromptFeedback.BlockReason != "" {
@@ -142,7 +153,7 @@ func (v *Vision) call(ctx context.Context, image []byte, contentType, prompt str
 	if strings.TrimSpace(text) == "" {
 		return visionAnswer{}, &CallError{Provider: gemini, Reason: "an empty answer"}
 	}
-	return visionAnswer{text: text}, nil
+	return visionAnswer{text: text, usage: usage}, nil
 }
 
 // geminiError classifies the SDK's errors by status alone: the SDK puts a

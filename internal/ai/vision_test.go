@@ -38,11 +38,11 @@ func TestVision_DescribesAndExtracts(t *testing.T) {
 	fake.Sees(card, theCard)
 	v, reg := newVision(t, fake, geminitest.Key)
 	ctx := context.Background()
-	d, err := v.Describe(ctx, card, "image/jpeg")
-	if err != nil || d != theCard.Description {
+	d, u, err := v.Describe(ctx, card, "image/jpeg")
+	if err != nil || d != theCard.Description || u.PromptTokens != 270 || u.Provider != "gemini" {
 		t.Fatalf("description %q, %v", d, err)
 	}
-	res, err := v.Extract(ctx, card, "image/jpeg", cardSchema, "my card")
+	res, _, err := v.Extract(ctx, card, "image/jpeg", cardSchema, "my card")
 	if err != nil || res.Fields["date"] != "2026-12-14" || res.Fields["doctor"] != "Dr. R. Iyer" || res.Fields["time"] != nil || res.Confidence != 0.92 {
 		t.Fatalf("fields %+v, %v", res, err)
 	}
@@ -80,7 +80,7 @@ func TestVision_Failures(t *testing.T) {
 			fake.FailNext(tt.fail...)
 			v, _ := newVision(t, fake, tt.key)
 			start := time.Now()
-			res, err := v.Extract(ctx, card, "image/jpeg", cardSchema, "")
+			res, _, err := v.Extract(ctx, card, "image/jpeg", cardSchema, "")
 			if (err == nil) != tt.ok || ai.Permanent(err) != tt.permanent || len(fake.Calls()) != tt.calls {
 				t.Fatalf("%+v, %v (permanent %v), %d calls", res, err, ai.Permanent(err), len(fake.Calls()))
 			}
@@ -98,7 +98,7 @@ func TestVision_Failures(t *testing.T) {
 		v, _ := newVision(t, fake, geminitest.Key)
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		_, err := v.Describe(cctx, card, "image/jpeg")
+		_, _, err := v.Describe(cctx, card, "image/jpeg")
 		if d, ok := ai.RetryAfterIn(err.Error()); !ok || d != 46*time.Second || len(fake.Calls()) != 1 {
 			t.Fatalf("%v: retry after %v, %d calls", err, d, len(fake.Calls()))
 		}
@@ -109,7 +109,7 @@ func TestVision_Failures(t *testing.T) {
 		v, _ := newVision(t, fake, geminitest.Key)
 		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 		defer cancel()
-		_, err := v.Describe(cctx, card, "image/jpeg")
+		_, _, err := v.Describe(cctx, card, "image/jpeg")
 		var ce *ai.CallError
 		if !errors.As(err, &ce) || ce.Reason != "timed out" {
 			t.Fatalf("a hang: %v", err)
@@ -121,10 +121,10 @@ func TestVision_Failures(t *testing.T) {
 		v, _ := newVision(t, fake, geminitest.Key)
 		for range 3 {
 			fake.FailNext(geminitest.Failure{Status: 500}, geminitest.Failure{Status: 500}, geminitest.Failure{Status: 500})
-			_, _ = v.Describe(ctx, card, "image/jpeg")
+			_, _, _ = v.Describe(ctx, card, "image/jpeg")
 		}
 		before := len(fake.Calls())
-		if _, err := v.Describe(ctx, card, "image/jpeg"); err == nil || len(fake.Calls()) != before || v.State() != "open" {
+		if _, _, err := v.Describe(ctx, card, "image/jpeg"); err == nil || len(fake.Calls()) != before || v.State() != "open" {
 			t.Fatalf("an open breaker let a call through: %v", err)
 		}
 		deadline := time.Now().Add(5 * time.Second)
@@ -134,7 +134,7 @@ func TestVision_Failures(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond) // the rest is a span of time
 		}
-		if d, err := v.Describe(ctx, card, "image/jpeg"); err != nil || d == "" {
+		if d, _, err := v.Describe(ctx, card, "image/jpeg"); err != nil || d == "" {
 			t.Fatalf("after the rest: %q %v", d, err)
 		}
 	})

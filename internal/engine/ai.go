@@ -57,6 +57,8 @@ type AIRequest struct {
 	Language string         `json:"language,omitempty"`
 	Intents  []string       `json:"intents,omitempty"`
 	Schema   map[string]any `json:"schema,omitempty"`
+	// MediaID is a photo to read the fields off (0: read Text).
+	MediaID int64 `json:"media_id,omitempty"`
 }
 
 // AIResult is the AI layer's answer. Err set (the layer is off or failed
@@ -109,6 +111,22 @@ func (r *run) enterAI(n *Node) {
 		return
 	}
 	r.requestAI(n, r.interpolate(aiInput(n)))
+}
+
+// aiFallback is where an AI node goes when the AI layer cannot help.
+func aiFallback(n *Node) string {
+	if n.AIClassify != nil {
+		return n.AIClassify.Fallback
+	}
+	return n.AIExtract.Fallback
+}
+
+// requestAIImage sets the conversation waiting on the AI layer to read
+// fields off a photo (with what was written with it).
+func (r *run) requestAIImage(n *Node, caption string, imageID int64) {
+	req := &AIRequest{Task: AIExtractTask, Node: n.ID, Text: strings.TrimSpace(caption), Language: r.lang, Schema: n.AIExtract.Schema, MediaID: imageID}
+	r.st.Pending = req
+	r.emit(Action{Kind: ActionAI, AI: req})
 }
 
 // requestAI sets the conversation waiting on the AI layer for text.

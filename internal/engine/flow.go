@@ -63,6 +63,10 @@ type Flow struct {
 	// TruncatedNote is sent before the replies to a message longer than
 	// MaxInput characters, of which only the first MaxInput were read.
 	TruncatedNote Text `yaml:"truncated_note"`
+	// UnheardNote answers a voice note Parley could not turn into words
+	// where the flow waits for words (a default in several languages
+	// unless set).
+	UnheardNote Text `yaml:"unheard_note"`
 	// Version is the content hash of the file: a running conversation pins
 	// it, so editing the file never changes a conversation in progress.
 	Version string `yaml:"-"`
@@ -201,6 +205,9 @@ func Parse(file string, data []byte) (*Flow, error) {
 	if f.TruncatedNote == nil {
 		f.TruncatedNote = Text{"": fmt.Sprintf("(Your message was long: I read only its first %d characters.)", MaxInput)}
 	}
+	if f.UnheardNote == nil {
+		f.UnheardNote = DefaultUnheardNote
+	}
 	if f.MaxSteps <= 0 {
 		f.MaxSteps = DefaultMaxSteps
 	}
@@ -240,6 +247,16 @@ func (f *Flow) lang() string {
 		return f.Languages[0]
 	}
 	return ""
+}
+
+// DefaultUnheardNote is what a flow says to a voice note it could not
+// hear, unless it says otherwise.
+var DefaultUnheardNote = Text{
+	"":   "Sorry, I couldn't listen to that. Could you type it?",
+	"hi": "माफ़ कीजिए, मैं वह सुन नहीं पाया। क्या आप उसे लिखकर भेज सकते हैं?",
+	"ta": "மன்னிக்கவும், அதைக் கேட்க முடியவில்லை. தட்டச்சு செய்து அனுப்ப முடியுமா?",
+	"es": "Lo siento, no pude escucharlo. ¿Podría escribirlo?",
+	"fr": "Désolé, je n'ai pas pu l'écouter. Pouvez-vous l'écrire ?",
 }
 
 // DefaultKeywords are the keywords of a flow that sets none of its own.

@@ -71,6 +71,17 @@ type Input struct {
 	// read as from (PARLEY_DEFAULT_REGION); "" requires the code.
 	Region string
 	AI     *AIResult // for InputAI
+	// Unheard says the message was a voice note Parley could not turn
+	// into words (speech-to-text off, failing or unsure): an ask for
+	// words answers it with the flow's unheard_note, an AI node takes its
+	// fallback.
+	Unheard bool
+	// ImageID is the message's first photo, which an ai_extract node
+	// asking for it reads (0: none).
+	ImageID int64
+	// Language is the language a voice note was spoken in (e.g. hi); a
+	// conversation without one follows it when the flow speaks it.
+	Language string
 }
 
 // ActionKind is what the caller must do.
@@ -131,6 +142,9 @@ func Step(f *Flow, st State, in Input) (State, []Action, error) {
 	if in.Kind == InputAI {
 		return r.st, nil, nil // a result for a request no longer pending
 	}
+	if in.Language != "" && r.st.Language == "" && slices.Contains(f.Languages, in.Language) {
+		r.st.Language, r.lang = in.Language, in.Language
+	}
 	r.step(in)
 	if truncated && slices.ContainsFunc(r.actions, func(a Action) bool { return a.Kind == ActionSend || a.Kind == ActionAI }) {
 		// The conversation acts on the message: the contact learns that its
@@ -179,11 +193,16 @@ func (r *run) step(in Input) {
 	node := r.f.Nodes[r.st.Node]
 	if node != nil && aiPrompt(node) != nil {
 		if in.Kind == InputMessage { // the answer to the AI node's question
-			if in.Text == "" {
+			switch {
+			case in.ImageID != 0 && node.AIExtract != nil:
+				r.requestAIImage(node, in.Text, in.ImageID) // a photo of what was asked for
+			case in.Text == "" && in.Unheard:
+				r.goTo(aiFallback(node)) // spoken, but not heard: the flow goes on
+			case in.Text == "":
 				r.say(aiPrompt(node))
-				return
+			default:
+				r.requestAI(node, in.Text)
 			}
-			r.requestAI(node, in.Text)
 		}
 		return
 	}
@@ -327,6 +346,12 @@ func (r *run) branch(n *Node) string {
 func (r *run) answer(n *Node, in Input) {
 	a := n.Ask
 	value, key, ok := parseAnswer(a, in, r.lang, r.f.tz())
+	if !ok && in.Unheard && in.Text == "" {
+		// A voice note Parley could not hear is not a wrong answer: ask
+		// for it in writing, and keep waiting.
+		r.say(r.f.UnheardNote)
+		return
+	}
 	if !ok {
 		r.st.Retries++
 		if a.Retry != nil && a.Retry.Limit > 0 && r.st.Retries >= a.Retry.Limit {

@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
+	"github.com/parley-chat/parley/internal/ai"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/models"
 )
@@ -32,7 +33,8 @@ const queueAI = "ai"
 
 type aiWorker struct {
 	river.WorkerDefaults[AIArgs]
-	p *Pipeline
+	p     *Pipeline
+	hints retryHints
 }
 
 // NextRetry backs off exponentially.
@@ -40,7 +42,7 @@ type aiWorker struct {
 func (w *aiWorker) Timeout(*river.Job[AIArgs]) time.Duration { return w.p.cfg.longJob() }
 
 func (w *aiWorker) NextRetry(job *river.Job[AIArgs]) time.Time {
-	return time.Now().Add(w.p.backoff(job.Attempt))
+	return time.Now().Add(w.hints.after(job.ID, w.p.backoff(job.Attempt)))
 }
 
 // Work calls the AI layer outside any transaction (it may take seconds),
@@ -59,11 +61,12 @@ func (w *aiWorker) Work(ctx context.Context, job *river.Job[AIArgs]) error {
 		return err
 	}
 	start := time.Now()
-	res, err := p.askAI(ctx, *req)
+	res, err := p.askAI(ctx, job.Args, *req)
 	outcome := "answered"
 	switch {
-	case err != nil && job.Attempt < job.MaxAttempts:
+	case err != nil && job.Attempt < job.MaxAttempts && !ai.Permanent(err):
 		p.metrics.ai.WithLabelValues(string(req.Task), "retried").Inc()
+		w.hints.note(job.ID, err)
 		return err
 	case err != nil:
 		outcome = "failed"
@@ -88,13 +91,17 @@ func (w *aiWorker) Work(ctx context.Context, job *river.Job[AIArgs]) error {
 	})
 }
 
-// askAI asks the AI layer within the configured time limit.
-func (p *Pipeline) askAI(ctx context.Context, req engine.AIRequest) (engine.AIResult, error) {
+// askAI asks the AI layer within the configured time limit: the vision
+// service about a photo, the text model about words.
+func (p *Pipeline) askAI(ctx context.Context, a AIArgs, req engine.AIRequest) (engine.AIResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.AITimeout)
+	defer cancel()
+	if req.MediaID != 0 {
+		return p.readPhoto(ctx, a, req)
+	}
 	if p.ai == nil {
 		return engine.AIResult{Err: "the AI layer is off"}, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.AITimeout)
-	defer cancel()
 	res, err := p.ai.Answer(ctx, req)
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = errors.New("the AI request timed out")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,7 +52,22 @@ func (f *Flows) Respond(ctx context.Context, tx *gorm.DB, contact *models.Contac
 		}
 		conv = nil
 	}
-	return f.step(ctx, tx, contact, conv, engine.Input{Kind: engine.InputMessage, Text: in.Body, Now: f.now()})
+	return f.step(ctx, tx, contact, conv, inputOf(in, f.now()))
+}
+
+// inputOf is an inbound message as the engine reads it: its text, or
+// what its voice note said; whether it came with an attachment, its
+// first photo, and a voice note that could not be heard.
+func inputOf(in *models.Message, now time.Time) engine.Input {
+	input := engine.Input{Kind: engine.InputMessage, Text: in.Body, Now: now}
+	if h := in.Heard; h != nil {
+		input.Media, input.ImageID, input.Unheard = h.Media, h.ImageID, h.Unheard
+		if strings.TrimSpace(input.Text) == "" {
+			input.Text = h.Transcript
+		}
+		input.Language, _, _ = strings.Cut(strings.ToLower(h.Language), "-") // hi-IN: hi
+	}
+	return input
 }
 
 // PendingAI implements Thinker.

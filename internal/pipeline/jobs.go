@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 // the contact's row lock, and a job that finds nothing left does nothing.
 type ProcessArgs struct {
 	ContactID int64           `json:"contact_id"`
+	Held      int64           `json:"held,omitempty"` // a check when a held message's wait ends (its id)
 	Trace     tracing.Carrier `json:"trace,omitempty"` // the trace of the webhook that queued it
 }
 
@@ -160,6 +162,9 @@ func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.
 		}
 		contact.Name = in.ProfileName
 	}
+	if held, err := p.heard(ctx, tx, in); err != nil || held {
+		return held, err // a voice note still being transcribed: it and those after it wait
+	}
 	rctx, span := tracing.Tracer().Start(ctx, "respond")
 	out, err := p.responder.Respond(rctx, tx, contact, in)
 	span.End()
@@ -169,13 +174,24 @@ func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.
 	if out != nil && out.Defer {
 		return true, nil
 	}
-	if err := p.messages.IndexWords(ctx, tx, in); err != nil {
+	if err := p.messages.IndexWords(ctx, tx, indexed(in)); err != nil {
 		return false, err
 	}
 	if err := p.emit(ctx, tx, p.event(EventMessageReceived, contact, in, nil)); err != nil {
 		return false, err
 	}
 	return false, p.apply(ctx, tx, contact, in.Provider, out)
+}
+
+// indexed is the message as its words are indexed: with what a voice note
+// said, so a search finds spoken words too.
+func indexed(in *models.Message) *models.Message {
+	if in.Heard == nil || in.Heard.Transcript == "" {
+		return in
+	}
+	m := *in
+	m.Body = strings.TrimSpace(m.Body + " " + in.Heard.Transcript)
+	return &m
 }
 
 // apply carries out a responder's outcome inside tx: opt-outs, replies

@@ -127,6 +127,10 @@ type Config struct {
 	// 8s, inside Twilio's 15 s).
 	IngestTimeout time.Duration
 	AITimeout     time.Duration // time limit of one AI request (default: the long job time limit less a tenth)
+	// UnderstandHold is the longest a voice note holds up its contact's
+	// messages while it is transcribed; past it the flow goes on without
+	// its words (default 2m).
+	UnderstandHold time.Duration
 	// RetentionDays, when set, clears what people said in messages older
 	// than this many days (bodies, names, word index, attachments), daily.
 	RetentionDays int
@@ -189,6 +193,9 @@ func (c *Config) defaults() {
 	if c.JobTimeout <= 0 {
 		c.JobTimeout = 15 * time.Second
 	}
+	if c.UnderstandHold <= 0 {
+		c.UnderstandHold = 2 * time.Minute
+	}
 	if c.AITimeout <= 0 || c.AITimeout > c.longJob() {
 		c.AITimeout = c.longJob() - c.longJob()/10
 	}
@@ -203,6 +210,8 @@ type Deps struct {
 	Fetchers  map[string]channel.MediaFetcher // by provider
 	Responder Responder
 	AI        AI      // nil: the AI layer is off and AI nodes take their fallback
+	Speech    Speech  // nil: voice notes are not transcribed (an ask for words asks for them typed)
+	Vision    Vision  // nil: photos are not described or read
 	Events    *Events // nil: no outgoing events
 	Logger    *slog.Logger
 	Metrics   *Metrics
@@ -222,6 +231,8 @@ type Pipeline struct {
 	fetchers  map[string]channel.MediaFetcher
 	responder Responder
 	ai        AI
+	speech    Speech
+	vision    Vision
 	log       *slog.Logger
 	metrics   *Metrics
 	cfg       Config
@@ -249,7 +260,7 @@ func New(d Deps) (*Pipeline, error) {
 		db: d.DB, contacts: store.NewContactStore(d.DB, d.Crypto), messages: store.NewMessageStore(d.DB, d.Crypto),
 		convs: store.NewConversationStore(d.DB, d.Crypto),
 		media: store.NewMediaStore(d.DB, d.Crypto), ingestor: store.NewIngestor(d.Crypto), audit: store.NewAuditStore(d.DB, d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
-		responder: d.Responder, ai: d.AI, log: d.Logger, metrics: d.Metrics, cfg: d.Config, slots: store.NewSendSlots(d.DB), events: d.Events,
+		responder: d.Responder, ai: d.AI, speech: d.Speech, vision: d.Vision, log: d.Logger, metrics: d.Metrics, cfg: d.Config, slots: store.NewSendSlots(d.DB), events: d.Events,
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &processWorker{p: p})
@@ -257,6 +268,7 @@ func New(d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &mediaWorker{p: p})
 	river.AddWorker(workers, &waitWorker{p: p})
 	river.AddWorker(workers, &aiWorker{p: p})
+	river.AddWorker(workers, &understandWorker{p: p})
 	river.AddWorker(workers, &pollWorker{p: p})
 	river.AddWorker(workers, &retentionWorker{p: p})
 	river.AddWorker(workers, &eventWorker{p: p})

@@ -45,6 +45,9 @@ type IngestItem struct {
 type IngestMedia struct {
 	Ref         string
 	ContentType string
+	// Wait holds the contact's later messages until it is understood (a
+	// voice note while speech-to-text is on).
+	Wait bool
 }
 
 // IngestResult says what became of one item.
@@ -247,8 +250,12 @@ func (s *Ingestor) insertMedia(ctx context.Context, tx pgx.Tx, items []IngestIte
 				return err
 			}
 			ref := s.crypto.Ring.EncryptString(m.Ref, crypt.Ref{Table: "media", Column: "ref_enc", ID: id})
-			if _, err := tx.Exec(ctx, `INSERT INTO media (id, message_id, position, ref_enc, content_type) VALUES ($1, $2, $3, $4, $5)`,
-				id, results[i].MessageID, pos, ref, m.ContentType); err != nil {
+			understanding := ""
+			if m.Wait {
+				understanding = UnderstandWaiting
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO media (id, message_id, position, ref_enc, content_type, understanding) VALUES ($1, $2, $3, $4, $5, $6)`,
+				id, results[i].MessageID, pos, ref, m.ContentType, understanding); err != nil {
 				return dbError(err, "Media")
 			}
 			results[i].MediaIDs = append(results[i].MediaIDs, id)

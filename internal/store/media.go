@@ -84,9 +84,13 @@ func (s *MediaStore) Save(ctx context.Context, id int64, contentType string, dat
 	return nil
 }
 
-// Fail records why an attachment could not be fetched.
+// Fail records why an attachment could not be fetched; one that was
+// waited for is then not understood either, for the same reason.
 func (s *MediaStore) Fail(ctx context.Context, id int64, reason string) error {
-	err := gormFor(ctx, s.db, s.crypto, nil).Exec("UPDATE media SET error = ? WHERE id = ?", reason, id).Error
+	err := gormFor(ctx, s.db, s.crypto, nil).Exec(`UPDATE media SET error = ?,
+			understand_error = CASE WHEN understanding = ? THEN ? ELSE understand_error END,
+			understanding = CASE WHEN understanding = ? THEN ? ELSE understanding END
+		WHERE id = ?`, reason, UnderstandWaiting, reason, UnderstandWaiting, UnderstandFailed, id).Error
 	return dbError(err, "Media")
 }
 
@@ -99,6 +103,13 @@ type MediaInfo struct {
 	Size        int64
 	Fetched     bool
 	Error       string
+	// What Parley understood of it: a transcript (with its language) or a
+	// description, decrypted; or why not.
+	Understanding   string
+	Text            string `gorm:"-"`
+	Language        string
+	UnderstandError string
+	TextEnc         []byte `json:"-"`
 }
 
 // ForMessages lists the attachments of these messages, in their order.
@@ -109,12 +120,16 @@ func (s *MediaStore) ForMessages(ctx context.Context, messageIDs []int64) (map[i
 	}
 	var rows []MediaInfo
 	err := gormFor(ctx, s.db, s.crypto, nil).Raw(`SELECT id, message_id, content_type, coalesce(size, 0) AS size,
-			fetched_at IS NOT NULL AS fetched, error
+			fetched_at IS NOT NULL AS fetched, error, understanding, language, understand_error, text_enc
 		FROM media WHERE message_id IN ? ORDER BY message_id, position`, messageIDs).Scan(&rows).Error
 	if err != nil {
 		return nil, dbError(err, "Media")
 	}
 	for _, r := range rows {
+		if r.Text, err = s.openText(r.ID, r.TextEnc); err != nil {
+			return nil, err
+		}
+		r.TextEnc = nil
 		out[r.MessageID] = append(out[r.MessageID], r)
 	}
 	return out, nil

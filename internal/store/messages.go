@@ -29,8 +29,12 @@ type messageRow struct {
 	ProviderTime      *time.Time
 	CreatedAt         time.Time
 	ProcessedAt       *time.Time
-	Attempts          int `gorm:"->"` // read-only: the send job counts attempts in SQL
+	Attempts          int  `gorm:"->"` // read-only: the send job counts attempts in SQL
+	HasMedia          bool `gorm:"->"` // read-only: selected where processing needs it (withMedia)
 }
+
+// withMedia selects a message with whether it has attachments.
+const withMedia = "messages.*, EXISTS (SELECT 1 FROM media WHERE media.message_id = messages.id) AS has_media"
 
 func (messageRow) TableName() string { return "messages" }
 
@@ -38,7 +42,7 @@ func (r *messageRow) model() *models.Message {
 	m := &models.Message{
 		ID: r.ID, ContactID: r.ContactID, ConversationID: r.ConversationID, Direction: models.Direction(r.Direction),
 		Channel: models.Channel(r.Channel), Provider: r.Provider, Status: models.MessageStatus(r.Status),
-		ErrorCode: r.ErrorCode, ErrorReason: r.ErrorReason, ProviderTime: r.ProviderTime, CreatedAt: r.CreatedAt,
+		ErrorCode: r.ErrorCode, ErrorReason: r.ErrorReason, ProviderTime: r.ProviderTime, CreatedAt: r.CreatedAt, HasMedia: r.HasMedia,
 	}
 	if r.ProviderMessageID != nil {
 		m.ProviderMessageID = *r.ProviderMessageID

@@ -47,7 +47,7 @@ const unprocessedOrder = "coalesce(provider_time, created_at), id"
 // the order they were written.
 func (s *MessageStore) Unprocessed(ctx context.Context, tx *gorm.DB, contactID int64) ([]*models.Message, error) {
 	var rows []messageRow
-	err := gormFor(ctx, s.db, s.crypto, tx).
+	err := gormFor(ctx, s.db, s.crypto, tx).Select(withMedia).
 		Where("contact_id = ? AND direction = 'in' AND processed_at IS NULL", contactID).
 		Order(unprocessedOrder).Find(&rows).Error
 	if err != nil {
@@ -74,7 +74,7 @@ func (s *MessageStore) UnprocessedIDs(ctx context.Context, tx *gorm.DB, contactI
 // GetIn returns one message, read inside tx.
 func (s *MessageStore) GetIn(ctx context.Context, tx *gorm.DB, id int64) (*models.Message, error) {
 	var row messageRow
-	if err := gormFor(ctx, s.db, s.crypto, tx).First(&row, id).Error; err != nil {
+	if err := gormFor(ctx, s.db, s.crypto, tx).Select(withMedia).First(&row, id).Error; err != nil {
 		return nil, dbError(err, "Message")
 	}
 	return row.model(), nil

@@ -30,6 +30,7 @@ var EncryptedColumns = []Column{
 	{"audit_events", "details_enc"},
 	{"media", "ref_enc"},
 	{"media", "data_enc"},
+	{"media", "text_enc"},
 	{"staff_sessions", "access_token_enc"},
 	{"staff_sessions", "refresh_token_enc"},
 }
