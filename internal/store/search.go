@@ -211,5 +211,7 @@ func (p *searchPlan) matches(h models.MessageHit) bool {
 	if len(p.name) > 0 && (h.Contact == nil || !textnorm.ContainsAll(h.Contact.Name, p.name)) {
 		return false
 	}
-	return len(p.text) == 0 || textnorm.ContainsAll(h.Message.Body, p.text)
+	// A message without words of its own (a voice note) was indexed from
+	// its transcript, which is not read here: its index entries stand.
+	return len(p.text) == 0 || h.Message.Body == "" || textnorm.ContainsAll(h.Message.Body, p.text)
 }

@@ -44,6 +44,8 @@ type API struct {
 	said     map[[32]byte]Said
 	failures []Failure
 	calls    []Call
+	gate     chan struct{} // while set, calls wait for it to close
+	waiting  int           // calls that reached the gate
 }
 
 // Call is one request the fake answered.
@@ -67,6 +69,31 @@ func (a *API) Says(audio []byte, s Said) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.said[sha256.Sum256(audio)] = s
+}
+
+// Hold makes calls wait (as a slow service does) until release is
+// called or the caller gives up.
+func (a *API) Hold() (release func()) {
+	gate := make(chan struct{})
+	a.mu.Lock()
+	a.gate = gate
+	a.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			a.mu.Lock()
+			a.gate = nil
+			a.mu.Unlock()
+			close(gate)
+		})
+	}
+}
+
+// Waiting counts the calls that have waited on Hold.
+func (a *API) Waiting() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.waiting
 }
 
 // FailNext queues failures for the next calls, in order.
@@ -95,6 +122,19 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost || r.URL.Path != "/speech-to-text" {
 		writeError(w, http.StatusNotFound, "not_found", "Not found")
 		return
+	}
+	a.mu.Lock()
+	gate := a.gate
+	a.mu.Unlock()
+	if gate != nil {
+		a.mu.Lock()
+		a.waiting++
+		a.mu.Unlock()
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			return
+		}
 	}
 	if r.Header.Get("api-subscription-key") != Key {
 		a.mu.Lock()
