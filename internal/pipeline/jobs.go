@@ -21,7 +21,7 @@ import (
 // the contact's row lock, and a job that finds nothing left does nothing.
 type ProcessArgs struct {
 	ContactID int64           `json:"contact_id"`
-	Held      int64           `json:"held,omitempty"` // a check when a held message's wait ends (its id)
+	Held      int64           `json:"held,omitempty"`  // a check when a held message's wait ends (its id)
 	Trace     tracing.Carrier `json:"trace,omitempty"` // the trace of the webhook that queued it
 }
 

@@ -66,7 +66,9 @@ type understandWorker struct {
 }
 
 // Timeout implements river.Worker: a service call may take the long limit.
-func (w *understandWorker) Timeout(*river.Job[UnderstandArgs]) time.Duration { return w.p.cfg.longJob() }
+func (w *understandWorker) Timeout(*river.Job[UnderstandArgs]) time.Duration {
+	return w.p.cfg.longJob()
+}
 
 // NextRetry backs off, and waits at least as long as the service asked.
 func (w *understandWorker) NextRetry(job *river.Job[UnderstandArgs]) time.Time {
