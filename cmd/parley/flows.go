@@ -5,11 +5,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/parley-chat/parley/internal/ai"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/pipeline"
 )
@@ -42,11 +44,36 @@ func flowsSimulate(name, script string, getenv func(string) string, stdout io.Wr
 		defer file.Close()
 		in = file
 	}
-	textAI, err := newTextAI(getenv("PARLEY_LLM_BASE_URL"), getenv("PARLEY_LLM_API_KEY"), getenv("PARLEY_LLM_MODEL"), nil)
-	if err != nil {
+	sim := simulation{region: strings.ToUpper(getenv("PARLEY_DEFAULT_REGION"))}
+	if sim.text, err = newTextAI(getenv("PARLEY_LLM_BASE_URL"), getenv("PARLEY_LLM_API_KEY"), getenv("PARLEY_LLM_MODEL"), nil); err != nil {
 		return err
 	}
-	return simulate(f, in, stdout, textAI, strings.ToUpper(getenv("PARLEY_DEFAULT_REGION")))
+	if key := getenv("PARLEY_SARVAM_API_KEY"); key != "" {
+		sim.speech = ai.NewSpeech(ai.SpeechConfig{BaseURL: getenv("PARLEY_SARVAM_BASE_URL"), APIKey: key, Model: getenv("PARLEY_SARVAM_MODEL"),
+			Language: getenv("PARLEY_SARVAM_LANGUAGE")})
+	}
+	if key := getenv("PARLEY_GEMINI_API_KEY"); key != "" {
+		if sim.vision, err = ai.NewVision(context.Background(), ai.VisionConfig{BaseURL: getenv("PARLEY_GEMINI_BASE_URL"), APIKey: key,
+			Model: getenv("PARLEY_GEMINI_MODEL")}); err != nil {
+			return err
+		}
+	}
+	return sim.run(f, in, stdout)
+}
+
+// simulation is what a terminal conversation uses: the AI services that
+// are configured (nil: off, and the flow takes its fallback).
+type simulation struct {
+	text   pipeline.AI
+	speech pipeline.Speech
+	vision pipeline.Vision
+	region string
+	images map[int64]image // photos sent so far, by the id the engine knows them by
+}
+
+type image struct {
+	data        []byte
+	contentType string
 }
 
 // library loads dir, or the built-in flows when dir is "".
@@ -71,28 +98,47 @@ func findFlow(name, dir string) (*engine.Flow, error) {
 	return nil, usageError{fmt.Sprintf("no flow %q (give a file, or a flow id)", name)}
 }
 
-// simulate reads the contact's lines from in and prints the bot's replies.
-// AI nodes ask textAI when it is set, and take their fallback when not.
-func simulate(f *engine.Flow, in io.Reader, out io.Writer, textAI pipeline.AI, region string) error {
-	s := &engine.Session{Flow: f, Region: region}
-	if textAI != nil {
-		s.AI = func(req engine.AIRequest) engine.AIResult {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			res, err := textAI.Answer(ctx, req)
-			if err != nil {
-				fmt.Fprintf(out, "(AI layer: %v)\n", err)
-				return engine.AIResult{Err: err.Error()}
-			}
-			return res
+// run reads the contact's lines from in and prints the bot's replies. AI
+// nodes ask the text model when one is set, and take their fallback when
+// not. "/voice file.ogg" sends a voice note (transcribed when
+// speech-to-text is set, else unheard) and "/image file.jpg" a photo (read
+// by the vision service when set).
+func (sim *simulation) run(f *engine.Flow, in io.Reader, out io.Writer) error {
+	s := &engine.Session{Flow: f, Region: sim.region}
+	s.AI = func(req engine.AIRequest) engine.AIResult {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var res engine.AIResult
+		var err error
+		switch img, ok := sim.images[req.MediaID]; {
+		case req.MediaID != 0 && ok && sim.vision != nil:
+			res, _, err = sim.vision.Extract(ctx, img.data, img.contentType, req.Schema, req.Text)
+		case req.MediaID != 0:
+			return engine.AIResult{Err: "photos are not read here (PARLEY_GEMINI_API_KEY is unset)"}
+		case sim.text != nil:
+			res, err = sim.text.Answer(ctx, req)
+		default:
+			return engine.AIResult{Err: "the AI layer is off"}
 		}
+		if err != nil {
+			fmt.Fprintf(out, "(AI layer: %v)\n", err)
+			return engine.AIResult{Err: err.Error()}
+		}
+		return res
 	}
-	fmt.Fprintf(out, "Simulating %s (version %s). Type as the contact; !remind and !expire fire timeouts; Ctrl-D ends.\n", f.ID, f.Version)
+	fmt.Fprintf(out, "Simulating %s (version %s). Type as the contact; /voice FILE and /image FILE send a voice note or a photo; "+
+		"!remind and !expire fire timeouts; Ctrl-D ends.\n", f.ID, f.Version)
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
 		line := sc.Text()
 		fmt.Fprintf(out, "> %s\n", line)
-		for _, reply := range s.Say(line) {
+		var replies []string
+		if input, ok := sim.attachment(line, out); ok {
+			replies = s.Send(input)
+		} else {
+			replies = s.Say(line)
+		}
+		for _, reply := range replies {
 			fmt.Fprintf(out, "< %s\n", reply)
 		}
 	}
@@ -111,4 +157,50 @@ func formatVars(vars map[string]string) string {
 		parts[i] = k + "=" + vars[k]
 	}
 	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// attachment reads a "/voice FILE" or "/image FILE" line as the engine
+// would get the message: a voice note's transcript (or unheard), a photo
+// by an id for the AI layer. ok is false for any other line.
+func (sim *simulation) attachment(line string, out io.Writer) (in engine.Input, ok bool) {
+	cmd, path, _ := strings.Cut(strings.TrimSpace(line), " ")
+	if cmd != "/voice" && cmd != "/image" {
+		return in, false
+	}
+	in = engine.Input{Kind: engine.InputMessage, Media: true}
+	data, err := os.ReadFile(strings.TrimSpace(path))
+	if err != nil {
+		fmt.Fprintf(out, "(cannot read %s: %v)\n", strings.TrimSpace(path), err)
+		in.Unheard = cmd == "/voice"
+		return in, true
+	}
+	contentType := http.DetectContentType(data)
+	if cmd == "/image" {
+		if sim.images == nil {
+			sim.images = map[int64]image{}
+		}
+		id := int64(len(sim.images) + 1)
+		sim.images[id], in.ImageID = image{data, contentType}, id
+		return in, true
+	}
+	if sim.speech == nil {
+		fmt.Fprintln(out, "(not heard: PARLEY_SARVAM_API_KEY is unset)")
+		in.Unheard = true
+		return in, true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if strings.HasPrefix(contentType, "application/ogg") {
+		contentType = "audio/ogg"
+	}
+	t, err := sim.speech.Transcribe(ctx, data, contentType)
+	if err != nil || strings.TrimSpace(t.Text) == "" {
+		fmt.Fprintf(out, "(not heard: %v)\n", err)
+		in.Unheard = true
+		return in, true
+	}
+	fmt.Fprintf(out, "(heard, %s: %s)\n", t.Language, t.Text)
+	in.Text = t.Text
+	in.Language, _, _ = strings.Cut(strings.ToLower(t.Language), "-")
+	return in, true
 }

@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/parley-chat/parley/internal/ai/geminitest"
+	"github.com/parley-chat/parley/internal/ai/sarvamtest"
 )
 
 func TestFlowsValidate(t *testing.T) {
@@ -99,5 +102,63 @@ func TestCheckFlows_ReadsTheFolderAgain(t *testing.T) {
 	}
 	if err := check(); err == nil || !strings.Contains(err.Error(), "nowhere") {
 		t.Fatalf("a broken file: %v", err)
+	}
+}
+
+// A flow author tries spoken and photographed answers in the terminal:
+// /voice and /image send a file, through the configured services (here
+// the Sarvam and Gemini fakes); without them a voice note is unheard.
+func TestFlowsSimulate_VoiceAndImage(t *testing.T) {
+	dir := t.TempDir()
+	flow := filepath.Join(dir, "intake.yaml")
+	const intake = `
+id: intake
+languages: [en, hi]
+start: ask_name
+nodes:
+  ask_name:
+    ask: {prompt: {en: "What is your name?"}, type: text, save: said, next: card}
+  card:
+    ai_extract:
+      prompt: {en: "Please send a photo of your appointment card."}
+      schema: {type: object, properties: {date: {type: string}, doctor: {type: string}}, required: [date]}
+      save: appt
+      next: booked
+      fallback: no_card
+  booked:
+    end: {send: {en: "Booked with {{appt_doctor}} on {{appt_date}}."}}
+  no_card:
+    handoff: {send: {en: "A person will look at your card."}}
+`
+	voice, card := "../../internal/ai/testdata/voice-note-en.ogg", "../../internal/ai/testdata/appointment-card.jpg"
+	script := filepath.Join(dir, "script.txt")
+	if err := os.WriteFile(flow, []byte(intake), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(script, []byte("hi\n/voice "+voice+"\n/image "+card+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sarvam, gemini := sarvamtest.New(t), geminitest.New(t)
+	note, _ := os.ReadFile(voice)
+	photo, _ := os.ReadFile(card)
+	sarvam.Says(note, sarvamtest.Said{Text: "My name is Asha", Language: "en-IN"})
+	gemini.Sees(photo, geminitest.Seen{Fields: map[string]any{"date": "2026-12-14", "doctor": "Dr. R. Iyer"}, Confidence: 0.9})
+	env := map[string]string{"PARLEY_SARVAM_API_KEY": sarvamtest.Key, "PARLEY_SARVAM_BASE_URL": sarvam.URL,
+		"PARLEY_GEMINI_API_KEY": geminitest.Key, "PARLEY_GEMINI_BASE_URL": gemini.URL}
+	code, out, stderr := runCmd(t, env, "flows", "simulate", flow, "--script", script)
+	if code != exitOK {
+		t.Fatalf("simulate = %d: %s", code, stderr)
+	}
+	for _, want := range []string{"(heard, en-IN: My name is Asha)", "< Please send a photo of your appointment card.",
+		"< Booked with Dr. R. Iyer on 2026-12-14.", "said=My name is Asha"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("simulation lacks %q:\n%s", want, out)
+		}
+	}
+	_, out, _ = runCmd(t, nil, "flows", "simulate", flow, "--script", script)
+	for _, want := range []string{"(not heard: PARLEY_SARVAM_API_KEY is unset)", "< Sorry, I couldn't listen to that. Could you type it?"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("without speech-to-text, the simulation lacks %q:\n%s", want, out)
+		}
 	}
 }

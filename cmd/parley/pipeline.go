@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 
@@ -76,7 +77,8 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 		}
 		responder = pipeline.NewFlows(lib, db, c)
 	}
-	textAI, err := newTextAI(cfg.LLMBaseURL, cfg.LLMAPIKey, cfg.LLMModel, ai.NewMetrics(reg))
+	aiMetrics := ai.NewMetrics(reg)
+	textAI, err := newTextAI(cfg.LLMBaseURL, cfg.LLMAPIKey, cfg.LLMModel, aiMetrics)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +89,23 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 	if textAI == nil {
 		log.Info("AI layer off: PARLEY_LLM_BASE_URL is unset, so ai_classify and ai_extract nodes take their fallback")
 	}
+	var speech pipeline.Speech
+	if cfg.SarvamAPIKey != "" {
+		s := ai.NewSpeech(ai.SpeechConfig{BaseURL: cfg.SarvamBaseURL, APIKey: cfg.SarvamAPIKey, Model: cfg.SarvamModel, Language: cfg.SarvamLanguage, Metrics: aiMetrics})
+		speech, w.breakers["Speech-to-text (Sarvam)"] = s, s.State
+	} else {
+		log.Info("speech-to-text off: PARLEY_SARVAM_API_KEY is unset, so a voice note answering a question is asked for in writing")
+	}
+	var vision pipeline.Vision
+	if cfg.GeminiAPIKey != "" {
+		v, err := ai.NewVision(context.Background(), ai.VisionConfig{BaseURL: cfg.GeminiBaseURL, APIKey: cfg.GeminiAPIKey, Model: cfg.GeminiModel, Metrics: aiMetrics})
+		if err != nil {
+			return nil, err
+		}
+		vision, w.breakers["Vision (Gemini)"] = v, v.State
+	} else {
+		log.Info("vision off: PARLEY_GEMINI_API_KEY is unset, so photos are kept as attachments only")
+	}
 	metrics := pipeline.NewMetrics(reg)
 	var events *pipeline.Events
 	if cfg.EventsURL != "" {
@@ -94,9 +113,9 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 	}
 	p, err := pipeline.New(pipeline.Deps{Events: events,
 		DB: db, Crypto: c, Senders: senders, Fetchers: fetchers, Logger: log, Metrics: metrics,
-		Responder: responder, AI: textAI,
+		Responder: responder, AI: textAI, Speech: speech, Vision: vision,
 		Config: pipeline.Config{Workers: cfg.Workers, AIWorkers: cfg.AIWorkers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes,
-			JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, RetentionDays: cfg.RetentionDays},
+			JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, RetentionDays: cfg.RetentionDays, UnderstandHold: cfg.UnderstandHold},
 	})
 	if err != nil {
 		return nil, err

@@ -55,13 +55,19 @@ type Config struct {
 	SirenAPIBaseURL    string
 	SirenMediaHosts    []string
 
-	SarvamAPIKey  string
-	SarvamBaseURL string
-	GeminiAPIKey  string
-	GeminiBaseURL string
-	LLMBaseURL    string
-	LLMAPIKey     string
-	LLMModel      string
+	SarvamAPIKey   string
+	SarvamBaseURL  string
+	GeminiAPIKey   string
+	GeminiBaseURL  string
+	SarvamModel    string
+	SarvamLanguage string
+	GeminiModel    string
+	// UnderstandHold is the longest a voice note holds up its contact's
+	// later messages while it is transcribed.
+	UnderstandHold time.Duration
+	LLMBaseURL     string
+	LLMAPIKey      string
+	LLMModel       string
 
 	FlowsDir string
 
@@ -187,6 +193,9 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		AIWorkers:     int(l.float("PARLEY_AI_WORKERS", 10)),
 	}
 	c.RetentionDays = int(l.float("PARLEY_RETENTION_DAYS", 0))
+	c.SarvamModel, c.SarvamLanguage = l.strDefault("PARLEY_SARVAM_MODEL", "saaras:v3"), l.strDefault("PARLEY_SARVAM_LANGUAGE", "unknown")
+	c.GeminiModel = l.strDefault("PARLEY_GEMINI_MODEL", "gemini-2.5-flash")
+	c.UnderstandHold = l.duration("PARLEY_UNDERSTAND_HOLD", 2*time.Minute)
 	c.EventsURL, c.EventsSecret = l.str("PARLEY_EVENTS_URL"), l.str("PARLEY_EVENTS_SECRET")
 	c.EventsPersonal = l.str("PARLEY_EVENTS_PERSONAL") == "true"
 	if c.EventsURL != "" && len(c.EventsSecret) < 32 {

@@ -20,17 +20,24 @@ type Session struct {
 // Say feeds one line to the conversation and returns the replies. A line
 // "!remind" or "!expire" fires that timeout instead.
 func (s *Session) Say(line string) []string {
+	in := Input{Kind: InputMessage, Text: line}
+	switch strings.TrimSpace(line) {
+	case "!remind":
+		in = Input{Kind: InputRemind}
+	case "!expire":
+		in = Input{Kind: InputExpire}
+	}
+	return s.Send(in)
+}
+
+// Send feeds one input (a message with what was heard or seen of its
+// attachments, or a timeout) to the conversation and returns the replies.
+func (s *Session) Send(in Input) []string {
 	now := time.Now
 	if s.Now != nil {
 		now = s.Now
 	}
-	in := Input{Kind: InputMessage, Text: line, Now: now(), Region: s.Region}
-	switch strings.TrimSpace(line) {
-	case "!remind":
-		in = Input{Kind: InputRemind, Now: now(), Region: s.Region}
-	case "!expire":
-		in = Input{Kind: InputExpire, Now: now(), Region: s.Region}
-	}
+	in.Now, in.Region = now(), s.Region
 	var out []string
 	for {
 		next, actions, err := Step(s.Flow, s.State, in)
