@@ -174,11 +174,15 @@ func contactJSON(ct *models.Contact, mask bool) contactOut {
 }
 
 type attachmentOut struct {
-	ID          int64  `json:"id"`
-	ContentType string `json:"content_type"`
-	Kind        string `json:"kind"`
-	Ready       bool   `json:"ready"`
-	Error       string `json:"error"`
+	ID            int64  `json:"id"`
+	ContentType   string `json:"content_type"`
+	Kind          string `json:"kind"`
+	Ready         bool   `json:"ready"`
+	Error         string `json:"error"`
+	Text          string `json:"text"`
+	Language      string `json:"language"`
+	Understanding string `json:"understanding"`
+	NotUnderstood string `json:"not_understood"`
 }
 
 type messageOut struct {
@@ -202,7 +206,8 @@ func messageJSON(m *models.Message, media []store.MediaInfo) messageOut {
 		CreatedAt: m.CreatedAt.UTC(), Attachments: []attachmentOut{}}
 	for _, a := range media {
 		kind, _ := mediaKind(a.ContentType)
-		out.Attachments = append(out.Attachments, attachmentOut{ID: a.ID, ContentType: a.ContentType, Kind: kind, Ready: a.Fetched, Error: a.Error})
+		out.Attachments = append(out.Attachments, attachmentOut{ID: a.ID, ContentType: a.ContentType, Kind: kind, Ready: a.Fetched, Error: a.Error,
+			Text: a.Text, Language: a.Language, Understanding: a.Understanding, NotUnderstood: a.UnderstandError})
 	}
 	return out
 }

@@ -139,7 +139,8 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 		row := messageRow(msgs[i], contact, mask)
 		for _, a := range attachments[msgs[i].ID] {
 			kind, _ := mediaKind(a.ContentType)
-			row.Media = append(row.Media, views.MediaItem{ID: a.ID, Kind: kind, ContentType: a.ContentType, Ready: a.Fetched, Error: a.Error})
+			row.Media = append(row.Media, views.MediaItem{ID: a.ID, Kind: kind, ContentType: a.ContentType, Ready: a.Fetched, Error: a.Error,
+				Text: a.Text, Language: a.Language, Understanding: a.Understanding, NotUnderstood: a.UnderstandError})
 		}
 		p.Messages = append(p.Messages, row)
 	}

@@ -47,10 +47,18 @@ func TestInbox_MediaPreviews(t *testing.T) {
 		}
 		ids[a.name] = id
 	}
+	// What was understood shows under each: the transcript, the
+	// description, or why not.
+	_ = media.Understand(ctx, ids["voice"], "My name is Asha", "en-IN")
+	_ = media.Understand(ctx, ids["photo"], "An appointment card for Asha Verma.", "")
+	other, _ := media.Add(ctx, nil, m.ID, 9, "https://api.twilio.com/media/other", "audio/ogg")
+	_ = media.Save(ctx, other, "audio/ogg", voice)
+	_ = media.NotUnderstood(ctx, other, "Could not be transcribed: sarvam the service failed (HTTP 503).")
 	viewer := site.as(t, models.RoleViewer)
 	_, page := viewer.do(t, "GET", "/contacts/"+itoa(ravi.ID), nil, nil)
 	for _, want := range []string{`<img src="/media/` + itoa(ids["photo"]) + `"`, `<audio controls preload="metadata" src="/media/` + itoa(ids["voice"]) + `"`,
-		`data-testid="media-file"`, "is being fetched"} {
+		`data-testid="media-file"`, "is being fetched", "“My name is Asha”", "(en-IN)", "Seen: An appointment card for Asha Verma.",
+		"Could not be transcribed: sarvam the service failed (HTTP 503). The flow went on without it."} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the conversation lacks %q", want)
 		}
