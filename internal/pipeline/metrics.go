@@ -51,7 +51,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "parley_job_seconds", Help: "Time jobs take to run, by kind.", Buckets: buckets,
 		}, []string{"kind"}),
 		ai: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "parley_ai_requests_total", Help: "AI node requests by task and outcome (answered, retried, failed, off).",
+			Name: "parley_ai_requests_total", Help: "AI requests by task (classify, extract, transcribe, describe) and outcome (answered, understood, retried, failed, off).",
 		}, []string{"task", "outcome"}),
 	}
 	if reg != nil {
