@@ -180,3 +180,51 @@ func TestStep_AVeryLongMessageIsCutWithANote(t *testing.T) {
 		t.Fatalf("actions %+v for an opted-out contact", actions)
 	}
 }
+
+// Voice notes and photos as the engine gets them: an unheard note at a
+// question asks for words and keeps waiting (not a wrong answer); at an AI
+// node it takes the fallback; a heard one answers as text, and the
+// conversation follows the language spoken when the flow speaks it; a
+// photo at an extraction asking for one is read off the photo.
+func TestStep_VoiceNotesAndPhotos(t *testing.T) {
+	clinic := loadFlow(t, "clinic.yaml")
+	st, _, err := engine.Step(clinic, engine.State{}, engine.Input{Text: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := st.Node
+	next, actions, _ := engine.Step(clinic, st, engine.Input{Media: true, Unheard: true})
+	if r := engine.Replies(actions); len(r) != 1 || r[0] != "Sorry, I couldn't listen to that. Could you type it?" || next.Node != asked || next.Retries != 0 {
+		t.Fatalf("an unheard note at a question: %q, node %s, retries %d", r, next.Node, next.Retries)
+	}
+	next, actions, _ = engine.Step(clinic, engine.State{Node: asked, Status: engine.StatusActive, Language: "hi", FlowID: st.FlowID, FlowVersion: st.FlowVersion},
+		engine.Input{Media: true, Unheard: true})
+	if r := engine.Replies(actions); len(r) != 1 || !strings.HasPrefix(r[0], "माफ़ कीजिए") {
+		t.Fatalf("in Hindi: %q", r)
+	}
+	next, _, _ = engine.Step(clinic, st, engine.Input{Text: "Asha", Media: true, Language: "hi"})
+	if next.Node == asked || next.Language != "hi" {
+		t.Fatalf("a heard note in Hindi: node %s, language %q", next.Node, next.Language)
+	}
+	if next, _, _ = engine.Step(clinic, st, engine.Input{Text: "Asha", Media: true, Language: "sw"}); next.Language != "" {
+		t.Fatalf("followed a language the flow does not speak: %q", next.Language)
+	}
+
+	triage := loadFlow(t, "triage.yaml")
+	st, _, _ = engine.Step(triage, engine.State{}, engine.Input{Text: "hi"})
+	next, actions, _ = engine.Step(triage, st, engine.Input{Media: true, Unheard: true})
+	if next.Node != "clarify" || next.Pending != nil {
+		t.Fatalf("an unheard note at an AI node: node %s, pending %v, %q", next.Node, next.Pending, engine.Replies(actions))
+	}
+	// At the extraction asking for details, a photo is read, with its caption.
+	atDetails := engine.State{FlowID: st.FlowID, FlowVersion: st.FlowVersion, Node: "ask_details", Status: engine.StatusActive, Vars: map[string]string{}}
+	next, actions, _ = engine.Step(triage, atDetails, engine.Input{Text: "my card", Media: true, ImageID: 42})
+	if next.Pending == nil || next.Pending.MediaID != 42 || next.Pending.Task != engine.AIExtractTask || next.Pending.Text != "my card" || len(actions) != 1 {
+		t.Fatalf("a photo at an extraction: %+v %+v", next.Pending, actions)
+	}
+	// A photo where a classification asks for words is no photo to read.
+	next, _, _ = engine.Step(triage, st, engine.Input{Media: true, ImageID: 42})
+	if next.Pending != nil && next.Pending.MediaID != 0 {
+		t.Fatalf("a classification was asked to read a photo: %+v", next.Pending)
+	}
+}

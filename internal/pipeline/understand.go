@@ -129,6 +129,9 @@ func (w *understandWorker) Work(ctx context.Context, job *river.Job[UnderstandAr
 	default:
 		err = p.media.Understand(ctx, m.ID, text, language)
 	}
+	if models.ErrorCode(err) == models.ENOTFOUND {
+		return nil // erased while it was being understood
+	}
 	if err != nil {
 		return err
 	}
@@ -160,7 +163,7 @@ func (p *Pipeline) understand(ctx context.Context, m *store.Media) (text, langua
 	default:
 		return "", "", "understand", errors.New("no service reads this kind of attachment here")
 	}
-	if usage.Provider != "" {
+	if err == nil {
 		p.recordUsage(ctx, m.ID, usage)
 	}
 	return text, language, task, err
@@ -287,7 +290,7 @@ func (p *Pipeline) readPhoto(ctx context.Context, a AIArgs, req engine.AIRequest
 		return engine.AIResult{}, errors.New("the photo has not been fetched yet")
 	}
 	res, usage, err := p.vision.Extract(ctx, m.Data, m.ContentType, req.Schema, req.Text)
-	if usage.Provider != "" {
+	if err == nil {
 		if uerr := p.recordUsageFor(ctx, a.ContactID, &a.ConversationID, usage); uerr != nil {
 			p.log.Warn("AI usage not recorded", slog.Int64("conversation_id", a.ConversationID), slog.String("error", uerr.Error()))
 		}
