@@ -26,37 +26,6 @@ import (
 	"github.com/parley-chat/parley/models"
 )
 
-// intakeFlow asks for a name (typed or spoken) and then a photo of the
-// appointment card, read by the vision service.
-const intakeFlow = `
-id: intake
-languages: [en, hi]
-start: ask_name
-nodes:
-  ask_name:
-    ask:
-      prompt: {en: "What is your name?", hi: "आपका नाम क्या है?"}
-      type: text
-      save: said
-      next: card
-  card:
-    ai_extract:
-      prompt: {en: "Thank you. Please send a photo of your appointment card.", hi: "धन्यवाद। कृपया अपने अपॉइंटमेंट कार्ड की फ़ोटो भेजें।"}
-      schema:
-        type: object
-        properties:
-          date: {type: string}
-          doctor: {type: string}
-        required: [date]
-      save: appt
-      next: booked
-      fallback: no_card
-  booked:
-    end: {send: {en: "Booked with {{appt_doctor}} on {{appt_date}}."}}
-  no_card:
-    handoff: {send: {en: "A person will look at your card."}}
-`
-
 // voiceSite is the real server with Meta's webhook, a pipeline running
 // the intake flow, and fakes of the Graph API, Sarvam and Gemini.
 type voiceSite struct {
@@ -80,7 +49,7 @@ func newVoiceSite(t *testing.T, hold time.Duration) *voiceSite {
 	t.Helper()
 	s := &voiceSite{db: pgtest.Open(t), graph: metatest.New(t), sarvam: sarvamtest.New(t), gemini: geminitest.New(t)}
 	crypto := newCryptoForTest(t)
-	flow, err := engine.Parse("intake.yaml", []byte(intakeFlow))
+	flow, err := engine.Parse("intake.yaml", fixtureFile(t, "intake.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

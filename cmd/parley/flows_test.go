@@ -110,31 +110,9 @@ func TestCheckFlows_ReadsTheFolderAgain(t *testing.T) {
 // the Sarvam and Gemini fakes); without them a voice note is unheard.
 func TestFlowsSimulate_VoiceAndImage(t *testing.T) {
 	dir := t.TempDir()
-	flow := filepath.Join(dir, "intake.yaml")
-	const intake = `
-id: intake
-languages: [en, hi]
-start: ask_name
-nodes:
-  ask_name:
-    ask: {prompt: {en: "What is your name?"}, type: text, save: said, next: card}
-  card:
-    ai_extract:
-      prompt: {en: "Please send a photo of your appointment card."}
-      schema: {type: object, properties: {date: {type: string}, doctor: {type: string}}, required: [date]}
-      save: appt
-      next: booked
-      fallback: no_card
-  booked:
-    end: {send: {en: "Booked with {{appt_doctor}} on {{appt_date}}."}}
-  no_card:
-    handoff: {send: {en: "A person will look at your card."}}
-`
+	flow := "../../internal/ai/testdata/intake.yaml"
 	voice, card := "../../internal/ai/testdata/voice-note-en.ogg", "../../internal/ai/testdata/appointment-card.jpg"
 	script := filepath.Join(dir, "script.txt")
-	if err := os.WriteFile(flow, []byte(intake), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.WriteFile(script, []byte("hi\n/voice "+voice+"\n/image "+card+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +127,7 @@ nodes:
 	if code != exitOK {
 		t.Fatalf("simulate = %d: %s", code, stderr)
 	}
-	for _, want := range []string{"(heard, en-IN: My name is Asha)", "< Please send a photo of your appointment card.",
+	for _, want := range []string{"(heard, en-IN: My name is Asha)", "< Thank you. Please send a photo of your appointment card.",
 		"< Booked with Dr. R. Iyer on 2026-12-14.", "said=My name is Asha"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("simulation lacks %q:\n%s", want, out)
