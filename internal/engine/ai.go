@@ -123,8 +123,8 @@ func aiFallback(n *Node) string {
 
 // requestAIImage sets the conversation waiting on the AI layer to read
 // fields off a photo (with what was written with it).
-func (r *run) requestAIImage(n *Node, caption string, imageID int64) {
-	req := &AIRequest{Task: AIExtractTask, Node: n.ID, Text: strings.TrimSpace(caption), Language: r.lang, Schema: n.AIExtract.Schema, MediaID: imageID}
+func (r *run) requestAIImage(n *Node, e *AIExtract, caption string, imageID int64) {
+	req := &AIRequest{Task: AIExtractTask, Node: n.ID, Text: strings.TrimSpace(caption), Language: r.lang, Schema: e.Schema, MediaID: imageID}
 	r.st.Pending = req
 	r.emit(Action{Kind: ActionAI, AI: req})
 }
@@ -151,7 +151,7 @@ func (r *run) requestAI(n *Node, text string) {
 func (r *run) resolveAI(res *AIResult) {
 	n := r.f.Nodes[r.st.Pending.Node]
 	r.st.Pending = nil
-	if n == nil || (n.AIClassify == nil && n.AIExtract == nil) {
+	if n == nil || (n.AIClassify == nil && n.AIExtract == nil && (n.Ask == nil || n.Ask.extract == nil)) {
 		r.restart() // the pinned node is gone: start over
 		return
 	}
@@ -171,6 +171,9 @@ func (r *run) resolveAI(res *AIResult) {
 		return
 	}
 	e := n.AIExtract
+	if e == nil {
+		e = n.Ask.extract // a media question reading a photo
+	}
 	values, ok := e.check(res.Fields)
 	if res.Err != "" || !ok || res.Confidence < e.MinConfidence {
 		r.goTo(e.Fallback)

@@ -228,3 +228,59 @@ func TestStep_VoiceNotesAndPhotos(t *testing.T) {
 		t.Fatalf("a classification was asked to read a photo: %+v", next.Pending)
 	}
 }
+
+// A media question with a schema reads its fields off the photo sent:
+// saved (prefixed) and on to next when they fit; to the fallback when
+// they do not, or when no photo came.
+func TestStep_AMediaQuestionReadsItsPhoto(t *testing.T) {
+	const flow = `
+id: card
+languages: [en]
+start: ask_card
+nodes:
+  ask_card:
+    ask:
+      prompt: {en: "Send a photo of your appointment card."}
+      type: media
+      schema: {type: object, properties: {date: {type: string}, doctor: {type: string}}, required: [date]}
+      save: appt
+      next: booked
+      fallback: by_hand
+  booked:
+    end: {send: {en: "Booked on {{appt_date}} with {{appt_doctor}}."}}
+  by_hand:
+    handoff: {send: {en: "A person will read your card."}}
+`
+	f, err := engine.Parse("card.yaml", []byte(flow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, _ := engine.Step(f, engine.State{}, engine.Input{Text: "hi"})
+	asked, _, _ := engine.Step(f, st, engine.Input{Text: "my card", Media: true, ImageID: 7})
+	if asked.Pending == nil || asked.Pending.MediaID != 7 || asked.Pending.Node != "ask_card" {
+		t.Fatalf("a photo: %+v", asked.Pending)
+	}
+	done, actions, _ := engine.Step(f, asked, engine.Input{Kind: engine.InputAI, AI: &engine.AIResult{Fields: map[string]any{"date": "2026-12-14", "doctor": "Dr. R. Iyer"}, Confidence: 0.9}})
+	if r := engine.Replies(actions); len(r) != 1 || r[0] != "Booked on 2026-12-14 with Dr. R. Iyer." || done.Status != engine.StatusEnded {
+		t.Fatalf("read: %q %+v", r, done)
+	}
+	for label, res := range map[string]engine.AIResult{"unsure": {Fields: map[string]any{"date": "x"}, Confidence: 0.2},
+		"the date missing": {Fields: map[string]any{"doctor": "x"}, Confidence: 0.9}, "off": {Err: "off"}} {
+		next, _, _ := engine.Step(f, asked, engine.Input{Kind: engine.InputAI, AI: &res})
+		if next.Node != "by_hand" {
+			t.Errorf("%s: at %s, want the fallback", label, next.Node)
+		}
+	}
+	if next, _, _ := engine.Step(f, st, engine.Input{Media: true, Unheard: true}); next.Node != "by_hand" || next.Pending != nil {
+		t.Errorf("a voice note at a photo question: at %s", next.Node)
+	}
+	for _, bad := range []string{
+		strings.Replace(flow, "type: media", "type: text", 1),
+		strings.Replace(flow, "required: [date]", "required: [time]", 1),
+		strings.Replace(flow, "fallback: by_hand", "fallback: nowhere", 1),
+	} {
+		if _, err := engine.Parse("card.yaml", []byte(bad)); err == nil {
+			t.Errorf("accepted:\n%s", bad)
+		}
+	}
+}

@@ -112,6 +112,15 @@ type Ask struct {
 	Timeout *Timeout   `yaml:"timeout"`
 	Next    string     `yaml:"next"` // where to go after a valid answer (else the node's next)
 	Routes  RouteByKey `yaml:"routes"`
+	// Schema, on a media question, has the fields it describes read off
+	// the photo sent (as ai_extract does), saved Save_ prefixed when Save
+	// is set; Fallback (else Next) is where it goes when they cannot be
+	// read: no photo, the service off or unsure.
+	Schema        map[string]any `yaml:"schema"`
+	Fallback      string         `yaml:"fallback"`
+	MinConfidence float64        `yaml:"min_confidence"`
+
+	extract *AIExtract // the schema as an extraction, once validated
 }
 
 // RouteByKey sends a choice's value (or yes/no) to a node of its own.

@@ -195,7 +195,7 @@ func (r *run) step(in Input) {
 		if in.Kind == InputMessage { // the answer to the AI node's question
 			switch {
 			case in.ImageID != 0 && node.AIExtract != nil:
-				r.requestAIImage(node, in.Text, in.ImageID) // a photo of what was asked for
+				r.requestAIImage(node, node.AIExtract, in.Text, in.ImageID) // a photo of what was asked for
 			case in.Text == "" && in.Unheard:
 				r.goTo(aiFallback(node)) // spoken, but not heard: the flow goes on
 			case in.Text == "":
@@ -371,6 +371,14 @@ func (r *run) answer(n *Node, in Input) {
 		return
 	}
 	r.emit(Action{Kind: ActionCancelWaits})
+	if e := a.extract; e != nil { // a photo to read fields off
+		if in.ImageID == 0 {
+			r.goTo(e.Fallback) // a voice note or a file: nothing to read
+			return
+		}
+		r.requestAIImage(n, e, in.Text, in.ImageID)
+		return
+	}
 	if a.Save != "" {
 		r.st.Vars[a.Save] = value
 	}

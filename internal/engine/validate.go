@@ -158,10 +158,45 @@ func validateAsk(f *Flow, n *Node, ref func(string, string) error, fail func(str
 	if a.Next == "" && len(a.Routes) == 0 {
 		return fail(id, "ask needs a next (or routes)")
 	}
+	if err := validateAskSchema(a, id, ref, fail); err != nil {
+		return err
+	}
 	if a.Next != "" {
 		return ref("next", a.Next)
 	}
 	return nil
+}
+
+// validateAskSchema checks a media question's schema and makes it the
+// extraction the AI layer is asked for.
+func validateAskSchema(a *Ask, id string, ref func(string, string) error, fail func(string, string, ...any) error) error {
+	switch {
+	case a.Schema == nil && (a.Fallback != "" || a.MinConfidence != 0):
+		return fail(id, "fallback and min_confidence go with a schema")
+	case a.Schema == nil:
+		return nil
+	case a.Type != "media":
+		return fail(id, "a schema reads a photo: it goes on a question of type media")
+	case a.Next == "":
+		return fail(id, "a media question with a schema needs a next")
+	case a.Save != "" && !varName.MatchString(a.Save):
+		return fail(id, "save %q is not a variable name", a.Save)
+	case a.MinConfidence < 0 || a.MinConfidence > 1:
+		return fail(id, "min_confidence must be between 0 and 1")
+	}
+	fields, err := parseSchema(a.Schema)
+	if err != nil {
+		return fail(id, "schema: %v", err)
+	}
+	e := &AIExtract{Schema: a.Schema, Save: a.Save, MinConfidence: a.MinConfidence, Next: a.Next, Fallback: a.Fallback, fields: fields}
+	if e.MinConfidence == 0 {
+		e.MinConfidence = DefaultMinConfidence
+	}
+	if e.Fallback == "" {
+		e.Fallback = a.Next
+	}
+	a.extract = e
+	return ref("fallback", e.Fallback)
 }
 
 // edges lists where a node can lead, and whether it waits for the contact.
@@ -184,6 +219,9 @@ func edges(n *Node) (next []string, waits bool) {
 		}
 		if n.Ask.Timeout != nil {
 			next = append(next, n.Ask.Timeout.Then)
+		}
+		if n.Ask.extract != nil {
+			next = append(next, n.Ask.extract.Fallback)
 		}
 		return next, true
 	case n.AIClassify != nil:
