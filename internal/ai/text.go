@@ -85,7 +85,14 @@ const noIntent = "none"
 // asked for a while: Answer fails at once, and the caller's retries and
 // fallback take over.
 func (t *Text) Answer(ctx context.Context, req engine.AIRequest) (engine.AIResult, error) {
-	res, err := t.breaker.Execute(func() (engine.AIResult, error) { return t.answer(ctx, req) })
+	res, _, err := t.AnswerMetered(ctx, req)
+	return res, err
+}
+
+// AnswerMetered is Answer, telling also the tokens the model counted.
+func (t *Text) AnswerMetered(ctx context.Context, req engine.AIRequest) (engine.AIResult, Usage, error) {
+	var usage Usage
+	res, err := t.breaker.Execute(func() (engine.AIResult, error) { return t.answer(ctx, req, &usage) })
 	outcome := "answered"
 	switch {
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
@@ -94,10 +101,11 @@ func (t *Text) Answer(ctx context.Context, req engine.AIRequest) (engine.AIResul
 		outcome = "failed"
 	}
 	t.metrics.request(provider, string(req.Task), outcome)
-	return res, err
+	usage.Provider, usage.Task = provider, string(req.Task)
+	return res, usage, err
 }
 
-func (t *Text) answer(ctx context.Context, req engine.AIRequest) (engine.AIResult, error) {
+func (t *Text) answer(ctx context.Context, req engine.AIRequest, usage *Usage) (engine.AIResult, error) {
 	var instructions string
 	var schema map[string]any
 	switch req.Task {
@@ -130,6 +138,7 @@ func (t *Text) answer(ctx context.Context, req engine.AIRequest) (engine.AIResul
 		return engine.AIResult{}, callError(err)
 	}
 	t.metrics.tokens(provider, resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
+	usage.PromptTokens, usage.OutputTokens = resp.Usage.PromptTokens, resp.Usage.CompletionTokens
 	if len(resp.Choices) == 0 {
 		return engine.AIResult{}, errors.New("ai: the model returned no answer")
 	}

@@ -180,6 +180,9 @@ func TestText_RestsAfterRepeatedFailuresAndCountsUsage(t *testing.T) {
 	if got := gathered(t, reg, "parley_ai_tokens_total", "prompt"); got != 52 {
 		t.Fatalf("prompt tokens counted %v, want the 52 the provider reported", got)
 	}
+	if _, u, err := text.AnswerMetered(context.Background(), req); err != nil || u.PromptTokens != 52 || u.OutputTokens != 9 || u.Provider != "llm" || u.Task != "classify" {
+		t.Fatalf("usage %+v, %v", u, err)
+	}
 	llm.status = 500
 	for range 3 {
 		if _, err := text.Answer(context.Background(), req); err == nil {

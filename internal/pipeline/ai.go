@@ -102,7 +102,18 @@ func (p *Pipeline) askAI(ctx context.Context, a AIArgs, req engine.AIRequest) (e
 	if p.ai == nil {
 		return engine.AIResult{Err: "the AI layer is off"}, nil
 	}
-	res, err := p.ai.Answer(ctx, req)
+	var res engine.AIResult
+	var err error
+	if m, ok := p.ai.(MeteredAI); ok {
+		var usage ai.Usage
+		if res, usage, err = m.AnswerMetered(ctx, req); err == nil {
+			if uerr := p.recordUsageFor(ctx, a.ContactID, &a.ConversationID, usage); uerr != nil {
+				p.log.Warn("AI usage not recorded", slog.Int64("conversation_id", a.ConversationID), slog.String("error", uerr.Error()))
+			}
+		}
+	} else {
+		res, err = p.ai.Answer(ctx, req)
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = errors.New("the AI request timed out")
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/parley-chat/parley/internal/ai"
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/engine/enginetest"
@@ -236,4 +237,30 @@ func TestAI_ASlowModelNeverHoldsUpOtherContacts(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// meteredAI tells what each answer used, as ai.Text does.
+type meteredAI struct{ gatedAI }
+
+func (m *meteredAI) AnswerMetered(ctx context.Context, req engine.AIRequest) (engine.AIResult, ai.Usage, error) {
+	res, err := m.Answer(ctx, req)
+	return res, ai.Usage{Provider: "llm", Task: string(req.Task), PromptTokens: 40, OutputTokens: 5}, err
+}
+
+// What the text model used is recorded against the conversation it
+// answered for.
+func TestAI_UsageRecordedPerConversation(t *testing.T) {
+	e, p := startTriage(t, &meteredAI{})
+	e.say(t, p, "SM1", "hi")
+	e.say(t, p, "SM2", "I need an appointment")
+	e.settleHurried(t)
+	var rows, tokens int
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT count(*), coalesce(sum(u.prompt_tokens + u.output_tokens), 0)
+		FROM ai_usage u JOIN conversations c ON c.id = u.conversation_id AND c.contact_id = u.contact_id
+		WHERE u.provider = 'llm' AND u.task = 'classify'`).Scan(&rows, &tokens); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 || tokens != 45 {
+		t.Fatalf("%d usage rows, %d tokens; want one row of 45", rows, tokens)
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"gorm.io/gorm"
 
+	"github.com/parley-chat/parley/internal/ai"
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/store"
@@ -74,6 +75,12 @@ type Thinker interface {
 // node's fallback runs.
 type AI interface {
 	Answer(ctx context.Context, req engine.AIRequest) (engine.AIResult, error)
+}
+
+// MeteredAI is an AI layer that also tells what each answer used (ai.Text),
+// recorded against the conversation.
+type MeteredAI interface {
+	AnswerMetered(ctx context.Context, req engine.AIRequest) (engine.AIResult, ai.Usage, error)
 }
 
 // defaultKeywords are the STOP and START words Ack honours: the engine's,
