@@ -213,7 +213,10 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 
 func (l *limitedBody) Close() error { return l.rc.Close() }
 
-// boundedClient wraps c's transport so no answer is read past limit.
+// boundedClient wraps c's transport so no answer is read past limit, and
+// follows no redirect: the providers' keys travel in headers of their own
+// (api-subscription-key, x-goog-api-key), which Go's client would copy to
+// wherever a redirect points.
 func boundedClient(c *http.Client, limit int64) *http.Client {
 	if c == nil {
 		c = &http.Client{}
@@ -224,5 +227,6 @@ func boundedClient(c *http.Client, limit int64) *http.Client {
 	}
 	out := *c
 	out.Transport = boundedBodies{next: next, limit: limit}
+	out.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &out
 }

@@ -1,9 +1,13 @@
 package ai_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -139,5 +143,50 @@ func TestSpeech_BreakerOpensAndRecovers(t *testing.T) {
 	}
 	if _, err := s.Transcribe(ctx, en, "audio/ogg"); err != nil || s.State() != "closed" {
 		t.Fatalf("after the rest: %v, breaker %s", err, s.State())
+	}
+}
+
+// A provider's key goes to the provider alone: a redirect elsewhere is not
+// followed (Go's client would copy the key's header along), and a huge
+// answer is not read whole.
+func TestSpeechAndVision_KeysStayAndAnswersAreBounded(t *testing.T) {
+	var leaked atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("api-subscription-key") != "" || r.Header.Get("x-goog-api-key") != "" {
+			leaked.Add(1)
+		}
+	}))
+	defer elsewhere.Close()
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+	ctx := context.Background()
+	en := fixture(t, "voice-note-en.ogg")
+	s := ai.NewSpeech(ai.SpeechConfig{BaseURL: redirect.URL, APIKey: "secret", Retries: -1})
+	if _, err := s.Transcribe(ctx, en, "audio/ogg"); err == nil {
+		t.Fatal("a redirect answered")
+	}
+	v, _ := ai.NewVision(ctx, ai.VisionConfig{BaseURL: redirect.URL, APIKey: "secret", Retries: -1})
+	if _, _, err := v.Describe(ctx, fixture(t, "appointment-card.jpg"), "image/jpeg"); err == nil {
+		t.Fatal("a redirect answered")
+	}
+	if leaked.Load() != 0 {
+		t.Fatal("a key followed a redirect to another host")
+	}
+	huge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"transcript":"`))
+		chunk := bytes.Repeat([]byte("a"), 64<<10)
+		for range 64 { // 4 MiB
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer huge.Close()
+	s = ai.NewSpeech(ai.SpeechConfig{BaseURL: huge.URL, APIKey: "secret", Retries: -1})
+	if _, err := s.Transcribe(ctx, en, "audio/ogg"); err == nil {
+		t.Fatal("a 4 MiB answer was read")
 	}
 }
