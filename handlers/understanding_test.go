@@ -295,3 +295,50 @@ func (s *voiceSite) variable(t *testing.T, waID, name string) string {
 	}
 	return conv.Variables[name]
 }
+
+// Jobs run again (a crash replays them): a fetch run twice queues one
+// transcription; a transcription run twice answers the contact once.
+func TestVoiceNote_JobsRunAgainChangeNothing(t *testing.T) {
+	s := newVoiceSite(t, 0)
+	en := fixtureFile(t, "voice-note-en.ogg")
+	s.graph.AddMedia("voice-en", "audio/ogg", en)
+	s.sarvam.Says(en, sarvamtest.Said{Text: "My name is Asha", Language: "en-IN"})
+	const asha = "919876543210"
+	s.send(t, asha, "wamid.R1", "text", "hi")
+	s.send(t, asha, "wamid.R2", "audio", "voice-en")
+	want := []string{"What is your name?", "Thank you. Please send a photo of your appointment card."}
+	s.expect(t, asha, want...)
+	ctx := context.Background()
+	var mediaID int64
+	_ = s.db.Pool.QueryRow(ctx, `SELECT id FROM media`).Scan(&mediaID)
+	calls := len(s.sarvam.Calls())
+	for _, kind := range []string{"fetch_media", "understand_media"} {
+		queue := map[string]string{"fetch_media": "default", "understand_media": "ai"}[kind]
+		var id int64
+		if err := s.db.Pool.QueryRow(ctx, `INSERT INTO river_job (kind, args, state, max_attempts, queue, priority, scheduled_at)
+			VALUES ($1, jsonb_build_object('media_id', $2::bigint, 'provider', 'meta'), 'available', 3, $3, 1, now()) RETURNING id`,
+			kind, mediaID, queue).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, kind+" to run again", func() bool {
+			var state string
+			_ = s.db.Pool.QueryRow(ctx, `SELECT state FROM river_job WHERE id = $1`, id).Scan(&state)
+			return state == "completed"
+		})
+	}
+	waitFor(t, "the queue to settle", func() bool {
+		var n int // the hold's own check stays scheduled, and finds nothing to do when it runs
+		_ = s.db.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state NOT IN ('completed', 'discarded', 'cancelled')
+			AND kind <> 'conversation_wait' AND NOT args ? 'held'`).Scan(&n)
+		return n == 0
+	})
+	var understands int
+	_ = s.db.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'understand_media' AND args->>'provider' IS NULL`).Scan(&understands)
+	if got := len(s.sarvam.Calls()); understands != 1 || got != calls+1 {
+		t.Fatalf("%d transcriptions queued by the fetches, %d Sarvam calls after the replays (was %d): want one queued, one more call (the replayed transcription)",
+			understands, got, calls)
+	}
+	if got := s.replies(asha); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("after the replays the contact got %q", got)
+	}
+}
