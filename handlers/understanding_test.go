@@ -45,7 +45,10 @@ func fixtureFile(t *testing.T, name string) []byte {
 	return b
 }
 
-func newVoiceSite(t *testing.T, hold time.Duration) *voiceSite {
+// withoutSpeech builds the site with speech-to-text off.
+const withoutSpeech = true
+
+func newVoiceSite(t *testing.T, hold time.Duration, speechOff ...bool) *voiceSite {
 	t.Helper()
 	s := &voiceSite{db: pgtest.Open(t), graph: metatest.New(t), sarvam: sarvamtest.New(t), gemini: geminitest.New(t)}
 	crypto := newCryptoForTest(t)
@@ -61,12 +64,16 @@ func newVoiceSite(t *testing.T, hold time.Duration) *voiceSite {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var speech pipeline.Speech = ai.NewSpeech(ai.SpeechConfig{BaseURL: s.sarvam.URL, APIKey: sarvamtest.Key, Retries: -1})
+	if len(speechOff) > 0 && speechOff[0] {
+		speech = nil
+	}
 	reg := prometheus.NewRegistry()
 	metrics := pipeline.NewMetrics(reg)
 	pipe, err := pipeline.New(pipeline.Deps{DB: s.db, Crypto: crypto, Metrics: metrics, Logger: slog.New(slog.DiscardHandler),
 		Responder: pipeline.NewFlows(engine.NewLibrary(flow), s.db, crypto),
 		Senders:   map[string]channel.Sender{channel.Meta: mc}, Fetchers: map[string]channel.MediaFetcher{channel.Meta: mc},
-		Speech: ai.NewSpeech(ai.SpeechConfig{BaseURL: s.sarvam.URL, APIKey: sarvamtest.Key, Retries: -1}), Vision: vision,
+		Speech: speech, Vision: vision,
 		Config: pipeline.Config{SendRate: 1000, SendBurst: 100, RetryBase: 50 * time.Millisecond, MaxAITries: 2, UnderstandHold: hold}})
 	if err != nil {
 		t.Fatal(err)
@@ -340,5 +347,21 @@ func TestVoiceNote_JobsRunAgainChangeNothing(t *testing.T) {
 	}
 	if got := s.replies(asha); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("after the replays the contact got %q", got)
+	}
+}
+
+// With speech-to-text off, a voice note at a question asks for words, and
+// staff read why it was not transcribed.
+func TestVoiceNote_SpeechOffAsksForWordsAndSaysWhy(t *testing.T) {
+	s := newVoiceSite(t, 0, withoutSpeech)
+	s.graph.AddMedia("voice-en", "audio/ogg", fixtureFile(t, "voice-note-en.ogg"))
+	const asha = "919876543210"
+	s.send(t, asha, "wamid.F1", "text", "hi")
+	s.send(t, asha, "wamid.F2", "audio", "voice-en")
+	s.expect(t, asha, "What is your name?", "Sorry, I couldn't listen to that. Could you type it?")
+	var why string
+	_ = s.db.Pool.QueryRow(context.Background(), `SELECT understand_error FROM media WHERE understanding = 'failed'`).Scan(&why)
+	if !strings.Contains(why, "speech-to-text is off") || len(s.sarvam.Calls()) != 0 {
+		t.Fatalf("staff read %q; %d calls to Sarvam", why, len(s.sarvam.Calls()))
 	}
 }

@@ -207,7 +207,8 @@ func (p *Pipeline) commitTogether(ctx context.Context, reqs []*ingestRequest) ([
 			it := store.IngestItem{From: in.From, ProfileName: in.ProfileName, Provider: in.Provider,
 				ProviderMessageID: in.ProviderMessageID, Body: truncate(in.Body, maxBody), ProviderTime: in.Timestamp}
 			for _, m := range in.Media {
-				it.Media = append(it.Media, store.IngestMedia{Ref: m.Ref, ContentType: m.ContentType, Wait: p.waitsFor(m.ContentType)})
+				it.Media = append(it.Media, store.IngestMedia{Ref: m.Ref, ContentType: m.ContentType, Wait: p.waitsFor(m.ContentType),
+					NotUnderstood: p.notHeardWhy(m.ContentType)})
 			}
 			items = append(items, it)
 			owner = append(owner, i)

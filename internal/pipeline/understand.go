@@ -43,6 +43,15 @@ func isImage(contentType string) bool {
 // to be understood: a voice note, while speech-to-text is on.
 func (p *Pipeline) waitsFor(contentType string) bool { return p.speech != nil && isAudio(contentType) }
 
+// notHeardWhy says, for staff, why a voice note will not be transcribed
+// ("" when it will be, or is no voice note).
+func (p *Pipeline) notHeardWhy(contentType string) string {
+	if p.speech == nil && isAudio(contentType) {
+		return "Not transcribed: speech-to-text is off here (PARLEY_SARVAM_API_KEY is unset)."
+	}
+	return ""
+}
+
 // understands says whether an attachment is sent to a service once
 // fetched: voice notes to speech-to-text, photos to vision.
 func (p *Pipeline) understands(contentType string) bool {

@@ -48,6 +48,9 @@ type IngestMedia struct {
 	// Wait holds the contact's later messages until it is understood (a
 	// voice note while speech-to-text is on).
 	Wait bool
+	// NotUnderstood records at once why it will not be understood (a voice
+	// note while speech-to-text is off), for staff.
+	NotUnderstood string
 }
 
 // IngestResult says what became of one item.
@@ -251,11 +254,14 @@ func (s *Ingestor) insertMedia(ctx context.Context, tx pgx.Tx, items []IngestIte
 			}
 			ref := s.crypto.Ring.EncryptString(m.Ref, crypt.Ref{Table: "media", Column: "ref_enc", ID: id})
 			understanding := ""
-			if m.Wait {
+			switch {
+			case m.Wait:
 				understanding = UnderstandWaiting
+			case m.NotUnderstood != "":
+				understanding = UnderstandFailed
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO media (id, message_id, position, ref_enc, content_type, understanding) VALUES ($1, $2, $3, $4, $5, $6)`,
-				id, results[i].MessageID, pos, ref, m.ContentType, understanding); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO media (id, message_id, position, ref_enc, content_type, understanding, understand_error)
+				VALUES ($1, $2, $3, $4, $5, $6, $7)`, id, results[i].MessageID, pos, ref, m.ContentType, understanding, m.NotUnderstood); err != nil {
 				return dbError(err, "Media")
 			}
 			results[i].MediaIDs = append(results[i].MediaIDs, id)
