@@ -414,3 +414,31 @@ func TestAPI_StaffActions(t *testing.T) {
 		t.Fatalf("audited\n%s\nwant\n%s", actions, want)
 	}
 }
+
+// An admin's export of a contact reads as the document says (snake_case
+// throughout), and the erasure answers with its counts.
+func TestAPI_ExportAndErase(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	doc := loadAPIDoc(t, site.base)
+	asha, _ := site.seed(t)
+	admin := site.api(t, models.RoleAdmin, doc)
+	var exp struct {
+		Contact struct {
+			Address string
+			Name    string
+		}
+		Messages []struct{ Body string }
+	}
+	admin.get(t, "/api/v1/contacts/"+itoa(asha.ID)+"/export", &exp)
+	if exp.Contact.Address != "+919876543210" || exp.Contact.Name != "Asha Verma" || len(exp.Messages) != 2 {
+		t.Fatalf("the export: %+v", exp)
+	}
+	status, raw := admin.call(t, "DELETE", "/api/v1/contacts/"+itoa(asha.ID), nil)
+	var erased struct{ Erased struct{ Messages int } }
+	if status != 200 || json.Unmarshal(raw, &erased) != nil || erased.Erased.Messages != 2 {
+		t.Fatalf("the erasure: %d %s", status, raw)
+	}
+	if status, raw := admin.call(t, "GET", "/api/v1/contacts/"+itoa(asha.ID)+"/export", nil); status != 404 || errCode(raw) != "not_found" {
+		t.Fatalf("an erased contact's export: %d %s", status, raw)
+	}
+}

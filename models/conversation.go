@@ -16,21 +16,21 @@ const (
 
 // Conversation is one contact's walk through one pinned version of a flow.
 type Conversation struct {
-	ID          int64
-	ContactID   int64
-	FlowID      string
-	FlowVersion string // content hash of the flow definition it started on
-	Node        string
-	Status      ConversationStatus
-	Variables   map[string]string
-	Retries     int    // answers that did not fit the current question
-	Language    string // the contact's language for this conversation
-	Error       string // why a safety limit stopped it
-	WaitSeq     int64  // bumped on every move; a timeout for an older wait is stale
-	RemindedSeq int64  // 1 + the wait whose reminder fired last (0: none): a reminder fires once
-	Pending     []byte // JSON of the AI request it waits on; nil when none
-	StartedAt   time.Time
-	UpdatedAt   time.Time
-	ExpiresAt   *time.Time
-	EndedAt     *time.Time
+	ID          int64              `json:"id"`
+	ContactID   int64              `json:"contact_id"`
+	FlowID      string             `json:"flow"`
+	FlowVersion string             `json:"flow_version"` // content hash of the flow definition it started on
+	Node        string             `json:"node"`
+	Status      ConversationStatus `json:"status"`
+	Variables   map[string]string  `json:"variables"`
+	Retries     int                `json:"retries"`  // answers that did not fit the current question
+	Language    string             `json:"language"` // the contact's language for this conversation
+	Error       string             `json:"error"`    // why a safety limit stopped it
+	WaitSeq     int64              `json:"-"`        // bumped on every move; a timeout for an older wait is stale
+	RemindedSeq int64              `json:"-"`        // 1 + the wait whose reminder fired last (0: none): a reminder fires once
+	Pending     []byte             `json:"-"`        // JSON of the AI request it waits on; nil when none
+	StartedAt   time.Time          `json:"started_at"`
+	UpdatedAt   time.Time          `json:"updated_at"`
+	ExpiresAt   *time.Time         `json:"expires_at"`
+	EndedAt     *time.Time         `json:"ended_at"`
 }

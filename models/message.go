@@ -50,25 +50,25 @@ func (s MessageStatus) Rank() int {
 // Message is one inbound or outbound message. Body is plaintext in memory
 // only; the store keeps it encrypted.
 type Message struct {
-	ID                int64
-	ContactID         int64
-	ConversationID    *int64
-	Direction         Direction
-	Channel           Channel
-	Provider          string // twilio, meta, siren, simulator
-	ProviderMessageID string
-	Body              string
-	ProfileName       string // inbound: the sender's profile name the platform gave, if any
-	Status            MessageStatus
-	ErrorCode         string
-	ErrorReason       string // why a send failed, in words a person can act on
-	ProviderTime      *time.Time
-	CreatedAt         time.Time
+	ID                int64         `json:"id"`
+	ContactID         int64         `json:"contact_id"`
+	ConversationID    *int64        `json:"conversation_id"`
+	Direction         Direction     `json:"direction"`
+	Channel           Channel       `json:"channel"`
+	Provider          string        `json:"provider"` // twilio, meta, siren, simulator
+	ProviderMessageID string        `json:"provider_message_id"`
+	Body              string        `json:"body"`
+	ProfileName       string        `json:"profile_name"` // inbound: the sender's profile name the platform gave, if any
+	Status            MessageStatus `json:"status"`
+	ErrorCode         string        `json:"error_code"`
+	ErrorReason       string        `json:"error_reason"` // why a send failed, in words a person can act on
+	ProviderTime      *time.Time    `json:"provider_time"`
+	CreatedAt         time.Time     `json:"created_at"`
 	// HasMedia says it came with attachments (read for processing).
-	HasMedia bool
+	HasMedia bool `json:"-"`
 	// Heard is what Parley understood of its attachments, set while it is
 	// processed; never stored with the message.
-	Heard *Heard
+	Heard *Heard `json:"-"`
 }
 
 // Heard is what Parley understood of a message's attachments, for the

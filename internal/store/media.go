@@ -97,18 +97,18 @@ func (s *MediaStore) Fail(ctx context.Context, id int64, reason string) error {
 // MediaInfo is what the console lists of an attachment: no bytes, nothing
 // sealed.
 type MediaInfo struct {
-	ID          int64
-	MessageID   int64
-	ContentType string
-	Size        int64
-	Fetched     bool
-	Error       string
+	ID          int64  `json:"id"`
+	MessageID   int64  `json:"message_id"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	Fetched     bool   `json:"fetched"`
+	Error       string `json:"error"`
 	// What Parley understood of it: a transcript (with its language) or a
 	// description, decrypted; or why not.
-	Understanding   string
-	Text            string `gorm:"-"`
-	Language        string
-	UnderstandError string
+	Understanding   string `json:"understanding"`
+	Text            string `json:"text" gorm:"-"`
+	Language        string `json:"language"`
+	UnderstandError string `json:"understand_error"`
 	TextEnc         []byte `json:"-"`
 }
 
