@@ -107,9 +107,7 @@ func (p *Pipeline) askAI(ctx context.Context, a AIArgs, req engine.AIRequest) (e
 	if m, ok := p.ai.(MeteredAI); ok {
 		var usage ai.Usage
 		if res, usage, err = m.AnswerMetered(ctx, req); err == nil {
-			if uerr := p.recordUsageFor(ctx, a.ContactID, &a.ConversationID, usage); uerr != nil {
-				p.log.Warn("AI usage not recorded", slog.Int64("conversation_id", a.ConversationID), slog.String("error", uerr.Error()))
-			}
+			p.recordUsage(ctx, a.ContactID, &a.ConversationID, usage)
 		}
 	} else {
 		res, err = p.ai.Answer(ctx, req)

@@ -80,13 +80,7 @@ func (p *Pipeline) event(typ string, c *models.Contact, m *models.Message, extra
 
 // emit queues events inside tx (nil: a transaction of its own).
 func (p *Pipeline) emit(ctx context.Context, tx *gorm.DB, jobs []river.InsertManyParams) error {
-	if len(jobs) == 0 {
-		return nil
-	}
-	if tx != nil {
-		return p.enqueueMany(ctx, tx, jobs)
-	}
-	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return p.enqueueMany(ctx, tx, jobs) })
+	return p.enqueueMany(ctx, tx, jobs)
 }
 
 type eventWorker struct {

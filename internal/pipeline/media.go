@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/models"
@@ -56,7 +55,7 @@ func (w *mediaWorker) Work(ctx context.Context, job *river.Job[MediaArgs]) error
 			return err
 		}
 		if p.waitsFor(m.ContentType) {
-			return p.resume(ctx, m.ID)
+			return p.resume(ctx, m.ContactID)
 		}
 		return nil
 	}
@@ -101,8 +100,6 @@ func (p *Pipeline) toUnderstand(ctx context.Context, id int64, contentType strin
 	if !p.understands(contentType) {
 		return nil
 	}
-	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return p.enqueue(ctx, tx, UnderstandArgs{MediaID: id},
-			&river.InsertOpts{Queue: queueAI, MaxAttempts: p.cfg.MaxAITries, UniqueOpts: river.UniqueOpts{ByArgs: true}})
-	})
+	return p.enqueue(ctx, nil, UnderstandArgs{MediaID: id},
+		&river.InsertOpts{Queue: queueAI, MaxAttempts: p.cfg.MaxAITries, UniqueOpts: river.UniqueOpts{ByArgs: true}})
 }

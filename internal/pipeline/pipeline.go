@@ -350,15 +350,21 @@ func (p *Pipeline) Stop(ctx context.Context) error {
 	return err
 }
 
-// enqueue inserts a job inside tx, so both commit or neither.
+// enqueue inserts a job inside tx, so both commit or neither (nil: on
+// its own).
 func (p *Pipeline) enqueue(ctx context.Context, tx *gorm.DB, args river.JobArgs, opts *river.InsertOpts) error {
 	return p.enqueueMany(ctx, tx, []river.InsertManyParams{{Args: args, InsertOpts: opts}})
 }
 
-// enqueueMany inserts jobs inside tx with one statement; none is nothing.
+// enqueueMany inserts jobs with one statement, inside tx so that they
+// commit with it, or on their own when tx is nil; none is nothing.
 func (p *Pipeline) enqueueMany(ctx context.Context, tx *gorm.DB, jobs []river.InsertManyParams) error {
 	if len(jobs) == 0 {
 		return nil
+	}
+	if tx == nil {
+		_, err := p.worker.InsertMany(ctx, jobs)
+		return err
 	}
 	sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
 	if !ok {

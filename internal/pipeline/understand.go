@@ -147,7 +147,7 @@ func (w *understandWorker) Work(ctx context.Context, job *river.Job[UnderstandAr
 	p.metrics.ai.WithLabelValues(task, outcome).Inc()
 	p.metrics.jobLatency.WithLabelValues("understand_media").Observe(time.Since(start).Seconds())
 	if isAudio(m.ContentType) {
-		return p.resume(ctx, m.ID)
+		return p.resume(ctx, m.ContactID)
 	}
 	return nil
 }
@@ -173,37 +173,20 @@ func (p *Pipeline) understand(ctx context.Context, m *store.Media) (text, langua
 		return "", "", "understand", errors.New("no service reads this kind of attachment here")
 	}
 	if err == nil {
-		p.recordUsage(ctx, m.ID, usage)
+		p.recordUsage(ctx, m.ContactID, nil, usage)
 	}
 	return text, language, task, err
 }
 
-// recordUsage keeps what a call used against the contact's open
-// conversation; a failure to record is logged, never fatal.
-func (p *Pipeline) recordUsage(ctx context.Context, mediaID int64, u ai.Usage) {
-	contactID, _, err := p.media.ContactOf(ctx, mediaID)
-	if err == nil {
-		err = p.recordUsageFor(ctx, contactID, nil, u)
-	}
-	if err != nil {
-		p.log.Warn("AI usage not recorded", slog.Int64("media_id", mediaID), slog.String("error", err.Error()))
-	}
-}
-
-// recordUsageFor keeps what a call used; conversationID nil: the
-// contact's open conversation, if any.
-func (p *Pipeline) recordUsageFor(ctx context.Context, contactID int64, conversationID *int64, u ai.Usage) error {
-	if conversationID == nil {
-		conv, err := p.convs.Open(ctx, nil, contactID)
-		if err != nil {
-			return err
-		}
-		if conv != nil {
-			conversationID = &conv.ID
-		}
-	}
-	return store.RecordAIUsage(ctx, p.db, store.AIUsage{ContactID: contactID, ConversationID: conversationID, Provider: u.Provider, Task: u.Task,
+// recordUsage keeps what a call used against the conversation
+// (nil: the contact's open one); a failure to record is logged, never
+// fatal.
+func (p *Pipeline) recordUsage(ctx context.Context, contactID int64, conversationID *int64, u ai.Usage) {
+	err := store.RecordAIUsage(ctx, p.db, store.AIUsage{ContactID: contactID, ConversationID: conversationID, Provider: u.Provider, Task: u.Task,
 		AudioSeconds: u.Audio.Seconds(), PromptTokens: u.PromptTokens, OutputTokens: u.OutputTokens})
+	if err != nil {
+		p.log.Warn("AI usage not recorded", slog.Int64("contact_id", contactID), slog.String("error", err.Error()))
+	}
 }
 
 // notUnderstoodReason says, for staff, why an attachment was not
@@ -220,19 +203,10 @@ func notUnderstoodReason(task string, err error) string {
 	return what + ": " + err.Error() + "."
 }
 
-// resume lets the messages of the attachment's contact that waited for it
-// be processed.
-func (p *Pipeline) resume(ctx context.Context, mediaID int64) error {
-	contactID, _, err := p.media.ContactOf(ctx, mediaID)
-	if models.ErrorCode(err) == models.ENOTFOUND {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return p.enqueue(ctx, tx, ProcessArgs{ContactID: contactID}, nil)
-	})
+// resume lets the messages of a contact that waited for an attachment be
+// processed.
+func (p *Pipeline) resume(ctx context.Context, contactID int64) error {
+	return p.enqueue(ctx, nil, ProcessArgs{ContactID: contactID}, nil)
 }
 
 // heard reads what was understood of a message's attachments for the
@@ -300,9 +274,7 @@ func (p *Pipeline) readPhoto(ctx context.Context, a AIArgs, req engine.AIRequest
 	}
 	res, usage, err := p.vision.Extract(ctx, m.Data, m.ContentType, req.Schema, req.Text)
 	if err == nil {
-		if uerr := p.recordUsageFor(ctx, a.ContactID, &a.ConversationID, usage); uerr != nil {
-			p.log.Warn("AI usage not recorded", slog.Int64("conversation_id", a.ConversationID), slog.String("error", uerr.Error()))
-		}
+		p.recordUsage(ctx, a.ContactID, &a.ConversationID, usage)
 	}
 	return res, err
 }

@@ -20,6 +20,7 @@ type mediaRow struct {
 	Data        []byte `gorm:"column:data_enc;serializer:encrypted"`
 	FetchedAt   *time.Time
 	Error       string
+	ContactID   int64 `gorm:"->"` // read-only: the contact of its message (Get)
 }
 
 func (mediaRow) TableName() string { return "media" }
@@ -54,6 +55,7 @@ func (s *MediaStore) Add(ctx context.Context, tx *gorm.DB, messageID int64, posi
 type Media struct {
 	ID          int64
 	MessageID   int64
+	ContactID   int64 // who sent it
 	Ref         string
 	ContentType string
 	Data        []byte // nil until fetched
@@ -63,10 +65,12 @@ type Media struct {
 // Get returns an attachment, decrypted.
 func (s *MediaStore) Get(ctx context.Context, id int64) (*Media, error) {
 	var row mediaRow
-	if err := gormFor(ctx, s.db, s.crypto, nil).First(&row, id).Error; err != nil {
+	err := gormFor(ctx, s.db, s.crypto, nil).Select("media.*, (SELECT contact_id FROM messages WHERE messages.id = media.message_id) AS contact_id").
+		First(&row, id).Error
+	if err != nil {
 		return nil, dbError(err, "Media")
 	}
-	return &Media{ID: row.ID, MessageID: row.MessageID, Ref: row.Ref, ContentType: row.ContentType, Data: row.Data, Error: row.Error}, nil
+	return &Media{ID: row.ID, MessageID: row.MessageID, ContactID: row.ContactID, Ref: row.Ref, ContentType: row.ContentType, Data: row.Data, Error: row.Error}, nil
 }
 
 // Save stores the fetched bytes, sealed.

@@ -2,10 +2,8 @@ package store
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/crypt"
@@ -87,18 +85,6 @@ func (s *MediaStore) NotUnderstood(ctx context.Context, id int64, reason string)
 	return dbError(err, "Media")
 }
 
-// ContactOf returns the contact and message an attachment came with.
-func (s *MediaStore) ContactOf(ctx context.Context, id int64) (contactID, messageID int64, err error) {
-	err = s.db.Pool.QueryRow(ctx, `SELECT m.contact_id, m.id FROM media a JOIN messages m ON m.id = a.message_id WHERE a.id = $1`, id).Scan(&contactID, &messageID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, 0, models.Errorf(models.ENOTFOUND, "Media not found.")
-	}
-	if err != nil {
-		return 0, 0, dbError(err, "Media")
-	}
-	return contactID, messageID, nil
-}
-
 // AIUsage is what one AI request used.
 type AIUsage struct {
 	ContactID      int64
@@ -110,9 +96,11 @@ type AIUsage struct {
 	At             time.Time
 }
 
-// RecordAIUsage keeps what an AI request used, against its conversation.
+// RecordAIUsage keeps what an AI request used, against its conversation
+// (nil: the contact's open conversation, if any).
 func RecordAIUsage(ctx context.Context, db *DB, u AIUsage) error {
 	_, err := db.Pool.Exec(ctx, `INSERT INTO ai_usage (contact_id, conversation_id, provider, task, audio_seconds, prompt_tokens, output_tokens)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, u.ContactID, u.ConversationID, u.Provider, u.Task, u.AudioSeconds, u.PromptTokens, u.OutputTokens)
+		VALUES ($1, coalesce($2, (SELECT id FROM conversations WHERE contact_id = $1 AND status NOT IN ('ended', 'error') LIMIT 1)), $3, $4, $5, $6, $7)`,
+		u.ContactID, u.ConversationID, u.Provider, u.Task, u.AudioSeconds, u.PromptTokens, u.OutputTokens)
 	return dbError(err, "AI usage")
 }
