@@ -247,11 +247,7 @@ func (x *API) conversationJSON(c *fiber.Ctx, conv *models.Conversation) (*conver
 		return nil, err
 	}
 	for _, t := range timers {
-		kind := "expire"
-		if t.Input == "remind" {
-			kind = "remind"
-		}
-		out.Timers = append(out.Timers, timerOut{Kind: kind, At: t.At.UTC()})
+		out.Timers = append(out.Timers, timerOut{Kind: t.Input, At: t.At.UTC()}) // remind or expire
 	}
 	return out, nil
 }
@@ -491,20 +487,8 @@ func (x *API) bulkResend(a *Access) fiber.Handler {
 		if in.DryRun {
 			return c.JSON(out)
 		}
-		ids = ids[:out.Found]
-		if err := a.audit(c, "messages.bulk_resend", "messages", "", map[string]any{"since": in.Since, "until": in.Until, "count": out.Found}); err != nil {
+		if out.Resent, out.Refused, err = x.Inbox.resendAll(c, a, in.Since, in.Until, ids[:out.Found]); err != nil {
 			return err
-		}
-		for _, id := range ids {
-			again, err := x.Inbox.Actions.Resend(ctx, actorOf(c), id)
-			switch {
-			case models.ErrorCode(err) == models.ECONFLICT:
-				out.Refused++ // cannot go now (opted out, window closed): it stays failed
-				continue
-			case err != nil:
-				return err
-			}
-			out.Resent = append(out.Resent, again)
 		}
 		// More waits beyond what was refused: call again for the rest.
 		left, err := x.Inbox.Messages.FailedBetween(ctx, since, until, bulkResendCap+out.Refused+1)

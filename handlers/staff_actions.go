@@ -102,6 +102,29 @@ func (in *Inbox) override() fiber.Handler {
 	}
 }
 
+// resendAll sends each of the failed messages ids (of the days since to
+// until) again as Resend does, after auditing the bulk resend: the new
+// messages' ids, and how many could not go now (opted out, window closed)
+// and stay failed.
+func (in *Inbox) resendAll(c *fiber.Ctx, a *Access, since, until string, ids []int64) (resent []int64, refused int, err error) {
+	if err := a.audit(c, "messages.bulk_resend", "messages", "", map[string]any{"since": since, "until": until, "count": len(ids)}); err != nil {
+		return nil, 0, err
+	}
+	resent = []int64{}
+	for _, id := range ids {
+		again, err := in.Actions.Resend(c.UserContext(), actorOf(c), id)
+		switch {
+		case models.ErrorCode(err) == models.ECONFLICT:
+			refused++
+		case err != nil:
+			return nil, 0, err
+		default:
+			resent = append(resent, again)
+		}
+	}
+	return resent, refused, nil
+}
+
 // bulkResendCap is how many messages one bulk resend sends at most.
 const bulkResendCap = 500
 
@@ -132,19 +155,11 @@ func (in *Inbox) bulkResend(a *Access) fiber.Handler {
 			ids, p.Capped = ids[:bulkResendCap], true
 		}
 		if c.Method() == fiber.MethodPost {
-			if err := a.audit(c, "messages.bulk_resend", "messages", "", map[string]any{"since": p.Since, "until": p.Until, "count": len(ids)}); err != nil {
+			resent, _, err := in.resendAll(c, a, p.Since, p.Until, ids)
+			if err != nil {
 				return err
 			}
-			for _, id := range ids {
-				_, err := in.Actions.Resend(ctx, actorOf(c), id)
-				switch {
-				case models.ErrorCode(err) == models.ECONFLICT:
-					continue // cannot go now (opted out, window closed): it stays failed
-				case err != nil:
-					return err
-				}
-				p.Done++
-			}
+			p.Done = len(resent)
 			// What is left after this go (a capped range, or sends refused).
 			if ids, err = in.Messages.FailedBetween(ctx, since, until.AddDate(0, 0, 1), bulkResendCap+1); err != nil {
 				return err
