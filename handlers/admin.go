@@ -125,20 +125,30 @@ func (ad *Admin) changeStaff(a *Access, admin StaffAdmin) fiber.Handler {
 // auditPageSize is how many audit entries a page shows.
 const auditPageSize = 50
 
+// auditQueryOf reads the audit log's filters the console and the API
+// share: the actor's email, an action or a group ending in ".", and days
+// (YYYY-MM-DD, the last included).
+func auditQueryOf(c *fiber.Ctx) (store.AuditQuery, error) {
+	q := store.AuditQuery{ActorEmail: strings.TrimSpace(c.Query("actor")), Action: strings.TrimSpace(c.Query("action"))}
+	var err error
+	q.Since, q.Until, err = dayBounds(c.Query("since"), c.Query("until"))
+	return q, err
+}
+
 // auditPage lists the audit log, filtered; ?verify=1 checks the whole
 // chain too. Reading the log is itself audited: its details hold what
 // staff searched for.
 func (ad *Admin) auditPage(a *Access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		q := store.AuditQuery{Limit: auditPageSize, ActorEmail: strings.TrimSpace(c.Query("actor")), Action: strings.TrimSpace(c.Query("action"))}
+		q, err := auditQueryOf(c)
+		if err != nil {
+			return err
+		}
+		q.Limit = auditPageSize
 		if typ, id, ok := strings.Cut(strings.TrimSpace(c.Query("subject")), ":"); ok {
 			q.SubjectType, q.SubjectID = typ, id
 		} else {
 			q.SubjectType = typ
-		}
-		var err error
-		if q.Since, q.Until, err = dayBounds(c.Query("since"), c.Query("until")); err != nil {
-			return err
 		}
 		q.Before, _ = strconv.ParseInt(c.Query("before"), 10, 64)
 		verify := c.Query("verify") == "1"

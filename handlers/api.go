@@ -541,11 +541,12 @@ func (x *API) audit(a *Access) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		q := store.AuditQuery{ActorEmail: strings.TrimSpace(c.Query("actor")), Action: strings.TrimSpace(c.Query("action")),
-			SubjectType: strings.TrimSpace(c.Query("subject_type")), SubjectID: strings.TrimSpace(c.Query("subject_id")), Before: after, Limit: limit}
-		if q.Since, q.Until, err = dayBounds(c.Query("since"), c.Query("until")); err != nil {
+		q, err := auditQueryOf(c)
+		if err != nil {
 			return err
 		}
+		q.SubjectType, q.SubjectID = strings.TrimSpace(c.Query("subject_type")), strings.TrimSpace(c.Query("subject_id"))
+		q.Before, q.Limit = after, limit
 		if err := a.audit(c, "audit.read", "audit", "", map[string]any{"actor": q.ActorEmail, "action": q.Action}); err != nil {
 			return err
 		}
