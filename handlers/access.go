@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -138,7 +137,7 @@ type PersonalData interface {
 // exportContact answers everything held of one contact, decrypted, for a
 // subject-access request; audited before it is read.
 func (a *Access) exportContact(c *fiber.Ctx) error {
-	id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+	id := idParam(c)
 	if err := a.audit(c, "contact.export", "contact", c.Params("id"), nil); err != nil {
 		return err
 	}
@@ -152,7 +151,7 @@ func (a *Access) exportContact(c *fiber.Ctx) error {
 // eraseContact removes everything of one contact; the erasure audits
 // itself, with the counts.
 func (a *Access) eraseContact(c *fiber.Ctx) error {
-	id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+	id := idParam(c)
 	actor := actorOf(c)
 	n, err := a.Personal.Erase(c.UserContext(), id, &actor)
 	if err != nil {

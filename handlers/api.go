@@ -147,12 +147,6 @@ func cursor(n, limit int, last int64) string {
 	return strconv.FormatInt(last, 10)
 }
 
-// idParam is the route's :id.
-func idParam(c *fiber.Ctx) int64 {
-	id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
-	return id
-}
-
 type contactOut struct {
 	ID          int64     `json:"id"`
 	Channel     string    `json:"channel"`

@@ -35,7 +35,7 @@ func (in *Inbox) timeline(a *Access) fiber.Handler {
 // sends nothing sealed, so it is not audited; what it triggers is.
 func (in *Inbox) events() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		id := idParam(c)
 		pollEvery, streamFor := in.PollEvery, in.StreamFor
 		if pollEvery <= 0 {
 			pollEvery = 2 * time.Second
@@ -99,7 +99,7 @@ func (in *Inbox) contact(a *Access) fiber.Handler {
 // contactProps reads a contact and their latest messages for the page,
 // after auditing the view.
 func (in *Inbox) contactProps(c *fiber.Ctx, a *Access) (views.ContactProps, error) {
-	id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+	id := idParam(c)
 	return in.contactPropsOf(c, a, id)
 }
 
@@ -224,7 +224,7 @@ func mediaKind(contentType string) (kind, base string) {
 // inline, anything else as a download, never sniffed or run.
 func (in *Inbox) media(a *Access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		id := idParam(c)
 		if err := a.audit(c, "media.view", "media", strconv.FormatInt(id, 10), nil); err != nil {
 			return err
 		}
@@ -253,7 +253,7 @@ func (in *Inbox) media(a *Access) fiber.Handler {
 // audits itself.
 func (in *Inbox) erase(a *Access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		id := idParam(c)
 		actor := actorOf(c)
 		if _, err := a.Personal.Erase(c.UserContext(), id, &actor); err != nil {
 			return err
@@ -266,7 +266,7 @@ func (in *Inbox) erase(a *Access) fiber.Handler {
 // records that it did.
 func (in *Inbox) reveal(a *Access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		id := idParam(c)
 		if err := a.audit(c, "contact.reveal_phone", "contact", strconv.FormatInt(id, 10), nil); err != nil {
 			return err
 		}

@@ -109,3 +109,9 @@ func routeLabel(c *fiber.Ctx, err error) string {
 	}
 	return utils.CopyString(c.Route().Path)
 }
+
+// idParam is the route's :id.
+func idParam(c *fiber.Ctx) int64 {
+	id, _ := strconv.ParseInt(c.Params("id"), 10, 64) // the route allows digits only (:id<int>)
+	return id
+}

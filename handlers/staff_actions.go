@@ -21,7 +21,7 @@ func actorOf(c *fiber.Ctx) models.Actor {
 
 func (in *Inbox) reply() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		id := idParam(c)
 		if _, err := in.Actions.Reply(c.UserContext(), actorOf(c), id, c.FormValue("text")); err != nil {
 			return err
 		}
@@ -31,7 +31,7 @@ func (in *Inbox) reply() fiber.Handler {
 
 func (in *Inbox) resend() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		id := idParam(c)
 		if _, err := in.Actions.Resend(c.UserContext(), actorOf(c), id); err != nil {
 			return err
 		}
@@ -73,7 +73,7 @@ func (in *Inbox) handoffs(a *Access) fiber.Handler {
 // take assigns a handed-off conversation to the signed-in staff member.
 func (in *Inbox) take(a *Access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		id := idParam(c)
 		if err := in.Convs.Take(c.UserContext(), id, principal(c).UserID); err != nil {
 			return err
 		}
@@ -89,7 +89,7 @@ func (in *Inbox) take(a *Access) fiber.Handler {
 // conversation, are overrides (supervisors and up).
 func (in *Inbox) override() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+		id := idParam(c)
 		o := engine.Override{Kind: engine.OverrideKind(c.FormValue("kind")), Node: strings.TrimSpace(c.FormValue("node")),
 			Var: strings.TrimSpace(c.FormValue("var")), Value: c.FormValue("value"), Flow: strings.TrimSpace(c.FormValue("flow"))}
 		if o.Kind != engine.OverridePause && o.Kind != engine.OverrideResume && !auth.Can(principal(c).Role, auth.Override) {
