@@ -335,15 +335,9 @@ func (x *API) messages(a *Access) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		media := map[int64][]store.MediaInfo{}
-		if x.Inbox.Media != nil && len(msgs) > 0 {
-			ids := make([]int64, len(msgs))
-			for i, m := range msgs {
-				ids[i] = m.ID
-			}
-			if media, err = x.Inbox.Media.ForMessages(ctx, ids); err != nil {
-				return err
-			}
+		media, err := x.Inbox.attachmentsOf(ctx, msgs)
+		if err != nil {
+			return err
 		}
 		out := make([]messageOut, len(msgs))
 		var last int64

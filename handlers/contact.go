@@ -125,15 +125,9 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 		CanErase: a != nil && a.Personal != nil && auth.Can(role, auth.EraseContacts)}
 	p.Name, p.Phone = contactLabel(contact, mask)
 	p.Masked = mask
-	attachments := map[int64][]store.MediaInfo{}
-	if in.Media != nil {
-		ids := make([]int64, len(msgs))
-		for i, m := range msgs {
-			ids[i] = m.ID
-		}
-		if attachments, err = in.Media.ForMessages(ctx, ids); err != nil {
-			return views.ContactProps{}, err
-		}
+	attachments, err := in.attachmentsOf(ctx, msgs)
+	if err != nil {
+		return views.ContactProps{}, err
 	}
 	for i := len(msgs) - 1; i >= 0; i-- { // oldest first
 		row := messageRow(msgs[i], contact, mask)
@@ -179,6 +173,19 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 		p.Older = "/contacts/" + strconv.FormatInt(id, 10) + "?before=" + strconv.FormatInt(msgs[len(msgs)-1].ID, 10)
 	}
 	return p, nil
+}
+
+// attachmentsOf lists the attachments of msgs by message (none when the
+// console shows no media).
+func (in *Inbox) attachmentsOf(ctx context.Context, msgs []*models.Message) (map[int64][]store.MediaInfo, error) {
+	if in.Media == nil || len(msgs) == 0 {
+		return map[int64][]store.MediaInfo{}, nil
+	}
+	ids := make([]int64, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	return in.Media.ForMessages(ctx, ids)
 }
 
 // conversationPanel is a conversation's state as the console shows it, and
