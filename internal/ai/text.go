@@ -56,20 +56,7 @@ func NewText(c TextConfig) (*Text, error) {
 	if c.HTTPClient != nil {
 		opts = append(opts, option.WithHTTPClient(c.HTTPClient))
 	}
-	if c.Rest <= 0 {
-		c.Rest = 30 * time.Second
-	}
-	if c.BreakAfter == 0 {
-		c.BreakAfter = 5
-	}
-	t := &Text{client: openai.NewClient(opts...), model: c.Model, metrics: c.Metrics}
-	t.breaker = gobreaker.NewCircuitBreaker[engine.AIResult](gobreaker.Settings{
-		Name:        provider,
-		Timeout:     c.Rest,
-		ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= c.BreakAfter },
-		// The caller giving up says nothing about the model.
-		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
-	})
+	t := &Text{client: openai.NewClient(opts...), model: c.Model, metrics: c.Metrics, breaker: newBreaker[engine.AIResult](provider, c.Rest, c.BreakAfter)}
 	return t, nil
 }
 
@@ -93,14 +80,8 @@ func (t *Text) Answer(ctx context.Context, req engine.AIRequest) (engine.AIResul
 func (t *Text) AnswerMetered(ctx context.Context, req engine.AIRequest) (engine.AIResult, Usage, error) {
 	var usage Usage
 	res, err := t.breaker.Execute(func() (engine.AIResult, error) { return t.answer(ctx, req, &usage) })
-	outcome := "answered"
-	switch {
-	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
-		outcome, err = "resting", errors.New("ai: the model failed repeatedly; it is left alone for a while")
-	case err != nil:
-		outcome = "failed"
-	}
-	t.metrics.request(provider, string(req.Task), outcome)
+	err = breakerError(provider, err)
+	t.metrics.request(provider, string(req.Task), outcomeOf(err))
 	usage.Provider, usage.Task = provider, string(req.Task)
 	return res, usage, err
 }
