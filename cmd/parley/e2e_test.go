@@ -90,10 +90,21 @@ func shoot(t *testing.T, ctx context.Context, name string) {
 }
 
 // step runs browser actions, failing the test with what was being done
-// and a screenshot of where it stopped.
+// and a screenshot of where it stopped. Each action has its own deadline,
+// so a hang names the action and leaves time to see where the page was.
 func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Do(ctx, actions...); err != nil {
+	// A new tab starts with the first action run in its context and closes
+	// with that context: start it here, under the test's own.
+	err := chromedp.Do(ctx)
+	for i := 0; err == nil && i < len(actions); i++ {
+		actx, cancel := context.WithTimeout(ctx, 40*time.Second)
+		if err = chromedp.Do(actx, actions[i]); err != nil {
+			err = fmt.Errorf("action %d of %d: %w", i+1, len(actions), err)
+		}
+		cancel()
+	}
+	if err != nil {
 		if png, shotErr := chromedp.Run(ctx, chromedp.FullScreenshot(90)); shotErr == nil {
 			_ = os.WriteFile(filepath.Join(artifacts(t), "failed-"+t.Name()+".jpg"), png, 0o644)
 		}
@@ -221,7 +232,8 @@ func TestBrowser_ConsoleEndToEnd(t *testing.T) {
 	signIn(t, ctx, base, "admin@example.org", "a long enough password")
 	step(t, ctx, "search by the number as people type it",
 		chromedp.SendKeys(css(`[data-testid="search"]`), "098765 43210"),
-		waitText(`[data-testid="hit"]`, "What is your name?"),
+		// The inbox lists everyone before a search: wait for this query's answer.
+		waitText(`[data-query="098765 43210"] [data-testid="hit"]`, "What is your name?"),
 	)
 	shoot(t, ctx, "inbox")
 	step(t, ctx, "open the conversation",
@@ -317,7 +329,7 @@ func TestBrowser_NewcomerPath(t *testing.T) {
 		chromedp.Click(css(`[data-testid="nav-i"]`)),
 		chromedp.WaitVisible(css(`[data-testid="search"]`)),
 		chromedp.SendKeys(css(`[data-testid="search"]`), number),
-		waitText(`[data-testid="hit-phone"]`, number),
+		waitText(`[data-query="`+number+`"] [data-testid="hit-phone"]`, number),
 		chromedp.Click(css(`[data-testid="hit"]`)),
 		waitText(`[data-testid="message-out"]`, "What is your name?"),
 	)
