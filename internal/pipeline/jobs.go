@@ -48,6 +48,12 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	start := time.Now()
 	ctx, span := tracing.Tracer().Start(tracing.Extract(ctx, job.Args.Trace), "process_contact")
 	defer span.End()
+	// A job whose messages an earlier one took (one is queued per ingest)
+	// ends at a glance, without a transaction or the lock: what a message
+	// committed after this look needs is its own job.
+	if pending, err := p.messages.HasUnprocessed(ctx, job.Args.ContactID); err == nil && !pending {
+		return nil
+	}
 	var handled, setAside int
 	err := p.underContact(ctx, job.Args.ContactID, func(tx *gorm.DB, contact *models.Contact) error {
 		var ids []int64
@@ -77,15 +83,18 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 }
 
 // processAll processes the contact's messages in order and returns the
-// ids of those processed; any failure fails them all.
+// ids of those processed; any failure fails them all. The jobs of all
+// their outcomes go in together at the end, the replies to all of them in
+// one send job (a job per message would have each wait for the one before).
 func (p *Pipeline) processAll(ctx context.Context, tx *gorm.DB, contact *models.Contact) ([]int64, error) {
 	pending, err := p.messages.Unprocessed(ctx, tx, contact.ID)
 	if err != nil {
 		return nil, err
 	}
 	ids := make([]int64, 0, len(pending))
+	var jobs runJobs
 	for _, in := range pending {
-		deferred, err := p.processOne(ctx, tx, contact, in)
+		deferred, err := p.processOne(ctx, tx, contact, in, &jobs)
 		if err != nil {
 			return nil, err
 		}
@@ -94,7 +103,46 @@ func (p *Pipeline) processAll(ctx context.Context, tx *gorm.DB, contact *models.
 		}
 		ids = append(ids, in.ID)
 	}
-	return ids, nil
+	return ids, p.flush(ctx, tx, &jobs)
+}
+
+// flush writes what a run gathered: the words of its messages, its jobs.
+func (p *Pipeline) flush(ctx context.Context, tx *gorm.DB, r *runJobs) error {
+	if err := p.messages.IndexWords(ctx, tx, r.words...); err != nil {
+		return err
+	}
+	return p.enqueueMany(ctx, tx, r.all)
+}
+
+// runJobs gathers the jobs a processing run queues (and the messages whose
+// words it indexes), to insert with one statement each: consecutive replies share one send job, so they leave in the
+// order they were written without waiting on one another's jobs.
+type runJobs struct {
+	all   []river.InsertManyParams
+	send  int               // index in all of the send job being filled, +1 (0: none)
+	words []*models.Message // messages whose words are to be indexed
+}
+
+// add appends jobs, merging a send job into the one before it when both
+// are of the same kind (an opt-out confirmation goes alone).
+func (r *runJobs) add(jobs ...river.InsertManyParams) {
+	for _, j := range jobs {
+		s, ok := j.Args.(SendArgs)
+		if !ok {
+			r.all = append(r.all, j)
+			continue
+		}
+		if r.send > 0 {
+			prev := r.all[r.send-1].Args.(SendArgs)
+			if prev.OptOutConfirmation == s.OptOutConfirmation {
+				prev.MessageIDs = append(prev.MessageIDs, s.MessageIDs...)
+				r.all[r.send-1].Args = prev
+				continue
+			}
+		}
+		r.all = append(r.all, j)
+		r.send = len(r.all)
+	}
 }
 
 // processEachOrSetAside processes the contact's messages one by one, each
@@ -116,7 +164,7 @@ func (p *Pipeline) processEachOrSetAside(ctx context.Context, tx *gorm.DB, conta
 		in, err := p.messages.GetIn(ctx, tx, id)
 		deferred := false
 		if err == nil {
-			deferred, err = p.processOne(ctx, tx, contact, in)
+			deferred, err = p.processOne(ctx, tx, contact, in, nil)
 		}
 		if err == nil && deferred {
 			break // the rest wait, in order, for the AI layer's answer
@@ -155,7 +203,8 @@ func (p *Pipeline) processEachOrSetAside(ctx context.Context, tx *gorm.DB, conta
 // processOne runs one message through the responder; deferred reports
 // that it must wait (unprocessed) for the AI layer. A profile name the
 // platform sent with it names a contact who has none yet.
-func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message) (deferred bool, err error) {
+// Its jobs go to jobs, or straight in when jobs is nil.
+func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message, jobs *runJobs) (deferred bool, err error) {
 	if contact.Name == "" && in.ProfileName != "" {
 		if err := p.contacts.SetName(ctx, tx, contact.ID, in.ProfileName); err != nil {
 			return false, err
@@ -174,13 +223,17 @@ func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.
 	if out != nil && out.Defer {
 		return true, nil
 	}
-	if err := p.messages.IndexWords(ctx, tx, indexed(in)); err != nil {
-		return false, err
+	if jobs == nil {
+		jobs = &runJobs{}
+		defer func() {
+			if err == nil {
+				err = p.flush(ctx, tx, jobs)
+			}
+		}()
 	}
-	if err := p.emit(ctx, tx, p.event(EventMessageReceived, contact, in, nil)); err != nil {
-		return false, err
-	}
-	return false, p.apply(ctx, tx, contact, in.Provider, out)
+	jobs.words = append(jobs.words, indexed(in))
+	jobs.add(p.event(EventMessageReceived, contact, in, nil)...)
+	return false, p.applyTo(ctx, tx, contact, in.Provider, out, jobs)
 }
 
 // indexed is the message as its words are indexed: with what a voice note
@@ -197,6 +250,16 @@ func indexed(in *models.Message) *models.Message {
 // apply carries out a responder's outcome inside tx: opt-outs, replies
 // stored and their sends queued, waits scheduled.
 func (p *Pipeline) apply(ctx context.Context, tx *gorm.DB, contact *models.Contact, provider string, out *Outcome) error {
+	var jobs runJobs
+	if err := p.applyTo(ctx, tx, contact, provider, out, &jobs); err != nil {
+		return err
+	}
+	return p.enqueueMany(ctx, tx, jobs.all)
+}
+
+// applyTo is apply with the outcome's jobs added to jobs, for the caller
+// to insert.
+func (p *Pipeline) applyTo(ctx context.Context, tx *gorm.DB, contact *models.Contact, provider string, out *Outcome, jobs *runJobs) error {
 	if out == nil {
 		return nil
 	}
@@ -224,28 +287,26 @@ func (p *Pipeline) apply(ctx context.Context, tx *gorm.DB, contact *models.Conta
 		send.MessageIDs = append(send.MessageIDs, m.ID)
 	}
 	out.Queued = send.MessageIDs
-	// The outcome's jobs go in with one statement.
-	var jobs []river.InsertManyParams
 	if len(send.MessageIDs) > 0 {
-		// One job for the replies to one input, so they leave in order.
-		jobs = append(jobs, river.InsertManyParams{Args: send, InsertOpts: &river.InsertOpts{MaxAttempts: p.cfg.MaxSendTries}})
+		// One job for the replies, so they leave in order.
+		jobs.add(river.InsertManyParams{Args: send, InsertOpts: &river.InsertOpts{MaxAttempts: p.cfg.MaxSendTries}})
 	}
 	for i, w := range out.Waits {
 		w.Provider = provider
-		jobs = append(jobs, river.InsertManyParams{Args: w, InsertOpts: &river.InsertOpts{ScheduledAt: time.Now().Add(out.WaitAfter[i])}})
+		jobs.add(river.InsertManyParams{Args: w, InsertOpts: &river.InsertOpts{ScheduledAt: time.Now().Add(out.WaitAfter[i])}})
 	}
 	switch {
 	case out.Became == models.ConversationHandoff && out.ConversationID != nil:
-		jobs = append(jobs, p.event(EventHandedOff, contact, nil, map[string]any{"conversation_id": *out.ConversationID})...)
+		jobs.add(p.event(EventHandedOff, contact, nil, map[string]any{"conversation_id": *out.ConversationID})...)
 	case out.Became == models.ConversationEnded && out.ConversationID != nil:
-		jobs = append(jobs, p.event(EventEnded, contact, nil, map[string]any{"conversation_id": *out.ConversationID})...)
+		jobs.add(p.event(EventEnded, contact, nil, map[string]any{"conversation_id": *out.ConversationID})...)
 	}
 	if out.AI != nil {
 		a := *out.AI
 		a.Provider = provider
-		jobs = append(jobs, river.InsertManyParams{Args: a, InsertOpts: &river.InsertOpts{Queue: queueAI, MaxAttempts: p.cfg.MaxAITries}})
+		jobs.add(river.InsertManyParams{Args: a, InsertOpts: &river.InsertOpts{Queue: queueAI, MaxAttempts: p.cfg.MaxAITries}})
 	}
-	return p.enqueueMany(ctx, tx, jobs)
+	return nil
 }
 
 // underContact runs fn in a transaction holding the contact's row lock:

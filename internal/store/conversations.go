@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,6 +56,9 @@ type ConversationStore struct {
 	db     *DB
 	crypto Crypto
 	ids    *idAllocator
+	// pinned holds the flow versions known to be stored (committed):
+	// each new conversation need not write its version again.
+	pinned sync.Map
 }
 
 // NewConversationStore returns the conversation store.
@@ -124,9 +128,22 @@ func (s *ConversationStore) Save(ctx context.Context, tx *gorm.DB, c *models.Con
 
 // PinFlow keeps the source of a flow version a conversation started on.
 func (s *ConversationStore) PinFlow(ctx context.Context, tx *gorm.DB, flowID, version, file string, source []byte) error {
-	err := gormFor(ctx, s.db, s.crypto, tx).Exec(`INSERT INTO flow_versions (flow_id, version, file, source) VALUES (?, ?, ?, ?)
-		ON CONFLICT DO NOTHING`, flowID, version, file, string(source)).Error
-	return dbError(err, "Flow version")
+	key := flowID + "\x00" + version
+	if _, ok := s.pinned.Load(key); ok {
+		return nil
+	}
+	res := gormFor(ctx, s.db, s.crypto, tx).Exec(`INSERT INTO flow_versions (flow_id, version, file, source) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`, flowID, version, file, string(source))
+	if res.Error != nil {
+		return dbError(res.Error, "Flow version")
+	}
+	if res.RowsAffected == 0 {
+		// A conflict: another transaction's row, committed (an insert
+		// still in flight would have been waited for). Versions are
+		// never deleted.
+		s.pinned.Store(key, true)
+	}
+	return nil
 }
 
 // FlowSource returns a pinned flow version's file name and source.

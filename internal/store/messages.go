@@ -31,6 +31,8 @@ type messageRow struct {
 	ProcessedAt       *time.Time
 	Attempts          int  `gorm:"->"` // read-only: the send job counts attempts in SQL
 	HasMedia          bool `gorm:"->"` // read-only: selected where processing needs it (withMedia)
+	// read-only: selected by LockOutbound (earlierUnsent)
+	EarlierWaiting, EarlierRetrying bool `gorm:"->"`
 }
 
 // withMedia selects a message with whether it has attachments.
@@ -144,12 +146,8 @@ func (s *MessageStore) InsertReplies(ctx context.Context, tx *gorm.DB, msgs []*m
 	if err := g.Create(rows).Error; err != nil {
 		return dbError(err, "Message")
 	}
-	if len(tokens) > 0 {
-		err := g.Exec(`INSERT INTO message_words (bidx, message_id) SELECT * FROM unnest(?::integer[], ?::bigint[]) ON CONFLICT DO NOTHING`,
-			intArray(tokens), bigintArray(owners)).Error
-		if err != nil {
-			return dbError(err, "Word index")
-		}
+	if err := insertWordPairs(g, tokens, owners); err != nil {
+		return err
 	}
 	for i, m := range msgs {
 		m.ID, m.CreatedAt, m.Direction = rows[i].ID, now, models.Outbound
@@ -157,11 +155,29 @@ func (s *MessageStore) InsertReplies(ctx context.Context, tx *gorm.DB, msgs []*m
 	return nil
 }
 
-// IndexWords adds the word index of an inbound message written by the
+// IndexWords adds the word index of inbound messages written by the
 // Ingestor, which leaves indexing to the processing job so that the
-// platform's acknowledgement waits on as few statements as possible.
-func (s *MessageStore) IndexWords(ctx context.Context, tx *gorm.DB, m *models.Message) error {
-	return insertWords(gormFor(ctx, s.db, s.crypto, tx), "message_words", "message_id", m.ID, s.crypto.Index.Tokens(crypt.DomainBody, m.Body))
+// platform's acknowledgement waits on as few statements as possible; the
+// words of all of them go in with one statement.
+func (s *MessageStore) IndexWords(ctx context.Context, tx *gorm.DB, msgs ...*models.Message) error {
+	var tokens []int32
+	var owners []int64
+	for _, m := range msgs {
+		for _, t := range s.crypto.Index.Tokens(crypt.DomainBody, m.Body) {
+			tokens, owners = append(tokens, t), append(owners, m.ID)
+		}
+	}
+	return insertWordPairs(gormFor(ctx, s.db, s.crypto, tx), tokens, owners)
+}
+
+// insertWordPairs indexes each token for the message beside it.
+func insertWordPairs(g *gorm.DB, tokens []int32, owners []int64) error {
+	if len(tokens) == 0 {
+		return nil
+	}
+	err := g.Exec(`INSERT INTO message_words (bidx, message_id) SELECT * FROM unnest(?::integer[], ?::bigint[]) ON CONFLICT DO NOTHING`,
+		intArray(tokens), bigintArray(owners)).Error
+	return dbError(err, "Word index")
 }
 
 // Get returns the message with this id.
