@@ -28,12 +28,27 @@ const (
 
 // Work sends the job's messages one after another, in the order they were
 // written; a message that must be retried holds back the ones after it,
-// and on the retry those already sent are skipped.
+// and on the retry those already sent are skipped. A message the platform
+// took is recorded sent in the transaction that begins the next one's
+// attempt (one commit a message), and the last at the end.
 func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	ctx, span := tracing.Tracer().Start(tracing.Extract(ctx, job.Args.Trace), "send_message")
 	defer span.End()
-	for _, id := range job.Args.MessageIDs {
-		err := w.p.sendOne(ctx, job, id)
+	run := &sendRun{job: job}
+	err := w.sendAll(ctx, run)
+	if run.done != nil {
+		// Whatever happened after it, the platform took this one.
+		if rerr := w.p.recordSent(context.WithoutCancel(ctx), run.done, nil); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+func (w *sendWorker) sendAll(ctx context.Context, run *sendRun) error {
+	ids := run.job.Args.MessageIDs
+	for i, id := range ids {
+		err := w.p.sendOne(ctx, run, id, len(ids)-i)
 		var wait *waitTurn
 		if errors.As(err, &wait) {
 			// An earlier reply to the contact is still on its way: come
@@ -47,13 +62,35 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		}
 		var later *retryLater
 		if errors.As(err, &later) {
-			w.hints.Store(job.ID, later.after)
+			w.hints.Store(run.job.ID, later.after)
 		}
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sendRun is one run of a send job: the message the platform last took,
+// not yet recorded, and the send slots reserved ahead.
+type sendRun struct {
+	job  *river.Job[SendArgs]
+	done *sentRecord
+	// contact is the one the job's messages go to, read once a run (a
+	// refusal by the platform as opted out is noted on it).
+	contact *models.Contact
+	// slots left reserved under the rate cap for provider, the next at
+	// slotAt and the others each interval later.
+	slots    int
+	provider string
+	slotAt   time.Time
+}
+
+// sentRecord is a message the platform took, with the id it gave.
+type sentRecord struct {
+	st         *store.SendState
+	sender     channel.Sender
+	providerID string
 }
 
 // turnWait is how long a send waits before looking again for an earlier
@@ -92,23 +129,34 @@ type waitTurn struct {
 
 func (w *waitTurn) Error() string { return "an earlier message to the contact is not sent yet" }
 
-// sendOne sends one message. The attempt is committed before the platform
-// is called. A retry that finds an attempt whose outcome was never recorded
-// (the call was cut off, or the process died between the call and the
-// update) asks the platform when it can (a Reconciler): found, the message
-// is sent; not there, it is sent now. Where the platform cannot be asked
-// the message fails as uncertain, for a person to check and resend: it is
-// never sent twice on a guess.
-func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messageID int64) error {
+// sendOne sends one message, left being how many of the job's are left
+// with it. The attempt is committed before the platform is called. A retry
+// that finds an attempt whose outcome was never recorded (the call was
+// cut off, or the process died between the call and the update) asks the
+// platform when it can (a Reconciler): found, the message is sent; not
+// there, it is sent now. Where the platform cannot be asked the message
+// fails as uncertain, for a person to check and resend: it is never sent
+// twice on a guess. A message sent is left in run.done for the next
+// transaction to record.
+func (p *Pipeline) sendOne(ctx context.Context, run *sendRun, messageID int64, left int) error {
 	start := time.Now()
+	job := run.job
 	var st *store.SendState
 	var sender channel.Sender
-	proceed, mustWait, retrying, reconcile := false, false, false, false
+	proceed, reconcile := false, false
+	done := run.done
+	run.done = nil
 	err := p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if done != nil {
+			if err := p.recordSent(ctx, done, tx); err != nil {
+				return err
+			}
+		}
 		var err error
-		if st, err = p.messages.LockOutbound(ctx, tx, messageID); err != nil {
+		if st, err = p.messages.LockOutbound(ctx, tx, messageID, p.cfg.RescueAfter+time.Minute, run.contact); err != nil {
 			return err
 		}
+		run.contact = st.Contact
 		fail := func(code, reason string) error {
 			p.metrics.sends.WithLabelValues(st.Message.Provider, code).Inc()
 			return p.failSend(ctx, tx, st, code, reason)
@@ -124,8 +172,8 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 		default:
 			return nil // sent, delivered or failed already: a duplicate job
 		}
-		if mustWait, retrying, err = p.messages.EarlierUnsent(ctx, tx, st.Message, p.cfg.RescueAfter+time.Minute); err != nil || mustWait {
-			return err
+		if st.Waiting {
+			return nil
 		}
 		if code, reason, err := p.refusal(ctx, tx, st.Contact, st.Message.Channel, job.Args.OptOutConfirmation); err != nil || code != "" {
 			if err != nil {
@@ -139,8 +187,14 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 		proceed = true
 		return p.messages.BeginAttempt(ctx, tx, st.Message.ID)
 	})
-	if err == nil && mustWait {
-		return &waitTurn{retrying: retrying, queued: st.Message.CreatedAt}
+	if err != nil && done != nil {
+		// The transaction that was to record it did not commit.
+		if rerr := p.recordSent(context.WithoutCancel(ctx), done, nil); rerr != nil {
+			return rerr
+		}
+	}
+	if err == nil && st.Waiting && st.Message.Status == models.StatusQueued {
+		return &waitTurn{retrying: st.Retrying, queued: st.Message.CreatedAt}
 	}
 	if err != nil || !proceed {
 		return err
@@ -157,7 +211,7 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 		}
 	}
 
-	if err := p.waitForSlot(ctx, st.Message.Provider); err != nil {
+	if err := p.waitForSlot(ctx, run, st.Message.Provider, left); err != nil {
 		// Not called: the attempt did not happen.
 		_ = p.messages.FinishAttempt(context.WithoutCancel(ctx), nil, st.Message.ID, models.StatusQueued, "", "", "")
 		return err
@@ -175,7 +229,8 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 	p.metrics.jobLatency.WithLabelValues("send_message").Observe(time.Since(start).Seconds())
 	if sendErr == nil {
 		p.metrics.sends.WithLabelValues(st.Message.Provider, "sent").Inc()
-		return p.recordSent(ctx, st, sender, providerID)
+		run.done = &sentRecord{st: st, sender: sender, providerID: providerID}
+		return nil
 	}
 	se := channel.AsSendError(sendErr)
 	if se == nil {
@@ -197,6 +252,7 @@ func (p *Pipeline) sendOne(ctx context.Context, job *river.Job[SendArgs], messag
 			if err := p.contacts.SetOptedOut(ctx, nil, st.Contact.ID, true); err != nil {
 				return err
 			}
+			st.Contact.OptedOut = true // the job's later messages are refused
 		}
 		return p.failSend(ctx, nil, st, se.Code, se.Reason)
 	}
@@ -219,22 +275,38 @@ type slotLater struct{ after time.Duration }
 
 func (e *slotLater) Error() string { return "no send slot within the job's time limit" }
 
+// slotsAhead is how many send slots a job reserves at once at most: one
+// reservation for a job's replies instead of one a message.
+const slotsAhead = 16
+
 // waitForSlot waits for the provider's next send slot under the rate cap
 // every instance shares, within the job's time limit (less a second to
-// make the call); a slot further off is not taken (slotLater).
-func (p *Pipeline) waitForSlot(ctx context.Context, provider string) error {
-	within := p.cfg.JobTimeout
-	if deadline, ok := ctx.Deadline(); ok {
-		within = time.Until(deadline)
+// make the call); a slot further off is not taken (slotLater). Slots are
+// reserved for up to left of the job's messages at once; those a job does
+// not use only go unused.
+func (p *Pipeline) waitForSlot(ctx context.Context, run *sendRun, provider string, left int) error {
+	interval := time.Duration(float64(time.Second) / p.cfg.SendRate)
+	if run.slots == 0 || run.provider != provider {
+		within := p.cfg.JobTimeout
+		if deadline, ok := ctx.Deadline(); ok {
+			within = time.Until(deadline)
+		}
+		within -= time.Second
+		// As many as come within half the time left, so the job has time to use them.
+		n := max(1, min(left, slotsAhead, int(p.cfg.SendRate*within.Seconds()/2)))
+		wait, reserved, err := p.slots.Take(ctx, provider, p.cfg.SendRate, p.cfg.SendBurst, max(within, 0), n)
+		switch {
+		case err != nil:
+			return err
+		case !reserved:
+			return &slotLater{after: wait}
+		}
+		run.slots, run.provider, run.slotAt = n, provider, time.Now().Add(wait)
 	}
-	within -= time.Second
-	wait, reserved, err := p.slots.Take(ctx, provider, p.cfg.SendRate, p.cfg.SendBurst, max(within, 0))
-	switch {
-	case err != nil:
-		return err
-	case !reserved:
-		return &slotLater{after: wait}
-	case wait <= 0:
+	wait := time.Until(run.slotAt)
+	run.slots--
+	run.slotAt = run.slotAt.Add(interval)
+	if wait <= 0 {
 		return nil
 	}
 	timer := time.NewTimer(wait)
@@ -282,7 +354,7 @@ func (p *Pipeline) reconcile(ctx context.Context, job *river.Job[SendArgs], st *
 		}
 		if !known {
 			p.metrics.sends.WithLabelValues(provider, "reconciled_sent").Inc()
-			return true, p.recordSent(context.WithoutCancel(ctx), st, sender, id)
+			return true, p.recordSent(context.WithoutCancel(ctx), &sentRecord{st: st, sender: sender, providerID: id}, nil)
 		}
 	}
 	p.metrics.sends.WithLabelValues(provider, "reconciled_absent").Inc()
@@ -307,23 +379,29 @@ func (p *Pipeline) failSend(ctx context.Context, tx *gorm.DB, st *store.SendStat
 }
 
 // recordSent records a message the platform took, and when the platform
-// is asked for statuses rather than pushing them, schedules the first ask.
-func (p *Pipeline) recordSent(ctx context.Context, st *store.SendState, sender channel.Sender, providerID string) error {
-	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := p.messages.FinishAttempt(ctx, tx, st.Message.ID, models.StatusSent, providerID, "", ""); err != nil {
+// is asked for statuses rather than pushing them, schedules the first ask;
+// inside tx, or a transaction of its own (nil).
+func (p *Pipeline) recordSent(ctx context.Context, r *sentRecord, tx *gorm.DB) error {
+	record := func(tx *gorm.DB) error {
+		st := r.st
+		if err := p.messages.FinishAttempt(ctx, tx, st.Message.ID, models.StatusSent, r.providerID, "", ""); err != nil {
 			return err
 		}
 		m := *st.Message
 		m.Status = models.StatusSent
-		if err := p.emit(ctx, tx, p.event(EventMessageSent, st.Contact, &m, map[string]any{"provider_message_id": providerID})); err != nil {
+		if err := p.emit(ctx, tx, p.event(EventMessageSent, st.Contact, &m, map[string]any{"provider_message_id": r.providerID})); err != nil {
 			return err
 		}
-		if _, polled := sender.(channel.StatusChecker); !polled {
+		if _, polled := r.sender.(channel.StatusChecker); !polled {
 			return nil // the platform pushes statuses to its webhook
 		}
 		poll := StatusPollArgs{MessageID: st.Message.ID, Provider: st.Message.Provider, SentAt: time.Now()}
 		return p.enqueue(ctx, tx, poll, &river.InsertOpts{ScheduledAt: time.Now().Add(firstPoll), MaxAttempts: 10})
-	})
+	}
+	if tx != nil {
+		return record(tx)
+	}
+	return p.db.Gorm.WithContext(ctx).Transaction(record)
 }
 
 // refusal says why nothing may be sent to contact on ch now (the code and

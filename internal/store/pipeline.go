@@ -2,11 +2,11 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/parley-chat/parley/models"
 )
@@ -58,6 +58,16 @@ func (s *MessageStore) Unprocessed(ctx context.Context, tx *gorm.DB, contactID i
 		out[i] = rows[i].model()
 	}
 	return out, nil
+}
+
+// HasUnprocessed reports whether the contact has an inbound message not
+// yet processed (committed ones; a read outside any transaction, without
+// a lock).
+func (s *MessageStore) HasUnprocessed(ctx context.Context, contactID int64) (bool, error) {
+	var any bool
+	err := s.db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE contact_id = $1 AND direction = 'in' AND processed_at IS NULL)`,
+		contactID).Scan(&any)
+	return any, dbError(err, "Message")
 }
 
 // UnprocessedIDs returns the ids of the contact's unprocessed inbound
@@ -124,22 +134,46 @@ type SendState struct {
 	Message  *models.Message
 	Contact  *models.Contact
 	Attempts int
+	// Waiting: an earlier message to the contact must leave first;
+	// Retrying: one of those waits for a retry (see EarlierUnsent).
+	Waiting, Retrying bool
 }
 
 // LockOutbound locks an outbound message for the send job and returns it
-// with its contact.
-func (s *MessageStore) LockOutbound(ctx context.Context, tx *gorm.DB, id int64) (*SendState, error) {
+// with its contact and whether earlier messages to the contact are still
+// unsent (EarlierUnsent, with stuck as there). A contact the caller read
+// already (known) is not read again.
+func (s *MessageStore) LockOutbound(ctx context.Context, tx *gorm.DB, id int64, stuck time.Duration, known *models.Contact) (*SendState, error) {
 	g := gormFor(ctx, s.db, s.crypto, tx)
 	var m messageRow
-	if err := g.Clauses(clause.Locking{Strength: "NO KEY UPDATE"}).Where("direction = 'out'").First(&m, id).Error; err != nil {
+	err := g.Raw(`SELECT m.*, earlier.* FROM messages m, `+earlierUnsent+` WHERE m.id = @id AND m.direction = 'out' FOR NO KEY UPDATE OF m`,
+		sql.Named("id", id), sql.Named("stuck", stuck.Seconds())).Scan(&m).Error
+	if err != nil {
 		return nil, dbError(err, "Message")
 	}
-	var c contactRow
-	if err := g.First(&c, m.ContactID).Error; err != nil {
-		return nil, dbError(err, "Contact")
+	if m.ID == 0 {
+		return nil, models.Errorf(models.ENOTFOUND, "Message not found.")
 	}
-	return &SendState{Message: m.model(), Contact: c.model(), Attempts: m.Attempts}, nil
+	st := &SendState{Message: m.model(), Contact: known, Attempts: m.Attempts, Waiting: m.EarlierWaiting, Retrying: m.EarlierRetrying}
+	if known == nil || known.ID != m.ContactID {
+		var c contactRow
+		if err := g.First(&c, m.ContactID).Error; err != nil {
+			return nil, dbError(err, "Contact")
+		}
+		st.Contact = c.model()
+	}
+	return st, nil
 }
+
+// earlierUnsent is, for the outbound message m of the outer query, whether
+// the contact has an older outbound message still queued or being sent
+// (waiting), and whether one of those waits for a retry (retrying); @stuck
+// is EarlierUnsent's stuck in seconds.
+const earlierUnsent = `LATERAL (SELECT count(*) > 0 AS earlier_waiting, coalesce(bool_or(e.status = 'queued' AND e.attempts > 0), false) AS earlier_retrying
+		FROM messages e
+		WHERE e.contact_id = m.contact_id AND e.direction = 'out'
+		  AND (e.status = 'queued' OR (e.status = 'sending' AND e.attempted_at > now() - make_interval(secs => @stuck)))
+		  AND (e.created_at, e.id) < (m.created_at, m.id) AND e.created_at > m.created_at - interval '2 hours') earlier`
 
 // EarlierUnsent reports whether the contact has an outbound message older
 // than m that is still queued or being sent (replies leave one contact in
@@ -149,14 +183,10 @@ func (s *MessageStore) LockOutbound(ctx context.Context, tx *gorm.DB, id int64) 
 // by its own retry, and messages queued for over two hours are stuck:
 // neither holds the queue.
 func (s *MessageStore) EarlierUnsent(ctx context.Context, tx *gorm.DB, m *models.Message, stuck time.Duration) (waiting, retrying bool, err error) {
-	var row struct{ Waiting, Retrying bool }
-	err = gormFor(ctx, s.db, s.crypto, tx).Raw(`SELECT count(*) > 0 AS waiting, coalesce(bool_or(status = 'queued' AND attempts > 0), false) AS retrying
-		FROM messages
-		WHERE contact_id = ? AND direction = 'out'
-		  AND (status = 'queued' OR (status = 'sending' AND attempted_at > now() - make_interval(secs => ?)))
-		  AND (created_at, id) < (?, ?) AND created_at > ?::timestamptz - interval '2 hours'`,
-		m.ContactID, stuck.Seconds(), m.CreatedAt, m.ID, m.CreatedAt).Scan(&row).Error
-	return row.Waiting, row.Retrying, dbError(err, "Message")
+	var row struct{ EarlierWaiting, EarlierRetrying bool }
+	err = gormFor(ctx, s.db, s.crypto, tx).Raw(`SELECT earlier.* FROM messages m, `+earlierUnsent+` WHERE m.id = @id`,
+		sql.Named("id", m.ID), sql.Named("stuck", stuck.Seconds())).Scan(&row).Error
+	return row.EarlierWaiting, row.EarlierRetrying, dbError(err, "Message")
 }
 
 // AttemptedAt returns when the message's latest send attempt began (zero
