@@ -233,6 +233,17 @@ func TestPipeline_OneContactsMessagesAreHandledInOrder(t *testing.T) {
 			t.Fatalf("reply to m%02d sent %d times", i, n)
 		}
 	}
+	// One run took all fifty: their replies left in order, from one send
+	// job (not fifty, each waiting on the one before).
+	for i, s := range e.api.Sent() {
+		if want := fmt.Sprintf("re: m%02d", i); s.Body != want {
+			t.Fatalf("reply %d sent was %q, want %q", i, s.Body, want)
+		}
+	}
+	var sendJobs int
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'send_message'`).Scan(&sendJobs); err != nil || sendJobs != 1 {
+		t.Fatalf("send jobs: %d %v; want one for the run", sendJobs, err)
+	}
 }
 
 func TestPipeline_ConcurrentArrivalsAreEachProcessedOnce(t *testing.T) {

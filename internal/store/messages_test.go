@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/crypt"
+	"github.com/parley-chat/parley/internal/pgtest"
+	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -122,5 +124,29 @@ func TestMessageStore_EarlierUnsent(t *testing.T) {
 	}
 	if waiting, _, err := f.messages.EarlierUnsent(ctx, nil, firstStored, 5*time.Minute); err != nil || waiting {
 		t.Fatalf("the first message waits (%v, %v)", waiting, err)
+	}
+}
+
+// A job reserves its replies' slots under the rate cap at once: the
+// next taker waits for all of them, and a reservation whose last slot
+// lies beyond the taker's time is refused whole.
+func TestSendSlots_TakeReservesSeveral(t *testing.T) {
+	db := pgtest.Open(t)
+	slots := store.NewSendSlots(db)
+	ctx := context.Background()
+	const rate = 10 // a slot each 100 ms
+	if wait, ok, err := slots.Take(ctx, "twilio", rate, 1, time.Second, 4); err != nil || !ok || wait > 50*time.Millisecond {
+		t.Fatalf("first four slots: wait %v, reserved %v, %v; want now", wait, ok, err)
+	}
+	wait, ok, err := slots.Take(ctx, "twilio", rate, 1, time.Second, 1)
+	if err != nil || !ok || wait < 300*time.Millisecond || wait > 400*time.Millisecond {
+		t.Fatalf("the next slot: wait %v, reserved %v, %v; want about 400ms, after the four", wait, ok, err)
+	}
+	// Ten more would end 1.4 s from now: beyond a second, none is taken.
+	if wait, ok, err := slots.Take(ctx, "twilio", rate, 1, time.Second, 10); err != nil || ok || wait < 400*time.Millisecond {
+		t.Fatalf("ten beyond the limit: wait %v, reserved %v, %v; want refused, free in about 500ms", wait, ok, err)
+	}
+	if wait, ok, err := slots.Take(ctx, "twilio", rate, 1, time.Second, 1); err != nil || !ok || wait < 400*time.Millisecond || wait > 500*time.Millisecond {
+		t.Fatalf("after the refusal: wait %v, reserved %v, %v; want about 500ms (the refusal took nothing)", wait, ok, err)
 	}
 }
