@@ -115,8 +115,9 @@ func (p *Pipeline) flush(ctx context.Context, tx *gorm.DB, r *runJobs) error {
 }
 
 // runJobs gathers the jobs a processing run queues (and the messages whose
-// words it indexes), to insert with one statement each: consecutive replies share one send job, so they leave in the
-// order they were written without waiting on one another's jobs.
+// words it indexes), to insert with one statement each: consecutive
+// replies share one send job, so they leave in the order they were written
+// without waiting on one another's jobs.
 type runJobs struct {
 	all   []river.InsertManyParams
 	send  int               // index in all of the send job being filled, +1 (0: none)
@@ -202,8 +203,8 @@ func (p *Pipeline) processEachOrSetAside(ctx context.Context, tx *gorm.DB, conta
 
 // processOne runs one message through the responder; deferred reports
 // that it must wait (unprocessed) for the AI layer. A profile name the
-// platform sent with it names a contact who has none yet.
-// Its jobs go to jobs, or straight in when jobs is nil.
+// platform sent with it names a contact who has none yet. Its jobs and
+// words go to jobs, or straight in when jobs is nil.
 func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message, jobs *runJobs) (deferred bool, err error) {
 	if contact.Name == "" && in.ProfileName != "" {
 		if err := p.contacts.SetName(ctx, tx, contact.ID, in.ProfileName); err != nil {
