@@ -64,10 +64,10 @@ func (s *MessageStore) Unprocessed(ctx context.Context, tx *gorm.DB, contactID i
 // yet processed (committed ones; a read outside any transaction, without
 // a lock).
 func (s *MessageStore) HasUnprocessed(ctx context.Context, contactID int64) (bool, error) {
-	var any bool
+	var found bool
 	err := s.db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE contact_id = $1 AND direction = 'in' AND processed_at IS NULL)`,
-		contactID).Scan(&any)
-	return any, dbError(err, "Message")
+		contactID).Scan(&found)
+	return found, dbError(err, "Message")
 }
 
 // UnprocessedIDs returns the ids of the contact's unprocessed inbound
