@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -222,7 +223,10 @@ func (p *Pipeline) commitTogether(ctx context.Context, reqs []*ingestRequest) ([
 			return err
 		}
 		var jobs []river.InsertManyParams
-		queued := map[int64]bool{} // one processing job per contact: it takes all their messages
+		// One processing job per contact (it takes all their messages),
+		// or per batchContacts of them when the commit holds several.
+		var contacts []int64
+		var trace tracing.Carrier
 		for i, r := range results {
 			if !r.Inserted {
 				continue
@@ -231,9 +235,19 @@ func (p *Pipeline) commitTogether(ctx context.Context, reqs []*ingestRequest) ([
 			for _, id := range r.MediaIDs {
 				jobs = append(jobs, river.InsertManyParams{Args: MediaArgs{MediaID: id, Provider: items[i].Provider}})
 			}
-			if !queued[r.ContactID] {
-				queued[r.ContactID] = true
-				jobs = append(jobs, river.InsertManyParams{Args: ProcessArgs{ContactID: r.ContactID, Trace: tracing.Inject(reqs[owner[i]].ctx)}})
+			if !slices.Contains(contacts, r.ContactID) {
+				if contacts == nil {
+					trace = tracing.Inject(reqs[owner[i]].ctx)
+				}
+				contacts = append(contacts, r.ContactID)
+			}
+		}
+		switch {
+		case len(contacts) == 1:
+			jobs = append(jobs, river.InsertManyParams{Args: ProcessArgs{ContactID: contacts[0], Trace: trace}})
+		case len(contacts) > 1:
+			for batch := range slices.Chunk(contacts, batchContacts) {
+				jobs = append(jobs, river.InsertManyParams{Args: ProcessBatchArgs{ContactIDs: batch, Trace: trace}})
 			}
 		}
 		if len(jobs) == 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -91,10 +92,22 @@ func (p *Pipeline) processAll(ctx context.Context, tx *gorm.DB, contact *models.
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]int64, 0, len(pending))
 	var jobs runJobs
+	ids, err := p.processMessages(ctx, tx, contact, pending, &jobs)
+	if err != nil {
+		return nil, err
+	}
+	return ids, p.flush(ctx, tx, &jobs)
+}
+
+// processMessages runs a contact's pending messages through the
+// responder in order, gathering their jobs and words in jobs, and returns
+// the ids of those processed.
+func (p *Pipeline) processMessages(ctx context.Context, tx *gorm.DB, contact *models.Contact, pending []*models.Message, jobs *runJobs) ([]int64, error) {
+	jobs.send = 0 // a contact's replies never share another's send job
+	ids := make([]int64, 0, len(pending))
 	for _, in := range pending {
-		deferred, err := p.processOne(ctx, tx, contact, in, &jobs)
+		deferred, err := p.processOne(ctx, tx, contact, in, jobs)
 		if err != nil {
 			return nil, err
 		}
@@ -103,7 +116,100 @@ func (p *Pipeline) processAll(ctx context.Context, tx *gorm.DB, contact *models.
 		}
 		ids = append(ids, in.ID)
 	}
-	return ids, p.flush(ctx, tx, &jobs)
+	return ids, nil
+}
+
+// ProcessBatchArgs asks for several contacts' messages to be processed in
+// one transaction: one job for the contacts of one ingest commit.
+type ProcessBatchArgs struct {
+	ContactIDs []int64         `json:"contact_ids"`
+	Trace      tracing.Carrier `json:"trace,omitempty"` // the trace of a webhook that queued it
+}
+
+// Kind implements river.JobArgs.
+func (ProcessBatchArgs) Kind() string { return "process_contacts" }
+
+// batchContacts is how many contacts one batch job takes at most: enough
+// to share the round trips, few enough for several workers to share a
+// wave of them.
+const batchContacts = 32
+
+type processBatchWorker struct {
+	river.WorkerDefaults[ProcessBatchArgs]
+	p *Pipeline
+}
+
+// Work processes each contact's messages as processWorker does, all in
+// one transaction: one statement locks the contacts, one reads their
+// messages, and one each writes their words, their jobs and the marks
+// that they were processed. A contact whose lock another job holds is
+// handed to a job of its own. When anything fails, every contact is: one
+// contact's trouble (retried, and in the end set aside, by its own job)
+// never holds up the others.
+func (w *processBatchWorker) Work(ctx context.Context, job *river.Job[ProcessBatchArgs]) error {
+	p := w.p
+	start := time.Now()
+	ctx, span := tracing.Tracer().Start(tracing.Extract(ctx, job.Args.Trace), "process_contacts")
+	defer span.End()
+	var handled int
+	err := p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		contacts, err := p.contacts.LockContacts(ctx, tx, job.Args.ContactIDs)
+		if err != nil {
+			return err
+		}
+		var jobs runJobs
+		locked := make([]int64, len(contacts))
+		for i, c := range contacts {
+			locked[i] = c.ID
+		}
+		for _, id := range job.Args.ContactIDs {
+			if !slices.Contains(locked, id) {
+				jobs.add(river.InsertManyParams{Args: ProcessArgs{ContactID: id, Trace: job.Args.Trace}})
+			}
+		}
+		pending, err := p.messages.UnprocessedOf(ctx, tx, locked)
+		if err != nil {
+			return err
+		}
+		var done []int64
+		for _, c := range contacts {
+			ids, err := p.processMessages(ctx, tx, c, pending[c.ID], &jobs)
+			if err != nil {
+				return err
+			}
+			done = append(done, ids...)
+		}
+		handled = len(done)
+		if err := p.flush(ctx, tx, &jobs); err != nil {
+			return err
+		}
+		return p.messages.MarkProcessed(ctx, tx, done)
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return err // cancelled: nothing was committed; River tries again
+		}
+		p.log.Warn("a batch of contacts failed together; each goes on alone",
+			slog.Int("contacts", len(job.Args.ContactIDs)), slog.String("error", err.Error()))
+		alone := make([]river.InsertManyParams, len(job.Args.ContactIDs))
+		for i, id := range job.Args.ContactIDs {
+			alone[i] = river.InsertManyParams{Args: ProcessArgs{ContactID: id, Trace: job.Args.Trace}}
+		}
+		if ierr := p.enqueueMany(ctx, nil, alone); ierr != nil {
+			return fmt.Errorf("process contacts: %w; handing them on: %w", err, ierr)
+		}
+		return nil
+	}
+	if handled > 0 {
+		p.metrics.processed.Add(float64(handled))
+		p.metrics.jobLatency.WithLabelValues("process_contacts").Observe(time.Since(start).Seconds())
+	}
+	return nil
+}
+
+// NextRetry retries a failed batch soon: nothing was committed.
+func (w *processBatchWorker) NextRetry(job *river.Job[ProcessBatchArgs]) time.Time {
+	return time.Now().Add(w.p.backoff(job.Attempt))
 }
 
 // flush writes what a run gathered: the words of its messages, its jobs.

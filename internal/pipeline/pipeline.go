@@ -271,6 +271,7 @@ func New(d Deps) (*Pipeline, error) {
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &processWorker{p: p})
+	river.AddWorker(workers, &processBatchWorker{p: p})
 	river.AddWorker(workers, &sendWorker{p: p})
 	river.AddWorker(workers, &mediaWorker{p: p})
 	river.AddWorker(workers, &waitWorker{p: p})

@@ -151,3 +151,64 @@ func TestProcess_AMessageThatNoLongerDecryptsIsSetAside(t *testing.T) {
 		t.Fatalf("%d of the two readable messages processed", n)
 	}
 }
+
+// The contacts of one ingest commit are processed together, in one job
+// and one transaction. One contact whose message always fails does not
+// hold up the others: the batch hands each contact to a job of its own,
+// and only the poisoned message is set aside. A contact whose lock
+// another transaction holds is handed on too, and answered once it is free.
+func TestProcess_ABatchOfContactsGoesOnPastOneThatFailsOrIsBusy(t *testing.T) {
+	e := newEnv(t)
+	e.startWith(t, pipeline.Deps{
+		Responder: poisoned{pipeline.NewFlows(engine.Builtin(), e.db, e.crypto)},
+		Senders:   map[string]channel.Sender{channel.Twilio: e.twilio},
+		Config:    pipeline.Config{MaxProcessTries: 2, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond, SendRate: 1000, SendBurst: 100},
+	})
+	// Hold the busy contact's row lock, as a staff override would.
+	busyAt := "+919800000009"
+	contacts := store.NewContactStore(e.db, e.crypto)
+	busy, _, err := contacts.FindOrCreate(context.Background(), nil, busyAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold, err := e.db.Pool.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = hold.Rollback(context.Background()) }()
+	if _, err := hold.Exec(context.Background(), `SELECT 1 FROM contacts WHERE id = $1 FOR NO KEY UPDATE`, busy.ID); err != nil {
+		t.Fatal(err)
+	}
+	ins := []channel.Inbound{sms("SM1", "+919800000001", "hello"), sms("SM2", "+919800000002", "poison"), sms("SM3", "+919800000003", "hello"), sms("SM4", busyAt, "hello")}
+	if _, err := e.pipelineIngest(t, ins...); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(t, `SELECT count(*) FROM river_job WHERE kind = 'process_contacts'`); n != 1 {
+		t.Fatalf("%d batch jobs for one commit of four contacts, want 1", n)
+	}
+	waitFor(t, "the two free, healthy contacts answered and the poison set aside", func() bool {
+		return e.count(t, `SELECT count(*) FROM messages WHERE direction = 'in' AND provider_message_id IN ('SM1', 'SM3') AND status = 'processed'`) == 2 &&
+			e.count(t, `SELECT count(*) FROM messages WHERE provider_message_id = 'SM2' AND status = 'failed'`) == 1
+	})
+	if n := e.count(t, `SELECT count(*) FROM messages WHERE provider_message_id = 'SM4' AND processed_at IS NOT NULL`); n != 0 {
+		t.Fatal("the busy contact's message was processed while its lock was held")
+	}
+	if err := hold.Rollback(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the busy contact answered once free", func() bool {
+		return e.count(t, `SELECT count(*) FROM messages WHERE provider_message_id = 'SM4' AND status = 'processed'`) == 1 && e.idle(t)
+	})
+	// Each healthy contact got the flow's first question exactly once.
+	asked := map[string]int{}
+	for _, s := range e.api.Sent() {
+		if strings.Contains(s.Body, "What is your name?") {
+			asked[s.To]++
+		}
+	}
+	for _, to := range []string{"+919800000001", "+919800000003", busyAt} {
+		if asked[to] != 1 {
+			t.Fatalf("the first question went to %s %d times, want once (all: %v)", to, asked[to], asked)
+		}
+	}
+}

@@ -28,6 +28,22 @@ func (s *ContactStore) LockContact(ctx context.Context, tx *gorm.DB, id int64) (
 	return row.model(), nil
 }
 
+// LockContacts takes the row locks of those of the contacts no other
+// transaction holds (as LockContact, without waiting for the others) and
+// returns them, in id order.
+func (s *ContactStore) LockContacts(ctx context.Context, tx *gorm.DB, ids []int64) ([]*models.Contact, error) {
+	var rows []contactRow
+	err := gormFor(ctx, s.db, s.crypto, tx).Raw("SELECT * FROM contacts WHERE id IN ? ORDER BY id FOR NO KEY UPDATE SKIP LOCKED", ids).Scan(&rows).Error
+	if err != nil {
+		return nil, dbError(err, "Contact")
+	}
+	out := make([]*models.Contact, len(rows))
+	for i := range rows {
+		out[i] = rows[i].model()
+	}
+	return out, nil
+}
+
 // SetOptedOut records that the contact asked for no more messages (or asked
 // for them again).
 func (s *ContactStore) SetOptedOut(ctx context.Context, tx *gorm.DB, id int64, optedOut bool) error {
@@ -56,6 +72,27 @@ func (s *MessageStore) Unprocessed(ctx context.Context, tx *gorm.DB, contactID i
 	out := make([]*models.Message, len(rows))
 	for i := range rows {
 		out[i] = rows[i].model()
+	}
+	return out, nil
+}
+
+// UnprocessedOf is Unprocessed for several contacts with one statement:
+// each one's messages, in order.
+func (s *MessageStore) UnprocessedOf(ctx context.Context, tx *gorm.DB, contactIDs []int64) (map[int64][]*models.Message, error) {
+	out := map[int64][]*models.Message{}
+	if len(contactIDs) == 0 {
+		return out, nil
+	}
+	var rows []messageRow
+	err := gormFor(ctx, s.db, s.crypto, tx).Select(withMedia).
+		Where("contact_id IN ? AND direction = 'in' AND processed_at IS NULL", contactIDs).
+		Order("contact_id, " + unprocessedOrder).Find(&rows).Error
+	if err != nil {
+		return nil, dbError(err, "Message")
+	}
+	for i := range rows {
+		m := rows[i].model()
+		out[m.ContactID] = append(out[m.ContactID], m)
 	}
 	return out, nil
 }
