@@ -29,16 +29,14 @@ func (s *SendSlots) Take(ctx context.Context, provider string, rate float64, bur
 	slack := float64(max(burst, 1)-1) * interval // how far behind now a slot may lie: the burst
 	span := float64(max(n, 1)) * interval
 	var secs float64
-	err = pgx.BeginFunc(ctx, s.db.Pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-			return err
-		}
-		return tx.QueryRow(ctx, `INSERT INTO send_slots AS s (provider, next_at) VALUES ($1, now() + make_interval(secs => $2))
+	// One statement, its own transaction: set_config(…, true) lasts until
+	// that transaction's commit, which then does not wait for the disk.
+	err = s.db.Pool.QueryRow(ctx, `INSERT INTO send_slots AS s (provider, next_at)
+		SELECT $1, now() + make_interval(secs => $2) FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async
 		ON CONFLICT (provider) DO UPDATE
 			SET next_at = greatest(s.next_at, now() - make_interval(secs => $3)) + make_interval(secs => $2)
 			WHERE greatest(s.next_at, now() - make_interval(secs => $3)) + make_interval(secs => $2 - $5) <= now() + make_interval(secs => $4)
 		RETURNING extract(epoch FROM next_at - now())::float8 - $2`, provider, span, slack, within.Seconds(), interval).Scan(&secs)
-	})
 	if errors.Is(err, pgx.ErrNoRows) { // too far off: say when
 		err = s.db.Pool.QueryRow(ctx, `SELECT extract(epoch FROM next_at - now())::float8 FROM send_slots WHERE provider = $1`, provider).Scan(&secs)
 		return time.Duration(max(secs, 0) * float64(time.Second)), false, dbError(err, "Send rate")
