@@ -212,8 +212,12 @@ func (w *processBatchWorker) NextRetry(job *river.Job[ProcessBatchArgs]) time.Ti
 	return time.Now().Add(w.p.backoff(job.Attempt))
 }
 
-// flush writes what a run gathered: the words of its messages, its jobs.
+// flush writes what a run gathered: its replies, the words of its
+// messages, its jobs.
 func (p *Pipeline) flush(ctx context.Context, tx *gorm.DB, r *runJobs) error {
+	if err := p.messages.InsertReplies(ctx, tx, r.replies); err != nil {
+		return err
+	}
 	if err := p.messages.IndexWords(ctx, tx, r.words...); err != nil {
 		return err
 	}
@@ -221,13 +225,14 @@ func (p *Pipeline) flush(ctx context.Context, tx *gorm.DB, r *runJobs) error {
 }
 
 // runJobs gathers the jobs a processing run queues (and the messages whose
-// words it indexes), to insert with one statement each: consecutive
-// replies share one send job, so they leave in the order they were written
-// without waiting on one another's jobs.
+// words it indexes, and the replies it stores), to insert with one
+// statement each: consecutive replies share one send job, so they leave in
+// the order they were written without waiting on one another's jobs.
 type runJobs struct {
-	all   []river.InsertManyParams
-	send  int               // index in all of the send job being filled, +1 (0: none)
-	words []*models.Message // messages whose words are to be indexed
+	all     []river.InsertManyParams
+	send    int               // index in all of the send job being filled, +1 (0: none)
+	words   []*models.Message // messages whose words are to be indexed
+	replies []*models.Message // replies numbered, to be written
 }
 
 // add appends jobs, merging a send job into the one before it when both
@@ -361,7 +366,7 @@ func (p *Pipeline) apply(ctx context.Context, tx *gorm.DB, contact *models.Conta
 	if err := p.applyTo(ctx, tx, contact, provider, out, &jobs); err != nil {
 		return err
 	}
-	return p.enqueueMany(ctx, tx, jobs.all)
+	return p.flush(ctx, tx, &jobs)
 }
 
 // applyTo is apply with the outcome's jobs added to jobs, for the caller
@@ -387,9 +392,11 @@ func (p *Pipeline) applyTo(ctx context.Context, tx *gorm.DB, contact *models.Con
 			Channel: contact.Channel, Provider: provider, Body: text, Status: models.StatusQueued,
 		})
 	}
-	if err := p.messages.InsertReplies(ctx, tx, replies); err != nil {
+	// Numbered now, written with the run's others when it ends (flush).
+	if err := p.messages.NumberReplies(ctx, tx, replies); err != nil {
 		return err
 	}
+	jobs.replies = append(jobs.replies, replies...)
 	for _, m := range replies {
 		send.MessageIDs = append(send.MessageIDs, m.ID)
 	}

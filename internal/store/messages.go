@@ -115,9 +115,27 @@ func (s *MessageStore) Insert(ctx context.Context, tx *gorm.DB, m *models.Messag
 	return true, nil
 }
 
+// NumberReplies gives the outbound messages that have none their ids, in
+// order, so they can be referred to before InsertReplies writes them.
+func (s *MessageStore) NumberReplies(ctx context.Context, tx *gorm.DB, msgs []*models.Message) error {
+	g := gormFor(ctx, s.db, s.crypto, tx)
+	for _, m := range msgs {
+		if m.ID != 0 {
+			continue
+		}
+		id, err := s.ids.Next(ctx, g)
+		if err != nil {
+			return dbError(err, "Message")
+		}
+		m.ID = id
+	}
+	return nil
+}
+
 // InsertReplies stores outbound messages (sealed) and their word index
-// with two statements however many there are, setting each one's ID and
-// CreatedAt. It runs in tx when given, else in a transaction of its own.
+// with two statements however many there are, setting each one's ID
+// (unless NumberReplies did) and CreatedAt. It runs in tx when given, else
+// in a transaction of its own.
 func (s *MessageStore) InsertReplies(ctx context.Context, tx *gorm.DB, msgs []*models.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -130,11 +148,11 @@ func (s *MessageStore) InsertReplies(ctx context.Context, tx *gorm.DB, msgs []*m
 	rows := make([]*messageRow, len(msgs))
 	var tokens []int32
 	var owners []int64
+	if err := s.NumberReplies(ctx, g, msgs); err != nil {
+		return err
+	}
 	for i, m := range msgs {
-		id, err := s.ids.Next(ctx, g)
-		if err != nil {
-			return dbError(err, "Message")
-		}
+		id := m.ID
 		rows[i] = &messageRow{
 			ID: id, ContactID: m.ContactID, ConversationID: m.ConversationID, Direction: string(models.Outbound),
 			Channel: string(m.Channel), Provider: m.Provider, Body: &m.Body, Status: string(m.Status), CreatedAt: now,
