@@ -401,6 +401,9 @@ func (p *Pipeline) recordSent(ctx context.Context, r *sentRecord, tx *gorm.DB) e
 	if tx != nil {
 		return record(tx)
 	}
+	if _, polled := r.sender.(channel.StatusChecker); !polled && p.events == nil {
+		return record(nil) // one statement: no transaction around it
+	}
 	return p.db.Gorm.WithContext(ctx).Transaction(record)
 }
 
