@@ -77,7 +77,9 @@ func TestMessageStore_InsertReplies_SealedIndexedInOrder(t *testing.T) {
 	}
 }
 
-func TestMessageStore_EarlierUnsent(t *testing.T) {
+// LockOutbound says whether an earlier message to the contact must leave
+// first, and whether that one waits out a retry.
+func TestMessageStore_LockOutboundSeesEarlierUnsent(t *testing.T) {
 	f := newFixture(t)
 	c := f.contact(t, "+14155550100", "")
 	ctx := context.Background()
@@ -87,10 +89,6 @@ func TestMessageStore_EarlierUnsent(t *testing.T) {
 	}
 	second := &models.Message{ContactID: c.ID, Channel: c.Channel, Provider: "twilio", Body: "two", Status: models.StatusQueued}
 	if err := f.messages.InsertReplies(ctx, nil, []*models.Message{second}); err != nil {
-		t.Fatal(err)
-	}
-	stored, err := f.messages.Get(ctx, second.ID)
-	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -111,19 +109,18 @@ func TestMessageStore_EarlierUnsent(t *testing.T) {
 			if _, err := f.db.Pool.Exec(ctx, `UPDATE messages SET `+tt.set+` WHERE id = $1`, first.ID); err != nil {
 				t.Fatal(err)
 			}
-			waiting, retrying, err := f.messages.EarlierUnsent(ctx, nil, stored, 5*time.Minute)
-			if err != nil || waiting != tt.waiting || retrying != tt.retrying {
-				t.Fatalf("EarlierUnsent = %v, %v, %v; want %v, %v", waiting, retrying, err, tt.waiting, tt.retrying)
+			st, err := f.messages.LockOutbound(ctx, nil, second.ID, 5*time.Minute, nil)
+			if err != nil || st.Waiting != tt.waiting || st.Retrying != tt.retrying {
+				t.Fatalf("LockOutbound = %+v, %v; want waiting %v, retrying %v", st, err, tt.waiting, tt.retrying)
 			}
 		})
 	}
 	// The first message is never held up by the second.
-	firstStored, _ := f.messages.Get(ctx, first.ID)
 	if _, err := f.db.Pool.Exec(ctx, `UPDATE messages SET status = 'queued', attempts = 0`); err != nil {
 		t.Fatal(err)
 	}
-	if waiting, _, err := f.messages.EarlierUnsent(ctx, nil, firstStored, 5*time.Minute); err != nil || waiting {
-		t.Fatalf("the first message waits (%v, %v)", waiting, err)
+	if st, err := f.messages.LockOutbound(ctx, nil, first.ID, 5*time.Minute, nil); err != nil || st.Waiting {
+		t.Fatalf("the first message waits (%+v, %v)", st, err)
 	}
 }
 

@@ -172,14 +172,18 @@ type SendState struct {
 	Contact  *models.Contact
 	Attempts int
 	// Waiting: an earlier message to the contact must leave first;
-	// Retrying: one of those waits for a retry (see EarlierUnsent).
+	// Retrying: one of those waits for a retry (see LockOutbound).
 	Waiting, Retrying bool
 }
 
 // LockOutbound locks an outbound message for the send job and returns it
-// with its contact and whether earlier messages to the contact are still
-// unsent (EarlierUnsent, with stuck as there). A contact the caller read
-// already (known) is not read again.
+// with its contact, and whether the contact has an older outbound message
+// still queued or being sent (replies leave one contact in the order they
+// were written, across inputs and staff actions) and whether one of those
+// waits for a retry after a failed attempt. A send left "sending" for
+// longer than stuck was interrupted and is being settled by its own retry,
+// and messages queued for over two hours are stuck: neither holds the
+// queue. A contact the caller read already (known) is not read again.
 func (s *MessageStore) LockOutbound(ctx context.Context, tx *gorm.DB, id int64, stuck time.Duration, known *models.Contact) (*SendState, error) {
 	g := gormFor(ctx, s.db, s.crypto, tx)
 	var m messageRow
@@ -203,28 +207,14 @@ func (s *MessageStore) LockOutbound(ctx context.Context, tx *gorm.DB, id int64, 
 }
 
 // earlierUnsent is, for the outbound message m of the outer query, whether
-// the contact has an older outbound message still queued or being sent
-// (waiting), and whether one of those waits for a retry (retrying); @stuck
-// is EarlierUnsent's stuck in seconds.
+// the contact has an older outbound message still queued or being sent,
+// and whether one of those waits for a retry; @stuck is LockOutbound's
+// stuck in seconds.
 const earlierUnsent = `LATERAL (SELECT count(*) > 0 AS earlier_waiting, coalesce(bool_or(e.status = 'queued' AND e.attempts > 0), false) AS earlier_retrying
 		FROM messages e
 		WHERE e.contact_id = m.contact_id AND e.direction = 'out'
 		  AND (e.status = 'queued' OR (e.status = 'sending' AND e.attempted_at > now() - make_interval(secs => @stuck)))
 		  AND (e.created_at, e.id) < (m.created_at, m.id) AND e.created_at > m.created_at - interval '2 hours') earlier`
-
-// EarlierUnsent reports whether the contact has an outbound message older
-// than m that is still queued or being sent (replies leave one contact in
-// the order they were written, across inputs and staff actions), and
-// whether one of those waits for a retry after a failed attempt. A send
-// left "sending" for longer than stuck was interrupted and is being settled
-// by its own retry, and messages queued for over two hours are stuck:
-// neither holds the queue.
-func (s *MessageStore) EarlierUnsent(ctx context.Context, tx *gorm.DB, m *models.Message, stuck time.Duration) (waiting, retrying bool, err error) {
-	var row struct{ EarlierWaiting, EarlierRetrying bool }
-	err = gormFor(ctx, s.db, s.crypto, tx).Raw(`SELECT earlier.* FROM messages m, `+earlierUnsent+` WHERE m.id = @id`,
-		sql.Named("id", m.ID), sql.Named("stuck", stuck.Seconds())).Scan(&row).Error
-	return row.EarlierWaiting, row.EarlierRetrying, dbError(err, "Message")
-}
 
 // AttemptedAt returns when the message's latest send attempt began (zero
 // when none did).
