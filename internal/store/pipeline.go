@@ -62,22 +62,12 @@ const unprocessedOrder = "coalesce(provider_time, created_at), id"
 // Unprocessed returns the contact's inbound messages not yet processed, in
 // the order they were written.
 func (s *MessageStore) Unprocessed(ctx context.Context, tx *gorm.DB, contactID int64) ([]*models.Message, error) {
-	var rows []messageRow
-	err := gormFor(ctx, s.db, s.crypto, tx).Select(withMedia).
-		Where("contact_id = ? AND direction = 'in' AND processed_at IS NULL", contactID).
-		Order(unprocessedOrder).Find(&rows).Error
-	if err != nil {
-		return nil, dbError(err, "Message")
-	}
-	out := make([]*models.Message, len(rows))
-	for i := range rows {
-		out[i] = rows[i].model()
-	}
-	return out, nil
+	of, err := s.UnprocessedOf(ctx, tx, []int64{contactID})
+	return of[contactID], err
 }
 
-// UnprocessedOf is Unprocessed for several contacts with one statement:
-// each one's messages, in order.
+// UnprocessedOf returns several contacts' inbound messages not yet
+// processed, with one statement: each one's in the order they were written.
 func (s *MessageStore) UnprocessedOf(ctx context.Context, tx *gorm.DB, contactIDs []int64) (map[int64][]*models.Message, error) {
 	out := map[int64][]*models.Message{}
 	if len(contactIDs) == 0 {
