@@ -226,6 +226,7 @@ func (p *Pipeline) commitTogether(ctx context.Context, reqs []*ingestRequest) ([
 		// One processing job per contact (it takes all their messages),
 		// or per batchContacts of them when the commit holds several.
 		var contacts []int64
+		queued := map[int64]bool{}
 		var trace tracing.Carrier
 		for i, r := range results {
 			if !r.Inserted {
@@ -235,10 +236,11 @@ func (p *Pipeline) commitTogether(ctx context.Context, reqs []*ingestRequest) ([
 			for _, id := range r.MediaIDs {
 				jobs = append(jobs, river.InsertManyParams{Args: MediaArgs{MediaID: id, Provider: items[i].Provider}})
 			}
-			if !slices.Contains(contacts, r.ContactID) {
+			if !queued[r.ContactID] {
 				if contacts == nil {
 					trace = tracing.Inject(reqs[owner[i]].ctx)
 				}
+				queued[r.ContactID] = true
 				contacts = append(contacts, r.ContactID)
 			}
 		}

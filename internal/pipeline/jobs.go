@@ -164,7 +164,7 @@ func (w *processBatchWorker) Work(ctx context.Context, job *river.Job[ProcessBat
 		}
 		for _, id := range job.Args.ContactIDs {
 			if !slices.Contains(locked, id) {
-				jobs.add(river.InsertManyParams{Args: ProcessArgs{ContactID: id, Trace: job.Args.Trace}})
+				jobs.add(alone(id, job.Args.Trace))
 			}
 		}
 		pending, err := p.messages.UnprocessedOf(ctx, tx, locked)
@@ -191,11 +191,11 @@ func (w *processBatchWorker) Work(ctx context.Context, job *river.Job[ProcessBat
 		}
 		p.log.Warn("a batch of contacts failed together; each goes on alone",
 			slog.Int("contacts", len(job.Args.ContactIDs)), slog.String("error", err.Error()))
-		alone := make([]river.InsertManyParams, len(job.Args.ContactIDs))
+		each := make([]river.InsertManyParams, len(job.Args.ContactIDs))
 		for i, id := range job.Args.ContactIDs {
-			alone[i] = river.InsertManyParams{Args: ProcessArgs{ContactID: id, Trace: job.Args.Trace}}
+			each[i] = alone(id, job.Args.Trace)
 		}
-		if ierr := p.enqueueMany(ctx, nil, alone); ierr != nil {
+		if ierr := p.enqueueMany(ctx, nil, each); ierr != nil {
 			return fmt.Errorf("process contacts: %w; handing them on: %w", err, ierr)
 		}
 		return nil
@@ -205,6 +205,11 @@ func (w *processBatchWorker) Work(ctx context.Context, job *river.Job[ProcessBat
 		p.metrics.jobLatency.WithLabelValues("process_contacts").Observe(time.Since(start).Seconds())
 	}
 	return nil
+}
+
+// alone is the job that processes one contact of a batch by itself.
+func alone(contactID int64, trace tracing.Carrier) river.InsertManyParams {
+	return river.InsertManyParams{Args: ProcessArgs{ContactID: contactID, Trace: trace}}
 }
 
 // NextRetry retries a failed batch soon: nothing was committed.
@@ -276,7 +281,10 @@ func (p *Pipeline) processEachOrSetAside(ctx context.Context, tx *gorm.DB, conta
 		in, err := p.messages.GetIn(ctx, tx, id)
 		deferred := false
 		if err == nil {
-			deferred, err = p.processOne(ctx, tx, contact, in, nil)
+			var jobs runJobs // written inside the savepoint, undone with it
+			if deferred, err = p.processOne(ctx, tx, contact, in, &jobs); err == nil {
+				err = p.flush(ctx, tx, &jobs)
+			}
 		}
 		if err == nil && deferred {
 			break // the rest wait, in order, for the AI layer's answer
@@ -314,8 +322,8 @@ func (p *Pipeline) processEachOrSetAside(ctx context.Context, tx *gorm.DB, conta
 
 // processOne runs one message through the responder; deferred reports
 // that it must wait (unprocessed) for the AI layer. A profile name the
-// platform sent with it names a contact who has none yet. Its jobs and
-// words go to jobs, or straight in when jobs is nil.
+// platform sent with it names a contact who has none yet. Its replies,
+// jobs and words go to jobs, for the caller to flush.
 func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message, jobs *runJobs) (deferred bool, err error) {
 	if contact.Name == "" && in.ProfileName != "" {
 		if err := p.contacts.SetName(ctx, tx, contact.ID, in.ProfileName); err != nil {
@@ -334,14 +342,6 @@ func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.
 	}
 	if out != nil && out.Defer {
 		return true, nil
-	}
-	if jobs == nil {
-		jobs = &runJobs{}
-		defer func() {
-			if err == nil {
-				err = p.flush(ctx, tx, jobs)
-			}
-		}()
 	}
 	jobs.words = append(jobs.words, indexed(in))
 	jobs.add(p.event(EventMessageReceived, contact, in, nil)...)
