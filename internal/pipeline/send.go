@@ -372,16 +372,26 @@ func (p *Pipeline) failSend(ctx context.Context, tx *gorm.DB, st *store.SendStat
 		m.Status = models.StatusFailed
 		return p.emit(ctx, tx, p.event(EventMessageFailed, st.Contact, &m, map[string]any{"error_code": code}))
 	}
-	if tx != nil {
-		return record(tx)
+	return p.inTx(ctx, tx, p.events == nil, record)
+}
+
+// inTx runs fn inside tx, or with none in a transaction of its own, unless
+// fn writes a single statement (single), which then needs none.
+func (p *Pipeline) inTx(ctx context.Context, tx *gorm.DB, single bool, fn func(tx *gorm.DB) error) error {
+	switch {
+	case tx != nil:
+		return fn(tx)
+	case single:
+		return fn(nil)
 	}
-	return p.db.Gorm.WithContext(ctx).Transaction(record)
+	return p.db.Gorm.WithContext(ctx).Transaction(fn)
 }
 
 // recordSent records a message the platform took, and when the platform
 // is asked for statuses rather than pushing them, schedules the first ask;
 // inside tx, or a transaction of its own (nil).
 func (p *Pipeline) recordSent(ctx context.Context, r *sentRecord, tx *gorm.DB) error {
+	_, polled := r.sender.(channel.StatusChecker)
 	record := func(tx *gorm.DB) error {
 		st := r.st
 		if err := p.messages.FinishAttempt(ctx, tx, st.Message.ID, models.StatusSent, r.providerID, "", ""); err != nil {
@@ -392,19 +402,13 @@ func (p *Pipeline) recordSent(ctx context.Context, r *sentRecord, tx *gorm.DB) e
 		if err := p.emit(ctx, tx, p.event(EventMessageSent, st.Contact, &m, map[string]any{"provider_message_id": r.providerID})); err != nil {
 			return err
 		}
-		if _, polled := r.sender.(channel.StatusChecker); !polled {
+		if !polled {
 			return nil // the platform pushes statuses to its webhook
 		}
 		poll := StatusPollArgs{MessageID: st.Message.ID, Provider: st.Message.Provider, SentAt: time.Now()}
 		return p.enqueue(ctx, tx, poll, &river.InsertOpts{ScheduledAt: time.Now().Add(firstPoll), MaxAttempts: 10})
 	}
-	if tx != nil {
-		return record(tx)
-	}
-	if _, polled := r.sender.(channel.StatusChecker); !polled && p.events == nil {
-		return record(nil) // one statement: no transaction around it
-	}
-	return p.db.Gorm.WithContext(ctx).Transaction(record)
+	return p.inTx(ctx, tx, !polled && p.events == nil, record)
 }
 
 // refusal says why nothing may be sent to contact on ch now (the code and
