@@ -140,6 +140,9 @@ func (c *Cluster) Start(ctx context.Context) error {
 		if c.Throwaway {
 			opts += " -c fsync=off -c full_page_writes=off"
 		}
+		if extra := os.Getenv("PARLEY_PG_OPTS"); extra != "" {
+			opts += " " + extra // server options for a local study, e.g. pg_stat_statements
+		}
 		_, err := c.command(ctx, "pg_ctl", "start", "-D", c.DataDir, "-w", "-t", "60",
 			"-l", filepath.Join(c.DataDir, "server.log"), "-o", opts)
 		if err == nil {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -224,4 +225,45 @@ func CommitCeiling(t testing.TB, db *store.DB, n, workers int) float64 {
 	}
 	wg.Wait()
 	return float64(n) / time.Since(start).Seconds()
+}
+
+// Census counts the statements db's server runs from now on, when it was
+// started with pg_stat_statements loaded (PARLEY_PG_OPTS="-c
+// shared_preload_libraries=pg_stat_statements -c
+// pg_stat_statements.track=all"); otherwise it does nothing. The function
+// it returns logs the statements run most often since, per unit of work
+// (n units), with the time they took, on standard error (a benchmark's
+// log keeps ten lines).
+func Census(t testing.TB, db *store.DB, n int) func() {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
+		return func() {}
+	}
+	if _, err := db.Pool.Exec(ctx, `SELECT pg_stat_statements_reset()`); err != nil {
+		return func() {}
+	}
+	return func() {
+		rows, err := db.Pool.Query(ctx, `SELECT calls, total_exec_time, left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+			FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC LIMIT 40`)
+		if err != nil {
+			t.Log(err)
+			return
+		}
+		defer rows.Close()
+		var b strings.Builder
+		var all, ms float64
+		for rows.Next() {
+			var calls int64
+			var exec float64
+			var query string
+			if err := rows.Scan(&calls, &exec, &query); err != nil {
+				t.Log(err)
+				return
+			}
+			all, ms = all+float64(calls), ms+exec
+			fmt.Fprintf(&b, "%7.2f %7.3f ms  %s\n", float64(calls)/float64(n), exec/float64(n), query)
+		}
+		fmt.Fprintf(os.Stderr, "statements per unit (top 40: %.1f a unit, %.2f ms):\n%s", all/float64(n), ms/float64(n), b.String())
+	}
 }

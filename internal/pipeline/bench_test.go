@@ -57,6 +57,7 @@ func benchInboundToReply(b *testing.B, durable bool) {
 		if err := p.Start(context.Background()); err != nil {
 			b.Fatal(err)
 		}
+		census := pgtest.Census(b, e.db, contacts*perContact)
 		b.StartTimer()
 		m0, s0 := cpuNow()
 		start := time.Now()
@@ -81,6 +82,7 @@ func benchInboundToReply(b *testing.B, durable bool) {
 		b.StopTimer()
 		m1, s1 := cpuNow()
 		busy, self = m1-m0, s1-s0
+		census()
 		_ = p.Stop(context.Background())
 		ceiling = pgtest.CommitCeiling(b, e.db, 4000, 16)
 		b.StartTimer()
