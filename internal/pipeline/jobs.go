@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -134,18 +133,25 @@ func (ProcessBatchArgs) Kind() string { return "process_contacts" }
 // wave of them.
 const batchContacts = 32
 
+// batchLockWait is how long a batch waits for the lock of a contact whose
+// messages another job is processing (the batch of an earlier commit,
+// typically, which takes milliseconds). Longer, and each contact goes on
+// in a job of its own, without holding up the others.
+const batchLockWait = 2 * time.Second
+
 type processBatchWorker struct {
 	river.WorkerDefaults[ProcessBatchArgs]
 	p *Pipeline
 }
 
 // Work processes each contact's messages as processWorker does, all in
-// one transaction: one statement locks the contacts, one reads their
-// messages, and one each writes their words, their jobs and the marks
-// that they were processed. A contact whose lock another job holds is
-// handed to a job of its own. When anything fails, every contact is: one
-// contact's trouble (retried, and in the end set aside, by its own job)
-// never holds up the others.
+// one transaction: one statement locks the contacts (waiting for those
+// another job holds at most batchLockWait), one reads their messages, and
+// one each writes their words, their jobs (the replies' sends in one
+// batch) and the marks that they were processed. When anything fails,
+// every contact is handed to a job of its own: one contact's trouble
+// (retried, and in the end set aside, by its own job) never holds up the
+// others.
 func (w *processBatchWorker) Work(ctx context.Context, job *river.Job[ProcessBatchArgs]) error {
 	p := w.p
 	start := time.Now()
@@ -153,7 +159,7 @@ func (w *processBatchWorker) Work(ctx context.Context, job *river.Job[ProcessBat
 	defer span.End()
 	var handled int
 	err := p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		contacts, err := p.contacts.LockContacts(ctx, tx, job.Args.ContactIDs)
+		contacts, err := p.contacts.LockContacts(ctx, tx, job.Args.ContactIDs, batchLockWait)
 		if err != nil {
 			return err
 		}
@@ -161,11 +167,6 @@ func (w *processBatchWorker) Work(ctx context.Context, job *river.Job[ProcessBat
 		locked := make([]int64, len(contacts))
 		for i, c := range contacts {
 			locked[i] = c.ID
-		}
-		for _, id := range job.Args.ContactIDs {
-			if !slices.Contains(locked, id) {
-				jobs.add(alone(id, job.Args.Trace))
-			}
 		}
 		pending, err := p.messages.UnprocessedOf(ctx, tx, locked)
 		if err != nil {
@@ -180,6 +181,7 @@ func (w *processBatchWorker) Work(ctx context.Context, job *river.Job[ProcessBat
 			done = append(done, ids...)
 		}
 		handled = len(done)
+		jobs.batchSends(p.cfg.sendBatchMax(), p.cfg.MaxSendTries)
 		if err := p.flush(ctx, tx, &jobs); err != nil {
 			return err
 		}
@@ -260,6 +262,47 @@ func (r *runJobs) add(jobs ...river.InsertManyParams) {
 		r.all = append(r.all, j)
 		r.send = len(r.all)
 	}
+}
+
+// batchSends gathers the run's send jobs, one a contact, into batches of
+// at most limit messages through one provider (SendBatchArgs), so that a
+// wave of replies leaves with a few statements for all of them. An
+// opt-out confirmation keeps its own job, as does a contact who would be
+// alone in a batch.
+func (r *runJobs) batchSends(limit, tries int) {
+	provider := make(map[int64]string, len(r.replies))
+	for _, m := range r.replies {
+		provider[m.ID] = m.Provider
+	}
+	var keep []river.InsertManyParams
+	filling := map[string]int{} // provider → index in batches
+	var batches []SendBatchArgs
+	var sizes []int
+	for _, j := range r.all {
+		s, ok := j.Args.(SendArgs)
+		if !ok || s.OptOutConfirmation || len(s.MessageIDs) == 0 || len(s.MessageIDs) > limit {
+			keep = append(keep, j)
+			continue
+		}
+		pr := provider[s.MessageIDs[0]]
+		i, ok := filling[pr]
+		if !ok || sizes[i]+len(s.MessageIDs) > limit {
+			i = len(batches)
+			filling[pr] = i
+			batches = append(batches, SendBatchArgs{Provider: pr, Trace: s.Trace})
+			sizes = append(sizes, 0)
+		}
+		batches[i].Runs = append(batches[i].Runs, s.MessageIDs)
+		sizes[i] += len(s.MessageIDs)
+	}
+	for _, b := range batches {
+		if len(b.Runs) == 1 {
+			keep = append(keep, river.InsertManyParams{Args: SendArgs{MessageIDs: b.Runs[0], Trace: b.Trace}, InsertOpts: &river.InsertOpts{MaxAttempts: tries}})
+			continue
+		}
+		keep = append(keep, river.InsertManyParams{Args: b, InsertOpts: &river.InsertOpts{MaxAttempts: tries}})
+	}
+	r.all, r.send = keep, 0
 }
 
 // processEachOrSetAside processes the contact's messages one by one, each

@@ -273,6 +273,7 @@ func New(d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &processWorker{p: p})
 	river.AddWorker(workers, &processBatchWorker{p: p})
 	river.AddWorker(workers, &sendWorker{p: p})
+	river.AddWorker(workers, &sendBatchWorker{p: p})
 	river.AddWorker(workers, &mediaWorker{p: p})
 	river.AddWorker(workers, &waitWorker{p: p})
 	river.AddWorker(workers, &aiWorker{p: p})

@@ -232,13 +232,23 @@ func (p *Pipeline) sendOne(ctx context.Context, run *sendRun, messageID int64, l
 		run.done = &sentRecord{st: st, sender: sender, providerID: providerID}
 		return nil
 	}
+	return p.settleFailure(ctx, st, sender, sendErr, job.Attempt >= job.MaxAttempts)
+}
+
+// settleFailure records a call to the platform that failed with sendErr,
+// as the send job and the batch both do. Nil: the message failed for good
+// (recorded, with the reason), and the next one may go. Else it is to be
+// tried again: queued, or, when the platform may have it and can be asked,
+// left "sending" for the retry to ask (retryLater says when the platform
+// wants it). On the last try (lastTry) nothing is left to a retry.
+func (p *Pipeline) settleFailure(ctx context.Context, st *store.SendState, sender channel.Sender, sendErr error, lastTry bool) error {
 	se := channel.AsSendError(sendErr)
 	if se == nil {
 		se = &channel.SendError{Provider: st.Message.Provider, Reason: "The send failed.", Retryable: true}
 	}
 	if se.Uncertain {
 		// The platform may have it: sending again could deliver it twice.
-		if _, ok := sender.(channel.Reconciler); ok && job.Attempt < job.MaxAttempts {
+		if _, ok := sender.(channel.Reconciler); ok && !lastTry {
 			// Leave the attempt open: the retry asks the platform.
 			p.metrics.sends.WithLabelValues(st.Message.Provider, "reconcile").Inc()
 			return &retryLater{after: reconcileAfter, err: sendErr}
@@ -256,10 +266,10 @@ func (p *Pipeline) sendOne(ctx context.Context, run *sendRun, messageID int64, l
 		}
 		return p.failSend(ctx, nil, st, se.Code, se.Reason)
 	}
-	if job.Attempt >= job.MaxAttempts {
+	if lastTry {
 		p.metrics.sends.WithLabelValues(st.Message.Provider, "gave_up").Inc()
 		return p.failSend(ctx, nil, st, codeGaveUp,
-			fmt.Sprintf("Gave up after %d attempts: %s", job.Attempt, se.Reason))
+			fmt.Sprintf("Gave up after %d attempts: %s", st.Attempts+1, se.Reason))
 	}
 	p.metrics.sends.WithLabelValues(st.Message.Provider, "retry").Inc()
 	if err := p.messages.FinishAttempt(ctx, nil, st.Message.ID, models.StatusQueued, "", se.Code, se.Reason); err != nil {
@@ -318,6 +328,9 @@ func (p *Pipeline) waitForSlot(ctx context.Context, run *sendRun, provider strin
 		return nil
 	}
 }
+
+// optedOutReason tells staff why nothing is sent to a contact.
+const optedOutReason = "The contact opted out (STOP); nothing more is sent until they send START."
 
 // uncertainReason tells staff what an unknown outcome means.
 const uncertainReason = "A send was interrupted after it started; it may or may not have arrived. Check with the contact before resending."
@@ -417,7 +430,7 @@ func (p *Pipeline) recordSent(ctx context.Context, r *sentRecord, tx *gorm.DB) e
 // closed. The send job and staff replies ask the same question.
 func (p *Pipeline) refusal(ctx context.Context, tx *gorm.DB, contact *models.Contact, ch models.Channel, optOutConfirmation bool) (code, reason string, err error) {
 	if contact.OptedOut && !optOutConfirmation {
-		return codeOptedOut, "The contact opted out (STOP); nothing more is sent until they send START.", nil
+		return codeOptedOut, optedOutReason, nil
 	}
 	if ch == models.ChannelWhatsApp {
 		last, err := p.messages.LastInbound(ctx, tx, contact.ID, models.ChannelWhatsApp)

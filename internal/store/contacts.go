@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"strconv"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -178,6 +179,31 @@ type bigintArray []int64
 
 // Value implements driver.Valuer with the array's text form.
 func (a bigintArray) Value() (driver.Value, error) { return arrayText(a), nil }
+
+// textArray is intArray for text[].
+type textArray []string
+
+// Value implements driver.Valuer with the array's text form, each element
+// quoted.
+func (a textArray) Value() (driver.Value, error) {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, v := range a {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for _, r := range v {
+			if r == '"' || r == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteRune(r)
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String(), nil
+}
 
 func arrayText[T int32 | int64](a []T) string {
 	b := make([]byte, 0, 2+len(a)*12)

@@ -28,12 +28,18 @@ func (s *ContactStore) LockContact(ctx context.Context, tx *gorm.DB, id int64) (
 	return row.model(), nil
 }
 
-// LockContacts takes the row locks of those of the contacts no other
-// transaction holds (as LockContact, without waiting for the others) and
-// returns them, in id order.
-func (s *ContactStore) LockContacts(ctx context.Context, tx *gorm.DB, ids []int64) ([]*models.Contact, error) {
+// LockContacts takes the row locks of the contacts (as LockContact), in
+// id order, and returns them in that order. A lock another transaction
+// holds is waited for at most wait (lock_timeout, for the rest of tx):
+// longer, and the statement fails, and tx with it. A contact erased
+// meanwhile is not returned.
+func (s *ContactStore) LockContacts(ctx context.Context, tx *gorm.DB, ids []int64, wait time.Duration) ([]*models.Contact, error) {
+	g := gormFor(ctx, s.db, s.crypto, tx)
+	if err := g.Exec(fmt.Sprintf("SET LOCAL lock_timeout = %d", max(wait.Milliseconds(), 1))).Error; err != nil {
+		return nil, dbError(err, "Contact")
+	}
 	var rows []contactRow
-	err := gormFor(ctx, s.db, s.crypto, tx).Raw("SELECT * FROM contacts WHERE id IN ? ORDER BY id FOR NO KEY UPDATE SKIP LOCKED", ids).Scan(&rows).Error
+	err := g.Raw("SELECT * FROM contacts WHERE id = ANY(?::bigint[]) ORDER BY id FOR NO KEY UPDATE", bigintArray(ids)).Scan(&rows).Error
 	if err != nil {
 		return nil, dbError(err, "Contact")
 	}
@@ -196,6 +202,43 @@ func (s *MessageStore) LockOutbound(ctx context.Context, tx *gorm.DB, id int64, 
 	return st, nil
 }
 
+// LockOutbounds is LockOutbound for several messages at once, with two
+// statements: it locks them in id order and returns those there are (an
+// erased one is not), with their contacts, by id.
+func (s *MessageStore) LockOutbounds(ctx context.Context, tx *gorm.DB, ids []int64, stuck time.Duration) (map[int64]*SendState, error) {
+	g := gormFor(ctx, s.db, s.crypto, tx)
+	var rows []messageRow
+	err := g.Raw(`SELECT m.*, earlier.* FROM messages m, `+earlierUnsent+` WHERE m.id = ANY(CAST(@ids AS bigint[])) AND m.direction = 'out'
+		ORDER BY m.id FOR NO KEY UPDATE OF m`, sql.Named("ids", bigintArray(ids)), sql.Named("stuck", stuck.Seconds())).Scan(&rows).Error
+	if err != nil {
+		return nil, dbError(err, "Message")
+	}
+	out := make(map[int64]*SendState, len(rows))
+	contacts := map[int64]*models.Contact{}
+	var contactIDs []int64
+	for i := range rows {
+		m := &rows[i]
+		out[m.ID] = &SendState{Message: m.model(), Attempts: m.Attempts, Waiting: m.EarlierWaiting, Retrying: m.EarlierRetrying}
+		if _, ok := contacts[m.ContactID]; !ok {
+			contacts[m.ContactID] = nil
+			contactIDs = append(contactIDs, m.ContactID)
+		}
+	}
+	if len(contactIDs) > 0 {
+		var cs []contactRow
+		if err := g.Raw(`SELECT * FROM contacts WHERE id = ANY(?::bigint[])`, bigintArray(contactIDs)).Scan(&cs).Error; err != nil {
+			return nil, dbError(err, "Contact")
+		}
+		for i := range cs {
+			contacts[cs[i].ID] = cs[i].model()
+		}
+	}
+	for _, st := range out {
+		st.Contact = contacts[st.Message.ContactID]
+	}
+	return out, nil
+}
+
 // earlierUnsent is, for the outbound message m of the outer query, whether
 // the contact has an older outbound message still queued or being sent,
 // and whether one of those waits for a retry; @stuck is LockOutbound's
@@ -231,6 +274,41 @@ func (s *MessageStore) ProviderIDKnown(ctx context.Context, provider, providerMe
 func (s *MessageStore) BeginAttempt(ctx context.Context, tx *gorm.DB, id int64) error {
 	err := gormFor(ctx, s.db, s.crypto, tx).Exec(`UPDATE messages SET status = ?, attempts = attempts + 1, attempted_at = now() WHERE id = ?`,
 		models.StatusSending, id).Error
+	return dbError(err, "Message")
+}
+
+// BeginAttempts is BeginAttempt for several messages, with one statement.
+func (s *MessageStore) BeginAttempts(ctx context.Context, tx *gorm.DB, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := gormFor(ctx, s.db, s.crypto, tx).Exec(`UPDATE messages SET status = ?, attempts = attempts + 1, attempted_at = now() WHERE id = ANY(?::bigint[])`,
+		models.StatusSending, bigintArray(ids)).Error
+	return dbError(err, "Message")
+}
+
+// UndoAttempts takes back attempts begun for messages that were then not
+// sent at all (the platform was never called): queued again, as before.
+func (s *MessageStore) UndoAttempts(ctx context.Context, tx *gorm.DB, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := gormFor(ctx, s.db, s.crypto, tx).Exec(`UPDATE messages SET status = ?, attempts = greatest(attempts - 1, 0)
+		WHERE id = ANY(?::bigint[]) AND status = ?`, models.StatusQueued, bigintArray(ids), models.StatusSending).Error
+	return dbError(err, "Message")
+}
+
+// FinishSent records several messages the platform took, each with the
+// id it gave (providerIDs[i] is ids[i]'s), with one statement.
+func (s *MessageStore) FinishSent(ctx context.Context, tx *gorm.DB, ids []int64, providerIDs []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := gormFor(ctx, s.db, s.crypto, tx).Exec(`UPDATE messages m SET status = ?,
+		provider_message_id = coalesce(nullif(v.pid, ''), m.provider_message_id), sent_at = now(), error_code = '', error_reason = ''
+		FROM unnest(?::bigint[], ?::text[]) AS v(id, pid)
+		WHERE m.id = v.id AND m.status IN ('queued', 'sending')`,
+		models.StatusSent, bigintArray(ids), textArray(providerIDs)).Error
 	return dbError(err, "Message")
 }
 

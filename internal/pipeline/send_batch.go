@@ -1,0 +1,389 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+	"golang.org/x/sync/errgroup"
+	"gorm.io/gorm"
+
+	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/internal/tracing"
+	"github.com/parley-chat/parley/models"
+)
+
+// SendBatchArgs asks for the replies to several contacts through one
+// provider to be sent: each run (one contact's messages) in order, the
+// runs side by side. Processing a wave of contacts queues one.
+type SendBatchArgs struct {
+	Provider string          `json:"provider"`
+	Runs     [][]int64       `json:"runs"`
+	Trace    tracing.Carrier `json:"trace,omitempty"`
+}
+
+// Kind implements river.JobArgs.
+func (SendBatchArgs) Kind() string { return "send_batch" }
+
+// sendConcurrency is how many of a batch's contacts are sent to at once.
+const sendConcurrency = 8
+
+// sendBatchMax is how many messages one batch holds at most: what the
+// rate cap lets out in a quarter of a job's time limit, so that a batch
+// finishes in time, and no more than 64.
+func (c *Config) sendBatchMax() int {
+	return min(64, int(c.SendRate*c.JobTimeout.Seconds()/4))
+}
+
+type sendBatchWorker struct {
+	river.WorkerDefaults[SendBatchArgs]
+	p *Pipeline
+}
+
+// NextRetry retries soon: a batch that failed committed nothing it would
+// do twice.
+func (w *sendBatchWorker) NextRetry(job *river.Job[SendBatchArgs]) time.Time {
+	return time.Now().Add(w.p.backoff(job.Attempt))
+}
+
+// Work sends the batch's messages with a few statements for all of them:
+// one transaction locks them, fails those that may not go (with the
+// reason) and begins every other attempt; the calls are made, several
+// contacts at once and each contact's in order; one transaction records
+// what the platform took.
+//
+// A contact whose messages cannot simply go (an earlier message waiting
+// out a retry, an attempt a crash left open, a call to be retried) is
+// handed to a send job of its own (SendArgs), which waits, asks the
+// platform, retries: one contact's trouble never holds up the others. A
+// contact whose earlier message is still on its way keeps the batch
+// instead, which comes back for it (a snooze), passing over what it sent;
+// but a pass that hands anything on ends the batch, handing on all it
+// leaves, so that no message is ever in two jobs.
+func (w *sendBatchWorker) Work(ctx context.Context, job *river.Job[SendBatchArgs]) error {
+	p := w.p
+	start := time.Now()
+	ctx, span := tracing.Tracer().Start(tracing.Extract(ctx, job.Args.Trace), "send_batch")
+	defer span.End()
+	within := p.cfg.JobTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		within = time.Until(deadline)
+	}
+	within = (within - time.Second) / 2 // the calls need time too
+	interval := time.Duration(float64(time.Second) / p.cfg.SendRate)
+	var all int
+	for _, ids := range job.Args.Runs {
+		all += len(ids)
+	}
+	if time.Duration(all)*interval > within {
+		// The rate cap was lowered since the batch was queued: too many for one job.
+		return p.enqueueMany(ctx, nil, p.sendsAlone(job.Args.Runs, job.Args.Trace))
+	}
+	b, err := p.beginBatch(ctx, job)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err // cancelled: nothing was committed; River tries again
+		}
+		// One message that cannot be read (say, a body that no longer
+		// opens) must not hold up the rest: each run goes on alone.
+		p.log.Warn("a batch of sends failed together; each contact's go on alone",
+			slog.Int("contacts", len(job.Args.Runs)), slog.String("error", err.Error()))
+		if ierr := p.enqueueMany(ctx, nil, p.sendsAlone(job.Args.Runs, job.Args.Trace)); ierr != nil {
+			return fmt.Errorf("send batch: %w; handing it on: %w", err, ierr)
+		}
+		return nil
+	}
+	var wait time.Duration
+	reserved := false
+	if b.begun > 0 {
+		if wait, reserved, err = p.slots.Take(ctx, job.Args.Provider, p.cfg.SendRate, p.cfg.SendBurst, max(within, 0), b.begun); reserved {
+			p.sendRuns(ctx, b.runs, &slotClock{next: time.Now().Add(wait), interval: interval})
+		}
+	}
+	// Recorded even when the job's time is up: the platform has those.
+	handed, ferr := p.finishBatch(ctx, job, b, reserved)
+	p.metrics.jobLatency.WithLabelValues("send_batch").Observe(time.Since(start).Seconds())
+	switch {
+	case ferr != nil:
+		return ferr
+	case handed:
+		return nil // all it left goes on elsewhere
+	case err != nil:
+		return err // no slots to be had: nothing begun is left
+	case b.begun > 0 && !reserved:
+		return river.JobSnooze(max(wait, 10*time.Millisecond))
+	case len(b.waiting) > 0:
+		return river.JobSnooze(turnWait(time.Since(b.queued), false))
+	}
+	return nil
+}
+
+// sendsAlone returns a send job of its own for each run.
+func (p *Pipeline) sendsAlone(runs [][]int64, trace tracing.Carrier) []river.InsertManyParams {
+	out := make([]river.InsertManyParams, 0, len(runs))
+	for _, ids := range runs {
+		out = append(out, p.sendAlone(ids, trace, 0))
+	}
+	return out
+}
+
+// sendAlone is the send job of one contact's messages, after a delay.
+func (p *Pipeline) sendAlone(ids []int64, trace tracing.Carrier, after time.Duration) river.InsertManyParams {
+	opts := &river.InsertOpts{MaxAttempts: p.cfg.MaxSendTries}
+	if after > 0 {
+		opts.ScheduledAt = time.Now().Add(after)
+	}
+	return river.InsertManyParams{Args: SendArgs{MessageIDs: ids, Trace: trace}, InsertOpts: opts}
+}
+
+// batchStart is what one pass of a batch began: the runs to send now and
+// how many messages they hold, the runs to hand on (not yet inserted),
+// and what is left of the runs waiting for an earlier message, the first
+// of which was queued at queued.
+type batchStart struct {
+	runs    []*batchRun
+	begun   int
+	handed  []river.InsertManyParams
+	waiting [][]int64
+	queued  time.Time
+}
+
+// batchRun is one contact's messages begun in a pass, as they go.
+type batchRun struct {
+	ids  []int64            // the run's message ids, from the first begun
+	msgs []*store.SendState // those begun, in order
+	sent []sentRecord       // those the platform took
+	// done counts msgs dealt with: sent, or failed for good (recorded).
+	// When some are left, msgs[done] goes on in a job of its own after
+	// the delay (after), with the rest of the run; called says the
+	// platform was called for it (its attempt is settled, or left open
+	// for that job to ask about), and those after it never were.
+	done   int
+	called bool
+	after  time.Duration
+}
+
+// beginBatch locks the batch's messages and begins the attempts of those
+// that go now, in one transaction. Messages sent or failed already (the
+// batch came back) are passed over; one that may not go is failed with
+// the reason.
+func (p *Pipeline) beginBatch(ctx context.Context, job *river.Job[SendBatchArgs]) (*batchStart, error) {
+	var b *batchStart
+	err := p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		b = &batchStart{}
+		var all []int64
+		for _, ids := range job.Args.Runs {
+			all = append(all, ids...)
+		}
+		states, err := p.messages.LockOutbounds(ctx, tx, all, p.cfg.RescueAfter+time.Minute)
+		if err != nil {
+			return err
+		}
+		var begin []int64
+		for _, ids := range job.Args.Runs {
+			r := &batchRun{}
+		run:
+			for i, id := range ids {
+				st := states[id]
+				if st == nil || st.Contact == nil {
+					continue // erased
+				}
+				switch st.Message.Status {
+				case models.StatusQueued:
+				case models.StatusSending:
+					// Open since a crash or a cut-off call: its own job asks the platform.
+					b.handed = append(b.handed, p.sendAlone(ids[i:], job.Args.Trace, 0))
+					break run
+				default:
+					continue // sent or failed already
+				}
+				if len(r.msgs) == 0 && st.Waiting {
+					if st.Retrying || time.Since(st.Message.CreatedAt) > 30*time.Second {
+						b.handed = append(b.handed, p.sendAlone(ids[i:], job.Args.Trace, 0))
+						break run
+					}
+					if len(b.waiting) == 0 || st.Message.CreatedAt.Before(b.queued) {
+						b.queued = st.Message.CreatedAt
+					}
+					b.waiting = append(b.waiting, ids[i:])
+					break run
+				}
+				code, reason, err := p.refusal(ctx, tx, st.Contact, st.Message.Channel, false)
+				if err != nil {
+					return err
+				}
+				if code == "" && p.senders[st.Message.Provider] == nil {
+					code, reason = codeNoSender, "No sender is configured for "+st.Message.Provider+"."
+				}
+				if code != "" {
+					p.metrics.sends.WithLabelValues(st.Message.Provider, code).Inc()
+					if err := p.failSend(ctx, tx, st, code, reason); err != nil {
+						return err
+					}
+					continue
+				}
+				if r.msgs == nil {
+					r.ids = ids[i:]
+				}
+				r.msgs = append(r.msgs, st)
+				begin = append(begin, id)
+			}
+			if len(r.msgs) > 0 {
+				b.runs = append(b.runs, r)
+			}
+		}
+		b.begun = len(begin)
+		return p.messages.BeginAttempts(ctx, tx, begin)
+	})
+	return b, err
+}
+
+// slotClock deals out the send slots a batch reserved, one interval apart.
+type slotClock struct {
+	mu       sync.Mutex
+	next     time.Time
+	interval time.Duration
+}
+
+// wait waits for the next slot, or for ctx to end.
+func (c *slotClock) wait(ctx context.Context) error {
+	c.mu.Lock()
+	at := c.next
+	c.next = c.next.Add(c.interval)
+	c.mu.Unlock()
+	d := time.Until(at)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// sendRuns makes the calls of the runs, several at once.
+func (p *Pipeline) sendRuns(ctx context.Context, runs []*batchRun, slots *slotClock) {
+	var g errgroup.Group
+	g.SetLimit(sendConcurrency)
+	for _, r := range runs {
+		g.Go(func() error {
+			p.sendRun(ctx, r, slots)
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
+// sendRun calls the platform for a run's messages in order, stopping at
+// the first one to be tried again; one failed for good is recorded and
+// the next goes on. A call cut off (ctx ended) leaves its attempt open.
+func (p *Pipeline) sendRun(ctx context.Context, r *batchRun, slots *slotClock) {
+	for _, st := range r.msgs {
+		if st.Contact.OptedOut {
+			// The platform refused an earlier one as opted out (settleFailure noted it).
+			p.metrics.sends.WithLabelValues(st.Message.Provider, codeOptedOut).Inc()
+			if err := p.failSend(context.WithoutCancel(ctx), nil, st, codeOptedOut, optedOutReason); err != nil {
+				return // it goes on in a job of its own, which settles it
+			}
+			r.done++
+			continue
+		}
+		if slots.wait(ctx) != nil {
+			return
+		}
+		sender := p.senders[st.Message.Provider]
+		providerID, sendErr := sender.Send(ctx, channel.Outbound{To: address(st.Contact), Body: st.Message.Body})
+		if sendErr == nil {
+			p.metrics.sends.WithLabelValues(st.Message.Provider, "sent").Inc()
+			r.sent = append(r.sent, sentRecord{st: st, sender: sender, providerID: providerID})
+			r.done++
+			continue
+		}
+		r.called = true
+		if ctx.Err() != nil {
+			return // the platform may have it: its own job asks
+		}
+		err := p.settleFailure(context.WithoutCancel(ctx), st, sender, sendErr, false)
+		if err == nil {
+			r.done, r.called = r.done+1, false // failed for good: the next goes on
+			continue
+		}
+		r.after = p.backoff(1)
+		if later := (*retryLater)(nil); errors.As(err, &later) {
+			r.after = max(r.after, later.after)
+		}
+		return
+	}
+}
+
+// finishBatchTimeout bounds the recording of what a batch did, which goes
+// on after the job's own time is up: the platform has those messages.
+const finishBatchTimeout = 10 * time.Second
+
+// finishBatch records, in one transaction, the messages the platform
+// took and takes back the attempts of those never called (all of them
+// when no calls were made). What is left of a run stopped on the way goes
+// on in a job of its own, with those beginBatch handed on; and when any
+// does, so does everything the batch leaves (it then ends). It reports
+// whether anything was handed on.
+func (p *Pipeline) finishBatch(ctx context.Context, job *river.Job[SendBatchArgs], b *batchStart, called bool) (handed bool, err error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishBatchTimeout)
+	defer cancel()
+	var ids, undo []int64
+	var providerIDs []string
+	var jobs, rest []river.InsertManyParams
+	for _, r := range b.runs {
+		for _, s := range r.sent {
+			ids, providerIDs = append(ids, s.st.Message.ID), append(providerIDs, s.providerID)
+			m := *s.st.Message
+			m.Status = models.StatusSent
+			jobs = append(jobs, p.event(EventMessageSent, s.st.Contact, &m, map[string]any{"provider_message_id": s.providerID})...)
+			if _, polled := s.sender.(channel.StatusChecker); polled {
+				poll := StatusPollArgs{MessageID: m.ID, Provider: m.Provider, SentAt: time.Now()}
+				jobs = append(jobs, river.InsertManyParams{Args: poll, InsertOpts: &river.InsertOpts{ScheduledAt: time.Now().Add(firstPoll), MaxAttempts: 10}})
+			}
+		}
+		if r.done == len(r.msgs) {
+			continue
+		}
+		first := r.done
+		if r.called {
+			first++
+		}
+		for _, st := range r.msgs[first:] {
+			undo = append(undo, st.Message.ID)
+		}
+		from := r.ids[slices.Index(r.ids, r.msgs[r.done].Message.ID):]
+		if called {
+			b.handed = append(b.handed, p.sendAlone(from, job.Args.Trace, r.after))
+		} else {
+			rest = append(rest, p.sendAlone(from, job.Args.Trace, 0))
+		}
+	}
+	if handed = len(b.handed) > 0; handed {
+		jobs = append(append(jobs, b.handed...), rest...)
+		jobs = append(jobs, p.sendsAlone(b.waiting, job.Args.Trace)...)
+	}
+	if len(ids) == 0 && len(undo) == 0 && len(jobs) == 0 {
+		return false, nil
+	}
+	return handed, p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := p.messages.FinishSent(ctx, tx, ids, providerIDs); err != nil {
+			return err
+		}
+		if err := p.messages.UndoAttempts(ctx, tx, undo); err != nil {
+			return err
+		}
+		return p.enqueueMany(ctx, tx, jobs)
+	})
+}
