@@ -39,7 +39,11 @@ func NewFlows(lib *engine.Library, db *store.DB, c store.Crypto) *Flows {
 
 // Respond implements Responder.
 func (f *Flows) Respond(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message) (*Outcome, error) {
-	conv, err := f.conversations.Open(ctx, tx, contact.ID)
+	return f.respond(ctx, tx, f.store(), contact, in)
+}
+
+func (f *Flows) respond(ctx context.Context, tx *gorm.DB, k keeper, contact *models.Contact, in *models.Message) (*Outcome, error) {
+	conv, err := k.open(ctx, tx, contact.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -47,12 +51,12 @@ func (f *Flows) Respond(ctx context.Context, tx *gorm.DB, contact *models.Contac
 		// Expired while waiting: close it; this message starts afresh.
 		conv.Status, conv.Error, conv.Pending = models.ConversationEnded, "expired after waiting "+f.Idle.String(), nil
 		conv.WaitSeq++
-		if err := f.conversations.Save(ctx, tx, conv); err != nil {
+		if err := k.save(ctx, tx, conv); err != nil {
 			return nil, err
 		}
 		conv = nil
 	}
-	return f.step(ctx, tx, contact, conv, inputOf(in, f.now()))
+	return f.step(ctx, tx, k, contact, conv, inputOf(in, f.now()))
 }
 
 // inputOf is an inbound message as the engine reads it: its text, or
@@ -97,7 +101,7 @@ func (f *Flows) AIAnswered(ctx context.Context, tx *gorm.DB, contact *models.Con
 	if conv.WaitSeq != a.Seq || conv.Pending == nil {
 		return nil, nil // answered already, or staff moved the conversation on
 	}
-	return f.step(ctx, tx, contact, conv, engine.Input{Kind: engine.InputAI, AI: &res, Now: f.now()})
+	return f.step(ctx, tx, f.store(), contact, conv, engine.Input{Kind: engine.InputAI, AI: &res, Now: f.now()})
 }
 
 func pendingOf(conv *models.Conversation) (*engine.AIRequest, error) {
@@ -129,10 +133,10 @@ func (f *Flows) Timeout(ctx context.Context, tx *gorm.DB, contact *models.Contac
 		}
 		conv.RemindedSeq = w.Seq + 1 // saved with the step
 	}
-	return f.step(ctx, tx, contact, conv, engine.Input{Kind: engine.InputKind(w.Input), Now: f.now()})
+	return f.step(ctx, tx, f.store(), contact, conv, engine.Input{Kind: engine.InputKind(w.Input), Now: f.now()})
 }
 
-func (f *Flows) step(ctx context.Context, tx *gorm.DB, contact *models.Contact, conv *models.Conversation, in engine.Input) (*Outcome, error) {
+func (f *Flows) step(ctx context.Context, tx *gorm.DB, k keeper, contact *models.Contact, conv *models.Conversation, in engine.Input) (*Outcome, error) {
 	flow, err := f.flowFor(ctx, tx, conv)
 	if err != nil {
 		return nil, err
@@ -151,7 +155,7 @@ func (f *Flows) step(ctx context.Context, tx *gorm.DB, contact *models.Contact, 
 	if err != nil {
 		return nil, err
 	}
-	return f.save(ctx, tx, contact, conv, flow, st, next, actions)
+	return f.save(ctx, tx, k, contact, conv, flow, st, next, actions)
 }
 
 // stateOf is the engine's view of a stored conversation.
@@ -185,13 +189,13 @@ func (f *Flows) Override(ctx context.Context, tx *gorm.DB, contact *models.Conta
 	if err != nil {
 		return nil, before, after, err
 	}
-	out, err = f.save(ctx, tx, contact, conv, flow, before, after, actions)
+	out, err = f.save(ctx, tx, f.store(), contact, conv, flow, before, after, actions)
 	return out, before, after, err
 }
 
 // save keeps the conversation's new state and turns the engine's actions
 // into an outcome for the pipeline.
-func (f *Flows) save(ctx context.Context, tx *gorm.DB, contact *models.Contact, conv *models.Conversation, flow *engine.Flow, st, next engine.State, actions []engine.Action) (*Outcome, error) {
+func (f *Flows) save(ctx context.Context, tx *gorm.DB, k keeper, contact *models.Contact, conv *models.Conversation, flow *engine.Flow, st, next engine.State, actions []engine.Action) (*Outcome, error) {
 	out := &Outcome{}
 	moved := next.Node != st.Node || next.Status != st.Status || (next.Pending == nil) != (st.Pending == nil)
 	for _, a := range actions {
@@ -234,7 +238,7 @@ func (f *Flows) save(ctx context.Context, tx *gorm.DB, contact *models.Contact, 
 	if moved {
 		conv.WaitSeq++
 	}
-	if err := f.conversations.Save(ctx, tx, conv); err != nil {
+	if err := k.save(ctx, tx, conv); err != nil {
 		return nil, err
 	}
 	id := conv.ID

@@ -91,12 +91,15 @@ func (p *Pipeline) processAll(ctx context.Context, tx *gorm.DB, contact *models.
 	if err != nil {
 		return nil, err
 	}
-	var jobs runJobs
-	ids, err := p.processMessages(ctx, tx, contact, pending, &jobs)
+	jobs, err := p.newRun(ctx, tx, []int64{contact.ID})
 	if err != nil {
 		return nil, err
 	}
-	return ids, p.flush(ctx, tx, &jobs)
+	ids, err := p.processMessages(ctx, tx, contact, pending, jobs)
+	if err != nil {
+		return nil, err
+	}
+	return ids, p.flush(ctx, tx, jobs)
 }
 
 // processMessages runs a contact's pending messages through the
@@ -163,7 +166,6 @@ func (w *processBatchWorker) Work(ctx context.Context, job *river.Job[ProcessBat
 		if err != nil {
 			return err
 		}
-		var jobs runJobs
 		locked := make([]int64, len(contacts))
 		for i, c := range contacts {
 			locked[i] = c.ID
@@ -172,9 +174,13 @@ func (w *processBatchWorker) Work(ctx context.Context, job *river.Job[ProcessBat
 		if err != nil {
 			return err
 		}
+		jobs, err := p.newRun(ctx, tx, locked)
+		if err != nil {
+			return err
+		}
 		var done []int64
 		for _, c := range contacts {
-			ids, err := p.processMessages(ctx, tx, c, pending[c.ID], &jobs)
+			ids, err := p.processMessages(ctx, tx, c, pending[c.ID], jobs)
 			if err != nil {
 				return err
 			}
@@ -182,7 +188,7 @@ func (w *processBatchWorker) Work(ctx context.Context, job *river.Job[ProcessBat
 		}
 		handled = len(done)
 		jobs.batchSends(p.cfg.sendBatchMax(), p.cfg.MaxSendTries)
-		if err := p.flush(ctx, tx, &jobs); err != nil {
+		if err := p.flush(ctx, tx, jobs); err != nil {
 			return err
 		}
 		return p.messages.MarkProcessed(ctx, tx, done)
@@ -219,9 +225,28 @@ func (w *processBatchWorker) NextRetry(job *river.Job[ProcessBatchArgs]) time.Ti
 	return time.Now().Add(w.p.backoff(job.Attempt))
 }
 
-// flush writes what a run gathered: its replies, the words of its
-// messages, its jobs.
+// newRun begins a processing run over the contacts' messages in tx: with
+// the responder's batch when it batches.
+func (p *Pipeline) newRun(ctx context.Context, tx *gorm.DB, contactIDs []int64) (*runJobs, error) {
+	b, ok := p.responder.(Batcher)
+	if !ok {
+		return &runJobs{}, nil
+	}
+	batch, err := b.Batch(ctx, tx, contactIDs)
+	if err != nil {
+		return nil, err
+	}
+	return &runJobs{batch: batch}, nil
+}
+
+// flush writes what a run gathered: what its responder keeps, its
+// replies, the words of its messages, its jobs.
 func (p *Pipeline) flush(ctx context.Context, tx *gorm.DB, r *runJobs) error {
+	if r.batch != nil {
+		if err := r.batch.Flush(ctx, tx); err != nil {
+			return err
+		}
+	}
 	if err := p.messages.InsertReplies(ctx, tx, r.replies); err != nil {
 		return err
 	}
@@ -240,6 +265,17 @@ type runJobs struct {
 	send    int               // index in all of the send job being filled, +1 (0: none)
 	words   []*models.Message // messages whose words are to be indexed
 	replies []*models.Message // replies numbered, to be written
+	// batch answers the run's messages when the responder batches (else
+	// the responder does, message by message).
+	batch BatchResponder
+}
+
+// responder is what answers the run's messages.
+func (r *runJobs) responder(p *Pipeline) Responder {
+	if r.batch != nil {
+		return r.batch
+	}
+	return p.responder
 }
 
 // add appends jobs, merging a send job into the one before it when both
@@ -378,7 +414,7 @@ func (p *Pipeline) processOne(ctx context.Context, tx *gorm.DB, contact *models.
 		return held, err // a voice note still being transcribed: it and those after it wait
 	}
 	rctx, span := tracing.Tracer().Start(ctx, "respond")
-	out, err := p.responder.Respond(rctx, tx, contact, in)
+	out, err := jobs.responder(p).Respond(rctx, tx, contact, in)
 	span.End()
 	if err != nil {
 		return false, err

@@ -18,14 +18,31 @@ import (
 )
 
 // poisoned runs the flows but always fails on one message, as a value that
-// no longer decrypts or a pinned flow that no longer parses would.
+// no longer decrypts or a pinned flow that no longer parses would, message
+// by message and in a batch alike.
 type poisoned struct{ *pipeline.Flows }
 
 func (p poisoned) Respond(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message) (*pipeline.Outcome, error) {
+	return poison(ctx, tx, p.Flows, contact, in)
+}
+
+func (p poisoned) Batch(ctx context.Context, tx *gorm.DB, contactIDs []int64) (pipeline.BatchResponder, error) {
+	b, err := p.Flows.Batch(ctx, tx, contactIDs)
+	return poisonedBatch{b}, err
+}
+
+type poisonedBatch struct{ pipeline.BatchResponder }
+
+func (p poisonedBatch) Respond(ctx context.Context, tx *gorm.DB, contact *models.Contact, in *models.Message) (*pipeline.Outcome, error) {
+	return poison(ctx, tx, p.BatchResponder, contact, in)
+}
+
+// poison fails on the message "poison" and lets r answer any other.
+func poison(ctx context.Context, tx *gorm.DB, r pipeline.Responder, contact *models.Contact, in *models.Message) (*pipeline.Outcome, error) {
 	if in.Body == "poison" {
 		return nil, errors.New("this message can never be processed")
 	}
-	return p.Flows.Respond(ctx, tx, contact, in)
+	return r.Respond(ctx, tx, contact, in)
 }
 
 func TestProcess_AMessageThatAlwaysFailsIsSetAsideAndTheRestGoOn(t *testing.T) {

@@ -95,35 +95,102 @@ func (s *ConversationStore) Get(ctx context.Context, tx *gorm.DB, id int64) (*mo
 	return row.model()
 }
 
+// OpenOf returns the conversations of the contacts that have not ended,
+// by contact (a contact with none has no entry), with one statement.
+func (s *ConversationStore) OpenOf(ctx context.Context, tx *gorm.DB, contactIDs []int64) (map[int64]*models.Conversation, error) {
+	var rows []conversationRow
+	err := gormFor(ctx, s.db, s.crypto, tx).Where("contact_id = ANY(?::bigint[]) AND status NOT IN ('ended', 'error')", bigintArray(contactIDs)).Find(&rows).Error
+	if err != nil {
+		return nil, dbError(err, "Conversation")
+	}
+	out := make(map[int64]*models.Conversation, len(rows))
+	for i := range rows {
+		c, err := rows[i].model()
+		if err != nil {
+			return nil, err
+		}
+		out[c.ContactID] = c
+	}
+	return out, nil
+}
+
 // Save inserts a new conversation (ID 0, setting its ID) or updates one.
 func (s *ConversationStore) Save(ctx context.Context, tx *gorm.DB, c *models.Conversation) error {
-	g := gormFor(ctx, s.db, s.crypto, tx)
-	vars, err := json.Marshal(c.Variables)
+	created, err := s.Stage(ctx, tx, c)
 	if err != nil {
-		return models.Wrap(err, models.EINTERNAL, "Conversation variables cannot be stored.")
+		return err
 	}
+	if created {
+		return s.SaveAll(ctx, tx, []*models.Conversation{c}, nil)
+	}
+	return s.SaveAll(ctx, tx, nil, []*models.Conversation{c})
+}
+
+// Stage readies c to be written by SaveAll, and reports whether it is new:
+// a new conversation (ID 0) is given its ID and start; c's time of change
+// (and of ending, when it ended) becomes now.
+func (s *ConversationStore) Stage(ctx context.Context, tx *gorm.DB, c *models.Conversation) (created bool, err error) {
 	now := time.Now().UTC()
+	if c.ID == 0 {
+		id, err := s.ids.Next(ctx, gormFor(ctx, s.db, s.crypto, tx))
+		if err != nil {
+			return false, dbError(err, "Conversation")
+		}
+		c.ID, c.StartedAt, created = id, now, true
+	}
 	if c.Status == models.ConversationEnded && c.EndedAt == nil {
 		c.EndedAt = &now
 	}
-	row := &conversationRow{
-		ID: c.ID, ContactID: c.ContactID, FlowID: c.FlowID, FlowVersion: c.FlowVersion, Node: c.Node, Status: string(c.Status),
-		Variables: vars, Retries: c.Retries, Language: c.Language, Error: c.Error, WaitSeq: c.WaitSeq, RemindedSeq: c.RemindedSeq,
-		Pending: c.Pending, StartedAt: c.StartedAt, UpdatedAt: now, ExpiresAt: c.ExpiresAt, EndedAt: c.EndedAt,
-	}
-	if row.ID == 0 {
-		id, err := s.ids.Next(ctx, g)
+	c.UpdatedAt = now
+	return created, nil
+}
+
+// conversationChanges are the columns an update of a conversation writes.
+var conversationChanges = []string{"flow_id", "flow_version", "node", "status", "variables_enc", "retries", "language", "error",
+	"wait_seq", "reminded_seq", "pending_enc", "updated_at", "expires_at", "ended_at"}
+
+// SaveAll writes conversations Stage readied: the changed with one
+// statement, then the created with another (so that one that ended has
+// made way for its contact's new one).
+func (s *ConversationStore) SaveAll(ctx context.Context, tx *gorm.DB, created, changed []*models.Conversation) error {
+	g := gormFor(ctx, s.db, s.crypto, tx)
+	if len(changed) > 0 {
+		rows, err := conversationRows(changed)
+		if err != nil {
+			return err
+		}
+		// An upsert of rows that exist: one statement updates them all.
+		err = g.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, DoUpdates: clause.AssignmentColumns(conversationChanges)}).Create(rows).Error
 		if err != nil {
 			return dbError(err, "Conversation")
 		}
-		row.ID, row.StartedAt = id, now
-		if err := g.Create(row).Error; err != nil {
+	}
+	if len(created) > 0 {
+		rows, err := conversationRows(created)
+		if err != nil {
+			return err
+		}
+		if err := g.Create(rows).Error; err != nil {
 			return dbError(err, "Conversation")
 		}
-		c.ID, c.StartedAt = id, now
-		return nil
 	}
-	return dbError(g.Select("*").Omit("started_at", "contact_id").Updates(row).Error, "Conversation")
+	return nil
+}
+
+func conversationRows(cs []*models.Conversation) ([]*conversationRow, error) {
+	rows := make([]*conversationRow, len(cs))
+	for i, c := range cs {
+		vars, err := json.Marshal(c.Variables)
+		if err != nil {
+			return nil, models.Wrap(err, models.EINTERNAL, "Conversation variables cannot be stored.")
+		}
+		rows[i] = &conversationRow{
+			ID: c.ID, ContactID: c.ContactID, FlowID: c.FlowID, FlowVersion: c.FlowVersion, Node: c.Node, Status: string(c.Status),
+			Variables: vars, Retries: c.Retries, Language: c.Language, Error: c.Error, WaitSeq: c.WaitSeq, RemindedSeq: c.RemindedSeq,
+			Pending: c.Pending, StartedAt: c.StartedAt, UpdatedAt: c.UpdatedAt, ExpiresAt: c.ExpiresAt, EndedAt: c.EndedAt,
+		}
+	}
+	return rows, nil
 }
 
 // PinFlow keeps the source of a flow version a conversation started on.
