@@ -42,8 +42,12 @@ func (s *ContactStore) Erase(ctx context.Context, id int64, actor *models.Actor,
 			return dbError(res.Error, "Contact")
 		}
 		n.Jobs = res.RowsAffected
-		// Messages first (with their words and attachments, by cascade):
-		// a resend refers to the message it resent, both of this contact.
+		// Messages first (their words with them, their attachments by
+		// cascade): a resend refers to the message it resent, both of
+		// this contact.
+		if err := tx.Exec(`DELETE FROM message_words WHERE message_id IN (SELECT id FROM messages WHERE contact_id = ?)`, id).Error; err != nil {
+			return dbError(err, "Contact")
+		}
 		if err := tx.Exec(`DELETE FROM messages WHERE contact_id = ?`, id).Error; err != nil {
 			return dbError(err, "Contact")
 		}
