@@ -35,6 +35,9 @@ type Cluster struct {
 	// Throwaway turns off fsync: for test clusters whose data may be lost
 	// in a machine crash.
 	Throwaway bool
+	// Options are more server options ("-c name=value ..."), appended to
+	// the cluster's own.
+	Options string
 
 	bin     string // directory of initdb and pg_ctl
 	runAs   *user.User
@@ -140,8 +143,8 @@ func (c *Cluster) Start(ctx context.Context) error {
 		if c.Throwaway {
 			opts += " -c fsync=off -c full_page_writes=off"
 		}
-		if extra := os.Getenv("PARLEY_PG_OPTS"); extra != "" {
-			opts += " " + extra // server options for a local study, e.g. pg_stat_statements
+		if c.Options != "" {
+			opts += " " + c.Options
 		}
 		_, err := c.command(ctx, "pg_ctl", "start", "-D", c.DataDir, "-w", "-t", "60",
 			"-l", filepath.Join(c.DataDir, "server.log"), "-o", opts)

@@ -69,7 +69,7 @@ func setup() error {
 		if err != nil {
 			return err
 		}
-		c.Throwaway = true
+		c.Throwaway, c.Options = true, os.Getenv("PARLEY_PG_OPTS")
 		if err := c.Start(ctx); err != nil {
 			return err
 		}
@@ -184,6 +184,7 @@ func OpenDurable(t testing.TB) *store.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.Options = os.Getenv("PARLEY_PG_OPTS")
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
