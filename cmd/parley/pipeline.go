@@ -114,7 +114,7 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 	p, err := pipeline.New(pipeline.Deps{Events: events,
 		DB: db, Crypto: c, Senders: senders, Fetchers: fetchers, Logger: log, Metrics: metrics,
 		Responder: responder, AI: textAI, Speech: speech, Vision: vision,
-		Config: pipeline.Config{Workers: cfg.Workers, AIWorkers: cfg.AIWorkers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes,
+		Config: pipeline.Config{Workers: cfg.Workers, SendWorkers: cfg.SendWorkers, AIWorkers: cfg.AIWorkers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes,
 			JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, RetentionDays: cfg.RetentionDays, UnderstandHold: cfg.UnderstandHold},
 	})
 	if err != nil {

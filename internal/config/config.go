@@ -75,6 +75,7 @@ type Config struct {
 	SendRate      float64 // outbound messages per second per provider and instance
 	MediaMaxBytes int64   // largest inbound attachment fetched
 	Workers       int     // queue jobs run at once per instance
+	SendWorkers   int     // send jobs run at once per instance, on their own queue
 	AIWorkers     int     // AI requests at once per instance
 	// JobTimeout bounds one queue job (a fetch or an AI call gets twice
 	// it); RescueAfter is when a job left running by a dead instance is
@@ -190,6 +191,7 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		SendRate:      l.float("PARLEY_SEND_RATE", 10),
 		MediaMaxBytes: int64(l.float("PARLEY_MEDIA_MAX_BYTES", 16<<20)),
 		Workers:       int(l.float("PARLEY_WORKERS", 20)),
+		SendWorkers:   int(l.float("PARLEY_SEND_WORKERS", 10)),
 		AIWorkers:     int(l.float("PARLEY_AI_WORKERS", 10)),
 	}
 	c.RetentionDays = int(l.float("PARLEY_RETENTION_DAYS", 0))
@@ -214,7 +216,7 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 	// Every worker may hold a connection at once, and so may the two
 	// ingest committers; the rest serve HTTP requests and the queue's own
 	// upkeep.
-	c.DBMaxConns = int(l.float("PARLEY_DB_MAX_CONNS", float64(c.Workers+c.AIWorkers+10)))
+	c.DBMaxConns = int(l.float("PARLEY_DB_MAX_CONNS", float64(c.Workers+c.SendWorkers+c.AIWorkers+10)))
 
 	l.databaseURL(c.DatabaseURL, req.Database)
 	l.addr(c.Addr)

@@ -125,13 +125,13 @@ func TestLoad_ReportsEveryProblemNamingTheVariable(t *testing.T) {
 // the workers made them queue for connections.
 func TestLoad_PoolIsSizedFromTheWorkers(t *testing.T) {
 	env := validEnv()
-	env["PARLEY_WORKERS"], env["PARLEY_AI_WORKERS"] = "30", "5"
+	env["PARLEY_WORKERS"], env["PARLEY_SEND_WORKERS"], env["PARLEY_AI_WORKERS"] = "30", "4", "5"
 	c, err := load(env, all)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DBMaxConns != 45 {
-		t.Errorf("DBMaxConns = %d, want 30 + 5 + 10", c.DBMaxConns)
+	if c.DBMaxConns != 49 {
+		t.Errorf("DBMaxConns = %d, want 30 + 4 + 5 + 10", c.DBMaxConns)
 	}
 	env["PARLEY_DB_MAX_CONNS"] = "12"
 	if c, _ := load(env, all); c == nil || c.DBMaxConns != 12 {

@@ -535,6 +535,15 @@ type SendArgs struct {
 // Kind implements river.JobArgs.
 func (SendArgs) Kind() string { return "send_message" }
 
+// InsertOpts implements river.JobArgsWithInsertOpts: sends go on their
+// own queue.
+func (SendArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: queueSend} }
+
+// queueSend holds sends apart: processing jobs waiting for a contact's
+// turn (its lock) fill the default queue's workers, never those that send
+// the replies already decided.
+const queueSend = "send"
+
 type sendWorker struct {
 	river.WorkerDefaults[SendArgs]
 	p *Pipeline

@@ -130,6 +130,7 @@ func (a Ack) replies() []string {
 // Config tunes the pipeline.
 type Config struct {
 	Workers      int     // jobs run at once by this instance (default 20)
+	SendWorkers  int     // send jobs at once, on a queue of their own so processing waiting its turn never holds up replies (default 10)
 	AIWorkers    int     // AI requests at once, on a queue of their own so slow calls never hold up messages (default 10)
 	SendRate     float64 // messages per second per provider, all instances together (default 10)
 	SendBurst    int     // sends the cap lets through at once after a quiet spell (default 1)
@@ -174,6 +175,9 @@ func (c *Config) longJob() time.Duration { return 2 * c.JobTimeout }
 func (c *Config) defaults() {
 	if c.Workers <= 0 {
 		c.Workers = 20
+	}
+	if c.SendWorkers <= 0 {
+		c.SendWorkers = 10
 	}
 	if c.SendRate <= 0 {
 		c.SendRate = 10
@@ -304,6 +308,7 @@ func New(d Deps) (*Pipeline, error) {
 	p.worker, err = river.NewClient(riverpgxv5.New(d.DB.Pool), &river.Config{
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: d.Config.Workers},
+			queueSend:          {MaxWorkers: d.Config.SendWorkers},
 			queueAI:            {MaxWorkers: d.Config.AIWorkers},
 		},
 		Workers:           workers,
