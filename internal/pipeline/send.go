@@ -319,14 +319,7 @@ func (p *Pipeline) waitForSlot(ctx context.Context, run *sendRun, provider strin
 	if wait <= 0 {
 		return nil
 	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
+	return sleep(ctx, wait)
 }
 
 // optedOutReason tells staff why nothing is sent to a contact.

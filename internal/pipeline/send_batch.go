@@ -31,6 +31,9 @@ type SendBatchArgs struct {
 // Kind implements river.JobArgs.
 func (SendBatchArgs) Kind() string { return "send_batch" }
 
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (SendBatchArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: queueSend} }
+
 // sendConcurrency is how many of a batch's contacts are sent to at once.
 const sendConcurrency = 8
 
@@ -62,42 +65,69 @@ func (w *sendBatchWorker) NextRetry(job *river.Job[SendBatchArgs]) time.Time {
 // out a retry, an attempt a crash left open, a call to be retried) is
 // handed to a send job of its own (SendArgs), which waits, asks the
 // platform, retries: one contact's trouble never holds up the others. A
-// contact whose earlier message is still on its way keeps the batch
-// instead, which comes back for it (a snooze), passing over what it sent;
-// but a pass that hands anything on ends the batch, handing on all it
-// leaves, so that no message is ever in two jobs.
+// contact whose earlier message is still on its way (in another job)
+// keeps the batch instead, which looks again shortly, for a while here
+// and then in a snooze, passing over what it sent; but a pass that hands
+// anything on ends the batch, handing on all it leaves, so that no
+// message is ever in two jobs.
 func (w *sendBatchWorker) Work(ctx context.Context, job *river.Job[SendBatchArgs]) error {
 	p := w.p
 	start := time.Now()
 	ctx, span := tracing.Tracer().Start(tracing.Extract(ctx, job.Args.Trace), "send_batch")
 	defer span.End()
-	within := p.cfg.JobTimeout
-	if deadline, ok := ctx.Deadline(); ok {
-		within = time.Until(deadline)
+	deadline := start.Add(p.cfg.JobTimeout)
+	if d, ok := ctx.Deadline(); ok {
+		deadline = d
 	}
-	within = (within - time.Second) / 2 // the calls need time too
+	// Looking again here spares a waiting contact the queue's next fetch;
+	// past a quarter of the job's time the batch snoozes instead.
+	lookUntil := start.Add(time.Until(deadline) / 4)
+	defer func() { p.metrics.jobLatency.WithLabelValues("send_batch").Observe(time.Since(start).Seconds()) }()
+	runs := job.Args.Runs
+	for {
+		waiting, after, err := p.sendPass(ctx, job, runs, time.Until(deadline))
+		if err != nil || len(waiting) == 0 {
+			return err
+		}
+		if time.Now().Add(after).After(lookUntil) {
+			return river.JobSnooze(after)
+		}
+		if sleep(ctx, after) != nil {
+			return river.JobSnooze(after) // stopping: nothing of this pass is left open
+		}
+		runs = waiting
+	}
+}
+
+// sendPass is one pass of a batch over runs, with left of the job's time.
+// It returns the runs still waiting for an earlier message of their
+// contact on its way, and how soon to look at them again; or an error
+// (a snooze among them) that ends the job.
+func (p *Pipeline) sendPass(ctx context.Context, job *river.Job[SendBatchArgs], runs [][]int64, left time.Duration) (waiting [][]int64, after time.Duration, err error) {
+	within := (left - time.Second) / 2 // the calls need time too
 	interval := time.Duration(float64(time.Second) / p.cfg.SendRate)
 	var all int
-	for _, ids := range job.Args.Runs {
+	for _, ids := range runs {
 		all += len(ids)
 	}
 	if time.Duration(all)*interval > within {
-		// The rate cap was lowered since the batch was queued: too many for one job.
-		return p.enqueueMany(ctx, nil, p.sendsAlone(job.Args.Runs, job.Args.Trace))
+		// The rate cap was lowered since the batch was queued (or its
+		// time is nearly up): too many for this job.
+		return nil, 0, p.enqueueMany(ctx, nil, p.sendsAlone(runs, job.Args.Trace))
 	}
-	b, err := p.beginBatch(ctx, job)
+	b, err := p.beginBatch(ctx, runs, job.Args.Trace)
 	if err != nil {
 		if ctx.Err() != nil {
-			return err // cancelled: nothing was committed; River tries again
+			return nil, 0, err // cancelled: nothing was committed; River tries again
 		}
 		// One message that cannot be read (say, a body that no longer
 		// opens) must not hold up the rest: each run goes on alone.
 		p.log.Warn("a batch of sends failed together; each contact's go on alone",
-			slog.Int("contacts", len(job.Args.Runs)), slog.String("error", err.Error()))
-		if ierr := p.enqueueMany(ctx, nil, p.sendsAlone(job.Args.Runs, job.Args.Trace)); ierr != nil {
-			return fmt.Errorf("send batch: %w; handing it on: %w", err, ierr)
+			slog.Int("contacts", len(runs)), slog.String("error", err.Error()))
+		if ierr := p.enqueueMany(ctx, nil, p.sendsAlone(runs, job.Args.Trace)); ierr != nil {
+			return nil, 0, fmt.Errorf("send batch: %w; handing it on: %w", err, ierr)
 		}
-		return nil
+		return nil, 0, nil
 	}
 	var wait time.Duration
 	reserved := false
@@ -107,21 +137,30 @@ func (w *sendBatchWorker) Work(ctx context.Context, job *river.Job[SendBatchArgs
 		}
 	}
 	// Recorded even when the job's time is up: the platform has those.
-	handed, ferr := p.finishBatch(ctx, job, b, reserved)
-	p.metrics.jobLatency.WithLabelValues("send_batch").Observe(time.Since(start).Seconds())
+	handed, ferr := p.finishBatch(ctx, job.Args.Trace, b, reserved)
 	switch {
 	case ferr != nil:
-		return ferr
+		return nil, 0, ferr
 	case handed:
-		return nil // all it left goes on elsewhere
+		return nil, 0, nil // all it left goes on elsewhere
 	case err != nil:
-		return err // no slots to be had: nothing begun is left
+		return nil, 0, err // no slots to be had: nothing begun is left
 	case b.begun > 0 && !reserved:
-		return river.JobSnooze(max(wait, 10*time.Millisecond))
-	case len(b.waiting) > 0:
-		return river.JobSnooze(turnWait(time.Since(b.queued), false))
+		return nil, 0, river.JobSnooze(max(wait, 10*time.Millisecond))
 	}
-	return nil
+	return b.waiting, turnWait(time.Since(b.queued), false), nil
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // sendsAlone returns a send job of its own for each run.
@@ -173,12 +212,12 @@ type batchRun struct {
 // that go now, in one transaction. Messages sent or failed already (the
 // batch came back) are passed over; one that may not go is failed with
 // the reason.
-func (p *Pipeline) beginBatch(ctx context.Context, job *river.Job[SendBatchArgs]) (*batchStart, error) {
+func (p *Pipeline) beginBatch(ctx context.Context, runs [][]int64, trace tracing.Carrier) (*batchStart, error) {
 	var b *batchStart
 	err := p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		b = &batchStart{}
 		var all []int64
-		for _, ids := range job.Args.Runs {
+		for _, ids := range runs {
 			all = append(all, ids...)
 		}
 		states, err := p.messages.LockOutbounds(ctx, tx, all, p.cfg.RescueAfter+time.Minute)
@@ -186,7 +225,7 @@ func (p *Pipeline) beginBatch(ctx context.Context, job *river.Job[SendBatchArgs]
 			return err
 		}
 		var begin []int64
-		for _, ids := range job.Args.Runs {
+		for _, ids := range runs {
 			r := &batchRun{}
 		run:
 			for i, id := range ids {
@@ -198,14 +237,14 @@ func (p *Pipeline) beginBatch(ctx context.Context, job *river.Job[SendBatchArgs]
 				case models.StatusQueued:
 				case models.StatusSending:
 					// Open since a crash or a cut-off call: its own job asks the platform.
-					b.handed = append(b.handed, p.sendAlone(ids[i:], job.Args.Trace, 0))
+					b.handed = append(b.handed, p.sendAlone(ids[i:], trace, 0))
 					break run
 				default:
 					continue // sent or failed already
 				}
 				if len(r.msgs) == 0 && st.Waiting {
 					if st.Retrying || time.Since(st.Message.CreatedAt) > 30*time.Second {
-						b.handed = append(b.handed, p.sendAlone(ids[i:], job.Args.Trace, 0))
+						b.handed = append(b.handed, p.sendAlone(ids[i:], trace, 0))
 						break run
 					}
 					if len(b.waiting) == 0 || st.Message.CreatedAt.Before(b.queued) {
@@ -261,14 +300,7 @@ func (c *slotClock) wait(ctx context.Context) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
+	return sleep(ctx, d)
 }
 
 // sendRuns makes the calls of the runs, several at once.
@@ -336,7 +368,7 @@ const finishBatchTimeout = 10 * time.Second
 // on in a job of its own, with those beginBatch handed on; and when any
 // does, so does everything the batch leaves (it then ends). It reports
 // whether anything was handed on.
-func (p *Pipeline) finishBatch(ctx context.Context, job *river.Job[SendBatchArgs], b *batchStart, called bool) (handed bool, err error) {
+func (p *Pipeline) finishBatch(ctx context.Context, trace tracing.Carrier, b *batchStart, called bool) (handed bool, err error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishBatchTimeout)
 	defer cancel()
 	var ids, undo []int64
@@ -365,14 +397,14 @@ func (p *Pipeline) finishBatch(ctx context.Context, job *river.Job[SendBatchArgs
 		}
 		from := r.ids[slices.Index(r.ids, r.msgs[r.done].Message.ID):]
 		if called {
-			b.handed = append(b.handed, p.sendAlone(from, job.Args.Trace, r.after))
+			b.handed = append(b.handed, p.sendAlone(from, trace, r.after))
 		} else {
-			rest = append(rest, p.sendAlone(from, job.Args.Trace, 0))
+			rest = append(rest, p.sendAlone(from, trace, 0))
 		}
 	}
 	if handed = len(b.handed) > 0; handed {
 		jobs = append(append(jobs, b.handed...), rest...)
-		jobs = append(jobs, p.sendsAlone(b.waiting, job.Args.Trace)...)
+		jobs = append(jobs, p.sendsAlone(b.waiting, trace)...)
 	}
 	if len(ids) == 0 && len(undo) == 0 && len(jobs) == 0 {
 		return false, nil

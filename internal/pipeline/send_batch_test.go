@@ -154,15 +154,17 @@ func (g *gate) Send(ctx context.Context, out channel.Outbound) (string, error) {
 }
 
 // A wave's replies wait, in their batch, for the contacts' earlier
-// replies still on their way, and leave after them, in order, without a
-// job of their own.
+// replies still on their way (looking again in the job for a quarter of
+// its time, then snoozing), and leave after them, in order, without a job
+// of their own.
 func TestSendBatch_RepliesWaitInTheBatchForEarlierOnes(t *testing.T) {
 	e := newEnv(t)
 	g := &gate{Sender: e.twilio, open: make(chan struct{}), entered: make(chan struct{}, 1)}
 	p := e.startWith(t, pipeline.Deps{
 		Responder: pipeline.NewFlows(engine.Builtin(), e.db, e.crypto),
 		Senders:   map[string]channel.Sender{channel.Twilio: g},
-		Config:    pipeline.Config{SendRate: 1000, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond},
+		Config: pipeline.Config{SendRate: 1000, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond,
+			JobTimeout: 2 * time.Second},
 	})
 	e.wave(t, p, 4, "SMa", "hello")
 	<-g.entered // the first wave's batch is calling
