@@ -134,7 +134,7 @@ func (ProcessBatchArgs) Kind() string { return "process_contacts" }
 // batchContacts is how many contacts one batch job takes at most: enough
 // to share the round trips, few enough for several workers to share a
 // wave of them.
-const batchContacts = 32
+const batchContacts = 64
 
 // batchLockWait is how long a batch waits for the lock of a contact whose
 // messages another job is processing (the batch of an earlier commit,
