@@ -173,7 +173,8 @@ func TestProcess_AMessageThatNoLongerDecryptsIsSetAside(t *testing.T) {
 // and one transaction. One contact whose message always fails does not
 // hold up the others: the batch hands each contact to a job of its own,
 // and only the poisoned message is set aside. A contact whose lock
-// another transaction holds is handed on too, and answered once it is free.
+// another transaction holds past the batch's wait for it (2 s) is handed
+// on too, and answered once it is free.
 func TestProcess_ABatchOfContactsGoesOnPastOneThatFailsOrIsBusy(t *testing.T) {
 	e := newEnv(t)
 	e.startWith(t, pipeline.Deps{
