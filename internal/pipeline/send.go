@@ -38,7 +38,9 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	err := w.sendAll(ctx, run)
 	if run.done != nil {
 		// Whatever happened after it, the platform took this one.
-		if rerr := w.p.recordSent(context.WithoutCancel(ctx), run.done, nil); rerr != nil && err == nil {
+		rctx, cancel := settling(ctx)
+		defer cancel()
+		if rerr := w.p.recordSent(rctx, run.done, nil); rerr != nil && err == nil {
 			err = rerr
 		}
 	}
@@ -189,7 +191,9 @@ func (p *Pipeline) sendOne(ctx context.Context, run *sendRun, messageID int64, l
 	})
 	if err != nil && done != nil {
 		// The transaction that was to record it did not commit.
-		if rerr := p.recordSent(context.WithoutCancel(ctx), done, nil); rerr != nil {
+		rctx, cancel := settling(ctx)
+		defer cancel()
+		if rerr := p.recordSent(rctx, done, nil); rerr != nil {
 			return rerr
 		}
 	}
@@ -213,7 +217,9 @@ func (p *Pipeline) sendOne(ctx context.Context, run *sendRun, messageID int64, l
 
 	if err := p.waitForSlot(ctx, run, st.Message.Provider, left); err != nil {
 		// Not called: the attempt did not happen.
-		_ = p.messages.FinishAttempt(context.WithoutCancel(ctx), nil, st.Message.ID, models.StatusQueued, "", "", "")
+		rctx, cancel := settling(ctx)
+		defer cancel()
+		_ = p.messages.FinishAttempt(rctx, nil, st.Message.ID, models.StatusQueued, "", "", "")
 		return err
 	}
 	providerID, sendErr := sender.Send(ctx, out)
@@ -225,7 +231,8 @@ func (p *Pipeline) sendOne(ctx context.Context, run *sendRun, messageID int64, l
 		return ctx.Err()
 	}
 	// Record the outcome even if ctx ends now.
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := settling(ctx)
+	defer cancel()
 	p.metrics.jobLatency.WithLabelValues("send_message").Observe(time.Since(start).Seconds())
 	if sendErr == nil {
 		p.metrics.sends.WithLabelValues(st.Message.Provider, "sent").Inc()
@@ -322,6 +329,17 @@ func (p *Pipeline) waitForSlot(ctx context.Context, run *sendRun, provider strin
 	return sleep(ctx, wait)
 }
 
+// settleGrace bounds what is recorded after a job's own time is up (what
+// the platform took or refused): long enough for a healthy database,
+// short of waiting on a hung one for ever.
+const settleGrace = 10 * time.Second
+
+// settling returns the context in which the outcome of a call to the
+// platform is recorded: it outlives ctx's end, by at most settleGrace.
+func settling(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), settleGrace)
+}
+
 // optedOutReason tells staff why nothing is sent to a contact.
 const optedOutReason = "The contact opted out (STOP); nothing more is sent until they send START."
 
@@ -351,7 +369,9 @@ func (p *Pipeline) reconcile(ctx context.Context, job *river.Job[SendArgs], st *
 			return false, err
 		}
 		p.metrics.sends.WithLabelValues(provider, "uncertain").Inc()
-		return true, p.failSend(context.WithoutCancel(ctx), nil, st, codeUncertain, uncertainReason)
+		rctx, cancel := settling(ctx)
+		defer cancel()
+		return true, p.failSend(rctx, nil, st, codeUncertain, uncertainReason)
 	}
 	for _, id := range ids {
 		known, err := p.messages.ProviderIDKnown(ctx, provider, id)
@@ -360,7 +380,9 @@ func (p *Pipeline) reconcile(ctx context.Context, job *river.Job[SendArgs], st *
 		}
 		if !known {
 			p.metrics.sends.WithLabelValues(provider, "reconciled_sent").Inc()
-			return true, p.recordSent(context.WithoutCancel(ctx), &sentRecord{st: st, sender: sender, providerID: id}, nil)
+			rctx, cancel := settling(ctx)
+			defer cancel()
+			return true, p.recordSent(rctx, &sentRecord{st: st, sender: sender, providerID: id}, nil)
 		}
 	}
 	p.metrics.sends.WithLabelValues(provider, "reconciled_absent").Inc()

@@ -324,7 +324,7 @@ func (p *Pipeline) sendRun(ctx context.Context, r *batchRun, slots *slotClock) {
 		if st.Contact.OptedOut {
 			// The platform refused an earlier one as opted out (settleFailure noted it).
 			p.metrics.sends.WithLabelValues(st.Message.Provider, codeOptedOut).Inc()
-			if err := p.failSend(context.WithoutCancel(ctx), nil, st, codeOptedOut, optedOutReason); err != nil {
+			if err := p.failSend(ctx, nil, st, codeOptedOut, optedOutReason); err != nil {
 				return // it goes on in a job of its own, which settles it
 			}
 			r.done++
@@ -345,7 +345,9 @@ func (p *Pipeline) sendRun(ctx context.Context, r *batchRun, slots *slotClock) {
 		if ctx.Err() != nil {
 			return // the platform may have it: its own job asks
 		}
-		err := p.settleFailure(context.WithoutCancel(ctx), st, sender, sendErr, false)
+		sctx, cancel := settling(ctx)
+		err := p.settleFailure(sctx, st, sender, sendErr, false)
+		cancel()
 		if err == nil {
 			r.done, r.called = r.done+1, false // failed for good: the next goes on
 			continue
@@ -358,10 +360,6 @@ func (p *Pipeline) sendRun(ctx context.Context, r *batchRun, slots *slotClock) {
 	}
 }
 
-// finishBatchTimeout bounds the recording of what a batch did, which goes
-// on after the job's own time is up: the platform has those messages.
-const finishBatchTimeout = 10 * time.Second
-
 // finishBatch records, in one transaction, the messages the platform
 // took and takes back the attempts of those never called (all of them
 // when no calls were made). What is left of a run stopped on the way goes
@@ -369,7 +367,7 @@ const finishBatchTimeout = 10 * time.Second
 // does, so does everything the batch leaves (it then ends). It reports
 // whether anything was handed on.
 func (p *Pipeline) finishBatch(ctx context.Context, trace tracing.Carrier, b *batchStart, called bool) (handed bool, err error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishBatchTimeout)
+	ctx, cancel := settling(ctx) // on after the job's time is up: the platform has those messages
 	defer cancel()
 	var ids, undo []int64
 	var providerIDs []string
