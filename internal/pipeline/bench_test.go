@@ -27,14 +27,28 @@ import (
 // as production does (the yardstick of the README's table); "throwaway"
 // on the shared test cluster, fsync off, where commits cost next to
 // nothing and the statements themselves are what is measured.
+// "conversation" is 200 contacts writing three times each, one commit
+// after another (each message waits for the one before it of its
+// contact); "wave" is a broadcast answered: 10,000 contacts writing once,
+// in commits of 500.
 func BenchmarkPipeline_InboundToReply(b *testing.B) {
-	b.Run("durable", func(b *testing.B) { benchInboundToReply(b, true) })
-	b.Run("throwaway", func(b *testing.B) { benchInboundToReply(b, false) })
+	conversation := replyLoad{contacts: 200, texts: []string{"hello", "Asha", "34"}, replies: 4, perCommit: 200}
+	wave := replyLoad{contacts: 10000, texts: []string{"hello"}, replies: 2, perCommit: 500}
+	b.Run("durable", func(b *testing.B) { benchInboundToReply(b, true, conversation) })
+	b.Run("durable-wave", func(b *testing.B) { benchInboundToReply(b, true, wave) })
+	b.Run("throwaway", func(b *testing.B) { benchInboundToReply(b, false, conversation) })
 }
 
-func benchInboundToReply(b *testing.B, durable bool) {
-	const contacts, perContact = 200, 3 // hello, a name, an age: four replies
-	const replies = contacts * 4
+// replyLoad is what the contacts of an inbound-to-reply run write.
+type replyLoad struct {
+	contacts  int
+	texts     []string // what each contact writes, in turn
+	replies   int      // how many replies the flow gives one contact for them all
+	perCommit int      // messages an ingest commit holds (a group of webhooks)
+}
+
+func benchInboundToReply(b *testing.B, durable bool, load replyLoad) {
+	messages, replies := load.contacts*len(load.texts), load.contacts*load.replies
 	e := newEnvTB(b)
 	if durable {
 		e.db = pgtest.OpenDurable(b)
@@ -57,17 +71,20 @@ func benchInboundToReply(b *testing.B, durable bool) {
 		if err := p.Start(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		census := pgtest.Census(b, e.db, contacts*perContact)
+		census := pgtest.Census(b, e.db, messages)
 		b.StartTimer()
 		m0, s0 := cpuNow()
 		start := time.Now()
-		for step, text := range []string{"hello", "Asha", "34"} {
-			var batch []channel.Inbound
-			for c := range contacts {
+		var batch []channel.Inbound
+		for step, text := range load.texts {
+			for c := range load.contacts {
 				batch = append(batch, sms(fmt.Sprintf("SM%d-%d-%d", round, c, step), fmt.Sprintf("+91%d%08d", 90+round, c), text))
-			}
-			if _, err := p.Ingest(context.Background(), batch); err != nil {
-				b.Fatal(err)
+				if len(batch) == load.perCommit || c == load.contacts-1 {
+					if _, err := p.Ingest(context.Background(), batch); err != nil {
+						b.Fatal(err)
+					}
+					batch = batch[:0]
+				}
 			}
 		}
 		deadline := time.After(5 * time.Minute)
@@ -78,7 +95,7 @@ func benchInboundToReply(b *testing.B, durable bool) {
 				b.Fatalf("only %d of %d replies arrived", i, replies)
 			}
 		}
-		rate = float64(contacts*perContact) / time.Since(start).Seconds()
+		rate = float64(messages) / time.Since(start).Seconds()
 		b.StopTimer()
 		m1, s1 := cpuNow()
 		busy, self = m1-m0, s1-s0
@@ -90,9 +107,9 @@ func benchInboundToReply(b *testing.B, durable bool) {
 	b.ReportMetric(rate, "msgs/s")
 	b.ReportMetric(ceiling, "commits/s")
 	b.ReportMetric(rate/ceiling, "ratio")
-	b.Logf("inbound to reply through the whole pipeline: %.0f messages/s (%d replies); same-run single-row commits %.0f/s; ratio %.3f; "+
+	b.Logf("inbound to reply through the whole pipeline: %.0f messages/s (%d from %d contacts, %d replies); same-run single-row commits %.0f/s; ratio %.3f; "+
 		"CPU per message %.1f ms, %.1f ms of it this process (Go, and the fake Twilio API)",
-		rate, replies, ceiling, rate/ceiling, 1000*busy/(contacts*perContact), 1000*self/(contacts*perContact))
+		rate, messages, load.contacts, replies, ceiling, rate/ceiling, 1000*busy/float64(messages), 1000*self/float64(messages))
 }
 
 // cpuNow returns the CPU seconds the machine and this process have used
