@@ -1,8 +1,9 @@
 -- +goose Up
 -- Each word of a message written to message_words had its foreign key
 -- checked: a query and a row lock on the message per word, most of what
--- indexing a message cost. Words are written only with their message, in
--- its transaction, and deleted explicitly with it (erasure) or before it
+-- indexing a message cost. Words are written with their message (a reply)
+-- or while it is processed under its contact's lock (an inbound one), and
+-- deleted explicitly with it (erasure, under the same lock) or before it
 -- loses its body (retention), so the check guards nothing.
 ALTER TABLE message_words DROP CONSTRAINT message_words_message_id_fkey;
 
