@@ -227,6 +227,12 @@ func (p *Pipeline) beginBatch(ctx context.Context, runs [][]int64, trace tracing
 		var begin []int64
 		for _, ids := range runs {
 			r := &batchRun{}
+			// What may refuse a run's messages is its contact's: asked once
+			// (a WhatsApp window is a statement).
+			var refused struct {
+				asked        bool
+				code, reason string
+			}
 		run:
 			for i, id := range ids {
 				st := states[id]
@@ -253,13 +259,17 @@ func (p *Pipeline) beginBatch(ctx context.Context, runs [][]int64, trace tracing
 					b.waiting = append(b.waiting, ids[i:])
 					break run
 				}
-				code, reason, err := p.refusal(ctx, tx, st.Contact, st.Message.Channel, false)
-				if err != nil {
-					return err
+				if !refused.asked {
+					code, reason, err := p.refusal(ctx, tx, st.Contact, st.Message.Channel, false)
+					if err != nil {
+						return err
+					}
+					if code == "" && p.senders[st.Message.Provider] == nil {
+						code, reason = codeNoSender, "No sender is configured for "+st.Message.Provider+"."
+					}
+					refused.asked, refused.code, refused.reason = true, code, reason
 				}
-				if code == "" && p.senders[st.Message.Provider] == nil {
-					code, reason = codeNoSender, "No sender is configured for "+st.Message.Provider+"."
-				}
+				code, reason := refused.code, refused.reason
 				if code != "" {
 					p.metrics.sends.WithLabelValues(st.Message.Provider, code).Inc()
 					if err := p.failSend(ctx, tx, st, code, reason); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,5 +212,41 @@ func TestSendBatch_CutOffMidCallIsReconciledOnce(t *testing.T) {
 	e.each(t, 3, greeting...)
 	if n := e.count(t, `SELECT count(*) FROM messages WHERE direction = 'out' AND status = 'sent'`); n != 6 {
 		t.Fatalf("%d replies recorded sent, want 6", n)
+	}
+}
+
+// A batch asks once per contact what may refuse its messages: a contact
+// whose WhatsApp window closed has every reply failed with the reason,
+// before any call, while the others' go.
+func TestSendBatch_AClosedWhatsAppWindowFailsThatContactsReplies(t *testing.T) {
+	e := newEnv(t)
+	var batch []channel.Inbound
+	for c := range 4 {
+		batch = append(batch, channel.Inbound{Provider: channel.Twilio, ProviderMessageID: fmt.Sprintf("SM%d", c), From: fmt.Sprintf("whatsapp:+9198765%05d", c), Body: "hello"})
+	}
+	if _, err := e.pipelineIngest(t, batch...); err != nil {
+		t.Fatal(err)
+	}
+	// Two of them last wrote 25 hours ago.
+	if _, err := e.db.Pool.Exec(context.Background(), `UPDATE messages SET created_at = now() - interval '25 hours' WHERE provider_message_id IN ('SM1', 'SM3')`); err != nil {
+		t.Fatal(err)
+	}
+	e.flows(t, pipeline.Config{SendRate: 1000, SendBurst: 100})
+	waitFor(t, "every reply to settle", func() bool {
+		return e.idle(t) && e.count(t, `SELECT count(*) FROM messages WHERE direction = 'out' AND status IN ('sent', 'failed')`) == 8
+	})
+	if n := len(e.api.Sent()); n != 4 {
+		t.Fatalf("Twilio took %d, want the open windows' 4", n)
+	}
+	for _, s := range e.api.Sent() {
+		if strings.HasSuffix(s.To, "00001") || strings.HasSuffix(s.To, "00003") {
+			t.Fatalf("a reply went to %s, whose window closed", s.To)
+		}
+	}
+	if n := e.count(t, `SELECT count(*) FROM messages WHERE direction = 'out' AND status = 'failed' AND error_code = 'parley:window_closed' AND error_reason <> ''`); n != 4 {
+		t.Fatalf("%d replies failed as the window closed, want 4", n)
+	}
+	if n := e.count(t, `SELECT count(*) FROM river_job WHERE kind = 'send_batch'`); n != 1 {
+		t.Fatalf("%d send batches, want 1", n)
 	}
 }
