@@ -187,7 +187,7 @@ func (w *processBatchWorker) Work(ctx context.Context, job *river.Job[ProcessBat
 			done = append(done, ids...)
 		}
 		handled = len(done)
-		jobs.batchSends(p.cfg.sendBatchMax(), p.cfg.MaxSendTries)
+		p.batchSends(jobs)
 		if err := p.flush(ctx, tx, jobs); err != nil {
 			return err
 		}
@@ -301,11 +301,12 @@ func (r *runJobs) add(jobs ...river.InsertManyParams) {
 }
 
 // batchSends gathers the run's send jobs, one a contact, into batches of
-// at most limit messages through one provider (SendBatchArgs), so that a
-// wave of replies leaves with a few statements for all of them. An
+// at most sendBatchMax messages through one provider (SendBatchArgs), so
+// that a wave of replies leaves with a few statements for all of them. An
 // opt-out confirmation keeps its own job, as does a contact who would be
 // alone in a batch.
-func (r *runJobs) batchSends(limit, tries int) {
+func (p *Pipeline) batchSends(r *runJobs) {
+	limit := p.cfg.sendBatchMax()
 	provider := make(map[int64]string, len(r.replies))
 	for _, m := range r.replies {
 		provider[m.ID] = m.Provider
@@ -333,10 +334,10 @@ func (r *runJobs) batchSends(limit, tries int) {
 	}
 	for _, b := range batches {
 		if len(b.Runs) == 1 {
-			keep = append(keep, river.InsertManyParams{Args: SendArgs{MessageIDs: b.Runs[0], Trace: b.Trace}, InsertOpts: &river.InsertOpts{MaxAttempts: tries}})
+			keep = append(keep, p.sendAlone(b.Runs[0], b.Trace, 0))
 			continue
 		}
-		keep = append(keep, river.InsertManyParams{Args: b, InsertOpts: &river.InsertOpts{MaxAttempts: tries}})
+		keep = append(keep, river.InsertManyParams{Args: b, InsertOpts: &river.InsertOpts{MaxAttempts: p.cfg.MaxSendTries}})
 	}
 	r.all, r.send = keep, 0
 }

@@ -177,16 +177,13 @@ func (p *Pipeline) sendOne(ctx context.Context, run *sendRun, messageID int64, l
 		if st.Waiting {
 			return nil
 		}
-		if code, reason, err := p.refusal(ctx, tx, st.Contact, st.Message.Channel, job.Args.OptOutConfirmation); err != nil || code != "" {
+		if code, reason, err := p.mayNotSend(ctx, tx, st, job.Args.OptOutConfirmation); err != nil || code != "" {
 			if err != nil {
 				return err
 			}
 			return fail(code, reason)
 		}
-		if sender = p.senders[st.Message.Provider]; sender == nil {
-			return fail(codeNoSender, "No sender is configured for "+st.Message.Provider+".")
-		}
-		proceed = true
+		sender, proceed = p.senders[st.Message.Provider], true
 		return p.messages.BeginAttempt(ctx, tx, st.Message.ID)
 	})
 	if err != nil && done != nil {
@@ -421,22 +418,38 @@ func (p *Pipeline) inTx(ctx context.Context, tx *gorm.DB, single bool, fn func(t
 func (p *Pipeline) recordSent(ctx context.Context, r *sentRecord, tx *gorm.DB) error {
 	_, polled := r.sender.(channel.StatusChecker)
 	record := func(tx *gorm.DB) error {
-		st := r.st
-		if err := p.messages.FinishAttempt(ctx, tx, st.Message.ID, models.StatusSent, r.providerID, "", ""); err != nil {
+		if err := p.messages.FinishAttempt(ctx, tx, r.st.Message.ID, models.StatusSent, r.providerID, "", ""); err != nil {
 			return err
 		}
-		m := *st.Message
-		m.Status = models.StatusSent
-		if err := p.emit(ctx, tx, p.event(EventMessageSent, st.Contact, &m, map[string]any{"provider_message_id": r.providerID})); err != nil {
-			return err
-		}
-		if !polled {
-			return nil // the platform pushes statuses to its webhook
-		}
-		poll := StatusPollArgs{MessageID: st.Message.ID, Provider: st.Message.Provider, SentAt: time.Now()}
-		return p.enqueue(ctx, tx, poll, &river.InsertOpts{ScheduledAt: time.Now().Add(firstPoll), MaxAttempts: 10})
+		return p.enqueueMany(ctx, tx, p.sentJobs(r))
 	}
 	return p.inTx(ctx, tx, !polled && p.events == nil, record)
+}
+
+// sentJobs are the jobs a message the platform took queues: its event,
+// and the first ask for its status when the platform is asked rather than
+// pushing statuses to its webhook.
+func (p *Pipeline) sentJobs(r *sentRecord) []river.InsertManyParams {
+	m := *r.st.Message
+	m.Status = models.StatusSent
+	jobs := p.event(EventMessageSent, r.st.Contact, &m, map[string]any{"provider_message_id": r.providerID})
+	if _, polled := r.sender.(channel.StatusChecker); polled {
+		poll := StatusPollArgs{MessageID: m.ID, Provider: m.Provider, SentAt: time.Now()}
+		jobs = append(jobs, river.InsertManyParams{Args: poll, InsertOpts: &river.InsertOpts{ScheduledAt: time.Now().Add(firstPoll), MaxAttempts: 10}})
+	}
+	return jobs
+}
+
+// mayNotSend is refusal for the message of st, and says so too when no
+// sender is configured for its provider.
+func (p *Pipeline) mayNotSend(ctx context.Context, tx *gorm.DB, st *store.SendState, optOutConfirmation bool) (code, reason string, err error) {
+	if code, reason, err = p.refusal(ctx, tx, st.Contact, st.Message.Channel, optOutConfirmation); err != nil || code != "" {
+		return code, reason, err
+	}
+	if p.senders[st.Message.Provider] == nil {
+		return codeNoSender, "No sender is configured for " + st.Message.Provider + ".", nil
+	}
+	return "", "", nil
 }
 
 // refusal says why nothing may be sent to contact on ch now (the code and

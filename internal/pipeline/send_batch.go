@@ -260,12 +260,9 @@ func (p *Pipeline) beginBatch(ctx context.Context, runs [][]int64, trace tracing
 					break run
 				}
 				if !refused.asked {
-					code, reason, err := p.refusal(ctx, tx, st.Contact, st.Message.Channel, false)
+					code, reason, err := p.mayNotSend(ctx, tx, st, false)
 					if err != nil {
 						return err
-					}
-					if code == "" && p.senders[st.Message.Provider] == nil {
-						code, reason = codeNoSender, "No sender is configured for "+st.Message.Provider+"."
 					}
 					refused.asked, refused.code, refused.reason = true, code, reason
 				}
@@ -383,15 +380,10 @@ func (p *Pipeline) finishBatch(ctx context.Context, trace tracing.Carrier, b *ba
 	var providerIDs []string
 	var jobs, rest []river.InsertManyParams
 	for _, r := range b.runs {
-		for _, s := range r.sent {
+		for i := range r.sent {
+			s := &r.sent[i]
 			ids, providerIDs = append(ids, s.st.Message.ID), append(providerIDs, s.providerID)
-			m := *s.st.Message
-			m.Status = models.StatusSent
-			jobs = append(jobs, p.event(EventMessageSent, s.st.Contact, &m, map[string]any{"provider_message_id": s.providerID})...)
-			if _, polled := s.sender.(channel.StatusChecker); polled {
-				poll := StatusPollArgs{MessageID: m.ID, Provider: m.Provider, SentAt: time.Now()}
-				jobs = append(jobs, river.InsertManyParams{Args: poll, InsertOpts: &river.InsertOpts{ScheduledAt: time.Now().Add(firstPoll), MaxAttempts: 10}})
-			}
+			jobs = append(jobs, p.sentJobs(s)...)
 		}
 		if r.done == len(r.msgs) {
 			continue
