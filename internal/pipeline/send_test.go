@@ -18,6 +18,8 @@ import (
 	"github.com/parley-chat/parley/internal/channel/twilio/twiliotest"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/pipeline"
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
 )
 
 // outbound returns the one outbound message's status, error code and reason.
@@ -280,4 +282,57 @@ func TestSend_TheRetryWaitsAsLongAsThePlatformAsked(t *testing.T) {
 	if len(api.Sent()) != 0 {
 		t.Fatal("sent despite the refusal")
 	}
+}
+
+// Sends have workers of their own: processing that waits for a contact's
+// lock (here the only processing worker, for a minute) never holds up a
+// reply already decided for another contact.
+func TestSend_AReplyIsNotHeldUpByProcessingWaitingForALock(t *testing.T) {
+	e := newEnv(t)
+	p := e.startWith(t, pipeline.Deps{
+		Responder: pipeline.Ack{Text: "ack"},
+		Senders:   map[string]channel.Sender{channel.Twilio: e.twilio},
+		Config: pipeline.Config{Workers: 1, SendRate: 1000, SendBurst: 100, FetchInterval: 20 * time.Millisecond,
+			JobTimeout: time.Minute, RescueAfter: 3 * time.Minute},
+	})
+	if _, err := p.Ingest(context.Background(), []channel.Inbound{sms("SM1", "+919876543210", "hello")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first contact answered", func() bool { return len(e.api.Sent()) == 1 && e.idle(t) })
+	var asha int64
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT contact_id FROM messages WHERE provider_message_id = 'SM1'`).Scan(&asha); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another contact's row is held, as a long override would; its message's processing waits.
+	ravi, _, err := store.NewContactStore(e.db, e.crypto).FindOrCreate(context.Background(), nil, "+919876543211")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold, err := e.db.Pool.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = hold.Rollback(context.Background()) }()
+	if _, err := hold.Exec(context.Background(), `SELECT 1 FROM contacts WHERE id = $1 FOR NO KEY UPDATE`, ravi.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Ingest(context.Background(), []channel.Inbound{sms("SM2", "+919876543211", "hello")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the processing to wait for the lock", func() bool {
+		return e.count(t, `SELECT count(*) FROM river_job WHERE kind = 'process_contact' AND state = 'running'`) == 1
+	})
+
+	if _, err := p.Reply(context.Background(), models.Actor{Role: models.RoleAgent}, asha, "A person writes"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the staff reply sent while the processing waits", func() bool { return len(e.api.Sent()) == 2 })
+	if n := e.count(t, `SELECT count(*) FROM messages WHERE provider_message_id = 'SM2' AND processed_at IS NULL`); n != 1 {
+		t.Fatal("the held contact's message was processed while its lock was held")
+	}
+	if err := hold.Rollback(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the held contact answered once free", func() bool { return len(e.api.Sent()) == 3 && e.idle(t) })
 }
