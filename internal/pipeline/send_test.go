@@ -18,7 +18,6 @@ import (
 	"github.com/parley-chat/parley/internal/channel/twilio/twiliotest"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/pipeline"
-	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -304,19 +303,8 @@ func TestSend_AReplyIsNotHeldUpByProcessingWaitingForALock(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Another contact's row is held, as a long override would; its message's processing waits.
-	ravi, _, err := store.NewContactStore(e.db, e.crypto).FindOrCreate(context.Background(), nil, "+919876543211")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hold, err := e.db.Pool.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = hold.Rollback(context.Background()) }()
-	if _, err := hold.Exec(context.Background(), `SELECT 1 FROM contacts WHERE id = $1 FOR NO KEY UPDATE`, ravi.ID); err != nil {
-		t.Fatal(err)
-	}
+	// Another contact's row is held; its message's processing waits.
+	release := e.holdContact(t, "+919876543211")
 	if _, err := p.Ingest(context.Background(), []channel.Inbound{sms("SM2", "+919876543211", "hello")}); err != nil {
 		t.Fatal(err)
 	}
@@ -331,8 +319,6 @@ func TestSend_AReplyIsNotHeldUpByProcessingWaitingForALock(t *testing.T) {
 	if n := e.count(t, `SELECT count(*) FROM messages WHERE provider_message_id = 'SM2' AND processed_at IS NULL`); n != 1 {
 		t.Fatal("the held contact's message was processed while its lock was held")
 	}
-	if err := hold.Rollback(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	waitFor(t, "the held contact answered once free", func() bool { return len(e.api.Sent()) == 3 && e.idle(t) })
 }

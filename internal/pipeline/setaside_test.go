@@ -37,6 +37,30 @@ func (p poisonedBatch) Respond(ctx context.Context, tx *gorm.DB, contact *models
 	return poison(ctx, tx, p.BatchResponder, contact, in)
 }
 
+// holdContact holds the row lock of the contact at number (made when
+// new), as a long staff override would, until release is called (or the
+// test ends).
+func (e *env) holdContact(t *testing.T, number string) (release func()) {
+	t.Helper()
+	c, _, err := store.NewContactStore(e.db, e.crypto).FindOrCreate(context.Background(), nil, number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold, err := e.db.Pool.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hold.Rollback(context.Background()) })
+	if _, err := hold.Exec(context.Background(), `SELECT 1 FROM contacts WHERE id = $1 FOR NO KEY UPDATE`, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := hold.Rollback(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // poison fails on the message "poison" and lets r answer any other.
 func poison(ctx context.Context, tx *gorm.DB, r pipeline.Responder, contact *models.Contact, in *models.Message) (*pipeline.Outcome, error) {
 	if in.Body == "poison" {
@@ -184,19 +208,7 @@ func TestProcess_ABatchOfContactsGoesOnPastOneThatFailsOrIsBusy(t *testing.T) {
 	})
 	// Hold the busy contact's row lock, as a staff override would.
 	busyAt := "+919800000009"
-	contacts := store.NewContactStore(e.db, e.crypto)
-	busy, _, err := contacts.FindOrCreate(context.Background(), nil, busyAt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hold, err := e.db.Pool.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = hold.Rollback(context.Background()) }()
-	if _, err := hold.Exec(context.Background(), `SELECT 1 FROM contacts WHERE id = $1 FOR NO KEY UPDATE`, busy.ID); err != nil {
-		t.Fatal(err)
-	}
+	release := e.holdContact(t, busyAt)
 	ins := []channel.Inbound{sms("SM1", "+919800000001", "hello"), sms("SM2", "+919800000002", "poison"), sms("SM3", "+919800000003", "hello"), sms("SM4", busyAt, "hello")}
 	if _, err := e.pipelineIngest(t, ins...); err != nil {
 		t.Fatal(err)
@@ -211,9 +223,7 @@ func TestProcess_ABatchOfContactsGoesOnPastOneThatFailsOrIsBusy(t *testing.T) {
 	if n := e.count(t, `SELECT count(*) FROM messages WHERE provider_message_id = 'SM4' AND processed_at IS NOT NULL`); n != 0 {
 		t.Fatal("the busy contact's message was processed while its lock was held")
 	}
-	if err := hold.Rollback(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	waitFor(t, "the busy contact answered once free", func() bool {
 		return e.count(t, `SELECT count(*) FROM messages WHERE provider_message_id = 'SM4' AND status = 'processed'`) == 1 && e.idle(t)
 	})
