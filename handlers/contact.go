@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/store"
@@ -32,7 +33,12 @@ func (in *Inbox) timeline(a *Access) fiber.Handler {
 
 // events streams "changed" (server-sent events) while the contact's
 // messages change, so an open page follows the conversation live. It
-// sends nothing sealed, so it is not audited; what it triggers is.
+// starts from the state the page was rendered with (its cursor, in the
+// query as since), not from the state when it connects: a reply sent or a
+// status changed in between is announced at once. Each announcement
+// carries the state it saw as its id, which the browser hands back as
+// Last-Event-ID when it reconnects. It sends nothing sealed, so it is not
+// audited; what it triggers is.
 func (in *Inbox) events() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id := idParam(c)
@@ -47,6 +53,7 @@ func (in *Inbox) events() fiber.Handler {
 		if err != nil {
 			return err
 		}
+		seen := seenState(c, first)
 		c.Set(fiber.HeaderContentType, "text/event-stream")
 		c.Set(fiber.HeaderCacheControl, "no-cache")
 		c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
@@ -55,12 +62,16 @@ func (in *Inbox) events() fiber.Handler {
 			ctx, cancel := context.WithTimeout(context.Background(), streamFor)
 			defer cancel()
 			fmt.Fprint(w, "retry: 2000\n\n")
+			last := seen
+			if first != last {
+				last = first
+				announce(w, last)
+			}
 			if w.Flush() != nil {
 				return
 			}
 			tick := time.NewTicker(pollEvery)
 			defer tick.Stop()
-			last := first
 			for {
 				select {
 				case <-ctx.Done():
@@ -73,7 +84,7 @@ func (in *Inbox) events() fiber.Handler {
 				}
 				if now != last {
 					last = now
-					fmt.Fprint(w, "event: changed\ndata: messages\n\n")
+					announce(w, last)
 				} else {
 					fmt.Fprint(w, ": idle\n\n")
 				}
@@ -84,6 +95,32 @@ func (in *Inbox) events() fiber.Handler {
 		})
 		return nil
 	}
+}
+
+// maxCursor bounds the state a client hands back; a fingerprint is far
+// shorter, and anything longer is not one.
+const maxCursor = 128
+
+// seenState is the state of the messages the client last showed: the id
+// of the last announcement it received (Last-Event-ID, on a reconnect),
+// else the page's cursor (since), else now when it names none.
+func seenState(c *fiber.Ctx, now string) string {
+	seen := c.Get("Last-Event-ID")
+	if seen == "" {
+		seen = c.Query("since")
+	}
+	switch {
+	case seen == "":
+		return now
+	case len(seen) > maxCursor:
+		return "" // unknown: announce a change, and the page fetches what is there
+	}
+	return utils.CopyString(seen)
+}
+
+// announce writes one "changed" event carrying the state it saw.
+func announce(w *bufio.Writer, state string) {
+	fmt.Fprintf(w, "id: %s\nevent: changed\ndata: messages\n\n", state)
 }
 
 func (in *Inbox) contact(a *Access) fiber.Handler {
@@ -110,6 +147,12 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 	if err := a.audit(c, "contact.view", "contact", strconv.FormatInt(id, 10), nil); err != nil {
 		return views.ContactProps{}, err
 	}
+	// The live view's starting point, taken before the messages are read:
+	// a change in between is then announced once more, never missed.
+	cursor, err := in.Messages.Fingerprint(ctx, id)
+	if err != nil {
+		return views.ContactProps{}, err
+	}
 	contact, err := in.Contacts.Get(ctx, id)
 	if err != nil {
 		return views.ContactProps{}, err
@@ -120,7 +163,7 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 	}
 	role := principal(c).Role
 	mask := auth.MasksPhones(role)
-	p := views.ContactProps{Staff: badge(c), ID: id, Channel: string(contact.Channel), Language: contact.Language, OptedOut: contact.OptedOut,
+	p := views.ContactProps{Staff: badge(c), ID: id, Cursor: cursor, Channel: string(contact.Channel), Language: contact.Language, OptedOut: contact.OptedOut,
 		CanReply: in.Actions != nil && auth.Can(role, auth.Reply), CanResend: in.Actions != nil && auth.Can(role, auth.Resend),
 		CanErase: a != nil && a.Personal != nil && auth.Can(role, auth.EraseContacts)}
 	p.Name, p.Phone = contactLabel(contact, mask)

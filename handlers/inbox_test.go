@@ -373,7 +373,7 @@ func TestInbox_LiveTimeline(t *testing.T) {
 	_, ravi := site.seed(t)
 	agent := site.as(t, models.RoleAgent)
 	_, page := agent.do(t, "GET", "/contacts/"+itoa(ravi.ID), nil, nil)
-	if !strings.Contains(page, `sse-connect="/contacts/`+itoa(ravi.ID)+`/events"`) {
+	if !strings.Contains(page, `sse-connect="/contacts/`+itoa(ravi.ID)+`/events?since=`) {
 		t.Fatal("the page does not follow the conversation")
 	}
 	req, _ := http.NewRequest("GET", site.base+"/contacts/"+itoa(ravi.ID)+"/events", nil)
