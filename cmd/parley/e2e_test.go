@@ -118,8 +118,22 @@ func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 // waitText waits until an element matching sel holds text, across a page
 // load: a poll that a navigation cut off starts again on the new page.
 func waitText(sel, text string) chromedp.Action[chromedp.Void] {
-	poll := chromedp.Poll[chromedp.Void](fmt.Sprintf(`[...document.querySelectorAll(%q)].some(e => e.textContent.includes(%q))`, sel, text),
-		chromedp.WithPollingTimeout(30*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))
+	return waitTrue(fmt.Sprintf(`[...document.querySelectorAll(%q)].some(e => e.textContent.includes(%q))`, sel, text),
+		fmt.Sprintf("%q in %s", text, sel))
+}
+
+// waitSent waits until the outbound message saying text shows it left
+// (sent, delivered or read), without the page being loaded again for it.
+func waitSent(text string) chromedp.Action[chromedp.Void] {
+	return waitTrue(fmt.Sprintf(`[...document.querySelectorAll('[data-testid="message-out"]')].some(e => e.textContent.includes(%q) &&
+		e.querySelector('[data-testid="ticks-sent"], [data-testid="ticks-delivered"], [data-testid="ticks-read"]'))`, text),
+		fmt.Sprintf("%q shown as sent", text))
+}
+
+// waitTrue waits until the script expr is true, across a page load as
+// waitText does; what names it in the error.
+func waitTrue(expr, what string) chromedp.Action[chromedp.Void] {
+	poll := chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(30*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))
 	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
@@ -128,7 +142,7 @@ func waitText(sel, text string) chromedp.Action[chromedp.Void] {
 			// error (-32000: context gone, target navigated).
 			if err == nil || time.Now().After(deadline) || !strings.Contains(err.Error(), "(-32000)") {
 				if err != nil {
-					err = fmt.Errorf("waiting for %q in %s: %w", text, sel, err)
+					err = fmt.Errorf("waiting for %s: %w", what, err)
 				}
 				return v, err
 			}
@@ -263,11 +277,16 @@ func TestBrowser_ConsoleEndToEnd(t *testing.T) {
 		chromedp.SendKeys(css(`[data-testid="reply-form"] textarea`), "A nurse will call you today."),
 		chromedp.Click(css(`[data-testid="reply"]`)),
 		waitText(`[data-testid="message-out"]`, "A nurse will call you today."),
+		// Sent at Twilio in milliseconds: the page, shown while it was
+		// queued, follows it from there without a reload.
+		waitSent("A nurse will call you today."),
 	)
 	step(t, ctx, "resend the message Twilio refused",
 		waitText(`[data-testid="message-out"]`, "The recipient's number is not valid."),
 		chromedp.Click(css(`[data-testid="resend"]`)),
 		chromedp.WaitVisible(css(`[data-testid="timeline"]`)),
+		// The failed message stays failed; its resend follows to sent.
+		waitSent("clinic assistant"),
 	)
 	waitFor(t, "the reply and the resend at Twilio", func() bool {
 		welcome, reply := 0, 0
@@ -341,6 +360,8 @@ func TestBrowser_NewcomerPath(t *testing.T) {
 		chromedp.WaitVisible(css(`[data-testid="simulator-form"]`)),
 		chromedp.SendKeys(css(`[data-testid="simulator-text"]`), "Asha"),
 		chromedp.Click(css(`[data-testid="simulator-send"]`)),
+		// The answer to a second message, in the pane sent back for it.
+		waitText(`#chat [data-testid="message-out"]`, "How old are you, Asha?"),
 	)
 	step(t, ctx, "the conversation's page updates live",
 		waitText(`[data-testid="message-in"]`, "Asha"),
