@@ -71,7 +71,7 @@ func registerAPI(app *fiber.App, a *Access, in *Inbox, ad *Admin) {
 			api.Get("/conversations/:id<int>", read, x.conversation(a))
 			api.Get("/handoffs", read, x.handoffs(a))
 			if in.Actions != nil {
-				api.Post("/conversations/:id<int>/take", require(auth.HandoffWork), x.take(a))
+				api.Post("/conversations/:id<int>/take", require(auth.HandoffWork), x.take())
 			}
 		}
 		if in.Actions != nil {
@@ -400,14 +400,11 @@ func (x *API) handoffs(a *Access) fiber.Handler {
 	}
 }
 
-// take assigns a handed-off conversation to the caller.
-func (x *API) take(a *Access) fiber.Handler {
+// take assigns a handed-off conversation to the caller (the service
+// decides whether they may, and audits it).
+func (x *API) take() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id := idParam(c)
-		if err := x.Inbox.Convs.Take(c.UserContext(), id, principal(c).UserID); err != nil {
-			return err
-		}
-		if err := a.audit(c, "conversation.take", "conversation", strconv.FormatInt(id, 10), nil); err != nil {
+		if err := x.Inbox.Actions.Take(c.UserContext(), actorOf(c), idParam(c)); err != nil {
 			return err
 		}
 		return c.SendStatus(fiber.StatusNoContent)

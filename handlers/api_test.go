@@ -237,7 +237,8 @@ func TestAPI_StaffActions(t *testing.T) {
 		return n
 	}
 
-	status, raw := agent.call(t, "POST", "/api/v1/contacts/"+itoa(ravi.ID)+"/reply", map[string]string{"text": "Your refill is ready."})
+	// Supervisors write to anyone (who may, where: TestAuthorisationMatrix_Handoffs).
+	status, raw := supervisor.call(t, "POST", "/api/v1/contacts/"+itoa(ravi.ID)+"/reply", map[string]string{"text": "Your refill is ready."})
 	var queued struct {
 		MessageID int64 `json:"message_id"`
 	}
@@ -265,7 +266,7 @@ func TestAPI_StaffActions(t *testing.T) {
 	}
 	// WhatsApp's window closed for Asha: a conflict, with the reason.
 	_, _ = site.db.Pool.Exec(ctx, `UPDATE messages SET created_at = now() - interval '25 hours' WHERE contact_id = $1`, asha.ID)
-	if status, raw := agent.call(t, "POST", "/api/v1/contacts/"+itoa(asha.ID)+"/reply", map[string]string{"text": "Hello again"}); status != 409 || errCode(raw) != "conflict" {
+	if status, raw := supervisor.call(t, "POST", "/api/v1/contacts/"+itoa(asha.ID)+"/reply", map[string]string{"text": "Hello again"}); status != 409 || errCode(raw) != "conflict" {
 		t.Fatalf("a reply outside the window: %d %s", status, raw)
 	}
 
@@ -408,7 +409,7 @@ func TestAPI_StaffActions(t *testing.T) {
 	var actions string
 	_ = site.db.Pool.QueryRow(ctx, `SELECT string_agg(action || ':' || actor_role, ',' ORDER BY seq) FROM audit_events
 		WHERE action IN ('conversation.reply', 'message.resend', 'messages.bulk_resend', 'conversation.take', 'audit.read')`).Scan(&actions)
-	want := "conversation.reply:agent,message.resend:agent,messages.bulk_resend:agent,message.resend:agent,message.resend:agent,messages.bulk_resend:agent," +
+	want := "conversation.reply:supervisor,message.resend:agent,messages.bulk_resend:agent,message.resend:agent,message.resend:agent,messages.bulk_resend:agent," +
 		"conversation.take:agent,audit.read:supervisor,audit.read:supervisor,audit.read:supervisor"
 	if actions != want {
 		t.Fatalf("audited\n%s\nwant\n%s", actions, want)

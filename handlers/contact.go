@@ -164,8 +164,13 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 	role := principal(c).Role
 	mask := auth.MasksPhones(role)
 	p := views.ContactProps{Staff: badge(c), ID: id, Cursor: cursor, Channel: string(contact.Channel), Language: contact.Language, OptedOut: contact.OptedOut,
-		CanReply: in.Actions != nil && auth.Can(role, auth.Reply), CanResend: in.Actions != nil && auth.Can(role, auth.Resend),
-		CanErase: a != nil && a.Personal != nil && auth.Can(role, auth.EraseContacts)}
+		CanResend: in.Actions != nil && auth.Can(role, auth.Resend),
+		CanErase:  a != nil && a.Personal != nil && auth.Can(role, auth.EraseContacts)}
+	if in.Actions != nil && auth.Can(role, auth.Reply) {
+		if p.CanReply, p.ReplyNote, err = in.mayReply(c, id); err != nil {
+			return views.ContactProps{}, err
+		}
+	}
 	p.Name, p.Phone = contactLabel(contact, mask)
 	p.Masked = mask
 	attachments, err := in.attachmentsOf(ctx, msgs)
@@ -216,6 +221,20 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 		p.Older = "/contacts/" + strconv.FormatInt(id, 10) + "?before=" + strconv.FormatInt(msgs[len(msgs)-1].ID, 10)
 	}
 	return p, nil
+}
+
+// mayReply asks the staff actions whether the signed-in member may write
+// to the contact now, and if not, why (for the page to say instead of
+// offering a box that would refuse them).
+func (in *Inbox) mayReply(c *fiber.Ctx, contactID int64) (bool, string, error) {
+	err := in.Actions.MayReply(c.UserContext(), actorOf(c), contactID)
+	switch models.ErrorCode(err) {
+	case "":
+		return true, "", nil
+	case models.EFORBIDDEN:
+		return false, models.ErrorMessage(err), nil
+	}
+	return false, "", err
 }
 
 // attachmentsOf lists the attachments of msgs by message (none when the

@@ -54,7 +54,17 @@ type Ingester interface {
 // StaffActions are what staff do to conversations (pipeline.Pipeline);
 // each audits itself.
 type StaffActions interface {
+	// Reply returns EFORBIDDEN when the actor may not write to the
+	// contact now (an agent, and the contact is not in a hand-off they
+	// hold).
 	Reply(ctx context.Context, actor models.Actor, contactID int64, text string) (int64, error)
+	// MayReply is nil when Reply would not refuse the actor, else the
+	// EFORBIDDEN it would.
+	MayReply(ctx context.Context, actor models.Actor, contactID int64) error
+	// Take gives a handed-off conversation to the actor: ENOTFOUND when
+	// it is not handed off, EFORBIDDEN when another member holds it and
+	// the actor may not take it over.
+	Take(ctx context.Context, actor models.Actor, conversationID int64) error
 	Resend(ctx context.Context, actor models.Actor, messageID int64) (int64, error)
 	Override(ctx context.Context, actor models.Actor, conversationID int64, o engine.Override) error
 	// FlowOf returns the flow a conversation is pinned to and the flows
@@ -70,8 +80,6 @@ type ConversationReader interface {
 	// Read returns a conversation by id (ENOTFOUND when there is none).
 	Read(ctx context.Context, id int64) (*models.Conversation, error)
 	Handoffs(ctx context.Context, before int64, limit int) ([]store.Handoff, error)
-	// Take returns ENOTFOUND when the conversation is not handed off.
-	Take(ctx context.Context, id int64, staffID string) error
 	Counts(ctx context.Context) (store.InboxCounts, error)
 	// Timers lists a conversation's pending reminders and time-outs.
 	Timers(ctx context.Context, conversationID int64) ([]store.Timer, error)
@@ -136,7 +144,9 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 	}
 	if in.Convs != nil {
 		app.Get("/handoffs", signedIn, read, in.handoffs(a))
-		app.Post("/conversations/:id<int>/take", signedIn, require(auth.HandoffWork), in.take(a))
+		if in.Actions != nil {
+			app.Post("/conversations/:id<int>/take", signedIn, require(auth.HandoffWork), in.take())
+		}
 	}
 }
 

@@ -140,8 +140,9 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 var formCSRF = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
 
 // A reply goes out through the pipeline (stored, queued to send); it is
-// refused with the reason when WhatsApp's window has closed; viewers get no
-// reply box and their posts are refused.
+// refused with the reason when WhatsApp's window has closed; an agent
+// replies to the hand-offs they hold and is told why not elsewhere;
+// viewers get no reply box and their posts are refused.
 func TestInbox_Reply(t *testing.T) {
 	site := newConsoleSite(t, nil)
 	asha, ravi := site.seed(t)
@@ -151,10 +152,26 @@ func TestInbox_Reply(t *testing.T) {
 	_, _ = site.db.Pool.Exec(ctx, `UPDATE messages SET provider = 'twilio'`)
 	_, page := agent.do(t, "GET", "/contacts/"+itoa(ravi.ID), nil, nil)
 	csrf := formCSRF.FindStringSubmatch(page)
-	if csrf == nil || !strings.Contains(page, `data-testid="reply-form"`) {
-		t.Fatal("no reply box for an agent")
+	if csrf == nil || strings.Contains(page, `data-testid="reply-form"`) || !strings.Contains(page, "not handed off to a person") {
+		t.Fatal("an agent is offered a reply box to a contact the bot answers, or not told why not")
 	}
-	resp, _ := agent.do(t, "POST", "/contacts/"+itoa(ravi.ID)+"/reply", url.Values{"_csrf": {csrf[1]}, "text": {"Your refill is ready."}}, nil)
+	resp, page := agent.do(t, "POST", "/contacts/"+itoa(ravi.ID)+"/reply", url.Values{"_csrf": {csrf[1]}, "text": {"Your refill is ready."}}, nil)
+	if resp.StatusCode != 403 || !strings.Contains(page, "not handed off to a person") {
+		t.Fatalf("an agent's reply to a contact the bot answers: %d\n%s", resp.StatusCode, page)
+	}
+	// Ravi is handed off, and the agent takes him.
+	var conv int64
+	if err := site.db.Pool.QueryRow(ctx, `INSERT INTO conversations (contact_id, flow_id, flow_version, node, status) VALUES ($1, 'clinic', 'v1', 'handoff', 'handoff')
+		RETURNING id`, ravi.ID).Scan(&conv); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := agent.do(t, "POST", "/conversations/"+itoa(conv)+"/take", url.Values{"_csrf": {csrf[1]}}, nil); resp.StatusCode != 303 {
+		t.Fatalf("take: %d", resp.StatusCode)
+	}
+	if _, page := agent.do(t, "GET", "/contacts/"+itoa(ravi.ID), nil, nil); !strings.Contains(page, `data-testid="reply-form"`) {
+		t.Fatal("no reply box for the agent holding the hand-off")
+	}
+	resp, _ = agent.do(t, "POST", "/contacts/"+itoa(ravi.ID)+"/reply", url.Values{"_csrf": {csrf[1]}, "text": {"Your refill is ready."}}, nil)
 	if resp.StatusCode != 303 {
 		t.Fatalf("reply: %d", resp.StatusCode)
 	}
@@ -167,9 +184,13 @@ func TestInbox_Reply(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d send jobs", n)
 	}
-	// Asha wrote on WhatsApp more than a day ago.
+	// Asha wrote on WhatsApp more than a day ago; a supervisor, who may
+	// write to her, is told the window is closed.
 	_, _ = site.db.Pool.Exec(ctx, `UPDATE messages SET created_at = now() - interval '25 hours' WHERE contact_id = $1`, asha.ID)
-	resp, page = agent.do(t, "POST", "/contacts/"+itoa(asha.ID)+"/reply", url.Values{"_csrf": {csrf[1]}, "text": {"Hello again"}}, nil)
+	supervisor := site.as(t, models.RoleSupervisor)
+	_, page = supervisor.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil)
+	scsrf := formCSRF.FindStringSubmatch(page)
+	resp, page = supervisor.do(t, "POST", "/contacts/"+itoa(asha.ID)+"/reply", url.Values{"_csrf": {scsrf[1]}, "text": {"Hello again"}}, nil)
 	if resp.StatusCode != 409 || !strings.Contains(page, "24 hours") {
 		t.Fatalf("reply outside the window: %d\n%s", resp.StatusCode, page)
 	}
@@ -363,6 +384,22 @@ func TestInbox_HandoffQueue(t *testing.T) {
 	_ = site.db.Pool.QueryRow(ctx, `SELECT string_agg(action, ',' ORDER BY seq) FROM audit_events WHERE action LIKE 'conversation%'`).Scan(&audited)
 	if audited != "conversations.handoffs,conversation.take,conversations.handoffs" {
 		t.Fatalf("audited %q", audited)
+	}
+	// Held by the agent: a supervisor is offered to take it over, another
+	// agent nothing.
+	_, page = site.as(t, models.RoleSupervisor).do(t, "GET", "/handoffs", nil, nil)
+	if !strings.Contains(page, `data-testid="take-over"`) || strings.Contains(page, `data-testid="take"`) {
+		t.Fatalf("a supervisor's queue:\n%s", page)
+	}
+	hash, _ := auth.HashPassword("a long enough password")
+	if _, err := site.staff.Create(ctx, "", "second.agent@example.org", models.RoleAgent, hash); err != nil {
+		t.Fatal(err)
+	}
+	second := &browser{site: site}
+	second.signIn(t, "second.agent@example.org", "a long enough password", "/")
+	_, page = second.do(t, "GET", "/handoffs", nil, nil)
+	if !strings.Contains(page, `data-testid="taken-by"`) || strings.Contains(page, `data-testid="take-over"`) || strings.Contains(page, `data-testid="take"`) {
+		t.Fatalf("another agent's queue:\n%s", page)
 	}
 }
 

@@ -42,7 +42,8 @@ type rule struct {
 }
 
 // rules is the authorisation matrix. A route registered without a rule
-// here fails TestAuthorisationMatrix.
+// here fails TestAuthorisationMatrix. Who may reply to and take which
+// conversation, by its hand-off, is TestAuthorisationMatrix_Handoffs.
 var rules = map[string]rule{
 	"GET /healthz":                      {anon: 200, staff: 200},
 	"GET /readyz":                       {anon: 200, staff: 200},
@@ -113,10 +114,12 @@ var rules = map[string]rule{
 
 // fullServer is the server with every part: webhooks, the API, the console.
 type fullServer struct {
-	base  string
-	app   *fiber.App
-	staff *store.StaffStore
-	local *auth.LocalIssuer
+	base   string
+	app    *fiber.App
+	staff  *store.StaffStore
+	local  *auth.LocalIssuer
+	db     *store.DB
+	crypto store.Crypto
 }
 
 func newFullServer(t *testing.T) *fullServer {
@@ -132,7 +135,7 @@ func newFullServer(t *testing.T) *fullServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pipe.Stop(context.Background()) })
-	s := &fullServer{staff: store.NewStaffStore(db)}
+	s := &fullServer{staff: store.NewStaffStore(db), db: db, crypto: crypto}
 	s.local, _ = auth.NewLocalIssuer(localIssuerURL, []byte(strings.Repeat("k", 32)), time.Hour)
 	verifier, _ := auth.NewVerifier(auth.VerifierConfig{Issuer: localIssuerURL, Keys: s.local.Keys()})
 	access := &handlers.Access{Verifier: verifier, Staff: s.staff, Local: &handlers.LocalProvider{Issuer: s.local, Directory: s.staff},
@@ -163,8 +166,9 @@ func newAdmin(db *store.DB, crypto store.Crypto) *handlers.Admin {
 		ActiveKey: crypto.Ring.ActiveKeyID(), Rotations: store.NewRotator(db, crypto.Ring), Breakers: map[string]func() string{"Text model": func() string { return "closed" }}}}
 }
 
-// credentials are a caller's session cookie, CSRF token and bearer token.
-type credentials struct{ cookie, csrf, bearer string }
+// credentials are a caller's staff id, session cookie, CSRF token and
+// bearer token.
+type credentials struct{ id, cookie, csrf, bearer string }
 
 func (s *fullServer) signIn(t *testing.T, role models.Role) credentials {
 	t.Helper()
@@ -185,7 +189,7 @@ func (s *fullServer) signIn(t *testing.T, role models.Role) credentials {
 		t.Fatalf("no CSRF token for %s", role)
 	}
 	bearer, _, _ := s.local.Issue(u, "")
-	return credentials{cookie: b.cookie, csrf: m[1], bearer: bearer}
+	return credentials{id: u.ID, cookie: b.cookie, csrf: m[1], bearer: bearer}
 }
 
 // TestAuthorisationMatrix asks every route as every caller; the API's

@@ -53,7 +53,8 @@ func (in *Inbox) handoffs(a *Access) fiber.Handler {
 		}
 		who := principal(c)
 		mask := auth.MasksPhones(who.Role)
-		p := views.HandoffsProps{Staff: badge(c), CanTake: in.Actions != nil && auth.Can(who.Role, auth.HandoffWork)}
+		p := views.HandoffsProps{Staff: badge(c), CanTake: in.Actions != nil && auth.Can(who.Role, auth.HandoffWork),
+			CanTakeOver: in.Actions != nil && auth.Can(who.Role, auth.TakeOver)}
 		for _, r := range rows {
 			contact, err := in.Contacts.Get(ctx, r.ContactID)
 			if err != nil {
@@ -61,7 +62,7 @@ func (in *Inbox) handoffs(a *Access) fiber.Handler {
 			}
 			name, number := contactLabel(contact, mask)
 			p.Rows = append(p.Rows, views.HandoffRow{ConversationID: r.ConversationID, ContactID: r.ContactID, Contact: name, Phone: number,
-				Since: r.Since.UTC().Format("2 Jan 15:04"), TakenBy: r.AssignedEmail, Mine: r.AssignedTo == who.UserID})
+				Since: r.Since.UTC().Format("2 Jan 15:04"), TakenBy: r.AssignedEmail, Held: r.AssignedTo != "", Mine: r.AssignedTo == who.UserID})
 		}
 		if len(rows) == inboxPage {
 			p.Next = "/handoffs?before=" + strconv.FormatInt(rows[len(rows)-1].ConversationID, 10)
@@ -70,14 +71,11 @@ func (in *Inbox) handoffs(a *Access) fiber.Handler {
 	}
 }
 
-// take assigns a handed-off conversation to the signed-in staff member.
-func (in *Inbox) take(a *Access) fiber.Handler {
+// take assigns a handed-off conversation to the signed-in staff member
+// (the service decides whether they may, and audits it).
+func (in *Inbox) take() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id := idParam(c)
-		if err := in.Convs.Take(c.UserContext(), id, principal(c).UserID); err != nil {
-			return err
-		}
-		if err := a.audit(c, "conversation.take", "conversation", strconv.FormatInt(id, 10), nil); err != nil {
+		if err := in.Actions.Take(c.UserContext(), actorOf(c), idParam(c)); err != nil {
 			return err
 		}
 		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)

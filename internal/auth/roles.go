@@ -7,11 +7,13 @@ type Permission string
 
 // Permissions. Reads of decrypted data are audited whoever reads them.
 const (
-	ReadConversations Permission = "conversations.read"    // search, open a conversation or contact
-	RevealPhone       Permission = "contacts.reveal_phone" // see a masked number in full (audited)
-	Reply             Permission = "conversations.reply"   // write to a contact during a hand-off
-	Resend            Permission = "messages.resend"       // send a failed or uncertain message again
-	HandoffWork       Permission = "conversations.handoff" // take, release and resume handed-off conversations
+	ReadConversations Permission = "conversations.read"      // search, open a conversation or contact
+	RevealPhone       Permission = "contacts.reveal_phone"   // see a masked number in full (audited)
+	Reply             Permission = "conversations.reply"     // write to a contact in a hand-off one holds
+	ReplyAnywhere     Permission = "conversations.reply_any" // write to any contact, mid-flow or held by another
+	Resend            Permission = "messages.resend"         // send a failed or uncertain message again
+	HandoffWork       Permission = "conversations.handoff"   // take, release and resume handed-off conversations
+	TakeOver          Permission = "conversations.take_over" // take a hand-off another member holds
 	Override          Permission = "conversations.override"
 	ReadFlows         Permission = "flows.read"
 	SimulateFlows     Permission = "flows.simulate"
@@ -24,13 +26,15 @@ const (
 
 // permissions is the one table of who may do what (DESIGN.md, Access):
 // viewer reads (numbers masked until an audited reveal); agent works
-// conversations; supervisor also overrides any and reads the audit log;
-// admin does everything.
+// the hand-offs it holds; supervisor also replies anywhere, takes over
+// hand-offs others hold, overrides any and reads the audit log; admin
+// does everything.
 var permissions = map[models.Role][]Permission{
-	models.RoleViewer:     {ReadConversations, RevealPhone, ReadFlows},
-	models.RoleAgent:      {ReadConversations, RevealPhone, ReadFlows, Reply, Resend, HandoffWork, SimulateFlows},
-	models.RoleSupervisor: {ReadConversations, RevealPhone, ReadFlows, Reply, Resend, HandoffWork, SimulateFlows, Override, ReadAudit},
-	models.RoleAdmin: {ReadConversations, RevealPhone, ReadFlows, Reply, Resend, HandoffWork, SimulateFlows, Override, ReadAudit,
+	models.RoleViewer: {ReadConversations, RevealPhone, ReadFlows},
+	models.RoleAgent:  {ReadConversations, RevealPhone, ReadFlows, Reply, Resend, HandoffWork, SimulateFlows},
+	models.RoleSupervisor: {ReadConversations, RevealPhone, ReadFlows, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, SimulateFlows,
+		Override, ReadAudit},
+	models.RoleAdmin: {ReadConversations, RevealPhone, ReadFlows, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, SimulateFlows, Override, ReadAudit,
 		ManageStaff, ManageKeys, EraseContacts, ExportContacts},
 }
 
@@ -50,6 +54,6 @@ func MasksPhones(role models.Role) bool { return role == models.RoleViewer }
 
 // All lists every permission, in a stable order.
 func All() []Permission {
-	return []Permission{ReadConversations, RevealPhone, Reply, Resend, HandoffWork, Override, ReadFlows, SimulateFlows,
+	return []Permission{ReadConversations, RevealPhone, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, Override, ReadFlows, SimulateFlows,
 		ReadAudit, ManageStaff, ManageKeys, EraseContacts, ExportContacts}
 }

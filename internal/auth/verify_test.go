@@ -174,6 +174,8 @@ func TestCan_ThePermissionTable(t *testing.T) {
 		{auth.ReadConversations, "avsg"},
 		{auth.RevealPhone, "avsg"},
 		{auth.Reply, "asg"},
+		{auth.ReplyAnywhere, "as"},
+		{auth.TakeOver, "as"},
 		{auth.Resend, "asg"},
 		{auth.HandoffWork, "asg"},
 		{auth.Override, "as"},

@@ -312,7 +312,7 @@ func TestSend_AReplyIsNotHeldUpByProcessingWaitingForALock(t *testing.T) {
 		return e.count(t, `SELECT count(*) FROM river_job WHERE kind = 'process_contact' AND state = 'running'`) == 1
 	})
 
-	if _, err := p.Reply(context.Background(), models.Actor{Role: models.RoleAgent}, asha, "A person writes"); err != nil {
+	if _, err := p.Reply(context.Background(), models.Actor{Role: models.RoleSupervisor}, asha, "A person writes"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the staff reply sent while the processing waits", func() bool { return len(e.api.Sent()) == 2 })

@@ -15,8 +15,9 @@ import (
 // Reply sends a staff member's words to a contact through the same path as
 // the flows' replies (stored, queued, sent in order, retried), on the
 // platform the contact last wrote through. It is refused, with the reason,
-// when the contact opted out or WhatsApp's 24-hour window is closed. It
-// returns the id of the message queued.
+// when the actor may not write to this contact now (mayReply), when the
+// contact opted out or WhatsApp's 24-hour window is closed. It returns the
+// id of the message queued.
 func (p *Pipeline) Reply(ctx context.Context, actor models.Actor, contactID int64, text string) (int64, error) {
 	text = strings.TrimSpace(text)
 	switch {
@@ -27,17 +28,20 @@ func (p *Pipeline) Reply(ctx context.Context, actor models.Actor, contactID int6
 	}
 	var queued int64
 	err := p.underContact(ctx, contactID, func(tx *gorm.DB, contact *models.Contact) error {
-		provider, err := p.canSend(ctx, tx, contact)
-		if err != nil {
-			return err
-		}
 		var convID *int64
 		conv, err := p.convs.Open(ctx, tx, contact.ID)
 		if err != nil {
 			return err
 		}
+		if err := p.mayReply(ctx, tx, actor, conv); err != nil {
+			return err
+		}
 		if conv != nil {
 			convID = &conv.ID
+		}
+		provider, err := p.canSend(ctx, tx, contact)
+		if err != nil {
+			return err
 		}
 		out := &Outcome{Replies: []string{text}, ConversationID: convID}
 		if err := p.apply(ctx, tx, contact, provider, out); err != nil {

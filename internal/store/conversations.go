@@ -294,10 +294,34 @@ func (s *ConversationStore) Timers(ctx context.Context, conversationID int64) ([
 	return timers, dbError(err, "Conversation")
 }
 
-// Take assigns a handed-off conversation to a staff member. ENOTFOUND when
-// it is not (or no longer) handed off.
-func (s *ConversationStore) Take(ctx context.Context, id int64, staffID string) error {
-	res := gormFor(ctx, s.db, s.crypto, nil).Exec(`UPDATE conversations SET assigned_to = ?, assigned_at = now() WHERE id = ? AND status = 'handoff'`, staffID, id)
+// Holder returns a conversation's status and the staff member who holds
+// it ("" when nobody has taken it). In a transaction its row stays locked
+// until tx ends, so that a take or a reply decided on it stands; without
+// one it is only read. ENOTFOUND when there is none.
+func (s *ConversationStore) Holder(ctx context.Context, tx *gorm.DB, id int64) (models.ConversationStatus, string, error) {
+	var rows []struct {
+		Status     models.ConversationStatus
+		AssignedTo string
+	}
+	q := `SELECT status, coalesce(assigned_to::text, '') AS assigned_to FROM conversations WHERE id = ?`
+	if tx != nil {
+		q += ` FOR NO KEY UPDATE`
+	}
+	err := gormFor(ctx, s.db, s.crypto, tx).Raw(q, id).Scan(&rows).Error
+	switch {
+	case err != nil:
+		return "", "", dbError(err, "Conversation")
+	case len(rows) == 0:
+		return "", "", models.Errorf(models.ENOTFOUND, "Conversation not found.")
+	}
+	return rows[0].Status, rows[0].AssignedTo, nil
+}
+
+// Take assigns a handed-off conversation to a staff member, whoever held
+// it (the caller decides who may take it from whom). ENOTFOUND when it is
+// not (or no longer) handed off.
+func (s *ConversationStore) Take(ctx context.Context, tx *gorm.DB, id int64, staffID string) error {
+	res := gormFor(ctx, s.db, s.crypto, tx).Exec(`UPDATE conversations SET assigned_to = ?, assigned_at = now() WHERE id = ? AND status = 'handoff'`, staffID, id)
 	if res.Error != nil {
 		return dbError(res.Error, "Conversation")
 	}

@@ -1,0 +1,198 @@
+package handlers_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
+)
+
+// situation is where a contact's conversation stands, for who may write
+// to it and take it.
+type situation string
+
+const (
+	noConversation situation = "no conversation"
+	midFlow        situation = "mid-flow"
+	notTaken       situation = "a hand-off nobody holds"
+	heldByCaller   situation = "a hand-off the caller holds"
+	heldByOther    situation = "a hand-off another agent holds"
+)
+
+// allowed stands for the action's success in the matrix: a redirect in the
+// console, 202 (reply) or 204 (take) in the API.
+const allowed = 0
+
+// handoffRules are, per action and situation, what each role is answered.
+var handoffRules = map[string]map[situation]map[models.Role]int{
+	// Agents reply to the hand-offs they hold; supervisors and admins anywhere.
+	"reply": {
+		noConversation: {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		midFlow:        {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		notTaken:       {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		heldByCaller:   {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		heldByOther:    {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+	},
+	// Taking a hand-off another member holds is a supervisor's action.
+	"take": {
+		midFlow:      {models.RoleViewer: 403, models.RoleAgent: 404, models.RoleSupervisor: 404, models.RoleAdmin: 404},
+		notTaken:     {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		heldByCaller: {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		heldByOther:  {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+	},
+}
+
+// TestAuthorisationMatrix_Handoffs asks, in the console and the API alike,
+// every role to reply to and take a conversation in every situation, each
+// on a contact of its own; a take-over is audited as one.
+func TestAuthorisationMatrix_Handoffs(t *testing.T) {
+	s := newFullServer(t)
+	doc := loadAPIDoc(t, s.base)
+	ctx := context.Background()
+	creds := map[models.Role]credentials{}
+	for _, c := range callers[1:] {
+		creds[models.Role(c)] = s.signIn(t, models.Role(c))
+	}
+	hash, _ := auth.HashPassword("matrix password!")
+	other, err := s.staff.Create(ctx, "", "other.agent@example.org", models.RoleAgent, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	contacts, messages := store.NewContactStore(s.db, s.crypto), store.NewMessageStore(s.db, s.crypto)
+	n := 0
+	// arrange makes a contact who wrote by SMS, with a conversation in sit;
+	// it returns the contact and the conversation (0: none).
+	arrange := func(sit situation, caller string) (int64, int64) {
+		n++
+		contact, _, err := contacts.FindOrCreate(ctx, nil, fmt.Sprintf("+1415555%04d", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := &models.Message{ContactID: contact.ID, Direction: models.Inbound, Channel: models.ChannelSMS, Provider: "twilio", Body: "hello",
+			Status: models.StatusProcessed}
+		if _, err := messages.Insert(ctx, nil, in); err != nil {
+			t.Fatal(err)
+		}
+		status, holder := "handoff", any(nil)
+		switch sit {
+		case noConversation:
+			return contact.ID, 0
+		case midFlow:
+			status = "active"
+		case heldByCaller:
+			holder = caller
+		case heldByOther:
+			holder = other.ID
+		}
+		var conv int64
+		if err := s.db.Pool.QueryRow(ctx, `INSERT INTO conversations (contact_id, flow_id, flow_version, node, status, assigned_to)
+			VALUES ($1, 'clinic', 'v1', 'handoff', $2, $3::uuid) RETURNING id`, contact.ID, status, holder).Scan(&conv); err != nil {
+			t.Fatal(err)
+		}
+		return contact.ID, conv
+	}
+	for _, api := range []bool{false, true} {
+		face := map[bool]string{false: "console", true: "API"}[api]
+		for action, bySituation := range handoffRules {
+			for sit, byRole := range bySituation {
+				for role, want := range byRole {
+					cr := creds[role]
+					contact, conv := arrange(sit, cr.id)
+					path := "/conversations/" + itoa(conv) + "/take"
+					if action == "reply" {
+						path = "/contacts/" + itoa(contact) + "/reply"
+					}
+					status, raw := handoffCall(t, s.base, cr, api, path, action == "reply")
+					if api {
+						doc.check(t, "POST", "/api/v1"+path, status, raw)
+					}
+					ok := map[bool]map[string]int{false: {"reply": 303, "take": 303}, true: {"reply": 202, "take": 204}}[api][action]
+					if want == allowed {
+						want = ok
+					}
+					if status != want {
+						t.Errorf("%s: %s %s, %s: %d %s, want %d", face, role, action, sit, status, raw, want)
+					}
+					if action == "take" {
+						checkTake(t, s, role, sit, conv, cr.id, other.ID, status == ok)
+					}
+				}
+			}
+		}
+	}
+}
+
+// handoffCall posts to path as the caller, by the console's form or the
+// API's JSON, with a reply's text when reply; it returns the answer.
+func handoffCall(t *testing.T, base string, cr credentials, api bool, path string, reply bool) (int, []byte) {
+	t.Helper()
+	var req *http.Request
+	if api {
+		body := "{}"
+		if reply {
+			raw, _ := json.Marshal(map[string]string{"text": "A person writes."})
+			body = string(raw)
+		}
+		req, _ = http.NewRequest("POST", base+"/api/v1"+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+cr.bearer)
+	} else {
+		form := url.Values{"_csrf": {cr.csrf}}
+		if reply {
+			form.Set("text", "A person writes.")
+		}
+		req, _ = http.NewRequest("POST", base+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cookie", "parley_session="+cr.cookie)
+	}
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, raw
+}
+
+// checkTake checks who holds conv after a take (the caller when it was
+// taken, whoever held it before when not) and how it was audited: a take,
+// or a take-over from the other agent.
+func checkTake(t *testing.T, s *fullServer, role models.Role, sit situation, conv int64, caller, other string, taken bool) {
+	t.Helper()
+	ctx := context.Background()
+	var holder string
+	_ = s.db.Pool.QueryRow(ctx, `SELECT coalesce(assigned_to::text, '') FROM conversations WHERE id = $1`, conv).Scan(&holder)
+	want := map[situation]string{notTaken: "", heldByCaller: caller, heldByOther: other, midFlow: ""}[sit]
+	if taken {
+		want = caller
+	}
+	if holder != want {
+		t.Errorf("%s took %s: held by %q, want %q", role, sit, holder, want)
+	}
+	entries, err := store.NewAuditStore(s.db, s.crypto).List(ctx, store.AuditQuery{SubjectType: "conversation", SubjectID: itoa(conv)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audited []string
+	for _, e := range entries {
+		audited = append(audited, fmt.Sprintf("%s by %v from %v", e.Action, e.ActorID == caller, e.Details["from"]))
+	}
+	var wantAudit []string
+	switch {
+	case taken && sit == heldByOther:
+		wantAudit = []string{"conversation.take_over by true from " + other}
+	case taken:
+		wantAudit = []string{"conversation.take by true from <nil>"}
+	}
+	if strings.Join(audited, ";") != strings.Join(wantAudit, ";") {
+		t.Errorf("%s took %s: audited %q, want %q", role, sit, audited, wantAudit)
+	}
+}
