@@ -225,13 +225,19 @@ func (s *MessageStore) ForContact(ctx context.Context, contactID, before int64, 
 	return out, nil
 }
 
-// Fingerprint changes whenever a message of the contact is added or its
-// status moves (among their latest 200): the console's live view asks for
-// it, and reads nothing sealed.
+// Fingerprint changes whenever a message of the contact is added or
+// removed, or the status of one of the 200 written last moves: the
+// console's live view asks for it, and reads nothing sealed. Ids are
+// reserved in blocks, so the newest message may not have the highest id:
+// the count and sum of ids cover all of the contact's messages, and the
+// statuses are those of the messages written last, by time.
 func (s *MessageStore) Fingerprint(ctx context.Context, contactID int64) (string, error) {
 	var fp string
-	err := gormFor(ctx, s.db, s.crypto, nil).Raw(`SELECT count(*)::text || ':' || coalesce(max(id), 0)::text || ':' || coalesce(md5(string_agg(status, ',' ORDER BY id)), '')
-		FROM (SELECT id, status FROM messages WHERE contact_id = ? ORDER BY id DESC LIMIT 200) m`, contactID).Scan(&fp).Error
+	err := gormFor(ctx, s.db, s.crypto, nil).Raw(`SELECT
+		(SELECT count(*)::text || ':' || coalesce(sum(id), 0)::text FROM messages WHERE contact_id = ?) || ':' ||
+		coalesce((SELECT md5(string_agg(id::text || status, ',' ORDER BY id))
+			FROM (SELECT id, status FROM messages WHERE contact_id = ? ORDER BY created_at DESC, id DESC LIMIT 200) m), '')`,
+		contactID, contactID).Scan(&fp).Error
 	return fp, dbError(err, "Message")
 }
 

@@ -147,3 +147,33 @@ func TestSendSlots_TakeReservesSeveral(t *testing.T) {
 		t.Fatalf("after the refusal: wait %v, reserved %v, %v; want about 500ms (the refusal took nothing)", wait, ok, err)
 	}
 }
+
+// The live view's fingerprint sees a message written after the others
+// even when its id is the lowest (ids are reserved in blocks, one block
+// per instance), and its status moving, past the 200 highest ids.
+func TestMessageStore_Fingerprint_NotByIDOrder(t *testing.T) {
+	f := newFixture(t)
+	c := f.contact(t, "+14155550100", "")
+	ctx := context.Background()
+	for range 201 {
+		f.message(t, c, "earlier")
+	}
+	before, err := f.messages.Fingerprint(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := f.message(t, c, "written last, from an earlier block of ids")
+	if err := f.db.Gorm.Exec(`UPDATE messages SET id = (SELECT min(id) - 64 FROM messages) WHERE id = ?`, late.ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	added, err := f.messages.Fingerprint(ctx, c.ID)
+	if err != nil || added == before {
+		t.Fatalf("a message with a low id written last: fingerprint %q, as before (%v)", added, err)
+	}
+	if err := f.db.Gorm.Exec(`UPDATE messages SET status = 'processed' WHERE id = (SELECT min(id) FROM messages)`).Error; err != nil {
+		t.Fatal(err)
+	}
+	if moved, err := f.messages.Fingerprint(ctx, c.ID); err != nil || moved == added {
+		t.Fatalf("its status moved: fingerprint %q, as before (%v)", moved, err)
+	}
+}
