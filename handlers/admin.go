@@ -152,7 +152,7 @@ func (ad *Admin) auditPage(a *Access) fiber.Handler {
 		}
 		q.Before, _ = strconv.ParseInt(c.Query("before"), 10, 64)
 		verify := c.Query("verify") == "1"
-		if err := a.audit(c, "audit.read", "audit", "", map[string]any{"actor": q.ActorEmail, "action": q.Action, "verify": verify}); err != nil {
+		if err := a.audit(c, "audit.read", "audit", "", map[string]any{"actor_fp": a.fingerprint(q.ActorEmail), "action": q.Action, "verify": verify}); err != nil {
 			return err
 		}
 		ctx := c.UserContext()
