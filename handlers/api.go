@@ -404,10 +404,7 @@ func (x *API) handoffs(a *Access) fiber.Handler {
 func (x *API) take(a *Access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id := idParam(c)
-		if err := x.Inbox.Convs.Take(c.UserContext(), id, principal(c).UserID); err != nil {
-			return err
-		}
-		if err := a.audit(c, "conversation.take", "conversation", strconv.FormatInt(id, 10), nil); err != nil {
+		if err := x.Inbox.takeFor(c, a, id); err != nil {
 			return err
 		}
 		return c.SendStatus(fiber.StatusNoContent)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
@@ -122,5 +123,33 @@ func TestAudit_StaffChangesRollBackWhenTheirEntryFails(t *testing.T) {
 	got, err := s.staff.Get(context.Background(), agent.ID)
 	if err != nil || got.Role != models.RoleAgent || !got.Active || got.Email != "agent@example.org" {
 		t.Errorf("the agent after refused changes: %+v, %v; want unchanged", got, err)
+	}
+}
+
+// Taking a hand-off and its audit entry are one transaction too.
+func TestAudit_TakeRollsBackWhenItsEntryFails(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	doc := loadAPIDoc(t, site.base)
+	_, ravi := site.seed(t)
+	ctx := context.Background()
+	flow := engine.Builtin().Current("clinic")
+	convs := store.NewConversationStore(site.db, site.crypto)
+	_ = convs.PinFlow(ctx, nil, flow.ID, flow.Version, flow.File, flow.Source)
+	conv := &models.Conversation{ContactID: ravi.ID, FlowID: flow.ID, FlowVersion: flow.Version, Node: "handoff", Status: models.ConversationHandoff}
+	if err := convs.Save(ctx, nil, conv); err != nil {
+		t.Fatal(err)
+	}
+	agent := site.api(t, models.RoleAgent, doc)
+	if _, err := site.db.Pool.Exec(ctx, `CREATE FUNCTION refuse_test() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'audit refused for the test'; END; $$;
+		CREATE TRIGGER refuse_test BEFORE INSERT ON audit_events FOR EACH ROW WHEN (NEW.action = 'conversation.take') EXECUTE FUNCTION refuse_test();`); err != nil {
+		t.Fatal(err)
+	}
+	if status, raw := agent.call(t, "POST", "/api/v1/conversations/"+itoa(conv.ID)+"/take", nil); status != 500 {
+		t.Fatalf("take with the audit refused: %d %s, want 500", status, raw)
+	}
+	var assigned bool
+	if err := site.db.Pool.QueryRow(ctx, `SELECT assigned_to IS NOT NULL FROM conversations WHERE id = $1`, conv.ID).Scan(&assigned); err != nil || assigned {
+		t.Fatalf("the conversation was taken unaudited: %v, %v", assigned, err)
 	}
 }

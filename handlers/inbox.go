@@ -70,8 +70,9 @@ type ConversationReader interface {
 	// Read returns a conversation by id (ENOTFOUND when there is none).
 	Read(ctx context.Context, id int64) (*models.Conversation, error)
 	Handoffs(ctx context.Context, before int64, limit int) ([]store.Handoff, error)
-	// Take returns ENOTFOUND when the conversation is not handed off.
-	Take(ctx context.Context, id int64, staffID string) error
+	// TakeIn (in tx, with its audit entry) returns ENOTFOUND when the
+	// conversation is not handed off.
+	TakeIn(ctx context.Context, tx *gorm.DB, id int64, staffID string) error
 	Counts(ctx context.Context) (store.InboxCounts, error)
 	// Timers lists a conversation's pending reminders and time-outs.
 	Timers(ctx context.Context, conversationID int64) ([]store.Timer, error)

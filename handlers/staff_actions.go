@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
+	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/engine"
@@ -74,14 +75,19 @@ func (in *Inbox) handoffs(a *Access) fiber.Handler {
 func (in *Inbox) take(a *Access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id := idParam(c)
-		if err := in.Convs.Take(c.UserContext(), id, principal(c).UserID); err != nil {
-			return err
-		}
-		if err := a.audit(c, "conversation.take", "conversation", strconv.FormatInt(id, 10), nil); err != nil {
+		if err := in.takeFor(c, a, id); err != nil {
 			return err
 		}
 		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
 	}
+}
+
+// takeFor assigns conversation id to the signed-in staff member, in the
+// transaction of its audit entry; the console and the API both take so.
+func (in *Inbox) takeFor(c *fiber.Ctx, a *Access, id int64) error {
+	return a.within(c, "conversation.take", "conversation", strconv.FormatInt(id, 10), nil, func(tx *gorm.DB, _ *models.AuditEvent) error {
+		return in.Convs.TakeIn(c.UserContext(), tx, id, principal(c).UserID)
+	})
 }
 
 // override applies a staff command to a conversation. Pausing and resuming

@@ -297,7 +297,12 @@ func (s *ConversationStore) Timers(ctx context.Context, conversationID int64) ([
 // Take assigns a handed-off conversation to a staff member. ENOTFOUND when
 // it is not (or no longer) handed off.
 func (s *ConversationStore) Take(ctx context.Context, id int64, staffID string) error {
-	res := gormFor(ctx, s.db, s.crypto, nil).Exec(`UPDATE conversations SET assigned_to = ?, assigned_at = now() WHERE id = ? AND status = 'handoff'`, staffID, id)
+	return s.TakeIn(ctx, nil, id, staffID)
+}
+
+// TakeIn is Take inside tx when given (with its audit entry).
+func (s *ConversationStore) TakeIn(ctx context.Context, tx *gorm.DB, id int64, staffID string) error {
+	res := gormFor(ctx, s.db, s.crypto, tx).Exec(`UPDATE conversations SET assigned_to = ?, assigned_at = now() WHERE id = ? AND status = 'handoff'`, staffID, id)
 	if res.Error != nil {
 		return dbError(res.Error, "Conversation")
 	}
