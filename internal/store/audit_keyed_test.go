@@ -10,6 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/parley-chat/parley/internal/crypt"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
@@ -299,5 +300,56 @@ func TestAuditStore_WithinRollsTheChangeBackWhenTheEntryFails(t *testing.T) {
 	}
 	if _, _, err := staff.ByEmail(ctx, "cat@example.org"); models.ErrorCode(err) != models.ENOTFOUND {
 		t.Fatalf("the staff member was made though the audit failed: %v", err)
+	}
+}
+
+// A log written before the chain was keyed keeps verifying after the
+// upgrade: its entries as SHA-256, the ones after as HMAC; and the first
+// keyed entry links to the last plain one, so the old part is covered.
+func TestAuditStore_EntriesBeforeTheKeyStillVerify(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	m, err := store.NewMigrator(f.db.SQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if undone, err := m.Down(ctx); err != nil || !strings.Contains(undone, "00026") {
+		t.Fatalf("down to before the keyed chain: %q, %v", undone, err)
+	}
+	// Three entries as the store wrote them before: plain SHA-256.
+	var prev []byte
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range 3 {
+		id, seq := int64(1_000_001+i), int64(i+1)
+		sealed := f.crypto.Ring.Encrypt([]byte("null"), crypt.Ref{Table: "audit_events", Column: "details_enc", ID: id})
+		h := plainHash(prev, at, "legacy", "n", strconv.Itoa(i), []byte("null"))
+		if _, err := f.db.Pool.Exec(ctx, `INSERT INTO audit_events (id, seq, at, action, subject_type, subject_id, details_enc, prev_hash, hash)
+			VALUES ($1, $2, $3, 'legacy', 'n', $4, $5, $6, $7)`, id, seq, at, strconv.Itoa(i), sealed, prev, h); err != nil {
+			t.Fatal(err)
+		}
+		prev = h
+	}
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := store.NewAuditStore(f.db, f.crypto)
+	appendN(t, f, a, 2)
+	if n, err := a.Verify(ctx); err != nil || n != 5 {
+		t.Fatalf("Verify across the upgrade = %d, %v; want 5", n, err)
+	}
+	// The old part rewritten consistently in its own (plain) hash: the
+	// first keyed entry no longer links to it.
+	prev = nil
+	for i := range 3 {
+		subject := strconv.Itoa(i)
+		if i == 1 {
+			subject = "someone-else"
+		}
+		h := plainHash(prev, at, "legacy", "n", subject, []byte("null"))
+		asReplica(t, f, `UPDATE audit_events SET subject_id = $1, prev_hash = $2, hash = $3 WHERE seq = $4`, subject, prev, h, i+1)
+		prev = h
+	}
+	if _, err := a.Verify(ctx); err == nil || !strings.Contains(err.Error(), "entry 4: it does not link") {
+		t.Fatalf("Verify after the old part was rewritten = %v, want the first keyed entry's link broken", err)
 	}
 }
