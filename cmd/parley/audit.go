@@ -19,14 +19,18 @@ func auditCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.C
 		Use:   "verify [--from-checkpoint SEQ:MAC]",
 		Short: "Walk the audit log's keyed chain and name the first broken link; with a checkpoint, also prove nothing up to it changed or was cut",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return auditVerify(cmd.Context(), getenv, from, stdout, stderr) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return auditVerify(cmd.Context(), getenv, from, stdout, stderr)
+		},
 	}
 	verify.Flags().StringVar(&from, "from-checkpoint", "", "a head printed by `parley audit checkpoint` and kept outside the database")
 	a.AddCommand(verify, &cobra.Command{
 		Use:   "checkpoint",
 		Short: "Verify the chain and print its head (SEQ:MAC) to keep outside the database, for `verify --from-checkpoint`",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return auditCheckpoint(cmd.Context(), getenv, stdout, stderr) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return auditCheckpoint(cmd.Context(), getenv, stdout, stderr)
+		},
 	})
 	return a
 }
