@@ -153,3 +153,22 @@ func TestAudit_TakeRollsBackWhenItsEntryFails(t *testing.T) {
 		t.Fatalf("the conversation was taken unaudited: %v, %v", assigned, err)
 	}
 }
+
+// Supervisors and admins still see failed sign-ins on the audit page: as
+// counts per window, with the email's fingerprint, never the email.
+func TestAudit_PageShowsFailedSignInsCounted(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	anon := &browser{site: site}
+	for range 3 {
+		anon.signIn(t, "mallory@example.org", "wrong", "/")
+	}
+	supervisor := site.as(t, models.RoleSupervisor)
+	resp, page := supervisor.do(t, "GET", "/admin/audit", nil, nil)
+	if resp.StatusCode != 200 || strings.Count(page, `data-testid="sign-in-failure"`) != 1 || !strings.Contains(page, `data-testid="attempts">3<`) {
+		t.Fatalf("the audit page's failed sign-ins: %d\n%s", resp.StatusCode, page)
+	}
+	fp := store.NewAuditStore(site.db, site.crypto).Fingerprint("mallory@example.org")
+	if !strings.Contains(page, fp) || strings.Contains(page, "mallory") {
+		t.Fatalf("the page shows the email, or not its fingerprint %s", fp)
+	}
+}
