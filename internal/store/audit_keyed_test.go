@@ -353,3 +353,41 @@ func TestAuditStore_EntriesBeforeTheKeyStillVerify(t *testing.T) {
 		t.Fatalf("Verify after the old part was rewritten = %v, want the first keyed entry's link broken", err)
 	}
 }
+
+// Someone trying a list of addresses grows no table: past a bound the
+// emails of a window are counted together, and old windows go.
+func TestAuditStore_SignInFailuresOfManyEmailsAreCountedTogether(t *testing.T) {
+	defer store.SetSignInWindowRows(3)()
+	f := newFixture(t)
+	ctx := context.Background()
+	a := store.NewAuditStore(f.db, f.crypto)
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	a.Now = func() time.Time { return now }
+	for i := range 10 {
+		if err := a.SignInFailed(ctx, "user"+strconv.Itoa(i)+"@example.org", "console", "192.0.2.7", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One of the first three again: still counted on its own row.
+	if err := a.SignInFailed(ctx, "user1@example.org", "console", "192.0.2.7", false); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.SignInFailures(ctx, time.Time{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attempts := map[string]int{}
+	for _, r := range got {
+		attempts[r.EmailFingerprint] = r.Attempts
+	}
+	if len(got) != 4 || attempts[a.Fingerprint("user1@example.org")] != 2 || attempts[strings.Repeat("00", 8)] != 7 {
+		t.Fatalf("10 emails over a bound of 3: %+v; want 3 rows of their own (user1 twice) and one of the other 7", attempts)
+	}
+	now = now.Add(store.SignInKeep + time.Hour)
+	if err := a.SignInFailed(ctx, "later@example.org", "api", "192.0.2.7", false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.SignInFailures(ctx, time.Time{}, 100); len(got) != 1 {
+		t.Fatalf("after the keep: %d rows, want only the new one", len(got))
+	}
+}

@@ -35,12 +35,23 @@ const SignInWindow = 10 * time.Minute
 // address is at most 45 characters).
 const maxIPLength = 64
 
+// SignInKeep is how long failed sign-ins are kept.
+const SignInKeep = 30 * 24 * time.Hour
+
+// signInWindowRows bounds the emails one window counts apart; failures
+// for more (someone trying a list of addresses) are counted together in
+// a row of their own (othersFingerprint), so a flood grows no table.
+var signInWindowRows = 1000
+
+// othersFingerprint stands for the emails past signInWindowRows.
+var othersFingerprint = make([]byte, crypt.ExactSize)
+
 // SignInFailed counts a failed sign-in (throttled: refused for too many
 // failures) for the email typed, by way via (console, api), from ip.
 // It is not part of the chain and takes none of its lock: anyone can fail
 // to sign in, and that must neither slow the audited work of staff nor
 // grow the log. One row per window, email fingerprint and way in holds
-// the count, bounded whatever was typed.
+// the count, bounded whatever was typed; rows older than SignInKeep go.
 func (s *AuditStore) SignInFailed(ctx context.Context, email, via, ip string, throttled bool) error {
 	if len(ip) > maxIPLength {
 		ip = ip[:maxIPLength]
@@ -49,15 +60,20 @@ func (s *AuditStore) SignInFailed(ctx context.Context, email, via, ip string, th
 		via = via[:16]
 	}
 	now := s.now()
+	window, fp := now.Truncate(SignInWindow), s.crypto.Index.Exact(crypt.DomainAuditText, normalTyped(email))
 	t := 0
 	if throttled {
 		t = 1
 	}
-	err := gormFor(ctx, s.db, s.crypto, nil).Exec(`INSERT INTO sign_in_failures AS f (window_start, email_fp, via, attempts, throttled, first_at, last_at, last_ip)
-		VALUES (?, ?, ?, 1, ?, ?, ?, ?)
+	err := gormFor(ctx, s.db, s.crypto, nil).Exec(`WITH gone AS (DELETE FROM sign_in_failures WHERE window_start < ?),
+		crowded AS (SELECT count(*) >= ? AS crowded FROM (SELECT 1 FROM sign_in_failures WHERE window_start = ? LIMIT ?) w),
+		known AS (SELECT EXISTS (SELECT 1 FROM sign_in_failures WHERE window_start = ? AND email_fp = ? AND via = ?) AS known)
+		INSERT INTO sign_in_failures AS f (window_start, email_fp, via, attempts, throttled, first_at, last_at, last_ip)
+		SELECT ?, CASE WHEN crowded.crowded AND NOT known.known THEN ?::bytea ELSE ?::bytea END, ?, 1, ?, ?, ?, ? FROM crowded, known
 		ON CONFLICT (window_start, email_fp, via) DO UPDATE
 		SET attempts = f.attempts + 1, throttled = f.throttled + excluded.throttled, last_at = excluded.last_at, last_ip = excluded.last_ip`,
-		now.Truncate(SignInWindow), s.crypto.Index.Exact(crypt.DomainAuditText, normalTyped(email)), via, t, now, now, ip).Error
+		now.Add(-SignInKeep), signInWindowRows, window, signInWindowRows, window, fp, via,
+		window, othersFingerprint, fp, via, t, now, now, ip).Error
 	return dbError(err, "Sign-in failure")
 }
 
