@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
+	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/store"
@@ -42,9 +43,17 @@ type Access struct {
 	}
 }
 
-// Auditor appends to the audit log.
+// Auditor appends to the audit log (store.AuditStore).
 type Auditor interface {
 	Record(ctx context.Context, e *models.AuditEvent) error
+	// Within makes change and e one transaction: both or neither.
+	Within(ctx context.Context, e *models.AuditEvent, change func(tx *gorm.DB) error) error
+	// SignInFailed counts a failed sign-in outside the chain, keeping a
+	// fingerprint of the email typed, never the email.
+	SignInFailed(ctx context.Context, email, via, ip string, throttled bool) error
+	// Fingerprint is a keyed fingerprint of typed text, which the log
+	// keeps instead of the text.
+	Fingerprint(text string) string
 }
 
 // audit records action by the signed-in staff member of c.
@@ -63,12 +72,49 @@ func (a *Access) record(c *fiber.Ctx, actor *models.StaffUser, action, subjectTy
 	if a == nil || a.Audit == nil {
 		return nil
 	}
+	return a.Audit.Record(c.UserContext(), eventOf(c, actor, action, subjectType, subjectID, details))
+}
+
+// within makes change and its audit entry (action by the signed-in staff
+// member of c) one transaction. change may fill in the entry's subject
+// and details once it knows them.
+func (a *Access) within(c *fiber.Ctx, action, subjectType, subjectID string, details map[string]any, change func(tx *gorm.DB, e *models.AuditEvent) error) error {
+	var who *models.StaffUser
+	if p := principal(c); p != nil {
+		who = &models.StaffUser{ID: p.UserID, Role: p.Role}
+	}
+	e := eventOf(c, who, action, subjectType, subjectID, details)
+	if a == nil || a.Audit == nil {
+		return change(nil, e)
+	}
+	return a.Audit.Within(c.UserContext(), e, func(tx *gorm.DB) error { return change(tx, e) })
+}
+
+// fingerprint is typed text as the audit log keeps it ("" for none).
+func (a *Access) fingerprint(text string) string {
+	if a == nil || a.Audit == nil || strings.TrimSpace(text) == "" {
+		return ""
+	}
+	return a.Audit.Fingerprint(text)
+}
+
+// signInFailed counts a failed sign-in (by way of via) outside the chain.
+func (a *Access) signInFailed(c *fiber.Ctx, email, via string, throttled bool) error {
+	if a == nil || a.Audit == nil {
+		return nil
+	}
+	return a.Audit.SignInFailed(c.UserContext(), email, via, c.IP(), throttled)
+}
+
+// eventOf is an audit entry of action by actor (nil: nobody signed in) in
+// request c.
+func eventOf(c *fiber.Ctx, actor *models.StaffUser, action, subjectType, subjectID string, details map[string]any) *models.AuditEvent {
 	e := &models.AuditEvent{Action: action, SubjectType: subjectType, SubjectID: subjectID, RequestID: requestIDOf(c),
 		IP: utils.CopyString(c.IP()), Details: details}
 	if actor != nil {
 		e.ActorID, e.ActorRole = actor.ID, actor.Role
 	}
-	return a.Audit.Record(c.UserContext(), e)
+	return e
 }
 
 // principalKey is where the request's staff member is kept in Locals.

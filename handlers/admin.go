@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -23,6 +24,7 @@ type Admin struct {
 	Audit interface {
 		List(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error)
 		Verify(ctx context.Context) (int, error)
+		SignInFailures(ctx context.Context, since time.Time, limit int) ([]store.SignInFailure, error)
 	}
 	System *System // nil: no system page
 }
@@ -152,7 +154,7 @@ func (ad *Admin) auditPage(a *Access) fiber.Handler {
 		}
 		q.Before, _ = strconv.ParseInt(c.Query("before"), 10, 64)
 		verify := c.Query("verify") == "1"
-		if err := a.audit(c, "audit.read", "audit", "", map[string]any{"actor": q.ActorEmail, "action": q.Action, "verify": verify}); err != nil {
+		if err := a.audit(c, "audit.read", "audit", "", map[string]any{"actor_fp": a.fingerprint(q.ActorEmail), "action": q.Action, "verify": verify}); err != nil {
 			return err
 		}
 		ctx := c.UserContext()
@@ -205,6 +207,14 @@ func (ad *Admin) auditPage(a *Access) fiber.Handler {
 		if len(entries) == auditPageSize {
 			kept.Set("before", strconv.FormatInt(entries[len(entries)-1].Seq, 10))
 			p.Next = "/admin/audit?" + kept.Encode()
+		}
+		failures, err := ad.Audit.SignInFailures(ctx, time.Now().Add(-24*time.Hour), auditPageSize)
+		if err != nil {
+			return err
+		}
+		for _, f := range failures {
+			p.SignInFailures = append(p.SignInFailures, views.SignInFailureRow{Window: f.WindowStart.UTC().Format("2006-01-02 15:04"), Via: f.Via,
+				EmailFingerprint: f.EmailFingerprint, LastIP: f.LastIP, Attempts: f.Attempts, Throttled: f.Throttled})
 		}
 		return render(c, views.Audit(p))
 	}

@@ -532,7 +532,7 @@ func (x *API) audit(a *Access) fiber.Handler {
 		}
 		q.SubjectType, q.SubjectID = strings.TrimSpace(c.Query("subject_type")), strings.TrimSpace(c.Query("subject_id"))
 		q.Before, q.Limit = after, limit
-		if err := a.audit(c, "audit.read", "audit", "", map[string]any{"actor": q.ActorEmail, "action": q.Action}); err != nil {
+		if err := a.audit(c, "audit.read", "audit", "", map[string]any{"actor_fp": a.fingerprint(q.ActorEmail), "action": q.Action}); err != nil {
 			return err
 		}
 		entries, err := x.Admin.Audit.List(c.UserContext(), q)

@@ -310,15 +310,19 @@ func (in *Inbox) resultsProps(c *fiber.Ctx, a *Access) (views.InboxResultsProps,
 	return p, nil
 }
 
-// auditedSearch records the search (what was typed and the filters kept)
-// and runs it.
+// auditedSearch records the search (a keyed fingerprint of what was typed,
+// never the text, which may be a phone number or a name, and the filters
+// kept) and runs it. Listing without a query (every inbox load) is not a
+// search and is not recorded.
 func (in *Inbox) auditedSearch(c *fiber.Ctx, a *Access, q string, f models.MessageSearch, kept url.Values) ([]models.MessageHit, int64, error) {
-	details := map[string]any{"query": q}
-	for k := range kept {
-		details[k] = kept.Get(k)
-	}
-	if err := a.audit(c, "messages.search", "messages", "", details); err != nil {
-		return nil, 0, err
+	if strings.TrimSpace(q) != "" {
+		details := map[string]any{"query_fp": a.fingerprint(q)}
+		for k := range kept {
+			details[k] = kept.Get(k)
+		}
+		if err := a.audit(c, "messages.search", "messages", "", details); err != nil {
+			return nil, 0, err
+		}
 	}
 	return in.search(c.UserContext(), q, f)
 }

@@ -58,7 +58,7 @@ func (l *LocalProvider) token(c *fiber.Ctx) error {
 	}
 	u, err := l.SignIn(c.UserContext(), in.Email, in.Password, c.IP())
 	if err != nil && (models.ErrorCode(err) == models.EUNAUTHORIZED || models.ErrorCode(err) == models.EUNAVAILABLE) {
-		if aerr := l.access.record(c, nil, "staff.sign_in_failed", "staff", "", map[string]any{"email": in.Email, "via": "api"}); aerr != nil {
+		if aerr := l.access.signInFailed(c, in.Email, "api", models.ErrorCode(err) == models.EUNAVAILABLE); aerr != nil {
 			return aerr
 		}
 	}

@@ -289,7 +289,7 @@ func (cs *Console) login(c *fiber.Ctx) error {
 		default:
 			return err
 		}
-		if aerr := cs.Access.record(c, nil, "staff.sign_in_failed", "staff", "", map[string]any{"email": email, "via": "console"}); aerr != nil {
+		if aerr := cs.Access.signInFailed(c, email, "console", status == fiber.StatusTooManyRequests); aerr != nil {
 			return aerr
 		}
 		c.Status(status)

@@ -15,10 +15,11 @@ import (
 type StaffAdmin interface {
 	StaffLookup
 	List(ctx context.Context, after string, limit int) ([]*models.StaffUser, error)
-	Create(ctx context.Context, id, email string, role models.Role, passwordHash string) (*models.StaffUser, error)
+	// The changes take the transaction their audit entry is written in.
+	CreateIn(ctx context.Context, tx *gorm.DB, id, email string, role models.Role, passwordHash string) (*models.StaffUser, error)
 	SetRole(ctx context.Context, tx *gorm.DB, id string, role models.Role) error
 	SetActive(ctx context.Context, tx *gorm.DB, id string, active bool) error
-	Forget(ctx context.Context, id string) error
+	ForgetIn(ctx context.Context, tx *gorm.DB, id string) error
 }
 
 // RemoteUsers is Supabase Auth's user administration (auth.GoTrueAdmin):
@@ -126,11 +127,18 @@ func (a *Access) createStaff(c *fiber.Ctx, admin StaffAdmin, email string, role 
 	if err != nil {
 		return nil, err
 	}
-	u, err := admin.Create(ctx, userID, email, role, hash)
+	var u *models.StaffUser
+	err = a.within(c, "staff.create", "staff", "", nil, func(tx *gorm.DB, e *models.AuditEvent) (err error) {
+		if u, err = admin.CreateIn(ctx, tx, userID, email, role, hash); err != nil {
+			return err
+		}
+		e.SubjectID, e.Details = u.ID, map[string]any{"email_fp": a.fingerprint(u.Email), "role": string(u.Role)}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	return u, a.audit(c, "staff.create", "staff", u.ID, map[string]any{"email": u.Email, "role": string(u.Role)})
+	return u, nil
 }
 
 // changeStaff sets a member's role, active state or both (nil: unchanged),
@@ -148,37 +156,40 @@ func (a *Access) changeStaff(c *fiber.Ctx, admin StaffAdmin, id string, role *mo
 		return nil, models.Errorf(models.ECONFLICT, "You cannot demote or deactivate yourself; ask another admin.")
 	}
 	if role != nil && *role != u.Role {
-		if err := admin.SetRole(ctx, nil, id, *role); err != nil {
-			return nil, err
-		}
-		if a.Remote != nil { // mirrored into app_metadata.role
-			if err := a.Remote.SetRole(ctx, id, *role); err != nil {
-				return nil, err
-			}
-		}
-		if err := a.audit(c, "staff.role_change", "staff", id, map[string]any{"from": string(u.Role), "to": string(*role)}); err != nil {
+		err := a.within(c, "staff.role_change", "staff", id, map[string]any{"from": string(u.Role), "to": string(*role)},
+			func(tx *gorm.DB, _ *models.AuditEvent) error {
+				if err := admin.SetRole(ctx, tx, id, *role); err != nil {
+					return err
+				}
+				if a.Remote != nil { // mirrored into app_metadata.role
+					return a.Remote.SetRole(ctx, id, *role)
+				}
+				return nil
+			})
+		if err != nil {
 			return nil, err
 		}
 	}
 	if active != nil && *active != u.Active {
-		if err := admin.SetActive(ctx, nil, id, *active); err != nil {
-			return nil, err
-		}
-		if a.Remote != nil { // a deactivated member cannot sign in at Supabase either
-			if err := a.Remote.SetBanned(ctx, id, !*active); err != nil {
-				return nil, err
-			}
-		}
 		action := "staff.reactivate"
 		if !*active {
 			action = "staff.deactivate"
-			if a.Sessions != nil {
-				if err := a.Sessions.RevokeUser(ctx, id); err != nil {
-					return nil, err
+		}
+		err := a.within(c, action, "staff", id, nil, func(tx *gorm.DB, _ *models.AuditEvent) error {
+			if err := admin.SetActive(ctx, tx, id, *active); err != nil {
+				return err
+			}
+			if a.Remote != nil { // a deactivated member cannot sign in at Supabase either
+				if err := a.Remote.SetBanned(ctx, id, !*active); err != nil {
+					return err
 				}
 			}
-		}
-		if err := a.audit(c, action, "staff", id, nil); err != nil {
+			if !*active && a.Sessions != nil {
+				return a.Sessions.RevokeUser(ctx, id)
+			}
+			return nil
+		})
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -202,10 +213,9 @@ func (a *Access) deleteStaff(admin StaffAdmin) fiber.Handler {
 				return err
 			}
 		}
-		if err := admin.Forget(ctx, id); err != nil {
-			return err
-		}
-		if err := a.audit(c, "staff.delete", "staff", id, map[string]any{"email": u.Email}); err != nil {
+		err = a.within(c, "staff.delete", "staff", id, map[string]any{"email_fp": a.fingerprint(u.Email)},
+			func(tx *gorm.DB, _ *models.AuditEvent) error { return admin.ForgetIn(ctx, tx, id) })
+		if err != nil {
 			return err
 		}
 		return c.SendStatus(fiber.StatusNoContent)

@@ -13,30 +13,84 @@ import (
 )
 
 func auditCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
-	a := group("audit", "Check the audit log", "verify")
-	a.AddCommand(&cobra.Command{
-		Use:   "verify",
-		Short: "Walk the audit log's hash chain and name the first broken link",
+	a := group("audit", "Check the audit log", "verify, checkpoint")
+	var from string
+	verify := &cobra.Command{
+		Use:   "verify [--from-checkpoint SEQ:MAC]",
+		Short: "Walk the audit log's keyed chain and name the first broken link; with a checkpoint, also prove nothing up to it changed or was cut",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return auditVerify(cmd.Context(), getenv, stdout, stderr) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return auditVerify(cmd.Context(), getenv, from, stdout, stderr)
+		},
+	}
+	verify.Flags().StringVar(&from, "from-checkpoint", "", "a head printed by `parley audit checkpoint` and kept outside the database")
+	a.AddCommand(verify, &cobra.Command{
+		Use:   "checkpoint",
+		Short: "Verify the chain and print its head (SEQ:MAC) to keep outside the database, for `verify --from-checkpoint`",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return auditCheckpoint(cmd.Context(), getenv, stdout, stderr)
+		},
 	})
 	return a
 }
 
-func auditVerify(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+func auditVerify(ctx context.Context, getenv func(string) string, from string, stdout, stderr io.Writer) error {
+	var cp store.Checkpoint
+	if from != "" {
+		var err error
+		if cp, err = store.ParseCheckpoint(from); err != nil {
+			return usageError{models.ErrorMessage(err)}
+		}
+	}
 	_, db, c, err := openSealed(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	n, err := store.NewAuditStore(db, c).Verify(ctx)
+	audit := store.NewAuditStore(db, c)
+	var n int
+	if from != "" {
+		n, err = audit.VerifyFrom(ctx, cp)
+	} else {
+		n, err = audit.Verify(ctx)
+	}
+	if err := brokenChain(err, n); err != nil {
+		return err
+	}
+	if from != "" {
+		fmt.Fprintf(stdout, "audit log intact: %d entries; entry %d still carries the checkpoint's MAC\n", n, cp.Seq)
+		return nil
+	}
+	fmt.Fprintf(stdout, "audit log intact: %d entries\n", n)
+	return nil
+}
+
+// auditCheckpoint prints the verified head of the chain.
+func auditCheckpoint(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	_, db, c, err := openSealed(ctx, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	cp, err := store.NewAuditStore(db, c).Checkpoint(ctx)
 	var broken *models.Error
-	if errors.As(err, &broken) && broken.Code == models.EINTERNAL {
-		return fmt.Errorf("%s (the %d entries before it hold)", broken.Message, n)
+	if errors.As(err, &broken) && broken.Code == models.EINTERNAL && broken.Message != "" {
+		return fmt.Errorf("%s No checkpoint printed: a broken chain is not worth keeping", broken.Message)
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "audit log intact: %d entries\n", n)
+	fmt.Fprintln(stdout, cp)
 	return nil
+}
+
+// brokenChain words a verification's failure for the command line: the
+// broken link and how many entries before it hold.
+func brokenChain(err error, held int) error {
+	var broken *models.Error
+	if errors.As(err, &broken) && broken.Code == models.EINTERNAL && broken.Message != "" {
+		return fmt.Errorf("%s (the %d entries before it hold)", broken.Message, held)
+	}
+	return err
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/config"
@@ -45,12 +46,16 @@ func ensureFirstAdmin(ctx context.Context, cfg *config.Config, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	admin, err := staff.Create(ctx, "", firstAdminEmail, models.RoleAdmin, hash)
-	if err != nil {
+	audit := store.NewAuditStore(db, c)
+	e := &models.AuditEvent{Action: "staff.create", SubjectType: "staff",
+		Details: map[string]any{"email_fp": audit.Fingerprint(firstAdminEmail), "role": string(models.RoleAdmin), "via": "parley dev"}}
+	if err := audit.Within(ctx, e, func(tx *gorm.DB) error {
+		admin, err := staff.CreateIn(ctx, tx, "", firstAdminEmail, models.RoleAdmin, hash)
+		if admin != nil {
+			e.SubjectID = admin.ID
+		}
 		return err
-	}
-	if err := store.NewAuditStore(db, c).Record(ctx, &models.AuditEvent{Action: "staff.create", SubjectType: "staff", SubjectID: admin.ID,
-		Details: map[string]any{"email": admin.Email, "role": string(admin.Role), "via": "parley dev"}}); err != nil {
+	}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "parley dev: made the first admin; sign in with\n    email:    %s\n    password: %s\n  (shown this once; `parley users set-password` changes it)\n", firstAdminEmail, password)
@@ -87,13 +92,19 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 		audit, sessions = store.NewAuditStore(db, c), store.NewSessionStore(db, c)
 		return fn(cmd.Context(), store.NewStaffStore(db))
 	}
-	// record audits a change made from the command line (no actor).
-	record := func(ctx context.Context, action string, u *models.StaffUser, details map[string]any) error {
+	// within makes a change from the command line (no actor) in the
+	// transaction of its audit entry: both or neither. change may fill in
+	// the entry's subject once it knows it.
+	within := func(ctx context.Context, action string, u *models.StaffUser, details map[string]any, change func(tx *gorm.DB, e *models.AuditEvent) error) error {
 		if details == nil {
 			details = map[string]any{}
 		}
 		details["via"] = "cli"
-		return audit.Record(ctx, &models.AuditEvent{Action: action, SubjectType: "staff", SubjectID: u.ID, Details: details})
+		e := &models.AuditEvent{Action: action, SubjectType: "staff", Details: details}
+		if u != nil {
+			e.SubjectID = u.ID
+		}
+		return audit.Within(ctx, e, func(tx *gorm.DB) error { return change(tx, e) })
 	}
 	byEmail := func(ctx context.Context, staff *store.StaffStore) (*models.StaffUser, error) {
 		found, _, err := staff.ByEmail(ctx, email)
@@ -129,11 +140,16 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 				if err != nil {
 					return err
 				}
-				made, err := staff.Create(ctx, id, email, models.Role(role), hash)
+				var made *models.StaffUser
+				err = within(ctx, "staff.create", nil, map[string]any{"email_fp": audit.Fingerprint(email), "role": role},
+					func(tx *gorm.DB, e *models.AuditEvent) (err error) {
+						made, err = staff.CreateIn(ctx, tx, id, email, models.Role(role), hash)
+						if made != nil {
+							e.SubjectID = made.ID
+						}
+						return err
+					})
 				if err != nil {
-					return err
-				}
-				if err := record(ctx, "staff.create", made, map[string]any{"email": made.Email, "role": string(made.Role)}); err != nil {
 					return err
 				}
 				fmt.Fprintf(stdout, "created %s (%s)\n", made.Email, made.Role)
@@ -172,15 +188,16 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 				if err != nil {
 					return err
 				}
-				if err := staff.SetRole(ctx, nil, found.ID, models.Role(role)); err != nil {
-					return err
-				}
-				if remote != nil { // mirrored into app_metadata.role
-					if err := remote.SetRole(ctx, found.ID, models.Role(role)); err != nil {
-						return err
-					}
-				}
-				return record(ctx, "staff.role_change", found, map[string]any{"from": string(found.Role), "to": role})
+				return within(ctx, "staff.role_change", found, map[string]any{"from": string(found.Role), "to": role},
+					func(tx *gorm.DB, _ *models.AuditEvent) error {
+						if err := staff.SetRole(ctx, tx, found.ID, models.Role(role)); err != nil {
+							return err
+						}
+						if remote != nil { // mirrored into app_metadata.role
+							return remote.SetRole(ctx, found.ID, models.Role(role))
+						}
+						return nil
+					})
 			})
 		},
 	}
@@ -203,10 +220,9 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 				if remote != nil {
 					return errors.New("in Supabase mode passwords are set at Supabase (the member resets theirs)")
 				}
-				if err := staff.SetPasswordHash(ctx, nil, found.ID, hash); err != nil {
-					return err
-				}
-				return record(ctx, "staff.password_change", found, nil)
+				return within(ctx, "staff.password_change", found, nil, func(tx *gorm.DB, _ *models.AuditEvent) error {
+					return staff.SetPasswordHash(ctx, tx, found.ID, hash)
+				})
 			})
 		},
 	}
@@ -219,20 +235,20 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 					if err != nil {
 						return err
 					}
-					if err := staff.SetActive(ctx, nil, found.ID, to); err != nil {
-						return err
-					}
-					if remote != nil { // banned at Supabase while deactivated
-						if err := remote.SetBanned(ctx, found.ID, !to); err != nil {
+					return within(ctx, "staff."+use, found, nil, func(tx *gorm.DB, _ *models.AuditEvent) error {
+						if err := staff.SetActive(ctx, tx, found.ID, to); err != nil {
 							return err
 						}
-					}
-					if !to { // their open sessions end now, not at their next request
-						if err := sessions.RevokeUser(ctx, found.ID); err != nil {
-							return err
+						if remote != nil { // banned at Supabase while deactivated
+							if err := remote.SetBanned(ctx, found.ID, !to); err != nil {
+								return err
+							}
 						}
-					}
-					return record(ctx, "staff."+use, found, nil)
+						if !to { // their open sessions end now, not at their next request
+							return sessions.RevokeUser(ctx, found.ID)
+						}
+						return nil
+					})
 				})
 			},
 		}

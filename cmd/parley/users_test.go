@@ -191,3 +191,89 @@ func TestUsers_InSupabaseMode(t *testing.T) {
 		t.Fatalf("deactivate: %d %s, banned %v", code, stderr, p.Banned(kiran.ID))
 	}
 }
+
+// An operator keeps the head outside the database; verify against it
+// notices a cut tail, which the chain alone cannot.
+func TestAuditCheckpoint_VerifyFromItFindsACutTail(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	env := baseEnv(t, dsn)
+	if code, _, stderr := runCmd(t, env, "audit", "checkpoint"); code == exitOK || !strings.Contains(stderr, "empty") {
+		t.Fatalf("a checkpoint of an empty log: %d %s", code, stderr)
+	}
+	for _, who := range []string{"a@example.org", "b@example.org", "c@example.org"} {
+		withStdin(t, "a long enough password\n", func() {
+			if code, _, stderr := runCmd(t, env, "users", "create", "--email", who, "--role", "agent"); code != exitOK {
+				t.Fatalf("create: %d %s", code, stderr)
+			}
+		})
+	}
+	code, out, stderr := runCmd(t, env, "audit", "checkpoint")
+	cp := strings.TrimSpace(out)
+	if code != exitOK || !regexp.MustCompile(`^3:[0-9a-f]{64}$`).MatchString(cp) {
+		t.Fatalf("checkpoint: %d %q %s", code, out, stderr)
+	}
+	if code, out, stderr := runCmd(t, env, "audit", "verify", "--from-checkpoint", cp); code != exitOK || !strings.Contains(out, "intact: 3 entries") {
+		t.Fatalf("verify from an intact checkpoint: %d %s %s", code, out, stderr)
+	}
+	if code, _, stderr := runCmd(t, env, "audit", "verify", "--from-checkpoint", "3:nothex"); code != exitUsage {
+		t.Fatalf("a malformed checkpoint: %d %s", code, stderr)
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, _ := db.Pool.Acquire(ctx)
+	defer conn.Release()
+	_, _ = conn.Exec(ctx, `SET session_replication_role = replica`)
+	if _, err := conn.Exec(ctx, `DELETE FROM audit_events WHERE seq = 3`); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := runCmd(t, env, "audit", "verify"); code != exitOK {
+		t.Fatalf("plain verify of a cut tail: %d; a cut tail is expected to pass it", code)
+	}
+	if code, _, stderr := runCmd(t, env, "audit", "verify", "--from-checkpoint", cp); code != exitFailure || !strings.Contains(stderr, "before the checkpoint at 3") {
+		t.Fatalf("verify from the checkpoint after a cut: %d %s", code, stderr)
+	}
+}
+
+// A change made from the command line and its audit entry are one
+// transaction: a refused entry leaves the member as they were.
+func TestUsers_ChangesRollBackWhenTheirEntryFails(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	env := baseEnv(t, dsn)
+	withStdin(t, "a long enough password\n", func() {
+		if code, _, stderr := runCmd(t, env, "users", "create", "--email", "asha@example.org", "--role", "agent"); code != exitOK {
+			t.Fatalf("create: %d %s", code, stderr)
+		}
+	})
+	ctx := context.Background()
+	db, err := store.Open(ctx, dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Pool.Exec(ctx, `CREATE FUNCTION refuse_test() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'audit refused for the test'; END; $$;
+		CREATE TRIGGER refuse_test BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_test();`); err != nil {
+		t.Fatal(err)
+	}
+	withStdin(t, "a long enough password\n", func() {
+		if code, _, _ := runCmd(t, env, "users", "create", "--email", "ravi@example.org", "--role", "agent"); code == exitOK {
+			t.Fatal("create succeeded with its entry refused")
+		}
+	})
+	for _, args := range [][]string{{"set-role", "--email", "asha@example.org", "--role", "admin"}, {"deactivate", "--email", "asha@example.org"}} {
+		if code, _, _ := runCmd(t, env, append([]string{"users"}, args...)...); code == exitOK {
+			t.Fatalf("%v succeeded with its entry refused", args)
+		}
+	}
+	staff := store.NewStaffStore(db)
+	if _, _, err := staff.ByEmail(ctx, "ravi@example.org"); models.ErrorCode(err) != models.ENOTFOUND {
+		t.Errorf("the member was created unaudited: %v", err)
+	}
+	if u, _, err := staff.ByEmail(ctx, "asha@example.org"); err != nil || u.Role != models.RoleAgent || !u.Active {
+		t.Errorf("asha after refused changes: %+v, %v; want an active agent", u, err)
+	}
+}

@@ -21,6 +21,12 @@ const (
 	DomainAddress Domain = "contact.address" // exact: E.164 numbers or raw addresses
 	DomainName    Domain = "contact.name"    // token: words of a name
 	DomainBody    Domain = "message.body"    // token: words of a message
+	// DomainAuditChain keys the audit log's chain (Indexer.MAC): without
+	// the key a rewritten chain cannot be made to verify.
+	DomainAuditChain Domain = "audit.chain"
+	// DomainAuditText fingerprints what staff typed (a search, a failed
+	// sign-in's email) for the audit log, which keeps no typed text.
+	DomainAuditText Domain = "audit.text"
 )
 
 // Truncation limits what an index reveals: collisions are expected and
@@ -34,6 +40,7 @@ const (
 // keys. It is safe for concurrent use.
 type Indexer struct {
 	pools map[Domain]*sync.Pool
+	keys  map[Domain][]byte
 }
 
 // NewIndexer derives the per-domain keys from the 32-byte blind-index key.
@@ -41,11 +48,12 @@ func NewIndexer(key []byte) (*Indexer, error) {
 	if len(key) != 32 {
 		return nil, errors.New("crypt: blind index key must have 32 bytes")
 	}
-	ix := &Indexer{pools: map[Domain]*sync.Pool{}}
-	for _, d := range []Domain{DomainAddress, DomainName, DomainBody} {
+	ix := &Indexer{pools: map[Domain]*sync.Pool{}, keys: map[Domain][]byte{}}
+	for _, d := range []Domain{DomainAddress, DomainName, DomainBody, DomainAuditChain, DomainAuditText} {
 		m := hmac.New(sha256.New, key)
 		m.Write([]byte("parley blind index v1\x00" + d))
 		domainKey := m.Sum(nil)
+		ix.keys[d] = domainKey
 		ix.pools[d] = &sync.Pool{New: func() any { return hmac.New(sha256.New, domainKey) }}
 	}
 	return ix, nil
@@ -69,6 +77,16 @@ func (ix *Indexer) sum(d Domain, value string, out []byte) []byte {
 func (ix *Indexer) Exact(d Domain, value string) []byte {
 	var buf [sha256.Size]byte
 	return append([]byte(nil), ix.sum(d, value, buf[:0])[:ExactSize]...)
+}
+
+// MAC returns a fresh HMAC-SHA256 under domain d's key, for a caller that
+// needs the whole sum of a value written in parts (the audit chain).
+func (ix *Indexer) MAC(d Domain) hash.Hash {
+	k, ok := ix.keys[d]
+	if !ok {
+		panic("crypt: unknown blind index domain " + string(d))
+	}
+	return hmac.New(sha256.New, k)
 }
 
 // Token returns the index of one normalised word (see textnorm.Words).

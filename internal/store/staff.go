@@ -39,6 +39,11 @@ func NewStaffStore(db *DB) *StaffStore { return &StaffStore{db: db} }
 // Create adds a staff member; id "" makes a new one, passwordHash "" keeps
 // none (Supabase mode). ECONFLICT when the email is taken.
 func (s *StaffStore) Create(ctx context.Context, id, email string, role models.Role, passwordHash string) (*models.StaffUser, error) {
+	return s.CreateIn(ctx, nil, id, email, role, passwordHash)
+}
+
+// CreateIn is Create inside tx when given (with its audit entry).
+func (s *StaffStore) CreateIn(ctx context.Context, tx *gorm.DB, id, email string, role models.Role, passwordHash string) (*models.StaffUser, error) {
 	if !role.Valid() {
 		return nil, models.Errorf(models.EINVALID, "%q is not a role (admin, supervisor, agent or viewer).", role)
 	}
@@ -50,14 +55,21 @@ func (s *StaffStore) Create(ctx context.Context, id, email string, role models.R
 	if passwordHash != "" {
 		row.PasswordHash = &passwordHash
 	}
-	g := s.db.Gorm.WithContext(ctx)
+	if tx == nil {
+		tx = s.db.Gorm
+	}
+	g := tx.WithContext(ctx)
 	if id == "" {
 		g = g.Omit("ID")
 	}
 	if err := g.Create(&row).Error; err != nil {
 		return nil, dbError(err, "A staff member with this email")
 	}
-	return s.Get(ctx, row.ID)
+	var made staffRow
+	if err := tx.WithContext(ctx).Where("id = ?", row.ID).First(&made).Error; err != nil {
+		return nil, dbError(err, "Staff member")
+	}
+	return made.model(), nil
 }
 
 // Get returns a staff member by id. ENOTFOUND when there is none.
@@ -143,7 +155,15 @@ func (s *StaffStore) update(ctx context.Context, tx *gorm.DB, id string, cols ma
 // and the row (which the audit log's entries keep pointing at) loses its
 // email and password and stays deactivated.
 func (s *StaffStore) Forget(ctx context.Context, id string) error {
-	return s.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.ForgetIn(ctx, nil, id)
+}
+
+// ForgetIn is Forget inside tx when given (with its audit entry).
+func (s *StaffStore) ForgetIn(ctx context.Context, tx *gorm.DB, id string) error {
+	if tx == nil {
+		tx = s.db.Gorm
+	}
+	return tx.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Exec(`DELETE FROM staff_sessions WHERE user_id = ?`, id).Error; err != nil {
 			return dbError(err, "Session")
 		}

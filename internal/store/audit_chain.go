@@ -1,0 +1,173 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parley-chat/parley/internal/crypt"
+	"github.com/parley-chat/parley/models"
+)
+
+// auditLock is the advisory lock key that serialises appends to the chain.
+const auditLock = 7212002
+
+// chainHash is an entry's hash: the previous entry's hash and the entry's
+// plaintext, each part length-prefixed so no two entries hash alike.
+// Keyed entries (all but those written before migration 00026) take an
+// HMAC under the chain key, which the database never sees; earlier ones
+// kept plain SHA-256. The role, request id and address came later:
+// entries without any hash as those before them did.
+func (s *AuditStore) chainHash(keyed bool, prev []byte, e *models.AuditEvent, details []byte) []byte {
+	var h hash.Hash
+	if keyed {
+		h = s.crypto.Index.MAC(crypt.DomainAuditChain)
+	} else {
+		h = sha256.New()
+	}
+	parts := [][]byte{prev, []byte(e.At.Format(time.RFC3339Nano)), []byte(e.ActorID), []byte(e.Action), []byte(e.SubjectType), []byte(e.SubjectID), details}
+	if e.ActorRole != "" || e.RequestID != "" || e.IP != "" {
+		parts = append(parts, []byte(e.ActorRole), []byte(e.RequestID), []byte(e.IP))
+	}
+	for _, part := range parts {
+		h.Write([]byte(strconv.Itoa(len(part)) + ":"))
+		h.Write(part)
+	}
+	return h.Sum(nil)
+}
+
+// Checkpoint is a place in the chain an operator keeps outside the
+// database: an entry's seq and its MAC. Written as "seq:hex".
+type Checkpoint struct {
+	Seq int64
+	MAC []byte
+}
+
+// String is the checkpoint as `parley audit checkpoint` prints it.
+func (c Checkpoint) String() string {
+	return strconv.FormatInt(c.Seq, 10) + ":" + hex.EncodeToString(c.MAC)
+}
+
+// ParseCheckpoint reads a checkpoint written by String. EINVALID when it
+// is not one.
+func ParseCheckpoint(text string) (Checkpoint, error) {
+	seq, mac, ok := strings.Cut(strings.TrimSpace(text), ":")
+	n, err := strconv.ParseInt(seq, 10, 64)
+	b, herr := hex.DecodeString(mac)
+	if !ok || err != nil || n < 1 || herr != nil || len(b) != sha256.Size {
+		return Checkpoint{}, models.Errorf(models.EINVALID, "A checkpoint is seq:mac as `parley audit checkpoint` prints it.")
+	}
+	return Checkpoint{Seq: n, MAC: b}, nil
+}
+
+// Checkpoint verifies the whole chain and returns its head, for the
+// operator to keep elsewhere. Errors as Verify's; EINVALID on an empty log.
+func (s *AuditStore) Checkpoint(ctx context.Context) (Checkpoint, error) {
+	var head Checkpoint
+	_, err := s.walk(ctx, func(seq int64, mac []byte) { head = Checkpoint{Seq: seq, MAC: mac} })
+	if err == nil && head.Seq == 0 {
+		err = models.Errorf(models.EINVALID, "The audit log is empty: there is nothing to checkpoint yet.")
+	}
+	return head, err
+}
+
+// Verify walks the whole chain in order and checks that every entry links
+// to the one before it and that its MAC matches its contents. It returns
+// how many entries it checked; a broken chain is an EINTERNAL error naming
+// the first entry (by seq) that does not hold.
+func (s *AuditStore) Verify(ctx context.Context) (int, error) {
+	return s.walk(ctx, nil)
+}
+
+// VerifyFrom is Verify that also holds the chain to cp: the entry at cp's
+// seq still carries cp's MAC (so nothing at or before it changed, even
+// re-chained by someone holding the key), and the log still reaches it
+// (so nothing up to it was cut off the end). EINTERNAL when it does not.
+func (s *AuditStore) VerifyFrom(ctx context.Context, cp Checkpoint) (int, error) {
+	var at []byte
+	n, err := s.walk(ctx, func(seq int64, mac []byte) {
+		if seq == cp.Seq {
+			at = mac
+		}
+	})
+	switch {
+	case err != nil:
+		return n, err
+	case at == nil:
+		return n, models.Errorf(models.EINTERNAL, "The audit log ends at entry %d, before the checkpoint at %d: entries were cut.", n, cp.Seq)
+	case !bytes.Equal(at, cp.MAC):
+		return n, models.Errorf(models.EINTERNAL, "The audit chain is broken at the checkpoint (entry %d): its MAC is not the one kept, so entries up to it changed.", cp.Seq)
+	}
+	return n, nil
+}
+
+// walk verifies the chain, calling each (if not nil) with every entry's
+// seq and MAC once it holds.
+func (s *AuditStore) walk(ctx context.Context, each func(seq int64, mac []byte)) (int, error) {
+	g := gormFor(ctx, s.db, s.crypto, nil)
+	var keyedAfter int64
+	if err := g.Raw(`SELECT keyed_after FROM audit_chain`).Scan(&keyedAfter).Error; err != nil {
+		return 0, dbError(err, "Audit")
+	}
+	var prev []byte
+	var after int64
+	checked := 0
+	for {
+		var rows []auditRow
+		if err := g.Raw(`SELECT id, seq, at, coalesce(actor_id::text, '') AS actor_id, actor_role, action, subject_type, subject_id, request_id, ip,
+				details_enc, prev_hash, hash
+			FROM audit_events WHERE seq > ? ORDER BY seq LIMIT 500`, after).Scan(&rows).Error; err != nil {
+			return checked, dbError(err, "Audit")
+		}
+		if len(rows) == 0 {
+			return checked, nil
+		}
+		for _, r := range rows {
+			broken := func(why string) error {
+				return models.Errorf(models.EINTERNAL, "The audit chain is broken at entry %d: %s.", r.Seq, why)
+			}
+			if r.Seq != after+1 {
+				return checked, broken(fmt.Sprintf("entry %d is missing", after+1))
+			}
+			if !bytes.Equal(r.PrevHash, prev) {
+				return checked, broken("it does not link to the entry before it")
+			}
+			details, err := s.crypto.Ring.Decrypt(r.DetailsEnc, crypt.Ref{Table: "audit_events", Column: "details_enc", ID: r.ID})
+			if err != nil {
+				return checked, broken("its details do not open")
+			}
+			e := &models.AuditEvent{At: r.At.UTC(), ActorID: r.ActorID, ActorRole: models.Role(r.ActorRole), Action: r.Action,
+				SubjectType: r.SubjectType, SubjectID: r.SubjectID, RequestID: r.RequestID, IP: r.IP}
+			if !bytes.Equal(s.chainHash(r.Seq > keyedAfter, r.PrevHash, e, details), r.Hash) {
+				return checked, broken("its contents do not match its MAC")
+			}
+			if each != nil {
+				each(r.Seq, r.Hash)
+			}
+			prev, after = r.Hash, r.Seq
+			checked++
+		}
+	}
+}
+
+type auditRow struct {
+	ID          int64
+	Seq         int64
+	At          time.Time
+	ActorID     string
+	ActorRole   string
+	Action      string
+	SubjectType string
+	SubjectID   string
+	RequestID   string
+	IP          string
+	DetailsEnc  []byte
+	PrevHash    []byte
+	Hash        []byte
+}
