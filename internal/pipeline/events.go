@@ -46,6 +46,9 @@ type EventArgs struct {
 	Type string         `json:"type"`
 	At   time.Time      `json:"at"`
 	Data map[string]any `json:"data"`
+	// Erased is set by a contact's erasure on an event being delivered
+	// at that moment (its data stripped): a retry delivers nothing.
+	Erased bool `json:"erased,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -97,8 +100,8 @@ func (w *eventWorker) NextRetry(job *river.Job[EventArgs]) time.Time {
 // acknowledges; anything else is retried.
 func (w *eventWorker) Work(ctx context.Context, job *river.Job[EventArgs]) error {
 	ev := w.p.events
-	if ev == nil {
-		return nil // turned off since it was queued
+	if ev == nil || job.Args.Erased {
+		return nil // turned off since it was queued, or its contact erased
 	}
 	body, err := json.Marshal(job.Args)
 	if err != nil {
