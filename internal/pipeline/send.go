@@ -156,6 +156,9 @@ func (p *Pipeline) sendOne(ctx context.Context, run *sendRun, messageID int64, l
 		}
 		var err error
 		if st, err = p.messages.LockOutbound(ctx, tx, messageID, p.cfg.RescueAfter+time.Minute, run.contact); err != nil {
+			if models.ErrorCode(err) == models.ENOTFOUND {
+				return nil // erased with its contact: nothing to send
+			}
 			return err
 		}
 		run.contact = st.Contact
@@ -194,7 +197,7 @@ func (p *Pipeline) sendOne(ctx context.Context, run *sendRun, messageID int64, l
 			return rerr
 		}
 	}
-	if err == nil && st.Waiting && st.Message.Status == models.StatusQueued {
+	if err == nil && st != nil && st.Waiting && st.Message.Status == models.StatusQueued {
 		return &waitTurn{retrying: st.Retrying, queued: st.Message.CreatedAt}
 	}
 	if err != nil || !proceed {
