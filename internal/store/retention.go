@@ -5,31 +5,133 @@ import (
 	"time"
 )
 
-// PurgeBefore removes what people said from messages older than before:
-// bodies and profile names (set to nothing), their word index, and their
-// attachments. The messages stay, as dated records of who was written to
-// and how it went. It works in batches (each its own transaction) and
-// returns how many messages and attachments it cleared.
-func (s *MessageStore) PurgeBefore(ctx context.Context, before time.Time, batch int) (messages, media int64, err error) {
+// RetentionStore clears personal data past the retention period. What it
+// clears, by table (everything personal Parley keeps; see the migrations):
+//
+//   - messages: body_enc, profile_name_enc and their message_words, for
+//     messages older than the cut-off; the rows stay, as dated records of
+//     who was written to and how it went;
+//   - media (ref_enc, data_enc, text_enc): the attachments of those
+//     messages, deleted;
+//   - conversations: variables_enc and pending_enc of conversations ended
+//     before the cut-off (an open one needs its variables to go on);
+//   - contacts: name_enc and its contact_words, of contacts silent since
+//     the cut-off (no message since, no change since); the address stays,
+//     as it is the contact (only an erasure removes it);
+//   - staff_sessions (the provider's tokens): sessions revoked, or last
+//     used before the cut-off, or older than a session may live;
+//   - river_job: events (with personal events on, the number and words)
+//     queued before the cut-off, unless one is being delivered.
+//
+// The audit log keeps no personal data and is append-only; ai_usage holds
+// ids and counts.
+type RetentionStore struct {
+	db *DB
+}
+
+// NewRetentionStore returns the retention store.
+func NewRetentionStore(db *DB) *RetentionStore { return &RetentionStore{db: db} }
+
+// Cleared counts what a retention pass cleared.
+type Cleared struct {
+	Messages, Attachments, Conversations, Names, Sessions, Events int64
+}
+
+func (c *Cleared) add(o Cleared) {
+	c.Messages += o.Messages
+	c.Attachments += o.Attachments
+	c.Conversations += o.Conversations
+	c.Names += o.Names
+	c.Sessions += o.Sessions
+	c.Events += o.Events
+}
+
+// Cut is what a retention pass clears: data older than Before, and
+// sessions older than SessionMaxAge (0: only by Before).
+type Cut struct {
+	Before        time.Time
+	SessionMaxAge time.Duration
+}
+
+// retentionSteps are the statements of one batch, one per kind of data:
+// each clears at most $2 rows older than $1 and counts them. Rows another
+// transaction holds are skipped (the next pass takes them), so retention
+// never waits on the pipeline.
+var retentionSteps = []struct {
+	sql      string
+	count    func(*Cleared) *int64
+	sessions bool // $3 is the sessions' own cut-off
+}{
+	{`WITH old AS (
+			SELECT id FROM messages WHERE created_at < $1 AND (body_enc IS NOT NULL OR profile_name_enc IS NOT NULL)
+			ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED),
+		words AS (DELETE FROM message_words WHERE message_id IN (SELECT id FROM old)),
+		cleared AS (UPDATE messages SET body_enc = NULL, profile_name_enc = NULL WHERE id IN (SELECT id FROM old) RETURNING 1)
+		SELECT count(*) FROM cleared`, func(c *Cleared) *int64 { return &c.Messages }, false},
+	{`WITH old AS (
+			SELECT d.id FROM media d JOIN messages m ON m.id = d.message_id WHERE m.created_at < $1
+			ORDER BY d.id LIMIT $2 FOR UPDATE OF d SKIP LOCKED),
+		gone AS (DELETE FROM media WHERE id IN (SELECT id FROM old) RETURNING 1)
+		SELECT count(*) FROM gone`, func(c *Cleared) *int64 { return &c.Attachments }, false},
+	{`WITH old AS (
+			SELECT id FROM conversations WHERE status IN ('ended', 'error') AND coalesce(ended_at, updated_at) < $1
+			AND (variables_enc IS NOT NULL OR pending_enc IS NOT NULL)
+			ORDER BY id LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED),
+		cleared AS (UPDATE conversations SET variables_enc = NULL, pending_enc = NULL WHERE id IN (SELECT id FROM old) RETURNING 1)
+		SELECT count(*) FROM cleared`, func(c *Cleared) *int64 { return &c.Conversations }, false},
+	{`WITH old AS (
+			SELECT id FROM contacts c WHERE name_enc IS NOT NULL AND updated_at < $1
+			AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.contact_id = c.id AND m.created_at >= $1)
+			ORDER BY id LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED),
+		words AS (DELETE FROM contact_words WHERE contact_id IN (SELECT id FROM old)),
+		cleared AS (UPDATE contacts SET name_enc = NULL WHERE id IN (SELECT id FROM old) RETURNING 1)
+		SELECT count(*) FROM cleared`, func(c *Cleared) *int64 { return &c.Names }, false},
+	{`WITH old AS (
+			SELECT id FROM staff_sessions WHERE revoked_at IS NOT NULL OR last_seen_at < $1 OR created_at < $3
+			ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED),
+		gone AS (DELETE FROM staff_sessions WHERE id IN (SELECT id FROM old) RETURNING 1)
+		SELECT count(*) FROM gone`, func(c *Cleared) *int64 { return &c.Sessions }, true},
+	{`WITH old AS (
+			SELECT id FROM river_job WHERE kind = 'event' AND created_at < $1 AND state <> 'running'
+			ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED),
+		gone AS (DELETE FROM river_job WHERE id IN (SELECT id FROM old) RETURNING 1)
+		SELECT count(*) FROM gone`, func(c *Cleared) *int64 { return &c.Events }, false},
+}
+
+// ClearBatch clears at most batch rows of each kind of data past the cut,
+// each kind in a statement of its own (committed on its own, bounded by
+// ctx), and says whether that was all. A pass cut short keeps what it
+// cleared; the next goes on from there.
+func (s *RetentionStore) ClearBatch(ctx context.Context, cut Cut, batch int) (n Cleared, done bool, err error) {
+	sessionsBefore := cut.Before
+	if cut.SessionMaxAge > 0 {
+		sessionsBefore = time.Now().Add(-cut.SessionMaxAge)
+	}
+	done = true
+	for _, step := range retentionSteps {
+		count := step.count(&n)
+		args := []any{cut.Before, batch}
+		if step.sessions {
+			args = append(args, sessionsBefore)
+		}
+		if err := s.db.Pool.QueryRow(ctx, step.sql, args...).Scan(count); err != nil {
+			return n, false, dbError(err, "Retention")
+		}
+		done = done && *count < int64(batch)
+	}
+	return n, done, nil
+}
+
+// Purge clears everything past the cut, batch rows of a kind at a time,
+// and counts it; on an error (ctx's deadline included) it returns what it
+// had cleared with it.
+func (s *RetentionStore) Purge(ctx context.Context, cut Cut, batch int) (Cleared, error) {
+	var total Cleared
 	for {
-		var n int64
-		err := s.db.Pool.QueryRow(ctx, `WITH old AS (
-				SELECT id FROM messages WHERE created_at < $1 AND (body_enc IS NOT NULL OR profile_name_enc IS NOT NULL)
-				ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED),
-			words AS (DELETE FROM message_words WHERE message_id IN (SELECT id FROM old)),
-			cleared AS (UPDATE messages SET body_enc = NULL, profile_name_enc = NULL WHERE id IN (SELECT id FROM old) RETURNING 1)
-			SELECT count(*) FROM cleared`, before, batch).Scan(&n)
-		if err != nil {
-			return messages, media, dbError(err, "Message")
-		}
-		messages += n
-		if n < int64(batch) {
-			break
+		n, done, err := s.ClearBatch(ctx, cut, batch)
+		total.add(n)
+		if err != nil || done {
+			return total, err
 		}
 	}
-	tag, err := s.db.Pool.Exec(ctx, `DELETE FROM media WHERE message_id IN (SELECT id FROM messages WHERE created_at < $1)`, before)
-	if err != nil {
-		return messages, media, dbError(err, "Media")
-	}
-	return messages, tag.RowsAffected(), nil
 }
