@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,5 +102,60 @@ func TestErasure_JobsOfAnErasedContactCompleteQuietly(t *testing.T) {
 	if rcv.calls != 0 {
 		raw, _ := json.Marshal(rcv.accepted)
 		t.Errorf("%d events delivered about an erased contact: %s", rcv.calls, raw)
+	}
+}
+
+// erasingSender is the platform taking a message while, at that moment,
+// the contact is erased (the call runs outside any lock an erasure waits
+// for).
+type erasingSender struct {
+	channel.Sender
+	erase func()
+	once  sync.Once
+}
+
+func (s *erasingSender) Send(ctx context.Context, m channel.Outbound) (string, error) {
+	id, err := s.Sender.Send(ctx, m)
+	s.once.Do(s.erase)
+	return id, err
+}
+
+// A send on its way while its contact is erased records its outcome after
+// the erasure; the event it would queue (the number and the words, with
+// personal events on) is not queued, and the send's job ends.
+func TestErasure_ASendInFlightQueuesNoEventAfterIt(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rcv := &receiver{secret: []byte(strings.Repeat("s", 32)), failures: 1 << 20, accepted: map[string]map[string]any{}} // down
+	srv := httptest.NewServer(rcv)
+	t.Cleanup(srv.Close)
+	erased := make(chan error, 1)
+	sender := &erasingSender{Sender: e.twilio, erase: func() {
+		var contact int64
+		err := e.db.Pool.QueryRow(ctx, `SELECT contact_id FROM messages WHERE provider_message_id = 'SM1'`).Scan(&contact)
+		if err == nil {
+			_, err = store.NewContactStore(e.db, e.crypto).Erase(ctx, contact, nil, store.NewAuditStore(e.db, e.crypto))
+		}
+		erased <- err
+	}}
+	e.startWith(t, pipeline.Deps{Responder: pipeline.NewFlows(engine.Builtin(), e.db, e.crypto),
+		Senders: map[string]channel.Sender{channel.Twilio: sender},
+		Events:  &pipeline.Events{URL: srv.URL, Secret: rcv.secret, Personal: true},
+		Config:  pipeline.Config{SendRate: 1000, SendBurst: 100, RetryBase: time.Hour, FetchInterval: 20 * time.Millisecond}})
+	if _, err := e.pipelineIngest(t, sms("SM1", "+919876543210", "knee surgery Monday")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-erased; err != nil {
+		t.Fatalf("the erasure during the send: %v", err)
+	}
+	waitFor(t, "the sends to end", func() bool {
+		return e.count(t, `SELECT count(*) FROM river_job WHERE kind IN ('send_message', 'send_batch', 'process_contact', 'process_contacts')
+			AND state NOT IN ('completed', 'discarded', 'cancelled')`) == 0
+	})
+	if n := e.count(t, `SELECT count(*) FROM river_job WHERE args::text LIKE '%9876543210%' OR args::text LIKE '%clinic assistant%'`); n != 0 {
+		t.Errorf("%d jobs queued after the erasure carry the number or the words", n)
+	}
+	if n := e.count(t, `SELECT count(*) FROM river_job WHERE kind IN ('send_message', 'send_batch') AND state <> 'completed'`); n != 0 {
+		t.Errorf("%d sends did not complete", n)
 	}
 }

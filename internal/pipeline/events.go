@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -144,4 +145,32 @@ func (ev *Events) defaults() {
 		ev.Client = &http.Client{Timeout: 10 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
+}
+
+// forLiving drops from jobs the events of contacts erased meanwhile. A
+// send's outcome is recorded after the platform call, outside any lock an
+// erasure waits for, and its event would carry the number and words of a
+// person already erased; asked inside tx, the answer holds until it
+// commits (store.ContactStore.Living).
+func (p *Pipeline) forLiving(ctx context.Context, tx *gorm.DB, jobs []river.InsertManyParams) ([]river.InsertManyParams, error) {
+	var ids []int64
+	for _, j := range jobs {
+		if ev, ok := j.Args.(EventArgs); ok {
+			if id, ok := ev.Data["contact_id"].(int64); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return jobs, nil
+	}
+	living, err := p.contacts.Living(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(jobs, func(j river.InsertManyParams) bool {
+		ev, ok := j.Args.(EventArgs)
+		id, _ := ev.Data["contact_id"].(int64)
+		return ok && !living[id]
+	}), nil
 }

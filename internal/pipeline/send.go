@@ -398,7 +398,11 @@ func (p *Pipeline) failSend(ctx context.Context, tx *gorm.DB, st *store.SendStat
 		}
 		m := *st.Message
 		m.Status = models.StatusFailed
-		return p.emit(ctx, tx, p.event(EventMessageFailed, st.Contact, &m, map[string]any{"error_code": code}))
+		jobs, err := p.forLiving(ctx, tx, p.event(EventMessageFailed, st.Contact, &m, map[string]any{"error_code": code}))
+		if err != nil {
+			return err
+		}
+		return p.emit(ctx, tx, jobs)
 	}
 	return p.inTx(ctx, tx, p.events == nil, record)
 }
@@ -424,7 +428,11 @@ func (p *Pipeline) recordSent(ctx context.Context, r *sentRecord, tx *gorm.DB) e
 		if err := p.messages.FinishAttempt(ctx, tx, r.st.Message.ID, models.StatusSent, r.providerID, "", ""); err != nil {
 			return err
 		}
-		return p.enqueueMany(ctx, tx, p.sentJobs(r))
+		jobs, err := p.forLiving(ctx, tx, p.sentJobs(r))
+		if err != nil {
+			return err
+		}
+		return p.enqueueMany(ctx, tx, jobs)
 	}
 	return p.inTx(ctx, tx, !polled && p.events == nil, record)
 }

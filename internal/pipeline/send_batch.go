@@ -416,6 +416,10 @@ func (p *Pipeline) finishBatch(ctx context.Context, trace tracing.Carrier, b *ba
 		if err := p.messages.UndoAttempts(ctx, tx, undo); err != nil {
 			return err
 		}
+		jobs, err := p.forLiving(ctx, tx, jobs)
+		if err != nil {
+			return err
+		}
 		return p.enqueueMany(ctx, tx, jobs)
 	})
 }

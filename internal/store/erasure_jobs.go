@@ -160,3 +160,18 @@ func (r *jobRefs) is(v any, ids []int64) bool {
 	id, err := n.Int64()
 	return err == nil && slices.Contains(ids, id)
 }
+
+// Living says which of the contacts still exist (not erased), holding a
+// share of their rows' keys for the rest of tx: an erasure, which locks
+// the row first, waits for tx, and then finds and removes what tx queued.
+func (s *ContactStore) Living(ctx context.Context, tx *gorm.DB, ids []int64) (map[int64]bool, error) {
+	var found []int64
+	if err := gormFor(ctx, s.db, s.crypto, tx).Raw(`SELECT id FROM contacts WHERE id = ANY(?::bigint[]) FOR KEY SHARE`, bigintArray(ids)).Scan(&found).Error; err != nil {
+		return nil, dbError(err, "Contact")
+	}
+	out := make(map[int64]bool, len(found))
+	for _, id := range found {
+		out[id] = true
+	}
+	return out, nil
+}
