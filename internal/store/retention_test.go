@@ -220,7 +220,7 @@ func (f *fixture) count(t *testing.T, sql string, args ...any) int {
 
 // A backlog of attachments is cleared in batches: one statement removes
 // at most a batch (so none can outlast a deadline however large the
-// backlog), and the next pass goes on where the last stopped.
+// backlog), and each batch goes on where the last stopped.
 func TestRetention_ClearsABacklogInBoundedBatches(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -234,16 +234,26 @@ func TestRetention_ClearsABacklogInBoundedBatches(t *testing.T) {
 	}
 	retention := store.NewRetentionStore(f.db)
 	cut := store.Cut{Before: time.Now().Add(-30 * 24 * time.Hour)}
-	n, done, err := retention.ClearBatch(ctx, cut, 1000)
+	pass := retention.Pass(cut, 1000)
+	n, done, err := pass.Batch(ctx)
 	if err != nil || done || n.Attachments != 1000 {
 		t.Fatalf("one batch cleared %+v (done %v, %v), want 1000 attachments and more to do", n, done, err)
 	}
 	if left := f.count(t, `SELECT count(*) FROM media`); left != 9000 {
 		t.Fatalf("%d attachments left after one batch, want 9000", left)
 	}
-	total, err := retention.Purge(ctx, cut, 1000)
-	if err != nil || total.Attachments != 9000 {
-		t.Fatalf("the rest: %+v %v", total, err)
+	var rest int64
+	for batches := 1; !done; batches++ {
+		if batches > 10 {
+			t.Fatal("the batches do not end")
+		}
+		if n, done, err = pass.Batch(ctx); err != nil || n.Attachments > 1000 {
+			t.Fatalf("batch %d: %+v %v", batches, n, err)
+		}
+		rest += n.Attachments
+	}
+	if rest != 9000 {
+		t.Fatalf("the batches after the first cleared %d attachments, want 9000", rest)
 	}
 	if left := f.count(t, `SELECT count(*) FROM media`); left != 0 {
 		t.Fatalf("%d attachments left", left)
