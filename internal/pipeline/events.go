@@ -150,8 +150,8 @@ func (ev *Events) defaults() {
 // forLiving drops from jobs the events of contacts erased meanwhile. A
 // send's outcome is recorded after the platform call, outside any lock an
 // erasure waits for, and its event would carry the number and words of a
-// person already erased; asked inside tx, the answer holds until it
-// commits (store.ContactStore.Living).
+// person already erased. Asked inside tx before it locks any message, the
+// answer holds until tx commits (store.ContactStore.Living).
 func (p *Pipeline) forLiving(ctx context.Context, tx *gorm.DB, jobs []river.InsertManyParams) ([]river.InsertManyParams, error) {
 	var ids []int64
 	for _, j := range jobs {

@@ -34,20 +34,22 @@ func (s *ContactStore) Erase(ctx context.Context, id int64, actor *models.Actor,
 		if err := counts.Scan(&n.Messages, &n.Attachments, &n.Conversations); err != nil {
 			return dbError(err, "Contact")
 		}
-		// Before the messages go: jobs name them by id.
-		jobs, err := eraseJobs(ctx, tx, id)
+		refs, err := jobRefsOf(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		n.Jobs = jobs
 		// Messages first (their words with them, their attachments by
 		// cascade): a resend refers to the message it resent, both of
-		// this contact.
+		// this contact. A send holding one of them commits first, so the
+		// queue is looked at after: what it queued is then in sight.
 		if err := tx.Exec(`DELETE FROM message_words WHERE message_id IN (SELECT id FROM messages WHERE contact_id = ?)`, id).Error; err != nil {
 			return dbError(err, "Contact")
 		}
 		if err := tx.Exec(`DELETE FROM messages WHERE contact_id = ?`, id).Error; err != nil {
 			return dbError(err, "Contact")
+		}
+		if n.Jobs, err = eraseJobs(ctx, tx, refs); err != nil {
+			return err
 		}
 		if err := tx.Exec(`DELETE FROM contacts WHERE id = ?`, id).Error; err != nil { // conversations, name words: cascade
 			return dbError(err, "Contact")

@@ -25,6 +25,20 @@ type jobRefs struct {
 	Media    []int64 `json:"d"`
 }
 
+// jobRefsOf reads the ids by which the queue may name a contact, before
+// its messages and attachments go.
+func jobRefsOf(ctx context.Context, tx *gorm.DB, contactID int64) (jobRefs, error) {
+	tx = tx.WithContext(ctx)
+	refs := jobRefs{Contact: contactID}
+	if err := tx.Raw(`SELECT id FROM messages WHERE contact_id = ?`, contactID).Scan(&refs.Messages).Error; err != nil {
+		return refs, dbError(err, "Message")
+	}
+	if err := tx.Raw(`SELECT d.id FROM media d JOIN messages m ON m.id = d.message_id WHERE m.contact_id = ?`, contactID).Scan(&refs.Media).Error; err != nil {
+		return refs, dbError(err, "Media")
+	}
+	return refs, nil
+}
+
 // eraseJobs removes a contact from the queue inside the erasure's
 // transaction, in every state, since River keeps finished jobs (and their
 // args) for days: a job about the contact alone is deleted, a batch's
@@ -33,14 +47,8 @@ type jobRefs struct {
 // number and words) and are marked erased, so a retry finds nothing to do
 // and an event is not delivered again. It returns how many jobs it
 // deleted or changed.
-func eraseJobs(ctx context.Context, tx *gorm.DB, contactID int64) (int64, error) {
-	refs := jobRefs{Contact: contactID}
-	if err := tx.Raw(`SELECT id FROM messages WHERE contact_id = ?`, contactID).Scan(&refs.Messages).Error; err != nil {
-		return 0, dbError(err, "Message")
-	}
-	if err := tx.Raw(`SELECT d.id FROM media d JOIN messages m ON m.id = d.message_id WHERE m.contact_id = ?`, contactID).Scan(&refs.Media).Error; err != nil {
-		return 0, dbError(err, "Media")
-	}
+func eraseJobs(ctx context.Context, tx *gorm.DB, refs jobRefs) (int64, error) {
+	tx = tx.WithContext(ctx)
 	vars, err := json.Marshal(refs)
 	if err != nil {
 		return 0, err
@@ -164,9 +172,11 @@ func (r *jobRefs) is(v any, ids []int64) bool {
 // Living says which of the contacts still exist (not erased), holding a
 // share of their rows' keys for the rest of tx: an erasure, which locks
 // the row first, waits for tx, and then finds and removes what tx queued.
+// Asked before tx locks any of their messages: an erasure holding the
+// contact waits for those, and the two would wait for each other.
 func (s *ContactStore) Living(ctx context.Context, tx *gorm.DB, ids []int64) (map[int64]bool, error) {
 	var found []int64
-	if err := gormFor(ctx, s.db, s.crypto, tx).Raw(`SELECT id FROM contacts WHERE id = ANY(?::bigint[]) FOR KEY SHARE`, bigintArray(ids)).Scan(&found).Error; err != nil {
+	if err := gormFor(ctx, s.db, s.crypto, tx).Raw(`SELECT id FROM contacts WHERE id = ANY(?::bigint[]) ORDER BY id FOR KEY SHARE`, bigintArray(ids)).Scan(&found).Error; err != nil {
 		return nil, dbError(err, "Contact")
 	}
 	out := make(map[int64]bool, len(found))

@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/parley-chat/parley/internal/pipeline"
+	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -108,5 +109,48 @@ func (q *queued) check(t *testing.T, f *fixture) {
 	}
 	if err := json.Unmarshal(raw, &ev); err != nil || !ev.Erased || ev.Data["phone"] != nil || ev.Data["body"] != nil {
 		t.Errorf("the running event after the erasure: %s", raw)
+	}
+}
+
+// A send holding one of the contact's messages (its transaction records
+// a failure and queues the event, with the number and the words) when the
+// erasure comes: the erasure waits for it, and then removes that event too.
+func TestErase_WaitsForASendHoldingAMessageAndRemovesWhatItQueued(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	asha := f.contact(t, "whatsapp:+919876543210", "Asha Verma")
+	msg := f.message(t, asha, "knee surgery Monday")
+	send, err := f.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = send.Rollback(ctx) }()
+	if _, err := send.Exec(ctx, `SELECT id FROM messages WHERE id = $1 FOR NO KEY UPDATE`, msg.ID); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(personalEvent(asha, msg.ID, "knee surgery Monday"))
+	if _, err := send.Exec(ctx, `INSERT INTO river_job (kind, args, state, max_attempts, queue, priority) VALUES ('event', $1, 'available', 20, 'default', 1)`, raw); err != nil {
+		t.Fatal(err)
+	}
+	erased := make(chan error, 1)
+	go func() {
+		_, err := f.contacts.Erase(ctx, asha.ID, nil, store.NewAuditStore(f.db, f.crypto))
+		erased <- err
+	}()
+	for f.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
+		select {
+		case err := <-erased:
+			t.Fatalf("the erasure did not wait for the send: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := send.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-erased; err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(t, `SELECT count(*) FROM river_job WHERE args::text LIKE '%9876543210%'`); n != 0 {
+		t.Errorf("%d events the send queued outlive the erasure", n)
 	}
 }
