@@ -36,6 +36,9 @@ func jobRefsOf(ctx context.Context, tx *gorm.DB, contactID int64) (jobRefs, erro
 	if err := tx.Raw(`SELECT d.id FROM media d JOIN messages m ON m.id = d.message_id WHERE m.contact_id = ?`, contactID).Scan(&refs.Media).Error; err != nil {
 		return refs, dbError(err, "Media")
 	}
+	// Empty, not null, when there are none: null would match a job's
+	// null field.
+	refs.Messages, refs.Media = append([]int64{}, refs.Messages...), append([]int64{}, refs.Media...)
 	return refs, nil
 }
 
