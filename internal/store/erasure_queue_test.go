@@ -137,7 +137,11 @@ func TestErase_WaitsForASendHoldingAMessageAndRemovesWhatItQueued(t *testing.T) 
 		_, err := f.contacts.Erase(ctx, asha.ID, nil, store.NewAuditStore(f.db, f.crypto))
 		erased <- err
 	}()
+	deadline := time.Now().Add(30 * time.Second)
 	for f.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the erasure to wait on the send")
+		}
 		select {
 		case err := <-erased:
 			t.Fatalf("the erasure did not wait for the send: %v", err)
