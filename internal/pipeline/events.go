@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -46,6 +47,9 @@ type EventArgs struct {
 	Type string         `json:"type"`
 	At   time.Time      `json:"at"`
 	Data map[string]any `json:"data"`
+	// Erased is set by a contact's erasure on an event being delivered
+	// at that moment (its data stripped): a retry delivers nothing.
+	Erased bool `json:"erased,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -97,8 +101,8 @@ func (w *eventWorker) NextRetry(job *river.Job[EventArgs]) time.Time {
 // acknowledges; anything else is retried.
 func (w *eventWorker) Work(ctx context.Context, job *river.Job[EventArgs]) error {
 	ev := w.p.events
-	if ev == nil {
-		return nil // turned off since it was queued
+	if ev == nil || job.Args.Erased {
+		return nil // turned off since it was queued, or its contact erased
 	}
 	body, err := json.Marshal(job.Args)
 	if err != nil {
@@ -141,4 +145,32 @@ func (ev *Events) defaults() {
 		ev.Client = &http.Client{Timeout: 10 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
+}
+
+// forLiving drops from jobs the events of contacts erased meanwhile. A
+// send's outcome is recorded after the platform call, outside any lock an
+// erasure waits for, and its event would carry the number and words of a
+// person already erased. Asked inside tx before it locks any message, the
+// answer holds until tx commits (store.ContactStore.Living).
+func (p *Pipeline) forLiving(ctx context.Context, tx *gorm.DB, jobs []river.InsertManyParams) ([]river.InsertManyParams, error) {
+	var ids []int64
+	for _, j := range jobs {
+		if ev, ok := j.Args.(EventArgs); ok {
+			if id, ok := ev.Data["contact_id"].(int64); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return jobs, nil
+	}
+	living, err := p.contacts.Living(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(jobs, func(j river.InsertManyParams) bool {
+		ev, ok := j.Args.(EventArgs)
+		id, _ := ev.Data["contact_id"].(int64)
+		return ok && !living[id]
+	}), nil
 }

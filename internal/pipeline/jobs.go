@@ -610,11 +610,15 @@ func (w *waitWorker) Work(ctx context.Context, job *river.Job[WaitArgs]) error {
 	if !ok {
 		return nil
 	}
-	return p.underContact(ctx, job.Args.ContactID, func(tx *gorm.DB, contact *models.Contact) error {
+	err := p.underContact(ctx, job.Args.ContactID, func(tx *gorm.DB, contact *models.Contact) error {
 		out, err := waiter.Timeout(ctx, tx, contact, job.Args)
 		if err != nil {
 			return err
 		}
 		return p.apply(ctx, tx, contact, job.Args.Provider, out)
 	})
+	if models.ErrorCode(err) == models.ENOTFOUND {
+		return nil // the contact was erased: nothing waits any more
+	}
+	return err
 }

@@ -155,9 +155,12 @@ type Config struct {
 	// messages while it is transcribed; past it the flow goes on without
 	// its words (default 2m).
 	UnderstandHold time.Duration
-	// RetentionDays, when set, clears what people said in messages older
-	// than this many days (bodies, names, word index, attachments), daily.
+	// RetentionDays, when set, clears personal data older than this many
+	// days, daily (store.RetentionStore says what).
 	RetentionDays int
+	// SessionMaxAge is how long a console session may live: retention
+	// removes older ones (and their tokens) too (0: by RetentionDays only).
+	SessionMaxAge time.Duration
 	// JobTimeout bounds one job: processing, a send, a timer, a status
 	// check (default 15s). Fetching media and AI calls get twice it.
 	JobTimeout time.Duration

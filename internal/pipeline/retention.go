@@ -7,11 +7,12 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
 
-// RetentionArgs is the daily clearing of what people said in messages
-// older than Days days.
+// RetentionArgs is the daily clearing of personal data older than Days
+// days.
 type RetentionArgs struct {
 	Days int `json:"days"`
 }
@@ -24,25 +25,27 @@ type retentionWorker struct {
 	p *Pipeline
 }
 
-// retentionBatch is how many messages one transaction clears.
+// retentionBatch is how many rows of a kind one statement clears: each
+// is short, so none outlasts the job's time however large the backlog.
 const retentionBatch = 1000
 
-// Work clears message bodies, profile names, their word index and
-// attachments older than the retention, and audits how many (no more).
-// Work past the job's time limit goes on in a snooze.
+// Work clears what store.RetentionStore clears, and audits how many of
+// each (no more). Work past the job's time limit goes on in a snooze, from
+// where it stopped.
 func (w *retentionWorker) Work(ctx context.Context, job *river.Job[RetentionArgs]) error {
 	p := w.p
-	before := time.Now().UTC().AddDate(0, 0, -job.Args.Days)
+	cut := store.Cut{Before: time.Now().UTC().AddDate(0, 0, -job.Args.Days), SessionMaxAge: p.cfg.SessionMaxAge}
 	work, cancel := context.WithTimeout(ctx, max(p.cfg.JobTimeout-time.Second, time.Second))
 	defer cancel()
-	messages, media, err := p.messages.PurgeBefore(work, before, retentionBatch)
+	n, err := store.NewRetentionStore(p.db).Purge(work, cut, retentionBatch)
 	more := errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
 	if err != nil && !more {
 		return err
 	}
-	if messages > 0 || media > 0 || !more {
+	if n != (store.Cleared{}) || !more {
 		if err := p.audit.Record(ctx, &models.AuditEvent{Action: "retention.purge", SubjectType: "messages",
-			Details: map[string]any{"before": before.Format(time.RFC3339), "days": job.Args.Days, "messages": messages, "attachments": media}}); err != nil {
+			Details: map[string]any{"before": cut.Before.Format(time.RFC3339), "days": job.Args.Days, "messages": n.Messages,
+				"attachments": n.Attachments, "conversations": n.Conversations, "names": n.Names, "sessions": n.Sessions, "events": n.Events}}); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,8 @@ package pipeline_test
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,7 +14,8 @@ import (
 
 // With a retention set, the daily job clears what people said in older
 // messages (bodies, their word index, attachments), keeps the newer ones
-// whole, and audits how many it cleared and nothing else.
+// whole, and audits how many of each kind it cleared and nothing else
+// (store's retention tests cover every kind).
 func TestRetention_ClearsOldBodiesAndAuditsTheCount(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -61,5 +64,10 @@ func TestRetention_ClearsOldBodiesAndAuditsTheCount(t *testing.T) {
 	}
 	if got := entries[0].Details; got["messages"] != float64(1) || got["attachments"] != float64(1) || got["days"] != float64(30) {
 		t.Errorf("the audit entry says %v, want one message and one attachment cleared after 30 days", got)
+	}
+	// Counts of every kind cleared, and nothing else.
+	keys := slices.Sorted(maps.Keys(entries[0].Details))
+	if want := []string{"attachments", "before", "conversations", "days", "events", "messages", "names", "sessions"}; !slices.Equal(keys, want) {
+		t.Errorf("the audit entry holds %v, want %v", keys, want)
 	}
 }

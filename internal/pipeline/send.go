@@ -156,6 +156,9 @@ func (p *Pipeline) sendOne(ctx context.Context, run *sendRun, messageID int64, l
 		}
 		var err error
 		if st, err = p.messages.LockOutbound(ctx, tx, messageID, p.cfg.RescueAfter+time.Minute, run.contact); err != nil {
+			if models.ErrorCode(err) == models.ENOTFOUND {
+				return nil // erased with its contact: nothing to send
+			}
 			return err
 		}
 		run.contact = st.Contact
@@ -194,7 +197,7 @@ func (p *Pipeline) sendOne(ctx context.Context, run *sendRun, messageID int64, l
 			return rerr
 		}
 	}
-	if err == nil && st.Waiting && st.Message.Status == models.StatusQueued {
+	if err == nil && st != nil && st.Waiting && st.Message.Status == models.StatusQueued {
 		return &waitTurn{retrying: st.Retrying, queued: st.Message.CreatedAt}
 	}
 	if err != nil || !proceed {
@@ -389,13 +392,24 @@ func (p *Pipeline) reconcile(ctx context.Context, job *river.Job[SendArgs], st *
 // failSend records a send as failed, with a code and a reason a person can
 // act on, and reports it; inside tx, or a transaction of its own (nil).
 func (p *Pipeline) failSend(ctx context.Context, tx *gorm.DB, st *store.SendState, code, reason string) error {
+	// Given a transaction, the message is locked in it already: an erasure
+	// waits for it and then sees the event. Else the outcome comes after
+	// the call, and the contact may be gone.
+	after := tx == nil
 	record := func(tx *gorm.DB) error {
+		m := *st.Message
+		m.Status = models.StatusFailed
+		jobs := p.event(EventMessageFailed, st.Contact, &m, map[string]any{"error_code": code})
+		if after {
+			var err error
+			if jobs, err = p.forLiving(ctx, tx, jobs); err != nil {
+				return err
+			}
+		}
 		if err := p.messages.FinishAttempt(ctx, tx, st.Message.ID, models.StatusFailed, "", code, reason); err != nil {
 			return err
 		}
-		m := *st.Message
-		m.Status = models.StatusFailed
-		return p.emit(ctx, tx, p.event(EventMessageFailed, st.Contact, &m, map[string]any{"error_code": code}))
+		return p.emit(ctx, tx, jobs)
 	}
 	return p.inTx(ctx, tx, p.events == nil, record)
 }
@@ -418,10 +432,14 @@ func (p *Pipeline) inTx(ctx context.Context, tx *gorm.DB, single bool, fn func(t
 func (p *Pipeline) recordSent(ctx context.Context, r *sentRecord, tx *gorm.DB) error {
 	_, polled := r.sender.(channel.StatusChecker)
 	record := func(tx *gorm.DB) error {
+		jobs, err := p.forLiving(ctx, tx, p.sentJobs(r))
+		if err != nil {
+			return err
+		}
 		if err := p.messages.FinishAttempt(ctx, tx, r.st.Message.ID, models.StatusSent, r.providerID, "", ""); err != nil {
 			return err
 		}
-		return p.enqueueMany(ctx, tx, p.sentJobs(r))
+		return p.enqueueMany(ctx, tx, jobs)
 	}
 	return p.inTx(ctx, tx, !polled && p.events == nil, record)
 }

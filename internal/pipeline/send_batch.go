@@ -410,6 +410,10 @@ func (p *Pipeline) finishBatch(ctx context.Context, trace tracing.Carrier, b *ba
 		return false, nil
 	}
 	return handed, p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		jobs, err := p.forLiving(ctx, tx, jobs)
+		if err != nil {
+			return err
+		}
 		if err := p.messages.FinishSent(ctx, tx, ids, providerIDs); err != nil {
 			return err
 		}

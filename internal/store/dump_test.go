@@ -1,41 +1,18 @@
 package store_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/hex"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/parley-chat/parley/internal/pgcluster"
+	"github.com/parley-chat/parley/internal/pgtest"
 	"github.com/parley-chat/parley/models"
 )
 
-// pgDump is the fixture's whole database as pg_dump writes it (plain SQL,
-// one INSERT per row, bytea as hex).
+// pgDump is the fixture's whole database as pg_dump writes it.
 func pgDump(t *testing.T, f *fixture) string {
 	t.Helper()
-	ctx := context.Background()
-	var dsn string
-	if err := f.db.Gorm.WithContext(ctx).Raw("SELECT current_database()").Scan(&dsn).Error; err != nil {
-		t.Fatal(err)
-	}
-	bin, err := pgcluster.FindBinaries()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := f.db.Pool.Config().ConnConfig
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "pg_dump"), "--no-owner", "--inserts",
-		"-h", cfg.Host, "-p", strconv.Itoa(int(cfg.Port)), "-U", cfg.User, dsn)
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("pg_dump: %v: %s", err, stderr.String())
-	}
-	return out.String()
+	return pgtest.Dump(t, f.db)
 }
 
 func TestPgDump_HoldsNoPersonalDataInAnyForm(t *testing.T) {

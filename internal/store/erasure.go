@@ -18,9 +18,10 @@ type Erased struct {
 // Erase removes everything of one contact in one transaction: the contact
 // (address, name and their blind indexes), their messages with the word
 // index and attachments, their conversations with variables and pending AI
-// requests, and the queued jobs about them. It appends an audit entry that
-// the erasure happened, naming the contact's id and the counts, nothing
-// of the person. actor is who asked (nil: the command line).
+// requests, and the queue's jobs about them, finished ones included
+// (eraseJobs). It appends an audit entry that the erasure happened, naming
+// the contact's id and the counts, nothing of the person. actor is who
+// asked (nil: the command line).
 func (s *ContactStore) Erase(ctx context.Context, id int64, actor *models.Actor, audit *AuditStore) (Erased, error) {
 	var n Erased
 	err := s.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -33,23 +34,22 @@ func (s *ContactStore) Erase(ctx context.Context, id int64, actor *models.Actor,
 		if err := counts.Scan(&n.Messages, &n.Attachments, &n.Conversations); err != nil {
 			return dbError(err, "Contact")
 		}
-		// Jobs not running yet that name the contact or its messages; a
-		// running one finds nothing when it looks.
-		res := tx.Exec(`DELETE FROM river_job j WHERE j.state IN ('available', 'scheduled', 'retryable', 'pending')
-			AND (j.args @> jsonb_build_object('contact_id', ?::bigint)
-			  OR (j.kind = 'send_message' AND EXISTS (SELECT 1 FROM messages m WHERE m.contact_id = ? AND j.args->'message_ids' @> to_jsonb(m.id))))`, id, id)
-		if res.Error != nil {
-			return dbError(res.Error, "Contact")
+		refs, err := jobRefsOf(ctx, tx, id)
+		if err != nil {
+			return err
 		}
-		n.Jobs = res.RowsAffected
 		// Messages first (their words with them, their attachments by
 		// cascade): a resend refers to the message it resent, both of
-		// this contact.
+		// this contact. A send holding one of them commits first, so the
+		// queue is looked at after: what it queued is then in sight.
 		if err := tx.Exec(`DELETE FROM message_words WHERE message_id IN (SELECT id FROM messages WHERE contact_id = ?)`, id).Error; err != nil {
 			return dbError(err, "Contact")
 		}
 		if err := tx.Exec(`DELETE FROM messages WHERE contact_id = ?`, id).Error; err != nil {
 			return dbError(err, "Contact")
+		}
+		if n.Jobs, err = eraseJobs(ctx, tx, refs); err != nil {
+			return err
 		}
 		if err := tx.Exec(`DELETE FROM contacts WHERE id = ?`, id).Error; err != nil { // conversations, name words: cascade
 			return dbError(err, "Contact")

@@ -13,28 +13,34 @@ import (
 
 // An erasure removes everything of the person in one go, and a full
 // pg_dump afterwards holds none of it in any form: no ciphertext, no blind
-// index, no word; only the audit entry that it happened, with counts.
+// index, no word, no queued job (events with the number and words
+// included, delivered or not); only the audit entry that it happened,
+// with counts.
 func TestErase_LeavesNothingOfThePersonInAFullDump(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	asha := f.contact(t, "whatsapp:+919876543210", "Asha Verma")
 	ravi := f.contact(t, "+14155550100", "Ravi Kumar")
+	msgs := map[*models.Contact][]int64{}
+	var media []int64
 	for _, m := range []struct {
 		c    *models.Contact
 		body string
 	}{{asha, "knee surgery Monday"}, {asha, "my card attached"}, {ravi, "prescription refill please"}} {
 		msg := f.message(t, m.c, m.body)
+		msgs[m.c] = append(msgs[m.c], msg.ID)
 		if err := f.messages.IndexWords(ctx, nil, msg); err != nil {
 			t.Fatal(err)
 		}
-		media := store.NewMediaStore(f.db, f.crypto)
-		id, err := media.Add(ctx, nil, msg.ID, 0, "https://api.twilio.com/media/"+m.body[:4], "image/jpeg")
+		ms := store.NewMediaStore(f.db, f.crypto)
+		id, err := ms.Add(ctx, nil, msg.ID, 0, "https://api.twilio.com/media/"+m.body[:4], "image/jpeg")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := media.Save(ctx, id, "image/jpeg", []byte("photo of "+m.body)); err != nil {
+		if err := ms.Save(ctx, id, "image/jpeg", []byte("photo of "+m.body)); err != nil {
 			t.Fatal(err)
 		}
+		media = append(media, id)
 	}
 	convs := store.NewConversationStore(f.db, f.crypto)
 	for _, c := range []*models.Contact{asha, ravi} {
@@ -43,10 +49,7 @@ func TestErase_LeavesNothingOfThePersonInAFullDump(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := f.db.Pool.Exec(ctx, `INSERT INTO river_job (kind, args, state, max_attempts, queue, priority, scheduled_at)
-		VALUES ('conversation_wait', jsonb_build_object('contact_id', $1::bigint), 'scheduled', 5, 'default', 1, now() + interval '1 hour')`, asha.ID); err != nil {
-		t.Fatal(err)
-	}
+	q := queueOfBoth(t, f, asha, ravi, msgs[asha], msgs[ravi], media)
 	// Every stored form of Asha's data, as pg_dump writes bytea: hex.
 	var sealed []string
 	rows, err := f.db.Pool.Query(ctx, `SELECT encode(v, 'hex') FROM (
@@ -92,7 +95,7 @@ func TestErase_LeavesNothingOfThePersonInAFullDump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != (store.Erased{Messages: 2, Attachments: 2, Conversations: 1, Jobs: 1}) {
+	if n != (store.Erased{Messages: 2, Attachments: 2, Conversations: 1, Jobs: int64(q.touched)}) {
 		t.Errorf("erased %+v", n)
 	}
 	dump := pgDump(t, f)
@@ -104,11 +107,15 @@ func TestErase_LeavesNothingOfThePersonInAFullDump(t *testing.T) {
 			t.Errorf("the dump still holds a value of the erased contact (%.16s…)", h)
 		}
 	}
-	for _, s := range []string{"+919876543210", "Asha", "knee", hex.EncodeToString([]byte("Asha"))} {
+	if !strings.Contains(dump, "+14155550100") || !strings.Contains(dump, "prescription") {
+		t.Fatal("the dump lacks the queued event of the contact who stays: the test would prove nothing of the queue")
+	}
+	for _, s := range []string{"+919876543210", "9876543210", "Asha", "Verma", "knee", "surgery", "Monday", "card attached", hex.EncodeToString([]byte("Asha"))} {
 		if strings.Contains(dump, s) {
 			t.Errorf("the dump holds %q", s)
 		}
 	}
+	q.check(t, f)
 	entries, err := audit.List(ctx, store.AuditQuery{Action: "contact.erase"})
 	if err != nil || len(entries) != 1 || entries[0].SubjectID != strconv.FormatInt(asha.ID, 10) || entries[0].Details["messages"] != float64(2) {
 		t.Fatalf("the erasure's audit entry: %+v %v", entries, err)
