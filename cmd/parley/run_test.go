@@ -357,7 +357,8 @@ func TestRun_DevStartsEmbeddedPostgresAndReusesItsData(t *testing.T) {
 		t.Fatalf("the first dev after the second was refused: /readyz = %d %s", code, body)
 	}
 	// The database URL is kept for the other commands.
-	if env, err := os.ReadFile(filepath.Join(dataDir, "dev-database.env")); err != nil || !strings.Contains(string(env), "DATABASE_URL=postgres://") {
+	if env, err := os.ReadFile(filepath.Join(dataDir, "dev-database.env")); err != nil || !strings.Contains(string(env), "DATABASE_URL=postgres://") ||
+		!strings.Contains(string(env), "PARLEY_DEFAULT_REGION=GB") {
 		t.Errorf("dev-database.env: %q, %v", env, err)
 	}
 	keys, err := os.ReadFile(filepath.Join(dataDir, "dev-keys.env"))
