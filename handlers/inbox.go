@@ -421,6 +421,9 @@ func (in *Inbox) flows() fiber.Handler {
 		}
 		for _, f := range in.Flows.Flows() {
 			p.Flows = append(p.Flows, summaryOf(f))
+			for _, w := range f.Warnings {
+				p.Warnings = append(p.Warnings, w.Error())
+			}
 		}
 		return render(c, views.Flows(p))
 	}

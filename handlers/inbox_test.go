@@ -589,6 +589,20 @@ func TestFlowsPages(t *testing.T) {
 	if strings.Contains(page, `data-testid="flow-problems"`) {
 		t.Fatal("problems shown for a sound folder")
 	}
+	if _, page := viewer.do(t, "GET", "/flows", nil, nil); strings.Contains(page, `data-testid="flow-warnings"`) {
+		t.Fatal("warnings shown for the built-in flows, which have none")
+	}
+	// A running flow with a question without a retry limit: the page
+	// lists the warning, as flows validate prints it.
+	loose, err := engine.Parse("loose.yaml", []byte("id: loose\nstart: a\nnodes:\n  a: {ask: {prompt: q, type: yes_no}, next: b}\n  b: {end: {}}\n"))
+	if err != nil || len(loose.Warnings) != 1 {
+		t.Fatalf("loose flow: %v %v", loose, err)
+	}
+	site.pipe.Flows()[0].Warnings = loose.Warnings
+	if _, page := viewer.do(t, "GET", "/flows", nil, nil); !strings.Contains(page, `data-testid="flow-warnings"`) ||
+		!strings.Contains(page, "<li>loose.yaml: node &#34;a&#34;: ask has no retry limit") {
+		t.Fatalf("the flows page with a warning:\n%s", page)
+	}
 	// An author breaks a file: the page says what, in words, line by line.
 	site.flowProblems = errors.New("clinic.yaml: node ask_age: next names \"nowhere\", which is not a node\ntriage.yaml: <b>start</b> is missing")
 	_, page = viewer.do(t, "GET", "/flows", nil, nil)

@@ -47,7 +47,7 @@ type rule struct {
 var rules = map[string]rule{
 	"GET /healthz":                      {anon: 200, staff: 200},
 	"GET /readyz":                       {anon: 200, staff: 200},
-	"GET /metrics":                      {anon: 200, staff: 200},
+	"GET /metrics":                      {anon: 401, staff: 401}, // a bearer token, not a staff session (MetricsHandler's own test reads them)
 	"GET /static/*":                     {path: "/static/app.css", anon: 200, staff: 200},
 	"GET /":                             {anon: 303, staff: 200},
 	"GET /status":                       {anon: 303, staff: 200},
@@ -147,7 +147,8 @@ func newFullServer(t *testing.T) *fullServer {
 		Sessions: store.NewSessionStore(db, crypto), Codecs: []securecookie.Codec{securecookie.New([]byte(strings.Repeat("h", 32)), nil)},
 		CSRFKey: []byte(strings.Repeat("c", 32))}
 	s.app = handlers.NewServer(handlers.Deps{Logger: slog.New(slog.DiscardHandler), Readiness: readiness, Registry: reg, Version: "test",
-		Access: access, Console: console, Inbox: inbox, Admin: newAdmin(db, crypto),
+		Metrics: handlers.MetricsAccess{Token: strings.Repeat("m", 32)},
+		Access:  access, Console: console, Inbox: inbox, Admin: newAdmin(db, crypto),
 		Webhooks: &handlers.Webhooks{Pipeline: pipe, Metrics: metrics, Twilio: twilio.NewVerifier(publicURL, authToken),
 			MetaAppSecret: appSecret, MetaVerifyToken: verifyToken, SirenSecret: sirenSecret}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -32,6 +32,7 @@ type Deps struct {
 	Logger    *slog.Logger
 	Readiness Readiness
 	Registry  *prometheus.Registry // metrics are registered here and served at /metrics
+	Metrics   MetricsAccess        // who may read /metrics (the zero value: nobody, on this address)
 	Version   string
 	Features  []views.Feature // what the console's home page lists
 	Dev       bool            // development mode: relaxed cookies, detailed pages
@@ -89,7 +90,7 @@ func NewServer(d Deps) *fiber.App {
 
 	app.Get("/healthz", handleHealthz())
 	app.Get("/readyz", refuseWhileDraining(d.Draining), handleReadyz(d.Readiness))
-	app.Get("/metrics", handleMetrics(d.Registry))
+	registerMetrics(app, d.Registry, d.Metrics)
 	app.Use("/static", filesystem.New(filesystem.Config{
 		Root:   static.HTTPFS(),
 		MaxAge: 3600,

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/channel/meta"
@@ -196,7 +195,7 @@ func (w *Webhooks) sirenEvents(c *fiber.Ctx) error {
 	if !w.SirenVerify(w.SirenSecret, body, c.Get("X-Siren-Signature")) {
 		return w.refuse(channel.Siren, "events")
 	}
-	in, ok, err := siren.Parse(body, utils.CopyString(c.Get("X-Siren-Delivery")))
+	in, ok, err := siren.Parse(body)
 	if err != nil {
 		return w.reject(channel.Siren, "events", err)
 	}

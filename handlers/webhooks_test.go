@@ -373,7 +373,11 @@ func TestSirenWebhook(t *testing.T) {
 		{"bad signature", msg("s2"), signSiren(msg("other")), "d3", 403, 1},
 		{"malformed", []byte(`{`), signSiren([]byte(`{`)), "d4", 400, 1},
 		{"unknown event", []byte(`{"event":"message.status"}`), signSiren([]byte(`{"event":"message.status"}`)), "d5", 200, 1},
-		{"no id: the delivery id stands in", msg(""), signSiren(msg("")), "d6", 200, 2},
+		{"no id: the signed body stands in", msg(""), signSiren(msg("")), "d6", 200, 2},
+		// The delivery id is not signed: a captured body replayed under a
+		// new one is the same message, acknowledged and not stored again.
+		{"no id, replayed with a new delivery id", msg(""), signSiren(msg("")), "d7", 200, 2},
+		{"no id, replayed without a delivery id", msg(""), signSiren(msg("")), "", 200, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.label, func(t *testing.T) {

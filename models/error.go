@@ -30,12 +30,14 @@ type Error struct {
 	Err error
 }
 
-// Error implements the error interface.
+// Error implements the error interface: the message, then the cause. It
+// names no program (whoever prints it does: the CLI's "parley: …") and no
+// code (ErrorCode reads it).
 func (e *Error) Error() string {
 	if e.Err != nil {
-		return fmt.Sprintf("parley error: code=%s message=%s: %v", e.Code, e.Message, e.Err)
+		return fmt.Sprintf("%s: %v", e.Message, e.Err)
 	}
-	return fmt.Sprintf("parley error: code=%s message=%s", e.Code, e.Message)
+	return e.Message
 }
 
 // Unwrap returns the underlying cause.

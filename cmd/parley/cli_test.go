@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/parley-chat/parley/internal/pgtest"
 )
 
 // Every command explains itself with --help, and does nothing else: dev
@@ -70,5 +72,25 @@ func TestFlowsValidate_NamesAFolderThatIsNotThere(t *testing.T) {
 	code, _, stderr := runCmd(t, nil, "flows", "validate", "/nonexistent/flows")
 	if code != exitFailure || !strings.Contains(stderr, "/nonexistent/flows") {
 		t.Fatalf("exit %d, stderr %q; want 1 naming the folder", code, stderr)
+	}
+}
+
+// A failure is printed once, prefixed once, in words: no "parley: parley
+// error: code=… message=…".
+func TestCLI_ErrorsArePrintedOnceInWords(t *testing.T) {
+	env := baseEnv(t, pgtest.DSN(t))
+	code, _, stderr := runCmd(t, env, "users", "set-role", "--email", "nobody@example.org", "--role", "agent")
+	if code != exitFailure || strings.Count(stderr, "parley") != 1 || !strings.HasPrefix(stderr, "parley: ") ||
+		strings.Contains(stderr, "code=") || strings.Contains(stderr, "message=") {
+		t.Fatalf("exit %d, stderr %q; want 1 and one plain line", code, stderr)
+	}
+}
+
+// --version prints the version, as `parley version` does.
+func TestCLI_VersionFlag(t *testing.T) {
+	code, out, stderr := runCmd(t, nil, "--version")
+	_, want, _ := runCmd(t, nil, "version")
+	if code != exitOK || out != want || strings.TrimSpace(out) == "" {
+		t.Fatalf("--version: exit %d, stdout %q, stderr %q; want 0 and %q", code, out, stderr, want)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -44,7 +45,7 @@ func contactsCommand(getenv func(string) string, stdout, stderr io.Writer) *cobr
 			})
 		},
 	}
-	export.Flags().StringVar(&phone, "phone", "", "the person's number, in any format")
+	export.Flags().StringVar(&phone, "phone", "", "the person's number, in any format (without a country code, read in PARLEY_DEFAULT_REGION)")
 	erase := &cobra.Command{
 		Use:   "erase --phone NUMBER --yes",
 		Short: "Remove everything held of the person with this number (every channel) for good; an audit entry keeps that it happened",
@@ -66,7 +67,7 @@ func contactsCommand(getenv func(string) string, stdout, stderr io.Writer) *cobr
 			})
 		},
 	}
-	erase.Flags().StringVar(&phone, "phone", "", "the person's number, in any format")
+	erase.Flags().StringVar(&phone, "phone", "", "the person's number, in any format (without a country code, read in PARLEY_DEFAULT_REGION)")
 	erase.Flags().BoolVar(&yes, "yes", false, "confirm: the erasure cannot be undone")
 	c.AddCommand(export, erase)
 	return c
@@ -78,7 +79,7 @@ func withContacts(ctx context.Context, getenv func(string) string, stderr io.Wri
 	if phone == "" {
 		return usageError{"--phone is required"}
 	}
-	_, db, c, err := openSealed(ctx, getenv, stderr)
+	cfg, db, c, err := openSealed(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -86,10 +87,13 @@ func withContacts(ctx context.Context, getenv func(string) string, stderr io.Wri
 	contacts := store.NewContactStore(db, c)
 	found, err := contacts.FindByPhone(ctx, phone)
 	if err != nil {
-		if models.ErrorCode(err) == models.EINVALID {
-			return usageError{"--phone is not a phone number"}
+		switch {
+		case models.ErrorCode(err) != models.EINVALID:
+			return err
+		case cfg.DefaultRegion == "" && !strings.HasPrefix(strings.TrimSpace(phone), "+"):
+			return usageError{"--phone has no country code, and PARLEY_DEFAULT_REGION is unset: give the number with its country code (+44 7700 900123), or set PARLEY_DEFAULT_REGION (e.g. GB)"}
 		}
-		return err
+		return usageError{"--phone is not a phone number"}
 	}
 	if len(found) == 0 {
 		return errors.New("no contact has that number")

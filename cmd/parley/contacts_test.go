@@ -59,3 +59,29 @@ func TestContacts_ExportThenErase(t *testing.T) {
 		t.Fatalf("audited %v", actions)
 	}
 }
+
+// A number typed as people write it in the UK is found with the region
+// `parley dev` sets (and writes beside its database for other commands);
+// without a region, the refusal says what to do.
+func TestContacts_ExportReadsANationalNumberInTheRegion(t *testing.T) {
+	ctx := context.Background()
+	env := baseEnv(t, pgtest.DSN(t))
+	cfg := testConfig(t, env)
+	db := openDB(t, env["DATABASE_URL"])
+	c, err := newCrypto(cfg, newLogger(io.Discard, "error"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.NewContactStore(db, c).FindOrCreate(ctx, nil, "simulator:+447700901001"); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCmd(t, env, "contacts", "export", "--phone", "07700 901001")
+	if code != exitUsage || !strings.Contains(stderr, "PARLEY_DEFAULT_REGION is unset") {
+		t.Fatalf("export without a region = %d %s", code, stderr)
+	}
+	env["PARLEY_DEFAULT_REGION"] = devRegion
+	code, out, stderr := runCmd(t, env, "contacts", "export", "--phone", "07700 901001")
+	if code != exitOK || !strings.Contains(out, `"+447700901001"`) {
+		t.Fatalf("export in %s = %d\n%s\n%s", devRegion, code, out, stderr)
+	}
+}

@@ -75,7 +75,7 @@ func twilioEnv(t *testing.T, dsn string, fake *twiliotest.API, token string) map
 	env := baseEnv(t, dsn)
 	for k, v := range map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": e2eAccountSID, "PARLEY_TWILIO_AUTH_TOKEN": token,
 		"PARLEY_TWILIO_FROM": "+14155550000", "PARLEY_TWILIO_API_BASE_URL": fake.URL, "PARLEY_PUBLIC_URL": "http://" + env["PARLEY_ADDR"],
-		"PARLEY_DEFAULT_REGION": "IN", "PARLEY_SEND_RATE": "200", "PARLEY_JOB_TIMEOUT": "3s", "PARLEY_JOB_RESCUE_AFTER": "7s"} {
+		"PARLEY_DEFAULT_REGION": "IN", "PARLEY_METRICS_TOKEN": testMetricsToken, "PARLEY_SEND_RATE": "200", "PARLEY_JOB_TIMEOUT": "3s", "PARLEY_JOB_RESCUE_AFTER": "7s"} {
 		env[k] = v
 	}
 	return env
@@ -181,7 +181,7 @@ func TestCrash_SIGKILLMidBurstEveryMessageAnsweredOnce(t *testing.T) {
 	startProcess(t, env, "serve")
 	recovered := waitSettled(t, db, contacts*2)
 	checkAnsweredOnce(t, db, fake, numbers)
-	_, metrics := get(t, base+"/metrics")
+	_, metrics := getMetrics(t, base, testMetricsToken)
 	t.Logf("crash: %d of %d replies at Twilio at the kill, %d jobs left running and %d sends in flight; all settled %.1f s after the restart, "+
 		"%.0f in-flight sends found at Twilio and recorded, not sent again (job limit 3s, rescue after 7s)",
 		sentBefore, contacts*2, running, sending, recovered.Seconds(),

@@ -24,6 +24,9 @@ import (
 // devDatabase is the database `parley dev` keeps in its embedded cluster.
 const devDatabase = "parley"
 
+// devRegion is `parley dev`'s PARLEY_DEFAULT_REGION unless one is given.
+const devRegion = "GB"
+
 // cmdDev runs Parley for development: with no DATABASE_URL it starts an
 // embedded PostgreSQL under ./.data (PARLEY_DATA_DIR), keeps development
 // keys there, applies migrations and serves. Any setting given overrides.
@@ -44,7 +47,9 @@ func cmdDev(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	defaults := map[string]string{"PARLEY_AUTH_MODE": "local", "PARLEY_DEFAULT_REGION": "IN"}
+	// The region is the UK's, where the simulator's test numbers are
+	// (+44 7700 900…): typed as 07700 900…, they are found.
+	defaults := map[string]string{"PARLEY_AUTH_MODE": "local", "PARLEY_DEFAULT_REGION": devRegion}
 	for k, v := range keys {
 		defaults[k] = v
 	}
@@ -76,7 +81,10 @@ func cmdDev(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 		// For the other commands (parley keys status, make migrate) while
 		// this one runs: the port may change between runs.
 		dsnFile := filepath.Join(dataDir, "dev-database.env")
-		note := "# The embedded database of the running `parley dev`; rewritten at each start.\nDATABASE_URL=" + cluster.DSN(devDatabase) + "\n"
+		// The region goes with it, so that a number typed to another
+		// command (contacts export) reads as it does in the console.
+		note := "# The embedded database of the running `parley dev`, and its region; rewritten at each start.\nDATABASE_URL=" + cluster.DSN(devDatabase) +
+			"\nPARLEY_DEFAULT_REGION=" + overlay(getenv, defaults)("PARLEY_DEFAULT_REGION") + "\n"
 		if err := os.WriteFile(dsnFile, []byte(note), 0o600); err != nil {
 			return fmt.Errorf("save the database URL: %w", err)
 		}

@@ -156,17 +156,3 @@ func TestDockerfile_BuildsAStaticNonRootImage(t *testing.T) {
 		t.Fatalf("the built binary's version: %q %v", v, err)
 	}
 }
-
-// The Terraform module is formatted as `terraform fmt` wants, where the
-// binary is installed (its providers cannot be fetched here, so no init or
-// validate).
-func TestTerraform_IsFormatted(t *testing.T) {
-	tf, err := exec.LookPath("terraform")
-	if err != nil {
-		t.Skip("terraform is not installed; the module's format is checked where it is")
-	}
-	out, err := exec.Command(tf, "fmt", "-check", "-recursive", "-diff", filepath.Join("..", "..", "deploy", "terraform")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("terraform fmt -check: %v\n%s", err, out)
-	}
-}

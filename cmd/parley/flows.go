@@ -16,7 +16,9 @@ import (
 	"github.com/parley-chat/parley/internal/pipeline"
 )
 
-// flowsValidate checks the flows of dir (the built-in ones when "").
+// flowsValidate checks the flows of dir (the built-in ones when ""). A
+// flow with warnings (doubtful, but it runs) is listed with them, and the
+// command still succeeds: only errors fail it.
 func flowsValidate(dir string, stdout io.Writer) error {
 	lib, err := library(dir)
 	if err != nil {
@@ -24,6 +26,9 @@ func flowsValidate(dir string, stdout io.Writer) error {
 	}
 	for _, f := range lib.Flows() {
 		fmt.Fprintf(stdout, "ok  %-20s version %s  %d nodes  (%s)\n", f.ID, f.Version, len(f.Nodes), f.File)
+		for _, w := range f.Warnings {
+			fmt.Fprintf(stdout, "warning: %s\n", w)
+		}
 	}
 	return nil
 }

@@ -27,6 +27,18 @@ func TestFlowsValidate(t *testing.T) {
 	if code != exitFailure || !strings.Contains(stderr, `broken.yaml: node "a": next "missing" is not a node`) {
 		t.Fatalf("validate broken = %d: %s", code, stderr)
 	}
+	if strings.Contains(out, "warning:") {
+		t.Errorf("the built-in flows have warnings:\n%s", out)
+	}
+	// A question without a retry limit is a warning: printed, exit 0.
+	dir = t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "loose.yaml"), []byte("id: l\nstart: a\nnodes:\n  a: {ask: {prompt: q, type: yes_no}, next: b}\n  b: {end: {}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr = runCmd(t, nil, "flows", "validate", dir)
+	if code != exitOK || !strings.Contains(out, "ok  l ") || !strings.Contains(out, `warning: loose.yaml: node "a": ask has no retry limit`) {
+		t.Fatalf("validate with a warning = %d\n%s%s", code, out, stderr)
+	}
 }
 
 func TestFlowsSimulate_Scripted(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -23,6 +24,35 @@ const (
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
+
+// versionString is what `parley version` and `parley --version` print:
+// the version given at build time, else the module version or commit Go
+// recorded in the binary, else "dev".
+func versionString() string {
+	if version != "dev" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch {
+		case s.Key == "vcs.revision" && len(s.Value) >= 12:
+			rev = s.Value[:12]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	if rev == "" {
+		return version
+	}
+	return version + " (" + rev + dirty + ")"
+}
 
 // stdin is where commands read what they ask for (a password); tests
 // replace it.
@@ -77,6 +107,8 @@ func commands(getenv func(string) string, stdout, stderr io.Writer) (*cobra.Comm
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.Version = versionString() // cobra adds --version
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
 
 	root.AddCommand(&cobra.Command{
@@ -94,7 +126,7 @@ func commands(getenv func(string) string, stdout, stderr io.Writer) (*cobra.Comm
 			Use:   "version",
 			Short: "Print the version",
 			Args:  cobra.NoArgs,
-			Run:   func(*cobra.Command, []string) { fmt.Fprintln(stdout, version) },
+			Run:   func(*cobra.Command, []string) { fmt.Fprintln(stdout, versionString()) },
 		})
 	markStart(root, started)
 	return root, started

@@ -148,7 +148,9 @@ func metricValue(t *testing.T, metrics, name, labels string) float64 {
 }
 
 func TestRun_ServeAnswersHealthReadinessAndCountsRequests(t *testing.T) {
-	in := start(t, baseEnv(t, pgtest.DSN(t)), "serve")
+	env := baseEnv(t, pgtest.DSN(t))
+	env["PARLEY_METRICS_TOKEN"] = testMetricsToken
+	in := start(t, env, "serve")
 
 	// start saw one 200 from /healthz; make two more.
 	for range 2 {
@@ -163,7 +165,7 @@ func TestRun_ServeAnswersHealthReadinessAndCountsRequests(t *testing.T) {
 		t.Fatalf("unknown path = %d, want 404", code)
 	}
 
-	code, metrics := get(t, in.base+"/metrics")
+	code, metrics := getMetrics(t, in.base, testMetricsToken)
 	if code != http.StatusOK {
 		t.Fatalf("/metrics = %d", code)
 	}
@@ -355,7 +357,8 @@ func TestRun_DevStartsEmbeddedPostgresAndReusesItsData(t *testing.T) {
 		t.Fatalf("the first dev after the second was refused: /readyz = %d %s", code, body)
 	}
 	// The database URL is kept for the other commands.
-	if env, err := os.ReadFile(filepath.Join(dataDir, "dev-database.env")); err != nil || !strings.Contains(string(env), "DATABASE_URL=postgres://") {
+	if env, err := os.ReadFile(filepath.Join(dataDir, "dev-database.env")); err != nil || !strings.Contains(string(env), "DATABASE_URL=postgres://") ||
+		!strings.Contains(string(env), "PARLEY_DEFAULT_REGION=GB") {
 		t.Errorf("dev-database.env: %q, %v", env, err)
 	}
 	keys, err := os.ReadFile(filepath.Join(dataDir, "dev-keys.env"))

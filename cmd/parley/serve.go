@@ -93,12 +93,18 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 		Logger:    log,
 		Readiness: readiness,
 		Registry:  reg,
+		Metrics:   metricsAccess(cfg, dev, log),
 		Version:   version,
 		Features:  features(cfg),
 		Dev:       dev,
 		Draining:  &draining,
 	})
 
+	stopMetrics, err := serveMetrics(ctx, cfg, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (set PARLEY_ADDR to a free address)", cfg.Addr, err)

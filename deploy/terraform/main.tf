@@ -14,18 +14,21 @@ terraform {
 }
 
 locals {
-  # Settings that are not secret.
-  env = {
-    PARLEY_AUTH_MODE        = "supabase"
-    PARLEY_PUBLIC_URL       = var.public_url
-    PARLEY_DEFAULT_REGION   = var.default_region
-    SUPABASE_URL            = var.supabase_url
-    PARLEY_DB_MAX_CONNS     = tostring(var.db_max_conns)
-    PARLEY_SHUTDOWN_GRACE   = "8s"
-    PARLEY_JOB_TIMEOUT      = "15s"
-    PARLEY_JOB_RESCUE_AFTER = "40s"
-  }
-  # Environment variable => Secret Manager secret id.
+  # Settings that are not secret; an empty one is left unset.
+  env = { for k, v in {
+    PARLEY_AUTH_MODE                    = "supabase"
+    PARLEY_PUBLIC_URL                   = var.public_url
+    PARLEY_DEFAULT_REGION               = var.default_region
+    SUPABASE_URL                        = var.supabase_url
+    PARLEY_TWILIO_FROM                  = var.twilio_from
+    PARLEY_TWILIO_MESSAGING_SERVICE_SID = var.twilio_messaging_service_sid
+    PARLEY_DB_MAX_CONNS                 = tostring(var.db_max_conns)
+    PARLEY_SHUTDOWN_GRACE               = "8s"
+    PARLEY_JOB_TIMEOUT                  = "15s"
+    PARLEY_JOB_RESCUE_AFTER             = "40s"
+  } : k => v if v != "" }
+  # Environment variable => Secret Manager secret id: the eight secrets
+  # deploy/README.md creates (a test holds the two lists equal).
   secrets = {
     DATABASE_URL              = "parley-database-url"
     PARLEY_ENCRYPTION_KEYS    = "parley-encryption-keys"
@@ -36,6 +39,11 @@ locals {
     PARLEY_TWILIO_ACCOUNT_SID = "parley-twilio-account-sid"
     PARLEY_TWILIO_AUTH_TOKEN  = "parley-twilio-auth-token"
   }
+  # /metrics answers only this bearer token; without it the service serves
+  # no metrics (it is public).
+  all_secrets = merge(local.secrets, var.metrics_token_secret == "" ? {} : {
+    PARLEY_METRICS_TOKEN = var.metrics_token_secret
+  })
 }
 
 resource "google_service_account" "parley" {
@@ -45,7 +53,7 @@ resource "google_service_account" "parley" {
 }
 
 resource "google_secret_manager_secret_iam_member" "parley" {
-  for_each  = local.secrets
+  for_each  = local.all_secrets
   project   = var.project
   secret_id = each.value
   role      = "roles/secretmanager.secretAccessor"
@@ -88,7 +96,7 @@ resource "google_cloud_run_v2_service" "parley" {
         }
       }
       dynamic "env" {
-        for_each = local.secrets
+        for_each = local.all_secrets
         content {
           name = env.key
           value_source {

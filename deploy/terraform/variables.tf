@@ -30,6 +30,24 @@ variable "default_region" {
   default     = "IN"
 }
 
+variable "twilio_from" {
+  description = "The Twilio number replies are sent from (+14155550100, or whatsapp:+14155550100); this or twilio_messaging_service_sid."
+  type        = string
+  default     = ""
+}
+
+variable "twilio_messaging_service_sid" {
+  description = "A Twilio Messaging Service SID (MG…) to send through, instead of twilio_from."
+  type        = string
+  default     = ""
+}
+
+variable "metrics_token_secret" {
+  description = "Secret Manager secret id holding PARLEY_METRICS_TOKEN (/metrics asks for it as a bearer token); empty: no metrics served."
+  type        = string
+  default     = ""
+}
+
 variable "min_instances" {
   description = "Instances kept running; one keeps timers and retries on time."
   type        = number

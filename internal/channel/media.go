@@ -67,8 +67,9 @@ func NewMediaClient(p MediaPolicy) *MediaClient {
 
 // Get downloads rawURL and returns its body (the caller closes it) and
 // content type. authorize adds the platform's credentials; it is applied
-// only when the URL's host is one of the credential hosts, and a redirect
-// elsewhere drops them. Failures are *SendError: retryable when no answer
+// only when the URL's host is one of the credential hosts, over https (or
+// to loopback), and a redirect elsewhere or to plain http drops them; a
+// credential host named over plain http is refused. Failures are *SendError: retryable when no answer
 // came or RetryableStatus, permanent for a refused address or URL.
 func (m *MediaClient) Get(ctx context.Context, rawURL string, authorize func(*http.Request)) (io.ReadCloser, string, error) {
 	u, err := url.Parse(rawURL)
@@ -80,6 +81,9 @@ func (m *MediaClient) Get(ctx context.Context, rawURL string, authorize func(*ht
 		return nil, "", &SendError{Provider: m.policy.Provider, Reason: "The media URL is not usable."}
 	}
 	if m.credentialHost(u) {
+		if !secureForCredentials(u) {
+			return nil, "", &SendError{Provider: m.policy.Provider, Reason: "The media URL is plain http: the platform's credentials go over https only."}
+		}
 		authorize(req)
 	}
 	resp, err := m.client.Do(req)
@@ -104,10 +108,26 @@ func (m *MediaClient) redirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 10 {
 		return errors.New("too many redirects")
 	}
-	if !m.credentialHost(req.URL) {
+	if !m.credentialHost(req.URL) || !secureForCredentials(req.URL) {
 		req.Header.Del("Authorization")
 	}
 	return nil
+}
+
+// secureForCredentials reports whether credentials may go to u: over https,
+// or over plain http to a loopback host, whose traffic never leaves the
+// machine (a test fake, a sidecar the operator configured). Anywhere else
+// plain http would show them to every network on the way.
+func secureForCredentials(u *url.URL) bool {
+	if u.Scheme == "https" {
+		return true
+	}
+	name := strings.ToLower(u.Hostname())
+	if name == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(name)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 func (m *MediaClient) credentialHost(u *url.URL) bool {

@@ -143,3 +143,49 @@ func TestPublic(t *testing.T) {
 		}
 	}
 }
+
+// Credentials go over https only (or to loopback, which never leaves the
+// machine): a credential host named over plain http is refused before
+// anything is sent, and a redirect to plain http drops them.
+func TestMediaClient_CredentialsOnlyOverHTTPS(t *testing.T) {
+	// media.example.test stands for a platform's media host on the
+	// network: the transport takes its requests to a loopback fake, which
+	// records what would have crossed the wire.
+	const remote = "media.example.test"
+	wire := newHost(t, serveJPEG)
+	platform := newHost(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://"+remote+"/signed/x.jpg", http.StatusFound)
+	})
+	m := channel.NewMediaClient(channel.MediaPolicy{Provider: "test",
+		CredentialHosts: []string{remote, platform.hostPort()}, PrivateHosts: []string{wire.hostPort(), platform.hostPort()},
+		Wrap: func(rt http.RoundTripper) http.RoundTripper {
+			return roundTripper(func(r *http.Request) (*http.Response, error) {
+				if r.URL.Hostname() == remote {
+					r = r.Clone(r.Context())
+					r.URL.Host = wire.hostPort()
+				}
+				return rt.RoundTrip(r)
+			})
+		}})
+
+	_, err := get(t, m, "http://"+remote+"/media/x.jpg")
+	if se := channel.AsSendError(err); se == nil || se.Retryable || !strings.Contains(se.Reason, "https only") {
+		t.Fatalf("a credential host over plain http: err = %v, want a permanent refusal", err)
+	}
+	if got := wire.seen(); len(got) != 0 {
+		t.Fatalf("the refused request reached the host %d times", len(got))
+	}
+	if body, err := get(t, m, platform.URL+"/media/x.jpg"); err != nil || body != "jpeg" {
+		t.Fatalf("through a redirect to plain http: %q, %v", body, err)
+	}
+	if got := platform.seen(); len(got) != 1 || got[0] != secret {
+		t.Errorf("the loopback platform host got Authorization %q, want its credentials", got)
+	}
+	if got := wire.seen(); len(got) != 1 || got[0] != "" {
+		t.Errorf("the redirect over plain http carried Authorization %q, want none", got)
+	}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

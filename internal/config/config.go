@@ -97,6 +97,13 @@ type Config struct {
 
 	SessionIdle     time.Duration // a console session unused this long ends
 	SessionAbsolute time.Duration // a console session this old ends
+
+	// MetricsToken, when set, is the Bearer token /metrics asks for;
+	// MetricsAddr, when set, is a listener of its own that serves only
+	// /metrics. With neither, `parley serve` serves no metrics (they
+	// would be public on the service's address).
+	MetricsToken string
+	MetricsAddr  string
 }
 
 // Key is one entry of the encryption key ring.
@@ -211,6 +218,8 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		l.fail("PARLEY_JOB_RESCUE_AFTER", "must be longer than twice PARLEY_JOB_TIMEOUT (the longest a fetch or an AI call may run)",
 			"raise it, or lower PARLEY_JOB_TIMEOUT")
 	}
+	c.MetricsToken, c.MetricsAddr = l.str("PARLEY_METRICS_TOKEN"), l.str("PARLEY_METRICS_ADDR")
+	l.metrics(c)
 	c.SessionIdle = l.duration("PARLEY_SESSION_IDLE", 30*time.Minute)
 	c.SessionAbsolute = l.duration("PARLEY_SESSION_MAX_AGE", 12*time.Hour)
 	// Every worker may hold a connection at once, and so may the two
@@ -274,6 +283,12 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		// after the webhooks were acknowledged: refuse it at the start.
 		l.fail("PARLEY_TWILIO_AUTH_TOKEN", "holds characters other than letters and digits, so no send could be made with it",
 			"copy the auth token (32 letters and digits) from the Twilio console")
+	}
+	if c.TwilioAccountSID != "" && c.TwilioFrom == "" && c.TwilioMessagingServiceSID == "" {
+		// Without a sender every send would fail later, after the
+		// webhooks were acknowledged: refuse it at the start.
+		l.fail("PARLEY_TWILIO_FROM", "or PARLEY_TWILIO_MESSAGING_SERVICE_SID is required when PARLEY_TWILIO_ACCOUNT_SID is set (replies need a sender)",
+			"set PARLEY_TWILIO_FROM to your Twilio number (+14155550100, or whatsapp:+14155550100) or PARLEY_TWILIO_MESSAGING_SERVICE_SID to an MG… SID")
 	}
 	if c.TwilioAccountSID != "" && c.PublicURL == "" {
 		// Twilio signs over the URL it called: without it every webhook
@@ -379,6 +394,22 @@ func (l *loader) databaseURL(v string, required bool) {
 func (l *loader) addr(v string) {
 	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
 		l.fail("PARLEY_ADDR", "is not a listen address", "use host:port or :port, like :8080")
+	}
+}
+
+// metrics checks the guard of /metrics: a token long enough not to be
+// guessed, and a listener of its own apart from the service's.
+func (l *loader) metrics(c *Config) {
+	if c.MetricsToken != "" && len(c.MetricsToken) < 32 {
+		l.fail("PARLEY_METRICS_TOKEN", "must be at least 32 characters (it guards /metrics)", "generate one: openssl rand -hex 32")
+	}
+	if c.MetricsAddr == "" {
+		return
+	}
+	if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+		l.fail("PARLEY_METRICS_ADDR", "is not a listen address", "use host:port or :port, like 127.0.0.1:9090")
+	} else if c.MetricsAddr == c.Addr {
+		l.fail("PARLEY_METRICS_ADDR", "is the same as PARLEY_ADDR", "give metrics a port of their own, like :9090, or unset it and set PARLEY_METRICS_TOKEN")
 	}
 }
 

@@ -67,6 +67,12 @@ type Flow struct {
 	// where the flow waits for words (a default in several languages
 	// unless set).
 	UnheardNote Text `yaml:"unheard_note"`
+	// HandoffNote is said when a question's retries run out and it names no
+	// exhausted node, as the contact is handed to a person.
+	HandoffNote Text `yaml:"handoff_note"`
+	// Warnings are what validation found doubtful but runnable (a question
+	// without a retry limit): `parley flows validate` prints them.
+	Warnings []*Error `yaml:"-"`
 	// Version is the content hash of the file: a running conversation pins
 	// it, so editing the file never changes a conversation in progress.
 	Version string `yaml:"-"`
@@ -133,11 +139,22 @@ type Choice struct {
 	Synonyms []string `yaml:"synonyms"`
 }
 
-// Retry is what happens after an answer that does not fit.
+// Retry is what happens after an answer that does not fit: the prompt is
+// asked again up to Limit answers (DefaultRetryLimit when unset), then the
+// flow goes to Exhausted, or hands the contact to a person when it is unset.
 type Retry struct {
 	Prompt    Text   `yaml:"prompt"`
 	Limit     int    `yaml:"limit"`
 	Exhausted string `yaml:"exhausted"`
+}
+
+// retryLimit is the answers that do not fit before the question gives
+// up: its own limit, else DefaultRetryLimit.
+func (a *Ask) retryLimit() int {
+	if a.Retry != nil && a.Retry.Limit > 0 {
+		return a.Retry.Limit
+	}
+	return DefaultRetryLimit
 }
 
 // Timeout reminds, then gives up waiting.
@@ -217,6 +234,9 @@ func Parse(file string, data []byte) (*Flow, error) {
 	if f.UnheardNote == nil {
 		f.UnheardNote = DefaultUnheardNote
 	}
+	if f.HandoffNote == nil {
+		f.HandoffNote = DefaultHandoffNote
+	}
 	if f.MaxSteps <= 0 {
 		f.MaxSteps = DefaultMaxSteps
 	}
@@ -237,6 +257,11 @@ func Parse(file string, data []byte) (*Flow, error) {
 // DefaultMaxSteps bounds the nodes one input may run through, so a bad flow
 // cannot loop.
 const DefaultMaxSteps = 100
+
+// DefaultRetryLimit is the answers that do not fit a question takes
+// before its retries run out, when the question sets no limit: a contact
+// who cannot answer is handed to a person rather than asked for ever.
+const DefaultRetryLimit = 3
 
 // Error is a problem in a flow definition, naming the file and node.
 type Error struct {
@@ -266,6 +291,13 @@ var DefaultUnheardNote = Text{
 	"ta": "மன்னிக்கவும், அதைக் கேட்க முடியவில்லை. தட்டச்சு செய்து அனுப்ப முடியுமா?",
 	"es": "Lo siento, no pude escucharlo. ¿Podría escribirlo?",
 	"fr": "Désolé, je n'ai pas pu l'écouter. Pouvez-vous l'écrire ?",
+}
+
+// DefaultHandoffNote is what a flow says when a question's retries run
+// out without an exhausted node, unless it says otherwise.
+var DefaultHandoffNote = Text{
+	"":   "A person from our team will reply here shortly.",
+	"hi": "हमारी टीम का कोई व्यक्ति जल्द ही यहाँ जवाब देगा।",
 }
 
 // DefaultKeywords are the keywords of a flow that sets none of its own.

@@ -14,6 +14,12 @@ func TestBuiltin_FlowsAreValid(t *testing.T) {
 	if f := l.Default(); f == nil || f.ID != "clinic" {
 		t.Fatalf("default built-in flow = %+v", f)
 	}
+	// Every question of the sample flows has a retry limit: none asks for ever.
+	for _, f := range l.Flows() {
+		if len(f.Warnings) > 0 {
+			t.Errorf("built-in flow %s: %v", f.ID, f.Warnings)
+		}
+	}
 }
 
 func TestLoadDir_KeepsPinnedVersionsAndReportsEveryProblem(t *testing.T) {

@@ -293,9 +293,7 @@ func (r *run) goTo(id string) {
 			r.enterAI(n)
 			return
 		case n.Handoff != nil:
-			r.say(n.Handoff.Send)
-			r.st.Status = StatusHandoff
-			r.emit(Action{Kind: ActionHandoff})
+			r.handoff(n.Handoff.Send)
 			return
 		default:
 			r.say(n.End.Send)
@@ -303,6 +301,13 @@ func (r *run) goTo(id string) {
 			return
 		}
 	}
+}
+
+// handoff says t and leaves the conversation to a person.
+func (r *run) handoff(t Text) {
+	r.say(t)
+	r.st.Status = StatusHandoff
+	r.emit(Action{Kind: ActionHandoff})
 }
 
 func (r *run) end() {
@@ -354,12 +359,12 @@ func (r *run) answer(n *Node, in Input) {
 	}
 	if !ok {
 		r.st.Retries++
-		if a.Retry != nil && a.Retry.Limit > 0 && r.st.Retries >= a.Retry.Limit {
+		if r.st.Retries >= a.retryLimit() {
 			r.emit(Action{Kind: ActionCancelWaits})
-			if a.Retry.Exhausted != "" {
+			if a.Retry != nil && a.Retry.Exhausted != "" {
 				r.goTo(a.Retry.Exhausted)
 			} else {
-				r.end()
+				r.handoff(r.f.HandoffNote)
 			}
 			return
 		}

@@ -13,7 +13,8 @@ var askTypes = map[string]bool{"text": true, "number": true, "choice": true, "ye
 // validate checks a parsed flow: every reference resolves, every node is
 // reachable, every node has what its kind needs, every condition compiles,
 // and no cycle runs without waiting for the contact. It reports every
-// problem it finds (the first of each node), one error each, joined.
+// problem it finds (the first of each node), one error each, joined, and
+// keeps what is doubtful but runnable in f.Warnings.
 func validate(f *Flow) error {
 	var problems []error
 	fail := func(node, format string, args ...any) error {
@@ -114,6 +115,9 @@ func validateNode(f *Flow, n *Node, fail func(string, string, ...any) error) err
 
 func validateAsk(f *Flow, n *Node, ref func(string, string) error, fail func(string, string, ...any) error) error {
 	a, id := n.Ask, n.ID
+	warn := func(node, format string, args ...any) {
+		f.Warnings = append(f.Warnings, &Error{File: f.File, Node: node, Problem: fmt.Sprintf(format, args...)})
+	}
 	if len(a.Prompt) == 0 {
 		return fail(id, "ask has no prompt")
 	}
@@ -136,6 +140,12 @@ func validateAsk(f *Flow, n *Node, ref func(string, string) error, fail func(str
 		if c.Value == "" || len(c.Label) == 0 {
 			return fail(id, "choice %d needs a value and a label", i+1)
 		}
+	}
+	if a.Retry != nil && a.Retry.Limit < 0 {
+		return fail(id, "retry limit must be 1 or more")
+	}
+	if a.Retry == nil || a.Retry.Limit == 0 {
+		warn(id, "ask has no retry limit: after %d answers that do not fit, the contact is handed to a person (set retry: {limit: N, exhausted: node})", DefaultRetryLimit)
 	}
 	if a.Retry != nil && a.Retry.Exhausted != "" {
 		if err := ref("retry exhausted", a.Retry.Exhausted); err != nil {

@@ -87,3 +87,55 @@ func TestParse_ReportsEveryProblemOfAFile(t *testing.T) {
 		}
 	}
 }
+
+// A question without a retry limit runs (the engine's default limit
+// applies) but is named in the flow's warnings, which are not errors.
+func TestParse_WarnsAboutAQuestionWithoutARetryLimit(t *testing.T) {
+	src := "id: x\nstart: a\nnodes:\n" +
+		"  a: {ask: {prompt: q, type: yes_no}, next: b}\n" +
+		"  b: {ask: {prompt: r, type: yes_no, retry: {limit: 2, exhausted: c}}, next: c}\n" +
+		"  c: {end: {}}\n"
+	f, err := engine.Parse("w.yaml", []byte(src))
+	if err != nil {
+		t.Fatalf("a question without a retry limit is a warning, not an error: %v", err)
+	}
+	if len(f.Warnings) != 1 || !strings.HasPrefix(f.Warnings[0].Error(), `w.yaml: node "a": ask has no retry limit`) {
+		t.Fatalf("warnings = %v, want one about node a", f.Warnings)
+	}
+	if _, err := engine.Parse("n.yaml", []byte(strings.Replace(src, "limit: 2", "limit: -1", 1))); err == nil || !strings.Contains(err.Error(), "retry limit must be 1 or more") {
+		t.Fatalf("a negative limit: %v", err)
+	}
+}
+
+// Without a retry limit, answers that do not fit stop after the default
+// limit and hand the contact to a person, instead of asking for ever.
+func TestStep_AQuestionWithoutALimitHandsOffAfterTheDefault(t *testing.T) {
+	f, err := engine.Parse("d.yaml", []byte("id: x\nstart: a\nnodes:\n  a: {ask: {prompt: 'Yes or no?', type: yes_no}, next: b}\n  b: {end: {}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := engine.Step(f, engine.State{}, engine.Input{Kind: engine.InputMessage, Text: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := 0
+	var last []engine.Action
+	for i := 0; i < 10 && st.Status == engine.StatusActive; i++ {
+		st, last, err = engine.Step(f, st, engine.Input{Kind: engine.InputMessage, Text: "perhaps"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		asked++
+	}
+	if st.Status != engine.StatusHandoff || asked != engine.DefaultRetryLimit {
+		t.Fatalf("after %d answers that do not fit: status %q, want handoff after %d", asked, st.Status, engine.DefaultRetryLimit)
+	}
+	var handedOff, said bool
+	for _, a := range last {
+		handedOff = handedOff || a.Kind == engine.ActionHandoff
+		said = said || (a.Kind == engine.ActionSend && a.Text == engine.DefaultHandoffNote[""])
+	}
+	if !handedOff || !said {
+		t.Fatalf("last actions %+v: want the handoff note and a handoff", last)
+	}
+}

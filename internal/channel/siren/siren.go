@@ -61,9 +61,11 @@ type event struct {
 }
 
 // Parse reads a webhook body. ok=false means an event kind Parley ignores.
-// The message id dedupes; the delivery id stands in when a message has
-// none.
-func Parse(body []byte, deliveryID string) (in channel.Inbound, ok bool, err error) {
+// The message id dedupes; when a message has none, a hash of the body
+// stands in. Only what the signature covers may: an unsigned header (the
+// delivery id) would let a captured body be replayed as new under a
+// fresh one.
+func Parse(body []byte) (in channel.Inbound, ok bool, err error) {
 	var e event
 	if err := json.Unmarshal(body, &e); err != nil {
 		return in, false, models.Errorf(models.EINVALID, "Body is not valid JSON.")
@@ -74,10 +76,11 @@ func Parse(body []byte, deliveryID string) (in channel.Inbound, ok bool, err err
 	m := e.Message
 	id := m.ID
 	if id == "" {
-		id = deliveryID
+		sum := sha256.Sum256(body)
+		id = "body:" + hex.EncodeToString(sum[:16])
 	}
-	if id == "" || m.From == "" {
-		return in, false, models.Errorf(models.EINVALID, "The message lacks its id or sender.")
+	if m.From == "" {
+		return in, false, models.Errorf(models.EINVALID, "The message lacks its sender.")
 	}
 	from := m.From
 	if strings.EqualFold(e.Channel, "whatsapp") && !strings.HasPrefix(from, "whatsapp:") {

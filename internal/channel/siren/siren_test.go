@@ -62,7 +62,7 @@ func TestClient_Send(t *testing.T) {
 }
 
 func TestParse(t *testing.T) {
-	in, ok, err := siren.Parse([]byte(`{"event":"message.received","channel":"SMS","message":{"id":"m1","from":"+919876543210","text":"hi","media":[{"type":"image/jpeg","url":"https://x/y.jpg"}]}}`), "d1")
+	in, ok, err := siren.Parse([]byte(`{"event":"message.received","channel":"SMS","message":{"id":"m1","from":"+919876543210","text":"hi","media":[{"type":"image/jpeg","url":"https://x/y.jpg"}]}}`))
 	if err != nil || !ok || in.From != "+919876543210" || in.ProviderMessageID != "m1" || len(in.Media) != 1 {
 		t.Fatalf("Parse = %+v %v %v", in, ok, err)
 	}
