@@ -288,7 +288,7 @@ func TestConsole_SignInGoesOnlyToThisSite(t *testing.T) {
 	site := newConsoleSite(t, nil)
 	hash, _ := auth.HashPassword("a long enough password")
 	_, _ = site.staff.Create(context.Background(), "", "a@example.org", models.RoleViewer, hash)
-	for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"} {
+	for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)", "/\t/evil.example/x", "/%2F%2Fevil.example"} {
 		b := &browser{site: site}
 		if resp := b.signIn(t, "a@example.org", "a long enough password", next); resp.Header.Get("Location") != "/" {
 			t.Errorf("next %q: went to %q", next, resp.Header.Get("Location"))

@@ -250,14 +250,6 @@ func (cs *Console) clearCookie(c *fiber.Ctx) {
 		HTTPOnly: true, Secure: cs.Secure, SameSite: fiber.CookieSameSiteLaxMode})
 }
 
-// safeNext is where to go after signing in: a path on this site, else /.
-func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
-		return "/"
-	}
-	return next
-}
-
 func (cs *Console) loginPage(c *fiber.Ctx) error {
 	return render(c, views.Login(views.LoginProps{Next: safeNext(c.Query("next"))}))
 }
