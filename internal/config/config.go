@@ -30,7 +30,10 @@ type Config struct {
 	BlindIndexKey  []byte
 	SessionKeys    []SessionKeyPair
 
-	AuthMode               string
+	AuthMode string
+	// AuthModeChosen says why AuthMode was chosen when PARLEY_AUTH_MODE was
+	// unset ("" when it was set): `parley serve` says so at start.
+	AuthModeChosen         string
 	SupabaseURL            string
 	SupabaseAnonKey        string
 	SupabaseServiceRoleKey string
@@ -115,6 +118,10 @@ type SessionKeyPair struct {
 type Requirements struct {
 	Database bool // DATABASE_URL
 	Keys     bool // PARLEY_ENCRYPTION_KEYS, PARLEY_BLIND_INDEX_KEY, PARLEY_SESSION_KEYS
+	// AuthMode: PARLEY_AUTH_MODE must be set, or SUPABASE_URL (which picks
+	// supabase), rather than falling back to local sign-in, which is for
+	// development only (`parley serve`).
+	AuthMode bool
 }
 
 // Error lists every problem found in the environment, one per line.
@@ -151,7 +158,7 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		DefaultRegion: strings.ToUpper(l.str("PARLEY_DEFAULT_REGION")),
 		PublicURL:     strings.TrimRight(l.str("PARLEY_PUBLIC_URL"), "/"),
 		LogLevel:      strings.ToLower(l.strDefault("PARLEY_LOG_LEVEL", "info")),
-		AuthMode:      strings.ToLower(l.strDefault("PARLEY_AUTH_MODE", "local")),
+		AuthMode:      strings.ToLower(l.str("PARLEY_AUTH_MODE")),
 
 		SupabaseURL:            strings.TrimRight(l.str("SUPABASE_URL"), "/"),
 		SupabaseAnonKey:        l.str("SUPABASE_ANON_KEY"),
@@ -250,8 +257,9 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 	c.BlindIndexKey = l.key32("PARLEY_BLIND_INDEX_KEY", req.Keys, "generate one with `parley keys generate blind-index`")
 	c.SessionKeys = l.sessionKeys(req.Keys)
 
+	c.AuthMode, c.AuthModeChosen = l.authMode(c.AuthMode, c.SupabaseURL, req.AuthMode)
 	switch c.AuthMode {
-	case "local":
+	case "", "local":
 	case "supabase":
 		if c.SupabaseURL == "" {
 			l.fail("SUPABASE_URL", "is required when PARLEY_AUTH_MODE=supabase", "set it to your project URL, https://<ref>.supabase.co")
@@ -362,6 +370,24 @@ func (l *loader) float(name string, def float64) float64 {
 		return def
 	}
 	return f
+}
+
+// authMode settles the sign-in mode when PARLEY_AUTH_MODE is unset: supabase
+// when SUPABASE_URL is set; otherwise local, unless the command must not
+// fall back to it (a problem then). It returns the mode and why it was
+// chosen.
+func (l *loader) authMode(mode, supabaseURL string, required bool) (string, string) {
+	switch {
+	case mode != "":
+		return mode, ""
+	case supabaseURL != "":
+		return "supabase", "PARLEY_AUTH_MODE is unset and SUPABASE_URL is set"
+	case required:
+		l.fail("PARLEY_AUTH_MODE", "is not set (local sign-in is a development mode, and parley serve does not fall back to it)",
+			"set PARLEY_AUTH_MODE=supabase with SUPABASE_URL and SUPABASE_ANON_KEY, or PARLEY_AUTH_MODE=local to accept local sign-in knowingly")
+		return "", ""
+	}
+	return "local", "PARLEY_AUTH_MODE is unset"
 }
 
 func (l *loader) databaseURL(v string, required bool) {

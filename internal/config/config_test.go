@@ -138,3 +138,27 @@ func TestLoad_PoolIsSizedFromTheWorkers(t *testing.T) {
 		t.Errorf("PARLEY_DB_MAX_CONNS=12 not honoured: %+v", c)
 	}
 }
+
+// `parley serve` does not fall back to local sign-in: PARLEY_AUTH_MODE is
+// required, unless SUPABASE_URL is set, which chooses Supabase and says so.
+// Other commands keep the local default.
+func TestLoad_ServeChoosesTheAuthModeOnlyFromSettings(t *testing.T) {
+	serve := config.Requirements{Database: true, Keys: true, AuthMode: true}
+	if _, err := load(validEnv(), serve); err == nil || !strings.Contains(err.Error(), "PARLEY_AUTH_MODE is not set") {
+		t.Fatalf("serve without PARLEY_AUTH_MODE: %v", err)
+	}
+	env := validEnv()
+	env["SUPABASE_URL"], env["SUPABASE_ANON_KEY"] = "https://ref.supabase.co", "anon"
+	c, err := load(env, serve)
+	if err != nil || c.AuthMode != "supabase" || !strings.Contains(c.AuthModeChosen, "SUPABASE_URL is set") {
+		t.Fatalf("with SUPABASE_URL: %+v, %v", c, err)
+	}
+	env = validEnv()
+	env["PARLEY_AUTH_MODE"] = "local"
+	if c, err := load(env, serve); err != nil || c.AuthMode != "local" || c.AuthModeChosen != "" {
+		t.Fatalf("PARLEY_AUTH_MODE=local, set knowingly: %v", err)
+	}
+	if c, err := load(validEnv(), all); err != nil || c.AuthMode != "local" {
+		t.Fatalf("another command without PARLEY_AUTH_MODE: %v", err)
+	}
+}
