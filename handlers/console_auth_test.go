@@ -78,7 +78,8 @@ func newConsoleSiteWith(t *testing.T, provider func(*handlers.Access, *store.Sta
 	t.Cleanup(func() { _ = pipe.Stop(context.Background()) })
 	site.pipe = pipe
 	app := handlers.NewServer(handlers.Deps{Logger: slog.New(slog.NewJSONHandler(site.logs, nil)), Readiness: readiness,
-		Registry: prometheus.NewRegistry(), Version: "test", Access: access, Console: console,
+		ProxyHops: 1, // as on Cloud Run; a request without X-Forwarded-For keeps the connection's address
+		Registry:  prometheus.NewRegistry(), Version: "test", Access: access, Console: console,
 		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe, Flows: pipe,
 			Simulator: pipe, Media: store.NewMediaStore(db, crypto),
 			CheckFlows: func() error { return site.flowProblems }, Convs: store.NewConversationStore(db, crypto)}, Admin: newAdmin(db, crypto)})

@@ -68,6 +68,9 @@ func (l *LocalProvider) token(c *fiber.Ctx) error {
 			return err
 		}
 	case models.EUNAVAILABLE:
+		if status := unavailableStatus(c, err); status != fiber.StatusTooManyRequests {
+			return gotrueError(c, status, "unexpected_failure", models.ErrorMessage(err))
+		}
 		return gotrueError(c, fiber.StatusTooManyRequests, "over_request_rate_limit", models.ErrorMessage(err))
 	case models.EUNAUTHORIZED:
 		return gotrueError(c, fiber.StatusBadRequest, "invalid_credentials", "Invalid login credentials")

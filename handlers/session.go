@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -277,7 +278,7 @@ func (cs *Console) login(c *fiber.Ctx) error {
 		switch models.ErrorCode(err) {
 		case models.EUNAUTHORIZED:
 		case models.EUNAVAILABLE:
-			status = fiber.StatusTooManyRequests
+			status = unavailableStatus(c, err)
 		default:
 			return err
 		}
@@ -298,6 +299,18 @@ func (cs *Console) login(c *fiber.Ctx) error {
 		return err
 	}
 	return c.Redirect(next, fiber.StatusSeeOther)
+}
+
+// unavailableStatus answers a sign-in that could not be tried: 429 with
+// Retry-After when this client failed too often, 503 when Supabase Auth
+// is down or busy (nothing the client did).
+func unavailableStatus(c *fiber.Ctx, err error) int {
+	if wait, ok := auth.ThrottledFor(err); ok {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		return fiber.StatusTooManyRequests
+	}
+	c.Set(fiber.HeaderRetryAfter, "30")
+	return fiber.StatusServiceUnavailable
 }
 
 func (cs *Console) logout(c *fiber.Ctx) error {

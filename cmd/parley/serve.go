@@ -102,6 +102,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 		Version:   version,
 		Features:  features(cfg),
 		Dev:       dev,
+		ProxyHops: cfg.TrustedProxyHops,
 		Draining:  &draining,
 	})
 

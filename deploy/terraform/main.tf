@@ -17,6 +17,8 @@ locals {
   # Settings that are not secret.
   env = {
     PARLEY_AUTH_MODE        = "supabase"
+    # Google's front end appends the client to X-Forwarded-For (deploy/README.md).
+    PARLEY_TRUSTED_PROXY_HOPS = "1"
     PARLEY_PUBLIC_URL       = var.public_url
     PARLEY_DEFAULT_REGION   = var.default_region
     SUPABASE_URL            = var.supabase_url

@@ -98,6 +98,11 @@ type Config struct {
 	ShutdownGrace time.Duration
 	DBMaxConns    int // database pool size per instance
 
+	// TrustedProxyHops is how many proxies the server sits behind (1 on
+	// Cloud Run): the client's address is that many entries from the right
+	// of X-Forwarded-For. 0 (the default) reads no header.
+	TrustedProxyHops int
+
 	SessionIdle     time.Duration // a console session unused this long ends
 	SessionAbsolute time.Duration // a console session this old ends
 }
@@ -218,6 +223,7 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		l.fail("PARLEY_JOB_RESCUE_AFTER", "must be longer than twice PARLEY_JOB_TIMEOUT (the longest a fetch or an AI call may run)",
 			"raise it, or lower PARLEY_JOB_TIMEOUT")
 	}
+	c.TrustedProxyHops = l.hops("PARLEY_TRUSTED_PROXY_HOPS")
 	c.SessionIdle = l.duration("PARLEY_SESSION_IDLE", 30*time.Minute)
 	c.SessionAbsolute = l.duration("PARLEY_SESSION_MAX_AGE", 12*time.Hour)
 	// Every worker may hold a connection at once, and so may the two
@@ -342,6 +348,21 @@ func (l *loader) hosts(name string) []string {
 		out = append(out, h)
 	}
 	return out
+}
+
+// hops reads a count of trusted proxies, 0 to 5 (0 when unset).
+func (l *loader) hops(name string) int {
+	v := l.str(name)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 5 {
+		l.fail(name, "is not a number of proxies from 0 to 5",
+			"set it to how many proxies append to X-Forwarded-For before Parley: 1 on Cloud Run, 2 behind a Google load balancer in front of Cloud Run, 0 with none")
+		return 0
+	}
+	return n
 }
 
 // duration reads a positive duration like 30m, def when unset.

@@ -85,6 +85,8 @@ func TestLoad_ReportsEveryProblemNamingTheVariable(t *testing.T) {
 		{"flows dir", map[string]string{"PARLEY_FLOWS_DIR": "/does/not/exist"}, all, []string{"PARLEY_FLOWS_DIR is not a readable directory"}},
 		{"llm without a model", map[string]string{"PARLEY_LLM_BASE_URL": "http://litellm:4000"}, all, []string{"PARLEY_LLM_MODEL is required when PARLEY_LLM_BASE_URL is set"}},
 		{"log level", map[string]string{"PARLEY_LOG_LEVEL": "loud"}, all, []string{"PARLEY_LOG_LEVEL"}},
+		{"proxy hops", map[string]string{"PARLEY_TRUSTED_PROXY_HOPS": "-1"}, all, []string{"PARLEY_TRUSTED_PROXY_HOPS is not a number of proxies"}},
+		{"proxy hops as addresses", map[string]string{"PARLEY_TRUSTED_PROXY_HOPS": "10.0.0.0/8"}, all, []string{"PARLEY_TRUSTED_PROXY_HOPS is not a number of proxies"}},
 		{"several at once", map[string]string{"DATABASE_URL": "", "PARLEY_ADDR": "nope"}, all, []string{"DATABASE_URL is not set", "PARLEY_ADDR is not a listen address"}},
 	}
 	for _, tt := range tests {
