@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/MicahParks/jwkset"
@@ -108,18 +109,27 @@ func (v *Verifier) keyFor(ctx context.Context) jwt.Keyfunc {
 // every ten minutes and when a token names a kid it does not hold (at most
 // every 30 s: a rotation adds the new key before tokens use it). Starting
 // does not fail when the project cannot be reached; tokens are refused
-// until it can.
+// until it can, and until a key set has loaded once the fetch is retried
+// on a token's unknown kid every second rather than every 30 s, so tokens
+// are accepted within a second or two of the project's return.
 func JWKS(ctx context.Context, url string, client *http.Client) (jwkset.Storage, error) {
 	if client == nil { // the key set is read to 1 MiB at most
 		client = &http.Client{Transport: &boundTransport{rt: http.DefaultTransport}}
 	}
+	limiter := rate.NewLimiter(rate.Every(firstLoadRetry), 1)
+	rt := client.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	watched := *client
+	watched.Transport = &loadWatch{rt: rt, loaded: func() { limiter.SetLimit(rate.Every(unknownKIDRefresh)) }}
 	noError := true
 	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{url}, keyfunc.Override{
-		Client:                    client,
+		Client:                    &watched,
 		HTTPTimeout:               10 * time.Second,
 		NoErrorReturnFirstHTTPReq: &noError,
 		RefreshInterval:           10 * time.Minute,
-		RefreshUnknownKID:         rate.NewLimiter(rate.Every(30*time.Second), 1),
+		RefreshUnknownKID:         limiter,
 		RateLimitWaitMax:          2 * time.Second,
 		RefreshErrorHandlerFunc: func(string) func(context.Context, error) {
 			return func(context.Context, error) {} // the refused tokens say it
@@ -129,4 +139,27 @@ func JWKS(ctx context.Context, url string, client *http.Client) (jwkset.Storage,
 		return nil, fmt.Errorf("auth: key set of %s: %w", url, err)
 	}
 	return kf.Storage(), nil
+}
+
+// How often a token's unknown kid may fetch the key set again: every
+// firstLoadRetry until a key set has loaded once (the project was down at
+// start), every unknownKIDRefresh after.
+const (
+	firstLoadRetry    = time.Second
+	unknownKIDRefresh = 30 * time.Second
+)
+
+// loadWatch calls loaded once, at the first key set fetched (a 2xx).
+type loadWatch struct {
+	rt     http.RoundTripper
+	once   sync.Once
+	loaded func()
+}
+
+func (w *loadWatch) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := w.rt.RoundTrip(req)
+	if err == nil && resp.StatusCode/100 == 2 {
+		w.once.Do(w.loaded)
+	}
+	return resp, err
 }
