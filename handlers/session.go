@@ -59,6 +59,9 @@ type Console struct {
 	// CSRFKey keys the per-session CSRF token.
 	CSRFKey []byte
 	Secure  bool // cookies only over HTTPS (everywhere but `parley dev`)
+	// SignOutLater retries a sign-out at the provider that failed because
+	// it could not be reached (pipeline.SignOutLater); nil: not retried.
+	SignOutLater func(ctx context.Context, sessionID int64) error
 	// Idle and Absolute end a session unused that long, or that old
 	// (30 min and 12 h when zero).
 	Idle, Absolute time.Duration
@@ -66,6 +69,10 @@ type Console struct {
 }
 
 const sessionCookie = "parley_session"
+
+// signOutWait bounds the sign-out at the provider during a logout; a
+// failure is retried by a job.
+const signOutWait = 3 * time.Second
 
 // refreshAhead is how long before its access token expires a session is
 // refreshed.
@@ -319,9 +326,18 @@ func (cs *Console) logout(c *fiber.Ctx) error {
 		if err := cs.Access.audit(c, "staff.sign_out", "staff", se.UserID, nil); err != nil {
 			return err
 		}
-		_ = cs.Provider.SignOut(c.UserContext(), se.AccessToken)
+		// The session ends here at once; at the provider it is tried for a
+		// few seconds, then left to a job when the provider is down.
 		if err := cs.Sessions.Revoke(c.UserContext(), se.ID); err != nil {
 			return err
+		}
+		ctx, cancel := context.WithTimeout(c.UserContext(), signOutWait)
+		err := cs.Provider.SignOut(ctx, se.AccessToken)
+		cancel()
+		if models.ErrorCode(err) == models.EUNAVAILABLE && cs.SignOutLater != nil {
+			if err := cs.SignOutLater(c.UserContext(), se.ID); err != nil {
+				return err
+			}
 		}
 	}
 	cs.clearCookie(c)

@@ -9,6 +9,7 @@ import (
 	"github.com/parley-chat/parley/handlers"
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/config"
+	"github.com/parley-chat/parley/internal/pipeline"
 	"github.com/parley-chat/parley/internal/store"
 )
 
@@ -89,4 +90,18 @@ func localIssuer(cfg *config.Config) (*auth.LocalIssuer, error) {
 		return nil, fmt.Errorf("local sign-in needs PARLEY_SESSION_KEYS")
 	}
 	return auth.NewLocalIssuer(localIssuerURL(cfg), cfg.SessionKeys[0].HashKey, 0)
+}
+
+// supabaseUsers is Supabase Auth for the pipeline's sign-in upkeep
+// (sign-outs retried, staff re-checked); nil outside Supabase mode.
+func supabaseUsers(cfg *config.Config) pipeline.SupabaseUsers {
+	if cfg.AuthMode != "supabase" {
+		return nil
+	}
+	g := auth.NewGoTrue(cfg.SupabaseURL, cfg.SupabaseAnonKey, nil)
+	u := auth.SupabaseUsers{Auth: g}
+	if cfg.SupabaseServiceRoleKey != "" {
+		u.Admin = g.Admin(cfg.SupabaseServiceRoleKey)
+	}
+	return u
 }

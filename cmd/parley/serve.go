@@ -83,6 +83,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 	if err != nil {
 		return err
 	}
+	console.SignOutLater = pipe.SignOutLater
+	if cfg.AuthMode == "supabase" && cfg.SupabaseServiceRoleKey == "" {
+		log.Warn("SUPABASE_SERVICE_ROLE_KEY is unset: staff banned or deleted at Supabase directly keep access until their token expires")
+	}
 	// Workers run on a context of their own: shutdown stops them after the
 	// HTTP server, so acknowledged work is never abandoned.
 	pipe.StartWhenReady(context.WithoutCancel(ctx))
