@@ -331,6 +331,7 @@ func (cs *Console) logout(c *fiber.Ctx) error {
 		if err := cs.Sessions.Revoke(c.UserContext(), se.ID); err != nil {
 			return err
 		}
+		cs.clearCookie(c)
 		ctx, cancel := context.WithTimeout(c.UserContext(), signOutWait)
 		err := cs.Provider.SignOut(ctx, se.AccessToken)
 		cancel()
