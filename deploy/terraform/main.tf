@@ -17,8 +17,6 @@ locals {
   # Settings that are not secret.
   env = {
     PARLEY_AUTH_MODE        = "supabase"
-    # Google's front end appends the client to X-Forwarded-For (deploy/README.md).
-    PARLEY_TRUSTED_PROXY_HOPS = "1"
     PARLEY_PUBLIC_URL       = var.public_url
     PARLEY_DEFAULT_REGION   = var.default_region
     SUPABASE_URL            = var.supabase_url
@@ -26,6 +24,8 @@ locals {
     PARLEY_SHUTDOWN_GRACE   = "8s"
     PARLEY_JOB_TIMEOUT      = "15s"
     PARLEY_JOB_RESCUE_AFTER = "40s"
+    # Google's front end appends the client to X-Forwarded-For (deploy/README.md).
+    PARLEY_TRUSTED_PROXY_HOPS = "1"
   }
   # Environment variable => Secret Manager secret id.
   secrets = {
