@@ -94,7 +94,7 @@ func (l *LocalProvider) token(c *fiber.Ctx) error {
 // failures: wait).
 func (l *LocalProvider) SignIn(ctx context.Context, email, password, ip string) (*models.StaffUser, error) {
 	var u *models.StaffUser
-	err := l.Guard.Try(email, ip, func() (err error) {
+	err := l.Guard.Try(ctx, email, ip, func() (err error) {
 		u, err = auth.CheckPassword(ctx, l.Directory, email, password)
 		return err
 	})

@@ -402,7 +402,7 @@ type SupabaseSignIn struct {
 func (s SupabaseSignIn) SignIn(ctx context.Context, email, password, ip string) (*models.StaffUser, Tokens, error) {
 	var u *models.StaffUser
 	var t Tokens
-	err := s.Guard.Try(email, ip, func() error {
+	err := s.Guard.Try(ctx, email, ip, func() error {
 		se, err := s.Client.SignIn(ctx, email, password)
 		if err != nil {
 			return err

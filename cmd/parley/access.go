@@ -40,7 +40,7 @@ func newAccess(ctx context.Context, cfg *config.Config, db *store.DB, c store.Cr
 			return nil, err
 		}
 		vc.Issuer, vc.Keys = localIssuerURL(cfg), issuer.Keys()
-		a.Local = &handlers.LocalProvider{Issuer: issuer, Directory: staff}
+		a.Local = &handlers.LocalProvider{Issuer: issuer, Directory: staff, Guard: signInGuard(db, c)}
 	}
 	v, err := auth.NewVerifier(vc)
 	if err != nil {
@@ -70,9 +70,15 @@ func newConsole(cfg *config.Config, db *store.DB, c store.Crypto, access *handle
 	case access.Local != nil:
 		console.Provider = handlers.LocalSignIn{LocalProvider: access.Local, Staff: access.Staff}
 	default:
-		console.Provider = handlers.SupabaseSignIn{Client: auth.NewGoTrue(cfg.SupabaseURL, cfg.SupabaseAnonKey, nil), Staff: access.Staff, Guard: auth.NewGuard()}
+		console.Provider = handlers.SupabaseSignIn{Client: auth.NewGoTrue(cfg.SupabaseURL, cfg.SupabaseAnonKey, nil), Staff: access.Staff, Guard: signInGuard(db, c)}
 	}
 	return console, nil
+}
+
+// signInGuard limits failed sign-ins with counts kept in the database, so
+// every instance shares them.
+func signInGuard(db *store.DB, c store.Crypto) *auth.Guard {
+	return auth.NewGuard().WithLog(store.NewSignInFailures(db, c))
 }
 
 // localIssuerURL is the iss of the local provider's tokens.

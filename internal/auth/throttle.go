@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,9 +15,9 @@ import (
 // an attacker lock an account's owner out. It keys everything to the
 // client's real address (see handlers' trusted-proxy setting), first:
 //
-//   - per address: at most 20 failures in 15 minutes, whatever the
-//     accounts; past that the address is refused until its oldest failure
-//     ages out. Only the attacker's own address is stopped.
+//   - per address: after 20 failures, whatever the accounts, the address
+//     is refused until 15 minutes after its last failure. Only the
+//     attacker's own address is stopped.
 //   - per account and address: after 3 failures each further try from that
 //     address waits a delay that doubles (1 s, 2 s, 4 s …, at most
 //     5 minutes) counted from its own last failure.
@@ -27,45 +28,56 @@ import (
 //
 // An address with no failure on an account is never delayed for it, so
 // the owner signing in from their own address gets in while the account
-// is being attacked from elsewhere. Failures are forgotten 15 minutes
-// after the last one; a success forgets those of its account from its
-// address.
+// is being attacked from elsewhere. A run of failures is forgotten 15
+// minutes after its last one; a success forgets those of its account from
+// its address.
 //
-// The state is in memory, per instance: with several instances an
-// attacker's allowance is multiplied by their number, which stays small;
-// a restart forgets it.
+// Where the counts live is the FailureLog's choice: in memory (NewGuard,
+// per instance) or in the database, shared by every instance.
 type Guard struct {
-	mu       sync.Mutex
-	now      func() time.Time
-	address  map[string][]time.Time // failures per address, oldest first
-	pair     map[string]*streak     // per account and address
-	account  map[string]*streak     // per account
-	maxAddr  int
-	window   time.Duration
-	pairFree int
-	pairBase time.Duration
-	pairCap  time.Duration
-	acctFree int
-	acctBase time.Duration
-	acctCap  time.Duration
+	log FailureLog
+	now func() time.Time
 }
 
-// streak is a run of failures: how many, and the last one's time.
-type streak struct {
-	n    int
-	last time.Time
+// FailureLog keeps runs of failed sign-ins by key. A run whose last
+// failure is a window old is over: it reads as none, and the next failure
+// starts a new one.
+type FailureLog interface {
+	// Read returns the runs of keys still going at now.
+	Read(ctx context.Context, keys []string, now time.Time, window time.Duration) (map[string]Run, error)
+	// Add records a failure of each key at now.
+	Add(ctx context.Context, keys []string, now time.Time, window time.Duration) error
+	// Clear forgets key's run.
+	Clear(ctx context.Context, key string) error
 }
 
-// maxKeys bounds each map: a flood of keys forgets the lot rather than
-// grow without bound.
-const maxKeys = 100_000
+// Run is a key's failures since its run began: how many, and the last's
+// time.
+type Run struct {
+	Failures int
+	Last     time.Time
+}
 
-// NewGuard returns a guard with the limits described on Guard.
-func NewGuard() *Guard {
-	return &Guard{now: time.Now, address: map[string][]time.Time{}, pair: map[string]*streak{}, account: map[string]*streak{},
-		maxAddr: 20, window: 15 * time.Minute,
-		pairFree: 3, pairBase: time.Second, pairCap: 5 * time.Minute,
-		acctFree: 10, acctBase: time.Second, acctCap: time.Minute}
+// The limits described on Guard.
+const (
+	window   = 15 * time.Minute
+	maxAddr  = 20
+	pairFree = 3
+	pairBase = time.Second
+	pairCap  = 5 * time.Minute
+	acctFree = 10
+	acctBase = time.Second
+	acctCap  = time.Minute
+)
+
+// NewGuard returns a guard keeping its counts in memory, per instance.
+func NewGuard() *Guard { return &Guard{log: &memoryLog{runs: map[string]Run{}}, now: time.Now} }
+
+// WithLog makes the guard keep its counts in log (the database's, shared
+// by every instance), and returns it.
+func (g *Guard) WithLog(log FailureLog) *Guard {
+	g.log = log
+	return g
 }
 
 // WithClock makes the guard read the time from now instead of the
@@ -96,42 +108,47 @@ func ThrottledFor(err error) (time.Duration, bool) {
 // without trying. An EUNAUTHORIZED from signIn counts as a failure.
 // Unknown accounts count like known ones, so the answer never tells them
 // apart.
-func (g *Guard) Try(email, ip string, signIn func() error) error {
+func (g *Guard) Try(ctx context.Context, email, ip string, signIn func() error) error {
 	account := strings.ToLower(strings.TrimSpace(email))
-	pair := account + "\x00" + ip
-	if wait := g.wait(account, pair, ip); wait > 0 {
+	keys := []string{"address:" + ip, "pair:" + account + "\x00" + ip, "account:" + account}
+	runs, err := g.log.Read(ctx, keys, g.now(), window)
+	if err != nil {
+		return err
+	}
+	if wait := g.wait(runs[keys[0]], runs[keys[1]], runs[keys[2]]); wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)
 		return models.Wrap(&Throttled{Wait: wait}, models.EUNAVAILABLE,
 			fmt.Sprintf("Too many failed sign-ins; try again in %d seconds.", secs))
 	}
-	err := signIn()
+	err = signIn()
 	switch models.ErrorCode(err) {
 	case "":
-		g.succeeded(pair)
+		// The address's own failures stay: signing in to an account of
+		// one's own must not buy more guesses at others.
+		if cerr := g.log.Clear(ctx, keys[1]); cerr != nil {
+			return cerr
+		}
 	case models.EUNAUTHORIZED:
-		g.failed(account, pair, ip)
+		if aerr := g.log.Add(ctx, keys, g.now(), window); aerr != nil {
+			return aerr
+		}
 	}
 	return err
 }
 
-// wait is how long this address must wait before trying this account.
-func (g *Guard) wait(account, pair, ip string) time.Duration {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+// wait is how long an address must wait before trying an account, given
+// its runs: the address's, the pair's and the account's.
+func (g *Guard) wait(address, pair, account Run) time.Duration {
 	now := g.now()
 	var wait time.Duration
-	if fails := g.recent(ip, now); len(fails) >= g.maxAddr {
-		wait = fails[0].Add(g.window).Sub(now)
+	if address.Failures >= maxAddr {
+		wait = address.Last.Add(window).Sub(now)
 	}
-	p := g.streak(g.pair, pair, now)
-	if p == nil {
+	if pair.Failures == 0 {
 		return wait // no failure of its own on this account: never delayed for it
 	}
-	wait = max(wait, p.last.Add(backoff(p.n, g.pairFree, g.pairBase, g.pairCap)).Sub(now))
-	if a := g.streak(g.account, account, now); a != nil {
-		wait = max(wait, p.last.Add(backoff(a.n, g.acctFree, g.acctBase, g.acctCap)).Sub(now))
-	}
-	return wait
+	wait = max(wait, pair.Last.Add(backoff(pair.Failures, pairFree, pairBase, pairCap)).Sub(now))
+	return max(wait, pair.Last.Add(backoff(account.Failures, acctFree, acctBase, acctCap)).Sub(now))
 }
 
 // backoff is the delay after n failures: none for the first free ones,
@@ -146,59 +163,48 @@ func backoff(n, free int, base, limit time.Duration) time.Duration {
 	return limit
 }
 
-func (g *Guard) failed(account, pair, ip string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	now := g.now()
-	g.address[ip] = append(g.recent(ip, now), now)
-	for key, m := range map[string]map[string]*streak{pair: g.pair, account: g.account} {
-		s := g.streak(m, key, now)
-		if s == nil {
-			s = &streak{}
-			m[key] = s
+// memoryLog is a FailureLog in this instance's memory: several instances
+// multiply an attacker's allowance by their number, and a restart forgets.
+type memoryLog struct {
+	mu   sync.Mutex
+	runs map[string]Run
+}
+
+// maxKeys bounds the memory log: a flood of keys forgets the lot rather
+// than grow without bound.
+const maxKeys = 300_000
+
+func (m *memoryLog) Read(_ context.Context, keys []string, now time.Time, window time.Duration) (map[string]Run, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]Run{}
+	for _, k := range keys {
+		if r, ok := m.runs[k]; ok && now.Sub(r.Last) <= window {
+			out[k] = r
 		}
-		s.n, s.last = s.n+1, now
 	}
-	for _, n := range []int{len(g.address), len(g.pair), len(g.account)} {
-		if n > maxKeys {
-			g.address, g.pair, g.account = map[string][]time.Time{}, map[string]*streak{}, map[string]*streak{}
-			return
+	return out, nil
+}
+
+func (m *memoryLog) Add(_ context.Context, keys []string, now time.Time, window time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.runs) > maxKeys {
+		m.runs = map[string]Run{}
+	}
+	for _, k := range keys {
+		r := m.runs[k]
+		if now.Sub(r.Last) > window {
+			r = Run{}
 		}
+		m.runs[k] = Run{Failures: r.Failures + 1, Last: now}
 	}
+	return nil
 }
 
-// succeeded forgets the failures of this account from this address. The
-// address's own failures stay: signing in to an account of one's own must
-// not buy more guesses at others.
-func (g *Guard) succeeded(pair string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	delete(g.pair, pair)
-}
-
-// streak returns key's streak unless it ended a window ago; g.mu is held.
-func (g *Guard) streak(m map[string]*streak, key string, now time.Time) *streak {
-	s := m[key]
-	if s != nil && now.Sub(s.last) > g.window {
-		delete(m, key)
-		return nil
-	}
-	return s
-}
-
-// recent drops ip's failures older than the window; g.mu is held.
-func (g *Guard) recent(ip string, now time.Time) []time.Time {
-	cut := now.Add(-g.window)
-	fails := g.address[ip]
-	i := 0
-	for i < len(fails) && fails[i].Before(cut) {
-		i++
-	}
-	fails = fails[i:]
-	if len(fails) == 0 {
-		delete(g.address, ip)
-		return nil
-	}
-	g.address[ip] = fails
-	return fails
+func (m *memoryLog) Clear(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.runs, key)
+	return nil
 }

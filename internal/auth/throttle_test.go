@@ -35,20 +35,20 @@ func TestGuard_BackoffSlowsTheAttackerNotTheOwner(t *testing.T) {
 	g, c := newGuard()
 	const attacker, owner = "198.51.100.7", "203.0.113.5"
 	for i := range 3 { // the first three failures are free
-		if err := g.Try("asha@example.org", attacker, wrong); models.ErrorCode(err) != models.EUNAUTHORIZED {
+		if err := g.Try(t.Context(), "asha@example.org", attacker, wrong); models.ErrorCode(err) != models.EUNAUTHORIZED {
 			t.Fatalf("failure %d: %v", i+1, err)
 		}
 	}
 	var waits []time.Duration
 	for range 6 {
 		tried := false
-		w := waitOf(t, g.Try("ASHA@example.org", attacker, func() error { tried = true; return nil }))
+		w := waitOf(t, g.Try(t.Context(), "ASHA@example.org", attacker, func() error { tried = true; return nil }))
 		if tried {
 			t.Fatal("a throttled try reached the password check")
 		}
 		waits = append(waits, w)
 		c.add(w) // wait it out, fail again
-		if err := g.Try("asha@example.org", attacker, wrong); models.ErrorCode(err) != models.EUNAUTHORIZED {
+		if err := g.Try(t.Context(), "asha@example.org", attacker, wrong); models.ErrorCode(err) != models.EUNAUTHORIZED {
 			t.Fatalf("after waiting %v: %v", w, err)
 		}
 	}
@@ -58,13 +58,13 @@ func TestGuard_BackoffSlowsTheAttackerNotTheOwner(t *testing.T) {
 		}
 	}
 	// The owner, from their own address, is not held up at all.
-	if err := g.Try("asha@example.org", owner, func() error { return nil }); err != nil {
+	if err := g.Try(t.Context(), "asha@example.org", owner, func() error { return nil }); err != nil {
 		t.Fatalf("the owner from their own address: %v", err)
 	}
 	// The wait is capped: hours of failures never lock the attacker's
 	// address out of this account for more than 5 minutes at a time.
 	for range 20 {
-		err := g.Try("asha@example.org", attacker, wrong)
+		err := g.Try(t.Context(), "asha@example.org", attacker, wrong)
 		if w, ok := auth.ThrottledFor(err); ok {
 			if w > 5*time.Minute {
 				t.Fatalf("wait %v beyond the cap", w)
@@ -79,23 +79,23 @@ func TestGuard_BackoffSlowsTheAttackerNotTheOwner(t *testing.T) {
 func TestGuard_LimitsEachAddress(t *testing.T) {
 	g, c := newGuard()
 	for i := range 20 {
-		if err := g.Try(fmt.Sprintf("nobody%d@example.org", i), "198.51.100.7", wrong); models.ErrorCode(err) != models.EUNAUTHORIZED {
+		if err := g.Try(t.Context(), fmt.Sprintf("nobody%d@example.org", i), "198.51.100.7", wrong); models.ErrorCode(err) != models.EUNAUTHORIZED {
 			t.Fatalf("failure %d from one address: %v", i+1, err)
 		}
 	}
-	if w := waitOf(t, g.Try("someone-else@example.org", "198.51.100.7", func() error { return nil })); w != 15*time.Minute {
+	if w := waitOf(t, g.Try(t.Context(), "someone-else@example.org", "198.51.100.7", func() error { return nil })); w != 15*time.Minute {
 		t.Fatalf("the 21st from one address waits %v, want 15m", w)
 	}
-	if err := g.Try("someone-else@example.org", "198.51.100.8", func() error { return nil }); err != nil {
+	if err := g.Try(t.Context(), "someone-else@example.org", "198.51.100.8", func() error { return nil }); err != nil {
 		t.Fatalf("another address: %v", err)
 	}
 	// Signing in to an account of one's own buys no more guesses.
 	c.add(time.Minute)
-	if _, ok := auth.ThrottledFor(g.Try("mine@example.org", "198.51.100.7", func() error { return nil })); !ok {
+	if _, ok := auth.ThrottledFor(g.Try(t.Context(), "mine@example.org", "198.51.100.7", func() error { return nil })); !ok {
 		t.Fatal("an address past its limit signed in")
 	}
 	c.add(15 * time.Minute)
-	if err := g.Try("someone-else@example.org", "198.51.100.7", func() error { return nil }); err != nil {
+	if err := g.Try(t.Context(), "someone-else@example.org", "198.51.100.7", func() error { return nil }); err != nil {
 		t.Fatalf("15 minutes later: %v", err)
 	}
 }
@@ -106,12 +106,12 @@ func TestGuard_LimitsEachAddress(t *testing.T) {
 func TestGuard_ManyAddressesAgainstOneAccount(t *testing.T) {
 	g, _ := newGuard()
 	for i := range 10 {
-		if err := g.Try("ravi@example.org", fmt.Sprintf("192.0.2.%d", i), wrong); models.ErrorCode(err) != models.EUNAUTHORIZED {
+		if err := g.Try(t.Context(), "ravi@example.org", fmt.Sprintf("192.0.2.%d", i), wrong); models.ErrorCode(err) != models.EUNAUTHORIZED {
 			t.Fatalf("failure %d: %v", i+1, err)
 		}
 	}
-	waitOf(t, g.Try("ravi@example.org", "192.0.2.3", wrong))
-	if err := g.Try("ravi@example.org", "203.0.113.5", func() error { return nil }); err != nil {
+	waitOf(t, g.Try(t.Context(), "ravi@example.org", "192.0.2.3", wrong))
+	if err := g.Try(t.Context(), "ravi@example.org", "203.0.113.5", func() error { return nil }); err != nil {
 		t.Fatalf("the owner's address: %v", err)
 	}
 }

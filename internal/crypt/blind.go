@@ -21,6 +21,7 @@ const (
 	DomainAddress Domain = "contact.address" // exact: E.164 numbers or raw addresses
 	DomainName    Domain = "contact.name"    // token: words of a name
 	DomainBody    Domain = "message.body"    // token: words of a message
+	DomainSignIn  Domain = "sign_in.key"     // exact: a sign-in throttle's key (an account, an address)
 )
 
 // Truncation limits what an index reveals: collisions are expected and
@@ -42,7 +43,7 @@ func NewIndexer(key []byte) (*Indexer, error) {
 		return nil, errors.New("crypt: blind index key must have 32 bytes")
 	}
 	ix := &Indexer{pools: map[Domain]*sync.Pool{}}
-	for _, d := range []Domain{DomainAddress, DomainName, DomainBody} {
+	for _, d := range []Domain{DomainAddress, DomainName, DomainBody, DomainSignIn} {
 		m := hmac.New(sha256.New, key)
 		m.Write([]byte("parley blind index v1\x00" + d))
 		domainKey := m.Sum(nil)
