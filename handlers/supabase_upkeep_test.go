@@ -193,3 +193,32 @@ func TestRecheck_BannedOrDeletedAtSupabaseLoseAccess(t *testing.T) {
 		t.Fatalf("staff list %+v: want the banned and the deleted inactive", list.Staff)
 	}
 }
+
+// Supabase Auth down since the start: a console session is kept (503, not
+// signed out, since nothing can be said of its token), and opens pages
+// again within a second or two of Auth's return.
+func TestConsole_SessionOutlivesAKeySetOutageAtStart(t *testing.T) {
+	p := authtest.NewProject()
+	t.Cleanup(p.Close)
+	p.Down.Store(true)
+	site := supabaseSite(t, p) // its key set cannot load
+	p.Down.Store(false)
+	id := p.AddUser("meera@example.org", "her supabase password")
+	if _, err := site.staff.Create(context.Background(), id, "meera@example.org", models.RoleAgent, ""); err != nil {
+		t.Fatal(err)
+	}
+	b := &browser{site: site}
+	if resp := b.signIn(t, "meera@example.org", "her supabase password", "/"); resp.StatusCode != 303 {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	p.Down.Store(true)
+	if resp, _ := b.do(t, "GET", "/status", nil, nil); resp.StatusCode != 503 {
+		t.Fatalf("a page while the key set cannot load: %d, want 503", resp.StatusCode)
+	}
+	p.Down.Store(false)
+	for deadline := time.Now().Add(5 * time.Second); !b.signedIn(t); { // well short of the 30 s between refreshes
+		if time.Now().After(deadline) {
+			t.Fatal("the session does not open pages 5 s after Supabase Auth came back")
+		}
+	}
+}

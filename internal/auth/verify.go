@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
@@ -65,13 +66,18 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 }
 
 // Verify checks token and returns its claims. Any failure is an
-// EUNAUTHORIZED error that says no more than that the token is not valid.
+// EUNAUTHORIZED error that says no more than that the token is not valid,
+// but for an ES256 or RS256 token while the project's key set has never
+// loaded: EUNAVAILABLE.
 // Looking up an unknown key id may refresh the key set; that wait ends
 // with ctx.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	claims := &Claims{}
 	_, err := v.parser.ParseWithClaims(token, claims, v.keyFor(ctx))
-	if err != nil {
+	switch {
+	case errors.Is(err, errNoKeys):
+		return nil, models.Wrap(err, models.EUNAVAILABLE, "Sign-in keys cannot be fetched from Supabase Auth just now; try again shortly.")
+	case err != nil:
 		return nil, models.Wrap(err, models.EUNAUTHORIZED, "The access token is not valid.")
 	}
 	if claims.Subject == "" {
@@ -79,6 +85,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	}
 	return claims, nil
 }
+
+// errNoKeys is an asymmetric token met while the key set holds no key at
+// all (the project could not be reached since the start): nothing can be
+// said of the token, so it is refused as unavailable, not as invalid, and
+// a console session holding it is kept.
+var errNoKeys = errors.New("auth: the key set has not loaded")
 
 // keyFor picks the key by the token's algorithm: the HS256 secret for
 // HS256 only (so a public key can never serve as an HMAC secret), the key
@@ -97,7 +109,13 @@ func (v *Verifier) keyFor(ctx context.Context) jwt.Keyfunc {
 			if _, ok := t.Header["kid"].(string); !ok {
 				return nil, errors.New("auth: an asymmetric token without a kid")
 			}
-			return fromSet(t)
+			key, err := fromSet(t)
+			if err != nil {
+				if r, ok := v.cfg.Keys.(remoteKeys); ok && !r.loaded.Load() {
+					return nil, errNoKeys // not this token's fault: the project's keys never loaded
+				}
+			}
+			return key, err
 		}
 		return nil, fmt.Errorf("auth: algorithm %q is not accepted", t.Method.Alg())
 	}
@@ -122,7 +140,11 @@ func JWKS(ctx context.Context, url string, client *http.Client) (jwkset.Storage,
 		rt = http.DefaultTransport
 	}
 	watched := *client
-	watched.Transport = &loadWatch{rt: rt, loaded: func() { limiter.SetLimit(rate.Every(unknownKIDRefresh)) }}
+	loaded := &atomic.Bool{}
+	watched.Transport = &loadWatch{rt: rt, loaded: func() {
+		loaded.Store(true)
+		limiter.SetLimit(rate.Every(unknownKIDRefresh))
+	}}
 	noError := true
 	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{url}, keyfunc.Override{
 		Client:                    &watched,
@@ -138,7 +160,7 @@ func JWKS(ctx context.Context, url string, client *http.Client) (jwkset.Storage,
 	if err != nil {
 		return nil, fmt.Errorf("auth: key set of %s: %w", url, err)
 	}
-	return kf.Storage(), nil
+	return remoteKeys{Storage: kf.Storage(), loaded: loaded}, nil
 }
 
 // How often a token's unknown kid may fetch the key set again: every
@@ -148,6 +170,12 @@ const (
 	firstLoadRetry    = time.Second
 	unknownKIDRefresh = 30 * time.Second
 )
+
+// remoteKeys is a project's key set, which knows whether it ever loaded.
+type remoteKeys struct {
+	jwkset.Storage
+	loaded *atomic.Bool
+}
 
 // loadWatch calls loaded once, at the first key set fetched (a 2xx).
 type loadWatch struct {
