@@ -178,7 +178,7 @@ func TestLocalProvider_SignsInLikeSupabaseAuth(t *testing.T) {
 	for range 4 {
 		signIn("asha@example.org", "wrong password!!")
 	}
-	// Past three failures from one address: even the right password waits
+	// Past five failures from one address: even the right password waits
 	// now (the wait grows with each failure; TestGuard_* test it).
 	if status, body := signIn("asha@example.org", "correct horse battery"); status != 429 || body["error_code"] != "over_request_rate_limit" {
 		t.Fatalf("after five failures: %d %v, want 429", status, body)

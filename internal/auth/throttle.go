@@ -18,7 +18,7 @@ import (
 //   - per address: after 20 failures, whatever the accounts, the address
 //     is refused until 15 minutes after its last failure. Only the
 //     attacker's own address is stopped.
-//   - per account and address: after 3 failures each further try from that
+//   - per account and address: after 5 failures each further try from that
 //     address waits a delay that doubles (1 s, 2 s, 4 s …, at most
 //     5 minutes) counted from its own last failure.
 //   - per account, from everywhere (many addresses against one account):
@@ -62,7 +62,7 @@ type Run struct {
 const (
 	window   = 15 * time.Minute
 	maxAddr  = 20
-	pairFree = 3
+	pairFree = 5
 	pairBase = time.Second
 	pairCap  = 5 * time.Minute
 	acctFree = 10

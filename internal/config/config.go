@@ -30,10 +30,8 @@ type Config struct {
 	BlindIndexKey  []byte
 	SessionKeys    []SessionKeyPair
 
-	AuthMode string
-	// AuthModeChosen says why AuthMode was chosen when PARLEY_AUTH_MODE was
-	// unset ("" when it was set): `parley serve` says so at start.
-	AuthModeChosen         string
+	AuthMode               string
+	AuthModeChosen         string // why AuthMode, when PARLEY_AUTH_MODE was unset ("" when set); serve logs it
 	SupabaseURL            string
 	SupabaseAnonKey        string
 	SupabaseServiceRoleKey string

@@ -240,12 +240,12 @@ type Deps struct {
 	Speech    Speech  // nil: voice notes are not transcribed (an ask for words asks for them typed)
 	Vision    Vision  // nil: photos are not described or read
 	Events    *Events // nil: no outgoing events
-	// Supabase, in Supabase mode with the service-role key, retries
-	// sign-outs there and re-checks staff (nil: neither).
+	Logger    *slog.Logger
+	Metrics   *Metrics
+	Config    Config
+	// Supabase, in Supabase mode, retries sign-outs there and re-checks
+	// staff (with the service-role key); nil: neither.
 	Supabase SupabaseUsers
-	Logger   *slog.Logger
-	Metrics  *Metrics
-	Config   Config
 }
 
 // Pipeline ingests, processes and sends.
