@@ -218,6 +218,10 @@ func (cs *Console) session(ctx context.Context, c *fiber.Ctx) (string, *store.Se
 		case refused || models.ErrorCode(err) == models.ENOTFOUND:
 			_ = cs.Sessions.Revoke(ctx, se.ID)
 			return "", nil, nil
+		case models.ErrorCode(err) == models.EUNAVAILABLE && se.AccessExpiresAt.After(now):
+			// The provider is down: the token still holds for a while
+			// (and a logout must go through), so carry on with it.
+			return name, se, nil
 		case err != nil:
 			return "", nil, err
 		}

@@ -87,7 +87,9 @@ func (b *browser) signedIn(t *testing.T) bool {
 }
 
 // A logout while Supabase Auth is down ends the session here at once, and
-// at Supabase later: a job retries the sign-out once Auth is back.
+// at Supabase later: a job retries the sign-out once Auth is back. The
+// session's token was about to expire, so the logout goes through without
+// the refresh Auth cannot give, and the job refreshes before signing out.
 func TestConsole_SignOutDuringAnOutageIsRetried(t *testing.T) {
 	p := authtest.NewProject()
 	t.Cleanup(p.Close)
@@ -99,6 +101,9 @@ func TestConsole_SignOutDuringAnOutageIsRetried(t *testing.T) {
 		t.Fatal("no CSRF token on the page")
 	}
 	cookie := b.cookie
+	if _, err := site.db.Pool.Exec(t.Context(), `UPDATE staff_sessions SET access_expires_at = now() + interval '30 seconds'`); err != nil {
+		t.Fatal(err)
+	}
 
 	p.Down.Store(true)
 	if resp, _ := b.do(t, "POST", "/logout", url.Values{"_csrf": {csrf[1]}}, nil); resp.StatusCode != 303 {
@@ -119,6 +124,9 @@ func TestConsole_SignOutDuringAnOutageIsRetried(t *testing.T) {
 			t.Fatal("the session was never signed out at Supabase")
 		}
 		time.Sleep(20 * time.Millisecond) // polling the fake, not waiting for a guess
+	}
+	if p.Refreshes() != 1 {
+		t.Fatalf("%d refreshes, want 1: the job renews the nearly expired token before signing out", p.Refreshes())
 	}
 }
 
