@@ -57,7 +57,10 @@ func newStaffServer(t *testing.T, project *authtest.Project) *staffServer {
 			t.Fatal(err)
 		}
 		access.Verifier, _ = auth.NewVerifier(auth.VerifierConfig{Issuer: localIssuerURL, Keys: s.local.Keys()})
-		access.Local = &handlers.LocalProvider{Issuer: s.local, Directory: s.staff}
+		// The guard's clock stands still: a throttled sign-in stays
+		// throttled however slowly the test runs.
+		frozen := time.Now()
+		access.Local = &handlers.LocalProvider{Issuer: s.local, Directory: s.staff, Guard: auth.NewGuard().WithClock(func() time.Time { return frozen })}
 	}
 	s.app = handlers.NewServer(handlers.Deps{Logger: slog.New(slog.NewJSONHandler(s.logs, nil)), Readiness: readiness,
 		Registry: prometheus.NewRegistry(), Version: "test", Access: access})
@@ -175,7 +178,8 @@ func TestLocalProvider_SignsInLikeSupabaseAuth(t *testing.T) {
 	for range 4 {
 		signIn("asha@example.org", "wrong password!!")
 	}
-	// Five failures: even the right password waits now.
+	// Past five failures from one address: even the right password waits
+	// now (the wait grows with each failure; TestGuard_* test it).
 	if status, body := signIn("asha@example.org", "correct horse battery"); status != 429 || body["error_code"] != "over_request_rate_limit" {
 		t.Fatalf("after five failures: %d %v, want 429", status, body)
 	}

@@ -78,7 +78,8 @@ func newConsoleSiteWith(t *testing.T, provider func(*handlers.Access, *store.Sta
 	t.Cleanup(func() { _ = pipe.Stop(context.Background()) })
 	site.pipe = pipe
 	app := handlers.NewServer(handlers.Deps{Logger: slog.New(slog.NewJSONHandler(site.logs, nil)), Readiness: readiness,
-		Registry: prometheus.NewRegistry(), Version: "test", Access: access, Console: console,
+		ProxyHops: 1, // as on Cloud Run; a request without X-Forwarded-For keeps the connection's address
+		Registry:  prometheus.NewRegistry(), Version: "test", Access: access, Console: console,
 		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe, Flows: pipe,
 			Simulator: pipe, Media: store.NewMediaStore(db, crypto),
 			CheckFlows: func() error { return site.flowProblems }, Convs: store.NewConversationStore(db, crypto)}, Admin: newAdmin(db, crypto)})
@@ -290,7 +291,7 @@ func TestConsole_SignInGoesOnlyToThisSite(t *testing.T) {
 	site := newConsoleSite(t, nil)
 	hash, _ := auth.HashPassword("a long enough password")
 	_, _ = site.staff.Create(context.Background(), "", "a@example.org", models.RoleViewer, hash)
-	for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"} {
+	for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)", "/\t/evil.example/x", "/%2F%2Fevil.example"} {
 		b := &browser{site: site}
 		if resp := b.signIn(t, "a@example.org", "a long enough password", next); resp.Header.Get("Location") != "/" {
 			t.Errorf("next %q: went to %q", next, resp.Header.Get("Location"))

@@ -68,6 +68,9 @@ func (l *LocalProvider) token(c *fiber.Ctx) error {
 			return err
 		}
 	case models.EUNAVAILABLE:
+		if status := unavailableStatus(c, err); status != fiber.StatusTooManyRequests {
+			return gotrueError(c, status, "unexpected_failure", models.ErrorMessage(err))
+		}
 		return gotrueError(c, fiber.StatusTooManyRequests, "over_request_rate_limit", models.ErrorMessage(err))
 	case models.EUNAUTHORIZED:
 		return gotrueError(c, fiber.StatusBadRequest, "invalid_credentials", "Invalid login credentials")
@@ -91,7 +94,7 @@ func (l *LocalProvider) token(c *fiber.Ctx) error {
 // failures: wait).
 func (l *LocalProvider) SignIn(ctx context.Context, email, password, ip string) (*models.StaffUser, error) {
 	var u *models.StaffUser
-	err := l.Guard.Try(email, ip, func() (err error) {
+	err := l.Guard.Try(ctx, email, ip, func() (err error) {
 		u, err = auth.CheckPassword(ctx, l.Directory, email, password)
 		return err
 	})

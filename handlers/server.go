@@ -41,6 +41,10 @@ type Deps struct {
 	Console   *Console        // nil: the console's pages are open (tests of other parts)
 	Inbox     *Inbox          // with Console: the console's reading of conversations at /
 	Admin     *Admin          // with Console: staff, audit log and system pages
+	// ProxyHops is how many trusted proxies stand in front of the server
+	// (PARLEY_TRUSTED_PROXY_HOPS): the client's address is read that many
+	// entries from the right of X-Forwarded-For. 0 trusts no header.
+	ProxyHops int
 	// Draining, once set, says the instance is shutting down: /readyz and
 	// the webhooks answer 503 (the platform retries elsewhere or later)
 	// while what is in flight finishes. nil: never.
@@ -76,6 +80,7 @@ func NewServer(d Deps) *fiber.App {
 	})
 	m := newHTTPMetrics(d.Registry)
 
+	app.Use(realClient(d.ProxyHops))
 	app.Use(requestID())
 	app.Use(traceRequests())
 	app.Use(observe(d.Logger, m))

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,6 +59,9 @@ type Console struct {
 	// CSRFKey keys the per-session CSRF token.
 	CSRFKey []byte
 	Secure  bool // cookies only over HTTPS (everywhere but `parley dev`)
+	// SignOutLater retries a sign-out at the provider that failed because
+	// it could not be reached (pipeline.SignOutLater); nil: not retried.
+	SignOutLater func(ctx context.Context, sessionID int64) error
 	// Idle and Absolute end a session unused that long, or that old
 	// (30 min and 12 h when zero).
 	Idle, Absolute time.Duration
@@ -65,6 +69,10 @@ type Console struct {
 }
 
 const sessionCookie = "parley_session"
+
+// signOutWait bounds the sign-out at the provider during a logout; a
+// failure is retried by a job.
+const signOutWait = 3 * time.Second
 
 // refreshAhead is how long before its access token expires a session is
 // refreshed.
@@ -210,6 +218,10 @@ func (cs *Console) session(ctx context.Context, c *fiber.Ctx) (string, *store.Se
 		case refused || models.ErrorCode(err) == models.ENOTFOUND:
 			_ = cs.Sessions.Revoke(ctx, se.ID)
 			return "", nil, nil
+		case models.ErrorCode(err) == models.EUNAVAILABLE && se.AccessExpiresAt.After(now):
+			// The provider is down: the token still holds for a while
+			// (and a logout must go through), so carry on with it.
+			return name, se, nil
 		case err != nil:
 			return "", nil, err
 		}
@@ -250,14 +262,6 @@ func (cs *Console) clearCookie(c *fiber.Ctx) {
 		HTTPOnly: true, Secure: cs.Secure, SameSite: fiber.CookieSameSiteLaxMode})
 }
 
-// safeNext is where to go after signing in: a path on this site, else /.
-func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
-		return "/"
-	}
-	return next
-}
-
 func (cs *Console) loginPage(c *fiber.Ctx) error {
 	return render(c, views.Login(views.LoginProps{Next: safeNext(c.Query("next"))}))
 }
@@ -285,7 +289,7 @@ func (cs *Console) login(c *fiber.Ctx) error {
 		switch models.ErrorCode(err) {
 		case models.EUNAUTHORIZED:
 		case models.EUNAVAILABLE:
-			status = fiber.StatusTooManyRequests
+			status = unavailableStatus(c, err)
 		default:
 			return err
 		}
@@ -308,15 +312,37 @@ func (cs *Console) login(c *fiber.Ctx) error {
 	return c.Redirect(next, fiber.StatusSeeOther)
 }
 
+// unavailableStatus answers a sign-in that could not be tried: 429 with
+// Retry-After when this client failed too often, 503 when Supabase Auth
+// is down or busy (nothing the client did).
+func unavailableStatus(c *fiber.Ctx, err error) int {
+	if wait, ok := auth.ThrottledFor(err); ok {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		return fiber.StatusTooManyRequests
+	}
+	c.Set(fiber.HeaderRetryAfter, "30")
+	return fiber.StatusServiceUnavailable
+}
+
 func (cs *Console) logout(c *fiber.Ctx) error {
 	se, _ := c.Locals(sessionKey).(*store.Session)
 	if se != nil {
 		if err := cs.Access.audit(c, "staff.sign_out", "staff", se.UserID, nil); err != nil {
 			return err
 		}
-		_ = cs.Provider.SignOut(c.UserContext(), se.AccessToken)
+		// The session ends here at once; at the provider it is tried for a
+		// few seconds, then left to a job when the provider is down.
 		if err := cs.Sessions.Revoke(c.UserContext(), se.ID); err != nil {
 			return err
+		}
+		cs.clearCookie(c)
+		ctx, cancel := context.WithTimeout(c.UserContext(), signOutWait)
+		err := cs.Provider.SignOut(ctx, se.AccessToken)
+		cancel()
+		if models.ErrorCode(err) == models.EUNAVAILABLE && cs.SignOutLater != nil {
+			if err := cs.SignOutLater(c.UserContext(), se.ID); err != nil {
+				return err
+			}
 		}
 	}
 	cs.clearCookie(c)
@@ -380,7 +406,7 @@ type SupabaseSignIn struct {
 func (s SupabaseSignIn) SignIn(ctx context.Context, email, password, ip string) (*models.StaffUser, Tokens, error) {
 	var u *models.StaffUser
 	var t Tokens
-	err := s.Guard.Try(email, ip, func() error {
+	err := s.Guard.Try(ctx, email, ip, func() error {
 		se, err := s.Client.SignIn(ctx, email, password)
 		if err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"github.com/parley-chat/parley/handlers"
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/config"
+	"github.com/parley-chat/parley/internal/pipeline"
 	"github.com/parley-chat/parley/internal/store"
 )
 
@@ -39,7 +40,7 @@ func newAccess(ctx context.Context, cfg *config.Config, db *store.DB, c store.Cr
 			return nil, err
 		}
 		vc.Issuer, vc.Keys = localIssuerURL(cfg), issuer.Keys()
-		a.Local = &handlers.LocalProvider{Issuer: issuer, Directory: staff}
+		a.Local = &handlers.LocalProvider{Issuer: issuer, Directory: staff, Guard: signInGuard(db, c)}
 	}
 	v, err := auth.NewVerifier(vc)
 	if err != nil {
@@ -69,9 +70,15 @@ func newConsole(cfg *config.Config, db *store.DB, c store.Crypto, access *handle
 	case access.Local != nil:
 		console.Provider = handlers.LocalSignIn{LocalProvider: access.Local, Staff: access.Staff}
 	default:
-		console.Provider = handlers.SupabaseSignIn{Client: auth.NewGoTrue(cfg.SupabaseURL, cfg.SupabaseAnonKey, nil), Staff: access.Staff, Guard: auth.NewGuard()}
+		console.Provider = handlers.SupabaseSignIn{Client: auth.NewGoTrue(cfg.SupabaseURL, cfg.SupabaseAnonKey, nil), Staff: access.Staff, Guard: signInGuard(db, c)}
 	}
 	return console, nil
+}
+
+// signInGuard limits failed sign-ins with counts kept in the database, so
+// every instance shares them.
+func signInGuard(db *store.DB, c store.Crypto) *auth.Guard {
+	return auth.NewGuard().WithLog(store.NewSignInThrottle(db, c))
 }
 
 // localIssuerURL is the iss of the local provider's tokens.
@@ -89,4 +96,18 @@ func localIssuer(cfg *config.Config) (*auth.LocalIssuer, error) {
 		return nil, fmt.Errorf("local sign-in needs PARLEY_SESSION_KEYS")
 	}
 	return auth.NewLocalIssuer(localIssuerURL(cfg), cfg.SessionKeys[0].HashKey, 0)
+}
+
+// supabaseUsers is Supabase Auth for the pipeline's sign-in upkeep
+// (sign-outs retried, staff re-checked); nil outside Supabase mode.
+func supabaseUsers(cfg *config.Config) pipeline.SupabaseUsers {
+	if cfg.AuthMode != "supabase" {
+		return nil
+	}
+	g := auth.NewGoTrue(cfg.SupabaseURL, cfg.SupabaseAnonKey, nil)
+	u := auth.SupabaseUsers{Auth: g}
+	if cfg.SupabaseServiceRoleKey != "" {
+		u.Admin = g.Admin(cfg.SupabaseServiceRoleKey)
+	}
+	return u
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/parley-chat/parley/internal/auth/authtest"
 	"github.com/parley-chat/parley/internal/pgcluster"
 	"github.com/parley-chat/parley/internal/pgtest"
 	"github.com/parley-chat/parley/internal/store"
@@ -59,6 +60,7 @@ func baseEnv(t *testing.T, dsn string) map[string]string {
 		"PARLEY_ENCRYPTION_KEYS": newEncryptionKey(),
 		"PARLEY_BLIND_INDEX_KEY": newSecret(),
 		"PARLEY_SESSION_KEYS":    newSessionKeyPair(),
+		"PARLEY_AUTH_MODE":       "local",
 		"PARLEY_SHUTDOWN_GRACE":  "1s", // the tests stop many instances
 	}
 }
@@ -196,6 +198,22 @@ func TestRun_ServeAnswersHealthReadinessAndCountsRequests(t *testing.T) {
 	}
 }
 
+// Without PARLEY_AUTH_MODE, serve signs in through Supabase when
+// SUPABASE_URL is set, and says so at start.
+func TestRun_ServeWithoutAuthModeChoosesSupabaseWhenConfigured(t *testing.T) {
+	p := authtest.NewProject()
+	t.Cleanup(p.Close)
+	env := baseEnv(t, pgtest.DSN(t))
+	env["PARLEY_AUTH_MODE"], env["SUPABASE_URL"], env["SUPABASE_ANON_KEY"] = "", p.URL, authtest.AnonKey
+	in := start(t, env, "serve")
+	if !strings.Contains(in.stdout.String(), "staff sign-in: supabase (PARLEY_AUTH_MODE is unset and SUPABASE_URL is set)") {
+		t.Fatalf("the start does not say which sign-in it chose:\n%s", in.stdout.String())
+	}
+	if code, body := get(t, in.base+"/auth/v1/.well-known/jwks.json"); code != http.StatusNotFound {
+		t.Fatalf("the local provider's key set is served (%d %s): local sign-in is on", code, body)
+	}
+}
+
 func TestRun_BadConfigurationExitsTwoNamingTheVariable(t *testing.T) {
 	good := baseEnv(t, "postgres://u@127.0.0.1:1/x")
 	with := func(k, v string) map[string]string {
@@ -225,6 +243,7 @@ func TestRun_BadConfigurationExitsTwoNamingTheVariable(t *testing.T) {
 		{"bad listen address", []string{"serve"}, with("PARLEY_ADDR", "8080"), "PARLEY_ADDR is not a listen address"},
 		{"bad public URL", []string{"serve"}, with("PARLEY_PUBLIC_URL", "parley.example.org"), "PARLEY_PUBLIC_URL is not an absolute http(s) URL"},
 		{"Twilio without a public URL", []string{"serve"}, withTwilio(with("PARLEY_PUBLIC_URL", "")), "PARLEY_PUBLIC_URL is required when PARLEY_TWILIO_ACCOUNT_SID is set"},
+		{"serve without PARLEY_AUTH_MODE", []string{"serve"}, with("PARLEY_AUTH_MODE", ""), "PARLEY_AUTH_MODE is not set"},
 		{"migrate without DATABASE_URL", []string{"migrate", "up"}, with("DATABASE_URL", ""), "DATABASE_URL is not set"},
 		{"unknown command", []string{"frobnicate"}, good, `unknown command "frobnicate"`},
 		{"migrate without action", []string{"migrate"}, good, "migrate needs one of"},

@@ -22,16 +22,22 @@ import (
 )
 
 func cmdServe(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := config.Load(getenv, config.Requirements{Database: true, Keys: true})
+	cfg, err := config.Load(getenv, config.Requirements{Database: true, Keys: true, AuthMode: true})
 	if err != nil {
 		return err
+	}
+	log := newLogger(stdout, cfg.LogLevel)
+	if cfg.AuthModeChosen != "" {
+		log.Info("staff sign-in: "+cfg.AuthMode+" ("+cfg.AuthModeChosen+")", slog.String("auth_mode", cfg.AuthMode))
+	} else {
+		log.Info("staff sign-in: "+cfg.AuthMode, slog.String("auth_mode", cfg.AuthMode))
 	}
 	stopTracing, err := tracing.Setup(ctx, getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), version)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }()
-	return serve(ctx, cfg, newLogger(stdout, cfg.LogLevel), false, nil)
+	return serve(ctx, cfg, log, false, nil)
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
@@ -77,6 +83,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 	if err != nil {
 		return err
 	}
+	console.SignOutLater = pipe.SignOutLater
+	if cfg.AuthMode == "supabase" && cfg.SupabaseServiceRoleKey == "" {
+		log.Warn("SUPABASE_SERVICE_ROLE_KEY is unset: staff banned or deleted at Supabase directly keep access until their token expires")
+	}
 	// Workers run on a context of their own: shutdown stops them after the
 	// HTTP server, so acknowledged work is never abandoned.
 	pipe.StartWhenReady(context.WithoutCancel(ctx))
@@ -97,6 +107,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 		Version:   version,
 		Features:  features(cfg),
 		Dev:       dev,
+		ProxyHops: cfg.TrustedProxyHops,
 		Draining:  &draining,
 	})
 

@@ -26,6 +26,8 @@ locals {
     PARLEY_SHUTDOWN_GRACE               = "8s"
     PARLEY_JOB_TIMEOUT                  = "15s"
     PARLEY_JOB_RESCUE_AFTER             = "40s"
+    # Google's front end appends the client to X-Forwarded-For (deploy/README.md).
+    PARLEY_TRUSTED_PROXY_HOPS = "1"
   } : k => v if v != "" }
   # Environment variable => Secret Manager secret id: the eight secrets
   # deploy/README.md creates (a test holds the two lists equal).

@@ -217,6 +217,30 @@ func (a *GoTrueAdmin) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
+// Standing is what Supabase Auth says of a user now.
+type Standing struct {
+	Gone   bool // deleted from the project
+	Banned bool // banned_until lies in the future
+}
+
+// Standing asks Supabase Auth whether the user is still there and not
+// banned (GET /admin/users/{id}). Errors: EUNAVAILABLE (Auth cannot be
+// reached or answers 5xx: nothing is known), EINVALID.
+func (a *GoTrueAdmin) Standing(ctx context.Context, id string) (Standing, error) {
+	uid, err := uuid.Parse(id)
+	if err != nil {
+		return Standing{}, models.Errorf(models.EINVALID, "%q is not a Supabase user id.", id)
+	}
+	res, err := a.g.client(ctx, a.serviceKey).AdminGetUser(types.AdminGetUserRequest{UserID: uid})
+	if err != nil {
+		if m := statusRE.FindStringSubmatch(err.Error()); m != nil && m[1] == "404" {
+			return Standing{Gone: true}, nil
+		}
+		return Standing{}, adminError(err)
+	}
+	return Standing{Banned: res.BannedUntil != nil && res.BannedUntil.After(time.Now())}, nil
+}
+
 func (a *GoTrueAdmin) update(ctx context.Context, id string, req types.AdminUpdateUserRequest) error {
 	uid, err := uuid.Parse(id)
 	if err != nil {

@@ -1,6 +1,9 @@
 package auth
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -8,92 +11,200 @@ import (
 	"github.com/parley-chat/parley/models"
 )
 
-// Throttle limits failed sign-ins per key (an account, an address): at
-// most Max failures within Window; past that the key is refused until the
-// oldest failure ages out. It is per instance: with several instances an
-// attacker gets Max per instance, still few.
-type Throttle struct {
-	Max    int
-	Window time.Duration
-	now    func() time.Time
-
-	mu    sync.Mutex
-	fails map[string][]time.Time
-}
-
-// NewThrottle returns a throttle of max failures per window.
-func NewThrottle(max int, window time.Duration) *Throttle {
-	return &Throttle{Max: max, Window: window, now: time.Now, fails: map[string][]time.Time{}}
-}
-
-// Allowed reports whether key may try again now.
-func (t *Throttle) Allowed(key string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.recent(key)) < t.Max
-}
-
-// Failed records a failure of key.
-func (t *Throttle) Failed(key string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.fails[key] = append(t.recent(key), t.now())
-	if len(t.fails) > 100_000 { // a flood of keys: forget the lot rather than grow without bound
-		t.fails = map[string][]time.Time{}
-	}
-}
-
-// Succeeded forgets key's failures.
-func (t *Throttle) Succeeded(key string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.fails, key)
-}
-
-// recent drops key's failures older than the window; t.mu is held.
-func (t *Throttle) recent(key string) []time.Time {
-	cut := t.now().Add(-t.Window)
-	fails := t.fails[key]
-	i := 0
-	for i < len(fails) && fails[i].Before(cut) {
-		i++
-	}
-	fails = fails[i:]
-	if len(fails) == 0 {
-		delete(t.fails, key)
-		return nil
-	}
-	t.fails[key] = fails
-	return fails
-}
-
-// Guard limits failed sign-ins per account and per address.
+// Guard limits failed sign-ins so that guessing is slow, without letting
+// an attacker lock an account's owner out. It keys everything to the
+// client's real address (see handlers' trusted-proxy setting), first:
+//
+//   - per address: after 20 failures, whatever the accounts, the address
+//     is refused until 15 minutes after its last failure. Only the
+//     attacker's own address is stopped.
+//   - per account and address: after 5 failures each further try from that
+//     address waits a delay that doubles (1 s, 2 s, 4 s …, at most
+//     5 minutes) counted from its own last failure.
+//   - per account, from everywhere (many addresses against one account):
+//     past 10 failures, an address that has itself failed on the account
+//     waits the account's delay too (doubling, at most a minute), again
+//     from its own last failure.
+//
+// An address with no failure on an account is never delayed for it, so
+// the owner signing in from their own address gets in while the account
+// is being attacked from elsewhere. A run of failures is forgotten 15
+// minutes after its last one; a success forgets those of its account from
+// its address.
+//
+// Where the counts live is the FailureLog's choice: in memory (NewGuard,
+// per instance) or in the database, shared by every instance.
 type Guard struct {
-	PerAccount, PerAddress *Throttle
+	log FailureLog
+	now func() time.Time
 }
 
-// NewGuard allows 5 failures per account and 20 per address in 15 minutes.
-func NewGuard() *Guard {
-	return &Guard{PerAccount: NewThrottle(5, 15*time.Minute), PerAddress: NewThrottle(20, 15*time.Minute)}
+// FailureLog keeps runs of failed sign-ins by key. A run whose last
+// failure is a window old is over: it reads as none, and the next failure
+// starts a new one.
+type FailureLog interface {
+	// Read returns the runs of keys still going at now.
+	Read(ctx context.Context, keys []string, now time.Time, window time.Duration) (map[string]Run, error)
+	// Add records a failure of each key at now.
+	Add(ctx context.Context, keys []string, now time.Time, window time.Duration) error
+	// Clear forgets key's run.
+	Clear(ctx context.Context, key string) error
 }
 
-// Try runs signIn unless the account or the address failed too often
-// lately (EUNAVAILABLE then, without trying); an EUNAUTHORIZED from
-// signIn counts as a failure of both. Unknown accounts count like known
-// ones, so the answer never tells them apart.
-func (g *Guard) Try(email, ip string, signIn func() error) error {
-	account := "account:" + strings.ToLower(strings.TrimSpace(email))
-	address := "address:" + ip
-	if !g.PerAccount.Allowed(account) || !g.PerAddress.Allowed(address) {
-		return models.Errorf(models.EUNAVAILABLE, "Too many failed sign-ins; wait a few minutes and try again.")
+// Run is a key's failures since its run began: how many, and the last's
+// time.
+type Run struct {
+	Failures int
+	Last     time.Time
+}
+
+// The limits described on Guard.
+const (
+	window   = 15 * time.Minute
+	maxAddr  = 20
+	pairFree = 5
+	pairBase = time.Second
+	pairCap  = 5 * time.Minute
+	acctFree = 10
+	acctBase = time.Second
+	acctCap  = time.Minute
+)
+
+// NewGuard returns a guard keeping its counts in memory, per instance.
+func NewGuard() *Guard { return &Guard{log: &memoryLog{runs: map[string]Run{}}, now: time.Now} }
+
+// WithLog makes the guard keep its counts in log (the database's, shared
+// by every instance), and returns it.
+func (g *Guard) WithLog(log FailureLog) *Guard {
+	g.log = log
+	return g
+}
+
+// WithClock makes the guard read the time from now instead of the
+// system clock (tests step it by hand), and returns it.
+func (g *Guard) WithClock(now func() time.Time) *Guard {
+	g.now = now
+	return g
+}
+
+// Throttled is why a sign-in was refused untried: Wait is how long until
+// it may be tried again.
+type Throttled struct{ Wait time.Duration }
+
+func (t *Throttled) Error() string { return fmt.Sprintf("sign-in throttled for %v", t.Wait) }
+
+// ThrottledFor returns how long a refused sign-in must wait, and whether
+// err is such a refusal (rather than, say, Supabase being down).
+func ThrottledFor(err error) (time.Duration, bool) {
+	var t *Throttled
+	if errors.As(err, &t) {
+		return t.Wait, true
 	}
-	err := signIn()
+	return 0, false
+}
+
+// Try runs signIn unless the address or the account failed too often
+// lately: then it returns an EUNAVAILABLE error wrapping *Throttled,
+// without trying. An EUNAUTHORIZED from signIn counts as a failure.
+// Unknown accounts count like known ones, so the answer never tells them
+// apart.
+func (g *Guard) Try(ctx context.Context, email, ip string, signIn func() error) error {
+	account := strings.ToLower(strings.TrimSpace(email))
+	keys := []string{"address:" + ip, "pair:" + account + "\x00" + ip, "account:" + account}
+	runs, err := g.log.Read(ctx, keys, g.now(), window)
+	if err != nil {
+		return err
+	}
+	if wait := g.wait(runs[keys[0]], runs[keys[1]], runs[keys[2]]); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		return models.Wrap(&Throttled{Wait: wait}, models.EUNAVAILABLE,
+			fmt.Sprintf("Too many failed sign-ins; try again in %d seconds.", secs))
+	}
+	err = signIn()
 	switch models.ErrorCode(err) {
 	case "":
-		g.PerAccount.Succeeded(account)
+		// The address's own failures stay: signing in to an account of
+		// one's own must not buy more guesses at others.
+		if cerr := g.log.Clear(ctx, keys[1]); cerr != nil {
+			return cerr
+		}
 	case models.EUNAUTHORIZED:
-		g.PerAccount.Failed(account)
-		g.PerAddress.Failed(address)
+		if aerr := g.log.Add(ctx, keys, g.now(), window); aerr != nil {
+			return aerr
+		}
 	}
 	return err
+}
+
+// wait is how long an address must wait before trying an account, given
+// its runs: the address's, the pair's and the account's.
+func (g *Guard) wait(address, pair, account Run) time.Duration {
+	now := g.now()
+	var wait time.Duration
+	if address.Failures >= maxAddr {
+		wait = address.Last.Add(window).Sub(now)
+	}
+	if pair.Failures == 0 {
+		return wait // no failure of its own on this account: never delayed for it
+	}
+	wait = max(wait, pair.Last.Add(backoff(pair.Failures, pairFree, pairBase, pairCap)).Sub(now))
+	return max(wait, pair.Last.Add(backoff(account.Failures, acctFree, acctBase, acctCap)).Sub(now))
+}
+
+// backoff is the delay after n failures: none for the first free ones,
+// then base doubling up to limit.
+func backoff(n, free int, base, limit time.Duration) time.Duration {
+	if n < free {
+		return 0
+	}
+	if shift := n - free; shift < 30 && base<<shift < limit {
+		return base << shift
+	}
+	return limit
+}
+
+// memoryLog is a FailureLog in this instance's memory: several instances
+// multiply an attacker's allowance by their number, and a restart forgets.
+type memoryLog struct {
+	mu   sync.Mutex
+	runs map[string]Run
+}
+
+// maxKeys bounds the memory log: a flood of keys forgets the lot rather
+// than grow without bound.
+const maxKeys = 300_000
+
+func (m *memoryLog) Read(_ context.Context, keys []string, now time.Time, window time.Duration) (map[string]Run, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]Run{}
+	for _, k := range keys {
+		if r, ok := m.runs[k]; ok && now.Sub(r.Last) <= window {
+			out[k] = r
+		}
+	}
+	return out, nil
+}
+
+func (m *memoryLog) Add(_ context.Context, keys []string, now time.Time, window time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.runs) > maxKeys {
+		m.runs = map[string]Run{}
+	}
+	for _, k := range keys {
+		r := m.runs[k]
+		if now.Sub(r.Last) > window {
+			r = Run{}
+		}
+		m.runs[k] = Run{Failures: r.Failures + 1, Last: now}
+	}
+	return nil
+}
+
+func (m *memoryLog) Clear(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.runs, key)
+	return nil
 }

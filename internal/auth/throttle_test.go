@@ -3,51 +3,120 @@ package auth_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/models"
 )
 
-// Failed sign-ins are limited per account and per address; accounts that
-// do not exist count alike, and a success clears its account's failures.
-func TestGuard_LimitsPerAccountAndPerAddress(t *testing.T) {
-	g := auth.NewGuard()
-	wrong := func() error { return auth.ErrWrongCredentials }
-	right := func() error { return nil }
-	code := func(err error) string { return models.ErrorCode(err) }
+// clock is a time the test moves by hand.
+type clock struct{ t time.Time }
 
-	// One account from many addresses: the sixth try is refused untried.
-	for i := range 5 {
-		if c := code(g.Try("asha@example.org", fmt.Sprintf("192.0.2.%d", i), wrong)); c != models.EUNAUTHORIZED {
-			t.Fatalf("failure %d: %s", i+1, c)
+func (c *clock) now() time.Time      { return c.t }
+func (c *clock) add(d time.Duration) { c.t = c.t.Add(d) }
+func newGuard() (*auth.Guard, *clock) {
+	c := &clock{t: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
+	return auth.NewGuard().WithClock(c.now), c
+}
+func wrong() error { return auth.ErrWrongCredentials }
+func waitOf(t *testing.T, err error) time.Duration {
+	t.Helper()
+	w, ok := auth.ThrottledFor(err)
+	if !ok || models.ErrorCode(err) != models.EUNAVAILABLE {
+		t.Fatalf("want a throttled refusal, got %v", err)
+	}
+	return w
+}
+
+// An attacker hammering an account from one address is slowed more and
+// more (the wait doubles), while the owner signs in from their own
+// address at once; nobody is locked out of the account.
+func TestGuard_BackoffSlowsTheAttackerNotTheOwner(t *testing.T) {
+	g, c := newGuard()
+	const attacker, owner = "198.51.100.7", "203.0.113.5"
+	for i := range 5 { // the first five failures are free
+		if err := g.Try(t.Context(), "asha@example.org", attacker, wrong); models.ErrorCode(err) != models.EUNAUTHORIZED {
+			t.Fatalf("failure %d: %v", i+1, err)
 		}
 	}
-	tried := false
-	err := g.Try("ASHA@example.org", "192.0.2.99", func() error { tried = true; return nil })
-	if code(err) != models.EUNAVAILABLE || tried {
-		t.Fatalf("the sixth try: %v (tried %v), want refused without trying", err, tried)
+	var waits []time.Duration
+	for range 6 {
+		tried := false
+		w := waitOf(t, g.Try(t.Context(), "ASHA@example.org", attacker, func() error { tried = true; return nil }))
+		if tried {
+			t.Fatal("a throttled try reached the password check")
+		}
+		waits = append(waits, w)
+		c.add(w) // wait it out, fail again
+		if err := g.Try(t.Context(), "asha@example.org", attacker, wrong); models.ErrorCode(err) != models.EUNAUTHORIZED {
+			t.Fatalf("after waiting %v: %v", w, err)
+		}
 	}
+	for i := 1; i < len(waits); i++ {
+		if waits[i] != 2*waits[i-1] {
+			t.Fatalf("waits %v: each should double", waits)
+		}
+	}
+	// The owner, from their own address, is not held up at all.
+	if err := g.Try(t.Context(), "asha@example.org", owner, func() error { return nil }); err != nil {
+		t.Fatalf("the owner from their own address: %v", err)
+	}
+	// The wait stops growing at 5 minutes (the address stays under its
+	// own limit of 20 failures here).
+	var last time.Duration
+	for range 8 {
+		last = waitOf(t, g.Try(t.Context(), "asha@example.org", attacker, wrong))
+		if last > 5*time.Minute {
+			t.Fatalf("wait %v beyond the cap", last)
+		}
+		c.add(last)
+		if err := g.Try(t.Context(), "asha@example.org", attacker, wrong); models.ErrorCode(err) != models.EUNAUTHORIZED {
+			t.Fatalf("after waiting %v: %v", last, err)
+		}
+	}
+	if last != 5*time.Minute {
+		t.Fatalf("the last wait %v, want the cap of 5 minutes", last)
+	}
+}
 
-	// One address trying many accounts, known or not: the 21st is refused.
+// One address trying many accounts, known or not, is refused after 20
+// failures until 15 minutes after its last; other addresses are not.
+func TestGuard_LimitsEachAddress(t *testing.T) {
+	g, c := newGuard()
 	for i := range 20 {
-		if c := code(g.Try(fmt.Sprintf("nobody%d@example.org", i), "198.51.100.7", wrong)); c != models.EUNAUTHORIZED {
-			t.Fatalf("failure %d from one address: %s", i+1, c)
+		if err := g.Try(t.Context(), fmt.Sprintf("nobody%d@example.org", i), "198.51.100.7", wrong); models.ErrorCode(err) != models.EUNAUTHORIZED {
+			t.Fatalf("failure %d from one address: %v", i+1, err)
 		}
 	}
-	if c := code(g.Try("someone-else@example.org", "198.51.100.7", right)); c != models.EUNAVAILABLE {
-		t.Fatalf("the 21st from one address: %s, want refused", c)
+	if w := waitOf(t, g.Try(t.Context(), "someone-else@example.org", "198.51.100.7", func() error { return nil })); w != 15*time.Minute {
+		t.Fatalf("the 21st from one address waits %v, want 15m", w)
 	}
+	if err := g.Try(t.Context(), "someone-else@example.org", "198.51.100.8", func() error { return nil }); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+	// Signing in to an account of one's own buys no more guesses.
+	c.add(time.Minute)
+	if _, ok := auth.ThrottledFor(g.Try(t.Context(), "mine@example.org", "198.51.100.7", func() error { return nil })); !ok {
+		t.Fatal("an address past its limit signed in")
+	}
+	c.add(15 * time.Minute)
+	if err := g.Try(t.Context(), "someone-else@example.org", "198.51.100.7", func() error { return nil }); err != nil {
+		t.Fatalf("15 minutes later: %v", err)
+	}
+}
 
-	// A success clears its account's failures.
-	for range 4 {
-		g.Try("ravi@example.org", "203.0.113.1", wrong)
-	}
-	if err := g.Try("ravi@example.org", "203.0.113.1", right); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 5 {
-		if c := code(g.Try("ravi@example.org", "203.0.113.1", wrong)); c != models.EUNAUTHORIZED {
-			t.Fatalf("after a success, failure %d: %s", i+1, c)
+// Many addresses against one account: each address is slowed after its
+// own first failure once the account has had 10, but an address with no
+// failure on the account (the owner's) is not.
+func TestGuard_ManyAddressesAgainstOneAccount(t *testing.T) {
+	g, _ := newGuard()
+	for i := range 10 {
+		if err := g.Try(t.Context(), "ravi@example.org", fmt.Sprintf("192.0.2.%d", i), wrong); models.ErrorCode(err) != models.EUNAUTHORIZED {
+			t.Fatalf("failure %d: %v", i+1, err)
 		}
+	}
+	waitOf(t, g.Try(t.Context(), "ravi@example.org", "192.0.2.3", wrong))
+	if err := g.Try(t.Context(), "ravi@example.org", "203.0.113.5", func() error { return nil }); err != nil {
+		t.Fatalf("the owner's address: %v", err)
 	}
 }

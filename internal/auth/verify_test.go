@@ -197,3 +197,38 @@ func TestCan_ThePermissionTable(t *testing.T) {
 		}
 	}
 }
+
+// With Supabase Auth down when the server starts, tokens are refused; once
+// it is back they are accepted within a second or two (the key set is
+// fetched again on the next token), not after the 30 s between refreshes
+// that a loaded key set keeps.
+func TestJWKS_ProjectDownAtStartRecoversQuickly(t *testing.T) {
+	p := authtest.NewProject()
+	t.Cleanup(p.Close)
+	p.Down.Store(true)
+	keys, err := auth.JWKS(t.Context(), p.JWKSURL(), nil)
+	if err != nil {
+		t.Fatalf("starting with the project down: %v", err)
+	}
+	v, err := auth.NewVerifier(auth.VerifierConfig{Issuer: p.Issuer(), Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := p.Sign(p.Claims("3c9f6a2e-1d4b-4e8a-9f0c-6b2d7e5a1c3f", "asha@example.org"))
+	// Nothing can be said of the token meanwhile: unavailable, not
+	// invalid (a console session holding it is kept).
+	if _, err := v.Verify(t.Context(), token); models.ErrorCode(err) != models.EUNAVAILABLE {
+		t.Fatalf("while down: %v, want unavailable", err)
+	}
+	p.Down.Store(false)
+	deadline := time.Now().Add(5 * time.Second) // well short of the 30 s limit on refreshes
+	for {
+		_, err := v.Verify(t.Context(), token)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after the project came back the token is still refused: %v", err)
+		}
+	}
+}

@@ -31,6 +31,7 @@ type Config struct {
 	SessionKeys    []SessionKeyPair
 
 	AuthMode               string
+	AuthModeChosen         string // why AuthMode, when PARLEY_AUTH_MODE was unset ("" when set); serve logs it
 	SupabaseURL            string
 	SupabaseAnonKey        string
 	SupabaseServiceRoleKey string
@@ -95,6 +96,11 @@ type Config struct {
 	ShutdownGrace time.Duration
 	DBMaxConns    int // database pool size per instance
 
+	// TrustedProxyHops is how many proxies the server sits behind (1 on
+	// Cloud Run): the client's address is that many entries from the right
+	// of X-Forwarded-For. 0 (the default) reads no header.
+	TrustedProxyHops int
+
 	SessionIdle     time.Duration // a console session unused this long ends
 	SessionAbsolute time.Duration // a console session this old ends
 
@@ -122,6 +128,10 @@ type SessionKeyPair struct {
 type Requirements struct {
 	Database bool // DATABASE_URL
 	Keys     bool // PARLEY_ENCRYPTION_KEYS, PARLEY_BLIND_INDEX_KEY, PARLEY_SESSION_KEYS
+	// AuthMode: PARLEY_AUTH_MODE must be set, or SUPABASE_URL (which picks
+	// supabase), rather than falling back to local sign-in, which is for
+	// development only (`parley serve`).
+	AuthMode bool
 }
 
 // Error lists every problem found in the environment, one per line.
@@ -158,7 +168,7 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		DefaultRegion: strings.ToUpper(l.str("PARLEY_DEFAULT_REGION")),
 		PublicURL:     strings.TrimRight(l.str("PARLEY_PUBLIC_URL"), "/"),
 		LogLevel:      strings.ToLower(l.strDefault("PARLEY_LOG_LEVEL", "info")),
-		AuthMode:      strings.ToLower(l.strDefault("PARLEY_AUTH_MODE", "local")),
+		AuthMode:      strings.ToLower(l.str("PARLEY_AUTH_MODE")),
 
 		SupabaseURL:            strings.TrimRight(l.str("SUPABASE_URL"), "/"),
 		SupabaseAnonKey:        l.str("SUPABASE_ANON_KEY"),
@@ -220,6 +230,7 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 	}
 	c.MetricsToken, c.MetricsAddr = l.str("PARLEY_METRICS_TOKEN"), l.str("PARLEY_METRICS_ADDR")
 	l.metrics(c)
+	c.TrustedProxyHops = l.hops("PARLEY_TRUSTED_PROXY_HOPS")
 	c.SessionIdle = l.duration("PARLEY_SESSION_IDLE", 30*time.Minute)
 	c.SessionAbsolute = l.duration("PARLEY_SESSION_MAX_AGE", 12*time.Hour)
 	// Every worker may hold a connection at once, and so may the two
@@ -259,8 +270,9 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 	c.BlindIndexKey = l.key32("PARLEY_BLIND_INDEX_KEY", req.Keys, "generate one with `parley keys generate blind-index`")
 	c.SessionKeys = l.sessionKeys(req.Keys)
 
+	c.AuthMode, c.AuthModeChosen = l.authMode(c.AuthMode, c.SupabaseURL, req.AuthMode)
 	switch c.AuthMode {
-	case "local":
+	case "", "local":
 	case "supabase":
 		if c.SupabaseURL == "" {
 			l.fail("SUPABASE_URL", "is required when PARLEY_AUTH_MODE=supabase", "set it to your project URL, https://<ref>.supabase.co")
@@ -351,6 +363,21 @@ func (l *loader) hosts(name string) []string {
 	return out
 }
 
+// hops reads a count of trusted proxies, 0 to 5 (0 when unset).
+func (l *loader) hops(name string) int {
+	v := l.str(name)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 5 {
+		l.fail(name, "is not a number of proxies from 0 to 5",
+			"set it to how many proxies append to X-Forwarded-For before Parley: 1 on Cloud Run, 2 behind a Google load balancer in front of Cloud Run, 0 with none")
+		return 0
+	}
+	return n
+}
+
 // duration reads a positive duration like 30m, def when unset.
 func (l *loader) duration(name string, def time.Duration) time.Duration {
 	v := l.str(name)
@@ -377,6 +404,24 @@ func (l *loader) float(name string, def float64) float64 {
 		return def
 	}
 	return f
+}
+
+// authMode settles the sign-in mode when PARLEY_AUTH_MODE is unset: supabase
+// when SUPABASE_URL is set; otherwise local, unless the command must not
+// fall back to it (a problem then). It returns the mode and why it was
+// chosen.
+func (l *loader) authMode(mode, supabaseURL string, required bool) (string, string) {
+	switch {
+	case mode != "":
+		return mode, ""
+	case supabaseURL != "":
+		return "supabase", "PARLEY_AUTH_MODE is unset and SUPABASE_URL is set"
+	case required:
+		l.fail("PARLEY_AUTH_MODE", "is not set (local sign-in is a development mode, and parley serve does not fall back to it)",
+			"set PARLEY_AUTH_MODE=supabase with SUPABASE_URL and SUPABASE_ANON_KEY, or PARLEY_AUTH_MODE=local to accept local sign-in knowingly")
+		return "", ""
+	}
+	return "local", "PARLEY_AUTH_MODE is unset"
 }
 
 func (l *loader) databaseURL(v string, required bool) {

@@ -92,6 +92,8 @@ func TestLoad_ReportsEveryProblemNamingTheVariable(t *testing.T) {
 		{"flows dir", map[string]string{"PARLEY_FLOWS_DIR": "/does/not/exist"}, all, []string{"PARLEY_FLOWS_DIR is not a readable directory"}},
 		{"llm without a model", map[string]string{"PARLEY_LLM_BASE_URL": "http://litellm:4000"}, all, []string{"PARLEY_LLM_MODEL is required when PARLEY_LLM_BASE_URL is set"}},
 		{"log level", map[string]string{"PARLEY_LOG_LEVEL": "loud"}, all, []string{"PARLEY_LOG_LEVEL"}},
+		{"proxy hops", map[string]string{"PARLEY_TRUSTED_PROXY_HOPS": "-1"}, all, []string{"PARLEY_TRUSTED_PROXY_HOPS is not a number of proxies"}},
+		{"proxy hops as addresses", map[string]string{"PARLEY_TRUSTED_PROXY_HOPS": "10.0.0.0/8"}, all, []string{"PARLEY_TRUSTED_PROXY_HOPS is not a number of proxies"}},
 		{"several at once", map[string]string{"DATABASE_URL": "", "PARLEY_ADDR": "nope"}, all, []string{"DATABASE_URL is not set", "PARLEY_ADDR is not a listen address"}},
 	}
 	for _, tt := range tests {
@@ -143,5 +145,29 @@ func TestLoad_PoolIsSizedFromTheWorkers(t *testing.T) {
 	env["PARLEY_DB_MAX_CONNS"] = "12"
 	if c, _ := load(env, all); c == nil || c.DBMaxConns != 12 {
 		t.Errorf("PARLEY_DB_MAX_CONNS=12 not honoured: %+v", c)
+	}
+}
+
+// `parley serve` does not fall back to local sign-in: PARLEY_AUTH_MODE is
+// required, unless SUPABASE_URL is set, which chooses Supabase and says so.
+// Other commands keep the local default.
+func TestLoad_ServeChoosesTheAuthModeOnlyFromSettings(t *testing.T) {
+	serve := config.Requirements{Database: true, Keys: true, AuthMode: true}
+	if _, err := load(validEnv(), serve); err == nil || !strings.Contains(err.Error(), "PARLEY_AUTH_MODE is not set") {
+		t.Fatalf("serve without PARLEY_AUTH_MODE: %v", err)
+	}
+	env := validEnv()
+	env["SUPABASE_URL"], env["SUPABASE_ANON_KEY"] = "https://ref.supabase.co", "anon"
+	c, err := load(env, serve)
+	if err != nil || c.AuthMode != "supabase" || !strings.Contains(c.AuthModeChosen, "SUPABASE_URL is set") {
+		t.Fatalf("with SUPABASE_URL: %+v, %v", c, err)
+	}
+	env = validEnv()
+	env["PARLEY_AUTH_MODE"] = "local"
+	if c, err := load(env, serve); err != nil || c.AuthMode != "local" || c.AuthModeChosen != "" {
+		t.Fatalf("PARLEY_AUTH_MODE=local, set knowingly: %v", err)
+	}
+	if c, err := load(validEnv(), all); err != nil || c.AuthMode != "local" {
+		t.Fatalf("another command without PARLEY_AUTH_MODE: %v", err)
 	}
 }

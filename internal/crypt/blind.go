@@ -27,6 +27,7 @@ const (
 	// DomainAuditText fingerprints what staff typed (a search, a failed
 	// sign-in's email) for the audit log, which keeps no typed text.
 	DomainAuditText Domain = "audit.text"
+	DomainSignIn    Domain = "sign_in.key" // exact: a sign-in throttle's key (an account, an address)
 )
 
 // Truncation limits what an index reveals: collisions are expected and
@@ -49,7 +50,7 @@ func NewIndexer(key []byte) (*Indexer, error) {
 		return nil, errors.New("crypt: blind index key must have 32 bytes")
 	}
 	ix := &Indexer{pools: map[Domain]*sync.Pool{}, keys: map[Domain][]byte{}}
-	for _, d := range []Domain{DomainAddress, DomainName, DomainBody, DomainAuditChain, DomainAuditText} {
+	for _, d := range []Domain{DomainAddress, DomainName, DomainBody, DomainAuditChain, DomainAuditText, DomainSignIn} {
 		m := hmac.New(sha256.New, key)
 		m.Write([]byte("parley blind index v1\x00" + d))
 		domainKey := m.Sum(nil)

@@ -246,6 +246,9 @@ type Deps struct {
 	Logger    *slog.Logger
 	Metrics   *Metrics
 	Config    Config
+	// Supabase, in Supabase mode, retries sign-outs there and re-checks
+	// staff (with the service-role key); nil: neither.
+	Supabase SupabaseUsers
 }
 
 // Pipeline ingests, processes and sends.
@@ -268,6 +271,8 @@ type Pipeline struct {
 	cfg       Config
 	slots     *store.SendSlots // the send rate cap, shared by every instance
 	events    *Events
+	supabase  SupabaseUsers
+	sessions  *store.SessionStore
 
 	inserter *river.Client[*sql.Tx] // inserts jobs inside GORM transactions
 	worker   *river.Client[pgx.Tx]  // runs jobs
@@ -291,6 +296,7 @@ func New(d Deps) (*Pipeline, error) {
 		convs: store.NewConversationStore(d.DB, d.Crypto),
 		media: store.NewMediaStore(d.DB, d.Crypto), ingestor: store.NewIngestor(d.Crypto), audit: store.NewAuditStore(d.DB, d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
 		responder: d.Responder, ai: d.AI, speech: d.Speech, vision: d.Vision, log: d.Logger, metrics: d.Metrics, cfg: d.Config, slots: store.NewSendSlots(d.DB), events: d.Events,
+		supabase: d.Supabase, sessions: store.NewSessionStore(d.DB, d.Crypto),
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &processWorker{p: p})
@@ -304,6 +310,8 @@ func New(d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &pollWorker{p: p})
 	river.AddWorker(workers, &retentionWorker{p: p})
 	river.AddWorker(workers, &eventWorker{p: p})
+	river.AddWorker(workers, &signOutWorker{p: p})
+	river.AddWorker(workers, &recheckWorker{p: p})
 	if d.Events != nil {
 		d.Events.defaults()
 	}
@@ -315,7 +323,7 @@ func New(d Deps) (*Pipeline, error) {
 			queueAI:            {MaxWorkers: d.Config.AIWorkers},
 		},
 		Workers:           workers,
-		PeriodicJobs:      retentionJobs(d.Config.RetentionDays),
+		PeriodicJobs:      append(retentionJobs(d.Config.RetentionDays), supabaseJobs(d.Supabase)...),
 		Logger:            d.Logger,
 		FetchPollInterval: d.Config.FetchInterval,
 		// Jobs here take milliseconds: fetch again soon rather than leave

@@ -165,3 +165,29 @@ func (s *SessionStore) RevokeUser(ctx context.Context, userID string) error {
 	err := s.db.Gorm.WithContext(ctx).Exec(`UPDATE staff_sessions SET revoked_at = now() WHERE user_id = ? AND revoked_at IS NULL`, userID).Error
 	return dbError(err, "Session")
 }
+
+// Tokens returns a session's provider tokens and the access token's expiry,
+// revoked or not: a sign-out at the provider that failed is retried with
+// them after the session ended here. ENOTFOUND when there is no such
+// session.
+func (s *SessionStore) Tokens(ctx context.Context, id int64) (access, refresh string, expires time.Time, err error) {
+	var row struct {
+		AccessTokenEnc  []byte
+		RefreshTokenEnc []byte
+		AccessExpiresAt time.Time
+	}
+	if err := s.db.Gorm.WithContext(ctx).Raw(`SELECT access_token_enc, refresh_token_enc, access_expires_at FROM staff_sessions WHERE id = ?`, id).
+		Scan(&row).Error; err != nil {
+		return "", "", time.Time{}, dbError(err, "Session")
+	}
+	if row.AccessTokenEnc == nil {
+		return "", "", time.Time{}, models.Errorf(models.ENOTFOUND, "Session not found.")
+	}
+	if access, err = s.open(id, "access_token_enc", row.AccessTokenEnc); err != nil {
+		return "", "", time.Time{}, err
+	}
+	if refresh, err = s.open(id, "refresh_token_enc", row.RefreshTokenEnc); err != nil {
+		return "", "", time.Time{}, err
+	}
+	return access, refresh, row.AccessExpiresAt, nil
+}

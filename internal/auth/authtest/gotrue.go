@@ -232,6 +232,7 @@ func (p *Project) byID(id string) *user {
 
 func (p *Project) registerAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("POST /auth/v1/admin/users", p.admin(p.adminCreate))
+	mux.HandleFunc("GET /auth/v1/admin/users/{id}", p.admin(p.adminGet))
 	mux.HandleFunc("PUT /auth/v1/admin/users/{id}", p.admin(p.adminUpdate))
 	mux.HandleFunc("DELETE /auth/v1/admin/users/{id}", p.admin(p.adminDelete))
 	mux.HandleFunc("POST /auth/v1/invite", p.admin(p.invite))
@@ -250,8 +251,24 @@ func (p *Project) admin(next http.HandlerFunc) http.HandlerFunc {
 }
 
 func userJSON(u *user) map[string]any {
-	return map[string]any{"id": u.id, "aud": "authenticated", "role": "authenticated", "email": u.email,
+	j := map[string]any{"id": u.id, "aud": "authenticated", "role": "authenticated", "email": u.email,
 		"app_metadata": map[string]any{"provider": "email", "role": u.appRole}, "user_metadata": map[string]any{}}
+	if u.banned { // GoTrue answers the ban's end; the fake's bans are long
+		j["banned_until"] = time.Now().Add(876000 * time.Hour).UTC().Format(time.RFC3339Nano)
+	}
+	return j
+}
+
+func (p *Project) adminGet(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	u := p.byID(r.PathValue("id"))
+	if u == nil {
+		gotrueError(w, 404, "user_not_found", "User not found")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(userJSON(u))
 }
 
 func (p *Project) adminCreate(w http.ResponseWriter, r *http.Request) {

@@ -36,6 +36,9 @@ type Project struct {
 	set       *jwkset.MemoryJWKSet
 	seq       int
 	JWKSCalls atomic.Int64 // how often the key set was fetched
+	// Down, while set, answers every request 503 as Supabase's gateway does
+	// when Auth is down.
+	Down atomic.Bool
 
 	users     map[string]*user    // by lower-cased email
 	sessions  map[string]*session // by session id
@@ -50,7 +53,15 @@ func NewProject() *Project {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /auth/v1/.well-known/jwks.json", p.jwks)
 	p.registerGoTrue(mux)
-	p.Server = httptest.NewServer(mux)
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.Down.Load() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"message":"name resolution failed"}`))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		panic(err)

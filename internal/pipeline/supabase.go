@@ -1,0 +1,184 @@
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"gorm.io/gorm"
+
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
+)
+
+// SupabaseUsers is Supabase Auth as the pipeline's sign-in upkeep uses it:
+// ending a session there after it ended here, and asking whether a staff
+// member's user was banned or deleted at Supabase directly. Every call
+// fails with EUNAVAILABLE while Auth cannot be reached (or answers 5xx).
+type SupabaseUsers interface {
+	// SignOut ends the session the access token belongs to.
+	SignOut(ctx context.Context, accessToken string) error
+	// RefreshAccess trades a refresh token for a fresh access token;
+	// EUNAUTHORIZED when Supabase no longer knows it.
+	RefreshAccess(ctx context.Context, refreshToken string) (access string, err error)
+	// Standing says whether the user is gone (deleted) or banned;
+	// ENOTIMPLEMENTED without the admin API (no service-role key).
+	Standing(ctx context.Context, userID string) (gone, banned bool, err error)
+}
+
+// RecheckEvery is how often every active staff member is looked up at
+// Supabase: a user banned or deleted there directly loses access here
+// within this long, rather than when their token expires.
+const RecheckEvery = 5 * time.Minute
+
+// SignOutArgs retries ending console session SessionID at Supabase, after
+// it ended here at once. Only the id travels in the job: the tokens stay
+// sealed in the session's row.
+type SignOutArgs struct {
+	SessionID int64 `json:"session_id"`
+}
+
+// Kind implements river.JobArgs.
+func (SignOutArgs) Kind() string { return "supabase_sign_out" }
+
+// RecheckArgs is the periodic look-up of active staff at Supabase.
+type RecheckArgs struct{}
+
+// Kind implements river.JobArgs.
+func (RecheckArgs) Kind() string { return "supabase_recheck" }
+
+// SignOutLater queues the retry of a sign-out at Supabase that failed
+// (Auth unreachable): River retries it with backoff until it succeeds.
+func (p *Pipeline) SignOutLater(ctx context.Context, sessionID int64) error {
+	if p.supabase == nil {
+		return nil
+	}
+	_, err := p.worker.Insert(ctx, SignOutArgs{SessionID: sessionID}, &river.InsertOpts{MaxAttempts: 20})
+	return err
+}
+
+type signOutWorker struct {
+	river.WorkerDefaults[SignOutArgs]
+	p *Pipeline
+}
+
+// Work ends the session at Supabase. An access token past its expiry is
+// renewed with the session's refresh token first (GoTrue signs out only
+// with a valid one). A refresh token Supabase no longer knows means the
+// session ended there already.
+func (w *signOutWorker) Work(ctx context.Context, job *river.Job[SignOutArgs]) error {
+	access, refresh, expires, err := w.p.sessions.Tokens(ctx, job.Args.SessionID)
+	switch {
+	case models.ErrorCode(err) == models.ENOTFOUND:
+		return nil // the member was removed, and their sessions with them
+	case err != nil:
+		return err
+	}
+	if time.Until(expires) < time.Minute && refresh != "" {
+		access, err = w.p.supabase.RefreshAccess(ctx, refresh)
+		switch models.ErrorCode(err) {
+		case "":
+		case models.EUNAUTHORIZED:
+			return nil // the refresh token is gone at Supabase: so is the session
+		default:
+			return err
+		}
+	}
+	return w.p.supabase.SignOut(ctx, access)
+}
+
+type recheckWorker struct {
+	river.WorkerDefaults[RecheckArgs]
+	p *Pipeline
+}
+
+// Timeout gives the look-ups of a large staff more than a message job's
+// time; each call is bounded on its own as well.
+func (w *recheckWorker) Timeout(*river.Job[RecheckArgs]) time.Duration { return 2 * time.Minute }
+
+// Work runs Recheck; an outage waits for the next run.
+func (w *recheckWorker) Work(ctx context.Context, _ *river.Job[RecheckArgs]) error {
+	n, err := w.p.Recheck(ctx)
+	if models.ErrorCode(err) == models.EUNAVAILABLE {
+		w.p.log.Warn("staff re-check at Supabase skipped: Auth unavailable", slog.Int("deactivated", n))
+		return nil
+	}
+	return err
+}
+
+// Recheck looks every active staff member up at Supabase and deactivates
+// those whose user was deleted or banned there directly: their sessions
+// end and the deactivation is audited (actor: the system), in one
+// transaction. It returns how many it deactivated. Supabase being
+// unreachable stops the run with EUNAVAILABLE and changes nobody: an
+// outage never signs everyone out.
+func (p *Pipeline) Recheck(ctx context.Context) (int, error) {
+	if p.supabase == nil {
+		return 0, nil
+	}
+	staff := store.NewStaffStore(p.db)
+	deactivated, after := 0, ""
+	for {
+		page, err := staff.List(ctx, after, 100)
+		if err != nil {
+			return deactivated, err
+		}
+		for _, u := range page {
+			after = u.ID
+			if !u.Active {
+				continue
+			}
+			call, cancel := context.WithTimeout(ctx, 10*time.Second)
+			gone, banned, err := p.supabase.Standing(call, u.ID)
+			cancel()
+			switch {
+			case models.ErrorCode(err) == models.ENOTIMPLEMENTED:
+				return 0, nil // no admin API (no service-role key): nothing can be asked
+			case models.ErrorCode(err) == models.EINVALID:
+				continue // not a Supabase user id (made in local mode): nothing to ask
+			case err != nil:
+				return deactivated, err
+			case !gone && !banned:
+				continue
+			}
+			if err := p.deactivateRemoved(ctx, staff, u.ID, gone); err != nil {
+				return deactivated, err
+			}
+			deactivated++
+		}
+		if len(page) < 100 {
+			return deactivated, nil
+		}
+	}
+}
+
+// deactivateRemoved marks a member removed at Supabase inactive, ends
+// their sessions and audits it, together.
+func (p *Pipeline) deactivateRemoved(ctx context.Context, staff *store.StaffStore, id string, gone bool) error {
+	reason := "banned at Supabase"
+	if gone {
+		reason = "deleted at Supabase"
+	}
+	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := staff.SetActive(ctx, tx, id, false); err != nil {
+			return err
+		}
+		if err := tx.Exec(`UPDATE staff_sessions SET revoked_at = now() WHERE user_id = ? AND revoked_at IS NULL`, id).Error; err != nil {
+			return err
+		}
+		return p.audit.Append(ctx, tx, &models.AuditEvent{Action: "staff.deactivate", SubjectType: "staff", SubjectID: id,
+			Details: map[string]any{"reason": reason}})
+	})
+}
+
+// supabaseJobs is the periodic re-check, when Supabase's admin API is
+// configured.
+func supabaseJobs(users SupabaseUsers) []*river.PeriodicJob {
+	if users == nil {
+		return nil
+	}
+	return []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(RecheckEvery),
+		func() (river.JobArgs, *river.InsertOpts) { return RecheckArgs{}, nil },
+		&river.PeriodicJobOpts{ID: "supabase_recheck"})}
+}
