@@ -24,7 +24,7 @@ type Admin struct {
 	Audit interface {
 		List(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error)
 		Verify(ctx context.Context) (int, error)
-		SignInThrottle(ctx context.Context, since time.Time, limit int) ([]store.SignInFailure, error)
+		SignInFailures(ctx context.Context, since time.Time, limit int) ([]store.SignInFailure, error)
 	}
 	System *System // nil: no system page
 }
@@ -208,12 +208,12 @@ func (ad *Admin) auditPage(a *Access) fiber.Handler {
 			kept.Set("before", strconv.FormatInt(entries[len(entries)-1].Seq, 10))
 			p.Next = "/admin/audit?" + kept.Encode()
 		}
-		failures, err := ad.Audit.SignInThrottle(ctx, time.Now().Add(-24*time.Hour), auditPageSize)
+		failures, err := ad.Audit.SignInFailures(ctx, time.Now().Add(-24*time.Hour), auditPageSize)
 		if err != nil {
 			return err
 		}
 		for _, f := range failures {
-			p.SignInThrottle = append(p.SignInThrottle, views.SignInFailureRow{Window: f.WindowStart.UTC().Format("2006-01-02 15:04"), Via: f.Via,
+			p.SignInFailures = append(p.SignInFailures, views.SignInFailureRow{Window: f.WindowStart.UTC().Format("2006-01-02 15:04"), Via: f.Via,
 				EmailFingerprint: f.EmailFingerprint, LastIP: f.LastIP, Attempts: f.Attempts, Throttled: f.Throttled})
 		}
 		return render(c, views.Audit(p))

@@ -425,9 +425,9 @@ type AuditProps struct {
 	Verified                             string // the chain check's outcome, when asked
 	Broken                               bool   // the check found the chain broken
 	VerifyLink                           string
-	// SignInThrottle are the last day's failed sign-ins, counted outside
+	// SignInFailures are the last day's failed sign-ins, counted outside
 	// the chain: the email typed only as its fingerprint.
-	SignInThrottle []SignInFailureRow
+	SignInFailures []SignInFailureRow
 }
 
 // SignInFailureRow is one window's failed sign-ins for one email.
@@ -734,7 +734,7 @@ func Audit(p AuditProps) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			for _, f := range p.SignInThrottle {
+			for _, f := range p.SignInFailures {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 71, "<tr data-testid=\"sign-in-failure\"><td class=\"whitespace-nowrap px-3 py-2\">")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
@@ -822,7 +822,7 @@ func Audit(p AuditProps) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if len(p.SignInThrottle) == 0 {
+			if len(p.SignInFailures) == 0 {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 79, "<p class=\"mt-3 text-sm text-slate-600\">None.</p>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err

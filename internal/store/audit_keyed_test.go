@@ -261,7 +261,7 @@ func TestAuditStore_SignInFailuresAreBoundedAndUnchained(t *testing.T) {
 	if rows != 2 || biggest > 300 || events != 1 {
 		t.Fatalf("21 failures: %d rows (want 2), the biggest %d bytes (want ≤ 300), %d chain entries (want 1)", rows, biggest, events)
 	}
-	got, err := a.SignInThrottle(ctx, time.Time{}, 10)
+	got, err := a.SignInFailures(ctx, time.Time{}, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +372,7 @@ func TestAuditStore_SignInFailuresOfManyEmailsAreCountedTogether(t *testing.T) {
 	if err := a.SignInFailed(ctx, "user1@example.org", "console", "192.0.2.7", false); err != nil {
 		t.Fatal(err)
 	}
-	got, err := a.SignInThrottle(ctx, time.Time{}, 100)
+	got, err := a.SignInFailures(ctx, time.Time{}, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +387,7 @@ func TestAuditStore_SignInFailuresOfManyEmailsAreCountedTogether(t *testing.T) {
 	if err := a.SignInFailed(ctx, "later@example.org", "api", "192.0.2.7", false); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := a.SignInThrottle(ctx, time.Time{}, 100); len(got) != 1 {
+	if got, _ := a.SignInFailures(ctx, time.Time{}, 100); len(got) != 1 {
 		t.Fatalf("after the keep: %d rows, want only the new one", len(got))
 	}
 }

@@ -88,9 +88,9 @@ type SignInFailure struct {
 	LastIP           string
 }
 
-// SignInThrottle returns the windows of failed sign-ins since since,
+// SignInFailures returns the windows of failed sign-ins since since,
 // newest first, at most limit (1–500).
-func (s *AuditStore) SignInThrottle(ctx context.Context, since time.Time, limit int) ([]SignInFailure, error) {
+func (s *AuditStore) SignInFailures(ctx context.Context, since time.Time, limit int) ([]SignInFailure, error) {
 	if limit <= 0 || limit > 500 {
 		limit = 100
 	}
