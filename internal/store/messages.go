@@ -29,8 +29,9 @@ type messageRow struct {
 	ProviderTime      *time.Time
 	CreatedAt         time.Time
 	ProcessedAt       *time.Time
-	Attempts          int  `gorm:"->"` // read-only: the send job counts attempts in SQL
-	HasMedia          bool `gorm:"->"` // read-only: selected where processing needs it (withMedia)
+	Seq               int64 `gorm:"->"` // read-only: the column's default places a row written alone (see placeOf)
+	Attempts          int   `gorm:"->"` // read-only: the send job counts attempts in SQL
+	HasMedia          bool  `gorm:"->"` // read-only: selected where processing needs it (withMedia)
 	// read-only: selected by LockOutbound (earlierUnsent)
 	EarlierWaiting, EarlierRetrying bool `gorm:"->"`
 }
@@ -44,7 +45,7 @@ func (r *messageRow) model() *models.Message {
 	m := &models.Message{
 		ID: r.ID, ContactID: r.ContactID, ConversationID: r.ConversationID, Direction: models.Direction(r.Direction),
 		Channel: models.Channel(r.Channel), Provider: r.Provider, Status: models.MessageStatus(r.Status),
-		ErrorCode: r.ErrorCode, ErrorReason: r.ErrorReason, ProviderTime: r.ProviderTime, CreatedAt: r.CreatedAt, HasMedia: r.HasMedia,
+		ErrorCode: r.ErrorCode, ErrorReason: r.ErrorReason, ProviderTime: r.ProviderTime, CreatedAt: r.CreatedAt, Seq: r.Seq, HasMedia: r.HasMedia,
 	}
 	if r.ProviderMessageID != nil {
 		m.ProviderMessageID = *r.ProviderMessageID
@@ -134,8 +135,11 @@ func (s *MessageStore) NumberReplies(ctx context.Context, tx *gorm.DB, msgs []*m
 
 // InsertReplies stores outbound messages (sealed) and their word index
 // with two statements however many there are, setting each one's ID
-// (unless NumberReplies did) and CreatedAt. It runs in tx when given, else
-// in a transaction of its own.
+// (unless NumberReplies did) and CreatedAt. They are placed in their
+// contacts' conversations in the order given, after every message
+// committed before (the rows are written in order and each takes seq from
+// the column's default: see order.go). It runs in tx when given, else in a
+// transaction of its own.
 func (s *MessageStore) InsertReplies(ctx context.Context, tx *gorm.DB, msgs []*models.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -207,15 +211,16 @@ func (s *MessageStore) Get(ctx context.Context, id int64) (*models.Message, erro
 	return row.model(), nil
 }
 
-// ForContact returns a contact's messages, newest first, older than the
-// message id before (0: from the newest), at most limit.
+// ForContact returns a contact's messages, latest first in the order they
+// happened (Seq), placed before the message whose Seq is before (0: from
+// the latest), at most limit.
 func (s *MessageStore) ForContact(ctx context.Context, contactID, before int64, limit int) ([]*models.Message, error) {
 	q := gormFor(ctx, s.db, s.crypto, nil).Where("contact_id = ?", contactID)
 	if before > 0 {
-		q = q.Where("id < ?", before)
+		q = q.Where("seq < ?", before)
 	}
 	var rows []messageRow
-	if err := q.Order("id DESC").Limit(limit).Find(&rows).Error; err != nil {
+	if err := q.Order("seq DESC").Limit(limit).Find(&rows).Error; err != nil {
 		return nil, dbError(err, "Message")
 	}
 	out := make([]*models.Message, len(rows))
@@ -230,8 +235,8 @@ func (s *MessageStore) ForContact(ctx context.Context, contactID, before int64, 
 // it, and reads nothing sealed.
 func (s *MessageStore) Fingerprint(ctx context.Context, contactID int64) (string, error) {
 	var fp string
-	err := gormFor(ctx, s.db, s.crypto, nil).Raw(`SELECT count(*)::text || ':' || coalesce(max(id), 0)::text || ':' || coalesce(md5(string_agg(status, ',' ORDER BY id)), '')
-		FROM (SELECT id, status FROM messages WHERE contact_id = ? ORDER BY id DESC LIMIT 200) m`, contactID).Scan(&fp).Error
+	err := gormFor(ctx, s.db, s.crypto, nil).Raw(`SELECT count(*)::text || ':' || coalesce(max(seq), 0)::text || ':' || coalesce(md5(string_agg(status, ',' ORDER BY seq)), '')
+		FROM (SELECT seq, status FROM messages WHERE contact_id = ? ORDER BY seq DESC LIMIT 200) m`, contactID).Scan(&fp).Error
 	return fp, dbError(err, "Message")
 }
 
@@ -240,12 +245,13 @@ func (s *MessageStore) Fingerprint(ctx context.Context, contactID int64) (string
 const failedNotResent = `f.direction = 'out' AND f.status = 'failed' AND NOT EXISTS (SELECT 1 FROM messages r WHERE r.resend_of = f.id)`
 
 // FailedBetween returns the ids of outbound messages that failed and were
-// not sent again, written from since until before until, oldest first, at
-// most limit.
+// not sent again, written from since until before until, in the order
+// they were written (a contact's are resent in their order), at most
+// limit.
 func (s *MessageStore) FailedBetween(ctx context.Context, since, until time.Time, limit int) ([]int64, error) {
 	var ids []int64
 	err := gormFor(ctx, s.db, s.crypto, nil).Raw(`SELECT f.id FROM messages f
 		WHERE `+failedNotResent+` AND f.created_at >= ? AND f.created_at < ?
-		ORDER BY f.id LIMIT ?`, since, until, limit).Scan(&ids).Error
+		ORDER BY f.seq LIMIT ?`, since, until, limit).Scan(&ids).Error
 	return ids, dbError(err, "Message")
 }

@@ -132,11 +132,12 @@ func (s *MessageStore) MarkProcessed(ctx context.Context, tx *gorm.DB, ids []int
 	return dbError(err, "Message")
 }
 
-// LastInbound returns when the contact last wrote on the channel, or zero.
+// LastInbound returns when the contact last wrote on the channel, or zero:
+// when its latest inbound message arrived.
 func (s *MessageStore) LastInbound(ctx context.Context, tx *gorm.DB, contactID int64, ch models.Channel) (time.Time, error) {
 	var at *time.Time
 	err := gormFor(ctx, s.db, s.crypto, tx).Raw(`SELECT created_at FROM messages WHERE contact_id = ? AND channel = ? AND direction = 'in'
-		ORDER BY created_at DESC LIMIT 1`, contactID, string(ch)).Scan(&at).Error
+		ORDER BY seq DESC LIMIT 1`, contactID, string(ch)).Scan(&at).Error
 	if err != nil || at == nil {
 		return time.Time{}, dbError(err, "Message")
 	}

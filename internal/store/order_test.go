@@ -1,0 +1,101 @@
+package store_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
+)
+
+// writeIn stores inbound messages as a webhook does, through one ingestor
+// (as a process has one).
+func (f *fixture) writeIn(t *testing.T, in *store.Ingestor, items ...store.IngestItem) []store.IngestResult {
+	t.Helper()
+	var results []store.IngestResult
+	err := pgx.BeginFunc(context.Background(), f.db.Pool, func(tx pgx.Tx) error {
+		var err error
+		results, err = in.Write(context.Background(), tx, items)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return results
+}
+
+// timeline is the contact's messages as the console reads them, oldest
+// first, paged by size.
+func (f *fixture) timeline(t *testing.T, contactID int64, size int) []string {
+	t.Helper()
+	var bodies []string
+	var before int64
+	for {
+		page, err := f.messages.ForContact(context.Background(), contactID, before, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range page {
+			bodies = append(bodies, m.Body)
+		}
+		if len(page) < size {
+			break
+		}
+		before = page[len(page)-1].Seq
+	}
+	slices.Reverse(bodies)
+	return bodies
+}
+
+// A conversation of several turns reads in the order it happened, on every
+// page: not the person's messages first and the replies after (their ids
+// come from different blocks).
+func TestMessageStore_ForContact_TurnsInTheOrderTheyHappened(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	in := store.NewIngestor(f.crypto)
+	var want []string
+	var contactID int64
+	for turn, said := range []string{"hi", "Asha", "34", "knee", "thanks"} {
+		r := f.writeIn(t, in, item("SM"+said, "+919876543210", said))
+		contactID = r[0].ContactID
+		replies := []*models.Message{{ContactID: contactID, Channel: models.ChannelSMS, Provider: "twilio", Body: "reply to " + said, Status: models.StatusQueued}}
+		if turn == 4 {
+			replies = append(replies, &models.Message{ContactID: contactID, Channel: models.ChannelSMS, Provider: "twilio", Body: "goodbye", Status: models.StatusQueued})
+		}
+		if err := f.messages.InsertReplies(ctx, nil, replies); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, said)
+		for _, r := range replies {
+			want = append(want, r.Body)
+		}
+	}
+	for _, size := range []int{50, 4} {
+		if got := f.timeline(t, contactID, size); !slices.Equal(got, want) {
+			t.Errorf("pages of %d read\n%q\nwant\n%q", size, got, want)
+		}
+	}
+}
+
+// The messages of one write are placed by the platform's time where it
+// gave one, then by arrival, whatever their ids and provider ids.
+func TestIngestor_PlacesAWriteByProviderTimeThenArrival(t *testing.T) {
+	f := newFixture(t)
+	in := store.NewIngestor(f.crypto)
+	at := func(s int) *time.Time { t := time.Date(2026, 12, 7, 4, 0, s, 0, time.UTC); return &t }
+	second, first := item("wamid.A", "whatsapp:+919876543210", "second"), item("wamid.B", "whatsapp:+919876543210", "first")
+	second.Provider, first.Provider = "meta", "meta"
+	second.ProviderTime, first.ProviderTime = at(2), at(1)
+	r := f.writeIn(t, in, item("SM9", "+14155550100", "one"), second, item("SM1", "+14155550100", "two"), first, item("SM5", "+14155550100", "three"))
+	if got := f.timeline(t, r[1].ContactID, 50); !slices.Equal(got, []string{"first", "second"}) {
+		t.Errorf("WhatsApp contact read %q; want by the platform's time", got)
+	}
+	if got := f.timeline(t, r[0].ContactID, 50); !slices.Equal(got, []string{"one", "two", "three"}) {
+		t.Errorf("SMS contact read %q; want by arrival", got)
+	}
+}
