@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"io"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
 )
 
 // onScreen reads the timeline under sel as the person sees it, top to
@@ -112,4 +117,43 @@ func shown(t *testing.T, ctx context.Context, url, sel, text string) {
 			t.Fatalf("waiting for %q in %s at %s: %v", text, sel, url, err)
 		}
 	}
+}
+
+// placed reads the conversation of the contact at number through the
+// store, in the order the console and the API show it (seq): "> body" for
+// the contact's messages, "< body" for Parley's.
+func placed(t *testing.T, db *store.DB, env map[string]string, number string) []string {
+	t.Helper()
+	c, err := newCrypto(testConfig(t, env), newLogger(io.Discard, "error"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := store.NewContactStore(db, c).FindByPhone(context.Background(), number)
+	if err != nil || len(found) != 1 {
+		t.Fatalf("the contact: %d found, %v", len(found), err)
+	}
+	msgs, err := store.NewMessageStore(db, c).ForContact(context.Background(), found[0].ID, 0, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for i := len(msgs) - 1; i >= 0; i-- {
+		mark := "> "
+		if msgs[i].Direction == models.Outbound {
+			mark = "< "
+		}
+		out = append(out, mark+msgs[i].Body)
+	}
+	return out
+}
+
+// outOf is the bodies of Parley's messages among a placed conversation.
+func outOf(conversation []string) []string {
+	var out []string
+	for _, m := range conversation {
+		if body, ok := strings.CutPrefix(m, "< "); ok {
+			out = append(out, body)
+		}
+	}
+	return out
 }
