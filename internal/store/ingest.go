@@ -14,10 +14,11 @@ import (
 )
 
 // Ingestor writes batches of inbound messages with a fixed handful of
-// statements however large the batch: the path every webhook waits on. It
-// writes what ContactStore.FindOrCreate and MessageStore.Insert write, in
-// bulk, on a pgx transaction (so the queue's pgx driver can enqueue in the
-// same one), all but the word index, which the processing job adds.
+// statements however large the batch: the path every webhook waits on, and
+// the one way an inbound message or a contact is written (replies are
+// written by MessageStore.InsertReplies). It writes on a pgx transaction
+// (so the queue's pgx driver can enqueue in the same one) all but the word
+// index, which the processing job adds.
 type Ingestor struct {
 	crypto   Crypto
 	contacts *idAllocator
@@ -25,9 +26,10 @@ type Ingestor struct {
 	media    *idAllocator
 }
 
-// NewIngestor returns an ingestor.
-func NewIngestor(c Crypto) *Ingestor {
-	return &Ingestor{crypto: c, contacts: newIDAllocator("contacts"), messages: newIDAllocator("messages"), media: newIDAllocator("media")}
+// NewIngestor returns an ingestor writing to db, with the ids of db's
+// other writers.
+func NewIngestor(db *DB, c Crypto) *Ingestor {
+	return &Ingestor{crypto: c, contacts: db.allocator("contacts"), messages: db.allocator("messages"), media: db.allocator("media")}
 }
 
 // IngestItem is one inbound message to store.

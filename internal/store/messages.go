@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/parley-chat/parley/internal/crypt"
 	"github.com/parley-chat/parley/models"
@@ -69,51 +68,7 @@ type MessageStore struct {
 // NewMessageStore returns the message store.
 func NewMessageStore(db *DB, c Crypto) *MessageStore {
 	crypt.RegisterGORMSerializer()
-	return &MessageStore{db: db, crypto: c, ids: newIDAllocator("messages")}
-}
-
-// Insert stores m (sealed) and its word index, setting m.ID and
-// m.CreatedAt. A message already stored under the same provider and
-// provider message id is left alone: Insert returns inserted=false, which
-// is how replays are acknowledged and ignored. It runs in tx when given.
-func (s *MessageStore) Insert(ctx context.Context, tx *gorm.DB, m *models.Message) (inserted bool, err error) {
-	id, err := s.ids.Next(ctx, gormFor(ctx, s.db, s.crypto, tx))
-	if err != nil {
-		return false, dbError(err, "Message")
-	}
-	row := &messageRow{
-		ID: id, ContactID: m.ContactID, ConversationID: m.ConversationID, Direction: string(m.Direction),
-		Channel: string(m.Channel), Provider: m.Provider, Body: &m.Body, Status: string(m.Status),
-		ErrorCode: m.ErrorCode, ProviderTime: m.ProviderTime, CreatedAt: m.CreatedAt,
-	}
-	if m.ProviderMessageID != "" {
-		row.ProviderMessageID = &m.ProviderMessageID
-	}
-	if row.CreatedAt.IsZero() {
-		row.CreatedAt = time.Now().UTC()
-	}
-	write := func(tx *gorm.DB) error {
-		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(row)
-		if res.Error != nil {
-			return dbError(res.Error, "Message")
-		}
-		if res.RowsAffected == 0 {
-			return nil
-		}
-		inserted = true
-		return insertWords(tx, "message_words", "message_id", id, s.crypto.Index.Tokens(crypt.DomainBody, m.Body))
-	}
-	g := gormFor(ctx, s.db, s.crypto, tx)
-	if tx != nil {
-		err = write(g)
-	} else {
-		err = g.Transaction(write)
-	}
-	if err != nil || !inserted {
-		return false, err
-	}
-	m.ID, m.CreatedAt = id, row.CreatedAt
-	return true, nil
+	return &MessageStore{db: db, crypto: c, ids: db.allocator("messages")}
 }
 
 // NumberReplies gives the outbound messages that have none their ids, in

@@ -57,7 +57,7 @@ func (f *fixture) timeline(t *testing.T, contactID int64, size int) []string {
 func TestMessageStore_ForContact_TurnsInTheOrderTheyHappened(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	in := store.NewIngestor(f.crypto)
+	in := store.NewIngestor(f.db, f.crypto)
 	var want []string
 	var contactID int64
 	for turn, said := range []string{"hi", "Asha", "34", "knee", "thanks"} {
@@ -86,7 +86,7 @@ func TestMessageStore_ForContact_TurnsInTheOrderTheyHappened(t *testing.T) {
 // gave one, then by arrival, whatever their ids and provider ids.
 func TestIngestor_PlacesAWriteByProviderTimeThenArrival(t *testing.T) {
 	f := newFixture(t)
-	in := store.NewIngestor(f.crypto)
+	in := store.NewIngestor(f.db, f.crypto)
 	at := func(s int) *time.Time { t := time.Date(2026, 12, 7, 4, 0, s, 0, time.UTC); return &t }
 	second, first := item("wamid.A", "whatsapp:+919876543210", "second"), item("wamid.B", "whatsapp:+919876543210", "first")
 	second.Provider, first.Provider = "meta", "meta"
