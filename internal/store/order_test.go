@@ -99,3 +99,62 @@ func TestIngestor_PlacesAWriteByProviderTimeThenArrival(t *testing.T) {
 		t.Errorf("SMS contact read %q; want by arrival", got)
 	}
 }
+
+// Messages stored before they carried their place are placed in the order
+// they were written, and the first written after goes after them.
+func TestMigration_PlacesExistingMessagesInTheOrderWritten(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	m, err := store.NewMigrator(f.db.SQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Down(ctx); err != nil { // before 00025
+		t.Fatal(err)
+	}
+	// Five turns as the two allocators wrote them: the person's messages
+	// 1-5, the replies 65-70, each written a second after what it answers.
+	if _, err := f.db.Pool.Exec(ctx, `INSERT INTO contacts (id, channel, address_enc, address_bidx) VALUES (1, 'sms', '\x00', '\x00')`); err != nil {
+		t.Fatal(err)
+	}
+	var want []int64
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	for turn := range 5 {
+		in, out := int64(turn+1), int64(65+turn)
+		want = append(want, in, out)
+		at := t0.Add(time.Duration(turn) * time.Minute)
+		if _, err := f.db.Pool.Exec(ctx, `INSERT INTO messages (id, contact_id, direction, channel, provider, status, created_at)
+			VALUES ($1, 1, 'in', 'sms', 'twilio', 'processed', $3), ($2, 1, 'out', 'sms', 'twilio', 'delivered', $3::timestamptz + interval '1 second')`,
+			in, out, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The last turn's second reply, written with the first.
+	if _, err := f.db.Pool.Exec(ctx, `INSERT INTO messages (id, contact_id, direction, channel, provider, status, created_at)
+		SELECT 70, 1, 'out', 'sms', 'twilio', 'delivered', created_at FROM messages WHERE id = 69`); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, 70)
+	if _, err := f.db.Pool.Exec(ctx, `SELECT setval(pg_get_serial_sequence('messages', 'id'), 1000)`); err != nil { // as the allocators would have
+		t.Fatal(err)
+	}
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := &models.Message{ContactID: 1, Channel: models.ChannelSMS, Provider: "twilio", Body: "written after", Status: models.StatusQueued}
+	if err := f.messages.InsertReplies(ctx, nil, []*models.Message{after}); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, after.ID)
+	page, err := f.messages.ForContact(ctx, 1, 0, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, m := range slices.Backward(page) {
+		got = append(got, m.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ids in the order read: %v; want %v", got, want)
+	}
+}
