@@ -2,12 +2,15 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/parley-chat/parley/internal/pgtest"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
@@ -156,5 +159,93 @@ func TestMigration_PlacesExistingMessagesInTheOrderWritten(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("ids in the order read: %v; want %v", got, want)
+	}
+}
+
+// A contact's replies leave in the order they were placed, whichever
+// instance wrote them and whatever its clock said: the one written first
+// holds up the next even when its instance's clock ran ahead.
+func TestMessageStore_LockOutbound_EarlierByPlaceNotClock(t *testing.T) {
+	f := newFixture(t)
+	c := f.contact(t, "+14155550100", "")
+	ctx := context.Background()
+	first := &models.Message{ContactID: c.ID, Channel: c.Channel, Provider: "twilio", Body: "one", Status: models.StatusQueued}
+	second := &models.Message{ContactID: c.ID, Channel: c.Channel, Provider: "twilio", Body: "two", Status: models.StatusQueued}
+	for _, m := range []*models.Message{first, second} {
+		if err := f.messages.InsertReplies(ctx, nil, []*models.Message{m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first one's instance stamped it a second ahead of the other's.
+	if _, err := f.db.Pool.Exec(ctx, `UPDATE messages SET created_at = created_at + interval '1 second' WHERE id = $1`, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := f.messages.LockOutbound(ctx, nil, second.ID, 5*time.Minute, nil); err != nil || !st.Waiting {
+		t.Fatalf("the second reply: %+v, %v; want it waiting for the first", st, err)
+	}
+	if st, err := f.messages.LockOutbound(ctx, nil, first.ID, 5*time.Minute, nil); err != nil || st.Waiting {
+		t.Fatalf("the first reply: %+v, %v; want it free to leave", st, err)
+	}
+}
+
+// Two instances (two pools, each with its own blocks of ids) writing for
+// one contact: what one writes after the other's write committed is placed
+// after it, and writes at the same moment never share a place.
+func TestMessageStore_TwoInstancesPlaceOneContactsMessages(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	var instances [2]*fixture
+	for i := range instances {
+		db, err := store.Open(context.Background(), dsn, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(db.Close)
+		c := newCrypto(t)
+		if i > 0 {
+			c = instances[0].crypto
+		}
+		instances[i] = &fixture{db: db, crypto: c, contacts: store.NewContactStore(db, c), messages: store.NewMessageStore(db, c)}
+	}
+	a, b := instances[0], instances[1]
+	ctx := context.Background()
+	// The person writes through one, the answers come from the other.
+	in := store.NewIngestor(a.db, a.crypto)
+	var want []string
+	var contactID int64
+	for turn := range 4 {
+		said := fmt.Sprintf("message %d", turn)
+		contactID = a.writeIn(t, in, item(fmt.Sprintf("SM%d", turn), "+919876543210", said))[0].ContactID
+		answer := &models.Message{ContactID: contactID, Channel: models.ChannelSMS, Provider: "twilio", Body: "answer to " + said, Status: models.StatusQueued}
+		if err := b.messages.InsertReplies(ctx, nil, []*models.Message{answer}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, said, answer.Body)
+	}
+	if got := a.timeline(t, contactID, 50); !slices.Equal(got, want) {
+		t.Errorf("read\n%q\nwant\n%q", got, want)
+	}
+	// Both answer at once, many times over.
+	var wg sync.WaitGroup
+	for _, inst := range instances {
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 5 {
+					m := &models.Message{ContactID: contactID, Channel: models.ChannelSMS, Provider: "twilio", Body: "at once", Status: models.StatusQueued}
+					if err := inst.messages.InsertReplies(ctx, nil, []*models.Message{m, {ContactID: contactID, Channel: models.ChannelSMS, Provider: "twilio", Body: "at once", Status: models.StatusQueued}}); err != nil {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	var n, places int
+	if err := a.db.Pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT seq) FROM messages WHERE contact_id = $1`, contactID).Scan(&n, &places); err != nil {
+		t.Fatal(err)
+	}
+	if n != 8+2*4*5*2 || places != n {
+		t.Fatalf("%d messages in %d places; want %d, each in its own", n, places, 8+2*4*5*2)
 	}
 }
