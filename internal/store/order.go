@@ -1,5 +1,7 @@
 package store
 
+import "fmt"
+
 // A conversation is read in the order it happened. Each message carries
 // its place in its contact's conversation, messages.seq, taken when it is
 // written (migrations/00025_message_order.sql): one number per write from
@@ -19,6 +21,7 @@ package store
 const writePlaces = 65536
 
 // writeNumber is a common table expression, w, holding the base of this
-// write's places: its number from the sequence times writePlaces. A
-// volatile CTE is evaluated once, however many rows join it.
-const writeNumber = `w AS (SELECT nextval('message_writes') * 65536 AS base)`
+// write's places: its number from the sequence times writePlaces (as the
+// column's default multiplies it). A volatile CTE is evaluated once,
+// however many rows join it.
+var writeNumber = fmt.Sprintf(`w AS (SELECT nextval('message_writes') * %d AS base)`, writePlaces)
