@@ -191,13 +191,14 @@ type messageOut struct {
 	ErrorCode      string          `json:"error_code"`
 	ErrorReason    string          `json:"error_reason"`
 	CreatedAt      time.Time       `json:"created_at"`
+	Seq            int64           `json:"seq"`
 	Attachments    []attachmentOut `json:"attachments"`
 }
 
 func messageJSON(m *models.Message, media []store.MediaInfo) messageOut {
 	out := messageOut{ID: m.ID, ContactID: m.ContactID, ConversationID: m.ConversationID, Direction: string(m.Direction), Channel: string(m.Channel),
 		Provider: m.Provider, Body: m.Body, Status: string(m.Status), ErrorCode: m.ErrorCode, ErrorReason: m.ErrorReason,
-		CreatedAt: m.CreatedAt.UTC(), Attachments: []attachmentOut{}}
+		CreatedAt: m.CreatedAt.UTC(), Seq: m.Seq, Attachments: []attachmentOut{}}
 	for _, a := range media {
 		kind, _ := mediaKind(a.ContentType)
 		out.Attachments = append(out.Attachments, attachmentOut{ID: a.ID, ContentType: a.ContentType, Kind: kind, Ready: a.Fetched, Error: a.Error,
@@ -316,8 +317,9 @@ func (x *API) contact(a *Access) fiber.Handler {
 	}
 }
 
-// messages lists a contact's messages, newest first, with their
-// attachments (described; /media/{id} in the console serves them).
+// messages lists a contact's messages, latest first in the order they
+// happened (seq, which pages them too), with their attachments
+// (described; /media/{id} in the console serves them).
 func (x *API) messages(a *Access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id, ctx := idParam(c), c.UserContext()
@@ -342,7 +344,7 @@ func (x *API) messages(a *Access) fiber.Handler {
 		out := make([]messageOut, len(msgs))
 		var last int64
 		for i, m := range msgs {
-			out[i], last = messageJSON(m, media[m.ID]), m.ID
+			out[i], last = messageJSON(m, media[m.ID]), m.Seq
 		}
 		return c.JSON(fiber.Map{"messages": out, "next": cursor(len(msgs), limit, last)})
 	}

@@ -217,8 +217,8 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 			}
 		}
 	}
-	if len(msgs) == inboxPage {
-		p.Older = "/contacts/" + strconv.FormatInt(id, 10) + "?before=" + strconv.FormatInt(msgs[len(msgs)-1].ID, 10)
+	if len(msgs) == inboxPage { // earlier places, not ids: see store/order.go
+		p.Older = "/contacts/" + strconv.FormatInt(id, 10) + "?before=" + strconv.FormatInt(msgs[len(msgs)-1].Seq, 10)
 	}
 	return p, nil
 }

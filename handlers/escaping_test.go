@@ -8,6 +8,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/internal/store/storetest"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -24,23 +25,20 @@ func TestConsole_RendersUserSuppliedStringsInert(t *testing.T) {
 		search   = `<iframe src=javascript:alert(3)>`
 	)
 	contacts, messages := store.NewContactStore(site.db, site.crypto), store.NewMessageStore(site.db, site.crypto)
-	c, _, err := contacts.FindOrCreate(ctx, nil, "whatsapp:+919812345678")
+	c, _, err := contacts.FindOrCreate(ctx, "whatsapp:+919812345678")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := contacts.SetName(ctx, nil, c.ID, name); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range []*models.Message{
-		{ContactID: c.ID, Direction: models.Inbound, Channel: models.ChannelWhatsApp, Provider: "test", Body: body, Status: models.StatusProcessed},
-		{ContactID: c.ID, Direction: models.Outbound, Channel: models.ChannelWhatsApp, Provider: "test", Body: body, Status: models.StatusFailed},
-	} {
-		if _, err := messages.Insert(ctx, nil, m); err != nil {
-			t.Fatal(err)
-		}
-		if err := messages.IndexWords(ctx, nil, m); err != nil {
-			t.Fatal(err)
-		}
+	in := storetest.Inbound(t, site.db, site.crypto, c, body)
+	if err := messages.IndexWords(ctx, nil, in); err != nil {
+		t.Fatal(err)
+	}
+	out := &models.Message{ContactID: c.ID, Channel: models.ChannelWhatsApp, Provider: "test", Body: body, Status: models.StatusFailed}
+	if err := messages.InsertReplies(ctx, nil, []*models.Message{out}); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := site.db.Pool.Exec(ctx, `UPDATE messages SET error_reason = '<b onmouseover=alert(4)>bad</b>' WHERE direction = 'out'`); err != nil {
 		t.Fatal(err)

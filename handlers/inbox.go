@@ -342,6 +342,11 @@ func byContact(hits []models.MessageHit) []contactHits {
 	for _, h := range hits {
 		if i, seen := at[h.Contact.ID]; seen {
 			out[i].more++
+			// The latest in the conversation stands for it: hits come by
+			// id, which two instances' writes do not keep in order.
+			if h.Message.Seq > out[i].first.Message.Seq {
+				out[i].first = h
+			}
 			continue
 		}
 		at[h.Contact.ID] = len(out)

@@ -15,6 +15,7 @@ import (
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/internal/store/storetest"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -25,27 +26,28 @@ func (site *consoleSite) seed(t *testing.T) (asha, ravi *models.Contact) {
 	ctx := context.Background()
 	contacts, messages := store.NewContactStore(site.db, site.crypto), store.NewMessageStore(site.db, site.crypto)
 	var err error
-	if asha, _, err = contacts.FindOrCreate(ctx, nil, "whatsapp:+919876543210"); err != nil {
+	if asha, _, err = contacts.FindOrCreate(ctx, "whatsapp:+919876543210"); err != nil {
 		t.Fatal(err)
 	}
 	if err := contacts.SetName(ctx, nil, asha.ID, "Asha Verma"); err != nil {
 		t.Fatal(err)
 	}
-	if ravi, _, err = contacts.FindOrCreate(ctx, nil, "+14155550100"); err != nil {
+	if ravi, _, err = contacts.FindOrCreate(ctx, "+14155550100"); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range []*models.Message{
-		{ContactID: asha.ID, Direction: models.Inbound, Channel: models.ChannelWhatsApp, Body: "I need an appointment for my knee", Status: models.StatusProcessed},
-		{ContactID: asha.ID, Direction: models.Outbound, Channel: models.ChannelWhatsApp, Body: "What is your name?", Status: models.StatusDelivered},
-		{ContactID: ravi.ID, Direction: models.Inbound, Channel: models.ChannelSMS, Body: "refill my prescription please", Status: models.StatusProcessed},
-	} {
-		m.Provider = "test"
-		if _, err := messages.Insert(ctx, nil, m); err != nil {
-			t.Fatal(err)
-		}
-		if err := messages.IndexWords(ctx, nil, m); err != nil {
-			t.Fatal(err)
-		}
+	// Each written by its own path: a webhook's, then processing's (which
+	// indexes the words of what came in and answers).
+	knee := storetest.Inbound(t, site.db, site.crypto, asha, "I need an appointment for my knee")
+	answer := &models.Message{ContactID: asha.ID, Channel: models.ChannelWhatsApp, Provider: "test", Body: "What is your name?", Status: models.StatusDelivered}
+	if err := messages.InsertReplies(ctx, nil, []*models.Message{answer}); err != nil {
+		t.Fatal(err)
+	}
+	refill := storetest.Inbound(t, site.db, site.crypto, ravi, "refill my prescription please")
+	if err := messages.IndexWords(ctx, nil, knee, refill); err != nil {
+		t.Fatal(err)
+	}
+	if err := messages.MarkProcessed(ctx, nil, []int64{knee.ID, refill.ID}); err != nil {
+		t.Fatal(err)
 	}
 	return asha, ravi
 }
@@ -428,10 +430,7 @@ func TestInbox_LiveTimeline(t *testing.T) {
 	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "retry:") {
 		t.Fatalf("the stream opened with %q", lines.Text())
 	}
-	m := &models.Message{ContactID: ravi.ID, Direction: models.Inbound, Channel: models.ChannelSMS, Provider: "test", Body: "are you there?", Status: models.StatusReceived}
-	if _, err := store.NewMessageStore(site.db, site.crypto).Insert(context.Background(), nil, m); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Inbound(t, site.db, site.crypto, ravi, "are you there?")
 	changed := false
 	for !changed && lines.Scan() {
 		changed = lines.Text() == "event: changed"

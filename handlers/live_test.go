@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/internal/store/storetest"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -101,7 +102,7 @@ func TestLive_StreamStartsFromThePage(t *testing.T) {
 	messages := store.NewMessageStore(site.db, site.crypto)
 	reply := &models.Message{ContactID: asha.ID, Direction: models.Outbound, Channel: models.ChannelWhatsApp, Provider: "test",
 		Body: "A nurse will call you today.", Status: models.StatusQueued}
-	if _, err := messages.Insert(ctx, nil, reply); err != nil {
+	if err := messages.InsertReplies(ctx, nil, []*models.Message{reply}); err != nil {
 		t.Fatal(err)
 	}
 	agent := site.as(t, models.RoleAgent)
@@ -115,11 +116,7 @@ func TestLive_StreamStartsFromThePage(t *testing.T) {
 	if _, err := site.db.Pool.Exec(ctx, `UPDATE messages SET status = 'sent' WHERE id = $1`, reply.ID); err != nil {
 		t.Fatal(err)
 	}
-	thanks := &models.Message{ContactID: asha.ID, Direction: models.Inbound, Channel: models.ChannelWhatsApp, Provider: "test",
-		Body: "thank you", Status: models.StatusReceived}
-	if _, err := messages.Insert(ctx, nil, thanks); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Inbound(t, site.db, site.crypto, asha, "thank you")
 
 	s := openStream(t, agent, events, "")
 	id := changedID(t, s.next(t))
@@ -163,7 +160,7 @@ func TestLive_SimulatorFollowsFromItsPane(t *testing.T) {
 	// send would record it).
 	answer := &models.Message{ContactID: contactID, Direction: models.Outbound, Channel: models.ChannelSimulator, Provider: "simulator",
 		Body: "How old are you, Asha?", Status: models.StatusSent}
-	if _, err := store.NewMessageStore(site.db, site.crypto).Insert(ctx, nil, answer); err != nil {
+	if err := store.NewMessageStore(site.db, site.crypto).InsertReplies(ctx, nil, []*models.Message{answer}); err != nil {
 		t.Fatal(err)
 	}
 	s := openStream(t, agent, events, "")

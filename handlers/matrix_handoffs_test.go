@@ -12,6 +12,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/internal/store/storetest"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -66,19 +67,18 @@ func TestAuthorisationMatrix_Handoffs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	contacts, messages := store.NewContactStore(s.db, s.crypto), store.NewMessageStore(s.db, s.crypto)
+	contacts := store.NewContactStore(s.db, s.crypto)
 	n := 0
 	// arrange makes a contact who wrote by SMS, with a conversation in sit;
 	// it returns the contact and the conversation (0: none).
 	arrange := func(sit situation, caller string) (int64, int64) {
 		n++
-		contact, _, err := contacts.FindOrCreate(ctx, nil, fmt.Sprintf("+1415555%04d", n))
+		contact, _, err := contacts.FindOrCreate(ctx, fmt.Sprintf("+1415555%04d", n))
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := &models.Message{ContactID: contact.ID, Direction: models.Inbound, Channel: models.ChannelSMS, Provider: "twilio", Body: "hello",
-			Status: models.StatusProcessed}
-		if _, err := messages.Insert(ctx, nil, in); err != nil {
+		in := storetest.Inbound(t, s.db, s.crypto, contact, "hello")
+		if _, err := s.db.Pool.Exec(ctx, `UPDATE messages SET status = 'processed' WHERE id = $1`, in.ID); err != nil {
 			t.Fatal(err)
 		}
 		status, holder := "handoff", any(nil)

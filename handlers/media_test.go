@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/internal/store/storetest"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -18,11 +19,8 @@ func TestInbox_MediaPreviews(t *testing.T) {
 	site := newConsoleSite(t, nil)
 	ctx := context.Background()
 	_, ravi := site.seed(t)
-	messages, media := store.NewMessageStore(site.db, site.crypto), store.NewMediaStore(site.db, site.crypto)
-	m := &models.Message{ContactID: ravi.ID, Direction: models.Inbound, Channel: models.ChannelSMS, Provider: "test", Body: "my card", Status: models.StatusProcessed}
-	if _, err := messages.Insert(ctx, nil, m); err != nil {
-		t.Fatal(err)
-	}
+	media := store.NewMediaStore(site.db, site.crypto)
+	m := storetest.Inbound(t, site.db, site.crypto, ravi, "my card")
 	photo, err := os.ReadFile("testdata/appointment-card.jpg")
 	if err != nil {
 		t.Fatal(err)

@@ -64,6 +64,10 @@ type Message struct {
 	ErrorReason       string        `json:"error_reason"` // why a send failed, in words a person can act on
 	ProviderTime      *time.Time    `json:"provider_time"`
 	CreatedAt         time.Time     `json:"created_at"`
+	// Seq is the message's place in its contact's conversation, taken when
+	// it was written: a contact's messages are read in Seq order, never by
+	// ID (ids are reserved in blocks and only unique).
+	Seq int64 `json:"seq"`
 	// HasMedia says it came with attachments (read for processing).
 	HasMedia bool `json:"-"`
 	// Heard is what Parley understood of its attachments, set while it is

@@ -9,7 +9,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/pgtest"
 	"github.com/parley-chat/parley/internal/store"
-	"github.com/parley-chat/parley/models"
+	"github.com/parley-chat/parley/internal/store/storetest"
 )
 
 // `parley contacts export` writes the person's data decrypted; `erase`
@@ -23,15 +23,11 @@ func TestContacts_ExportThenErase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	contacts, messages := store.NewContactStore(db, c), store.NewMessageStore(db, c)
-	asha, _, err := contacts.FindOrCreate(ctx, nil, "whatsapp:+919876543210")
+	asha, _, err := store.NewContactStore(db, c).FindOrCreate(ctx, "whatsapp:+919876543210")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := messages.Insert(ctx, nil, &models.Message{ContactID: asha.ID, Direction: models.Inbound, Channel: models.ChannelWhatsApp,
-		Provider: "test", Body: "my knee hurts", Status: models.StatusProcessed}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Inbound(t, db, c, asha, "my knee hurts")
 	code, out, stderr := runCmd(t, env, "contacts", "export", "--phone", "+91 98765 43210")
 	var exported []store.ContactExport
 	if code != exitOK || json.Unmarshal([]byte(out), &exported) != nil || len(exported) != 1 ||
@@ -72,7 +68,7 @@ func TestContacts_ExportReadsANationalNumberInTheRegion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := store.NewContactStore(db, c).FindOrCreate(ctx, nil, "simulator:+447700901001"); err != nil {
+	if _, _, err := store.NewContactStore(db, c).FindOrCreate(ctx, "simulator:+447700901001"); err != nil {
 		t.Fatal(err)
 	}
 	code, _, stderr := runCmd(t, env, "contacts", "export", "--phone", "07700 901001")

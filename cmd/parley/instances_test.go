@@ -77,6 +77,10 @@ func TestInstances_TwoServeOneDatabaseOneKilled(t *testing.T) {
 	procs[0].kill()
 	// The even contacts answer; what would have gone to the dead instance
 	// goes to the live one. The odd ones stay silent: their timers fire.
+	asked := map[string]bool{} // asked their name before they answer
+	for _, s := range fake.Sent() {
+		asked[s.To] = true
+	}
 	for c := 0; c < contacts; c += 2 {
 		post(1, c, fmt.Sprintf("Asha %d", c))
 	}
@@ -129,6 +133,27 @@ func TestInstances_TwoServeOneDatabaseOneKilled(t *testing.T) {
 		}
 		rows.Close()
 		t.FailNow()
+	}
+	// Each conversation reads in the order it happened, whichever instance
+	// wrote each message: replies in the order they went out, each after
+	// what it answers, and a question asked before the answer came above it.
+	answeredAfterAsked := 0
+	for c := range contacts {
+		number := contactNumber(c)
+		conv := placed(t, db, first, number)
+		if !slices.Equal(outOf(conv), got[number]) || len(conv) == 0 || conv[0] != "> hi" {
+			t.Errorf("contact %d reads %q; want hi first and the replies in the order sent, %q", c, conv, got[number])
+		}
+		if c%2 == 0 && asked[number] {
+			answeredAfterAsked++
+			answer := fmt.Sprintf("Asha %d", c)
+			if want := []string{"> hi", "< What is your name?", "> " + answer, "< Thanks, " + answer + "."}; !slices.Equal(conv, want) {
+				t.Errorf("contact %d, asked before answering, reads %q; want %q", c, conv, want)
+			}
+		}
+	}
+	if answeredAfterAsked == 0 {
+		t.Errorf("no contact answered after being asked: the order of a question and its answer went unchecked")
 	}
 	reminded := len(fake.Sent()) - least
 	t.Logf("two instances: %d contacts, one instance killed after at least %d replies; all %d replies out %.1f s after, each once and in order "+

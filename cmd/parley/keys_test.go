@@ -11,7 +11,7 @@ import (
 	"github.com/parley-chat/parley/internal/config"
 	"github.com/parley-chat/parley/internal/pgtest"
 	"github.com/parley-chat/parley/internal/store"
-	"github.com/parley-chat/parley/models"
+	"github.com/parley-chat/parley/internal/store/storetest"
 )
 
 func runCmd(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
@@ -63,15 +63,12 @@ func TestKeysRotateAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	contact, _, err := store.NewContactStore(db, c).FindOrCreate(context.Background(), nil, "+919876543210")
+	contact, _, err := store.NewContactStore(db, c).FindOrCreate(context.Background(), "+919876543210")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
-		m := &models.Message{ContactID: contact.ID, Direction: models.Inbound, Channel: models.ChannelSMS, Provider: "test", Body: "hello", Status: models.StatusReceived}
-		if _, err := store.NewMessageStore(db, c).Insert(context.Background(), nil, m); err != nil {
-			t.Fatal(err)
-		}
+		storetest.Inbound(t, db, c, contact, "hello")
 	}
 	oldID := c.Ring.ActiveKeyID()
 

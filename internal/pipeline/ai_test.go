@@ -155,7 +155,7 @@ func TestAI_StaffMovingTheConversationMakesTheAnswerStale(t *testing.T) {
 	e.say(t, p, "SM2", "emergency")
 	waitFor(t, "the AI layer to be asked", func() bool { return ai.Calls() == 1 })
 	e.say(t, p, "SM3", "2")
-	contact, _, err := store.NewContactStore(e.db, e.crypto).FindOrCreate(context.Background(), nil, triageFrom)
+	contact, _, err := store.NewContactStore(e.db, e.crypto).FindOrCreate(context.Background(), triageFrom)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func replayThroughPipeline(t *testing.T, tr *enginetest.Transcript) {
 	flows := pipeline.NewFlows(lib, e.db, e.crypto)
 	p := e.start(t, flows)
 	const from = "+919876543210"
-	contact, _, err := store.NewContactStore(e.db, e.crypto).FindOrCreate(context.Background(), nil, from)
+	contact, _, err := store.NewContactStore(e.db, e.crypto).FindOrCreate(context.Background(), from)
 	if err != nil {
 		t.Fatal(err)
 	}

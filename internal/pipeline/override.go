@@ -64,7 +64,7 @@ func summary(st engine.State) map[string]any {
 // caused by staff go out the same way.
 func (p *Pipeline) lastProvider(ctx context.Context, tx *gorm.DB, contactID int64) (string, error) {
 	var provider string
-	err := tx.WithContext(ctx).Raw(`SELECT provider FROM messages WHERE contact_id = ? AND direction = 'in' ORDER BY id DESC LIMIT 1`, contactID).Scan(&provider).Error
+	err := tx.WithContext(ctx).Raw(`SELECT provider FROM messages WHERE contact_id = ? AND direction = 'in' ORDER BY seq DESC LIMIT 1`, contactID).Scan(&provider).Error
 	return provider, err
 }
 

@@ -42,7 +42,7 @@ func (p poisonedBatch) Respond(ctx context.Context, tx *gorm.DB, contact *models
 // test ends).
 func (e *env) holdContact(t *testing.T, number string) (release func()) {
 	t.Helper()
-	c, _, err := store.NewContactStore(e.db, e.crypto).FindOrCreate(context.Background(), nil, number)
+	c, _, err := store.NewContactStore(e.db, e.crypto).FindOrCreate(context.Background(), number)
 	if err != nil {
 		t.Fatal(err)
 	}

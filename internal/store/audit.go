@@ -27,7 +27,7 @@ type AuditStore struct {
 
 // NewAuditStore returns the audit store.
 func NewAuditStore(db *DB, c Crypto) *AuditStore {
-	return &AuditStore{db: db, crypto: c, ids: newIDAllocator("audit_events")}
+	return &AuditStore{db: db, crypto: c, ids: db.allocator("audit_events")}
 }
 
 func (s *AuditStore) now() time.Time {

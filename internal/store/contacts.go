@@ -7,8 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/parley-chat/parley/internal/crypt"
 	"github.com/parley-chat/parley/internal/phone"
@@ -48,13 +49,12 @@ func (r *contactRow) model() *models.Contact {
 type ContactStore struct {
 	db     *DB
 	crypto Crypto
-	ids    *idAllocator
 }
 
 // NewContactStore returns the contact store.
 func NewContactStore(db *DB, c Crypto) *ContactStore {
 	crypt.RegisterGORMSerializer()
-	return &ContactStore{db: db, crypto: c, ids: newIDAllocator("contacts")}
+	return &ContactStore{db: db, crypto: c}
 }
 
 // addressIndex is the exact blind index of an address: its E.164 number,
@@ -65,34 +65,38 @@ func (s *ContactStore) addressIndex(a phone.Address) []byte {
 
 // FindOrCreate returns the contact at the channel address raw (whatsapp:+…,
 // +91…), creating it if new; created tells which. An address that does not
-// parse as a phone number is kept and flagged. It runs in tx when given.
-func (s *ContactStore) FindOrCreate(ctx context.Context, tx *gorm.DB, raw string) (c *models.Contact, created bool, err error) {
+// parse as a phone number is kept and flagged. It writes the contact as
+// the Ingestor writes a webhook's, the one way contacts are written, in a
+// transaction of its own: for a contact that has not written yet (tests,
+// tools).
+func (s *ContactStore) FindOrCreate(ctx context.Context, raw string) (c *models.Contact, created bool, err error) {
 	addr := s.crypto.Phones.ParseAddress(raw)
 	if addr.Number == "" {
 		return nil, false, models.Errorf(models.EINVALID, "Contact address is empty.")
 	}
-	g := gormFor(ctx, s.db, s.crypto, tx)
 	bidx := s.addressIndex(addr)
-	if row, err := s.findByIndex(g, addr.Channel, bidx, addr.Number); err != nil || row != nil {
-		return row, false, err
-	}
-	id, err := s.ids.Next(ctx, gormFor(ctx, s.db, s.crypto, tx))
+	k := contactKey{string(addr.Channel), string(bidx)}
+	var tag pgconn.CommandTag
+	err = pgx.BeginFunc(ctx, s.db.Pool, func(tx pgx.Tx) error {
+		batch := &pgx.Batch{}
+		if err := NewIngestor(s.db, s.crypto).queueContacts(ctx, tx, batch, map[contactKey]*pendingContact{k: {number: addr.Number, valid: addr.Valid}}); err != nil {
+			return err
+		}
+		br := tx.SendBatch(ctx, batch)
+		tag, err = br.Exec()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
 	if err != nil {
 		return nil, false, dbError(err, "Contact")
 	}
-	row := &contactRow{ID: id, Channel: string(addr.Channel), Address: addr.Number, AddressBidx: bidx, AddressInvalid: !addr.Valid}
-	res := g.Clauses(clause.OnConflict{DoNothing: true}).Create(row)
-	if res.Error != nil {
-		return nil, false, dbError(res.Error, "Contact")
+	found, err := s.findByIndex(gormFor(ctx, s.db, s.crypto, nil), addr.Channel, bidx, addr.Number)
+	if err == nil && found == nil { // another address under the same truncated index
+		err = models.Errorf(models.ECONFLICT, "Contact address collides with another; retry.")
 	}
-	if res.RowsAffected == 0 { // created by someone else a moment ago
-		found, err := s.findByIndex(g, addr.Channel, bidx, addr.Number)
-		if err == nil && found == nil {
-			err = models.Errorf(models.ECONFLICT, "Contact address collides with another; retry.")
-		}
-		return found, false, err
-	}
-	return row.model(), true, nil
+	return found, err == nil && tag.RowsAffected() == 1, err
 }
 
 func (s *ContactStore) findByIndex(g *gorm.DB, ch models.Channel, bidx []byte, number string) (*models.Contact, error) {

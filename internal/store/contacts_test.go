@@ -11,18 +11,18 @@ import (
 func TestContactStore_FindOrCreate_OneContactPerNumberAndChannel(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	first, created, err := f.contacts.FindOrCreate(ctx, nil, "whatsapp:+919876543210")
+	first, created, err := f.contacts.FindOrCreate(ctx, "whatsapp:+919876543210")
 	if err != nil || !created {
 		t.Fatalf("first FindOrCreate: created=%v err=%v", created, err)
 	}
 	if first.Address != "+919876543210" || first.Channel != models.ChannelWhatsApp || first.AddressInvalid {
 		t.Fatalf("contact = %+v", first)
 	}
-	again, created, err := f.contacts.FindOrCreate(ctx, nil, "whatsapp:+91 98765 43210")
+	again, created, err := f.contacts.FindOrCreate(ctx, "whatsapp:+91 98765 43210")
 	if err != nil || created || again.ID != first.ID {
 		t.Fatalf("same number typed differently: id %d created=%v err=%v; want id %d", again.ID, created, err, first.ID)
 	}
-	sms, created, err := f.contacts.FindOrCreate(ctx, nil, "+919876543210")
+	sms, created, err := f.contacts.FindOrCreate(ctx, "+919876543210")
 	if err != nil || !created || sms.ID == first.ID {
 		t.Fatalf("SMS address: id %d created=%v err=%v; want a new contact", sms.ID, created, err)
 	}
@@ -34,7 +34,7 @@ func TestContactStore_FindOrCreate_OneContactPerNumberAndChannel(t *testing.T) {
 
 func TestContactStore_FindOrCreate_KeepsAndFlagsAnUnparseableAddress(t *testing.T) {
 	f := newFixture(t)
-	c, created, err := f.contacts.FindOrCreate(context.Background(), nil, "MYBANK")
+	c, created, err := f.contacts.FindOrCreate(context.Background(), "MYBANK")
 	if err != nil || !created {
 		t.Fatalf("FindOrCreate(MYBANK): %v", err)
 	}
@@ -42,7 +42,7 @@ func TestContactStore_FindOrCreate_KeepsAndFlagsAnUnparseableAddress(t *testing.
 	if err != nil || got.Address != "MYBANK" || !got.AddressInvalid {
 		t.Fatalf("Get = %+v, %v; want the raw address kept and flagged", got, err)
 	}
-	if _, _, err := f.contacts.FindOrCreate(context.Background(), nil, "  "); models.ErrorCode(err) != models.EINVALID {
+	if _, _, err := f.contacts.FindOrCreate(context.Background(), "  "); models.ErrorCode(err) != models.EINVALID {
 		t.Fatalf("empty address: %v, want EINVALID", err)
 	}
 }
@@ -57,7 +57,7 @@ func TestContactStore_FindOrCreate_ConcurrentCallsMakeOneContact(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, _, err := f.contacts.FindOrCreate(context.Background(), nil, "+14155550100")
+			c, _, err := f.contacts.FindOrCreate(context.Background(), "+14155550100")
 			errs[i] = err
 			if c != nil {
 				ids[i] = c.ID

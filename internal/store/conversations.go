@@ -64,7 +64,7 @@ type ConversationStore struct {
 // NewConversationStore returns the conversation store.
 func NewConversationStore(db *DB, c Crypto) *ConversationStore {
 	crypt.RegisterGORMSerializer()
-	return &ConversationStore{db: db, crypto: c, ids: newIDAllocator("conversations")}
+	return &ConversationStore{db: db, crypto: c, ids: db.allocator("conversations")}
 }
 
 // Open returns the contact's conversation that has not ended, or nil.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -21,6 +22,26 @@ type DB struct {
 	Pool *pgxpool.Pool // native pgx, for the queue and bulk work
 	SQL  *sql.DB       // database/sql over the same pool, for goose
 	Gorm *gorm.DB      // for stores
+
+	idsMu sync.Mutex
+	ids   map[string]*idAllocator // by table: see allocator
+}
+
+// allocator is the process's one id allocator of table: every store that
+// writes the table (the Ingestor and MessageStore both write messages)
+// takes its ids from the same blocks.
+func (db *DB) allocator(table string) *idAllocator {
+	db.idsMu.Lock()
+	defer db.idsMu.Unlock()
+	if db.ids == nil {
+		db.ids = map[string]*idAllocator{}
+	}
+	a := db.ids[table]
+	if a == nil {
+		a = newIDAllocator(table)
+		db.ids[table] = a
+	}
+	return a
 }
 
 // Options tune the pool.

@@ -103,7 +103,7 @@ func (s *ContactStore) Export(ctx context.Context, id int64) (*ContactExport, er
 		if len(page) < 500 {
 			break
 		}
-		before = page[len(page)-1].ID
+		before = page[len(page)-1].Seq
 	}
 	var rows []conversationRow
 	if err := gormFor(ctx, s.db, s.crypto, nil).Where("contact_id = ?", id).Order("id").Find(&rows).Error; err != nil {

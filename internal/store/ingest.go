@@ -14,10 +14,11 @@ import (
 )
 
 // Ingestor writes batches of inbound messages with a fixed handful of
-// statements however large the batch: the path every webhook waits on. It
-// writes what ContactStore.FindOrCreate and MessageStore.Insert write, in
-// bulk, on a pgx transaction (so the queue's pgx driver can enqueue in the
-// same one), all but the word index, which the processing job adds.
+// statements however large the batch: the path every webhook waits on, and
+// the one way an inbound message or a contact is written (replies are
+// written by MessageStore.InsertReplies). It writes on a pgx transaction
+// (so the queue's pgx driver can enqueue in the same one) all but the word
+// index, which the processing job adds.
 type Ingestor struct {
 	crypto   Crypto
 	contacts *idAllocator
@@ -25,9 +26,10 @@ type Ingestor struct {
 	media    *idAllocator
 }
 
-// NewIngestor returns an ingestor.
-func NewIngestor(c Crypto) *Ingestor {
-	return &Ingestor{crypto: c, contacts: newIDAllocator("contacts"), messages: newIDAllocator("messages"), media: newIDAllocator("media")}
+// NewIngestor returns an ingestor writing to db, with the ids of db's
+// other writers.
+func NewIngestor(db *DB, c Crypto) *Ingestor {
+	return &Ingestor{crypto: c, contacts: db.allocator("contacts"), messages: db.allocator("messages"), media: db.allocator("media")}
 }
 
 // IngestItem is one inbound message to store.
@@ -164,11 +166,17 @@ func (s *Ingestor) queueMessages(ctx context.Context, tx pgx.Tx, batch *pgx.Batc
 		return x.Provider+"\x00"+x.ProviderMessageID < y.Provider+"\x00"+y.ProviderMessageID
 	})
 	n := len(items)
+	if n >= writePlaces {
+		return nil, models.Errorf(models.EINTERNAL, "A write of %d messages is more than one write can place.", n)
+	}
+	now := time.Now().UTC()
+	place := placesOf(items, now)
 	ids, channels, bidxs, providers, pmids := make([]int64, n), make([]string, n), make([][]byte, n), make([]string, n), make([]string, n)
-	bodies, names, times := make([][]byte, n), make([][]byte, n), make([]pgtype.Timestamptz, n)
+	bodies, names, times, places := make([][]byte, n), make([][]byte, n), make([]pgtype.Timestamptz, n), make([]int64, n)
 	for j, i := range order {
 		it, id := items[i], reserved[i]
 		ids[j], channels[j], bidxs[j], providers[j], pmids[j] = id, keys[i].channel, []byte(keys[i].bidx), it.Provider, it.ProviderMessageID
+		places[j] = place[i]
 		bodies[j] = s.crypto.Ring.EncryptString(it.Body, crypt.Ref{Table: "messages", Column: "body_enc", ID: id})
 		if it.ProfileName != "" {
 			names[j] = s.crypto.Ring.EncryptString(it.ProfileName, crypt.Ref{Table: "messages", Column: "profile_name_enc", ID: id})
@@ -177,18 +185,41 @@ func (s *Ingestor) queueMessages(ctx context.Context, tx pgx.Tx, batch *pgx.Batc
 			times[j] = pgtype.Timestamptz{Time: *it.ProviderTime, Valid: true}
 		}
 	}
-	batch.Queue(`WITH ins AS (
-		INSERT INTO messages (id, contact_id, direction, channel, provider, provider_message_id, body_enc, profile_name_enc, status, provider_time, created_at)
-		SELECT v.id, c.id, 'in', v.channel, v.provider, v.pmid, v.body, v.name, $10, v.t, $11
-		FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::timestamptz[], $9::bigint[])
-		  AS v(id, channel, bidx, provider, pmid, body, name, t, ord)
+	batch.Queue(`WITH `+writeNumber+`, ins AS (
+		INSERT INTO messages (id, contact_id, direction, channel, provider, provider_message_id, body_enc, profile_name_enc, status, provider_time, created_at, seq)
+		SELECT v.id, c.id, 'in', v.channel, v.provider, v.pmid, v.body, v.name, $10, v.t, $11, w.base + v.place
+		FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::timestamptz[], $9::bigint[], $12::bigint[])
+		  AS v(id, channel, bidx, provider, pmid, body, name, t, ord, place)
+		CROSS JOIN w
 		LEFT JOIN contacts c ON c.channel = v.channel AND c.address_bidx = v.bidx
 		ORDER BY v.ord
 		ON CONFLICT (provider, provider_message_id) DO NOTHING
 		RETURNING id, contact_id)
 		SELECT ins.id, ins.contact_id, c.address_enc FROM ins JOIN contacts c ON c.id = ins.contact_id`,
-		ids, channels, bidxs, providers, pmids, bodies, names, times, seq(n), string(models.StatusReceived), time.Now().UTC())
+		ids, channels, bidxs, providers, pmids, bodies, names, times, seq(n), string(models.StatusReceived), now, places)
 	return reserved, nil
+}
+
+// placesOf is each item's position among the write's messages: by the
+// platform's time where it gave one (the write's time where it did not),
+// then arrival, the order their contact's messages are processed in.
+func placesOf(items []IngestItem, now time.Time) []int64 {
+	at := func(i int) time.Time {
+		if t := items[i].ProviderTime; t != nil {
+			return *t
+		}
+		return now
+	}
+	order := make([]int, len(items))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return at(order[a]).Before(at(order[b])) })
+	places := make([]int64, len(items))
+	for p, i := range order {
+		places[i] = int64(p)
+	}
+	return places
 }
 
 func seq(n int) []int64 {

@@ -20,7 +20,7 @@ func (f *fixture) ingest(t *testing.T, items ...store.IngestItem) ([]store.Inges
 	var results []store.IngestResult
 	err := pgx.BeginFunc(context.Background(), f.db.Pool, func(tx pgx.Tx) error {
 		var err error
-		results, err = store.NewIngestor(f.crypto).Write(context.Background(), tx, items)
+		results, err = store.NewIngestor(f.db, f.crypto).Write(context.Background(), tx, items)
 		return err
 	})
 	return results, err
@@ -147,7 +147,7 @@ func TestIngestor_NotHeldUpByTheContactsProcessing(t *testing.T) {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		return pgx.BeginFunc(wctx, f.db.Pool, func(ptx pgx.Tx) error {
-			_, err := store.NewIngestor(f.crypto).Write(wctx, ptx, []store.IngestItem{item("SM1", "+14155550100", "while processing")})
+			_, err := store.NewIngestor(f.db, f.crypto).Write(wctx, ptx, []store.IngestItem{item("SM1", "+14155550100", "while processing")})
 			return err
 		})
 	})
@@ -206,7 +206,7 @@ func TestIngestor_NeverWaitsOnAContactBeingProcessed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	results, err := store.NewIngestor(f.crypto).Write(wctx, tx, []store.IngestItem{named})
+	results, err := store.NewIngestor(f.db, f.crypto).Write(wctx, tx, []store.IngestItem{named})
 	if err != nil {
 		t.Fatalf("ingest while the contact is locked: %v", err)
 	}

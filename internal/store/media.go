@@ -35,7 +35,7 @@ type MediaStore struct {
 // NewMediaStore returns the media store.
 func NewMediaStore(db *DB, c Crypto) *MediaStore {
 	crypt.RegisterGORMSerializer()
-	return &MediaStore{db: db, crypto: c, ids: newIDAllocator("media")}
+	return &MediaStore{db: db, crypto: c, ids: db.allocator("media")}
 }
 
 // Add records an attachment to fetch: where the platform keeps it.

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/parley-chat/parley/internal/crypt"
 	"github.com/parley-chat/parley/models"
@@ -29,8 +28,9 @@ type messageRow struct {
 	ProviderTime      *time.Time
 	CreatedAt         time.Time
 	ProcessedAt       *time.Time
-	Attempts          int  `gorm:"->"` // read-only: the send job counts attempts in SQL
-	HasMedia          bool `gorm:"->"` // read-only: selected where processing needs it (withMedia)
+	Seq               int64 `gorm:"->"` // read-only: the column's default places a row written alone (see placeOf)
+	Attempts          int   `gorm:"->"` // read-only: the send job counts attempts in SQL
+	HasMedia          bool  `gorm:"->"` // read-only: selected where processing needs it (withMedia)
 	// read-only: selected by LockOutbound (earlierUnsent)
 	EarlierWaiting, EarlierRetrying bool `gorm:"->"`
 }
@@ -44,7 +44,7 @@ func (r *messageRow) model() *models.Message {
 	m := &models.Message{
 		ID: r.ID, ContactID: r.ContactID, ConversationID: r.ConversationID, Direction: models.Direction(r.Direction),
 		Channel: models.Channel(r.Channel), Provider: r.Provider, Status: models.MessageStatus(r.Status),
-		ErrorCode: r.ErrorCode, ErrorReason: r.ErrorReason, ProviderTime: r.ProviderTime, CreatedAt: r.CreatedAt, HasMedia: r.HasMedia,
+		ErrorCode: r.ErrorCode, ErrorReason: r.ErrorReason, ProviderTime: r.ProviderTime, CreatedAt: r.CreatedAt, Seq: r.Seq, HasMedia: r.HasMedia,
 	}
 	if r.ProviderMessageID != nil {
 		m.ProviderMessageID = *r.ProviderMessageID
@@ -68,51 +68,7 @@ type MessageStore struct {
 // NewMessageStore returns the message store.
 func NewMessageStore(db *DB, c Crypto) *MessageStore {
 	crypt.RegisterGORMSerializer()
-	return &MessageStore{db: db, crypto: c, ids: newIDAllocator("messages")}
-}
-
-// Insert stores m (sealed) and its word index, setting m.ID and
-// m.CreatedAt. A message already stored under the same provider and
-// provider message id is left alone: Insert returns inserted=false, which
-// is how replays are acknowledged and ignored. It runs in tx when given.
-func (s *MessageStore) Insert(ctx context.Context, tx *gorm.DB, m *models.Message) (inserted bool, err error) {
-	id, err := s.ids.Next(ctx, gormFor(ctx, s.db, s.crypto, tx))
-	if err != nil {
-		return false, dbError(err, "Message")
-	}
-	row := &messageRow{
-		ID: id, ContactID: m.ContactID, ConversationID: m.ConversationID, Direction: string(m.Direction),
-		Channel: string(m.Channel), Provider: m.Provider, Body: &m.Body, Status: string(m.Status),
-		ErrorCode: m.ErrorCode, ProviderTime: m.ProviderTime, CreatedAt: m.CreatedAt,
-	}
-	if m.ProviderMessageID != "" {
-		row.ProviderMessageID = &m.ProviderMessageID
-	}
-	if row.CreatedAt.IsZero() {
-		row.CreatedAt = time.Now().UTC()
-	}
-	write := func(tx *gorm.DB) error {
-		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(row)
-		if res.Error != nil {
-			return dbError(res.Error, "Message")
-		}
-		if res.RowsAffected == 0 {
-			return nil
-		}
-		inserted = true
-		return insertWords(tx, "message_words", "message_id", id, s.crypto.Index.Tokens(crypt.DomainBody, m.Body))
-	}
-	g := gormFor(ctx, s.db, s.crypto, tx)
-	if tx != nil {
-		err = write(g)
-	} else {
-		err = g.Transaction(write)
-	}
-	if err != nil || !inserted {
-		return false, err
-	}
-	m.ID, m.CreatedAt = id, row.CreatedAt
-	return true, nil
+	return &MessageStore{db: db, crypto: c, ids: db.allocator("messages")}
 }
 
 // NumberReplies gives the outbound messages that have none their ids, in
@@ -134,8 +90,11 @@ func (s *MessageStore) NumberReplies(ctx context.Context, tx *gorm.DB, msgs []*m
 
 // InsertReplies stores outbound messages (sealed) and their word index
 // with two statements however many there are, setting each one's ID
-// (unless NumberReplies did) and CreatedAt. It runs in tx when given, else
-// in a transaction of its own.
+// (unless NumberReplies did) and CreatedAt. They are placed in their
+// contacts' conversations in the order given, after every message
+// committed before (the rows are written in order and each takes seq from
+// the column's default: see order.go). It runs in tx when given, else in a
+// transaction of its own.
 func (s *MessageStore) InsertReplies(ctx context.Context, tx *gorm.DB, msgs []*models.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -207,15 +166,16 @@ func (s *MessageStore) Get(ctx context.Context, id int64) (*models.Message, erro
 	return row.model(), nil
 }
 
-// ForContact returns a contact's messages, newest first, older than the
-// message id before (0: from the newest), at most limit.
+// ForContact returns a contact's messages, latest first in the order they
+// happened (Seq), placed before the message whose Seq is before (0: from
+// the latest), at most limit.
 func (s *MessageStore) ForContact(ctx context.Context, contactID, before int64, limit int) ([]*models.Message, error) {
 	q := gormFor(ctx, s.db, s.crypto, nil).Where("contact_id = ?", contactID)
 	if before > 0 {
-		q = q.Where("id < ?", before)
+		q = q.Where("seq < ?", before)
 	}
 	var rows []messageRow
-	if err := q.Order("id DESC").Limit(limit).Find(&rows).Error; err != nil {
+	if err := q.Order("seq DESC").Limit(limit).Find(&rows).Error; err != nil {
 		return nil, dbError(err, "Message")
 	}
 	out := make([]*models.Message, len(rows))
@@ -225,19 +185,14 @@ func (s *MessageStore) ForContact(ctx context.Context, contactID, before int64, 
 	return out, nil
 }
 
-// Fingerprint changes whenever a message of the contact is added or
-// removed, or the status of one of the 200 written last moves: the
-// console's live view asks for it, and reads nothing sealed. Ids are
-// reserved in blocks, so the newest message may not have the highest id:
-// the count and sum of ids cover all of the contact's messages, and the
-// statuses are those of the messages written last, by time.
+// Fingerprint changes whenever a message of the contact is added or the
+// status of one of the 200 written last moves: the console's live view
+// asks for it, and reads nothing sealed. It follows seq, the order the
+// messages were written in (ids are reserved in blocks and only unique).
 func (s *MessageStore) Fingerprint(ctx context.Context, contactID int64) (string, error) {
 	var fp string
-	err := gormFor(ctx, s.db, s.crypto, nil).Raw(`SELECT
-		(SELECT count(*)::text || ':' || coalesce(sum(id), 0)::text FROM messages WHERE contact_id = ?) || ':' ||
-		coalesce((SELECT md5(string_agg(id::text || status, ',' ORDER BY id))
-			FROM (SELECT id, status FROM messages WHERE contact_id = ? ORDER BY created_at DESC, id DESC LIMIT 200) m), '')`,
-		contactID, contactID).Scan(&fp).Error
+	err := gormFor(ctx, s.db, s.crypto, nil).Raw(`SELECT count(*)::text || ':' || coalesce(max(seq), 0)::text || ':' || coalesce(md5(string_agg(status, ',' ORDER BY seq)), '')
+		FROM (SELECT seq, status FROM messages WHERE contact_id = ? ORDER BY seq DESC LIMIT 200) m`, contactID).Scan(&fp).Error
 	return fp, dbError(err, "Message")
 }
 
@@ -246,12 +201,13 @@ func (s *MessageStore) Fingerprint(ctx context.Context, contactID int64) (string
 const failedNotResent = `f.direction = 'out' AND f.status = 'failed' AND NOT EXISTS (SELECT 1 FROM messages r WHERE r.resend_of = f.id)`
 
 // FailedBetween returns the ids of outbound messages that failed and were
-// not sent again, written from since until before until, oldest first, at
-// most limit.
+// not sent again, written from since until before until, in the order
+// they were written (a contact's are resent in their order), at most
+// limit.
 func (s *MessageStore) FailedBetween(ctx context.Context, since, until time.Time, limit int) ([]int64, error) {
 	var ids []int64
 	err := gormFor(ctx, s.db, s.crypto, nil).Raw(`SELECT f.id FROM messages f
 		WHERE `+failedNotResent+` AND f.created_at >= ? AND f.created_at < ?
-		ORDER BY f.id LIMIT ?`, since, until, limit).Scan(&ids).Error
+		ORDER BY f.seq LIMIT ?`, since, until, limit).Scan(&ids).Error
 	return ids, dbError(err, "Message")
 }

@@ -12,31 +12,6 @@ import (
 	"github.com/parley-chat/parley/models"
 )
 
-func TestMessageStore_Insert_ReplayIsIgnored(t *testing.T) {
-	f := newFixture(t)
-	c := f.contact(t, "+919876543210", "")
-	m := &models.Message{ContactID: c.ID, Direction: models.Inbound, Channel: models.ChannelSMS, Provider: "twilio", ProviderMessageID: "SM1", Body: "hello", Status: models.StatusReceived}
-	inserted, err := f.messages.Insert(context.Background(), nil, m)
-	if err != nil || !inserted || m.ID == 0 {
-		t.Fatalf("first insert: inserted=%v id=%d err=%v", inserted, m.ID, err)
-	}
-	replay := *m
-	replay.ID = 0
-	inserted, err = f.messages.Insert(context.Background(), nil, &replay)
-	if err != nil || inserted {
-		t.Fatalf("replay: inserted=%v err=%v; want ignored", inserted, err)
-	}
-	var count int64
-	f.db.Gorm.Raw("SELECT count(*) FROM messages").Scan(&count)
-	if count != 1 {
-		t.Fatalf("%d messages stored, want 1", count)
-	}
-	got, err := f.messages.Get(context.Background(), m.ID)
-	if err != nil || got.Body != "hello" || got.ProviderMessageID != "SM1" {
-		t.Fatalf("Get = %+v, %v", got, err)
-	}
-}
-
 func TestMessageStore_Get_SwappedCiphertextIsAnErrorNotGarbage(t *testing.T) {
 	f := newFixture(t)
 	c := f.contact(t, "+919876543210", "")

@@ -132,11 +132,12 @@ func (s *MessageStore) MarkProcessed(ctx context.Context, tx *gorm.DB, ids []int
 	return dbError(err, "Message")
 }
 
-// LastInbound returns when the contact last wrote on the channel, or zero.
+// LastInbound returns when the contact last wrote on the channel, or zero:
+// when its latest inbound message arrived.
 func (s *MessageStore) LastInbound(ctx context.Context, tx *gorm.DB, contactID int64, ch models.Channel) (time.Time, error) {
 	var at *time.Time
 	err := gormFor(ctx, s.db, s.crypto, tx).Raw(`SELECT created_at FROM messages WHERE contact_id = ? AND channel = ? AND direction = 'in'
-		ORDER BY created_at DESC LIMIT 1`, contactID, string(ch)).Scan(&at).Error
+		ORDER BY seq DESC LIMIT 1`, contactID, string(ch)).Scan(&at).Error
 	if err != nil || at == nil {
 		return time.Time{}, dbError(err, "Message")
 	}
@@ -240,14 +241,15 @@ func (s *MessageStore) LockOutbounds(ctx context.Context, tx *gorm.DB, ids []int
 }
 
 // earlierUnsent is, for the outbound message m of the outer query, whether
-// the contact has an older outbound message still queued or being sent,
-// and whether one of those waits for a retry; @stuck is LockOutbound's
-// stuck in seconds.
+// the contact has an earlier outbound message (placed before it: seq,
+// whichever instance wrote either) still queued or being sent, and whether
+// one of those waits for a retry; @stuck is LockOutbound's stuck in
+// seconds.
 const earlierUnsent = `LATERAL (SELECT count(*) > 0 AS earlier_waiting, coalesce(bool_or(e.status = 'queued' AND e.attempts > 0), false) AS earlier_retrying
 		FROM messages e
 		WHERE e.contact_id = m.contact_id AND e.direction = 'out'
 		  AND (e.status = 'queued' OR (e.status = 'sending' AND e.attempted_at > now() - make_interval(secs => @stuck)))
-		  AND (e.created_at, e.id) < (m.created_at, m.id) AND e.created_at > m.created_at - interval '2 hours') earlier`
+		  AND e.seq < m.seq AND e.created_at > m.created_at - interval '2 hours') earlier`
 
 // AttemptedAt returns when the message's latest send attempt began (zero
 // when none did).

@@ -8,6 +8,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/crypt"
 	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/internal/store/storetest"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -26,11 +27,8 @@ func (f *fixture) retained(t *testing.T, address, name, body string, conv models
 	t.Helper()
 	ctx := context.Background()
 	r := &retained{contact: f.contact(t, address, name)}
-	m := &models.Message{ContactID: r.contact.ID, Direction: models.Inbound, Channel: r.contact.Channel, Provider: "test",
-		Body: body, ProfileName: name, Status: models.StatusProcessed}
-	if _, err := f.messages.Insert(ctx, nil, m); err != nil {
-		t.Fatal(err)
-	}
+	m := storetest.Inbound(t, f.db, f.crypto, r.contact, body)
+	m.ProfileName = name
 	r.message = m.ID
 	// As ingest seals it (Insert keeps no profile name).
 	if _, err := f.db.Pool.Exec(ctx, `UPDATE messages SET profile_name_enc = $2 WHERE id = $1`, m.ID,

@@ -146,7 +146,7 @@ var stateClauses = map[string]string{
 	models.StateHandoff: "m.contact_id IN (SELECT contact_id FROM conversations WHERE status = 'handoff')",
 	models.StatePaused:  "m.contact_id IN (SELECT contact_id FROM conversations WHERE status = 'paused')",
 	models.StateWaiting: `m.contact_id IN (SELECT c.contact_id FROM conversations c WHERE c.status = 'active'
-		AND (SELECT x.direction FROM messages x WHERE x.contact_id = c.contact_id ORDER BY x.created_at DESC, x.id DESC LIMIT 1) = 'out')`,
+		AND (SELECT x.direction FROM messages x WHERE x.contact_id = c.contact_id ORDER BY x.seq DESC LIMIT 1) = 'out')`,
 	models.StateEnded:  "m.contact_id NOT IN (SELECT contact_id FROM conversations WHERE status NOT IN ('ended', 'error'))",
 	models.StateFailed: "m.contact_id IN (SELECT f.contact_id FROM messages f WHERE " + failedNotResent + ")",
 }

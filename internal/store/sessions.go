@@ -35,7 +35,7 @@ type SessionStore struct {
 
 // NewSessionStore returns the session store.
 func NewSessionStore(db *DB, c Crypto) *SessionStore {
-	return &SessionStore{db: db, crypto: c, ids: newIDAllocator("staff_sessions")}
+	return &SessionStore{db: db, crypto: c, ids: db.allocator("staff_sessions")}
 }
 
 func sessionHash(name string) []byte {

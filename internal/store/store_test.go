@@ -10,6 +10,7 @@ import (
 	"github.com/parley-chat/parley/internal/pgtest"
 	"github.com/parley-chat/parley/internal/phone"
 	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/internal/store/storetest"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -56,7 +57,7 @@ func newFixture(t testing.TB) *fixture {
 func (f *fixture) contact(t testing.TB, address, name string) *models.Contact {
 	t.Helper()
 	ctx := context.Background()
-	c, _, err := f.contacts.FindOrCreate(ctx, nil, address)
+	c, _, err := f.contacts.FindOrCreate(ctx, address)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,10 +70,12 @@ func (f *fixture) contact(t testing.TB, address, name string) *models.Contact {
 	return c
 }
 
+// message stores body from c, as a webhook's is stored, and indexes its
+// words, as processing does.
 func (f *fixture) message(t testing.TB, c *models.Contact, body string) *models.Message {
 	t.Helper()
-	m := &models.Message{ContactID: c.ID, Direction: models.Inbound, Channel: c.Channel, Provider: "test", Body: body, Status: models.StatusReceived}
-	if _, err := f.messages.Insert(context.Background(), nil, m); err != nil {
+	m := storetest.Inbound(t, f.db, f.crypto, c, body)
+	if err := f.messages.IndexWords(context.Background(), nil, m); err != nil {
 		t.Fatal(err)
 	}
 	return m
