@@ -313,8 +313,11 @@ func TestAuditStore_EntriesBeforeTheKeyStillVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if undone, err := m.Down(ctx); err != nil || !strings.Contains(undone, "00026") {
-		t.Fatalf("down to before the keyed chain: %q, %v", undone, err)
+	// Down past the later migrations to just before the keyed chain.
+	for undone := ""; !strings.Contains(undone, "00026"); {
+		if undone, err = m.Down(ctx); err != nil || undone == "" {
+			t.Fatalf("down to before the keyed chain: %q, %v", undone, err)
+		}
 	}
 	// Three entries as the store wrote them before: plain SHA-256.
 	var prev []byte
