@@ -56,7 +56,7 @@ func TestBrowser_ConversationReadsInOrder(t *testing.T) {
 		step(t, ctx, "say "+strconv.Quote(turns[tn].say)+" in the simulator",
 			chromedp.SendKeys(css(`[data-testid="simulator-text"]`), turns[tn].say),
 			chromedp.Click(css(`[data-testid="simulator-send"]`)),
-			waitText(`#chat [data-testid="message-in"]`, turns[tn].say), // stored
+			waitText(`#chat [data-testid="message-in"]`, turns[tn].say),     // stored
 			waitText(`#chat [data-testid="message-out"]`, turns[tn].answer), // live, no reload
 		)
 	}
