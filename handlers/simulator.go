@@ -51,7 +51,7 @@ func (in *Inbox) simulate(a *Access) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return render(c, views.SimulatorChat(p))
+		return render(c, views.SimulatorSent(p))
 	}
 }
 

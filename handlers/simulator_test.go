@@ -30,6 +30,11 @@ func TestSimulator_TalksToTheFlowThroughThePipeline(t *testing.T) {
 		strings.Contains(fragment, "<html") {
 		t.Fatalf("sending from the simulator: %d\n%s", resp.StatusCode, fragment)
 	}
+	// The heading's link to the conversation comes with the first answer
+	// (out of band), not only after a reload.
+	if !regexp.MustCompile(`<span id="simulator-open-slot" hx-swap-oob="true"><a href="/contacts/\d+"[^>]*data-testid="simulator-open"`).MatchString(fragment) {
+		t.Fatalf("the first message's answer links no conversation:\n%s", fragment)
+	}
 	// Stored like a platform's message: queued, not yet answered.
 	ctx := context.Background()
 	var provider, ch string

@@ -66,8 +66,7 @@ func TestBrowser_ConversationReadsInOrder(t *testing.T) {
 	)
 	say(0)
 	// The conversation's page follows in a second tab while it goes on.
-	step(t, ctx, "find the conversation's page (linked once the simulator has a contact)",
-		chromedp.Navigate(in.base+"/simulator"),
+	step(t, ctx, "find the conversation's page (linked once the simulator has a contact, without a reload)",
 		chromedp.WaitVisible(css(`[data-testid="simulator-open"]`)),
 	)
 	page, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('[data-testid="simulator-open"]').getAttribute("href")`))
