@@ -163,7 +163,7 @@ func (s *AuditStore) walk(ctx context.Context, each func(seq int64, mac []byte))
 	for {
 		var rows []auditRow
 		if err := g.Raw(`SELECT id, seq, at, coalesce(actor_id::text, '') AS actor_id, actor_role, action, subject_type, subject_id, request_id, ip,
-				details_enc, prev_hash, hash
+				details_enc, prev_hash, hash, keyed
 			FROM audit_events WHERE seq > ? ORDER BY seq LIMIT 500`, after).Scan(&rows).Error; err != nil {
 			return state, dbError(err, "Audit")
 		}
@@ -187,6 +187,12 @@ func (s *AuditStore) walk(ctx context.Context, each func(seq int64, mac []byte))
 			e := &models.AuditEvent{At: r.At.UTC(), ActorID: r.ActorID, ActorRole: models.Role(r.ActorRole), Action: r.Action,
 				SubjectType: r.SubjectType, SubjectID: r.SubjectID, RequestID: r.RequestID, IP: r.IP}
 			if !bytes.Equal(s.chainHash(r.Seq > unkeyed, r.PrevHash, e, details), r.Hash) {
+				if unkeyed == 0 && !r.Keyed {
+					// Still a failure: the database's word that the
+					// entry is plain proves nothing. Only more helpful.
+					return state, broken("its contents do not match its MAC, and no entry marks where plain entries end: " +
+						"either no Parley from migration 00026 on has appended yet (its first audited action marks it) or the log was rewritten without its key")
+				}
 				return state, broken("its contents do not match its MAC")
 			}
 			if r.Seq == unkeyed+1 && unkeyed > 0 {
@@ -218,4 +224,5 @@ type auditRow struct {
 	DetailsEnc  []byte
 	PrevHash    []byte
 	Hash        []byte
+	Keyed       bool
 }
