@@ -16,7 +16,7 @@ func auditCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.C
 	a := group("audit", "Check the audit log", "verify, checkpoint")
 	var from string
 	verify := &cobra.Command{
-		Use:   "verify [--from-checkpoint SEQ:MAC]",
+		Use:   "verify [--from-checkpoint SEQ:MAC:UNKEYED]",
 		Short: "Walk the audit log's keyed chain and name the first broken link; with a checkpoint, also prove nothing up to it changed or was cut",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -26,7 +26,7 @@ func auditCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.C
 	verify.Flags().StringVar(&from, "from-checkpoint", "", "a head printed by `parley audit checkpoint` and kept outside the database")
 	a.AddCommand(verify, &cobra.Command{
 		Use:   "checkpoint",
-		Short: "Verify the chain and print its head (SEQ:MAC) to keep outside the database, for `verify --from-checkpoint`",
+		Short: "Verify the chain and print its head (SEQ:MAC:UNKEYED) to keep outside the database, for `verify --from-checkpoint`",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return auditCheckpoint(cmd.Context(), getenv, stdout, stderr)
@@ -49,20 +49,26 @@ func auditVerify(ctx context.Context, getenv func(string) string, from string, s
 	}
 	defer db.Close()
 	audit := store.NewAuditStore(db, c)
-	var n int
+	var state store.ChainState
 	if from != "" {
-		n, err = audit.VerifyFrom(ctx, cp)
+		state, err = audit.VerifyFrom(ctx, cp)
 	} else {
-		n, err = audit.Verify(ctx)
+		state, err = audit.Check(ctx)
 	}
-	if err := brokenChain(err, n); err != nil {
+	if err := brokenChain(err, state.Entries); err != nil {
 		return err
 	}
+	// The plain entries are said out loud: only the first keyed entry,
+	// which links to them, holds them, and only a checkpoint holds a cut.
+	keyed := "all keyed"
+	if state.Unkeyed > 0 {
+		keyed = fmt.Sprintf("the first %d unkeyed (plain SHA-256, written before the chain was keyed)", state.Unkeyed)
+	}
 	if from != "" {
-		fmt.Fprintf(stdout, "audit log intact: %d entries; entry %d still carries the checkpoint's MAC\n", n, cp.Seq)
+		fmt.Fprintf(stdout, "audit log intact: %d entries, %s; entry %d still carries the checkpoint's MAC\n", state.Entries, keyed, cp.Seq)
 		return nil
 	}
-	fmt.Fprintf(stdout, "audit log intact: %d entries\n", n)
+	fmt.Fprintf(stdout, "audit log intact: %d entries, %s\n", state.Entries, keyed)
 	return nil
 }
 

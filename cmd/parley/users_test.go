@@ -209,10 +209,10 @@ func TestAuditCheckpoint_VerifyFromItFindsACutTail(t *testing.T) {
 	}
 	code, out, stderr := runCmd(t, env, "audit", "checkpoint")
 	cp := strings.TrimSpace(out)
-	if code != exitOK || !regexp.MustCompile(`^3:[0-9a-f]{64}$`).MatchString(cp) {
+	if code != exitOK || !regexp.MustCompile(`^3:[0-9a-f]{64}:0$`).MatchString(cp) {
 		t.Fatalf("checkpoint: %d %q %s", code, out, stderr)
 	}
-	if code, out, stderr := runCmd(t, env, "audit", "verify", "--from-checkpoint", cp); code != exitOK || !strings.Contains(out, "intact: 3 entries") {
+	if code, out, stderr := runCmd(t, env, "audit", "verify", "--from-checkpoint", cp); code != exitOK || !strings.Contains(out, "intact: 3 entries, all keyed") {
 		t.Fatalf("verify from an intact checkpoint: %d %s %s", code, out, stderr)
 	}
 	if code, _, stderr := runCmd(t, env, "audit", "verify", "--from-checkpoint", "3:nothex"); code != exitUsage {

@@ -45,34 +45,61 @@ func (s *AuditStore) Append(ctx context.Context, tx *gorm.DB, e *models.AuditEve
 	if err := g.Exec("SELECT pg_advisory_xact_lock(?)", auditLock).Error; err != nil {
 		return dbError(err, "Audit")
 	}
-	var last struct {
-		Seq        int64
-		Hash       []byte
-		KeyedAfter int64
-	}
-	if err := g.Raw(`SELECT coalesce(e.seq, 0) AS seq, e.hash, c.keyed_after FROM audit_chain c
-			LEFT JOIN LATERAL (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1) e ON true`).Scan(&last).Error; err != nil {
+	var head chainHead
+	if err := g.Raw(`SELECT seq, hash, keyed FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&head).Error; err != nil {
 		return dbError(err, "Audit")
 	}
+	if head.Seq > 0 && !head.Keyed {
+		// The head is plain: written before migration 00026, by this
+		// release's predecessor. Mark where the plain entries end with the
+		// key before the first keyed entry; from then on the database
+		// refuses the predecessor's plain appends.
+		marker := &models.AuditEvent{Action: KeyedAction, SubjectType: "audit", SubjectID: "chain",
+			Details: map[string]any{"unkeyed": head.Seq}}
+		var err error
+		if head, err = s.insert(ctx, g, head, marker); err != nil {
+			return err
+		}
+	}
+	_, err := s.insert(ctx, g, head, e)
+	return err
+}
+
+// KeyedAction is the entry that marks where a log written before the chain
+// was keyed starts being keyed: its details hold how many entries before it
+// are plain SHA-256, and its MAC covers that, so the boundary cannot move
+// without the key.
+const KeyedAction = "audit.keyed"
+
+// chainHead is the last entry of the chain, as the next one links to it.
+type chainHead struct {
+	Seq   int64
+	Hash  []byte
+	Keyed bool
+}
+
+// insert writes e, keyed, after head under the chain's lock, and returns
+// the new head.
+func (s *AuditStore) insert(ctx context.Context, g *gorm.DB, head chainHead, e *models.AuditEvent) (chainHead, error) {
 	id, err := s.ids.Next(ctx, g)
 	if err != nil {
-		return dbError(err, "Audit")
+		return head, dbError(err, "Audit")
 	}
 	details, err := json.Marshal(e.Details)
 	if err != nil {
-		return models.Wrap(err, models.EINTERNAL, "Audit details cannot be stored.")
+		return head, models.Wrap(err, models.EINTERNAL, "Audit details cannot be stored.")
 	}
 	e.ID, e.At = id, s.now()
 	var actor any
 	if e.ActorID != "" {
 		actor = e.ActorID
 	}
-	seq := last.Seq + 1
+	next := chainHead{Seq: head.Seq + 1, Hash: s.chainHash(true, head.Hash, e, details), Keyed: true}
 	sealed := s.crypto.Ring.Encrypt(details, crypt.Ref{Table: "audit_events", Column: "details_enc", ID: id})
-	err = g.Exec(`INSERT INTO audit_events (id, seq, at, actor_id, actor_role, action, subject_type, subject_id, request_id, ip, details_enc, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, seq, e.At, actor, string(e.ActorRole), e.Action, e.SubjectType, e.SubjectID,
-		e.RequestID, e.IP, sealed, last.Hash, s.chainHash(seq > last.KeyedAfter, last.Hash, e, details)).Error
-	return dbError(err, "Audit")
+	err = g.Exec(`INSERT INTO audit_events (id, seq, at, actor_id, actor_role, action, subject_type, subject_id, request_id, ip, details_enc, prev_hash, hash, keyed)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, true)`, id, next.Seq, e.At, actor, string(e.ActorRole), e.Action, e.SubjectType, e.SubjectID,
+		e.RequestID, e.IP, sealed, head.Hash, next.Hash).Error
+	return next, dbError(err, "Audit")
 }
 
 // Record appends e in a transaction of its own: for events that change

@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"hash"
 	"strconv"
 	"strings"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/crypt"
 	"github.com/parley-chat/parley/models"
@@ -20,9 +23,9 @@ const auditLock = 7212002
 
 // chainHash is an entry's hash: the previous entry's hash and the entry's
 // plaintext, each part length-prefixed so no two entries hash alike.
-// Keyed entries (all but those written before migration 00026) take an
-// HMAC under the chain key, which the database never sees; earlier ones
-// kept plain SHA-256. The role, request id and address came later:
+// Keyed entries (all but those written before migration 00026, see
+// KeyedAction) take an HMAC under the chain key, which the database never
+// sees; earlier ones kept plain SHA-256. The role, request id and address came later:
 // entries without any hash as those before them did.
 func (s *AuditStore) chainHash(keyed bool, prev []byte, e *models.AuditEvent, details []byte) []byte {
 	var h hash.Hash
@@ -43,37 +46,55 @@ func (s *AuditStore) chainHash(keyed bool, prev []byte, e *models.AuditEvent, de
 }
 
 // Checkpoint is a place in the chain an operator keeps outside the
-// database: an entry's seq and its MAC. Written as "seq:hex".
+// database: an entry's seq and its MAC, and how many entries from the
+// first are plain SHA-256 (written before the chain was keyed). Written as
+// "seq:hex:unkeyed".
 type Checkpoint struct {
-	Seq int64
-	MAC []byte
+	Seq     int64
+	MAC     []byte
+	Unkeyed int64
 }
 
 // String is the checkpoint as `parley audit checkpoint` prints it.
 func (c Checkpoint) String() string {
-	return strconv.FormatInt(c.Seq, 10) + ":" + hex.EncodeToString(c.MAC)
+	return strconv.FormatInt(c.Seq, 10) + ":" + hex.EncodeToString(c.MAC) + ":" + strconv.FormatInt(c.Unkeyed, 10)
 }
 
 // ParseCheckpoint reads a checkpoint written by String. EINVALID when it
 // is not one.
 func ParseCheckpoint(text string) (Checkpoint, error) {
-	seq, mac, ok := strings.Cut(strings.TrimSpace(text), ":")
-	n, err := strconv.ParseInt(seq, 10, 64)
-	b, herr := hex.DecodeString(mac)
-	if !ok || err != nil || n < 1 || herr != nil || len(b) != sha256.Size {
-		return Checkpoint{}, models.Errorf(models.EINVALID, "A checkpoint is seq:mac as `parley audit checkpoint` prints it.")
+	parts := strings.Split(strings.TrimSpace(text), ":")
+	bad := models.Errorf(models.EINVALID, "A checkpoint is SEQ:MAC:UNKEYED as `parley audit checkpoint` prints it.")
+	if len(parts) != 3 {
+		return Checkpoint{}, bad
 	}
-	return Checkpoint{Seq: n, MAC: b}, nil
+	n, err := strconv.ParseInt(parts[0], 10, 64)
+	b, herr := hex.DecodeString(parts[1])
+	u, uerr := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil || n < 1 || herr != nil || len(b) != sha256.Size || uerr != nil || u < 0 || u >= n {
+		return Checkpoint{}, bad
+	}
+	return Checkpoint{Seq: n, MAC: b, Unkeyed: u}, nil
+}
+
+// ChainState is what a verification found: the entries that hold, and how
+// many of them, from the first, were written before the chain was keyed
+// (plain SHA-256: a rewrite of them alone would show only at the first
+// keyed entry, which links to them).
+type ChainState struct {
+	Entries int
+	Unkeyed int64
 }
 
 // Checkpoint verifies the whole chain and returns its head, for the
 // operator to keep elsewhere. Errors as Verify's; EINVALID on an empty log.
 func (s *AuditStore) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	var head Checkpoint
-	_, err := s.walk(ctx, func(seq int64, mac []byte) { head = Checkpoint{Seq: seq, MAC: mac} })
+	state, err := s.walk(ctx, func(seq int64, mac []byte) { head = Checkpoint{Seq: seq, MAC: mac} })
 	if err == nil && head.Seq == 0 {
 		err = models.Errorf(models.EINVALID, "The audit log is empty: there is nothing to checkpoint yet.")
 	}
+	head.Unkeyed = state.Unkeyed
 	return head, err
 }
 
@@ -82,76 +103,109 @@ func (s *AuditStore) Checkpoint(ctx context.Context) (Checkpoint, error) {
 // how many entries it checked; a broken chain is an EINTERNAL error naming
 // the first entry (by seq) that does not hold.
 func (s *AuditStore) Verify(ctx context.Context) (int, error) {
+	state, err := s.walk(ctx, nil)
+	return state.Entries, err
+}
+
+// Check is Verify that also says how many entries are plain SHA-256.
+func (s *AuditStore) Check(ctx context.Context) (ChainState, error) {
 	return s.walk(ctx, nil)
 }
 
-// VerifyFrom is Verify that also holds the chain to cp: the entry at cp's
+// VerifyFrom is Check that also holds the chain to cp: the entry at cp's
 // seq still carries cp's MAC (so nothing at or before it changed, even
-// re-chained by someone holding the key), and the log still reaches it
-// (so nothing up to it was cut off the end). EINTERNAL when it does not.
-func (s *AuditStore) VerifyFrom(ctx context.Context, cp Checkpoint) (int, error) {
+// re-chained by someone holding the key), the log still reaches it (so
+// nothing up to it was cut off the end), and the plain entries end where
+// they did. EINTERNAL when it does not.
+func (s *AuditStore) VerifyFrom(ctx context.Context, cp Checkpoint) (ChainState, error) {
 	var at []byte
-	n, err := s.walk(ctx, func(seq int64, mac []byte) {
+	state, err := s.walk(ctx, func(seq int64, mac []byte) {
 		if seq == cp.Seq {
 			at = mac
 		}
 	})
+	n := state.Entries
 	switch {
 	case err != nil:
-		return n, err
+		return state, err
 	case at == nil:
-		return n, models.Errorf(models.EINTERNAL, "The audit log ends at entry %d, before the checkpoint at %d: entries were cut.", n, cp.Seq)
+		return state, models.Errorf(models.EINTERNAL, "The audit log ends at entry %d, before the checkpoint at %d: entries were cut.", n, cp.Seq)
 	case !bytes.Equal(at, cp.MAC):
-		return n, models.Errorf(models.EINTERNAL, "The audit chain is broken at the checkpoint (entry %d): its MAC is not the one kept, so entries up to it changed.", cp.Seq)
+		return state, models.Errorf(models.EINTERNAL, "The audit chain is broken at the checkpoint (entry %d): its MAC is not the one kept, so entries up to it changed.", cp.Seq)
+	case state.Unkeyed != cp.Unkeyed:
+		return state, models.Errorf(models.EINTERNAL, "The audit chain is keyed after entry %d, but after entry %d at the checkpoint: the boundary moved.", state.Unkeyed, cp.Unkeyed)
 	}
-	return n, nil
+	return state, nil
+}
+
+// unkeyed is where the plain entries end, taken from the first KeyedAction
+// entry (0 without one: every entry is keyed). The database's word for it
+// is only a claim: walk checks that entry with the key, and that it says
+// how many entries are before it, so a moved, dropped or forged boundary
+// breaks the chain.
+func (s *AuditStore) unkeyed(ctx context.Context, g *gorm.DB) (int64, error) {
+	var first int64
+	err := g.Raw(`SELECT coalesce(min(seq), 1) FROM audit_events WHERE action = ?`, KeyedAction).Scan(&first).Error
+	return first - 1, dbError(err, "Audit")
 }
 
 // walk verifies the chain, calling each (if not nil) with every entry's
 // seq and MAC once it holds.
-func (s *AuditStore) walk(ctx context.Context, each func(seq int64, mac []byte)) (int, error) {
+func (s *AuditStore) walk(ctx context.Context, each func(seq int64, mac []byte)) (ChainState, error) {
 	g := gormFor(ctx, s.db, s.crypto, nil)
-	var keyedAfter int64
-	if err := g.Raw(`SELECT keyed_after FROM audit_chain`).Scan(&keyedAfter).Error; err != nil {
-		return 0, dbError(err, "Audit")
+	unkeyed, err := s.unkeyed(ctx, g)
+	state := ChainState{Unkeyed: unkeyed}
+	if err != nil {
+		return state, err
 	}
 	var prev []byte
 	var after int64
-	checked := 0
 	for {
 		var rows []auditRow
 		if err := g.Raw(`SELECT id, seq, at, coalesce(actor_id::text, '') AS actor_id, actor_role, action, subject_type, subject_id, request_id, ip,
-				details_enc, prev_hash, hash
+				details_enc, prev_hash, hash, keyed
 			FROM audit_events WHERE seq > ? ORDER BY seq LIMIT 500`, after).Scan(&rows).Error; err != nil {
-			return checked, dbError(err, "Audit")
+			return state, dbError(err, "Audit")
 		}
 		if len(rows) == 0 {
-			return checked, nil
+			return state, nil
 		}
 		for _, r := range rows {
 			broken := func(why string) error {
 				return models.Errorf(models.EINTERNAL, "The audit chain is broken at entry %d: %s.", r.Seq, why)
 			}
 			if r.Seq != after+1 {
-				return checked, broken(fmt.Sprintf("entry %d is missing", after+1))
+				return state, broken(fmt.Sprintf("entry %d is missing", after+1))
 			}
 			if !bytes.Equal(r.PrevHash, prev) {
-				return checked, broken("it does not link to the entry before it")
+				return state, broken("it does not link to the entry before it")
 			}
 			details, err := s.crypto.Ring.Decrypt(r.DetailsEnc, crypt.Ref{Table: "audit_events", Column: "details_enc", ID: r.ID})
 			if err != nil {
-				return checked, broken("its details do not open")
+				return state, broken("its details do not open")
 			}
 			e := &models.AuditEvent{At: r.At.UTC(), ActorID: r.ActorID, ActorRole: models.Role(r.ActorRole), Action: r.Action,
 				SubjectType: r.SubjectType, SubjectID: r.SubjectID, RequestID: r.RequestID, IP: r.IP}
-			if !bytes.Equal(s.chainHash(r.Seq > keyedAfter, r.PrevHash, e, details), r.Hash) {
-				return checked, broken("its contents do not match its MAC")
+			if !bytes.Equal(s.chainHash(r.Seq > unkeyed, r.PrevHash, e, details), r.Hash) {
+				if unkeyed == 0 && !r.Keyed {
+					// Still a failure: the database's word that the
+					// entry is plain proves nothing. Only more helpful.
+					return state, broken("its contents do not match its MAC, and no entry marks where plain entries end: " +
+						"either no Parley from migration 00026 on has appended yet (its first audited action marks it) or the log was rewritten without its key")
+				}
+				return state, broken("its contents do not match its MAC")
+			}
+			if r.Seq == unkeyed+1 && unkeyed > 0 {
+				var said struct{ Unkeyed int64 }
+				if json.Unmarshal(details, &said) != nil || said.Unkeyed != unkeyed {
+					return state, broken("it marks where the plain entries end, but not at the entry before it")
+				}
 			}
 			if each != nil {
 				each(r.Seq, r.Hash)
 			}
 			prev, after = r.Hash, r.Seq
-			checked++
+			state.Entries++
 		}
 	}
 }
@@ -170,4 +224,5 @@ type auditRow struct {
 	DetailsEnc  []byte
 	PrevHash    []byte
 	Hash        []byte
+	Keyed       bool
 }
