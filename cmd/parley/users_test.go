@@ -215,6 +215,13 @@ func TestAuditCheckpoint_VerifyFromItFindsACutTail(t *testing.T) {
 	if code, out, stderr := runCmd(t, env, "audit", "verify", "--from-checkpoint", cp); code != exitOK || !strings.Contains(out, "intact: 3 entries, all keyed") {
 		t.Fatalf("verify from an intact checkpoint: %d %s %s", code, out, stderr)
 	}
+	// A checkpoint the log does not match says so, and not that the
+	// entries before some break hold: the chain itself is whole.
+	other := cp[:2] + strings.Repeat("0", 64) + cp[66:]
+	if code, _, stderr := runCmd(t, env, "audit", "verify", "--from-checkpoint", other); code != exitFailure ||
+		!strings.Contains(stderr, "does not match the checkpoint") || strings.Contains(stderr, "before it hold") {
+		t.Fatalf("verify from another MAC: %d %s", code, stderr)
+	}
 	if code, _, stderr := runCmd(t, env, "audit", "verify", "--from-checkpoint", "3:nothex"); code != exitUsage {
 		t.Fatalf("a malformed checkpoint: %d %s", code, stderr)
 	}

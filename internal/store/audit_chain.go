@@ -116,7 +116,8 @@ func (s *AuditStore) Check(ctx context.Context) (ChainState, error) {
 // seq still carries cp's MAC (so nothing at or before it changed, even
 // re-chained by someone holding the key), the log still reaches it (so
 // nothing up to it was cut off the end), and the plain entries end where
-// they did. EINTERNAL when it does not.
+// they did: EINTERNAL when the chain itself is broken (as Check), ECONFLICT
+// when it holds but does not match cp.
 func (s *AuditStore) VerifyFrom(ctx context.Context, cp Checkpoint) (ChainState, error) {
 	var at []byte
 	state, err := s.walk(ctx, func(seq int64, mac []byte) {
@@ -129,11 +130,11 @@ func (s *AuditStore) VerifyFrom(ctx context.Context, cp Checkpoint) (ChainState,
 	case err != nil:
 		return state, err
 	case at == nil:
-		return state, models.Errorf(models.EINTERNAL, "The audit log ends at entry %d, before the checkpoint at %d: entries were cut.", n, cp.Seq)
+		return state, models.Errorf(models.ECONFLICT, "The audit log ends at entry %d, before the checkpoint at %d: entries were cut.", n, cp.Seq)
 	case !bytes.Equal(at, cp.MAC):
-		return state, models.Errorf(models.EINTERNAL, "The audit chain is broken at the checkpoint (entry %d): its MAC is not the one kept, so entries up to it changed.", cp.Seq)
+		return state, models.Errorf(models.ECONFLICT, "The audit log does not match the checkpoint: entry %d's MAC is not the one kept, so entries up to it were changed (and the chain rewritten to hide it).", cp.Seq)
 	case state.Unkeyed != cp.Unkeyed:
-		return state, models.Errorf(models.EINTERNAL, "The audit chain is keyed after entry %d, but after entry %d at the checkpoint: the boundary moved.", state.Unkeyed, cp.Unkeyed)
+		return state, models.Errorf(models.ECONFLICT, "The audit chain is keyed after entry %d, but after entry %d at the checkpoint: the boundary moved.", state.Unkeyed, cp.Unkeyed)
 	}
 	return state, nil
 }
