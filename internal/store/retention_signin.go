@@ -24,7 +24,7 @@ func (s *RetentionStore) purgeSignIns(ctx context.Context, before time.Time, bat
 		cut time.Time
 	}{
 		{`DELETE FROM sign_in_throttle WHERE key IN (
-			SELECT key FROM sign_in_throttle WHERE last_at < $1 AND began_at < $1 LIMIT $2)`, now.Add(-throttleDead)},
+			SELECT key FROM sign_in_throttle WHERE last_at < $1 AND began_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`, now.Add(-throttleDead)},
 		{`DELETE FROM sign_in_failures WHERE (window_start, email_fp, via) IN (
 			SELECT window_start, email_fp, via FROM sign_in_failures WHERE window_start < $1 ORDER BY window_start LIMIT $2)`, before},
 	} {

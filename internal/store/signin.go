@@ -99,7 +99,10 @@ func sorted(ix [][]byte) [][]byte {
 func (s *SignInThrottle) End(ctx context.Context, keys []string, now time.Time, window time.Duration, failed bool) error {
 	ix := sorted(s.index(keys))
 	if !failed {
-		_, err := s.db.Pool.Exec(ctx, `UPDATE sign_in_throttle SET in_flight = greatest(in_flight - 1, 0) WHERE key = ANY($1)`, ix)
+		// The rows are locked in key order, as Begin's upsert takes them
+		// (a plain UPDATE takes them in the table's order, and deadlocks).
+		_, err := s.db.Pool.Exec(ctx, `WITH mine AS (SELECT key FROM sign_in_throttle WHERE key = ANY($1) ORDER BY key FOR UPDATE)
+			UPDATE sign_in_throttle f SET in_flight = greatest(f.in_flight - 1, 0) FROM mine WHERE f.key = mine.key`, ix)
 		return dbError(err, "Sign-in failures")
 	}
 	_, err := s.db.Pool.Exec(ctx, `INSERT INTO sign_in_throttle AS f (key, failures, last_at, in_flight, began_at)
@@ -111,7 +114,9 @@ func (s *SignInThrottle) End(ctx context.Context, keys []string, now time.Time, 
 		return dbError(err, "Sign-in failures")
 	}
 	// A failure also sweeps the runs that ended; retention sweeps the rest.
-	_, err = s.db.Pool.Exec(ctx, `DELETE FROM sign_in_throttle WHERE last_at < $1 AND began_at < $2`, now.Add(-window), now.Add(-inFlightFor))
+	// Rows another attempt holds are skipped: nobody waits on the sweep.
+	_, err = s.db.Pool.Exec(ctx, `DELETE FROM sign_in_throttle WHERE key IN (
+		SELECT key FROM sign_in_throttle WHERE last_at < $1 AND began_at < $2 FOR UPDATE SKIP LOCKED)`, now.Add(-window), now.Add(-inFlightFor))
 	return dbError(err, "Sign-in failures")
 }
 
