@@ -120,8 +120,8 @@ func ThrottledFor(err error) (time.Duration, bool) {
 }
 
 // Try runs signIn unless the address or the account failed too often
-// lately, counting tries still in flight as failures: then it returns an EUNAVAILABLE error wrapping *Throttled,
-// without trying. An EUNAUTHORIZED from signIn counts as a failure.
+// lately (tries still in flight count as failures): then it returns an
+// EUNAVAILABLE error wrapping *Throttled, without trying. An EUNAUTHORIZED from signIn counts as a failure.
 // Unknown accounts count like known ones, so the answer never tells them
 // apart.
 func (g *Guard) Try(ctx context.Context, email, ip string, signIn func() error) error {
