@@ -40,5 +40,19 @@ func forwardedClient(c *fiber.Ctx, hops int) net.IP {
 	if len(entries) < hops {
 		return nil
 	}
-	return net.ParseIP(strings.TrimSpace(entries[len(entries)-hops]))
+	return entryAddress(entries[len(entries)-hops])
+}
+
+// entryAddress is the address of one X-Forwarded-For entry, which some
+// proxies write with the client's port (1.2.3.4:5678, [2001:db8::1]:443):
+// nil when it holds none.
+func entryAddress(entry string) net.IP {
+	entry = strings.TrimSpace(entry)
+	if ip := net.ParseIP(entry); ip != nil {
+		return ip
+	}
+	if host, _, err := net.SplitHostPort(entry); err == nil {
+		return net.ParseIP(host)
+	}
+	return net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(entry, "["), "]"))
 }

@@ -56,9 +56,10 @@ func (l *LocalProvider) token(c *fiber.Ctx) error {
 	if err := c.BodyParser(&in); err != nil || in.Email == "" || in.Password == "" {
 		return gotrueError(c, fiber.StatusBadRequest, "validation_failed", "An email and a password are required.")
 	}
+	defer boundSignIn(c)()
 	u, err := l.SignIn(c.UserContext(), in.Email, in.Password, c.IP())
-	if err != nil && (models.ErrorCode(err) == models.EUNAUTHORIZED || models.ErrorCode(err) == models.EUNAVAILABLE) {
-		if aerr := l.access.signInFailed(c, in.Email, "api", models.ErrorCode(err) == models.EUNAVAILABLE); aerr != nil {
+	if failed, throttled := signInFailure(err); failed {
+		if aerr := l.access.signInFailed(c, in.Email, "api", throttled); aerr != nil {
 			return aerr
 		}
 	}

@@ -282,6 +282,7 @@ func (cs *Console) login(c *fiber.Ctx) error {
 	if !sameOrigin(c) {
 		return models.Errorf(models.EFORBIDDEN, "Sign in from Parley's own page.")
 	}
+	defer boundSignIn(c)()
 	email, next := strings.TrimSpace(c.FormValue("email")), safeNext(c.FormValue("next"))
 	u, t, err := cs.Provider.SignIn(c.UserContext(), email, c.FormValue("password"), c.IP())
 	if err != nil {
@@ -293,8 +294,10 @@ func (cs *Console) login(c *fiber.Ctx) error {
 		default:
 			return err
 		}
-		if aerr := cs.Access.signInFailed(c, email, "console", status == fiber.StatusTooManyRequests); aerr != nil {
-			return aerr
+		if failed, throttled := signInFailure(err); failed {
+			if aerr := cs.Access.signInFailed(c, email, "console", throttled); aerr != nil {
+				return aerr
+			}
 		}
 		c.Status(status)
 		return render(c, views.Login(views.LoginProps{Next: next, Email: email, Error: models.ErrorMessage(err)}))
@@ -310,6 +313,33 @@ func (cs *Console) login(c *fiber.Ctx) error {
 		return err
 	}
 	return c.Redirect(next, fiber.StatusSeeOther)
+}
+
+// signInWait bounds a sign-in's work (the throttle, the provider, the
+// audit and the session), which would otherwise wait as long as the client
+// stays connected.
+const signInWait = 10 * time.Second
+
+// boundSignIn gives c's work a deadline of signInWait, and returns what
+// puts c's own context back (the error handler runs after it).
+func boundSignIn(c *fiber.Ctx) (restore func()) {
+	parent := c.UserContext()
+	ctx, cancel := context.WithTimeout(parent, signInWait)
+	c.SetUserContext(ctx)
+	return func() {
+		cancel()
+		c.SetUserContext(parent)
+	}
+}
+
+// signInFailure says whether a refused sign-in is recorded as a failed
+// one: a wrong email or password, or a try throttled for too many of them.
+// An outage (Supabase Auth down) is nothing the client did.
+func signInFailure(err error) (failed, throttled bool) {
+	if _, throttled = auth.ThrottledFor(err); throttled {
+		return true, true
+	}
+	return models.ErrorCode(err) == models.EUNAUTHORIZED, false
 }
 
 // unavailableStatus answers a sign-in that could not be tried: 429 with

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -13,7 +14,8 @@ import (
 
 // Guard limits failed sign-ins so that guessing is slow, without letting
 // an attacker lock an account's owner out. It keys everything to the
-// client's real address (see handlers' trusted-proxy setting), first:
+// client's real address (see handlers' trusted-proxy setting; an IPv6
+// client by its /64), first:
 //
 //   - per address: after 20 failures, whatever the accounts, the address
 //     is refused until 15 minutes after its last failure. Only the
@@ -39,24 +41,38 @@ type Guard struct {
 	now func() time.Time
 }
 
-// FailureLog keeps runs of failed sign-ins by key. A run whose last
-// failure is a window old is over: it reads as none, and the next failure
-// starts a new one.
+// FailureLog keeps runs of failed sign-ins by key, and the attempts in
+// flight. A run whose last failure is a window old is over: it reads as
+// none, and the next failure starts a new one.
+//
+// An attempt is counted when it begins, in the same step that reads the
+// runs, so that tries arriving together see each other: reading first and
+// counting after the password check let any number of parallel guesses
+// through at once.
 type FailureLog interface {
-	// Read returns the runs of keys still going at now.
-	Read(ctx context.Context, keys []string, now time.Time, window time.Duration) (map[string]Run, error)
-	// Add records a failure of each key at now.
-	Add(ctx context.Context, keys []string, now time.Time, window time.Duration) error
-	// Clear forgets key's run.
+	// Begin counts an attempt in flight under each key at now and returns
+	// the runs of keys as they were just before it (other attempts still
+	// in flight included).
+	Begin(ctx context.Context, keys []string, now time.Time, window time.Duration) (map[string]Run, error)
+	// End ends an attempt begun under keys: it is no longer in flight,
+	// and when failed it counts as a failure of each key at now.
+	End(ctx context.Context, keys []string, now time.Time, window time.Duration, failed bool) error
+	// Clear forgets key's failures.
 	Clear(ctx context.Context, key string) error
 }
 
-// Run is a key's failures since its run began: how many, and the last's
-// time.
+// Run is a key's failures since its run began (how many, and the last's
+// time) and its attempts in flight.
 type Run struct {
 	Failures int
 	Last     time.Time
+	InFlight int
 }
+
+// inFlightFor is how long an attempt counts as in flight at most: one
+// whose end was never recorded (its instance died, its deadline passed)
+// stops counting then. A sign-in is bounded well within it.
+const inFlightFor = time.Minute
 
 // The limits described on Guard.
 const (
@@ -71,7 +87,7 @@ const (
 )
 
 // NewGuard returns a guard keeping its counts in memory, per instance.
-func NewGuard() *Guard { return &Guard{log: &memoryLog{runs: map[string]Run{}}, now: time.Now} }
+func NewGuard() *Guard { return &Guard{log: &memoryLog{runs: map[string]memoryRun{}}, now: time.Now} }
 
 // WithLog makes the guard keep its counts in log (the database's, shared
 // by every instance), and returns it.
@@ -104,42 +120,67 @@ func ThrottledFor(err error) (time.Duration, bool) {
 }
 
 // Try runs signIn unless the address or the account failed too often
-// lately: then it returns an EUNAVAILABLE error wrapping *Throttled,
-// without trying. An EUNAUTHORIZED from signIn counts as a failure.
+// lately (tries still in flight count as failures): then it returns an
+// EUNAVAILABLE error wrapping *Throttled, without trying. An EUNAUTHORIZED from signIn counts as a failure.
 // Unknown accounts count like known ones, so the answer never tells them
 // apart.
 func (g *Guard) Try(ctx context.Context, email, ip string, signIn func() error) error {
 	account := strings.ToLower(strings.TrimSpace(email))
-	keys := []string{"address:" + ip, "pair:" + account + "\x00" + ip, "account:" + account}
-	runs, err := g.log.Read(ctx, keys, g.now(), window)
+	from := addressKey(ip)
+	keys := []string{"address:" + from, "pair:" + account + "\x00" + from, "account:" + account}
+	runs, err := g.log.Begin(ctx, keys, g.now(), window)
 	if err != nil {
 		return err
 	}
 	if wait := g.wait(runs[keys[0]], runs[keys[1]], runs[keys[2]]); wait > 0 {
+		if err := g.log.End(ctx, keys, g.now(), window, false); err != nil {
+			return err
+		}
 		secs := int((wait + time.Second - 1) / time.Second)
 		return models.Wrap(&Throttled{Wait: wait}, models.EUNAVAILABLE,
 			fmt.Sprintf("Too many failed sign-ins; try again in %d seconds.", secs))
 	}
 	err = signIn()
-	switch models.ErrorCode(err) {
-	case "":
+	// Only a wrong password counts: an outage (EUNAVAILABLE) is nothing
+	// the client did.
+	failed := models.ErrorCode(err) == models.EUNAUTHORIZED
+	if eerr := g.log.End(ctx, keys, g.now(), window, failed); eerr != nil {
+		return eerr
+	}
+	if err == nil {
 		// The address's own failures stay: signing in to an account of
 		// one's own must not buy more guesses at others.
 		if cerr := g.log.Clear(ctx, keys[1]); cerr != nil {
 			return cerr
 		}
-	case models.EUNAUTHORIZED:
-		if aerr := g.log.Add(ctx, keys, g.now(), window); aerr != nil {
-			return aerr
-		}
 	}
 	return err
 }
 
+// addressKey is the address the throttle counts ip under: an IPv6 client
+// by its /64, the block one subscriber is given (rotating through it
+// would otherwise start afresh with every address), an IPv4 one (mapped
+// into IPv6 or not) by itself.
+func addressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
+}
+
 // wait is how long an address must wait before trying an account, given
 // its runs: the address's, the pair's and the account's.
+//
+// An attempt in flight counts as a failure at now: it may yet be one, and
+// counting it so is what stops a burst of parallel guesses.
 func (g *Guard) wait(address, pair, account Run) time.Duration {
 	now := g.now()
+	address, pair, account = address.pessimistic(now), pair.pessimistic(now), account.pessimistic(now)
 	var wait time.Duration
 	if address.Failures >= maxAddr {
 		wait = address.Last.Add(window).Sub(now)
@@ -149,6 +190,14 @@ func (g *Guard) wait(address, pair, account Run) time.Duration {
 	}
 	wait = max(wait, pair.Last.Add(backoff(pair.Failures, pairFree, pairBase, pairCap)).Sub(now))
 	return max(wait, pair.Last.Add(backoff(account.Failures, acctFree, acctBase, acctCap)).Sub(now))
+}
+
+// pessimistic is r with its attempts in flight counted as failures at now.
+func (r Run) pessimistic(now time.Time) Run {
+	if r.InFlight <= 0 {
+		return r
+	}
+	return Run{Failures: r.Failures + r.InFlight, Last: now}
 }
 
 // backoff is the delay after n failures: none for the first free ones,
@@ -167,37 +216,55 @@ func backoff(n, free int, base, limit time.Duration) time.Duration {
 // multiply an attacker's allowance by their number, and a restart forgets.
 type memoryLog struct {
 	mu   sync.Mutex
-	runs map[string]Run
+	runs map[string]memoryRun
+}
+
+// memoryRun is a key's run and when its latest attempt began.
+type memoryRun struct {
+	Run
+	began time.Time
 }
 
 // maxKeys bounds the memory log: a flood of keys forgets the lot rather
 // than grow without bound.
 const maxKeys = 300_000
 
-func (m *memoryLog) Read(_ context.Context, keys []string, now time.Time, window time.Duration) (map[string]Run, error) {
+func (m *memoryLog) Begin(_ context.Context, keys []string, now time.Time, window time.Duration) (map[string]Run, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.bound()
 	out := map[string]Run{}
 	for _, k := range keys {
-		if r, ok := m.runs[k]; ok && now.Sub(r.Last) <= window {
-			out[k] = r
+		r := m.runs[k]
+		if now.Sub(r.began) > inFlightFor {
+			r.InFlight = 0
 		}
+		seen := r.Run
+		if now.Sub(r.Last) > window {
+			seen.Failures, seen.Last = 0, time.Time{}
+		}
+		out[k] = seen
+		r.InFlight++
+		r.began = now
+		m.runs[k] = r
 	}
 	return out, nil
 }
 
-func (m *memoryLog) Add(_ context.Context, keys []string, now time.Time, window time.Duration) error {
+func (m *memoryLog) End(_ context.Context, keys []string, now time.Time, window time.Duration, failed bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.runs) > maxKeys {
-		m.runs = map[string]Run{}
-	}
 	for _, k := range keys {
 		r := m.runs[k]
-		if now.Sub(r.Last) > window {
-			r = Run{}
+		r.InFlight = max(r.InFlight-1, 0)
+		if failed {
+			if now.Sub(r.Last) > window {
+				r.Failures = 0
+			}
+			r.Failures++
+			r.Last = now
 		}
-		m.runs[k] = Run{Failures: r.Failures + 1, Last: now}
+		m.runs[k] = r
 	}
 	return nil
 }
@@ -205,6 +272,16 @@ func (m *memoryLog) Add(_ context.Context, keys []string, now time.Time, window 
 func (m *memoryLog) Clear(_ context.Context, key string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.runs, key)
+	if r, ok := m.runs[key]; ok {
+		r.Failures, r.Last = 0, time.Time{}
+		m.runs[key] = r
+	}
 	return nil
+}
+
+// bound forgets the lot when the keys pass maxKeys (callers hold mu).
+func (m *memoryLog) bound() {
+	if len(m.runs) > maxKeys {
+		m.runs = map[string]memoryRun{}
+	}
 }

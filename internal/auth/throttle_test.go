@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/auth/authtest"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -118,5 +119,65 @@ func TestGuard_ManyAddressesAgainstOneAccount(t *testing.T) {
 	waitOf(t, g.Try(t.Context(), "ravi@example.org", "192.0.2.3", wrong))
 	if err := g.Try(t.Context(), "ravi@example.org", "203.0.113.5", func() error { return nil }); err != nil {
 		t.Fatalf("the owner's address: %v", err)
+	}
+}
+
+// A burst of tries from one address, all at once, gets no more to the
+// password check than the limits allow: five at one account, twenty at
+// as many accounts as it likes (the address's limit).
+func TestGuard_ABurstGetsNoMoreThanTheLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		emailOf func(int) string
+		limit   int
+	}{
+		{"one account", func(int) string { return "asha@example.org" }, 5},
+		{"many accounts", func(i int) string { return fmt.Sprintf("nobody%d@example.org", i) }, 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, _ := newGuard()
+			reached, errs := authtest.Burst(t.Context(), []*auth.Guard{g}, 200, tc.emailOf, "198.51.100.7")
+			if len(errs) > 0 {
+				t.Fatal(errs[0])
+			}
+			if reached != tc.limit {
+				t.Fatalf("%d of 200 tries reached the password check, want %d", reached, tc.limit)
+			}
+		})
+	}
+}
+
+// An IPv6 client is counted by its /64: rotating through the addresses
+// of its block buys no more guesses, while the next block is not held up.
+func TestGuard_CountsIPv6ByItsSlash64(t *testing.T) {
+	g, _ := newGuard()
+	for i := range 20 {
+		ip := fmt.Sprintf("2001:db8:1:2::%x", i+1)
+		if err := g.Try(t.Context(), fmt.Sprintf("nobody%d@example.org", i), ip, wrong); models.ErrorCode(err) != models.EUNAUTHORIZED {
+			t.Fatalf("failure %d: %v", i+1, err)
+		}
+	}
+	if _, ok := auth.ThrottledFor(g.Try(t.Context(), "asha@example.org", "2001:db8:1:2:ffff:1:2:3", func() error { return nil })); !ok {
+		t.Fatal("a new address in the same /64 went through")
+	}
+	if err := g.Try(t.Context(), "asha@example.org", "2001:db8:1:3::1", func() error { return nil }); err != nil {
+		t.Fatalf("the next /64: %v", err)
+	}
+	// An account's own backoff follows the block too.
+	for i := range 5 {
+		if err := g.Try(t.Context(), "ravi@example.org", fmt.Sprintf("2001:db8:9:9::%x", i+1), wrong); models.ErrorCode(err) != models.EUNAUTHORIZED {
+			t.Fatalf("ravi failure %d: %v", i+1, err)
+		}
+	}
+	waitOf(t, g.Try(t.Context(), "ravi@example.org", "2001:db8:9:9::ff", wrong))
+	// IPv4, bare or mapped, is its own address.
+	for i := range 20 {
+		if err := g.Try(t.Context(), fmt.Sprintf("v4-%d@example.org", i), "192.0.2.1", wrong); models.ErrorCode(err) != models.EUNAUTHORIZED {
+			t.Fatalf("v4 failure %d: %v", i+1, err)
+		}
+	}
+	waitOf(t, g.Try(t.Context(), "x@example.org", "::ffff:192.0.2.1", wrong))
+	if err := g.Try(t.Context(), "x@example.org", "192.0.2.2", func() error { return nil }); err != nil {
+		t.Fatalf("the next IPv4 address: %v", err)
 	}
 }

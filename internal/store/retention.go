@@ -153,6 +153,10 @@ func (p *Pass) Batch(ctx context.Context) (n Cleared, done bool, err error) {
 // had cleared with it.
 func (s *RetentionStore) Purge(ctx context.Context, cut Cut, batch int) (Cleared, error) {
 	var total Cleared
+	// Failed sign-ins (their addresses) too; see purgeSignIns.
+	if err := s.purgeSignIns(ctx, cut.Before, batch); err != nil {
+		return total, err
+	}
 	p := s.Pass(cut, batch)
 	for {
 		n, done, err := p.Batch(ctx)

@@ -2,10 +2,12 @@ package store_test
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/auth/authtest"
 	"github.com/parley-chat/parley/internal/pgtest"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
@@ -75,5 +77,38 @@ func TestSignInFailures_SharedByInstances(t *testing.T) {
 				t.Fatalf("a key holds %q in the clear", plain)
 			}
 		}
+	}
+}
+
+// Tries arriving together, through two instances, see each other: of 200
+// at once from one address, no more than the limits allow reach the
+// password check (five at one account, twenty across many), and none
+// stays counted in flight once all have ended.
+func TestSignInThrottle_ABurstGetsNoMoreThanTheLimit(t *testing.T) {
+	db := pgtest.Open(t)
+	c := newCrypto(t, randomKey(t, "k1"))
+	guards := []*auth.Guard{auth.NewGuard().WithLog(store.NewSignInThrottle(db, c)), auth.NewGuard().WithLog(store.NewSignInThrottle(db, c))}
+	for _, tc := range []struct {
+		name    string
+		ip      string
+		emailOf func(int) string
+		limit   int
+	}{
+		{"one account", "198.51.100.7", func(int) string { return "asha@example.org" }, 5},
+		{"many accounts", "198.51.100.8", func(i int) string { return fmt.Sprintf("nobody%d@example.org", i) }, 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reached, errs := authtest.Burst(t.Context(), guards, 200, tc.emailOf, tc.ip)
+			if len(errs) > 0 {
+				t.Fatal(errs[0])
+			}
+			if reached > tc.limit || reached == 0 {
+				t.Fatalf("%d of 200 tries reached the password check, want at most %d", reached, tc.limit)
+			}
+		})
+	}
+	var inFlight int
+	if err := db.Pool.QueryRow(t.Context(), `SELECT coalesce(sum(in_flight), 0) FROM sign_in_throttle`).Scan(&inFlight); err != nil || inFlight != 0 {
+		t.Fatalf("%d attempts still counted in flight (%v)", inFlight, err)
 	}
 }
