@@ -49,11 +49,33 @@ var handoffRules = map[string]map[situation]map[models.Role]int{
 		heldByCaller: {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
 		heldByOther:  {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
 	},
+	// Pausing and resuming the bot is hand-off work, but a hand-off another
+	// member holds is theirs: resuming it would end it, a take-over by
+	// another route.
+	"pause": {
+		midFlow:      {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		notTaken:     {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		heldByCaller: {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		heldByOther:  {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+	},
+	"resume": {
+		midFlow:      {models.RoleViewer: 403, models.RoleAgent: 409, models.RoleSupervisor: 409, models.RoleAdmin: 409},
+		notTaken:     {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		heldByCaller: {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		heldByOther:  {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+	},
+}
+
+// handoffSuccess is how each face answers an allowed action.
+var handoffSuccess = map[bool]map[string]int{
+	false: {"reply": 303, "take": 303, "pause": 303, "resume": 303},
+	true:  {"reply": 202, "take": 204, "pause": 204, "resume": 204},
 }
 
 // TestAuthorisationMatrix_Handoffs asks, in the console and the API alike,
-// every role to reply to and take a conversation in every situation, each
-// on a contact of its own; a take-over is audited as one.
+// every role to reply to, take, pause and resume a conversation in every
+// situation, each on a contact of its own; a take-over is audited as one,
+// and a refused pause or resume leaves the hand-off where it was.
 func TestAuthorisationMatrix_Handoffs(t *testing.T) {
 	s := newFullServer(t)
 	doc := loadAPIDoc(t, s.base)
@@ -106,23 +128,36 @@ func TestAuthorisationMatrix_Handoffs(t *testing.T) {
 				for role, want := range byRole {
 					cr := creds[role]
 					contact, conv := arrange(sit, cr.id)
-					path := "/conversations/" + itoa(conv) + "/take"
-					if action == "reply" {
-						path = "/contacts/" + itoa(contact) + "/reply"
+					path, fields := "/conversations/"+itoa(conv)+"/"+action, map[string]string(nil)
+					switch action {
+					case "reply":
+						path, fields = "/contacts/"+itoa(contact)+"/reply", map[string]string{"text": "A person writes."}
+					case "pause", "resume":
+						path, fields = "/conversations/"+itoa(conv)+"/override", map[string]string{"kind": action}
 					}
-					status, raw := handoffCall(t, s.base, cr, api, path, action == "reply")
+					was := conversationState(t, s, conv)
+					status, raw := handoffCall(t, s.base, cr, api, path, fields)
 					if api {
 						doc.check(t, "POST", "/api/v1"+path, status, raw)
 					}
-					ok := map[bool]map[string]int{false: {"reply": 303, "take": 303}, true: {"reply": 202, "take": 204}}[api][action]
+					ok := handoffSuccess[api][action]
 					if want == allowed {
 						want = ok
 					}
 					if status != want {
 						t.Errorf("%s: %s %s, %s: %d %s, want %d", face, role, action, sit, status, raw, want)
 					}
-					if action == "take" {
+					switch action {
+					case "take":
 						checkTake(t, s, role, sit, conv, cr.id, other.ID, status == ok)
+					case "pause", "resume":
+						now := conversationState(t, s, conv)
+						if after := map[string]string{"pause": "paused", "resume": "ended"}[action]; status == ok && !strings.HasPrefix(now, after+" ") {
+							t.Errorf("%s: %s %s, %s: now %s, want %s", face, role, action, sit, now, after)
+						}
+						if status != ok && now != was {
+							t.Errorf("%s: %s %s, %s refused: now %s, was %s", face, role, action, sit, now, was)
+						}
 					}
 				}
 			}
@@ -130,15 +165,24 @@ func TestAuthorisationMatrix_Handoffs(t *testing.T) {
 	}
 }
 
-// handoffCall posts to path as the caller, by the console's form or the
-// API's JSON, with a reply's text when reply; it returns the answer.
-func handoffCall(t *testing.T, base string, cr credentials, api bool, path string, reply bool) (int, []byte) {
+// conversationState is where conversation id stands and who holds it
+// ("-": nobody): what a refused action must leave alone.
+func conversationState(t *testing.T, s *fullServer, id int64) string {
+	t.Helper()
+	var state string
+	_ = s.db.Pool.QueryRow(context.Background(), `SELECT status || ' ' || coalesce(assigned_to::text, '-') FROM conversations WHERE id = $1`, id).Scan(&state)
+	return state
+}
+
+// handoffCall posts fields to path as the caller, by the console's form or
+// the API's JSON; it returns the answer.
+func handoffCall(t *testing.T, base string, cr credentials, api bool, path string, fields map[string]string) (int, []byte) {
 	t.Helper()
 	var req *http.Request
 	if api {
 		body := "{}"
-		if reply {
-			raw, _ := json.Marshal(map[string]string{"text": "A person writes."})
+		if fields != nil {
+			raw, _ := json.Marshal(fields)
 			body = string(raw)
 		}
 		req, _ = http.NewRequest("POST", base+"/api/v1"+path, strings.NewReader(body))
@@ -146,8 +190,8 @@ func handoffCall(t *testing.T, base string, cr credentials, api bool, path strin
 		req.Header.Set("Authorization", "Bearer "+cr.bearer)
 	} else {
 		form := url.Values{"_csrf": {cr.csrf}}
-		if reply {
-			form.Set("text", "A person writes.")
+		for k, v := range fields {
+			form.Set(k, v)
 		}
 		req, _ = http.NewRequest("POST", base+path, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
