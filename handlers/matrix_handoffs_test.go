@@ -26,6 +26,7 @@ const (
 	notTaken       situation = "a hand-off nobody holds"
 	heldByCaller   situation = "a hand-off the caller holds"
 	heldByOther    situation = "a hand-off another agent holds"
+	pausedByOther  situation = "a hand-off another agent holds and paused"
 )
 
 // allowed stands for the action's success in the matrix: a redirect in the
@@ -53,16 +54,18 @@ var handoffRules = map[string]map[situation]map[models.Role]int{
 	// member holds is theirs: resuming it would end it, a take-over by
 	// another route.
 	"pause": {
-		midFlow:      {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
-		notTaken:     {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
-		heldByCaller: {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
-		heldByOther:  {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		midFlow:       {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		notTaken:      {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		heldByCaller:  {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		heldByOther:   {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		pausedByOther: {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
 	},
 	"resume": {
-		midFlow:      {models.RoleViewer: 403, models.RoleAgent: 409, models.RoleSupervisor: 409, models.RoleAdmin: 409},
-		notTaken:     {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
-		heldByCaller: {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
-		heldByOther:  {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		midFlow:       {models.RoleViewer: 403, models.RoleAgent: 409, models.RoleSupervisor: 409, models.RoleAdmin: 409},
+		notTaken:      {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		heldByCaller:  {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		heldByOther:   {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		pausedByOther: {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
 	},
 }
 
@@ -113,6 +116,8 @@ func TestAuthorisationMatrix_Handoffs(t *testing.T) {
 			holder = caller
 		case heldByOther:
 			holder = other.ID
+		case pausedByOther:
+			status, holder = "paused", other.ID
 		}
 		var conv int64
 		if err := s.db.Pool.QueryRow(ctx, `INSERT INTO conversations (contact_id, flow_id, flow_version, node, status, assigned_to)
@@ -151,8 +156,10 @@ func TestAuthorisationMatrix_Handoffs(t *testing.T) {
 					case "take":
 						checkTake(t, s, role, sit, conv, cr.id, other.ID, status == ok)
 					case "pause", "resume":
-						now := conversationState(t, s, conv)
-						if after := map[string]string{"pause": "paused", "resume": "ended"}[action]; status == ok && !strings.HasPrefix(now, after+" ") {
+						// A paused hand-off stays its holder's; an ended one
+						// is nobody's.
+						now, holder := conversationState(t, s, conv), was[strings.Index(was, " ")+1:]
+						if after := map[string]string{"pause": "paused " + holder, "resume": "ended -"}[action]; status == ok && now != after {
 							t.Errorf("%s: %s %s, %s: now %s, want %s", face, role, action, sit, now, after)
 						}
 						if status != ok && now != was {

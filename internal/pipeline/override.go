@@ -44,6 +44,13 @@ func (p *Pipeline) Override(ctx context.Context, actor models.Actor, conversatio
 		if err != nil {
 			return err
 		}
+		// A hand-off stays its holder's while it waits for a person (paused
+		// too); once the bot or the end has it, nobody holds it.
+		if after.Status != engine.StatusHandoff && after.Status != engine.StatusPaused {
+			if err := p.convs.Release(ctx, tx, conversationID); err != nil {
+				return err
+			}
+		}
 		provider, err := p.lastProvider(ctx, tx, contact.ID)
 		if err != nil {
 			return err
@@ -82,9 +89,10 @@ func mayCommand(actor models.Actor, kind engine.OverrideKind) error {
 }
 
 // mayOverride says whether the actor may command the conversation now: a
-// hand-off another member holds is theirs, and only those who may take it
-// over command it, or an agent's "resume" (which ends the hand-off) would
-// take it from its holder by another route than Take. Called with the
+// hand-off another member holds is theirs (paused too, until the bot or
+// the end has it: Override releases it then), and only those who may take
+// it over command it, or an agent's "resume" (which ends the hand-off)
+// would take it from its holder by another route than Take. Called with the
 // contact locked in tx; Holder locks the row too, so a take waits for the
 // command and the answer stands until it is applied.
 func (p *Pipeline) mayOverride(ctx context.Context, tx *gorm.DB, actor models.Actor, conversationID int64) error {
@@ -92,7 +100,7 @@ func (p *Pipeline) mayOverride(ctx context.Context, tx *gorm.DB, actor models.Ac
 	switch {
 	case err != nil:
 		return err
-	case status == models.ConversationHandoff && holder != "" && holder != actor.ID && !auth.Can(actor.Role, auth.TakeOver):
+	case (status == models.ConversationHandoff || status == models.ConversationPaused) && holder != "" && holder != actor.ID && !auth.Can(actor.Role, auth.TakeOver):
 		return models.Errorf(models.EFORBIDDEN, "Another member holds this hand-off; they or a supervisor pause or resume it.")
 	}
 	return nil
