@@ -141,6 +141,12 @@ func TestAuthorisationMatrix_Handoffs(t *testing.T) {
 						path, fields = "/conversations/"+itoa(conv)+"/override", map[string]string{"kind": action}
 					}
 					was := conversationState(t, s, conv)
+					if !api && action == "resume" && sit != midFlow {
+						// The page offers to resume exactly those it would let.
+						if offered := strings.Contains(consolePage(t, s.base, cr, "/contacts/"+itoa(contact)), `data-testid="override-resume"`); offered != (want == allowed) {
+							t.Errorf("console: %s, %s: resume offered %v", role, sit, offered)
+						}
+					}
 					status, raw := handoffCall(t, s.base, cr, api, path, fields)
 					if api {
 						doc.check(t, "POST", "/api/v1"+path, status, raw)
@@ -179,6 +185,23 @@ func conversationState(t *testing.T, s *fullServer, id int64) string {
 	var state string
 	_ = s.db.Pool.QueryRow(context.Background(), `SELECT status || ' ' || coalesce(assigned_to::text, '-') FROM conversations WHERE id = $1`, id).Scan(&state)
 	return state
+}
+
+// consolePage is the console's page at path as the caller sees it.
+func consolePage(t *testing.T, base string, cr credentials, path string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+path, nil)
+	req.Header.Set("Cookie", "parley_session="+cr.cookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", path, resp.StatusCode)
+	}
+	return string(raw)
 }
 
 // handoffCall posts fields to path as the caller, by the console's form or

@@ -72,6 +72,17 @@ func (p *Pipeline) Override(ctx context.Context, actor models.Actor, conversatio
 	})
 }
 
+// MayCommand says, writing nothing, whether the actor may give a command
+// of kind to the conversation now: nil, or the EFORBIDDEN that Override
+// would refuse with. The console asks it to offer pause and resume only to
+// those who may.
+func (p *Pipeline) MayCommand(ctx context.Context, actor models.Actor, conversationID int64, kind engine.OverrideKind) error {
+	if err := mayCommand(actor, kind); err != nil {
+		return err
+	}
+	return p.mayOverride(ctx, nil, actor, conversationID)
+}
+
 // mayCommand says whether the actor's role may give a command of kind:
 // pausing and resuming the bot is hand-off work (agents and up), the
 // commands that move the conversation are overrides (supervisors and up).
@@ -94,7 +105,8 @@ func mayCommand(actor models.Actor, kind engine.OverrideKind) error {
 // it over command it, or an agent's "resume" (which ends the hand-off)
 // would take it from its holder by another route than Take. Called with the
 // contact locked in tx; Holder locks the row too, so a take waits for the
-// command and the answer stands until it is applied.
+// command and the answer stands until it is applied (tx nil: a look,
+// locking nothing).
 func (p *Pipeline) mayOverride(ctx context.Context, tx *gorm.DB, actor models.Actor, conversationID int64) error {
 	status, holder, err := p.convs.Holder(ctx, tx, conversationID)
 	switch {
