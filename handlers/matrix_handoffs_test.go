@@ -171,6 +171,7 @@ func TestAuthorisationMatrix_Handoffs(t *testing.T) {
 						if status != ok && now != was {
 							t.Errorf("%s: %s %s, %s refused: now %s, was %s", face, role, action, sit, now, was)
 						}
+						checkCommandAudit(t, s, role, action, sit, conv, other.ID, status == ok)
 					}
 				}
 			}
@@ -268,5 +269,30 @@ func checkTake(t *testing.T, s *fullServer, role models.Role, sit situation, con
 	}
 	if strings.Join(audited, ";") != strings.Join(wantAudit, ";") {
 		t.Errorf("%s took %s: audited %q, want %q", role, sit, audited, wantAudit)
+	}
+}
+
+// checkCommandAudit checks how a pause or resume of conv was audited: as
+// an override when done, from the other agent when they held it; nothing
+// when refused.
+func checkCommandAudit(t *testing.T, s *fullServer, role models.Role, action string, sit situation, conv int64, other string, done bool) {
+	t.Helper()
+	entries, err := store.NewAuditStore(s.db, s.crypto).List(context.Background(), store.AuditQuery{SubjectType: "conversation", SubjectID: itoa(conv)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audited []string
+	for _, e := range entries {
+		audited = append(audited, fmt.Sprintf("%s from %v", e.Action, e.Details["from"]))
+	}
+	var want []string
+	switch {
+	case done && (sit == heldByOther || sit == pausedByOther):
+		want = []string{"conversation.override from " + other}
+	case done:
+		want = []string{"conversation.override from <nil>"}
+	}
+	if strings.Join(audited, ";") != strings.Join(want, ";") {
+		t.Errorf("%s %s, %s: audited %q, want %q", role, action, sit, audited, want)
 	}
 }

@@ -33,7 +33,8 @@ func (p *Pipeline) Override(ctx context.Context, actor models.Actor, conversatio
 		return models.Errorf(models.ENOTFOUND, "Conversation not found.")
 	}
 	return p.underContact(ctx, contactID, func(tx *gorm.DB, contact *models.Contact) error {
-		if err := p.mayOverride(ctx, tx, actor, conversationID); err != nil {
+		from, err := p.mayOverride(ctx, tx, actor, conversationID)
+		if err != nil {
 			return err
 		}
 		conv, err := flows.conversations.Get(ctx, tx, conversationID)
@@ -65,9 +66,13 @@ func (p *Pipeline) Override(ctx context.Context, actor models.Actor, conversatio
 				return err
 			}
 		}
+		details := map[string]any{"override": o, "before": summary(before), "after": summary(after)}
+		if from != "" {
+			details["from"] = from // a staff id, nothing personal: a take-over, as Take records one
+		}
 		return p.audit.Append(ctx, tx, &models.AuditEvent{
 			ActorID: actor.ID, ActorRole: actor.Role, RequestID: actor.RequestID, IP: actor.IP, Action: "conversation.override", SubjectType: "conversation", SubjectID: strconv.FormatInt(conversationID, 10),
-			Details: map[string]any{"override": o, "before": summary(before), "after": summary(after)},
+			Details: details,
 		})
 	})
 }
@@ -80,7 +85,8 @@ func (p *Pipeline) MayCommand(ctx context.Context, actor models.Actor, conversat
 	if err := mayCommand(actor, kind); err != nil {
 		return err
 	}
-	return p.mayOverride(ctx, nil, actor, conversationID)
+	_, err := p.mayOverride(ctx, nil, actor, conversationID)
+	return err
 }
 
 // mayCommand says whether the actor's role may give a command of kind:
@@ -106,16 +112,20 @@ func mayCommand(actor models.Actor, kind engine.OverrideKind) error {
 // would take it from its holder by another route than Take. Called with the
 // contact locked in tx; Holder locks the row too, so a take waits for the
 // command and the answer stands until it is applied (tx nil: a look,
-// locking nothing).
-func (p *Pipeline) mayOverride(ctx context.Context, tx *gorm.DB, actor models.Actor, conversationID int64) error {
+// locking nothing). It returns the member the command is taken over from
+// ("": nobody else holds it).
+func (p *Pipeline) mayOverride(ctx context.Context, tx *gorm.DB, actor models.Actor, conversationID int64) (from string, err error) {
 	status, holder, err := p.convs.Holder(ctx, tx, conversationID)
-	switch {
-	case err != nil:
-		return err
-	case (status == models.ConversationHandoff || status == models.ConversationPaused) && holder != "" && holder != actor.ID && !auth.Can(actor.Role, auth.TakeOver):
-		return models.Errorf(models.EFORBIDDEN, "Another member holds this hand-off; they or a supervisor pause or resume it.")
+	if err != nil {
+		return "", err
 	}
-	return nil
+	if (status != models.ConversationHandoff && status != models.ConversationPaused) || holder == "" || holder == actor.ID {
+		return "", nil
+	}
+	if !auth.Can(actor.Role, auth.TakeOver) {
+		return "", models.Errorf(models.EFORBIDDEN, "Another member holds this hand-off; they or a supervisor pause or resume it.")
+	}
+	return holder, nil
 }
 
 func summary(st engine.State) map[string]any {
