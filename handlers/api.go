@@ -129,13 +129,38 @@ func pageOf(c *fiber.Ctx) (after int64, limit int, err error) {
 			return 0, 0, models.Errorf(models.EINVALID, "after is the next value of the previous page.")
 		}
 	}
+	limit, err = limitOf(c)
+	return after, limit, err
+}
+
+// seqCursor starts the cursors of a contact's messages, which page by seq.
+// They paged by id once, under the same parameter and as a bare number: an
+// old cursor read as a seq would page wrongly without a word, so the new
+// ones carry a mark and a bare number is refused.
+const seqCursor = "s"
+
+// seqPageOf reads the keyset cursor of a contact's messages (the seq the
+// previous page ended on; 0 from the start) and the page's size.
+func seqPageOf(c *fiber.Ctx) (after int64, limit int, err error) {
+	if s := c.Query("after"); s != "" {
+		n, marked := strings.CutPrefix(s, seqCursor)
+		if after, err = strconv.ParseInt(n, 10, 64); !marked || err != nil || after <= 0 {
+			return 0, 0, models.Errorf(models.EINVALID, "after is the next value of the previous page, as it was given (a message id is not one: start again from the first page).")
+		}
+	}
+	limit, err = limitOf(c)
+	return after, limit, err
+}
+
+// limitOf reads a list's page size: apiPage unless asked.
+func limitOf(c *fiber.Ctx) (limit int, err error) {
 	limit = apiPage
 	if s := c.Query("limit"); s != "" {
 		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > apiPageMax {
-			return 0, 0, models.Errorf(models.EINVALID, "limit is a number from 1 to %d.", apiPageMax)
+			return 0, models.Errorf(models.EINVALID, "limit is a number from 1 to %d.", apiPageMax)
 		}
 	}
-	return after, limit, nil
+	return limit, nil
 }
 
 // cursor is the next value of a page: the last id when the page is full
@@ -323,7 +348,7 @@ func (x *API) contact(a *Access) fiber.Handler {
 func (x *API) messages(a *Access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id, ctx := idParam(c), c.UserContext()
-		after, limit, err := pageOf(c)
+		after, limit, err := seqPageOf(c)
 		if err != nil {
 			return err
 		}
@@ -346,7 +371,11 @@ func (x *API) messages(a *Access) fiber.Handler {
 		for i, m := range msgs {
 			out[i], last = messageJSON(m, media[m.ID]), m.Seq
 		}
-		return c.JSON(fiber.Map{"messages": out, "next": cursor(len(msgs), limit, last)})
+		next := cursor(len(msgs), limit, last)
+		if next != "" {
+			next = seqCursor + next
+		}
+		return c.JSON(fiber.Map{"messages": out, "next": next})
 	}
 }
 
@@ -487,16 +516,13 @@ func (x *API) bulkResend(a *Access) fiber.Handler {
 	}
 }
 
-// override applies a staff command to a conversation: pause and resume
-// for agents and up, the commands that move it for supervisors and up.
+// override applies a staff command to a conversation (the service decides
+// whether the caller may: Pipeline.Override).
 func (x *API) override() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		var o engine.Override
 		if err := readJSON(c, &o); err != nil {
 			return err
-		}
-		if o.Kind != engine.OverridePause && o.Kind != engine.OverrideResume && !auth.Can(principal(c).Role, auth.Override) {
-			return models.Errorf(models.EFORBIDDEN, "Your role (%s) may pause and resume the bot, not move the conversation.", principal(c).Role)
 		}
 		o.Node, o.Var, o.Flow = strings.TrimSpace(o.Node), strings.TrimSpace(o.Var), strings.TrimSpace(o.Flow)
 		if err := x.Inbox.Actions.Override(c.UserContext(), actorOf(c), idParam(c), o); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 	"github.com/parley-chat/parley/views"
@@ -193,6 +194,17 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 		}
 		if conv != nil {
 			p.Conversation = conversationPanel(conv, role)
+			// Pause and resume are offered to those the service would let:
+			// not to an agent when a colleague holds the hand-off.
+			if p.Conversation.CanPause && in.Actions != nil {
+				switch err := in.Actions.MayCommand(ctx, actorOf(c), conv.ID, engine.OverrideResume); models.ErrorCode(err) {
+				case "":
+				case models.EFORBIDDEN:
+					p.Conversation.CanPause = false
+				default:
+					return views.ContactProps{}, err
+				}
+			}
 			timers, err := in.Convs.Timers(ctx, conv.ID)
 			if err != nil {
 				return views.ContactProps{}, err

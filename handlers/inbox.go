@@ -66,7 +66,13 @@ type StaffActions interface {
 	// the actor may not take it over.
 	Take(ctx context.Context, actor models.Actor, conversationID int64) error
 	Resend(ctx context.Context, actor models.Actor, messageID int64) (int64, error)
+	// Override returns EFORBIDDEN when the actor's role may not give the
+	// command, or another member holds the hand-off and the actor may not
+	// take it over.
 	Override(ctx context.Context, actor models.Actor, conversationID int64, o engine.Override) error
+	// MayCommand is nil when Override would not refuse the actor a command
+	// of kind, else the EFORBIDDEN it would.
+	MayCommand(ctx context.Context, actor models.Actor, conversationID int64, kind engine.OverrideKind) error
 	// FlowOf returns the flow a conversation is pinned to and the flows
 	// that may be started.
 	FlowOf(ctx context.Context, conv *models.Conversation) (*engine.Flow, []string, error)

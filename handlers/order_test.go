@@ -75,4 +75,11 @@ func TestAPI_MessagesInTheOrderTheyHappened(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("pages of two gave\n%q\nwant\n%q", got, want)
 	}
+	// A cursor as the API handed them out when it paged by id (a bare
+	// message id) is refused, not read as a seq.
+	for _, old := range []string{itoa(outs[2].ID), itoa(ins[1].ID)} {
+		if status, raw := agent.call(t, "GET", "/api/v1/contacts/"+itoa(ravi.ID)+"/messages?limit=2&after="+old, nil); status != 400 || errCode(raw) != "invalid" {
+			t.Errorf("an id cursor %s: %d %s, want 400 invalid", old, status, raw)
+		}
+	}
 }

@@ -163,7 +163,7 @@ func TestAI_StaffMovingTheConversationMakesTheAnswerStale(t *testing.T) {
 	if err := e.db.Pool.QueryRow(context.Background(), `SELECT id FROM conversations WHERE contact_id = $1`, contact.ID).Scan(&conv); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Override(context.Background(), models.Actor{}, conv, engine.Override{Kind: engine.OverrideMove, Node: "clarify"}); err != nil {
+	if err := p.Override(context.Background(), models.Actor{Role: models.RoleSupervisor}, conv, engine.Override{Kind: engine.OverrideMove, Node: "clarify"}); err != nil {
 		t.Fatal(err)
 	}
 	close(ai.release)

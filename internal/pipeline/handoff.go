@@ -16,7 +16,11 @@ import (
 // (EFORBIDDEN otherwise), audited as one with the member it was taken
 // from. ENOTFOUND when the conversation is not waiting for a person.
 func (p *Pipeline) Take(ctx context.Context, actor models.Actor, conversationID int64) error {
-	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	// The entry's action and details depend on whom the change takes the
+	// conversation from: change fills them in before Within appends it.
+	e := &models.AuditEvent{ActorID: actor.ID, ActorRole: actor.Role, RequestID: actor.RequestID, IP: actor.IP,
+		Action: "conversation.take", SubjectType: "conversation", SubjectID: strconv.FormatInt(conversationID, 10)}
+	return p.audit.Within(ctx, e, func(tx *gorm.DB) error {
 		status, holder, err := p.convs.Holder(ctx, tx, conversationID)
 		switch {
 		case err != nil:
@@ -26,15 +30,10 @@ func (p *Pipeline) Take(ctx context.Context, actor models.Actor, conversationID 
 		case holder != "" && holder != actor.ID && !auth.Can(actor.Role, auth.TakeOver):
 			return models.Errorf(models.EFORBIDDEN, "Another member holds this hand-off; taking it over is a supervisor's action.")
 		}
-		action, details := "conversation.take", map[string]any(nil)
 		if holder != "" && holder != actor.ID {
-			action, details = "conversation.take_over", map[string]any{"from": holder} // a staff id, nothing personal
+			e.Action, e.Details = "conversation.take_over", map[string]any{"from": holder} // a staff id, nothing personal
 		}
-		if err := p.convs.Take(ctx, tx, conversationID, actor.ID); err != nil {
-			return err
-		}
-		return p.audit.Append(ctx, tx, &models.AuditEvent{ActorID: actor.ID, ActorRole: actor.Role, RequestID: actor.RequestID, IP: actor.IP,
-			Action: action, SubjectType: "conversation", SubjectID: strconv.FormatInt(conversationID, 10), Details: details})
+		return p.convs.Take(ctx, tx, conversationID, actor.ID)
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/models"
 )
@@ -13,11 +14,16 @@ import (
 // Override applies a staff command to a conversation: under the contact's
 // lock, like any message, so a message and a command racing each other
 // take turns and both are recorded. The audit log keeps who did what, with
-// the state before and after.
+// the state before and after. EFORBIDDEN when the actor's role may not
+// give the command, or the conversation is a hand-off another member holds
+// and the actor may not take it over (mayOverride).
 func (p *Pipeline) Override(ctx context.Context, actor models.Actor, conversationID int64, o engine.Override) error {
 	flows, ok := p.responder.(*Flows)
 	if !ok {
 		return models.Errorf(models.ENOTIMPLEMENTED, "Conversations are not run by flows on this instance.")
+	}
+	if err := mayCommand(actor, o.Kind); err != nil {
+		return err
 	}
 	var contactID int64
 	if err := p.db.Gorm.WithContext(ctx).Raw("SELECT contact_id FROM conversations WHERE id = ?", conversationID).Scan(&contactID).Error; err != nil {
@@ -27,6 +33,10 @@ func (p *Pipeline) Override(ctx context.Context, actor models.Actor, conversatio
 		return models.Errorf(models.ENOTFOUND, "Conversation not found.")
 	}
 	return p.underContact(ctx, contactID, func(tx *gorm.DB, contact *models.Contact) error {
+		from, err := p.mayOverride(ctx, tx, actor, conversationID)
+		if err != nil {
+			return err
+		}
 		conv, err := flows.conversations.Get(ctx, tx, conversationID)
 		if err != nil {
 			return err
@@ -34,6 +44,13 @@ func (p *Pipeline) Override(ctx context.Context, actor models.Actor, conversatio
 		out, before, after, err := flows.Override(ctx, tx, contact, conv, o)
 		if err != nil {
 			return err
+		}
+		// A hand-off stays its holder's while it waits for a person (paused
+		// too); once the bot or the end has it, nobody holds it.
+		if after.Status != engine.StatusHandoff && after.Status != engine.StatusPaused {
+			if err := p.convs.Release(ctx, tx, conversationID); err != nil {
+				return err
+			}
 		}
 		provider, err := p.lastProvider(ctx, tx, contact.ID)
 		if err != nil {
@@ -49,11 +66,66 @@ func (p *Pipeline) Override(ctx context.Context, actor models.Actor, conversatio
 				return err
 			}
 		}
+		details := map[string]any{"override": o, "before": summary(before), "after": summary(after)}
+		if from != "" {
+			details["from"] = from // a staff id, nothing personal: a take-over, as Take records one
+		}
 		return p.audit.Append(ctx, tx, &models.AuditEvent{
 			ActorID: actor.ID, ActorRole: actor.Role, RequestID: actor.RequestID, IP: actor.IP, Action: "conversation.override", SubjectType: "conversation", SubjectID: strconv.FormatInt(conversationID, 10),
-			Details: map[string]any{"override": o, "before": summary(before), "after": summary(after)},
+			Details: details,
 		})
 	})
+}
+
+// MayCommand says, writing nothing, whether the actor may give a command
+// of kind to the conversation now: nil, or the EFORBIDDEN that Override
+// would refuse with. The console asks it to offer pause and resume only to
+// those who may.
+func (p *Pipeline) MayCommand(ctx context.Context, actor models.Actor, conversationID int64, kind engine.OverrideKind) error {
+	if err := mayCommand(actor, kind); err != nil {
+		return err
+	}
+	_, err := p.mayOverride(ctx, nil, actor, conversationID)
+	return err
+}
+
+// mayCommand says whether the actor's role may give a command of kind:
+// pausing and resuming the bot is hand-off work (agents and up), the
+// commands that move the conversation are overrides (supervisors and up).
+func mayCommand(actor models.Actor, kind engine.OverrideKind) error {
+	if kind == engine.OverridePause || kind == engine.OverrideResume {
+		if !auth.Can(actor.Role, auth.HandoffWork) {
+			return models.Errorf(models.EFORBIDDEN, "Your role (%s) may not pause or resume the bot.", actor.Role)
+		}
+		return nil
+	}
+	if !auth.Can(actor.Role, auth.Override) {
+		return models.Errorf(models.EFORBIDDEN, "Your role (%s) may pause and resume the bot, not move the conversation.", actor.Role)
+	}
+	return nil
+}
+
+// mayOverride says whether the actor may command the conversation now: a
+// hand-off another member holds is theirs (paused too, until the bot or
+// the end has it: Override releases it then), and only those who may take
+// it over command it, or an agent's "resume" (which ends the hand-off)
+// would take it from its holder by another route than Take. Called with the
+// contact locked in tx; Holder locks the row too, so a take waits for the
+// command and the answer stands until it is applied (tx nil: a look,
+// locking nothing). It returns the member the command is taken over from
+// ("": nobody else holds it).
+func (p *Pipeline) mayOverride(ctx context.Context, tx *gorm.DB, actor models.Actor, conversationID int64) (from string, err error) {
+	status, holder, err := p.convs.Holder(ctx, tx, conversationID)
+	if err != nil {
+		return "", err
+	}
+	if (status != models.ConversationHandoff && status != models.ConversationPaused) || holder == "" || holder == actor.ID {
+		return "", nil
+	}
+	if !auth.Can(actor.Role, auth.TakeOver) {
+		return "", models.Errorf(models.EFORBIDDEN, "Another member holds this hand-off; they or a supervisor pause or resume it.")
+	}
+	return holder, nil
 }
 
 func summary(st engine.State) map[string]any {

@@ -41,7 +41,7 @@ func TestOverride_RacingAnInboundMessageBothAreRecorded(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			overrideErr = p.Override(context.Background(), models.Actor{}, conv, engine.Override{Kind: engine.OverrideEnd})
+			overrideErr = p.Override(context.Background(), models.Actor{Role: models.RoleSupervisor}, conv, engine.Override{Kind: engine.OverrideEnd})
 		}()
 		go func() {
 			defer wg.Done()
@@ -73,14 +73,14 @@ func TestOverride_MoveAsksAndIsAudited(t *testing.T) {
 	p := e.start(t, pipeline.NewFlows(engine.Builtin(), e.db, e.crypto))
 	conv := startConversation(t, e, p)
 	before := len(e.api.Sent())
-	if err := p.Override(context.Background(), models.Actor{}, conv, engine.Override{Kind: engine.OverrideMove, Node: "ask_need"}); err != nil {
+	if err := p.Override(context.Background(), models.Actor{Role: models.RoleSupervisor}, conv, engine.Override{Kind: engine.OverrideMove, Node: "ask_need"}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the question to be sent", func() bool { return len(e.api.Sent()) == before+1 && e.idle(t) })
 	if got := e.api.Sent()[before].Body; got != "What do you need? 1. Appointment 2. Prescription 3. Something else" {
 		t.Fatalf("sent %q", got)
 	}
-	if err := p.Override(context.Background(), models.Actor{}, conv, engine.Override{Kind: engine.OverrideMove, Node: "nowhere"}); err == nil {
+	if err := p.Override(context.Background(), models.Actor{Role: models.RoleSupervisor}, conv, engine.Override{Kind: engine.OverrideMove, Node: "nowhere"}); err == nil {
 		t.Fatal("a move to a node the flow lacks was accepted")
 	}
 	if n := e.count(t, `SELECT count(*) FROM audit_events`); n != 1 {

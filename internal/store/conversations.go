@@ -317,6 +317,14 @@ func (s *ConversationStore) Holder(ctx context.Context, tx *gorm.DB, id int64) (
 	return rows[0].Status, rows[0].AssignedTo, nil
 }
 
+// Release lets go of a conversation's holder, if any: for a conversation
+// no longer waiting for a person, so a later hand-off of it is nobody's,
+// not its last holder's.
+func (s *ConversationStore) Release(ctx context.Context, tx *gorm.DB, id int64) error {
+	err := gormFor(ctx, s.db, s.crypto, tx).Exec(`UPDATE conversations SET assigned_to = NULL, assigned_at = NULL WHERE id = ? AND assigned_to IS NOT NULL`, id).Error
+	return dbError(err, "Conversation")
+}
+
 // Take assigns a handed-off conversation to a staff member, whoever held
 // it (the caller decides who may take it from whom). ENOTFOUND when it is
 // not (or no longer) handed off.

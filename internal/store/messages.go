@@ -185,14 +185,18 @@ func (s *MessageStore) ForContact(ctx context.Context, contactID, before int64, 
 	return out, nil
 }
 
-// Fingerprint changes whenever a message of the contact is added or the
-// status of one of the 200 written last moves: the console's live view
-// asks for it, and reads nothing sealed. It follows seq, the order the
-// messages were written in (ids are reserved in blocks and only unique).
+// Fingerprint changes whenever a message of the contact is added or
+// removed, or the status of one of the 200 latest (by seq) moves: the
+// console's live view asks for it, and reads nothing sealed. A message may
+// commit after one with a higher seq (its write took its place first), so
+// the count is of all the contact's messages (an index-only count on
+// (contact_id, seq)) and the latest are hashed by place and status, not by
+// status alone: a late commit changes one or the other even when the
+// statuses read alike or another message went at the same time.
 func (s *MessageStore) Fingerprint(ctx context.Context, contactID int64) (string, error) {
 	var fp string
-	err := gormFor(ctx, s.db, s.crypto, nil).Raw(`SELECT count(*)::text || ':' || coalesce(max(seq), 0)::text || ':' || coalesce(md5(string_agg(status, ',' ORDER BY seq)), '')
-		FROM (SELECT seq, status FROM messages WHERE contact_id = ? ORDER BY seq DESC LIMIT 200) m`, contactID).Scan(&fp).Error
+	err := gormFor(ctx, s.db, s.crypto, nil).Raw(`SELECT (SELECT count(*) FROM messages WHERE contact_id = ?)::text || ':' || coalesce(md5(string_agg(seq::text || ':' || status, ',' ORDER BY seq)), '')
+		FROM (SELECT seq, status FROM messages WHERE contact_id = ? ORDER BY seq DESC LIMIT 200) m`, contactID, contactID).Scan(&fp).Error
 	return fp, dbError(err, "Message")
 }
 

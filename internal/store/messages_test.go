@@ -152,3 +152,67 @@ func TestMessageStore_Fingerprint_NotByIDOrder(t *testing.T) {
 		t.Fatalf("its status moved: fingerprint %q, as before (%v)", moved, err)
 	}
 }
+
+// A message that commits after a later one (its write took its place in
+// the sequence first) still moves the live view's fingerprint, past 200
+// messages whose statuses read alike before and after; and so does a late
+// commit that lands as an older message is removed (the count stays).
+func TestMessageStore_Fingerprint_SeesALateCommitWithALowerSeq(t *testing.T) {
+	f := newFixture(t)
+	c := f.contact(t, "+14155550100", "")
+	ctx := context.Background()
+	reply := func(body string) *models.Message {
+		return &models.Message{ContactID: c.ID, Channel: c.Channel, Provider: "twilio", Body: body, Status: models.StatusQueued}
+	}
+	var earlier []*models.Message
+	for range 201 {
+		earlier = append(earlier, reply("earlier"))
+	}
+	if err := f.messages.InsertReplies(ctx, nil, earlier); err != nil {
+		t.Fatal(err)
+	}
+	// late takes its place, then waits to commit while next is written.
+	late := f.db.Gorm.WithContext(ctx).Begin()
+	defer late.Rollback()
+	if err := f.messages.InsertReplies(ctx, late, []*models.Message{reply("decided first, committed last")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.messages.InsertReplies(ctx, nil, []*models.Message{reply("decided second")}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := f.messages.Fingerprint(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := late.Commit().Error; err != nil {
+		t.Fatal(err)
+	}
+	after, err := f.messages.Fingerprint(ctx, c.ID)
+	if err != nil || after == before {
+		t.Fatalf("a message committed late with a lower seq: fingerprint %q, as before (%v)", after, err)
+	}
+
+	// Again, while the oldest message is removed (retention, erasure of a
+	// message): as many messages as before, the same statuses in order.
+	late = f.db.Gorm.WithContext(ctx).Begin()
+	defer late.Rollback()
+	if err := f.messages.InsertReplies(ctx, late, []*models.Message{reply("decided first again")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.messages.InsertReplies(ctx, nil, []*models.Message{reply("decided second again")}); err != nil {
+		t.Fatal(err)
+	}
+	before, err = f.messages.Fingerprint(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := late.Exec(`DELETE FROM messages WHERE id = ?`, earlier[0].ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := late.Commit().Error; err != nil {
+		t.Fatal(err)
+	}
+	if after, err = f.messages.Fingerprint(ctx, c.ID); err != nil || after == before {
+		t.Fatalf("a late commit as the oldest message went: fingerprint %q, as before (%v)", after, err)
+	}
+}
