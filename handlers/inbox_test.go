@@ -154,11 +154,11 @@ func TestInbox_Reply(t *testing.T) {
 	_, _ = site.db.Pool.Exec(ctx, `UPDATE messages SET provider = 'twilio'`)
 	_, page := agent.do(t, "GET", "/contacts/"+itoa(ravi.ID), nil, nil)
 	csrf := formCSRF.FindStringSubmatch(page)
-	if csrf == nil || strings.Contains(page, `data-testid="reply-form"`) || !strings.Contains(page, "not handed off to a person") {
+	if csrf == nil || strings.Contains(page, `data-testid="reply-form"`) || !strings.Contains(page, "agents reply to hand-offs they have taken") {
 		t.Fatal("an agent is offered a reply box to a contact the bot answers, or not told why not")
 	}
 	resp, page := agent.do(t, "POST", "/contacts/"+itoa(ravi.ID)+"/reply", url.Values{"_csrf": {csrf[1]}, "text": {"Your refill is ready."}}, nil)
-	if resp.StatusCode != 403 || !strings.Contains(page, "not handed off to a person") {
+	if resp.StatusCode != 403 || !strings.Contains(page, "agents reply to hand-offs they have taken") {
 		t.Fatalf("an agent's reply to a contact the bot answers: %d\n%s", resp.StatusCode, page)
 	}
 	// Ravi is handed off, and the agent takes him.

@@ -27,6 +27,8 @@ const (
 	heldByCaller   situation = "a hand-off the caller holds"
 	heldByOther    situation = "a hand-off another agent holds"
 	pausedByOther  situation = "a hand-off another agent holds and paused"
+	pausedByCaller situation = "a conversation the caller paused (and so holds)"
+	pausedNobody   situation = "a paused conversation nobody holds"
 )
 
 // allowed stands for the action's success in the matrix: a redirect in the
@@ -42,6 +44,10 @@ var handoffRules = map[string]map[situation]map[models.Role]int{
 		notTaken:       {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
 		heldByCaller:   {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
 		heldByOther:    {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		// With the bot paused, its holder (who paused it) answers the person.
+		pausedByCaller: {models.RoleViewer: 403, models.RoleAgent: allowed, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		pausedByOther:  {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
+		pausedNobody:   {models.RoleViewer: 403, models.RoleAgent: 403, models.RoleSupervisor: allowed, models.RoleAdmin: allowed},
 	},
 	// Taking a hand-off another member holds is a supervisor's action.
 	"take": {
@@ -118,6 +124,10 @@ func TestAuthorisationMatrix_Handoffs(t *testing.T) {
 			holder = other.ID
 		case pausedByOther:
 			status, holder = "paused", other.ID
+		case pausedByCaller:
+			status, holder = "paused", caller
+		case pausedNobody:
+			status = "paused"
 		}
 		var conv int64
 		if err := s.db.Pool.QueryRow(ctx, `INSERT INTO conversations (contact_id, flow_id, flow_version, node, status, assigned_to)
@@ -162,9 +172,14 @@ func TestAuthorisationMatrix_Handoffs(t *testing.T) {
 					case "take":
 						checkTake(t, s, role, sit, conv, cr.id, other.ID, status == ok)
 					case "pause", "resume":
-						// A paused hand-off stays its holder's; an ended one
-						// is nobody's.
+						// A paused hand-off stays its holder's, and one
+						// nobody held becomes the pauser's (with the bot
+						// stopped, somebody answers); an ended one is
+						// nobody's.
 						now, holder := conversationState(t, s, conv), was[strings.Index(was, " ")+1:]
+						if holder == "-" {
+							holder = cr.id
+						}
 						if after := map[string]string{"pause": "paused " + holder, "resume": "ended -"}[action]; status == ok && now != after {
 							t.Errorf("%s: %s %s, %s: now %s, want %s", face, role, action, sit, now, after)
 						}

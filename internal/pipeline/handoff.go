@@ -58,17 +58,22 @@ func (p *Pipeline) mayReply(ctx context.Context, tx *gorm.DB, actor models.Actor
 	if auth.Can(actor.Role, auth.ReplyAnywhere) {
 		return nil
 	}
-	if conv == nil || conv.Status != models.ConversationHandoff {
-		return models.Errorf(models.EFORBIDDEN, "This contact is not handed off to a person, so the bot is answering them; agents reply to hand-offs they have taken, supervisors anywhere.")
+	switch {
+	case conv == nil:
+		return models.Errorf(models.EFORBIDDEN, "This contact has no open conversation; agents reply to hand-offs they have taken, supervisors anywhere.")
+	case conv.Status != models.ConversationHandoff && conv.Status != models.ConversationPaused:
+		return models.Errorf(models.EFORBIDDEN, "This contact is not handed off to a person, so the bot is answering them; agents reply to hand-offs they have taken (or where they paused the bot), supervisors anywhere.")
 	}
 	_, holder, err := p.convs.Holder(ctx, tx, conv.ID)
 	switch {
 	case err != nil:
 		return err
+	case holder == "" && conv.Status == models.ConversationPaused:
+		return models.Errorf(models.EFORBIDDEN, "The bot is paused here and nobody holds the conversation; a supervisor replies, or resumes the bot.")
 	case holder == "":
 		return models.Errorf(models.EFORBIDDEN, "Take this hand-off before replying to it.")
 	case holder != actor.ID:
-		return models.Errorf(models.EFORBIDDEN, "Another member holds this hand-off; they or a supervisor reply to it.")
+		return models.Errorf(models.EFORBIDDEN, "Another member holds this conversation; they or a supervisor reply to it.")
 	}
 	return nil
 }

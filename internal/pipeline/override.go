@@ -46,11 +46,17 @@ func (p *Pipeline) Override(ctx context.Context, actor models.Actor, conversatio
 			return err
 		}
 		// A hand-off stays its holder's while it waits for a person (paused
-		// too); once the bot or the end has it, nobody holds it.
-		if after.Status != engine.StatusHandoff && after.Status != engine.StatusPaused {
-			if err := p.convs.Release(ctx, tx, conversationID); err != nil {
-				return err
-			}
+		// too); once the bot or the end has it, nobody holds it. Whoever
+		// pauses the bot on a conversation nobody holds takes it: with the
+		// bot stopped, somebody must answer the person.
+		switch {
+		case after.Status != engine.StatusHandoff && after.Status != engine.StatusPaused:
+			err = p.convs.Release(ctx, tx, conversationID)
+		case after.Status == engine.StatusPaused && actor.ID != "":
+			err = p.convs.Hold(ctx, tx, conversationID, actor.ID)
+		}
+		if err != nil {
+			return err
 		}
 		provider, err := p.lastProvider(ctx, tx, contact.ID)
 		if err != nil {

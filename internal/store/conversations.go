@@ -325,6 +325,13 @@ func (s *ConversationStore) Release(ctx context.Context, tx *gorm.DB, id int64) 
 	return dbError(err, "Conversation")
 }
 
+// Hold gives a conversation nobody holds to a staff member (a pause: the
+// one who stopped the bot answers the person). A held one keeps its holder.
+func (s *ConversationStore) Hold(ctx context.Context, tx *gorm.DB, id int64, staffID string) error {
+	err := gormFor(ctx, s.db, s.crypto, tx).Exec(`UPDATE conversations SET assigned_to = ?, assigned_at = now() WHERE id = ? AND assigned_to IS NULL`, staffID, id).Error
+	return dbError(err, "Conversation")
+}
+
 // Take assigns a handed-off conversation to a staff member, whoever held
 // it (the caller decides who may take it from whom). ENOTFOUND when it is
 // not (or no longer) handed off.
