@@ -75,7 +75,6 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 	var email, role string
 	var invite bool
 	var audit *store.AuditStore
-	var sessions *store.SessionStore
 	var remote *auth.GoTrueAdmin // Supabase mode; nil in local mode
 	withStaff := func(cmd *cobra.Command, fn func(ctx context.Context, staff *store.StaffStore) error) error {
 		cfg, db, c, err := openSealed(cmd.Context(), getenv, stderr)
@@ -89,7 +88,7 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 			}
 			remote = auth.NewGoTrue(cfg.SupabaseURL, cfg.SupabaseAnonKey, nil).Admin(cfg.SupabaseServiceRoleKey)
 		}
-		audit, sessions = store.NewAuditStore(db, c), store.NewSessionStore(db, c)
+		audit = store.NewAuditStore(db, c)
 		return fn(cmd.Context(), store.NewStaffStore(db))
 	}
 	// within makes a change from the command line (no actor) in the
@@ -236,16 +235,15 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 						return err
 					}
 					return within(ctx, "staff."+use, found, nil, func(tx *gorm.DB, _ *models.AuditEvent) error {
-						if err := staff.SetActive(ctx, tx, found.ID, to); err != nil {
+						change := func() error { return staff.SetActive(ctx, tx, found.ID, true) }
+						if !to { // their open sessions end now (in tx), not at their next request
+							change = func() error { return staff.Deactivate(ctx, tx, found.ID) }
+						}
+						if err := change(); err != nil {
 							return err
 						}
 						if remote != nil { // banned at Supabase while deactivated
-							if err := remote.SetBanned(ctx, found.ID, !to); err != nil {
-								return err
-							}
-						}
-						if !to { // their open sessions end now, not at their next request
-							return sessions.RevokeUser(ctx, found.ID)
+							return remote.SetBanned(ctx, found.ID, !to)
 						}
 						return nil
 					})

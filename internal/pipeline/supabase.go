@@ -161,10 +161,7 @@ func (p *Pipeline) deactivateRemoved(ctx context.Context, staff *store.StaffStor
 		reason = "deleted at Supabase"
 	}
 	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := staff.SetActive(ctx, tx, id, false); err != nil {
-			return err
-		}
-		if err := tx.Exec(`UPDATE staff_sessions SET revoked_at = now() WHERE user_id = ? AND revoked_at IS NULL`, id).Error; err != nil {
+		if err := staff.Deactivate(ctx, tx, id); err != nil {
 			return err
 		}
 		return p.audit.Append(ctx, tx, &models.AuditEvent{Action: "staff.deactivate", SubjectType: "staff", SubjectID: id,

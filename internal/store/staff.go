@@ -131,6 +131,33 @@ func (s *StaffStore) SetActive(ctx context.Context, tx *gorm.DB, id string, acti
 	return s.update(ctx, tx, id, map[string]any{"active": active})
 }
 
+// Deactivate marks a staff member inactive and ends their console
+// sessions, in tx (with the caller's audit entry: all or nothing). The
+// last active admin is never deactivated (ECONFLICT): nobody would be left
+// to undo it. Both the console/API and the Supabase re-check go through
+// here.
+func (s *StaffStore) Deactivate(ctx context.Context, tx *gorm.DB, id string) error {
+	if tx == nil {
+		tx = s.db.Gorm
+	}
+	return tx.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Locking the active admins serialises two deactivations that
+		// would each leave the other as the last one.
+		var admins []string
+		if err := tx.Raw(`SELECT id FROM staff_users WHERE role = ? AND active ORDER BY id FOR UPDATE`, string(models.RoleAdmin)).
+			Scan(&admins).Error; err != nil {
+			return dbError(err, "Staff member")
+		}
+		if len(admins) == 1 && admins[0] == id {
+			return models.Errorf(models.ECONFLICT, "The last active admin cannot be deactivated.")
+		}
+		if err := s.update(ctx, tx, id, map[string]any{"active": false}); err != nil {
+			return err
+		}
+		return revokeUserSessions(ctx, tx, id)
+	})
+}
+
 // SetPasswordHash replaces a local staff member's password hash.
 func (s *StaffStore) SetPasswordHash(ctx context.Context, tx *gorm.DB, id, hash string) error {
 	return s.update(ctx, tx, id, map[string]any{"password_hash": hash})

@@ -364,3 +364,10 @@ func (p *Project) HasUser(id string) bool {
 	defer p.mu.Unlock()
 	return p.byID(id) != nil
 }
+
+// HasEmail reports whether the project has a user with this email.
+func (p *Project) HasEmail(email string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.users[strings.ToLower(email)] != nil
+}
