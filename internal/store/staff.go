@@ -110,6 +110,26 @@ func (s *StaffStore) List(ctx context.Context, after string, limit int) ([]*mode
 	return out, nil
 }
 
+// ActiveAfter lists active staff members by id, those after the id
+// given, at most limit: a walk over everyone that can resume where it
+// stopped (the Supabase re-check's cursor).
+func (s *StaffStore) ActiveAfter(ctx context.Context, after string, limit int) ([]*models.StaffUser, error) {
+	var rows []staffRow
+	q := s.db.Gorm.WithContext(ctx).Where("active")
+	if after != "" { // "" is no uuid: from the first
+		q = q.Where("id > ?", after)
+	}
+	err := q.Order("id").Limit(limit).Find(&rows).Error
+	if err != nil {
+		return nil, dbError(err, "Staff member")
+	}
+	out := make([]*models.StaffUser, len(rows))
+	for i := range rows {
+		out[i] = rows[i].model()
+	}
+	return out, nil
+}
+
 // Count returns how many staff members there are.
 func (s *StaffStore) Count(ctx context.Context) (int64, error) {
 	var n int64
