@@ -91,3 +91,32 @@ func TestRecheck_NeverTheLastAdminNorTooMany(t *testing.T) {
 		}
 	}
 }
+
+// Look-ups failing three in a row stop the walk as an outage; the next
+// run resumes after them, so members whose look-ups keep failing do not
+// keep those after them from ever being checked.
+func TestRecheck_ResumesAfterWhereTheLastRunStopped(t *testing.T) {
+	p := authtest.NewProject()
+	t.Cleanup(p.Close)
+	site := supabaseSite(t, p)
+	ctx := t.Context()
+	supabaseMember(t, site, p, "admin@example.org", models.RoleAdmin)
+	for i := 1; i <= 3; i++ { // the lowest ids: met first
+		id := fmt.Sprintf("00000000-0000-4000-8000-00000000000%d", i)
+		if _, err := site.staff.Create(ctx, id, fmt.Sprintf("broken%d@example.org", i), models.RoleAgent, ""); err != nil {
+			t.Fatal(err)
+		}
+		p.Break(id)
+	}
+	goneID, _ := supabaseMember(t, site, p, "gone@example.org", models.RoleAgent)
+	if err := auth.NewGoTrue(p.URL, authtest.AnonKey, nil).Admin(authtest.ServiceRoleKey).Delete(ctx, goneID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := site.pipe.Recheck(ctx); models.ErrorCode(err) != models.EUNAVAILABLE || n != 0 {
+		t.Fatalf("first run, three failing look-ups in a row: %d, %v; want 0, unavailable", n, err)
+	}
+	// It meets the failing ones again at the end of its round, and stops there.
+	if n, err := site.pipe.Recheck(ctx); n != 1 || site.active(t, goneID) {
+		t.Fatalf("second run: %d deactivated, %v; want the member after the failing ones deactivated", n, err)
+	}
+}

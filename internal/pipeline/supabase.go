@@ -129,11 +129,13 @@ const failStreak = 3
 // The walk goes by id from where the last run stopped (a cursor, kept in
 // this process: a new leader starts from the first), so a run cut short
 // by its deadline is resumed, not restarted. A member whose look-up fails
-// is logged and skipped; failStreak failures in a row stop the run with
-// EUNAVAILABLE, changing nobody, and the next run resumes before them: an
-// outage never signs everyone out. Neither does a wrong configuration:
-// more than MaxRemovedPerRun found gone changes nobody (ECONFLICT), and
-// the last active admin is never deactivated.
+// is logged and skipped; failStreak failures in a row stop the walk with
+// EUNAVAILABLE (only those found gone before are deactivated: an outage
+// never signs everyone out). The next run resumes after them (they are
+// asked again a round later), so members whose look-ups keep failing
+// never hold up those after them. Nor can a wrong configuration empty
+// the staff: more than MaxRemovedPerRun found gone changes nobody
+// (ECONFLICT), and the last active admin is never deactivated.
 func (p *Pipeline) Recheck(ctx context.Context) (int, error) {
 	if p.supabase == nil {
 		return 0, nil
@@ -144,7 +146,8 @@ func (p *Pipeline) Recheck(ctx context.Context) (int, error) {
 	start := p.recheckAfter
 	after, wrapped := start, start == ""
 	var removed []removal
-	streak, beforeStreak := 0, start
+	streak := 0
+	var stopped error
 walk:
 	for {
 		page, err := staff.ActiveAfter(ctx, after, 100)
@@ -153,9 +156,9 @@ walk:
 		}
 		for _, u := range page {
 			if wrapped && start != "" && u.ID > start {
-				break walk // every member seen once
+				break walk // every member seen once (the last run's last again: it may have failed)
 			}
-			after = u.ID
+			after, p.recheckAfter = u.ID, u.ID
 			call, cancel := context.WithTimeout(ctx, 10*time.Second)
 			gone, banned, err := p.supabase.Standing(call, u.ID)
 			cancel()
@@ -168,15 +171,14 @@ walk:
 				p.log.Warn("staff re-check at Supabase: one member's look-up failed; skipped",
 					slog.String("staff_id", u.ID), slog.String("code", code))
 				if streak++; streak >= failStreak {
-					p.recheckAfter = beforeStreak // the next run asks them again
-					return 0, models.Errorf(models.EUNAVAILABLE, "Supabase Auth failed %d look-ups in a row.", streak)
+					stopped = models.Errorf(models.EUNAVAILABLE, "Supabase Auth failed %d look-ups in a row.", streak)
+					break walk
 				}
 				continue
 			case gone || banned:
 				removed = append(removed, removal{id: u.ID, gone: gone})
 			}
-			streak, beforeStreak = 0, u.ID
-			p.recheckAfter = u.ID
+			streak = 0
 		}
 		if len(page) < 100 {
 			if wrapped {
@@ -199,7 +201,7 @@ walk:
 		}
 		deactivated++
 	}
-	return deactivated, nil
+	return deactivated, stopped // nil unless the walk stopped early
 }
 
 // removal is a member found deleted (gone) or banned at Supabase.
