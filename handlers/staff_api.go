@@ -122,6 +122,11 @@ func (a *Access) createStaff(c *fiber.Ctx, admin StaffAdmin, email string, role 
 	case a.Remote == nil:
 		return nil, models.Errorf(models.ENOTIMPLEMENTED, "Staff cannot be created here: SUPABASE_SERVICE_ROLE_KEY is not set.")
 	case userID != "":
+		// A member already is staff: refused before their mirrored role
+		// at Supabase is touched (nothing here could restore it).
+		if _, err := admin.Get(ctx, userID); err == nil {
+			return nil, models.Errorf(models.ECONFLICT, "This user is staff already.")
+		}
 		err = a.remote(ctx, func(ctx context.Context) error { return a.Remote.SetRole(ctx, userID, role) })
 	default:
 		err = a.remote(ctx, func(ctx context.Context) (err error) {

@@ -19,12 +19,18 @@ func TestStaffChanges_SupabaseAndSessionsUnchangedWhenTheEntryFails(t *testing.T
 	site := supabaseSite(t, p)
 	adminID, _ := supabaseMember(t, site, p, "admin@example.org", models.RoleAdmin)
 	agentID, agent := supabaseMember(t, site, p, "agent@example.org", models.RoleAgent)
+	token := p.Sign(p.Claims(adminID, "admin@example.org"))
+	// Giving access to a user who is staff already is refused before their
+	// mirrored role at Supabase is touched.
+	if status := apiCall(t, site.base, token, "POST", "/api/v1/staff",
+		`{"email":"agent@example.org","role":"viewer","user_id":"`+agentID+`"}`); status != 409 || p.AppRole(agentID) == string(models.RoleViewer) {
+		t.Fatalf("adding a member again: %d, mirrored role %q; want 409, untouched", status, p.AppRole(agentID))
+	}
 	if _, err := site.db.Pool.Exec(t.Context(), `CREATE FUNCTION refuse_test() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN RAISE EXCEPTION 'audit refused for the test'; END; $$;
 		CREATE TRIGGER refuse_test BEFORE INSERT ON audit_events FOR EACH ROW WHEN (NEW.action LIKE 'staff.%') EXECUTE FUNCTION refuse_test();`); err != nil {
 		t.Fatal(err)
 	}
-	token := p.Sign(p.Claims(adminID, "admin@example.org"))
 	for _, tc := range []struct{ method, path, body string }{
 		{"POST", "/api/v1/staff", `{"email":"new@example.org","role":"agent","password":"a good long password"}`},
 		{"POST", "/api/v1/staff", `{"email":"invited@example.org","role":"agent"}`},
@@ -32,16 +38,8 @@ func TestStaffChanges_SupabaseAndSessionsUnchangedWhenTheEntryFails(t *testing.T
 		{"PATCH", "/api/v1/staff/" + agentID, `{"active":false}`},
 		{"DELETE", "/api/v1/staff/" + agentID, ""},
 	} {
-		req, _ := http.NewRequest(tc.method, site.base+tc.path, bytes.NewBufferString(tc.body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 500 {
-			t.Errorf("%s %s with the audit refused: %d, want 500", tc.method, tc.path, resp.StatusCode)
+		if status := apiCall(t, site.base, token, tc.method, tc.path, tc.body); status != 500 {
+			t.Errorf("%s %s with the audit refused: %d, want 500", tc.method, tc.path, status)
 		}
 	}
 	if p.HasEmail("new@example.org") || p.HasEmail("invited@example.org") {
@@ -59,4 +57,18 @@ func TestStaffChanges_SupabaseAndSessionsUnchangedWhenTheEntryFails(t *testing.T
 	if revoked != 0 || !agent.signedIn(t) {
 		t.Errorf("the agent's sessions after a refused deactivation: %d revoked; want none, still signed in", revoked)
 	}
+}
+
+// apiCall sends body (JSON) to the API with token and returns the status.
+func apiCall(t *testing.T, base, token, method, path, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, bytes.NewBufferString(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
