@@ -36,11 +36,6 @@ type Access struct {
 	// Personal exports and erases one person's data (store.PersonalData);
 	// nil: not offered.
 	Personal PersonalData
-	// Sessions, when set, lets a deactivation end the member's console
-	// sessions at once.
-	Sessions interface {
-		RevokeUser(ctx context.Context, userID string) error
-	}
 }
 
 // Auditor appends to the audit log (store.AuditStore).

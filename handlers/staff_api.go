@@ -2,7 +2,9 @@ package handlers
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"gorm.io/gorm"
@@ -19,6 +21,9 @@ type StaffAdmin interface {
 	CreateIn(ctx context.Context, tx *gorm.DB, id, email string, role models.Role, passwordHash string) (*models.StaffUser, error)
 	SetRole(ctx context.Context, tx *gorm.DB, id string, role models.Role) error
 	SetActive(ctx context.Context, tx *gorm.DB, id string, active bool) error
+	// Deactivate marks the member inactive and ends their sessions in tx;
+	// ECONFLICT for the last active admin.
+	Deactivate(ctx context.Context, tx *gorm.DB, id string) error
 	ForgetIn(ctx context.Context, tx *gorm.DB, id string) error
 }
 
@@ -103,12 +108,11 @@ func (a *Access) registerStaffAPI(api fiber.Router) {
 // createStaff adds a staff member (audited): in local mode with a password;
 // in Supabase mode as an existing user (userID), with a password, or by
 // invitation.
-func (a *Access) createStaff(c *fiber.Ctx, admin StaffAdmin, email string, role models.Role, password, userID string) (*models.StaffUser, error) {
+func (a *Access) createStaff(c *fiber.Ctx, admin StaffAdmin, email string, role models.Role, password, userID string) (_ *models.StaffUser, err error) {
 	if !role.Valid() {
 		return nil, models.Errorf(models.EINVALID, "%q is not a role (admin, supervisor, agent or viewer).", role)
 	}
 	ctx, hash := c.UserContext(), ""
-	var err error
 	switch {
 	case a.Local != nil:
 		if hash, err = auth.HashPassword(password); err != nil {
@@ -118,11 +122,29 @@ func (a *Access) createStaff(c *fiber.Ctx, admin StaffAdmin, email string, role 
 	case a.Remote == nil:
 		return nil, models.Errorf(models.ENOTIMPLEMENTED, "Staff cannot be created here: SUPABASE_SERVICE_ROLE_KEY is not set.")
 	case userID != "":
-		err = a.Remote.SetRole(ctx, userID, role)
-	case password != "":
-		userID, err = a.Remote.Create(ctx, email, password, role)
+		// A member already is staff: refused before their mirrored role
+		// at Supabase is touched (nothing here could restore it).
+		if _, err := admin.Get(ctx, userID); err == nil {
+			return nil, models.Errorf(models.ECONFLICT, "This user is staff already.")
+		}
+		err = a.remote(ctx, func(ctx context.Context) error { return a.Remote.SetRole(ctx, userID, role) })
 	default:
-		userID, err = a.Remote.Invite(ctx, email, role)
+		err = a.remote(ctx, func(ctx context.Context) (err error) {
+			if password != "" {
+				userID, err = a.Remote.Create(ctx, email, password, role)
+			} else {
+				userID, err = a.Remote.Invite(ctx, email, role)
+			}
+			return err
+		})
+		// The user made above is undone if the local row or its entry
+		// cannot be written (an existing user given access keeps its
+		// mirrored role: what it held before is not known here).
+		defer func() {
+			if err != nil && userID != "" {
+				a.undoRemote(ctx, "staff.create", userID, func(ctx context.Context) error { return a.Remote.Delete(ctx, userID) })
+			}
+		}()
 	}
 	if err != nil {
 		return nil, err
@@ -156,17 +178,14 @@ func (a *Access) changeStaff(c *fiber.Ctx, admin StaffAdmin, id string, role *mo
 		return nil, models.Errorf(models.ECONFLICT, "You cannot demote or deactivate yourself; ask another admin.")
 	}
 	if role != nil && *role != u.Role {
+		// Mirrored into app_metadata.role first, undone if the change here fails.
+		if err := a.remote(ctx, func(ctx context.Context) error { return a.Remote.SetRole(ctx, id, *role) }); err != nil {
+			return nil, err
+		}
 		err := a.within(c, "staff.role_change", "staff", id, map[string]any{"from": string(u.Role), "to": string(*role)},
-			func(tx *gorm.DB, _ *models.AuditEvent) error {
-				if err := admin.SetRole(ctx, tx, id, *role); err != nil {
-					return err
-				}
-				if a.Remote != nil { // mirrored into app_metadata.role
-					return a.Remote.SetRole(ctx, id, *role)
-				}
-				return nil
-			})
+			func(tx *gorm.DB, _ *models.AuditEvent) error { return admin.SetRole(ctx, tx, id, *role) })
 		if err != nil {
+			a.undoRemote(ctx, "staff.role_change", id, func(ctx context.Context) error { return a.Remote.SetRole(ctx, id, u.Role) })
 			return nil, err
 		}
 	}
@@ -175,21 +194,19 @@ func (a *Access) changeStaff(c *fiber.Ctx, admin StaffAdmin, id string, role *mo
 		if !*active {
 			action = "staff.deactivate"
 		}
+		// A deactivated member cannot sign in at Supabase either: banned
+		// first, unbanned again if the change here fails.
+		if err := a.remote(ctx, func(ctx context.Context) error { return a.Remote.SetBanned(ctx, id, !*active) }); err != nil {
+			return nil, err
+		}
 		err := a.within(c, action, "staff", id, nil, func(tx *gorm.DB, _ *models.AuditEvent) error {
-			if err := admin.SetActive(ctx, tx, id, *active); err != nil {
-				return err
+			if *active {
+				return admin.SetActive(ctx, tx, id, true)
 			}
-			if a.Remote != nil { // a deactivated member cannot sign in at Supabase either
-				if err := a.Remote.SetBanned(ctx, id, !*active); err != nil {
-					return err
-				}
-			}
-			if !*active && a.Sessions != nil {
-				return a.Sessions.RevokeUser(ctx, id)
-			}
-			return nil
+			return admin.Deactivate(ctx, tx, id)
 		})
 		if err != nil {
+			a.undoRemote(ctx, action, id, func(ctx context.Context) error { return a.Remote.SetBanned(ctx, id, !u.Active) })
 			return nil, err
 		}
 	}
@@ -208,16 +225,48 @@ func (a *Access) deleteStaff(admin StaffAdmin) fiber.Handler {
 		if id == principal(c).UserID {
 			return models.Errorf(models.ECONFLICT, "You cannot delete yourself; ask another admin.")
 		}
-		if a.Remote != nil {
-			if err := a.Remote.Delete(ctx, id); err != nil {
-				return err
-			}
+		// A deletion at Supabase cannot be undone: the user is banned first
+		// (undone if the change here fails), and deleted after the commit. A
+		// deletion that fails then leaves a banned user who is no longer
+		// staff, which grants nothing.
+		if err := a.remote(ctx, func(ctx context.Context) error { return a.Remote.SetBanned(ctx, id, true) }); err != nil {
+			return err
 		}
 		err = a.within(c, "staff.delete", "staff", id, map[string]any{"email_fp": a.fingerprint(u.Email)},
 			func(tx *gorm.DB, _ *models.AuditEvent) error { return admin.ForgetIn(ctx, tx, id) })
 		if err != nil {
+			a.undoRemote(ctx, "staff.delete", id, func(ctx context.Context) error { return a.Remote.SetBanned(ctx, id, !u.Active) })
 			return err
 		}
+		if err := a.remote(ctx, func(ctx context.Context) error { return a.Remote.Delete(ctx, id) }); err != nil {
+			slog.Warn("staff deleted here but not at Supabase (left banned there)", slog.String("staff_id", id), slog.String("code", models.ErrorCode(err)))
+		}
 		return c.SendStatus(fiber.StatusNoContent)
+	}
+}
+
+// remoteTimeout bounds one call to Supabase's admin API, within the
+// request's own deadline.
+const remoteTimeout = 10 * time.Second
+
+// remote runs call against Supabase's user administration (nothing in
+// local mode), bounded by remoteTimeout and outside any transaction: no
+// database lock is held while Supabase answers.
+func (a *Access) remote(ctx context.Context, call func(ctx context.Context) error) error {
+	if a.Remote == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
+	return call(ctx)
+}
+
+// undoRemote reverts a change made at Supabase whose change here failed.
+// It runs even if the request was cancelled (bounded on its own), and a
+// revert that fails too is logged by staff id and error code only.
+func (a *Access) undoRemote(ctx context.Context, action, id string, revert func(ctx context.Context) error) {
+	if err := a.remote(context.WithoutCancel(ctx), revert); err != nil {
+		slog.Error("a change at Supabase could not be undone after the change here failed", slog.String("action", action),
+			slog.String("staff_id", id), slog.String("code", models.ErrorCode(err)))
 	}
 }

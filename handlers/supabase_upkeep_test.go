@@ -39,7 +39,7 @@ func supabaseSite(t *testing.T, p *authtest.Project) *consoleSite {
 	verifier, _ := auth.NewVerifier(auth.VerifierConfig{Issuer: p.Issuer(), Keys: keys})
 	gotrue := auth.NewGoTrue(p.URL, authtest.AnonKey, nil)
 	sessions := store.NewSessionStore(db, crypto)
-	access := &handlers.Access{Verifier: verifier, Staff: site.staff, Audit: store.NewAuditStore(db, crypto), Sessions: sessions,
+	access := &handlers.Access{Verifier: verifier, Staff: site.staff, Audit: store.NewAuditStore(db, crypto),
 		Remote: gotrue.Admin(authtest.ServiceRoleKey)}
 	pipe, err := pipeline.New(pipeline.Deps{DB: db, Crypto: crypto, Logger: slog.New(slog.DiscardHandler),
 		Supabase: auth.SupabaseUsers{Auth: gotrue, Admin: gotrue.Admin(authtest.ServiceRoleKey)}})

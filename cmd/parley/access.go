@@ -18,7 +18,7 @@ import (
 // secret, when given), or the local provider's.
 func newAccess(ctx context.Context, cfg *config.Config, db *store.DB, c store.Crypto) (*handlers.Access, error) {
 	staff := store.NewStaffStore(db)
-	a := &handlers.Access{Staff: staff, Audit: store.NewAuditStore(db, c), Sessions: store.NewSessionStore(db, c)}
+	a := &handlers.Access{Staff: staff, Audit: store.NewAuditStore(db, c)}
 	vc := auth.VerifierConfig{}
 	switch cfg.AuthMode {
 	case "supabase":

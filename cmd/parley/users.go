@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -75,7 +76,6 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 	var email, role string
 	var invite bool
 	var audit *store.AuditStore
-	var sessions *store.SessionStore
 	var remote *auth.GoTrueAdmin // Supabase mode; nil in local mode
 	withStaff := func(cmd *cobra.Command, fn func(ctx context.Context, staff *store.StaffStore) error) error {
 		cfg, db, c, err := openSealed(cmd.Context(), getenv, stderr)
@@ -89,7 +89,7 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 			}
 			remote = auth.NewGoTrue(cfg.SupabaseURL, cfg.SupabaseAnonKey, nil).Admin(cfg.SupabaseServiceRoleKey)
 		}
-		audit, sessions = store.NewAuditStore(db, c), store.NewSessionStore(db, c)
+		audit = store.NewAuditStore(db, c)
 		return fn(cmd.Context(), store.NewStaffStore(db))
 	}
 	// within makes a change from the command line (no actor) in the
@@ -105,6 +105,22 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 			e.SubjectID = u.ID
 		}
 		return audit.Within(ctx, e, func(tx *gorm.DB) error { return change(tx, e) })
+	}
+	// atSupabase makes a change at Supabase (nothing in local mode) before
+	// the transaction, bounded and holding no database lock; undo reverts
+	// it when the change here or its entry fails (bounded on its own).
+	atSupabase := func(ctx context.Context, call func(ctx context.Context) error) error {
+		if remote == nil {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return call(ctx)
+	}
+	undo := func(ctx context.Context, revert func(ctx context.Context) error) {
+		if err := atSupabase(context.WithoutCancel(ctx), revert); err != nil {
+			fmt.Fprintf(stderr, "the change at Supabase could not be undone (%s): check the user there\n", models.ErrorCode(err))
+		}
 	}
 	byEmail := func(ctx context.Context, staff *store.StaffStore) (*models.StaffUser, error) {
 		found, _, err := staff.ByEmail(ctx, email)
@@ -128,10 +144,18 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 					}
 				}
 				switch {
-				case remote != nil && invite:
-					id, err = remote.Invite(ctx, email, models.Role(role))
 				case remote != nil:
-					id, err = remote.Create(ctx, email, password, models.Role(role))
+					err = atSupabase(ctx, func(ctx context.Context) (err error) {
+						if invite {
+							id, err = remote.Invite(ctx, email, models.Role(role))
+						} else {
+							id, err = remote.Create(ctx, email, password, models.Role(role))
+						}
+						return err
+					})
+					if err != nil && id != "" { // invited, but the role not mirrored
+						undo(ctx, func(ctx context.Context) error { return remote.Delete(ctx, id) })
+					}
 				case invite:
 					err = errors.New("--invite needs Supabase mode; local accounts get a password")
 				default:
@@ -150,6 +174,9 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 						return err
 					})
 				if err != nil {
+					if id != "" {
+						undo(ctx, func(ctx context.Context) error { return remote.Delete(ctx, id) })
+					}
 					return err
 				}
 				fmt.Fprintf(stdout, "created %s (%s)\n", made.Email, made.Role)
@@ -188,16 +215,21 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 				if err != nil {
 					return err
 				}
-				return within(ctx, "staff.role_change", found, map[string]any{"from": string(found.Role), "to": role},
+				if !models.Role(role).Valid() {
+					return models.Errorf(models.EINVALID, "%q is not a role (admin, supervisor, agent or viewer).", role)
+				}
+				// Mirrored into app_metadata.role first, undone if the change here fails.
+				if err := atSupabase(ctx, func(ctx context.Context) error { return remote.SetRole(ctx, found.ID, models.Role(role)) }); err != nil {
+					return err
+				}
+				err = within(ctx, "staff.role_change", found, map[string]any{"from": string(found.Role), "to": role},
 					func(tx *gorm.DB, _ *models.AuditEvent) error {
-						if err := staff.SetRole(ctx, tx, found.ID, models.Role(role)); err != nil {
-							return err
-						}
-						if remote != nil { // mirrored into app_metadata.role
-							return remote.SetRole(ctx, found.ID, models.Role(role))
-						}
-						return nil
+						return staff.SetRole(ctx, tx, found.ID, models.Role(role))
 					})
+				if err != nil {
+					undo(ctx, func(ctx context.Context) error { return remote.SetRole(ctx, found.ID, found.Role) })
+				}
+				return err
 			})
 		},
 	}
@@ -235,20 +267,20 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 					if err != nil {
 						return err
 					}
-					return within(ctx, "staff."+use, found, nil, func(tx *gorm.DB, _ *models.AuditEvent) error {
-						if err := staff.SetActive(ctx, tx, found.ID, to); err != nil {
-							return err
+					// Banned at Supabase while deactivated: first, undone if the change here fails.
+					if err := atSupabase(ctx, func(ctx context.Context) error { return remote.SetBanned(ctx, found.ID, !to) }); err != nil {
+						return err
+					}
+					err = within(ctx, "staff."+use, found, nil, func(tx *gorm.DB, _ *models.AuditEvent) error {
+						if !to { // their open sessions end now (in tx), not at their next request
+							return staff.Deactivate(ctx, tx, found.ID)
 						}
-						if remote != nil { // banned at Supabase while deactivated
-							if err := remote.SetBanned(ctx, found.ID, !to); err != nil {
-								return err
-							}
-						}
-						if !to { // their open sessions end now, not at their next request
-							return sessions.RevokeUser(ctx, found.ID)
-						}
-						return nil
+						return staff.SetActive(ctx, tx, found.ID, true)
 					})
+					if err != nil {
+						undo(ctx, func(ctx context.Context) error { return remote.SetBanned(ctx, found.ID, !found.Active) })
+					}
+					return err
 				})
 			},
 		}

@@ -284,3 +284,49 @@ func TestUsers_ChangesRollBackWhenTheirEntryFails(t *testing.T) {
 		t.Errorf("asha after refused changes: %+v, %v; want an active agent", u, err)
 	}
 }
+
+// In Supabase mode a command whose audit entry cannot be written leaves
+// Supabase as it was: the user made is deleted again, the role and the
+// ban restored.
+func TestUsers_InSupabaseModeUndoneWhenTheEntryFails(t *testing.T) {
+	p := authtest.NewProject()
+	t.Cleanup(p.Close)
+	dsn := pgtest.DSN(t)
+	env := baseEnv(t, dsn)
+	env["PARLEY_AUTH_MODE"], env["SUPABASE_URL"], env["SUPABASE_ANON_KEY"] = "supabase", p.URL, authtest.AnonKey
+	env["SUPABASE_SERVICE_ROLE_KEY"] = authtest.ServiceRoleKey
+	withStdin(t, "kiran's password\n", func() {
+		if code, _, stderr := runCmd(t, env, "users", "create", "--email", "kiran@example.org", "--role", "agent"); code != exitOK {
+			t.Fatalf("create: %d %s", code, stderr)
+		}
+	})
+	db, err := store.Open(context.Background(), dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	kiran, _, err := store.NewStaffStore(db).ByEmail(context.Background(), "kiran@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(context.Background(), `CREATE FUNCTION refuse_test() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'audit refused for the test'; END; $$;
+		CREATE TRIGGER refuse_test BEFORE INSERT ON audit_events FOR EACH ROW WHEN (NEW.action LIKE 'staff.%') EXECUTE FUNCTION refuse_test();`); err != nil {
+		t.Fatal(err)
+	}
+	withStdin(t, "lata's password\n", func() {
+		if code, _, _ := runCmd(t, env, "users", "create", "--email", "lata@example.org", "--role", "agent"); code == exitOK {
+			t.Error("create went through with its entry refused")
+		}
+	})
+	if code, _, _ := runCmd(t, env, "users", "set-role", "--email", "kiran@example.org", "--role", "supervisor"); code == exitOK {
+		t.Error("set-role went through with its entry refused")
+	}
+	if code, _, _ := runCmd(t, env, "users", "deactivate", "--email", "kiran@example.org"); code == exitOK {
+		t.Error("deactivate went through with its entry refused")
+	}
+	if p.HasEmail("lata@example.org") || p.AppRole(kiran.ID) != "agent" || p.Banned(kiran.ID) {
+		t.Fatalf("Supabase after refused commands: lata there %v, kiran's role %q, banned %v; want none, agent, not banned",
+			p.HasEmail("lata@example.org"), p.AppRole(kiran.ID), p.Banned(kiran.ID))
+	}
+}

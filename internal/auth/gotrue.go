@@ -209,7 +209,7 @@ func (a *GoTrueAdmin) Delete(ctx context.Context, id string) error {
 		return models.Errorf(models.EINVALID, "%q is not a Supabase user id.", id)
 	}
 	if err := a.g.client(ctx, a.serviceKey).AdminDeleteUser(types.AdminDeleteUserRequest{UserID: uid}); err != nil {
-		if m := statusRE.FindStringSubmatch(err.Error()); m != nil && m[1] == "404" {
+		if userNotFound(err) {
 			return nil // gone already
 		}
 		return adminError(err)
@@ -224,8 +224,9 @@ type Standing struct {
 }
 
 // Standing asks Supabase Auth whether the user is still there and not
-// banned (GET /admin/users/{id}). Errors: EUNAVAILABLE (Auth cannot be
-// reached or answers 5xx: nothing is known), EINVALID.
+// banned (GET /admin/users/{id}). Only GoTrue's own user_not_found says a
+// user is gone. Errors: EUNAVAILABLE (Auth cannot be reached, answers 5xx
+// or a 404 of someone else's: nothing is known), EINVALID.
 func (a *GoTrueAdmin) Standing(ctx context.Context, id string) (Standing, error) {
 	uid, err := uuid.Parse(id)
 	if err != nil {
@@ -233,12 +234,32 @@ func (a *GoTrueAdmin) Standing(ctx context.Context, id string) (Standing, error)
 	}
 	res, err := a.g.client(ctx, a.serviceKey).AdminGetUser(types.AdminGetUserRequest{UserID: uid})
 	if err != nil {
-		if m := statusRE.FindStringSubmatch(err.Error()); m != nil && m[1] == "404" {
+		if userNotFound(err) {
 			return Standing{Gone: true}, nil
+		}
+		if m := statusRE.FindStringSubmatch(err.Error()); m != nil && m[1] == "404" {
+			// A 404 that is not GoTrue's own (a wrong SUPABASE_URL, a proxy's
+			// page) says nothing of the user: treated as an outage, so the
+			// re-check stops rather than take everyone for deleted.
+			return Standing{}, models.Errorf(models.EUNAVAILABLE, "Supabase Auth answered 404 without user_not_found; check SUPABASE_URL.")
 		}
 		return Standing{}, adminError(err)
 	}
 	return Standing{Banned: res.BannedUntil != nil && res.BannedUntil.After(time.Now())}, nil
+}
+
+// userNotFound reports whether err is GoTrue saying the user does not
+// exist: HTTP 404 with error_code user_not_found (WIRE.md). Any other 404
+// may come from a wrong URL, and must never read as a deleted user.
+func userNotFound(err error) bool {
+	m := statusRE.FindStringSubmatch(err.Error())
+	if m == nil || m[1] != "404" {
+		return false
+	}
+	var body struct {
+		ErrorCode string `json:"error_code"`
+	}
+	return json.Unmarshal([]byte(m[2]), &body) == nil && body.ErrorCode == "user_not_found"
 }
 
 func (a *GoTrueAdmin) update(ctx context.Context, id string, req types.AdminUpdateUserRequest) error {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -272,7 +273,11 @@ type Pipeline struct {
 	slots     *store.SendSlots // the send rate cap, shared by every instance
 	events    *Events
 	supabase  SupabaseUsers
-	sessions  *store.SessionStore
+	// recheckAfter is the id of the last member the re-check asked
+	// Supabase about, where its next run resumes (under recheckMu).
+	recheckMu    sync.Mutex
+	recheckAfter string
+	sessions     *store.SessionStore
 
 	inserter *river.Client[*sql.Tx] // inserts jobs inside GORM transactions
 	worker   *river.Client[pgx.Tx]  // runs jobs

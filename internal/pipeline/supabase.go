@@ -97,60 +97,117 @@ type recheckWorker struct {
 // time; each call is bounded on its own as well.
 func (w *recheckWorker) Timeout(*river.Job[RecheckArgs]) time.Duration { return 2 * time.Minute }
 
-// Work runs Recheck; an outage waits for the next run.
+// Work runs Recheck; an outage, or a refusal to deactivate too many,
+// waits for the next run.
 func (w *recheckWorker) Work(ctx context.Context, _ *river.Job[RecheckArgs]) error {
 	n, err := w.p.Recheck(ctx)
-	if models.ErrorCode(err) == models.EUNAVAILABLE {
+	switch models.ErrorCode(err) {
+	case models.EUNAVAILABLE:
 		w.p.log.Warn("staff re-check at Supabase skipped: Auth unavailable", slog.Int("deactivated", n))
+		return nil
+	case models.ECONFLICT: // logged by Recheck; retrying would find the same
 		return nil
 	}
 	return err
 }
 
+// MaxRemovedPerRun is the most members one re-check deactivates. More
+// found gone or banned at once looks like a misconfiguration (another
+// project's URL or key) rather than a real removal: the run changes
+// nobody and logs it, for an admin to look at.
+const MaxRemovedPerRun = 3
+
+// failStreak is how many look-ups in a row may fail before the run takes
+// it for an outage and stops (one member's failure is skipped).
+const failStreak = 3
+
 // Recheck looks every active staff member up at Supabase and deactivates
 // those whose user was deleted or banned there directly: their sessions
 // end and the deactivation is audited (actor: the system), in one
-// transaction. It returns how many it deactivated. Supabase being
-// unreachable stops the run with EUNAVAILABLE and changes nobody: an
-// outage never signs everyone out.
+// transaction each. It returns how many it deactivated.
+//
+// The walk goes by id from where the last run stopped (a cursor, kept in
+// this process: a new leader starts from the first), so a run cut short
+// by its deadline is resumed, not restarted. A member whose look-up fails
+// is logged and skipped; failStreak failures in a row stop the walk with
+// EUNAVAILABLE (only those found gone before are deactivated: an outage
+// never signs everyone out). The next run resumes after them (they are
+// asked again a round later), so members whose look-ups keep failing
+// never hold up those after them. Nor can a wrong configuration empty
+// the staff: more than MaxRemovedPerRun found gone changes nobody
+// (ECONFLICT), and the last active admin is never deactivated.
 func (p *Pipeline) Recheck(ctx context.Context) (int, error) {
 	if p.supabase == nil {
 		return 0, nil
 	}
 	staff := store.NewStaffStore(p.db)
-	deactivated, after := 0, ""
+	p.recheckMu.Lock()
+	defer p.recheckMu.Unlock()
+	start := p.recheckAfter
+	after, wrapped := start, start == ""
+	var removed []removal
+	streak := 0
+	var stopped error
+walk:
 	for {
-		page, err := staff.List(ctx, after, 100)
+		page, err := staff.ActiveAfter(ctx, after, 100)
 		if err != nil {
-			return deactivated, err
+			return 0, err
 		}
 		for _, u := range page {
-			after = u.ID
-			if !u.Active {
-				continue
+			if wrapped && start != "" && u.ID > start {
+				break walk // every member seen once (the last run's last again: it may have failed)
 			}
+			after, p.recheckAfter = u.ID, u.ID
 			call, cancel := context.WithTimeout(ctx, 10*time.Second)
 			gone, banned, err := p.supabase.Standing(call, u.ID)
 			cancel()
-			switch {
-			case models.ErrorCode(err) == models.ENOTIMPLEMENTED:
+			switch code := models.ErrorCode(err); {
+			case code == models.ENOTIMPLEMENTED:
 				return 0, nil // no admin API (no service-role key): nothing can be asked
-			case models.ErrorCode(err) == models.EINVALID:
-				continue // not a Supabase user id (made in local mode): nothing to ask
+			case code == models.EINVALID:
+				// not a Supabase user id (made in local mode): nothing to ask
 			case err != nil:
-				return deactivated, err
-			case !gone && !banned:
+				p.log.Warn("staff re-check at Supabase: one member's look-up failed; skipped",
+					slog.String("staff_id", u.ID), slog.String("code", code))
+				if streak++; streak >= failStreak {
+					stopped = models.Errorf(models.EUNAVAILABLE, "Supabase Auth failed %d look-ups in a row.", streak)
+					break walk
+				}
 				continue
+			case gone || banned:
+				removed = append(removed, removal{id: u.ID, gone: gone})
 			}
-			if err := p.deactivateRemoved(ctx, staff, u.ID, gone); err != nil {
-				return deactivated, err
-			}
-			deactivated++
+			streak = 0
 		}
 		if len(page) < 100 {
-			return deactivated, nil
+			if wrapped {
+				break
+			}
+			wrapped, after = true, ""
 		}
 	}
+	if len(removed) > MaxRemovedPerRun {
+		p.log.Error("staff re-check at Supabase found more members deleted or banned than one run may deactivate; changed nobody: check SUPABASE_URL and the service-role key, or deactivate them in the console",
+			slog.Int("found", len(removed)), slog.Int("limit", MaxRemovedPerRun))
+		return 0, models.Errorf(models.ECONFLICT, "%d members found deleted or banned at Supabase, more than %d: changed nobody.", len(removed), MaxRemovedPerRun)
+	}
+	deactivated := 0
+	for _, r := range removed {
+		if err := p.deactivateRemoved(ctx, staff, r.id, r.gone); err != nil {
+			p.log.Warn("staff re-check at Supabase: a member removed there was not deactivated",
+				slog.String("staff_id", r.id), slog.String("code", models.ErrorCode(err)))
+			continue
+		}
+		deactivated++
+	}
+	return deactivated, stopped // nil unless the walk stopped early
+}
+
+// removal is a member found deleted (gone) or banned at Supabase.
+type removal struct {
+	id   string
+	gone bool
 }
 
 // deactivateRemoved marks a member removed at Supabase inactive, ends
@@ -161,10 +218,7 @@ func (p *Pipeline) deactivateRemoved(ctx context.Context, staff *store.StaffStor
 		reason = "deleted at Supabase"
 	}
 	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := staff.SetActive(ctx, tx, id, false); err != nil {
-			return err
-		}
-		if err := tx.Exec(`UPDATE staff_sessions SET revoked_at = now() WHERE user_id = ? AND revoked_at IS NULL`, id).Error; err != nil {
+		if err := staff.Deactivate(ctx, tx, id); err != nil {
 			return err
 		}
 		return p.audit.Append(ctx, tx, &models.AuditEvent{Action: "staff.deactivate", SubjectType: "staff", SubjectID: id,

@@ -19,7 +19,10 @@ import (
 //     the cut-off (no message since, no change since); the address stays,
 //     as it is the contact (only an erasure removes it);
 //   - staff_sessions (the provider's tokens): sessions revoked, or last
-//     used before the cut-off, or older than a session may live;
+//     used before the cut-off, or older than a session may live, unless
+//     a sign-out at Supabase is still pending for it (pipeline's
+//     supabase_sign_out job reads its tokens from the row: deleting it
+//     would lose the sign-out);
 //   - river_job: events (with personal events on, the number and words)
 //     queued before the cut-off, unless one is being delivered.
 //
@@ -88,8 +91,10 @@ var retentionSteps = []struct {
 		cleared AS (UPDATE contacts SET name_enc = NULL WHERE id IN (SELECT id FROM old) RETURNING id)
 		SELECT count(*), coalesce(max(id), $3) FROM cleared`, func(c *Cleared) *int64 { return &c.Names }, false},
 	{`WITH old AS (
-			SELECT id FROM staff_sessions WHERE (revoked_at IS NOT NULL OR last_seen_at < $1 OR created_at < $4) AND id > $3
-			ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED),
+			SELECT s.id FROM staff_sessions s WHERE (s.revoked_at IS NOT NULL OR s.last_seen_at < $1 OR s.created_at < $4) AND s.id > $3
+			AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.kind = 'supabase_sign_out' AND (j.args->>'session_id')::bigint = s.id
+				AND j.state NOT IN ('completed', 'cancelled', 'discarded'))
+			ORDER BY s.id LIMIT $2 FOR UPDATE OF s SKIP LOCKED),
 		gone AS (DELETE FROM staff_sessions WHERE id IN (SELECT id FROM old) RETURNING id)
 		SELECT count(*), coalesce(max(id), $3) FROM gone`, func(c *Cleared) *int64 { return &c.Sessions }, true},
 	{`WITH old AS (

@@ -160,9 +160,22 @@ func (s *SessionStore) Revoke(ctx context.Context, id int64) error {
 	return dbError(s.db.Gorm.WithContext(ctx).Exec(`UPDATE staff_sessions SET revoked_at = now() WHERE id = ? AND revoked_at IS NULL`, id).Error, "Session")
 }
 
-// RevokeUser ends every session of a staff member (deactivation).
+// RevokeUser ends every session of a staff member.
 func (s *SessionStore) RevokeUser(ctx context.Context, userID string) error {
-	err := s.db.Gorm.WithContext(ctx).Exec(`UPDATE staff_sessions SET revoked_at = now() WHERE user_id = ? AND revoked_at IS NULL`, userID).Error
+	return s.RevokeUserIn(ctx, nil, userID)
+}
+
+// RevokeUserIn is RevokeUser inside tx when given, so the sessions end
+// only if the change that ends them commits.
+func (s *SessionStore) RevokeUserIn(ctx context.Context, tx *gorm.DB, userID string) error {
+	if tx == nil {
+		tx = s.db.Gorm
+	}
+	return revokeUserSessions(ctx, tx, userID)
+}
+
+func revokeUserSessions(ctx context.Context, tx *gorm.DB, userID string) error {
+	err := tx.WithContext(ctx).Exec(`UPDATE staff_sessions SET revoked_at = now() WHERE user_id = ? AND revoked_at IS NULL`, userID).Error
 	return dbError(err, "Session")
 }
 

@@ -110,6 +110,26 @@ func (s *StaffStore) List(ctx context.Context, after string, limit int) ([]*mode
 	return out, nil
 }
 
+// ActiveAfter lists active staff members by id, those after the id
+// given, at most limit: a walk over everyone that can resume where it
+// stopped (the Supabase re-check's cursor).
+func (s *StaffStore) ActiveAfter(ctx context.Context, after string, limit int) ([]*models.StaffUser, error) {
+	var rows []staffRow
+	q := s.db.Gorm.WithContext(ctx).Where("active")
+	if after != "" { // "" is no uuid: from the first
+		q = q.Where("id > ?", after)
+	}
+	err := q.Order("id").Limit(limit).Find(&rows).Error
+	if err != nil {
+		return nil, dbError(err, "Staff member")
+	}
+	out := make([]*models.StaffUser, len(rows))
+	for i := range rows {
+		out[i] = rows[i].model()
+	}
+	return out, nil
+}
+
 // Count returns how many staff members there are.
 func (s *StaffStore) Count(ctx context.Context) (int64, error) {
 	var n int64
@@ -129,6 +149,33 @@ func (s *StaffStore) SetRole(ctx context.Context, tx *gorm.DB, id string, role m
 // SetActive deactivates (or reactivates) a staff member.
 func (s *StaffStore) SetActive(ctx context.Context, tx *gorm.DB, id string, active bool) error {
 	return s.update(ctx, tx, id, map[string]any{"active": active})
+}
+
+// Deactivate marks a staff member inactive and ends their console
+// sessions, in tx (with the caller's audit entry: all or nothing). The
+// last active admin is never deactivated (ECONFLICT): nobody would be left
+// to undo it. Both the console/API and the Supabase re-check go through
+// here.
+func (s *StaffStore) Deactivate(ctx context.Context, tx *gorm.DB, id string) error {
+	if tx == nil {
+		tx = s.db.Gorm
+	}
+	return tx.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Locking the active admins serialises two deactivations that
+		// would each leave the other as the last one.
+		var admins []string
+		if err := tx.Raw(`SELECT id FROM staff_users WHERE role = ? AND active ORDER BY id FOR UPDATE`, string(models.RoleAdmin)).
+			Scan(&admins).Error; err != nil {
+			return dbError(err, "Staff member")
+		}
+		if len(admins) == 1 && admins[0] == id {
+			return models.Errorf(models.ECONFLICT, "The last active admin cannot be deactivated.")
+		}
+		if err := s.update(ctx, tx, id, map[string]any{"active": false}); err != nil {
+			return err
+		}
+		return revokeUserSessions(ctx, tx, id)
+	})
 }
 
 // SetPasswordHash replaces a local staff member's password hash.

@@ -262,6 +262,10 @@ func userJSON(u *user) map[string]any {
 func (p *Project) adminGet(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.broken[r.PathValue("id")] {
+		gotrueError(w, 500, "unexpected_failure", "Unexpected failure, please check server logs for more information")
+		return
+	}
 	u := p.byID(r.PathValue("id"))
 	if u == nil {
 		gotrueError(w, 404, "user_not_found", "User not found")
@@ -269,6 +273,17 @@ func (p *Project) adminGet(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(userJSON(u))
+}
+
+// Break makes the admin look-up of user id fail with GoTrue's 500
+// (unexpected_failure), as for a user row Auth cannot read.
+func (p *Project) Break(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.broken == nil {
+		p.broken = map[string]bool{}
+	}
+	p.broken[id] = true
 }
 
 func (p *Project) adminCreate(w http.ResponseWriter, r *http.Request) {
@@ -363,4 +378,11 @@ func (p *Project) HasUser(id string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.byID(id) != nil
+}
+
+// HasEmail reports whether the project has a user with this email.
+func (p *Project) HasEmail(email string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.users[strings.ToLower(email)] != nil
 }

@@ -41,6 +41,7 @@ type Project struct {
 	Down atomic.Bool
 
 	users     map[string]*user    // by lower-cased email
+	broken    map[string]bool     // user ids whose admin look-up fails (Break)
 	sessions  map[string]*session // by session id
 	refreshes int
 }
