@@ -24,7 +24,12 @@ import (
 	"github.com/parley-chat/parley/internal/store"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(fakeTwilioEnv) != "" { // the end-to-end benchmark's Twilio
+		os.Exit(serveFakeTwilio())
+	}
+	pgtest.Main(m)
+}
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.
 type syncBuffer struct {
