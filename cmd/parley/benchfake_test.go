@@ -108,12 +108,15 @@ func (f *fakeTwilio) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := fakeSent{SID: fmt.Sprintf("SM%032d", f.seq.Add(1)), From: from, Body: body, Created: time.Now().UTC().Truncate(time.Second)}
-	if !f.hold(r.Context()) {
-		return // the caller gave up: as at Twilio, the message was taken all the same
-	}
-	s.Answered = time.Now().UnixNano()
 	f.mu.Lock()
-	f.sent[to] = append(f.sent[to], s)
+	f.sent[to] = append(f.sent[to], s) // taken: reconciliation finds it even if the caller stops waiting
+	i := len(f.sent[to]) - 1
+	f.mu.Unlock()
+	if !f.hold(r.Context()) {
+		return // the caller gave up
+	}
+	f.mu.Lock()
+	f.sent[to][i].Answered = time.Now().UnixNano()
 	f.all++
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
@@ -152,22 +155,23 @@ func (f *fakeTwilio) list(w http.ResponseWriter, r *http.Request) {
 // fakeStats is what the fake tells the benchmark: GET /bench/stats, with
 // ?answered=1 each contact's answer times too.
 type fakeStats struct {
-	Accepted    int                `json:"accepted"`
-	Limited     int64              `json:"limited"` // answered 429
+	Accepted    int                `json:"accepted"` // answered 201
+	Limited     int64              `json:"limited"`  // answered 429
 	InFlight    int64              `json:"in_flight"`
 	MaxInFlight int64              `json:"max_in_flight"`
-	Contacts    int                `json:"contacts"`           // contacts with at least one message
 	Answered    map[string][]int64 `json:"answered,omitempty"` // To → unix nanoseconds of each 201
 }
 
 func (f *fakeTwilio) stats(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	s := fakeStats{Accepted: f.all, Limited: f.limited.Load(), InFlight: f.inFlight.Load(), MaxInFlight: f.maxInFlight.Load(), Contacts: len(f.sent)}
+	s := fakeStats{Accepted: f.all, Limited: f.limited.Load(), InFlight: f.inFlight.Load(), MaxInFlight: f.maxInFlight.Load()}
 	if r.URL.Query().Get("answered") != "" {
 		s.Answered = make(map[string][]int64, len(f.sent))
 		for to, sent := range f.sent {
 			for _, m := range sent {
-				s.Answered[to] = append(s.Answered[to], m.Answered)
+				if m.Answered != 0 {
+					s.Answered[to] = append(s.Answered[to], m.Answered)
+				}
 			}
 		}
 	}
