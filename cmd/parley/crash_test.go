@@ -25,7 +25,7 @@ type process struct {
 }
 
 // startProcess runs the real binary with env and waits for /healthz.
-func startProcess(t *testing.T, env map[string]string, args ...string) *process {
+func startProcess(t testing.TB, env map[string]string, args ...string) *process {
 	t.Helper()
 	bin, err := buildParley()
 	if err != nil {

@@ -24,7 +24,12 @@ import (
 	"github.com/parley-chat/parley/internal/store"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(fakeTwilioEnv) != "" { // the end-to-end benchmark's Twilio
+		os.Exit(serveFakeTwilio())
+	}
+	pgtest.Main(m)
+}
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.
 type syncBuffer struct {
@@ -52,7 +57,7 @@ type instance struct {
 	exit           chan int
 }
 
-func baseEnv(t *testing.T, dsn string) map[string]string {
+func baseEnv(t testing.TB, dsn string) map[string]string {
 	t.Helper()
 	return map[string]string{
 		"DATABASE_URL":           dsn,
@@ -124,7 +129,7 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

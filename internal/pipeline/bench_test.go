@@ -20,7 +20,14 @@ import (
 	"github.com/parley-chat/parley/internal/pipeline"
 )
 
-// BenchmarkPipeline_InboundToReply measures messages per second from
+// BenchmarkPipeline_InboundToReply is an in-process benchmark, not what
+// users get: it hands Ingest hundreds of messages a commit without HTTP,
+// and its fake Twilio answers in microseconds inside the same process. It
+// shows what the pipeline's statements cost; the end-to-end figure
+// (the built binary, webhooks over HTTP, a provider with latency in its
+// own process) is cmd/parley's BenchmarkServe_AnsweredPerSecond.
+//
+// It measures messages per second from
 // ingest to every reply accepted by the fake Twilio API (through twilio-go),
 // running the sample flow on a running pipeline, with the same-run commit
 // ceiling beside it. "durable" runs on a cluster of its own with fsync on,
