@@ -306,7 +306,6 @@ func (r *runJobs) add(jobs ...river.InsertManyParams) {
 // opt-out confirmation keeps its own job, as does a contact who would be
 // alone in a batch.
 func (p *Pipeline) batchSends(r *runJobs) {
-	limit := p.cfg.sendBatchMax()
 	provider := make(map[int64]string, len(r.replies))
 	for _, m := range r.replies {
 		provider[m.ID] = m.Provider
@@ -317,11 +316,16 @@ func (p *Pipeline) batchSends(r *runJobs) {
 	var sizes []int
 	for _, j := range r.all {
 		s, ok := j.Args.(SendArgs)
-		if !ok || s.OptOutConfirmation || len(s.MessageIDs) == 0 || len(s.MessageIDs) > limit {
+		if !ok || s.OptOutConfirmation || len(s.MessageIDs) == 0 {
 			keep = append(keep, j)
 			continue
 		}
 		pr := provider[s.MessageIDs[0]]
+		limit := p.cfg.sendBatchMax(pr)
+		if len(s.MessageIDs) > limit {
+			keep = append(keep, j)
+			continue
+		}
 		i, ok := filling[pr]
 		if !ok || sizes[i]+len(s.MessageIDs) > limit {
 			i = len(batches)
