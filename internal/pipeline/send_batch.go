@@ -22,8 +22,13 @@ import (
 // provider to be sent: each run (one contact's messages) in order, the
 // runs side by side. Processing a wave of contacts queues one.
 type SendBatchArgs struct {
-	Provider string          `json:"provider"`
-	Runs     [][]int64       `json:"runs"`
+	Provider string    `json:"provider"`
+	Runs     [][]int64 `json:"runs"`
+	// Contacts are the runs' contacts, one a run: a batch waiting in the
+	// queue takes in the runs of later processing (mergeSends) only for
+	// contacts it does not hold yet, so a contact's runs never go side by
+	// side.
+	Contacts []int64         `json:"contacts,omitempty"`
 	Trace    tracing.Carrier `json:"trace,omitempty"`
 }
 

@@ -96,6 +96,9 @@ type API struct {
 // answering at once.
 func (a *API) MostInFlight() int { return int(a.mostInFlight.Load()) }
 
+// InFlight is how many message creates the fake is answering now.
+func (a *API) InFlight() int { return int(a.inFlight.Load()) }
+
 // Limited counts the creates refused with 429 for MaxConcurrent.
 func (a *API) Limited() int { return int(a.limited.Load()) }
 
