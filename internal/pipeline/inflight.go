@@ -91,11 +91,15 @@ func (g *sendGate) acquire(ctx context.Context) error {
 			}
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			g.mu.Unlock()
+			return err
+		}
 		if g.inFlight < g.limit() {
 			g.inFlight++
 			g.report()
 			g.mu.Unlock()
-			return ctx.Err()
+			return nil
 		}
 		g.mu.Unlock()
 		select {
