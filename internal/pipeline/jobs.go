@@ -282,6 +282,10 @@ func (p *Pipeline) mergeSends(ctx context.Context, tx *gorm.DB, r *runJobs) erro
 	var busy *bool // whether sends wait in the queue, once asked
 	for _, j := range r.all {
 		var runs [][]int64
+		if j.InsertOpts != nil && !j.InsertOpts.ScheduledAt.IsZero() {
+			keep = append(keep, j) // due later: a batch would send it now
+			continue
+		}
 		switch a := j.Args.(type) {
 		case SendArgs:
 			if !a.OptOutConfirmation && len(a.MessageIDs) > 0 {
