@@ -177,3 +177,24 @@ func twilioValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no %s series for twilio", name)
 	return 0
 }
+
+// Webhooks come one a request, so each processing run holds a contact or
+// two; while the send workers are busy, their replies gather into the
+// batches waiting in the queue, whose calls all go at once: one send
+// worker keeps dozens of calls out (a job a contact made one at a time).
+func TestSend_RepliesOfSmallRunsGatherIntoWaitingBatches(t *testing.T) {
+	e := newEnv(t)
+	e.api.Delay = 200 * time.Millisecond
+	const n = 120
+	e.sendsAtPace(t, replies{"one", "two"}, 1000, 200, 1, 0)
+	p := e.pipeline(t, nil)
+	for c := range n {
+		if _, err := p.Ingest(context.Background(), []channel.Inbound{sms(fmt.Sprintf("SM-%d", c), fmt.Sprintf("+9198765%05d", c), "hello")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.allSentOnce(t, n, "one", "two")
+	if most := e.api.MostInFlight(); most < 20 {
+		t.Fatalf("at most %d calls were in flight from one send worker, want the waiting contacts' calls together", most)
+	}
+}
