@@ -188,6 +188,62 @@ func TestCrash_SIGKILLMidBurstEveryMessageAnsweredOnce(t *testing.T) {
 		metricValue(t, metrics, "parley_sends_total", `outcome="reconciled_sent",provider="twilio"`))
 }
 
+// The same crash with hundreds of sends in flight: six hundred contacts
+// write (every webhook acknowledged), the calls in flight grow with the
+// send rate and Twilio's one-second latency to a few hundred, and the
+// server is killed among them. Started again, every contact gets each of
+// its replies exactly once, in order: the cut-off calls are reconciled
+// with Twilio, not sent again.
+func TestCrash_SIGKILLWithHundredsInFlightEveryMessageAnsweredOnce(t *testing.T) {
+	const token = "0123456789abcdef0123456789abcdef"
+	const contacts, posters = 600, 32
+	fake := twiliotest.NewAPI(e2eAccountSID, token)
+	fake.Delay = time.Second
+	t.Cleanup(fake.Close)
+	dsn := pgtest.DSN(t)
+	env := twilioEnv(t, dsn, fake, token)
+	env["PARLEY_SEND_RATE"], env["PARLEY_SEND_MAX_IN_FLIGHT"] = "1000", "400"
+	env["PARLEY_JOB_TIMEOUT"], env["PARLEY_JOB_RESCUE_AFTER"], env["PARLEY_SEND_WORKERS"] = "6s", "13s", "20"
+	base := env["PARLEY_PUBLIC_URL"]
+	first := startProcess(t, env, "serve")
+	var numbers []string
+	for i := range contacts {
+		numbers = append(numbers, contactNumber(i))
+	}
+	next := make(chan int, contacts)
+	for i := range contacts {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range posters {
+		wg.Go(func() {
+			for i := range next {
+				twilioInbound(t, base, token, contactNumber(i), "hi", i+1) // fails the test unless acknowledged (200)
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, "hundreds of sends in flight", func() bool { return fake.InFlight() >= 200 })
+	inFlight := fake.InFlight()
+	first.kill()
+	sentBefore := len(fake.Sent())
+	db := openDB(t, dsn)
+	var sending int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE status = 'sending'`).Scan(&sending); err != nil {
+		t.Fatal(err)
+	}
+
+	startProcess(t, env, "serve")
+	recovered := waitSettled(t, db, contacts*2)
+	checkAnsweredOnce(t, db, fake, numbers)
+	_, metrics := getMetrics(t, base, testMetricsToken)
+	t.Logf("crash with %d calls in flight (most at once %d): %d of %d replies at Twilio at the kill, %d sends left open; all settled %.1f s after the restart, "+
+		"%.0f found at Twilio and recorded, not sent again",
+		inFlight, fake.MostInFlight(), sentBefore, contacts*2, sending, recovered.Seconds(),
+		metricValue(t, metrics, "parley_sends_total", `outcome="reconciled_sent",provider="twilio"`))
+}
+
 // SIGTERM under load, as Cloud Run stops an instance: webhooks are refused
 // (503) or never reach it, what was acknowledged is kept, the instance
 // exits within its grace, and the next instance answers everything once.

@@ -44,7 +44,7 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 		tc, err := twilio.NewClient(twilio.Config{
 			AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken, From: cfg.TwilioFrom,
 			MessagingServiceSID: cfg.TwilioMessagingServiceSID, StatusCallback: statusCallback, APIBaseURL: cfg.TwilioAPIBaseURL,
-			MediaHosts: cfg.TwilioMediaHosts,
+			MediaHosts: cfg.TwilioMediaHosts, MaxInFlight: cfg.SendMaxInFlight,
 		})
 		if err != nil {
 			return nil, err
@@ -54,14 +54,15 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 	}
 	if cfg.MetaAccessToken != "" {
 		mc, err := meta.NewClient(meta.Config{AccessToken: cfg.MetaAccessToken, PhoneNumberID: cfg.MetaPhoneNumberID, BaseURL: cfg.MetaAPIBaseURL,
-			MediaHosts: cfg.MetaMediaHosts})
+			MediaHosts: cfg.MetaMediaHosts, MaxInFlight: cfg.SendMaxInFlight})
 		if err != nil {
 			return nil, err
 		}
 		senders[channel.Meta], fetchers[channel.Meta] = mc, mc
 	}
 	if cfg.SirenAPIKey != "" && cfg.SirenAPIBaseURL != "" {
-		sc, err := siren.NewClient(siren.Config{APIKey: cfg.SirenAPIKey, BaseURL: cfg.SirenAPIBaseURL, MediaHosts: cfg.SirenMediaHosts})
+		sc, err := siren.NewClient(siren.Config{APIKey: cfg.SirenAPIKey, BaseURL: cfg.SirenAPIBaseURL, MediaHosts: cfg.SirenMediaHosts,
+			MaxInFlight: cfg.SendMaxInFlight})
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +116,9 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 		DB: db, Crypto: c, Senders: senders, Fetchers: fetchers, Logger: log, Metrics: metrics,
 		Responder: responder, AI: textAI, Speech: speech, Vision: vision,
 		Config: pipeline.Config{Workers: cfg.Workers, SendWorkers: cfg.SendWorkers, AIWorkers: cfg.AIWorkers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes,
-			JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, RetentionDays: cfg.RetentionDays, UnderstandHold: cfg.UnderstandHold,
+			SendRates:       map[string]float64{channel.Twilio: cfg.TwilioSendRate, channel.Meta: cfg.MetaSendRate, channel.Siren: cfg.SirenSendRate},
+			SendMaxInFlight: cfg.SendMaxInFlight,
+			JobTimeout:      cfg.JobTimeout, RescueAfter: cfg.RescueAfter, RetentionDays: cfg.RetentionDays, UnderstandHold: cfg.UnderstandHold,
 			SessionMaxAge: cfg.SessionAbsolute},
 	})
 	if err != nil {

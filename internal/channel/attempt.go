@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptrace"
 	"sync/atomic"
+	"time"
 )
 
 // Attempt follows one send request on the wire, so that a refusal can be
@@ -12,8 +13,9 @@ import (
 // limit, a reset connection or an unreadable answer then leaves the
 // outcome unknown, and sending again could deliver it twice.
 type Attempt struct {
-	wrote  atomic.Bool
-	status atomic.Int32
+	wrote      atomic.Bool
+	status     atomic.Int32
+	retryAfter atomic.Int64
 }
 
 // Trace returns ctx set to record, on a, whether the request made with it
@@ -29,8 +31,20 @@ func Trace(ctx context.Context) (context.Context, *Attempt) {
 	}), a
 }
 
-// Answered records the HTTP status the platform answered with.
-func (a *Attempt) Answered(status int) { a.status.Store(int32(status)) }
+// Answered records the HTTP status the platform answered with, and its
+// Retry-After header.
+func (a *Attempt) Answered(status int, retryAfter string) {
+	a.status.Store(int32(status))
+	a.retryAfter.Store(int64(ParseRetryAfter(retryAfter)))
+}
+
+// RetryAfter is the Retry-After the platform answered with (0: none).
+func (a *Attempt) RetryAfter() time.Duration {
+	if a == nil {
+		return 0
+	}
+	return time.Duration(a.retryAfter.Load())
+}
 
 // Unknown reports whether the platform may have the message although no
 // usable answer came: the request was written, and no status came back

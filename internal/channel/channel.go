@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/parley-chat/parley/models"
@@ -91,14 +92,41 @@ type MediaFetcher interface {
 	Fetch(ctx context.Context, ref string) (body io.ReadCloser, contentType string, err error)
 }
 
-// Transport is the HTTP transport for calls to a platform's API: many
-// workers send at once, so it keeps a connection per worker alive instead
-// of Go's default two, which would redial (and renegotiate TLS) for most
-// sends under load.
-func Transport() *http.Transport {
+// MaxInFlight is how many calls to one platform's API the transports are
+// sized for by default: the pipeline's default cap on sends in flight.
+const MaxInFlight = 200
+
+// Transport is the HTTP transport for calls to a platform's API, sized for
+// up to conns calls at once (MaxInFlight when 0): the pipeline keeps as
+// many sends in flight as the send rate and the platform's latency call
+// for, so it keeps that many connections alive instead of Go's default
+// two, which would redial (and renegotiate TLS) for most sends under load,
+// and opens no more than that (a burst past it waits for one). HTTP/2 is
+// used where the platform speaks it (Twilio and the Graph API do), many
+// calls sharing a connection.
+func Transport(conns int) *http.Transport {
+	if conns <= 0 {
+		conns = MaxInFlight
+	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 64
+	t.ForceAttemptHTTP2 = true
+	t.MaxIdleConns, t.MaxIdleConnsPerHost, t.MaxConnsPerHost = 2*conns, conns, conns+conns/4
 	return t
+}
+
+// ParseRetryAfter reads a Retry-After header: seconds, or an HTTP date; 0
+// when absent or unreadable.
+func ParseRetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		return max(time.Duration(secs)*time.Second, 0)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
 }
 
 // RetryableStatus reports whether a platform's HTTP status is worth trying
@@ -115,6 +143,10 @@ type SendError struct {
 	Reason     string        // a sentence a person can act on
 	Retryable  bool          // 429, 5xx, no connection: try again later
 	RetryAfter time.Duration // the platform's hint, when it gives one
+	// Throttled: refused for the platform's rate limit (HTTP 429, Twilio
+	// 20429, Meta 130429/131056/80007). Not taken, so safe to send again;
+	// the sender slows down and the message waits, never failing for it.
+	Throttled bool
 	// Uncertain: the request reached the platform and no usable answer
 	// came (a time limit, a cut connection, an unreadable success): it may
 	// have been accepted, so it is neither retried nor called failed.

@@ -54,7 +54,7 @@ func NewMediaClient(p MediaPolicy) *MediaClient {
 	for _, h := range p.PrivateHosts {
 		m.private[strings.ToLower(h)] = true
 	}
-	t := Transport()
+	t := Transport(64)
 	t.Proxy = nil // a proxy would dial on our behalf, past the address check
 	t.DialContext = m.dial
 	var rt http.RoundTripper = t

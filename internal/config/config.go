@@ -6,6 +6,7 @@ package config
 import (
 	"encoding/base64"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -72,12 +73,18 @@ type Config struct {
 
 	FlowsDir string
 
-	AutoReply     string  // the acknowledgement sent until flows answer; "" sends none
-	SendRate      float64 // outbound messages per second per provider and instance
-	MediaMaxBytes int64   // largest inbound attachment fetched
-	Workers       int     // queue jobs run at once per instance
-	SendWorkers   int     // send jobs run at once per instance, on their own queue
-	AIWorkers     int     // AI requests at once per instance
+	AutoReply string  // the acknowledgement sent until flows answer; "" sends none
+	SendRate  float64 // outbound messages per second per provider and instance
+	// TwilioSendRate, MetaSendRate and SirenSendRate are each provider's
+	// own send rate (messages a second, every instance together); 0 takes
+	// SendRate.
+	TwilioSendRate, MetaSendRate, SirenSendRate float64
+	// SendMaxInFlight caps a provider's send calls in flight per instance.
+	SendMaxInFlight int
+	MediaMaxBytes   int64 // largest inbound attachment fetched
+	Workers         int   // queue jobs run at once per instance
+	SendWorkers     int   // send jobs run at once per instance, on their own queue
+	AIWorkers       int   // AI requests at once per instance
 	// JobTimeout bounds one queue job (a fetch or an AI call gets twice
 	// it); RescueAfter is when a job left running by a dead instance is
 	// taken up again.
@@ -211,6 +218,11 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		SendWorkers:   int(l.float("PARLEY_SEND_WORKERS", 10)),
 		AIWorkers:     int(l.float("PARLEY_AI_WORKERS", 10)),
 	}
+	c.TwilioSendRate = l.providerRate("PARLEY_TWILIO_SEND_RATE", c.SendRate)
+	c.MetaSendRate = l.providerRate("PARLEY_META_SEND_RATE", c.SendRate)
+	c.SirenSendRate = l.providerRate("PARLEY_SIREN_SEND_RATE", c.SendRate)
+	c.SendMaxInFlight = l.whole("PARLEY_SEND_MAX_IN_FLIGHT", 200, 1, 5000,
+		"calls to one provider in flight per instance, sized by the send rate and latency below it")
 	c.RetentionDays = int(l.float("PARLEY_RETENTION_DAYS", 0))
 	c.SarvamModel, c.SarvamLanguage = l.strDefault("PARLEY_SARVAM_MODEL", "saaras:v3"), l.strDefault("PARLEY_SARVAM_LANGUAGE", "unknown")
 	c.GeminiModel = l.strDefault("PARLEY_GEMINI_MODEL", "gemini-2.5-flash")
@@ -404,6 +416,44 @@ func (l *loader) float(name string, def float64) float64 {
 		return def
 	}
 	return f
+}
+
+// maxSendRate bounds a send rate: well above what any platform grants
+// (WhatsApp's upper tier is 1,000 a second per number), so a rate past it
+// is a typing slip.
+const maxSendRate = 10000
+
+// providerRate reads a provider's own send rate (messages a second): a
+// positive number no larger than maxSendRate, or unset for fallback (the
+// PARLEY_SEND_RATE), returned as 0.
+func (l *loader) providerRate(name string, fallback float64) float64 {
+	v := l.str(name)
+	if v == "" {
+		return 0
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 || f > maxSendRate || math.IsNaN(f) {
+		l.fail(name, fmt.Sprintf("is not a send rate (messages a second, above 0 and at most %d)", maxSendRate),
+			fmt.Sprintf("set it to the rate the platform allows, like %s=80, or unset it to use PARLEY_SEND_RATE (%g)", name, fallback))
+		return 0
+	}
+	return f
+}
+
+// whole reads a whole number from least to most (def when unset); what
+// says what it counts.
+func (l *loader) whole(name string, def, least, most int, what string) int {
+	v := l.str(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < least || n > most {
+		l.fail(name, fmt.Sprintf("must be a whole number from %d to %d (%s)", least, most, what),
+			fmt.Sprintf("set it like %s=%d, or unset it for the default", name, def))
+		return def
+	}
+	return n
 }
 
 // authMode settles the sign-in mode when PARLEY_AUTH_MODE is unset: supabase

@@ -94,6 +94,11 @@ func TestLoad_ReportsEveryProblemNamingTheVariable(t *testing.T) {
 		{"log level", map[string]string{"PARLEY_LOG_LEVEL": "loud"}, all, []string{"PARLEY_LOG_LEVEL"}},
 		{"proxy hops", map[string]string{"PARLEY_TRUSTED_PROXY_HOPS": "-1"}, all, []string{"PARLEY_TRUSTED_PROXY_HOPS is not a number of proxies"}},
 		{"proxy hops as addresses", map[string]string{"PARLEY_TRUSTED_PROXY_HOPS": "10.0.0.0/8"}, all, []string{"PARLEY_TRUSTED_PROXY_HOPS is not a number of proxies"}},
+		{"provider send rate", map[string]string{"PARLEY_META_SEND_RATE": "80/s"}, all, []string{"PARLEY_META_SEND_RATE is not a send rate (messages a second, above 0 and at most 10000); set it to the rate the platform allows, like PARLEY_META_SEND_RATE=80"}},
+		{"provider send rate past any platform's", map[string]string{"PARLEY_TWILIO_SEND_RATE": "1e6"}, all, []string{"PARLEY_TWILIO_SEND_RATE is not a send rate"}},
+		{"provider send rate zero", map[string]string{"PARLEY_SIREN_SEND_RATE": "0"}, all, []string{"PARLEY_SIREN_SEND_RATE is not a send rate"}},
+		{"in-flight cap", map[string]string{"PARLEY_SEND_MAX_IN_FLIGHT": "0"}, all, []string{"PARLEY_SEND_MAX_IN_FLIGHT must be a whole number from 1 to 5000"}},
+		{"in-flight cap fraction", map[string]string{"PARLEY_SEND_MAX_IN_FLIGHT": "2.5"}, all, []string{"PARLEY_SEND_MAX_IN_FLIGHT must be a whole number"}},
 		{"several at once", map[string]string{"DATABASE_URL": "", "PARLEY_ADDR": "nope"}, all, []string{"DATABASE_URL is not set", "PARLEY_ADDR is not a listen address"}},
 	}
 	for _, tt := range tests {
@@ -127,6 +132,25 @@ func TestLoad_ReportsEveryProblemNamingTheVariable(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Each provider's send rate is its own when set, PARLEY_SEND_RATE's
+// otherwise (0 here: the pipeline falls back); the in-flight cap defaults
+// to 200.
+func TestLoad_PerProviderSendRates(t *testing.T) {
+	env := validEnv()
+	env["PARLEY_SEND_RATE"], env["PARLEY_META_SEND_RATE"], env["PARLEY_TWILIO_SEND_RATE"] = "25", "80", "1.5"
+	c, err := load(env, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SendRate != 25 || c.MetaSendRate != 80 || c.TwilioSendRate != 1.5 || c.SirenSendRate != 0 || c.SendMaxInFlight != 200 {
+		t.Fatalf("rates %g, twilio %g, meta %g, siren %g, in flight %d", c.SendRate, c.TwilioSendRate, c.MetaSendRate, c.SirenSendRate, c.SendMaxInFlight)
+	}
+	env["PARLEY_SEND_MAX_IN_FLIGHT"] = "500"
+	if c, err = load(env, all); err != nil || c.SendMaxInFlight != 500 {
+		t.Fatalf("in flight %v, %v", c, err)
 	}
 }
 

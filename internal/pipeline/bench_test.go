@@ -44,14 +44,19 @@ func BenchmarkPipeline_InboundToReply(b *testing.B) {
 	b.Run("durable", func(b *testing.B) { benchInboundToReply(b, true, conversation) })
 	b.Run("durable-wave", func(b *testing.B) { benchInboundToReply(b, true, wave) })
 	b.Run("throwaway", func(b *testing.B) { benchInboundToReply(b, false, conversation) })
+	// The same wave, smaller, with the fake Twilio answering after the
+	// 150 ms the real APIs take: what bounds the calls in flight shows.
+	slow := replyLoad{contacts: 3000, texts: []string{"hello"}, replies: 2, perCommit: 500, latency: 150 * time.Millisecond}
+	b.Run("durable-wave-150ms", func(b *testing.B) { benchInboundToReply(b, true, slow) })
 }
 
 // replyLoad is what the contacts of an inbound-to-reply run write.
 type replyLoad struct {
 	contacts  int
-	texts     []string // what each contact writes, in turn
-	replies   int      // how many replies the flow gives one contact for them all
-	perCommit int      // messages an ingest commit holds (a group of webhooks)
+	texts     []string      // what each contact writes, in turn
+	replies   int           // how many replies the flow gives one contact for them all
+	perCommit int           // messages an ingest commit holds (a group of webhooks)
+	latency   time.Duration // how long the fake Twilio takes to answer a send
 }
 
 func benchInboundToReply(b *testing.B, durable bool, load replyLoad) {
@@ -67,6 +72,7 @@ func benchInboundToReply(b *testing.B, durable bool, load replyLoad) {
 		round++
 		notify := make(chan twiliotest.Sent, replies)
 		e.api.Notify = notify
+		e.api.Delay = load.latency
 		p, err := pipeline.New(pipeline.Deps{
 			DB: e.db, Crypto: e.crypto, Responder: pipeline.NewFlows(engine.Builtin(), e.db, e.crypto),
 			Senders: map[string]channel.Sender{channel.Twilio: e.twilio}, Logger: slog.New(slog.DiscardHandler),
@@ -114,6 +120,7 @@ func benchInboundToReply(b *testing.B, durable bool, load replyLoad) {
 	b.ReportMetric(rate, "msgs/s")
 	b.ReportMetric(ceiling, "commits/s")
 	b.ReportMetric(rate/ceiling, "ratio")
+	b.ReportMetric(float64(e.api.MostInFlight()), "most-in-flight")
 	b.Logf("inbound to reply through the whole pipeline: %.0f messages/s (%d from %d contacts, %d replies); same-run single-row commits %.0f/s; ratio %.3f; "+
 		"CPU per message %.1f ms, %.1f ms of it this process (Go, and the fake Twilio API)",
 		rate, messages, load.contacts, replies, ceiling, rate/ceiling, 1000*busy/float64(messages), 1000*self/float64(messages))

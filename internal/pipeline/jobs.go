@@ -2,9 +2,11 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -253,7 +255,132 @@ func (p *Pipeline) flush(ctx context.Context, tx *gorm.DB, r *runJobs) error {
 	if err := p.messages.IndexWords(ctx, tx, r.words...); err != nil {
 		return err
 	}
+	if err := p.mergeSends(ctx, tx, r); err != nil {
+		return err
+	}
 	return p.enqueueMany(ctx, tx, r.all)
+}
+
+// mergeSends puts the run's sends (a contact's replies, or a batch of
+// several contacts') into a send batch through the same provider that
+// waits in the queue with room for them and none of their contacts, when
+// there is one: while the send workers are busy, the replies of many small
+// processing runs (one webhook's contact each) gather into batches whose
+// calls all go at once, instead of a job a contact whose calls go one
+// after another. The batch's row is locked here (a worker fetching it
+// skips it until this commits, and one that took it first leaves it
+// running, not available); what finds no batch is queued as it was.
+func (p *Pipeline) mergeSends(ctx context.Context, tx *gorm.DB, r *runJobs) error {
+	if len(r.replies) == 0 {
+		return nil
+	}
+	byID := make(map[int64]*models.Message, len(r.replies))
+	for _, m := range r.replies {
+		byID[m.ID] = m
+	}
+	keep := make([]river.InsertManyParams, 0, len(r.all))
+	var busy *bool // whether sends wait in the queue, once asked
+	for _, j := range r.all {
+		var runs [][]int64
+		if j.InsertOpts != nil && !j.InsertOpts.ScheduledAt.IsZero() {
+			keep = append(keep, j) // due later: a batch would send it now
+			continue
+		}
+		switch a := j.Args.(type) {
+		case SendArgs:
+			if !a.OptOutConfirmation && len(a.MessageIDs) > 0 {
+				runs = [][]int64{a.MessageIDs}
+			}
+		case SendBatchArgs:
+			runs = a.Runs
+		}
+		provider, contacts, n := "", make([]int64, 0, len(runs)), 0
+		for _, ids := range runs {
+			m := byID[ids[0]]
+			if m == nil || (provider != "" && m.Provider != provider) {
+				runs = nil
+				break
+			}
+			provider, contacts, n = m.Provider, append(contacts, m.ContactID), n+len(ids)
+		}
+		if len(runs) == 0 {
+			keep = append(keep, j)
+			continue
+		}
+		merged, err := p.mergeInto(ctx, tx, provider, runs, contacts, n)
+		if err != nil {
+			return err
+		}
+		if merged {
+			continue
+		}
+		switch a := j.Args.(type) {
+		case SendBatchArgs:
+			a.Contacts = contacts
+			j.Args = a
+		case SendArgs:
+			// While sends wait in the queue, a contact's replies start a
+			// batch the next runs' replies can join.
+			if busy == nil {
+				b, err := p.sendsWaiting(ctx, tx)
+				if err != nil {
+					return err
+				}
+				busy = &b
+			}
+			if *busy {
+				j = river.InsertManyParams{Args: SendBatchArgs{Provider: provider, Runs: runs, Contacts: contacts, Trace: a.Trace},
+					InsertOpts: &river.InsertOpts{MaxAttempts: p.cfg.MaxSendTries}}
+			}
+		}
+		keep = append(keep, j)
+	}
+	r.all = keep
+	return nil
+}
+
+// sendsWaiting reports whether send jobs wait in the queue for a worker.
+func (p *Pipeline) sendsWaiting(ctx context.Context, tx *gorm.DB) (bool, error) {
+	var waiting bool
+	err := tx.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM river_job WHERE state = 'available' AND queue = ?)`, queueSend).Scan(&waiting).Error
+	return waiting, err
+}
+
+// mergeInto appends runs (of contacts, n messages) to a send batch through
+// provider waiting in the queue, and reports whether one took them.
+func (p *Pipeline) mergeInto(ctx context.Context, tx *gorm.DB, provider string, runs [][]int64, contacts []int64, n int) (bool, error) {
+	runsJSON, err := json.Marshal(runs)
+	if err != nil {
+		return false, err
+	}
+	contactsJSON, err := json.Marshal(contacts)
+	if err != nil {
+		return false, err
+	}
+	var ids []int64
+	err = tx.WithContext(ctx).Raw(`UPDATE river_job SET args = jsonb_set(jsonb_set(args, '{runs}', args->'runs' || ?::jsonb), '{contacts}', args->'contacts' || ?::jsonb)
+		WHERE id = (SELECT j.id FROM river_job j
+			WHERE j.state = 'available' AND j.queue = ? AND j.kind = ? AND j.attempt = 0 AND j.args->>'provider' = ?
+				AND jsonb_typeof(j.args->'contacts') = 'array'
+				AND (SELECT coalesce(sum(jsonb_array_length(r)), 0) FROM jsonb_array_elements(j.args->'runs') r) + ? <= ?
+				AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(j.args->'contacts') c WHERE c::bigint = ANY(?::bigint[]))
+			ORDER BY j.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+		RETURNING id`, string(runsJSON), string(contactsJSON), queueSend, SendBatchArgs{}.Kind(), provider, n, p.cfg.sendBatchMax(provider), pq(contacts)).Scan(&ids).Error
+	return len(ids) > 0, err
+}
+
+// pq is ids as a Postgres array literal.
+func pq(ids []int64) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(id, 10))
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 // runJobs gathers the jobs a processing run queues (and the messages whose
@@ -306,7 +433,6 @@ func (r *runJobs) add(jobs ...river.InsertManyParams) {
 // opt-out confirmation keeps its own job, as does a contact who would be
 // alone in a batch.
 func (p *Pipeline) batchSends(r *runJobs) {
-	limit := p.cfg.sendBatchMax()
 	provider := make(map[int64]string, len(r.replies))
 	for _, m := range r.replies {
 		provider[m.ID] = m.Provider
@@ -317,11 +443,16 @@ func (p *Pipeline) batchSends(r *runJobs) {
 	var sizes []int
 	for _, j := range r.all {
 		s, ok := j.Args.(SendArgs)
-		if !ok || s.OptOutConfirmation || len(s.MessageIDs) == 0 || len(s.MessageIDs) > limit {
+		if !ok || s.OptOutConfirmation || len(s.MessageIDs) == 0 {
 			keep = append(keep, j)
 			continue
 		}
 		pr := provider[s.MessageIDs[0]]
+		limit := p.cfg.sendBatchMax(pr)
+		if len(s.MessageIDs) > limit {
+			keep = append(keep, j)
+			continue
+		}
 		i, ok := filling[pr]
 		if !ok || sizes[i]+len(s.MessageIDs) > limit {
 			i = len(batches)

@@ -20,6 +20,9 @@ type Metrics struct {
 	setAside      prometheus.Counter
 	jobLatency    *prometheus.HistogramVec
 	ai            *prometheus.CounterVec
+	throttled     *prometheus.CounterVec // provider answers that said slow down (429 and its like), by provider
+	inFlight      *prometheus.GaugeVec   // provider calls out now, by provider
+	inFlightLimit *prometheus.GaugeVec   // how many may be out now, by provider
 }
 
 // NewMetrics makes the collectors and registers them with reg (nil: none).
@@ -53,9 +56,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ai: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_ai_requests_total", Help: "AI requests by task (classify, extract, transcribe, describe) and outcome (answered, understood, retried, failed, off).",
 		}, []string{"task", "outcome"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_send_throttled_total", Help: "Sends the provider refused for its rate (HTTP 429, Twilio 20429, Meta 130429/131056/80007), by provider: retried later, never failed.",
+		}, []string{"provider"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "parley_send_in_flight", Help: "Calls to the provider's send API in flight from this instance, by provider.",
+		}, []string{"provider"}),
+		inFlightLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "parley_send_in_flight_limit", Help: "How many send calls may be in flight from this instance now (send rate × latency, under the cap and the provider's 429s), by provider.",
+		}, []string{"provider"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Webhooks, m.AckLatency, m.ingestLatency, m.statuses, m.sends, m.processed, m.setAside, m.jobLatency, m.ai)
+		reg.MustRegister(m.Webhooks, m.AckLatency, m.ingestLatency, m.statuses, m.sends, m.processed, m.setAside, m.jobLatency, m.ai, m.throttled, m.inFlight, m.inFlightLimit)
 	}
 	return m
 }

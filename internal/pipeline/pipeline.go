@@ -130,12 +130,17 @@ func (a Ack) replies() []string {
 
 // Config tunes the pipeline.
 type Config struct {
-	Workers      int     // jobs run at once by this instance (default 20)
-	SendWorkers  int     // send jobs at once, on a queue of their own so processing waiting its turn never holds up replies (default 10)
-	AIWorkers    int     // AI requests at once, on a queue of their own so slow calls never hold up messages (default 10)
-	SendRate     float64 // messages per second per provider, all instances together (default 10)
-	SendBurst    int     // sends the cap lets through at once after a quiet spell (default 1)
-	MaxSendTries int     // attempts before a send is given up (default 8)
+	Workers     int     // jobs run at once by this instance (default 20)
+	SendWorkers int     // send jobs at once, on a queue of their own so processing waiting its turn never holds up replies (default 10)
+	AIWorkers   int     // AI requests at once, on a queue of their own so slow calls never hold up messages (default 10)
+	SendRate    float64 // messages per second per provider, all instances together (default 10)
+	// SendRates overrides SendRate for a provider (by provider name).
+	SendRates map[string]float64
+	// SendMaxInFlight caps a provider's send calls in flight from this
+	// instance; below it they follow the rate and the latency (default 200).
+	SendMaxInFlight int
+	SendBurst       int // sends the cap lets through at once after a quiet spell (default 1)
+	MaxSendTries    int // attempts before a send is given up (default 8)
 	// MaxProcessTries is how often a contact's messages are tried before
 	// one that keeps failing is set aside for a person, so it cannot hold
 	// up the contact's later messages (default 5).
@@ -172,6 +177,14 @@ type Config struct {
 	RescueAfter time.Duration
 }
 
+// rate is the provider's send rate: its own, or SendRate.
+func (c *Config) rate(provider string) float64 {
+	if r := c.SendRates[provider]; r > 0 {
+		return r
+	}
+	return c.SendRate
+}
+
 // longJob is the time limit of the jobs that call out for long: media
 // fetches and AI requests.
 func (c *Config) longJob() time.Duration { return 2 * c.JobTimeout }
@@ -185,6 +198,9 @@ func (c *Config) defaults() {
 	}
 	if c.SendRate <= 0 {
 		c.SendRate = 10
+	}
+	if c.SendMaxInFlight <= 0 {
+		c.SendMaxInFlight = 200
 	}
 	if c.SendBurst <= 0 {
 		c.SendBurst = 1
@@ -271,6 +287,7 @@ type Pipeline struct {
 	metrics   *Metrics
 	cfg       Config
 	slots     *store.SendSlots // the send rate cap, shared by every instance
+	gates     gates            // provider calls in flight from this instance
 	events    *Events
 	supabase  SupabaseUsers
 	// recheckAfter is the id of the last member the re-check asked

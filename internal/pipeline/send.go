@@ -64,6 +64,11 @@ func (w *sendWorker) sendAll(ctx context.Context, run *sendRun) error {
 		}
 		var later *retryLater
 		if errors.As(err, &later) {
+			if later.throttled {
+				// The platform's rate limit: wait it out without using up
+				// an attempt, so a 429 never fails a message.
+				return river.JobSnooze(max(later.after, 10*time.Millisecond))
+			}
 			w.hints.Store(run.job.ID, later.after)
 		}
 		if err != nil {
@@ -114,8 +119,9 @@ func turnWait(waited time.Duration, retrying bool) time.Duration {
 // retryLater is a failed send the platform asked to be retried no sooner
 // than after.
 type retryLater struct {
-	after time.Duration
-	err   error
+	after     time.Duration
+	err       error
+	throttled bool // refused for the platform's rate limit
 }
 
 func (e *retryLater) Error() string { return e.err.Error() }
@@ -222,7 +228,13 @@ func (p *Pipeline) sendOne(ctx context.Context, run *sendRun, messageID int64, l
 		_ = p.messages.FinishAttempt(rctx, nil, st.Message.ID, models.StatusQueued, "", "", "")
 		return err
 	}
-	providerID, sendErr := sender.Send(ctx, out)
+	providerID, sendErr := p.call(ctx, sender, st.Message.Provider, out)
+	if errors.Is(sendErr, errNotCalled) {
+		rctx, cancel := settling(ctx)
+		defer cancel()
+		_ = p.messages.FinishAttempt(rctx, nil, st.Message.ID, models.StatusQueued, "", "", "")
+		return ctx.Err()
+	}
 	if sendErr != nil && ctx.Err() != nil {
 		// Killed mid-call (shutdown past its grace, or a lost lease): the
 		// platform may have the message. Leave the attempt open; the retry
@@ -263,6 +275,15 @@ func (p *Pipeline) settleFailure(ctx context.Context, st *store.SendState, sende
 		p.metrics.sends.WithLabelValues(st.Message.Provider, "uncertain").Inc()
 		return p.failSend(ctx, nil, st, codeUncertain, se.Reason)
 	}
+	if se.Throttled {
+		// Refused for the platform's rate: not taken, so sent again later
+		// (the gate slowed down), however many attempts were used.
+		p.metrics.sends.WithLabelValues(st.Message.Provider, "throttled").Inc()
+		if err := p.messages.FinishAttempt(ctx, nil, st.Message.ID, models.StatusQueued, "", se.Code, se.Reason); err != nil {
+			return err
+		}
+		return &retryLater{after: max(se.RetryAfter, throttlePause), err: sendErr, throttled: true}
+	}
 	if !se.Retryable {
 		p.metrics.sends.WithLabelValues(st.Message.Provider, "failed").Inc()
 		if se.OptedOut {
@@ -302,7 +323,8 @@ const slotsAhead = 16
 // reserved for up to left of the job's messages at once; those a job does
 // not use only go unused.
 func (p *Pipeline) waitForSlot(ctx context.Context, run *sendRun, provider string, left int) error {
-	interval := time.Duration(float64(time.Second) / p.cfg.SendRate)
+	rate := p.cfg.rate(provider)
+	interval := time.Duration(float64(time.Second) / rate)
 	if run.slots == 0 || run.provider != provider {
 		within := p.cfg.JobTimeout
 		if deadline, ok := ctx.Deadline(); ok {
@@ -310,8 +332,8 @@ func (p *Pipeline) waitForSlot(ctx context.Context, run *sendRun, provider strin
 		}
 		within -= time.Second
 		// As many as come within half the time left, so the job has time to use them.
-		n := max(1, min(left, slotsAhead, int(p.cfg.SendRate*within.Seconds()/2)))
-		wait, reserved, err := p.slots.Take(ctx, provider, p.cfg.SendRate, p.cfg.SendBurst, max(within, 0), n)
+		n := max(1, min(left, slotsAhead, int(rate*within.Seconds()/2)))
+		wait, reserved, err := p.slots.Take(ctx, provider, rate, p.cfg.SendBurst, max(within, 0), n)
 		switch {
 		case err != nil:
 			return err

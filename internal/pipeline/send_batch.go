@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"golang.org/x/sync/errgroup"
 	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/channel"
@@ -23,8 +22,13 @@ import (
 // provider to be sent: each run (one contact's messages) in order, the
 // runs side by side. Processing a wave of contacts queues one.
 type SendBatchArgs struct {
-	Provider string          `json:"provider"`
-	Runs     [][]int64       `json:"runs"`
+	Provider string    `json:"provider"`
+	Runs     [][]int64 `json:"runs"`
+	// Contacts are the runs' contacts, one a run: a batch waiting in the
+	// queue takes in the runs of later processing (mergeSends) only for
+	// contacts it does not hold yet, so a contact's runs never go side by
+	// side.
+	Contacts []int64         `json:"contacts,omitempty"`
 	Trace    tracing.Carrier `json:"trace,omitempty"`
 }
 
@@ -34,14 +38,11 @@ func (SendBatchArgs) Kind() string { return "send_batch" }
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (SendBatchArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: queueSend} }
 
-// sendConcurrency is how many of a batch's contacts are sent to at once.
-const sendConcurrency = 8
-
-// sendBatchMax is how many messages one batch holds at most: what the
-// rate cap lets out in a quarter of a job's time limit, so that a batch
-// finishes in time, and no more than 64.
-func (c *Config) sendBatchMax() int {
-	return min(64, int(c.SendRate*c.JobTimeout.Seconds()/4))
+// sendBatchMax is how many messages one batch through provider holds at
+// most: what its rate cap lets out in a quarter of a job's time limit, so
+// that a batch finishes in time, and no more than 64.
+func (c *Config) sendBatchMax(provider string) int {
+	return min(64, int(c.rate(provider)*c.JobTimeout.Seconds()/4))
 }
 
 type sendBatchWorker struct {
@@ -105,7 +106,8 @@ func (w *sendBatchWorker) Work(ctx context.Context, job *river.Job[SendBatchArgs
 // (a snooze among them) that ends the job.
 func (p *Pipeline) sendPass(ctx context.Context, job *river.Job[SendBatchArgs], runs [][]int64, left time.Duration) (waiting [][]int64, after time.Duration, err error) {
 	within := (left - time.Second) / 2 // the calls need time too
-	interval := time.Duration(float64(time.Second) / p.cfg.SendRate)
+	rate := p.cfg.rate(job.Args.Provider)
+	interval := time.Duration(float64(time.Second) / rate)
 	var all int
 	for _, ids := range runs {
 		all += len(ids)
@@ -132,7 +134,7 @@ func (p *Pipeline) sendPass(ctx context.Context, job *river.Job[SendBatchArgs], 
 	var wait time.Duration
 	reserved := false
 	if b.begun > 0 {
-		if wait, reserved, err = p.slots.Take(ctx, job.Args.Provider, p.cfg.SendRate, p.cfg.SendBurst, max(within, 0), b.begun); reserved {
+		if wait, reserved, err = p.slots.Take(ctx, job.Args.Provider, rate, p.cfg.SendBurst, max(within, 0), b.begun); reserved {
 			p.sendRuns(ctx, b.runs, &slotClock{next: time.Now().Add(wait), interval: interval})
 		}
 	}
@@ -310,17 +312,15 @@ func (c *slotClock) wait(ctx context.Context) error {
 	return sleep(ctx, d)
 }
 
-// sendRuns makes the calls of the runs, several at once.
+// sendRuns makes the calls of the runs, all the runs at once (each in
+// order): how many calls are out at a time is the provider's gate's to
+// say (sized by its rate and latency), not the batch's.
 func (p *Pipeline) sendRuns(ctx context.Context, runs []*batchRun, slots *slotClock) {
-	var g errgroup.Group
-	g.SetLimit(sendConcurrency)
+	var wg sync.WaitGroup
 	for _, r := range runs {
-		g.Go(func() error {
-			p.sendRun(ctx, r, slots)
-			return nil
-		})
+		wg.Go(func() { p.sendRun(ctx, r, slots) })
 	}
-	_ = g.Wait()
+	wg.Wait()
 }
 
 // sendRun calls the platform for a run's messages in order, stopping at
@@ -341,7 +341,10 @@ func (p *Pipeline) sendRun(ctx context.Context, r *batchRun, slots *slotClock) {
 			return
 		}
 		sender := p.senders[st.Message.Provider]
-		providerID, sendErr := sender.Send(ctx, channel.Outbound{To: address(st.Contact), Body: st.Message.Body})
+		providerID, sendErr := p.call(ctx, sender, st.Message.Provider, channel.Outbound{To: address(st.Contact), Body: st.Message.Body})
+		if errors.Is(sendErr, errNotCalled) {
+			return // the job's time is up before the gate let it go: not called
+		}
 		if sendErr == nil {
 			p.metrics.sends.WithLabelValues(st.Message.Provider, "sent").Inc()
 			r.sent = append(r.sent, sentRecord{st: st, sender: sender, providerID: providerID})

@@ -255,7 +255,8 @@ func TestSend_ATimeoutAfterTwilioTookTheRequestIsReconciled(t *testing.T) {
 }
 
 // A platform that asks to be retried later (429 with Retry-After) is not
-// called again sooner, however short the backoff.
+// called again sooner, however short the backoff. The wait is a snooze,
+// which uses up no attempt: a 429 never fails a message.
 func TestSend_TheRetryWaitsAsLongAsThePlatformAsked(t *testing.T) {
 	e := newEnv(t)
 	api := sirentest.NewAPI("key-1")
@@ -273,7 +274,7 @@ func TestSend_TheRetryWaitsAsLongAsThePlatformAsked(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the refused send to be scheduled again", func() bool {
-		return e.count(t, `SELECT count(*) FROM river_job WHERE kind = 'send_message' AND state = 'retryable'`) == 1
+		return e.count(t, `SELECT count(*) FROM river_job WHERE kind = 'send_message' AND state = 'scheduled' AND attempt = 0`) == 1
 	})
 	if n := e.count(t, `SELECT count(*) FROM river_job WHERE kind = 'send_message' AND scheduled_at > now() + interval '55 minutes'`); n != 1 {
 		t.Fatal("the retry is due sooner than the hour Siren asked for")

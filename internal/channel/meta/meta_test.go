@@ -86,19 +86,22 @@ func TestClient_Send(t *testing.T) {
 		code, status int
 		retry        bool
 		window       bool
+		throttled    bool // refused for the rate: the sender slows down, the message waits
 	}{
-		{131047, 400, false, true},
-		{131026, 400, false, false},
-		{130429, 400, true, false},
-		{80007, 400, true, false},
-		{1, 500, true, false},
-		{100, 400, false, false},
+		{131047, 400, false, true, false},
+		{131026, 400, false, false, false},
+		{130429, 400, true, false, true},
+		{131056, 400, true, false, true},
+		{80007, 400, true, false, true},
+		{4, 429, true, false, true},
+		{1, 500, true, false, false},
+		{100, 400, false, false, false},
 	}
 	for _, tt := range tests {
 		_, err := client(t, graph(t, tt.code, tt.status)).Send(context.Background(), channel.Outbound{To: "whatsapp:+919876543210", Body: "hello"})
 		se := channel.AsSendError(err)
-		if se == nil || se.Code != fmt.Sprint(tt.code) || se.Retryable != tt.retry || se.Window != tt.window || se.Reason == "" {
-			t.Errorf("code %d: %+v, want retry=%v window=%v", tt.code, se, tt.retry, tt.window)
+		if se == nil || se.Code != fmt.Sprint(tt.code) || se.Retryable != tt.retry || se.Window != tt.window || se.Throttled != tt.throttled || se.Reason == "" {
+			t.Errorf("code %d: %+v, want retry=%v window=%v throttled=%v", tt.code, se, tt.retry, tt.window, tt.throttled)
 		}
 	}
 	bad, _ := meta.NewClient(meta.Config{AccessToken: "expired", PhoneNumberID: "123", BaseURL: graph(t, 0, 0).URL + "/v21.0"})

@@ -23,6 +23,9 @@ type Config struct {
 	PhoneNumberID string
 	BaseURL       string // Graph API base with version, e.g. https://graph.facebook.com/v21.0
 	HTTPClient    *http.Client
+	// MaxInFlight sizes the connection pool: the most send calls the
+	// pipeline keeps in flight (channel.MaxInFlight when 0).
+	MaxInFlight int
 	// MediaHosts get the access token when downloading the URL a media
 	// lookup answers with (DefaultMediaHosts when empty; the base URL's
 	// host always).
@@ -50,7 +53,7 @@ func NewClient(cfg Config) (*Client, error) {
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: 15 * time.Second, Transport: channel.Transport()}
+		hc = &http.Client{Timeout: 15 * time.Second, Transport: channel.Transport(cfg.MaxInFlight)}
 	}
 	hosts := cfg.MediaHosts
 	if len(hosts) == 0 {
@@ -126,9 +129,7 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 func classify(status, code int, retryAfter string) *channel.SendError {
 	se := &channel.SendError{Provider: channel.Meta, Code: strconv.Itoa(code), HTTPStatus: status,
 		Reason: fmt.Sprintf("The Cloud API refused the message (error %d).", code)}
-	if secs, err := strconv.Atoi(retryAfter); err == nil {
-		se.RetryAfter = time.Duration(secs) * time.Second
-	}
+	se.RetryAfter = channel.ParseRetryAfter(retryAfter)
 	switch {
 	case code == 131047:
 		se.Window = true
@@ -138,7 +139,7 @@ func classify(status, code int, retryAfter string) *channel.SendError {
 	case code == 190:
 		se.Reason = "The WhatsApp access token expired or was revoked: set a new PARLEY_META_ACCESS_TOKEN."
 	case code == 130429 || code == 80007 || code == 131056 || status == http.StatusTooManyRequests:
-		se.Retryable = true
+		se.Retryable, se.Throttled = true, true
 		se.Reason = "The Cloud API is rate limiting this number."
 	case status >= 500 || status == 0:
 		se.Retryable = true

@@ -108,6 +108,9 @@ type Config struct {
 	APIKey     string
 	BaseURL    string
 	HTTPClient *http.Client
+	// MaxInFlight sizes the connection pool: the most send calls the
+	// pipeline keeps in flight (channel.MaxInFlight when 0).
+	MaxInFlight int
 	// MediaHosts get the API key when fetching inbound media; the base
 	// URL's host always does. Other hosts are fetched without it.
 	MediaHosts []string
@@ -131,7 +134,7 @@ func NewClient(cfg Config) (*Client, error) {
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: 15 * time.Second, Transport: channel.Transport()}
+		hc = &http.Client{Timeout: 15 * time.Second, Transport: channel.Transport(cfg.MaxInFlight)}
 	}
 	base := channel.HostOf(cfg.BaseURL)
 	media := channel.NewMediaClient(channel.MediaPolicy{Provider: channel.Siren,
@@ -171,9 +174,8 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 		se := &channel.SendError{Provider: channel.Siren, Code: strconv.Itoa(resp.StatusCode), HTTPStatus: resp.StatusCode,
 			Reason:    fmt.Sprintf("Siren refused the message (HTTP %d).", resp.StatusCode),
 			Retryable: channel.RetryableStatus(resp.StatusCode)}
-		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
-			se.RetryAfter = time.Duration(secs) * time.Second
-		}
+		se.RetryAfter = channel.ParseRetryAfter(resp.Header.Get("Retry-After"))
+		se.Throttled = resp.StatusCode == http.StatusTooManyRequests
 		return "", se
 	}
 	if decodeErr != nil || out.Data.NotificationID == "" {

@@ -28,6 +28,9 @@ type Config struct {
 	StatusCallback      string // where Twilio posts delivery statuses
 	APIBaseURL          string // "" for Twilio itself; a sandbox or test fake otherwise
 	Timeout             time.Duration
+	// MaxInFlight sizes the connection pool: the most send calls the
+	// pipeline keeps in flight (channel.MaxInFlight when 0).
+	MaxInFlight int
 	// MediaHosts get the account's credentials when fetching inbound media
 	// (DefaultMediaHosts when empty; the API base URL's host always).
 	MediaHosts []string
@@ -56,7 +59,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	c := &Client{cfg: cfg, rt: channel.Transport()}
+	c := &Client{cfg: cfg, rt: channel.Transport(cfg.MaxInFlight)}
 	if cfg.APIBaseURL != "" {
 		u, err := url.Parse(cfg.APIBaseURL)
 		if err != nil || u.Host == "" {
@@ -100,7 +103,7 @@ func (t *ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.rt.RoundTrip(req)
 	if resp != nil && t.attempt != nil {
-		t.attempt.Answered(resp.StatusCode)
+		t.attempt.Answered(resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	if resp != nil && t.limit > 0 {
 		resp.Body = limitedBody{Reader: io.LimitReader(resp.Body, t.limit), Closer: resp.Body}
@@ -222,7 +225,8 @@ func classify(err error, attempt *channel.Attempt) *channel.SendError {
 			se.Window = true
 			se.Reason = "More than 24 hours since the contact last wrote on WhatsApp: only an approved template can be sent."
 		case re.Status == http.StatusTooManyRequests || re.Code == 20429:
-			se.Retryable = true
+			se.Retryable, se.Throttled = true, true
+			se.RetryAfter = attempt.RetryAfter()
 			se.Reason = "Twilio is rate limiting this account."
 		case re.Status >= 500:
 			se.Retryable = true

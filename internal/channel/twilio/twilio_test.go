@@ -125,6 +125,28 @@ func TestClient_KeepsConnectionsAliveUnderLoad(t *testing.T) {
 	}
 }
 
+// Twilio's 429 (20429) is told apart as a rate limit, with the wait its
+// Retry-After asks for, so the pipeline slows down rather than failing.
+func TestClient_RateLimitIsThrottledWithItsRetryAfter(t *testing.T) {
+	api := twiliotest.NewAPI("AC00000000000000000000000000000001", "token")
+	defer api.Close()
+	api.MaxConcurrent, api.RetryAfter = 1, 7
+	c, err := twilio.NewClient(twilio.Config{AccountSID: api.AccountSID, AuthToken: api.AuthToken, From: "+15005550006", APIBaseURL: api.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.Delay = time.Second // the first holds the one call allowed
+	go func() { _, _ = c.Send(context.Background(), channel.Outbound{To: "+14155550100", Body: "first"}) }()
+	for api.InFlight() == 0 {
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+	_, err = c.Send(context.Background(), channel.Outbound{To: "+14155550101", Body: "second"})
+	se := channel.AsSendError(err)
+	if se == nil || !se.Throttled || !se.Retryable || se.Code != "20429" || se.RetryAfter != 7*time.Second || se.Uncertain {
+		t.Fatalf("a 429: %+v, want throttled 20429 with Retry-After 7s", se)
+	}
+}
+
 // Media URLs come from webhook payloads: the account's credentials go to
 // Twilio's API host only, never to another host a payload or a redirect
 // names, and nothing on a private address is fetched.

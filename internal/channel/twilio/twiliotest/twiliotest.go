@@ -83,7 +83,24 @@ type API struct {
 	// Delay, when set, holds each answer this long after the message was
 	// taken: a slow Twilio, so a crash can find sends in flight.
 	Delay time.Duration
+	// MaxConcurrent, when set, answers a message create that arrives while
+	// so many are being answered already 429 with Twilio's 20429 body and
+	// a Retry-After of RetryAfter seconds (when set): a rate limit.
+	MaxConcurrent int
+	RetryAfter    int
+
+	inFlight, mostInFlight, limited atomic.Int64
 }
+
+// MostInFlight is the largest number of message creates the fake was
+// answering at once.
+func (a *API) MostInFlight() int { return int(a.mostInFlight.Load()) }
+
+// InFlight is how many message creates the fake is answering now.
+func (a *API) InFlight() int { return int(a.inFlight.Load()) }
+
+// Limited counts the creates refused with 429 for MaxConcurrent.
+func (a *API) Limited() int { return int(a.limited.Load()) }
 
 // NewAPI starts a fake for the account; close it with Close.
 func NewAPI(accountSID, authToken string) *API {
@@ -156,6 +173,18 @@ func (a *API) authorized(r *http.Request) bool {
 func (a *API) createMessage(w http.ResponseWriter, r *http.Request) {
 	if !a.authorized(r) || r.PathValue("sid") != a.AccountSID {
 		writeError(w, Failure{HTTPStatus: 401, Code: 20003, Message: "Authenticate"})
+		return
+	}
+	now := a.inFlight.Add(1)
+	defer a.inFlight.Add(-1)
+	for most := a.mostInFlight.Load(); now > most && !a.mostInFlight.CompareAndSwap(most, now); most = a.mostInFlight.Load() {
+	}
+	if a.MaxConcurrent > 0 && now > int64(a.MaxConcurrent) {
+		a.limited.Add(1)
+		if a.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(a.RetryAfter))
+		}
+		writeError(w, RateLimited)
 		return
 	}
 	if err := r.ParseForm(); err != nil {
