@@ -93,10 +93,10 @@ func waitSettled(t *testing.T, db *store.DB, want int) time.Duration {
 			count(*) FILTER (WHERE direction = 'in' AND processed_at IS NULL) FROM messages`).Scan(&stored, &open, &unprocessed)
 		return stored == want && open == 0 && unprocessed == 0
 	}
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(3 * time.Minute)
 	for !settled() {
 		if time.Now().After(deadline) {
-			t.Fatalf("two minutes on, the replies have not settled: %d of %d stored, %d queued or in flight, %d inbound unprocessed",
+			t.Fatalf("three minutes on, the replies have not settled: %d of %d stored, %d queued or in flight, %d inbound unprocessed",
 				stored, want, open, unprocessed)
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
