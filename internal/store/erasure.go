@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"time"
 
@@ -105,6 +106,7 @@ func (s *ContactStore) Export(ctx context.Context, id int64) (*ContactExport, er
 		}
 		before = page[len(page)-1].Seq
 	}
+	slices.Reverse(out.Messages) // read newest first; exported as they happened
 	var rows []conversationRow
 	if err := gormFor(ctx, s.db, s.crypto, nil).Where("contact_id = ?", id).Order("id").Find(&rows).Error; err != nil {
 		return nil, dbError(err, "Conversation")

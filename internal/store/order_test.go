@@ -83,6 +83,18 @@ func TestMessageStore_ForContact_TurnsInTheOrderTheyHappened(t *testing.T) {
 			t.Errorf("pages of %d read\n%q\nwant\n%q", size, got, want)
 		}
 	}
+	// The contact's export reads the same way, oldest first.
+	exp, err := f.contacts.Export(ctx, contactID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exported []string
+	for _, m := range exp.Messages {
+		exported = append(exported, m.Body)
+	}
+	if !slices.Equal(exported, want) {
+		t.Errorf("the export reads\n%q\nwant\n%q", exported, want)
+	}
 }
 
 // The messages of one write are placed by the platform's time where it
