@@ -69,10 +69,11 @@ type Run struct {
 	InFlight int
 }
 
-// inFlightFor is how long an attempt counts as in flight at most: one
+// InFlightFor is how long an attempt counts as in flight at most: one
 // whose end was never recorded (its instance died, its deadline passed)
-// stops counting then. A sign-in is bounded well within it.
-const inFlightFor = time.Minute
+// stops counting then. A sign-in is bounded well within it. A FailureLog
+// in a database ages its in-flight counts by it too.
+const InFlightFor = time.Minute
 
 // The limits described on Guard.
 const (
@@ -236,7 +237,7 @@ func (m *memoryLog) Begin(_ context.Context, keys []string, now time.Time, windo
 	out := map[string]Run{}
 	for _, k := range keys {
 		r := m.runs[k]
-		if now.Sub(r.began) > inFlightFor {
+		if now.Sub(r.began) > InFlightFor {
 			r.InFlight = 0
 		}
 		seen := r.Run

@@ -217,13 +217,8 @@ func (p *Pipeline) deactivateRemoved(ctx context.Context, staff *store.StaffStor
 	if gone {
 		reason = "deleted at Supabase"
 	}
-	return p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := staff.Deactivate(ctx, tx, id); err != nil {
-			return err
-		}
-		return p.audit.Append(ctx, tx, &models.AuditEvent{Action: "staff.deactivate", SubjectType: "staff", SubjectID: id,
-			Details: map[string]any{"reason": reason}})
-	})
+	return p.audit.Within(ctx, &models.AuditEvent{Action: "staff.deactivate", SubjectType: "staff", SubjectID: id,
+		Details: map[string]any{"reason": reason}}, func(tx *gorm.DB) error { return staff.Deactivate(ctx, tx, id) })
 }
 
 // supabaseJobs is the periodic re-check, when Supabase's admin API is

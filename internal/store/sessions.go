@@ -162,16 +162,7 @@ func (s *SessionStore) Revoke(ctx context.Context, id int64) error {
 
 // RevokeUser ends every session of a staff member.
 func (s *SessionStore) RevokeUser(ctx context.Context, userID string) error {
-	return s.RevokeUserIn(ctx, nil, userID)
-}
-
-// RevokeUserIn is RevokeUser inside tx when given, so the sessions end
-// only if the change that ends them commits.
-func (s *SessionStore) RevokeUserIn(ctx context.Context, tx *gorm.DB, userID string) error {
-	if tx == nil {
-		tx = s.db.Gorm
-	}
-	return revokeUserSessions(ctx, tx, userID)
+	return revokeUserSessions(ctx, s.db.Gorm, userID)
 }
 
 func revokeUserSessions(ctx context.Context, tx *gorm.DB, userID string) error {

@@ -34,7 +34,7 @@ func (s *SignInThrottle) index(keys []string) [][]byte {
 // Begin implements auth.FailureLog: one statement counts the attempt in
 // flight under every key and returns each key's run as it was before, so
 // attempts arriving together each see those ahead of them (the row lock
-// orders them). In-flight counts older than inFlightFor are stale (an
+// orders them). In-flight counts older than auth.InFlightFor are stale (an
 // attempt whose end was lost) and start again.
 func (s *SignInThrottle) Begin(ctx context.Context, keys []string, now time.Time, window time.Duration) (map[string]auth.Run, error) {
 	ix := s.index(keys)
@@ -44,7 +44,7 @@ func (s *SignInThrottle) Begin(ctx context.Context, keys []string, now time.Time
 			ON CONFLICT (key) DO UPDATE SET in_flight = CASE WHEN f.began_at < $4 THEN 1 ELSE f.in_flight + 1 END, began_at = excluded.began_at
 			RETURNING f.key, f.failures, f.last_at, f.in_flight)
 		SELECT key, CASE WHEN last_at >= $3 THEN failures ELSE 0 END, last_at, in_flight - 1 FROM begun`,
-		sorted(ix), now, now.Add(-window), now.Add(-inFlightFor))
+		sorted(ix), now, now.Add(-window), now.Add(-auth.InFlightFor))
 	if err != nil {
 		return nil, dbError(err, "Sign-in failures")
 	}
@@ -81,10 +81,6 @@ func (s *SignInThrottle) Begin(ctx context.Context, keys []string, now time.Time
 	return out, nil
 }
 
-// inFlightFor is how long an attempt counts in flight at most (auth's
-// own limit: one whose end was lost stops counting then).
-const inFlightFor = time.Minute
-
 // sorted is ix in byte order: every statement takes its rows' locks in
 // one order, so two attempts sharing keys cannot deadlock.
 func sorted(ix [][]byte) [][]byte {
@@ -116,7 +112,7 @@ func (s *SignInThrottle) End(ctx context.Context, keys []string, now time.Time, 
 	// A failure also sweeps the runs that ended; retention sweeps the rest.
 	// Rows another attempt holds are skipped: nobody waits on the sweep.
 	_, err = s.db.Pool.Exec(ctx, `DELETE FROM sign_in_throttle WHERE key IN (
-		SELECT key FROM sign_in_throttle WHERE last_at < $1 AND began_at < $2 FOR UPDATE SKIP LOCKED)`, now.Add(-window), now.Add(-inFlightFor))
+		SELECT key FROM sign_in_throttle WHERE last_at < $1 AND began_at < $2 FOR UPDATE SKIP LOCKED)`, now.Add(-window), now.Add(-auth.InFlightFor))
 	return dbError(err, "Sign-in failures")
 }
 

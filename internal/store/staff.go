@@ -198,14 +198,10 @@ func (s *StaffStore) update(ctx context.Context, tx *gorm.DB, id string, cols ma
 	return nil
 }
 
-// Forget removes a staff member's account for good: their sessions end,
-// and the row (which the audit log's entries keep pointing at) loses its
-// email and password and stays deactivated.
-func (s *StaffStore) Forget(ctx context.Context, id string) error {
-	return s.ForgetIn(ctx, nil, id)
-}
-
-// ForgetIn is Forget inside tx when given (with its audit entry).
+// ForgetIn removes a staff member's account for good, inside tx when given
+// (with its audit entry): their sessions end, and the row (which the audit
+// log's entries keep pointing at) loses its email and password and stays
+// deactivated.
 func (s *StaffStore) ForgetIn(ctx context.Context, tx *gorm.DB, id string) error {
 	if tx == nil {
 		tx = s.db.Gorm
