@@ -24,7 +24,7 @@ import (
 // stream says they changed (a view, audited like the page).
 func (in *Inbox) timeline(a *Access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		p, err := in.contactProps(c, a)
+		p, err := in.contactPropsOf(c, a, idParam(c), viewTimeline)
 		if err != nil {
 			return err
 		}
@@ -126,7 +126,7 @@ func announce(w *bufio.Writer, state string) {
 
 func (in *Inbox) contact(a *Access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		p, err := in.contactProps(c, a)
+		p, err := in.contactPropsOf(c, a, idParam(c), viewPage)
 		if err != nil {
 			return err
 		}
@@ -134,15 +134,19 @@ func (in *Inbox) contact(a *Access) fiber.Handler {
 	}
 }
 
-// contactProps reads a contact and their latest messages for the page,
-// after auditing the view.
-func (in *Inbox) contactProps(c *fiber.Ctx, a *Access) (views.ContactProps, error) {
-	id := idParam(c)
-	return in.contactPropsOf(c, a, id)
-}
+// contactView is how much of a contact's page is read: a live refetch of
+// the timeline renders only its messages, so it reads no more.
+type contactView int
 
-// contactPropsOf is contactProps of the contact id.
-func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.ContactProps, error) {
+const (
+	viewTimeline contactView = iota // the messages alone
+	viewPane                        // and the live view's starting point (the simulator's pane)
+	viewPage                        // and the reply box and the conversation's panel
+)
+
+// contactPropsOf reads contact id and their latest messages, after auditing
+// the view, and as much else as view shows.
+func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64, view contactView) (views.ContactProps, error) {
 	ctx := c.UserContext()
 	before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
 	if err := a.audit(c, "contact.view", "contact", strconv.FormatInt(id, 10), nil); err != nil {
@@ -150,9 +154,12 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 	}
 	// The live view's starting point, taken before the messages are read:
 	// a change in between is then announced once more, never missed.
-	cursor, err := in.Messages.Fingerprint(ctx, id)
-	if err != nil {
-		return views.ContactProps{}, err
+	var cursor string
+	if view >= viewPane {
+		var err error
+		if cursor, err = in.Messages.Fingerprint(ctx, id); err != nil {
+			return views.ContactProps{}, err
+		}
 	}
 	contact, err := in.Contacts.Get(ctx, id)
 	if err != nil {
@@ -167,7 +174,7 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 	p := views.ContactProps{Staff: badge(c), ID: id, Cursor: cursor, Channel: string(contact.Channel), Language: contact.Language, OptedOut: contact.OptedOut,
 		CanResend: in.Actions != nil && auth.Can(role, auth.Resend),
 		CanErase:  a != nil && a.Personal != nil && auth.Can(role, auth.EraseContacts)}
-	if in.Actions != nil && auth.Can(role, auth.Reply) {
+	if view == viewPage && in.Actions != nil && auth.Can(role, auth.Reply) {
 		if p.CanReply, p.ReplyNote, err = in.mayReply(c, id); err != nil {
 			return views.ContactProps{}, err
 		}
@@ -187,7 +194,7 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64) (views.Contac
 		}
 		p.Messages = append(p.Messages, row)
 	}
-	if in.Convs != nil {
+	if view == viewPage && in.Convs != nil {
 		conv, err := in.Convs.Open(ctx, nil, id)
 		if err != nil {
 			return views.ContactProps{}, err

@@ -70,7 +70,7 @@ func (in *Inbox) simulatorProps(c *fiber.Ctx, a *Access) (views.SimulatorProps, 
 	}
 	for _, ct := range found {
 		if ct.Channel == models.ChannelSimulator {
-			if p.Chat, err = in.contactPropsOf(c, a, ct.ID); err != nil {
+			if p.Chat, err = in.contactPropsOf(c, a, ct.ID, viewPane); err != nil {
 				return p, err
 			}
 		}
