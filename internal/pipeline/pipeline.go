@@ -200,7 +200,7 @@ func (c *Config) defaults() {
 		c.SendRate = 10
 	}
 	if c.SendMaxInFlight <= 0 {
-		c.SendMaxInFlight = 200
+		c.SendMaxInFlight = channel.MaxInFlight
 	}
 	if c.SendBurst <= 0 {
 		c.SendBurst = 1

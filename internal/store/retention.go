@@ -114,8 +114,9 @@ type Pass struct {
 	batch int
 	after []int64 // by step: the highest id cleared so far
 	done  []bool  // by step: nothing left
-	// sessionsBefore is the sessions' own cut-off: the older of the
-	// retention's and a session's longest life.
+	// sessionsBefore is the creation time before which a session is past
+	// its longest life (the retention's cut when no longest life is set);
+	// a session unused since the retention's cut goes as well.
 	sessionsBefore time.Time
 }
 
