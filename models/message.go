@@ -68,6 +68,9 @@ type Message struct {
 	// it was written: a contact's messages are read in Seq order, never by
 	// ID (ids are reserved in blocks and only unique).
 	Seq int64 `json:"seq"`
+	// Template, on an outbound message, sends it as this approved WhatsApp
+	// template (see TemplateRef); Body is then the text as rendered.
+	Template *TemplateRef `json:"template,omitempty"`
 	// HasMedia says it came with attachments (read for processing).
 	HasMedia bool `json:"-"`
 	// Heard is what Parley understood of its attachments, set while it is

@@ -58,6 +58,10 @@ type Outbound struct {
 	To       string // channel address: whatsapp:+… or +…
 	Body     string
 	MediaURL string
+	// Template, when set, sends an approved WhatsApp template instead of
+	// free text (Body is its rendered text, for platforms without
+	// templates: SMS takes Body).
+	Template *models.TemplateRef
 }
 
 // Sender sends messages through one platform.

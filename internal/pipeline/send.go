@@ -209,7 +209,7 @@ func (p *Pipeline) sendOne(ctx context.Context, run *sendRun, messageID int64, l
 	if err != nil || !proceed {
 		return err
 	}
-	out := channel.Outbound{To: address(st.Contact), Body: st.Message.Body}
+	out := channel.Outbound{To: address(st.Contact), Body: st.Message.Body, Template: st.Message.Template}
 	if reconcile {
 		found, err := p.reconcile(ctx, job, st, sender, out)
 		if err != nil || found {
@@ -483,7 +483,13 @@ func (p *Pipeline) sentJobs(r *sentRecord) []river.InsertManyParams {
 // mayNotSend is refusal for the message of st, and says so too when no
 // sender is configured for its provider.
 func (p *Pipeline) mayNotSend(ctx context.Context, tx *gorm.DB, st *store.SendState, optOutConfirmation bool) (code, reason string, err error) {
-	if code, reason, err = p.refusal(ctx, tx, st.Contact, st.Message.Channel, optOutConfirmation); err != nil || code != "" {
+	ch := st.Message.Channel
+	if st.Message.Template != nil && ch == models.ChannelWhatsApp {
+		// An approved template is what WhatsApp takes outside the window:
+		// only the opt-out is asked about (ch "" skips the window).
+		ch = ""
+	}
+	if code, reason, err = p.refusal(ctx, tx, st.Contact, ch, optOutConfirmation); err != nil || code != "" {
 		return code, reason, err
 	}
 	if p.senders[st.Message.Provider] == nil {

@@ -341,7 +341,7 @@ func (p *Pipeline) sendRun(ctx context.Context, r *batchRun, slots *slotClock) {
 			return
 		}
 		sender := p.senders[st.Message.Provider]
-		providerID, sendErr := p.call(ctx, sender, st.Message.Provider, channel.Outbound{To: address(st.Contact), Body: st.Message.Body})
+		providerID, sendErr := p.call(ctx, sender, st.Message.Provider, channel.Outbound{To: address(st.Contact), Body: st.Message.Body, Template: st.Message.Template})
 		if errors.Is(sendErr, errNotCalled) {
 			return // the job's time is up before the gate let it go: not called
 		}

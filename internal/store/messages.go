@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"gorm.io/gorm"
@@ -22,6 +23,7 @@ type messageRow struct {
 	ProviderMessageID *string
 	Body              *string `gorm:"column:body_enc;serializer:encrypted"`
 	ProfileName       *string `gorm:"column:profile_name_enc;serializer:encrypted"`
+	Template          []byte  `gorm:"column:template_enc;serializer:encrypted"` // JSON of models.TemplateRef
 	Status            string
 	ErrorCode         string
 	ErrorReason       string
@@ -54,6 +56,15 @@ func (r *messageRow) model() *models.Message {
 	}
 	if r.ProfileName != nil {
 		m.ProfileName = *r.ProfileName
+	}
+	if len(r.Template) > 0 {
+		// Written by InsertReplies from a TemplateRef, so it parses; a
+		// row that did not would send as plain text, which the window
+		// check then refuses with its reason.
+		var t models.TemplateRef
+		if json.Unmarshal(r.Template, &t) == nil {
+			m.Template = &t
+		}
 	}
 	return m
 }
@@ -115,6 +126,13 @@ func (s *MessageStore) InsertReplies(ctx context.Context, tx *gorm.DB, msgs []*m
 		rows[i] = &messageRow{
 			ID: id, ContactID: m.ContactID, ConversationID: m.ConversationID, Direction: string(models.Outbound),
 			Channel: string(m.Channel), Provider: m.Provider, Body: &m.Body, Status: string(m.Status), CreatedAt: now,
+		}
+		if m.Template != nil {
+			t, err := json.Marshal(m.Template)
+			if err != nil {
+				return err
+			}
+			rows[i].Template = t
 		}
 		for _, t := range s.crypto.Index.Tokens(crypt.DomainBody, m.Body) {
 			tokens, owners = append(tokens, t), append(owners, id)

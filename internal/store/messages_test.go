@@ -216,3 +216,28 @@ func TestMessageStore_Fingerprint_SeesALateCommitWithALowerSeq(t *testing.T) {
 		t.Fatalf("a late commit as the oldest message went: fingerprint %q, as before (%v)", after, err)
 	}
 }
+
+// A message sent as a template keeps which template and its parameters,
+// sealed: the parameters are personal.
+func TestMessageStore_InsertReplies_TemplateSealedAndReadBack(t *testing.T) {
+	f := newFixture(t)
+	c := f.contact(t, "+14155550100", "")
+	ctx := context.Background()
+	tpl := &models.TemplateRef{Name: "appointment_reminder", Language: "en", Params: map[string]string{"1": "Asha Verma", "2": "10:00"}}
+	m := &models.Message{ContactID: c.ID, Channel: models.ChannelWhatsApp, Provider: "meta", Body: "Asha Verma, your appointment is at 10:00", Status: models.StatusQueued, Template: tpl}
+	plain := &models.Message{ContactID: c.ID, Channel: models.ChannelWhatsApp, Provider: "meta", Body: "no template", Status: models.StatusQueued}
+	if err := f.messages.InsertReplies(ctx, nil, []*models.Message{m, plain}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.messages.Get(ctx, m.ID)
+	if err != nil || got.Template == nil || got.Template.Name != tpl.Name || got.Template.Language != "en" || got.Template.Params["1"] != "Asha Verma" {
+		t.Fatalf("Get = %+v, %v; want the template back", got, err)
+	}
+	if got, err := f.messages.Get(ctx, plain.ID); err != nil || got.Template != nil {
+		t.Fatalf("a plain message read back with template %+v, %v", got.Template, err)
+	}
+	var sealed int
+	if err := f.db.Gorm.Raw(`SELECT count(*) FROM messages WHERE id = ? AND template_enc IS NOT NULL AND position('Asha'::bytea in template_enc) = 0`, m.ID).Scan(&sealed).Error; err != nil || sealed != 1 {
+		t.Fatalf("template column sealed = %d, %v", sealed, err)
+	}
+}

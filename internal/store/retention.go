@@ -8,7 +8,7 @@ import (
 // RetentionStore clears personal data past the retention period. What it
 // clears, by table (everything personal Parley keeps; see the migrations):
 //
-//   - messages: body_enc, profile_name_enc and their message_words, for
+//   - messages: body_enc, profile_name_enc, template_enc and their message_words, for
 //     messages older than the cut-off; the rows stay, as dated records of
 //     who was written to and how it went;
 //   - media (ref_enc, data_enc, text_enc): the attachments of those
@@ -67,10 +67,10 @@ var retentionSteps = []struct {
 	sessions bool // $4 is the sessions' own cut-off
 }{
 	{`WITH old AS (
-			SELECT id FROM messages WHERE created_at < $1 AND (body_enc IS NOT NULL OR profile_name_enc IS NOT NULL) AND id > $3
+			SELECT id FROM messages WHERE created_at < $1 AND (body_enc IS NOT NULL OR profile_name_enc IS NOT NULL OR template_enc IS NOT NULL) AND id > $3
 			ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED),
 		words AS (DELETE FROM message_words WHERE message_id IN (SELECT id FROM old)),
-		cleared AS (UPDATE messages SET body_enc = NULL, profile_name_enc = NULL WHERE id IN (SELECT id FROM old) RETURNING id)
+		cleared AS (UPDATE messages SET body_enc = NULL, profile_name_enc = NULL, template_enc = NULL WHERE id IN (SELECT id FROM old) RETURNING id)
 		SELECT count(*), coalesce(max(id), $3) FROM cleared`, func(c *Cleared) *int64 { return &c.Messages }, false},
 	{`WITH old AS (
 			SELECT d.id FROM media d JOIN messages m ON m.id = d.message_id WHERE m.created_at < $1 AND d.id > $3

@@ -27,6 +27,7 @@ var EncryptedColumns = []Column{
 	{"conversations", "pending_enc"},
 	{"messages", "body_enc"},
 	{"messages", "profile_name_enc"},
+	{"messages", "template_enc"},
 	{"audit_events", "details_enc"},
 	{"media", "ref_enc"},
 	{"media", "data_enc"},
