@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,6 +98,11 @@ func benchIngest(b *testing.B, load benchLoad, latency time.Duration, held bool)
 		}
 		round++
 	}
+	if held {
+		if n := psql(b, dsn, "SELECT count(*) FROM messages WHERE processed_at IS NOT NULL"); n != "0" {
+			b.Fatalf("%s messages were processed while processing was held back: the figures are not the webhook path's alone", n)
+		}
+	}
 	mode, target := "processing held back", 0.6
 	if !held {
 		mode, target = "the whole pipeline running (Twilio answering after "+latency.String()+")", 0.25
@@ -120,6 +126,12 @@ func benchIngest(b *testing.B, load benchLoad, latency time.Duration, held bool)
 // nothing (River's QueuePause, as an operator would use it), so ingest is
 // measured alone while its jobs pile up.
 func holdProcessing(b *testing.B, dsn string) {
+	psql(b, dsn, `INSERT INTO river_queue (name, created_at, metadata, paused_at, updated_at) VALUES ('default', now(), '{}', now(), now())
+		ON CONFLICT (name) DO UPDATE SET paused_at = now()`)
+}
+
+// psql runs one statement on dsn and returns what it printed, unaligned.
+func psql(b *testing.B, dsn, sql string) string {
 	b.Helper()
 	dir, err := pgcluster.FindBinaries()
 	if err != nil {
@@ -127,12 +139,11 @@ func holdProcessing(b *testing.B, dsn string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, filepath.Join(dir, "psql"), "-v", "ON_ERROR_STOP=1", "-c",
-		`INSERT INTO river_queue (name, created_at, metadata, paused_at, updated_at) VALUES ('default', now(), '{}', now(), now())
-		 ON CONFLICT (name) DO UPDATE SET paused_at = now()`, dsn).CombinedOutput()
+	out, err := exec.CommandContext(ctx, filepath.Join(dir, "psql"), "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql, dsn).CombinedOutput()
 	if err != nil {
 		b.Fatalf("psql: %v\n%s", err, out)
 	}
+	return strings.TrimSpace(string(out))
 }
 
 // ingestBurst posts one signed "hi" from each of load.contacts new

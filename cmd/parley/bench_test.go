@@ -270,7 +270,7 @@ func serveEnv(b *testing.B, dsn, twilioURL, token string) map[string]string {
 // them ("default" when unset).
 func tuning(env map[string]string) string {
 	var out []string
-	for _, k := range []string{"PARLEY_SEND_RATE", "PARLEY_SEND_WORKERS", "PARLEY_WORKERS", "PARLEY_AI_WORKERS", "PARLEY_DB_MAX_CONNS", "PARLEY_LOG_LEVEL"} {
+	for _, k := range []string{"PARLEY_SEND_RATE", "PARLEY_SEND_MAX_IN_FLIGHT", "PARLEY_SEND_WORKERS", "PARLEY_WORKERS", "PARLEY_AI_WORKERS", "PARLEY_DB_MAX_CONNS", "PARLEY_LOG_LEVEL"} {
 		v := env[k]
 		if v == "" {
 			v = "default"
