@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +75,7 @@ func benchIngest(b *testing.B, load benchLoad, latency time.Duration, held bool)
 	if out, err := migrate.CombinedOutput(); err != nil {
 		b.Fatalf("parley migrate up: %v\n%s", err, out)
 	}
+	loadBefore := loadAverage()
 	ceiling := pgbench(b, dsn, load.conns, load.pgbench)
 	if held {
 		holdProcessing(b, dsn)
@@ -115,10 +118,12 @@ func benchIngest(b *testing.B, load benchLoad, latency time.Duration, held bool)
 	b.ReportMetric(ceiling, "pgbench-tps")
 	b.ReportMetric(full.perSec/ceiling, "ratio")
 	b.ReportMetric(paced.p99, "half-rate-ack-p99-ms")
+	loadAfter := loadAverage()
+	b.ReportMetric(loadAfter, "load-avg")
 	b.Logf("%d webhooks over %d connections, %s: %.0f req/s, ack p50 %.1f ms, p99 %.1f ms, %d not 2xx; pgbench %.0f tps; ratio %.3f (target %.2f); "+
-		"paced at %.0f/s (half): ack p99 %.1f ms (target < 25), p50 %.1f ms, %d not 2xx; serve ran with %s",
+		"paced at %.0f/s (half): ack p99 %.1f ms (target < 25), p50 %.1f ms, %d not 2xx; serve ran with %s; "+machineLoad,
 		load.contacts, load.conns, mode, full.perSec, full.p50, full.p99, full.non2xx, ceiling, full.perSec/ceiling, target,
-		pacedRate, paced.p99, paced.p50, paced.non2xx, tuning(env))
+		pacedRate, paced.p99, paced.p50, paced.non2xx, tuning(env), loadBefore, loadAfter, runtime.NumCPU())
 }
 
 // holdProcessing pauses River's default queue, where processing jobs
@@ -234,4 +239,20 @@ func waitReplies(b *testing.B, fake *fakeProcess, want int) {
 		}
 		time.Sleep(100 * time.Millisecond) // polling interval, not synchronisation
 	}
+}
+
+// machineLoad follows each end-to-end benchmark's log line: its figures
+// share the machine with whatever else runs, and say so.
+const machineLoad = "machine load %.1f before, %.1f after (1-minute load average, %d CPUs: above the CPUs, the figures are the machine's, not Parley's)"
+
+// loadAverage is the machine's 1-minute load average (0 where the system
+// does not say).
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	first, _, _ := strings.Cut(string(b), " ")
+	v, _ := strconv.ParseFloat(first, 64)
+	return v
 }
