@@ -47,6 +47,7 @@ type hooks struct {
 	db   *store.DB
 	api  *twiliotest.API
 	pipe *pipeline.Pipeline
+	reg  *prometheus.Registry // the server's metrics
 }
 
 func newHooks(t testing.TB, start bool) *hooks {
@@ -97,7 +98,7 @@ func newHooksOn(t testing.TB, db *store.DB, start bool) *hooks {
 	}
 	go func() { _ = app.Listener(ln) }()
 	t.Cleanup(func() { _ = app.Shutdown() })
-	return &hooks{base: "http://" + ln.Addr().String(), db: db, api: api, pipe: pipe}
+	return &hooks{base: "http://" + ln.Addr().String(), db: db, api: api, pipe: pipe, reg: reg}
 }
 
 func (h *hooks) count(t testing.TB, sql string) int {

@@ -97,6 +97,7 @@ func benchServe(b *testing.B, load benchLoad, latency time.Duration) {
 	if out, err := migrate.CombinedOutput(); err != nil {
 		b.Fatalf("parley migrate up: %v\n%s", err, out)
 	}
+	loadBefore := loadAverage()
 	ceiling := pgbench(b, dsn, load.conns, load.pgbench)
 
 	fake := startFakeTwilio(b, e2eAccountSID, token, latency, load.rate)
@@ -129,10 +130,12 @@ func benchServe(b *testing.B, load benchLoad, latency time.Duration) {
 	b.ReportMetric(float64(sum.limited), "429s")
 	b.ReportMetric(ceiling, "pgbench-tps")
 	b.ReportMetric(sum.answeredPerSec/ceiling, "ratio")
+	loadAfter := loadAverage()
+	b.ReportMetric(loadAfter, "load-avg")
 	b.Logf("%d contacts over %d connections, Twilio answering after %s (cap %.0f/s): %.0f answered/s (webhooks acknowledged at %.0f/s), p50 %.0f ms, p99 %.0f ms, "+
-		"%d sends in flight at most, %d 429s, %d webhooks not 2xx; pgbench %.0f tps; ratio %.3f; serve ran with %s",
+		"%d sends in flight at most, %d 429s, %d webhooks not 2xx; pgbench %.0f tps; ratio %.3f; serve ran with %s; "+machineLoad,
 		load.contacts, load.conns, latency, load.rate, sum.answeredPerSec, sum.webhooksPerSec, sum.p50, sum.p99, sum.maxInFlight, sum.limited, sum.non2xx,
-		ceiling, sum.answeredPerSec/ceiling, tuning(env))
+		ceiling, sum.answeredPerSec/ceiling, tuning(env), loadBefore, loadAfter, runtime.NumCPU())
 }
 
 // webhookRound sends one signed "hi" from each of load.contacts new
@@ -270,7 +273,7 @@ func serveEnv(b *testing.B, dsn, twilioURL, token string) map[string]string {
 // them ("default" when unset).
 func tuning(env map[string]string) string {
 	var out []string
-	for _, k := range []string{"PARLEY_SEND_RATE", "PARLEY_SEND_WORKERS", "PARLEY_WORKERS", "PARLEY_AI_WORKERS", "PARLEY_DB_MAX_CONNS", "PARLEY_LOG_LEVEL"} {
+	for _, k := range []string{"PARLEY_SEND_RATE", "PARLEY_SEND_MAX_IN_FLIGHT", "PARLEY_SEND_WORKERS", "PARLEY_WORKERS", "PARLEY_AI_WORKERS", "PARLEY_DB_MAX_CONNS", "PARLEY_LOG_LEVEL"} {
 		v := env[k]
 		if v == "" {
 			v = "default"

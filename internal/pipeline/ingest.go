@@ -74,6 +74,8 @@ func (p *Pipeline) Ingest(ctx context.Context, ins []channel.Inbound) (int, erro
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.IngestTimeout)
 	defer cancel()
 	p.batch.once.Do(p.startCommitters)
+	p.metrics.ingestPending.Inc()
+	defer p.metrics.ingestPending.Dec()
 	req := &ingestRequest{ctx: ctx, ins: ins, done: make(chan ingestResult, 1)}
 	select {
 	case p.batch.requests <- req:
@@ -151,6 +153,7 @@ func (p *Pipeline) commit(batch []*ingestRequest) {
 	ctx, cancel := until(live)
 	stored, err := p.commitTogether(ctx, live)
 	cancel()
+	p.countCommit(len(live), err)
 	if err == nil {
 		p.metrics.ingestLatency.Observe(time.Since(start).Seconds())
 		for i, r := range live {
@@ -173,12 +176,25 @@ func (p *Pipeline) commit(batch []*ingestRequest) {
 		ctx, cancel := until([]*ingestRequest{r})
 		stored, err := p.commitTogether(ctx, []*ingestRequest{r})
 		cancel()
+		p.countCommit(1, err)
 		if err != nil {
 			r.done <- ingestResult{err: ingestError(err)}
 			continue
 		}
 		r.done <- ingestResult{stored: stored[0]}
 	}
+}
+
+// countCommit records one ingest transaction of n requests: how many
+// webhooks share a commit is what group commit buys, and the one figure
+// that shows it working.
+func (p *Pipeline) countCommit(n int, err error) {
+	if err != nil {
+		p.metrics.ingestCommits.WithLabelValues("failed").Inc()
+		return
+	}
+	p.metrics.ingestCommits.WithLabelValues("committed").Inc()
+	p.metrics.ingestBatch.Observe(float64(n))
 }
 
 // until returns a context that ends at the earliest of the requests'

@@ -14,6 +14,9 @@ type Metrics struct {
 	Webhooks      *prometheus.CounterVec // by provider and outcome; counted by the handlers
 	AckLatency    *prometheus.HistogramVec
 	ingestLatency prometheus.Histogram
+	ingestCommits *prometheus.CounterVec // ingest transactions by outcome
+	ingestBatch   prometheus.Histogram   // webhooks (requests) per committed ingest transaction
+	ingestPending prometheus.Gauge       // webhooks inside Ingest now: queued for a committer or in its batch
 	statuses      *prometheus.CounterVec
 	sends         *prometheus.CounterVec
 	processed     prometheus.Counter
@@ -37,6 +40,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"provider"}),
 		ingestLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "parley_ingest_commit_seconds", Help: "Time to store inbound messages and enqueue their processing.", Buckets: buckets,
+		}),
+		ingestCommits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_ingest_commits_total", Help: "Ingest transactions by outcome (committed, failed); a failed batch's webhooks are then tried one at a time.",
+		}, []string{"outcome"}),
+		ingestBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "parley_ingest_batch_requests", Help: "Webhooks sharing one committed ingest transaction (group commit).", Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+		}),
+		ingestPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_ingest_pending", Help: "Webhooks waiting for their ingest commit now (queued for a committer or in its transaction).",
 		}),
 		statuses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_delivery_statuses_total", Help: "Delivery status callbacks by provider and outcome (applied, ignored).",
@@ -67,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"provider"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Webhooks, m.AckLatency, m.ingestLatency, m.statuses, m.sends, m.processed, m.setAside, m.jobLatency, m.ai, m.throttled, m.inFlight, m.inFlightLimit)
+		reg.MustRegister(m.Webhooks, m.AckLatency, m.ingestLatency, m.ingestCommits, m.ingestBatch, m.ingestPending, m.statuses, m.sends, m.processed, m.setAside, m.jobLatency, m.ai, m.throttled, m.inFlight, m.inFlightLimit)
 	}
 	return m
 }
