@@ -122,7 +122,7 @@ func commands(getenv func(string) string, stdout, stderr io.Writer) (*cobra.Comm
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmdDev(cmd.Context(), getenv, stdout, stderr) },
 	}, migrateCommand(getenv, stdout), keysCommand(getenv, stdout, stderr), flowsCommand(getenv, stdout),
-		usersCommand(getenv, stdin, stdout, stderr), auditCommand(getenv, stdout, stderr), contactsCommand(getenv, stdout, stderr), &cobra.Command{
+		usersCommand(getenv, stdin, stdout, stderr), auditCommand(getenv, stdout, stderr), contactsCommand(getenv, stdout, stderr), templatesCommand(getenv, stdout, stderr), &cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
 			Args:  cobra.NoArgs,

@@ -266,6 +266,9 @@ type Deps struct {
 	// Supabase, in Supabase mode, retries sign-outs there and re-checks
 	// staff (with the service-role key); nil: neither.
 	Supabase SupabaseUsers
+	// TemplateSources, by provider, are synced into the template registry
+	// every TemplateSyncEvery; none: no sync job.
+	TemplateSources map[string]TemplateSource
 }
 
 // Pipeline ingests, processes and sends.
@@ -295,6 +298,8 @@ type Pipeline struct {
 	recheckMu    sync.Mutex
 	recheckAfter string
 	sessions     *store.SessionStore
+	// templateSources are the platforms the template sync reads.
+	templateSources map[string]TemplateSource
 
 	inserter *river.Client[*sql.Tx] // inserts jobs inside GORM transactions
 	worker   *river.Client[pgx.Tx]  // runs jobs
@@ -318,7 +323,7 @@ func New(d Deps) (*Pipeline, error) {
 		convs: store.NewConversationStore(d.DB, d.Crypto),
 		media: store.NewMediaStore(d.DB, d.Crypto), ingestor: store.NewIngestor(d.DB, d.Crypto), audit: store.NewAuditStore(d.DB, d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
 		responder: d.Responder, ai: d.AI, speech: d.Speech, vision: d.Vision, log: d.Logger, metrics: d.Metrics, cfg: d.Config, slots: store.NewSendSlots(d.DB), events: d.Events,
-		supabase: d.Supabase, sessions: store.NewSessionStore(d.DB, d.Crypto),
+		supabase: d.Supabase, sessions: store.NewSessionStore(d.DB, d.Crypto), templateSources: d.TemplateSources,
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &processWorker{p: p})
@@ -334,6 +339,7 @@ func New(d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &eventWorker{p: p})
 	river.AddWorker(workers, &signOutWorker{p: p})
 	river.AddWorker(workers, &recheckWorker{p: p})
+	river.AddWorker(workers, &templateSyncWorker{p: p})
 	if d.Events != nil {
 		d.Events.defaults()
 	}
@@ -345,7 +351,7 @@ func New(d Deps) (*Pipeline, error) {
 			queueAI:            {MaxWorkers: d.Config.AIWorkers},
 		},
 		Workers:           workers,
-		PeriodicJobs:      append(retentionJobs(d.Config.RetentionDays), supabaseJobs(d.Supabase)...),
+		PeriodicJobs:      append(append(retentionJobs(d.Config.RetentionDays), supabaseJobs(d.Supabase)...), templateJobs(d.TemplateSources)...),
 		Logger:            d.Logger,
 		FetchPollInterval: d.Config.FetchInterval,
 		// Jobs here take milliseconds: fetch again soon rather than leave
