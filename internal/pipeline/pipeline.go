@@ -59,7 +59,10 @@ type Waiter interface {
 
 // Outcome is what a responder decided.
 type Outcome struct {
-	Replies        []string
+	Replies []string
+	// ReplyTemplates, when set, is the template each of Replies goes as
+	// (nil: free text), index for index: WhatsApp past its window.
+	ReplyTemplates []*models.TemplateRef
 	ConversationID *int64
 	OptOut         bool // the contact asked for no more messages; Replies confirm it
 	OptIn          bool // the contact asked for messages again
