@@ -1,6 +1,11 @@
 package engine
 
-import "sort"
+import (
+	"fmt"
+	"sort"
+
+	"github.com/parley-chat/parley/models"
+)
 
 // TemplateAt is a template a flow names, and where.
 type TemplateAt struct {
@@ -59,4 +64,53 @@ func (f *Flow) TemplateLanguages(u *TemplateUse) []string {
 		return []string{""}
 	}
 	return f.Languages
+}
+
+// CheckTemplates checks the templates flow f names against a template
+// registry, read through lookup (the registry's templates of a name and
+// language, of any platform): each must be there and take exactly the
+// parameters the flow fills (errors); one not approved yet is a warning,
+// as it may be by the time it is needed. synced false (an empty registry)
+// checks nothing and warns once.
+func CheckTemplates(f *Flow, synced bool, lookup func(name, language string) []*models.Template) (problems, warnings []*Error) {
+	uses := f.Templates()
+	if len(uses) == 0 {
+		return nil, nil
+	}
+	if !synced {
+		return nil, []*Error{{File: f.File, Problem: "the template registry is empty, so the templates this flow names were not checked: run `parley templates sync`"}}
+	}
+	for _, u := range uses {
+		for _, lang := range f.TemplateLanguages(u.Use) {
+			found := lookup(u.Use.Name, lang)
+			if len(found) == 0 {
+				problems = append(problems, &Error{File: f.File, Node: u.Node,
+					Problem: fmt.Sprintf("%s %q (%s) is not in the template registry: create it at the platform and sync, or fix its name or language", u.Where, u.Use.Name, lang)})
+				continue
+			}
+			t := found[0]
+			for _, c := range found {
+				if c.Status == models.TemplateApproved {
+					t = c
+				}
+			}
+			if why := t.Sendable(); why != "" {
+				warnings = append(warnings, &Error{File: f.File, Node: u.Node, Problem: fmt.Sprintf("%s %q (%s) %s", u.Where, u.Use.Name, lang, why)})
+			}
+			if err := t.CheckParams(placeholders(u.Use.Params)); err != nil {
+				problems = append(problems, &Error{File: f.File, Node: u.Node, Problem: u.Where + ": " + err.Error()})
+			}
+		}
+	}
+	return problems, warnings
+}
+
+// placeholders stands a value in for each parameter a flow fills: what
+// is checked is which parameters are filled, not with what.
+func placeholders(params map[string]string) map[string]string {
+	out := make(map[string]string, len(params))
+	for k := range params {
+		out[k] = "x"
+	}
+	return out
 }
