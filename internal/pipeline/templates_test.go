@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -298,4 +299,36 @@ func (e *env) lastConversation(t *testing.T) *models.Conversation {
 		t.Fatal(err)
 	}
 	return conv
+}
+
+// failingSource is a platform whose template list cannot be read.
+type failingSource struct{}
+
+func (failingSource) Templates(context.Context) ([]models.Template, error) {
+	return nil, fmt.Errorf("no answer")
+}
+
+// The periodic job syncs the registry when the pipeline starts; a
+// platform that fails leaves its templates as they were (not gone) while
+// the others sync.
+func TestTemplateSync_PeriodicJobSyncsAndAFailingPlatformKeepsItsTemplates(t *testing.T) {
+	e := newEnv(t)
+	reg := store.NewTemplateStore(e.db)
+	ctx := context.Background()
+	kept := []models.Template{{PlatformID: "HX1", Name: "results_ready", Language: "en", Body: "x", Status: models.TemplateApproved}}
+	if _, err := reg.Sync(ctx, channel.Twilio, kept, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	pl := metaPlatform(t, reg)
+	e.startWith(t, pipeline.Deps{Responder: pipeline.Ack{}, TemplateSources: map[string]pipeline.TemplateSource{channel.Meta: pl.source, channel.Twilio: failingSource{}},
+		Config: pipeline.Config{FetchInterval: 20 * time.Millisecond}})
+	waitFor(t, "the sync job", func() bool {
+		return e.count(t, `SELECT count(*) FROM river_job WHERE kind = 'templates_sync' AND state IN ('completed', 'retryable', 'discarded')`) > 0
+	})
+	if tpl, err := reg.Find(ctx, channel.Meta, "appointment_reminder", "en"); err != nil || tpl.Status != models.TemplateApproved {
+		t.Fatalf("Meta's template after the job = %+v, %v", tpl, err)
+	}
+	if tpl, err := reg.Find(ctx, channel.Twilio, "results_ready", "en"); err != nil || tpl.Status != models.TemplateApproved {
+		t.Fatalf("the failing platform's template = %+v, %v; want kept as it was", tpl, err)
+	}
 }
