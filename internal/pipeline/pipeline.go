@@ -476,7 +476,7 @@ func (p *Pipeline) ApplyStatuses(ctx context.Context, statuses []channel.Status)
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.IngestTimeout)
 	defer cancel()
 	for _, st := range statuses {
-		changed, err := p.messages.UpdateStatus(ctx, st.Provider, st.ProviderMessageID, st.Status, st.ErrorCode)
+		changed, err := p.messages.UpdateStatus(ctx, st.Provider, st.ProviderMessageID, st.Status, st.ErrorCode, st.Reason)
 		if err != nil {
 			return ingestError(err)
 		}

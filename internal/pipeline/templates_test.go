@@ -332,3 +332,38 @@ func TestTemplateSync_PeriodicJobSyncsAndAFailingPlatformKeepsItsTemplates(t *te
 		t.Fatalf("the failing platform's template = %+v, %v; want kept as it was", tpl, err)
 	}
 }
+
+// A template Twilio took (201) and WhatsApp refused afterwards comes back
+// in a status callback: the message shows the code and its reason.
+func TestStatus_ALateTemplateRefusalIsShownWithItsReason(t *testing.T) {
+	e := newEnv(t)
+	reg := store.NewTemplateStore(e.db)
+	pl := twilioPlatform(t, reg)
+	if _, err := pipeline.SyncTemplates(context.Background(), reg, map[string]pipeline.TemplateSource{pl.name: pl.source}); err != nil {
+		t.Fatal(err)
+	}
+	p := e.startWith(t, pipeline.Deps{Responder: templateReplier{&models.TemplateRef{Name: "results_ready", Language: "en", Params: map[string]string{"1": "Asha"}}},
+		Senders: map[string]channel.Sender{pl.name: pl.sender}, Config: pipeline.Config{SendRate: 1000, SendBurst: 100, FetchInterval: 20 * time.Millisecond}})
+	if _, err := p.Ingest(context.Background(), []channel.Inbound{pl.inbound("in1", "+919876543210", "hi")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the send", func() bool { return len(pl.sent()) == 1 && e.idle(t) })
+	var sid string
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT provider_message_id FROM messages WHERE direction = 'out'`).Scan(&sid); err != nil {
+		t.Fatal(err)
+	}
+	st, ok, err := twilio.ParseStatus(map[string]string{"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "63027"})
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if err := p.ApplyStatuses(context.Background(), []channel.Status{st}); err != nil {
+		t.Fatal(err)
+	}
+	var status, code, reason string
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT status, error_code, error_reason FROM messages WHERE direction = 'out'`).Scan(&status, &code, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if status != "failed" || code != "63027" || !strings.Contains(reason, "no approved template") {
+		t.Fatalf("message = %s, %s, %q; want failed with 63027's reason", status, code, reason)
+	}
+}
