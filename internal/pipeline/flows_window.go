@@ -43,12 +43,14 @@ func (f *Flows) window(ctx context.Context, tx *gorm.DB, contact *models.Contact
 	if len(sends) == 0 || contact.Channel != models.ChannelWhatsApp || v.provider == "" || f.templates == nil {
 		return w, nil
 	}
-	wrote := v.wrote
-	if wrote.IsZero() {
-		var err error
-		if wrote, err = f.messages.LastInbound(ctx, tx, contact.ID, models.ChannelWhatsApp); err != nil {
-			return w, err
-		}
+	if !v.wrote.IsZero() && f.now().Sub(v.wrote) <= f.Window {
+		return w, nil // answering a message of the last 24 hours: no need to ask
+	}
+	// A timeout, or a message that waited: the contact may have written
+	// since.
+	wrote, err := f.messages.LastInbound(ctx, tx, contact.ID, models.ChannelWhatsApp)
+	if err != nil {
+		return w, err
 	}
 	if f.now().Sub(wrote) <= f.Window {
 		return w, nil
