@@ -367,3 +367,45 @@ func TestStatus_ALateTemplateRefusalIsShownWithItsReason(t *testing.T) {
 		t.Fatalf("message = %s, %s, %q; want failed with 63027's reason", status, code, reason)
 	}
 }
+
+// A template the registry knows is not approved, or filled with other
+// parameters than it takes, is refused before the platform is called:
+// the message shows why, and nothing reached Meta.
+func TestSend_TemplateRefusedBeforeTheCallFromTheRegistry(t *testing.T) {
+	for _, tc := range []struct {
+		ref    *models.TemplateRef
+		code   string
+		reason string
+	}{
+		{&models.TemplateRef{Name: "paused_one", Language: "en", Params: map[string]string{"1": "Asha"}}, channel.CodeTemplateNotApproved, "paused by WhatsApp"},
+		{&models.TemplateRef{Name: "results_ready", Language: "en", Params: map[string]string{"1": "Asha", "2": "CBC"}}, channel.CodeTemplateParams, "it has no {{2}}"},
+	} {
+		e := newEnv(t)
+		reg := store.NewTemplateStore(e.db)
+		pl := metaPlatform(t, reg)
+		ctx := context.Background()
+		list, err := pl.source.Templates(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list = append(list, models.Template{PlatformID: "9", Name: "paused_one", Language: "en", Body: "Hi {{1}}", Status: models.TemplatePaused})
+		if _, err := reg.Sync(ctx, pl.name, list, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		p := e.startWith(t, pipeline.Deps{Responder: templateReplier{tc.ref}, Senders: map[string]channel.Sender{pl.name: pl.sender},
+			Config: pipeline.Config{SendRate: 1000, SendBurst: 100, FetchInterval: 20 * time.Millisecond}})
+		if _, err := p.Ingest(ctx, []channel.Inbound{pl.inbound("in1", "+919876543210", "hi")}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the send to settle", func() bool {
+			return e.idle(t) && e.count(t, `SELECT count(*) FROM messages WHERE direction = 'out' AND status = 'failed'`) == 1
+		})
+		var code, reason string
+		if err := e.db.Pool.QueryRow(ctx, `SELECT error_code, error_reason FROM messages WHERE direction = 'out'`).Scan(&code, &reason); err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code || !strings.Contains(reason, tc.reason) || strings.Contains(reason, "Asha") || len(pl.sent()) != 0 {
+			t.Fatalf("%s: %s, %q, Meta got %d; want %s before any call", tc.ref.Name, code, reason, len(pl.sent()), tc.code)
+		}
+	}
+}
