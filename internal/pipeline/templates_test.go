@@ -235,3 +235,27 @@ func (e *env) lastConversation(t *testing.T) *models.Conversation {
 	}
 	return conv
 }
+
+// A message answered more than 24 hours after it came does not close the
+// window when the contact wrote again since: its replies go as text.
+func TestFlows_AnOldMessageWithANewerOneKeepsTheWindowOpen(t *testing.T) {
+	e := newEnv(t)
+	reg := store.NewTemplateStore(e.db)
+	pl := metaPlatform(t, reg)
+	f, err := engine.Parse("reminders.yaml", []byte(reminderFlowYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p := e.pipeline(t, nil)
+	if _, err := p.Ingest(ctx, []channel.Inbound{pl.inbound("old", "+919876543210", "hi"), pl.inbound("new", "+919876543210", "Asha")}); err != nil {
+		t.Fatal(err)
+	}
+	e.exec(t, `UPDATE messages SET created_at = created_at - interval '25 hours' WHERE provider_message_id = 'old'`)
+	e.startWith(t, pipeline.Deps{Responder: pipeline.NewFlows(engine.NewLibrary(f), e.db, e.crypto),
+		Senders: map[string]channel.Sender{pl.name: pl.sender}, Config: pipeline.Config{SendRate: 1000, SendBurst: 100, FetchInterval: 20 * time.Millisecond}})
+	waitFor(t, "both answers", func() bool { return len(pl.sent()) == 2 && e.idle(t) })
+	if conv := e.lastConversation(t); conv.Status != models.ConversationActive || conv.Node != "ask_time" {
+		t.Fatalf("conversation %s at %s (%q); want it going on", conv.Status, conv.Node, conv.Error)
+	}
+}
