@@ -102,6 +102,11 @@ type Inbox struct {
 	// Flows lists the flows this instance runs (pipeline.Pipeline); nil:
 	// no flows page.
 	Flows interface{ Flows() []*engine.Flow }
+	// Templates is the WhatsApp template registry (store.TemplateStore);
+	// nil: no templates page.
+	Templates interface {
+		List(ctx context.Context) ([]*models.Template, error)
+	}
 	// CheckFlows reads the flows folder again and says what is wrong in it
 	// now (nil: nothing), so an author sees a mistake before the next
 	// start refuses it; nil: no check.
@@ -143,6 +148,9 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 	if in.Flows != nil {
 		app.Get("/flows", signedIn, require(auth.ReadFlows), in.flows())
 		app.Get("/flows/:id", signedIn, require(auth.ReadFlows), in.flow())
+	}
+	if in.Templates != nil {
+		app.Get("/templates", signedIn, require(auth.ReadTemplates), in.templates())
 	}
 	if in.Simulator != nil {
 		app.Get("/simulator", signedIn, require(auth.SimulateFlows), in.simulator(a))

@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -14,23 +16,70 @@ import (
 	"github.com/parley-chat/parley/internal/ai"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/pipeline"
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
 )
 
 // flowsValidate checks the flows of dir (the built-in ones when ""). A
 // flow with warnings (doubtful, but it runs) is listed with them, and the
-// command still succeeds: only errors fail it.
-func flowsValidate(dir string, stdout io.Writer) error {
+// command still succeeds: only errors fail it. With a database (dsn), the
+// templates the flows name are checked against the template registry.
+func flowsValidate(ctx context.Context, dir, dsn string, stdout io.Writer) error {
 	lib, err := library(dir)
 	if err != nil {
 		return fmt.Errorf("flows are invalid:\n%w", err)
 	}
+	reg, note := templateRegistry(ctx, dsn)
+	var problems []error
+	unchecked := false
 	for _, f := range lib.Flows() {
+		var bad, warnings []*engine.Error
+		if reg != nil && len(f.Templates()) > 0 {
+			bad, warnings = engine.CheckTemplates(f, len(reg) > 0, func(name, lang string) []*models.Template { return reg[name+"\x00"+lang] })
+		}
+		unchecked = unchecked || (reg == nil && len(f.Templates()) > 0)
+		if len(bad) > 0 {
+			for _, p := range bad {
+				problems = append(problems, p)
+			}
+			continue
+		}
 		fmt.Fprintf(stdout, "ok  %-20s version %s  %d nodes  (%s)\n", f.ID, f.Version, len(f.Nodes), f.File)
-		for _, w := range f.Warnings {
+		for _, w := range append(slices.Clone(f.Warnings), warnings...) {
 			fmt.Fprintf(stdout, "warning: %s\n", w)
 		}
 	}
+	if unchecked {
+		fmt.Fprintf(stdout, "note: %s\n", note)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("flows are invalid:\n%w", errors.Join(problems...))
+	}
 	return nil
+}
+
+// templateRegistry reads the template registry by name and language, or
+// says why the templates cannot be checked.
+func templateRegistry(ctx context.Context, dsn string) (map[string][]*models.Template, string) {
+	if dsn == "" {
+		return nil, "the WhatsApp templates the flows name were not checked against the template registry: set DATABASE_URL"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	db, err := store.Open(ctx, dsn, store.Options{})
+	if err != nil {
+		return nil, "the WhatsApp templates the flows name were not checked: the database could not be reached"
+	}
+	defer db.Close()
+	list, err := store.NewTemplateStore(db).List(ctx)
+	if err != nil {
+		return nil, "the WhatsApp templates the flows name were not checked: the template registry could not be read (run `parley migrate up`?)"
+	}
+	reg := map[string][]*models.Template{}
+	for _, t := range list {
+		reg[t.Name+"\x00"+t.Language] = append(reg[t.Name+"\x00"+t.Language], t)
+	}
+	return reg, ""
 }
 
 // flowsSimulate talks to the flow name through the real engine: reading

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,9 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/internal/ai/geminitest"
 	"github.com/parley-chat/parley/internal/ai/sarvamtest"
+	"github.com/parley-chat/parley/internal/pgtest"
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
 )
 
 func TestFlowsValidate(t *testing.T) {
@@ -150,5 +155,60 @@ func TestFlowsSimulate_VoiceAndImage(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("without speech-to-text, the simulation lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// With a database, validate checks the templates the flows name against
+// the registry: an empty registry is a warning; a template missing in one
+// of the flow's languages, or filled with other parameters than it takes,
+// fails; one pending approval is a warning.
+func TestFlowsValidate_TemplatesAgainstTheRegistry(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	env := map[string]string{"DATABASE_URL": dsn}
+	code, out, stderr := runCmd(t, env, "flows", "validate")
+	if code != exitOK || !strings.Contains(out, "warning: clinic.yaml: the template registry is empty") {
+		t.Fatalf("validate against an empty registry = %d\n%s%s", code, out, stderr)
+	}
+	if _, out, _ := runCmd(t, nil, "flows", "validate"); !strings.Contains(out, "note: the WhatsApp templates the flows name were not checked") {
+		t.Fatalf("validate without a database says nothing of the templates:\n%s", out)
+	}
+	db := openDB(t, dsn)
+	reg := store.NewTemplateStore(db)
+	closed := []models.Template{{PlatformID: "1", Name: "conversation_closed", Language: "en", Body: "Thank you for writing to the clinic.", Status: models.TemplateApproved}}
+	if _, err := reg.Sync(context.Background(), "meta", closed, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runCmd(t, env, "flows", "validate")
+	if code != exitFailure || !strings.Contains(stderr, `clinic.yaml: node "goodbye": end template "conversation_closed" (hi) is not in the template registry`) {
+		t.Fatalf("validate with the template missing in Hindi = %d: %s", code, stderr)
+	}
+	closed = append(closed, models.Template{PlatformID: "2", Name: "conversation_closed", Language: "hi", Body: "धन्यवाद।", Status: models.TemplatePending},
+		models.Template{PlatformID: "3", Name: "appointment_reminder", Language: "en", Body: "Hi {{1}}, see you at {{2}}.", Status: models.TemplateApproved})
+	if _, err := reg.Sync(context.Background(), "meta", closed, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr = runCmd(t, env, "flows", "validate")
+	if code != exitOK || !strings.Contains(out, `warning: clinic.yaml: node "goodbye": end template "conversation_closed" (hi) is still waiting for WhatsApp's approval`) {
+		t.Fatalf("validate with the Hindi template pending = %d\n%s%s", code, out, stderr)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "remind.yaml"), []byte(`id: r
+languages: [en]
+start: a
+nodes:
+  a:
+    ask:
+      prompt: When?
+      save: when
+      retry: {limit: 2}
+      timeout: {remind_after: 30h, remind: "Still there?", remind_template: {name: appointment_reminder, params: {"1": "{{name}}"}}}
+    next: b
+  b: {end: {}}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runCmd(t, env, "flows", "validate", dir)
+	if code != exitFailure || !strings.Contains(stderr, `remind.yaml: node "a": remind_template: Template "appointment_reminder" (en) takes 2 parameters; {{2}} not filled`) {
+		t.Fatalf("validate with a parameter unfilled = %d: %s", code, stderr)
 	}
 }

@@ -33,6 +33,8 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 	// The console's simulator is always there: it reaches nobody.
 	senders := map[string]channel.Sender{channel.Simulator: simulator.Sender{}}
 	fetchers := map[string]channel.MediaFetcher{}
+	templates := store.NewTemplateStore(db)
+	sources := map[string]pipeline.TemplateSource{}
 	hooks := &handlers.Webhooks{
 		MetaAppSecret: cfg.MetaAppSecret, MetaVerifyToken: cfg.MetaVerifyToken, SirenSecret: cfg.SirenWebhookSecret,
 	}
@@ -44,21 +46,24 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 		tc, err := twilio.NewClient(twilio.Config{
 			AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken, From: cfg.TwilioFrom,
 			MessagingServiceSID: cfg.TwilioMessagingServiceSID, StatusCallback: statusCallback, APIBaseURL: cfg.TwilioAPIBaseURL,
-			MediaHosts: cfg.TwilioMediaHosts, MaxInFlight: cfg.SendMaxInFlight,
+			MediaHosts: cfg.TwilioMediaHosts, MaxInFlight: cfg.SendMaxInFlight, Templates: templates,
 		})
 		if err != nil {
 			return nil, err
 		}
-		senders[channel.Twilio], fetchers[channel.Twilio] = tc, tc
+		senders[channel.Twilio], fetchers[channel.Twilio], sources[channel.Twilio] = tc, tc, tc
 		hooks.Twilio = twilio.NewVerifier(cfg.PublicURL, cfg.TwilioAuthToken)
 	}
 	if cfg.MetaAccessToken != "" {
 		mc, err := meta.NewClient(meta.Config{AccessToken: cfg.MetaAccessToken, PhoneNumberID: cfg.MetaPhoneNumberID, BaseURL: cfg.MetaAPIBaseURL,
-			MediaHosts: cfg.MetaMediaHosts, MaxInFlight: cfg.SendMaxInFlight})
+			MediaHosts: cfg.MetaMediaHosts, MaxInFlight: cfg.SendMaxInFlight, WABAID: cfg.MetaWABAID, Templates: templates})
 		if err != nil {
 			return nil, err
 		}
 		senders[channel.Meta], fetchers[channel.Meta] = mc, mc
+		if cfg.MetaWABAID != "" {
+			sources[channel.Meta] = mc
+		}
 	}
 	if cfg.SirenAPIKey != "" && cfg.SirenAPIBaseURL != "" {
 		sc, err := siren.NewClient(siren.Config{APIKey: cfg.SirenAPIKey, BaseURL: cfg.SirenAPIBaseURL, MediaHosts: cfg.SirenMediaHosts,
@@ -112,7 +117,7 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 	if cfg.EventsURL != "" {
 		events = &pipeline.Events{URL: cfg.EventsURL, Secret: []byte(cfg.EventsSecret), Personal: cfg.EventsPersonal}
 	}
-	p, err := pipeline.New(pipeline.Deps{Events: events, Supabase: supabaseUsers(cfg),
+	p, err := pipeline.New(pipeline.Deps{Events: events, Supabase: supabaseUsers(cfg), TemplateSources: sources,
 		DB: db, Crypto: c, Senders: senders, Fetchers: fetchers, Logger: log, Metrics: metrics,
 		Responder: responder, AI: textAI, Speech: speech, Vision: vision,
 		Config: pipeline.Config{Workers: cfg.Workers, SendWorkers: cfg.SendWorkers, AIWorkers: cfg.AIWorkers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes,

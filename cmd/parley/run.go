@@ -122,7 +122,7 @@ func commands(getenv func(string) string, stdout, stderr io.Writer) (*cobra.Comm
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmdDev(cmd.Context(), getenv, stdout, stderr) },
 	}, migrateCommand(getenv, stdout), keysCommand(getenv, stdout, stderr), flowsCommand(getenv, stdout),
-		usersCommand(getenv, stdin, stdout, stderr), auditCommand(getenv, stdout, stderr), contactsCommand(getenv, stdout, stderr), &cobra.Command{
+		usersCommand(getenv, stdin, stdout, stderr), auditCommand(getenv, stdout, stderr), contactsCommand(getenv, stdout, stderr), templatesCommand(getenv, stdout, stderr), &cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
 			Args:  cobra.NoArgs,
@@ -217,14 +217,14 @@ func flowsCommand(getenv func(string) string, stdout io.Writer) *cobra.Command {
 	simulate.Flags().StringVar(&script, "script", "", "read the contact's lines from `FILE` instead of the terminal")
 	f.AddCommand(&cobra.Command{
 		Use:   "validate [DIR]",
-		Short: "Check the flow files of DIR (PARLEY_FLOWS_DIR, or the built-in samples), naming file, node and problem",
+		Short: "Check the flow files of DIR (PARLEY_FLOWS_DIR, or the built-in samples), naming file, node and problem; with DATABASE_URL, the templates they name against the registry",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := getenv("PARLEY_FLOWS_DIR")
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			return flowsValidate(dir, stdout)
+			return flowsValidate(cmd.Context(), dir, getenv("DATABASE_URL"), stdout)
 		},
 	}, simulate)
 	return f

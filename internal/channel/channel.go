@@ -51,6 +51,9 @@ type Status struct {
 	ProviderMessageID string
 	Status            models.MessageStatus
 	ErrorCode         string
+	// Reason is a sentence a person can act on for ErrorCode, when the
+	// adapter knows the code ("" else).
+	Reason string
 }
 
 // Outbound is one message to send.

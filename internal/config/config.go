@@ -51,6 +51,9 @@ type Config struct {
 	MetaPhoneNumberID string
 	MetaAPIBaseURL    string
 	MetaMediaHosts    []string
+	// MetaWABAID is the WhatsApp Business Account whose templates are
+	// synced into the registry ("" syncs none from Meta).
+	MetaWABAID string
 
 	SirenAPIKey        string
 	SirenWebhookSecret string
@@ -195,6 +198,7 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		MetaPhoneNumberID: l.str("PARLEY_META_PHONE_NUMBER_ID"),
 		MetaAPIBaseURL:    l.strDefault("PARLEY_META_API_BASE_URL", "https://graph.facebook.com/v21.0"),
 		MetaMediaHosts:    l.hosts("PARLEY_META_MEDIA_HOSTS"),
+		MetaWABAID:        l.str("PARLEY_META_WABA_ID"),
 
 		SirenAPIKey:        l.str("PARLEY_SIREN_API_KEY"),
 		SirenWebhookSecret: l.str("PARLEY_SIREN_WEBHOOK_SECRET"),
@@ -296,6 +300,9 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		l.fail("PARLEY_AUTH_MODE", "must be supabase or local", "set PARLEY_AUTH_MODE=supabase in production")
 	}
 
+	if c.MetaWABAID != "" && !digitsRE.MatchString(c.MetaWABAID) {
+		l.fail("PARLEY_META_WABA_ID", "is not a WhatsApp Business Account id (digits)", "copy it from Meta's WhatsApp Manager (Account tools › Phone numbers shows the account id)")
+	}
 	if c.TwilioAccountSID != "" && !twilioSIDRE.MatchString(c.TwilioAccountSID) {
 		l.fail("PARLEY_TWILIO_ACCOUNT_SID", "is not an account SID (AC followed by 32 hex digits)", "copy it from the Twilio console")
 	}
@@ -337,6 +344,7 @@ var (
 	keyIDRE        = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 	twilioSIDRE    = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
 	alphanumericRE = regexp.MustCompile(`^[a-zA-Z0-9]+$`)
+	digitsRE       = regexp.MustCompile(`^[0-9]{1,32}$`)
 )
 
 type loader struct {

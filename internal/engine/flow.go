@@ -99,11 +99,31 @@ type Node struct {
 	Handoff    *Final        `yaml:"handoff"`
 	End        *Final        `yaml:"end"`
 	Next       string        `yaml:"next"`
+	// Template, on a send node, is what is sent instead of Send when
+	// WhatsApp's 24-hour window is closed.
+	Template *TemplateUse `yaml:"template"`
 }
 
-// Final is a handoff or an end, with an optional message.
+// Final is a handoff or an end, with an optional message and the
+// template sent instead of it when WhatsApp's window is closed.
 type Final struct {
-	Send Text `yaml:"send"`
+	Send     Text         `yaml:"send"`
+	Template *TemplateUse `yaml:"template"`
+}
+
+// TemplateUse names an approved WhatsApp template to send in place of a
+// node's text when the contact last wrote more than 24 hours ago (the
+// only thing WhatsApp then takes); without one, a conversation that must
+// speak then is handed to a person.
+type TemplateUse struct {
+	Name string `yaml:"name"`
+	// Language is the template's language code as the platform spells it
+	// (en, en_US, hi); unset, the conversation's language.
+	Language string `yaml:"language"`
+	// Params are the template's parameters ("1", "2", … or names) and
+	// their values, which may use the conversation's variables
+	// ("{{name}}").
+	Params map[string]string `yaml:"params"`
 }
 
 // Ask asks a question and waits for a typed answer.
@@ -118,6 +138,8 @@ type Ask struct {
 	Timeout *Timeout   `yaml:"timeout"`
 	Next    string     `yaml:"next"` // where to go after a valid answer (else the node's next)
 	Routes  RouteByKey `yaml:"routes"`
+	// Template is sent instead of Prompt when WhatsApp's window is closed.
+	Template *TemplateUse `yaml:"template"`
 	// Schema, on a media question, has the fields it describes read off
 	// the photo sent (as ai_extract does), saved Save_ prefixed when Save
 	// is set; Fallback (else Next) is where it goes when they cannot be
@@ -163,6 +185,9 @@ type Timeout struct {
 	Remind      Text     `yaml:"remind"`
 	ExpireAfter Duration `yaml:"expire_after"`
 	Then        string   `yaml:"then"`
+	// RemindTemplate is sent instead of Remind when WhatsApp's window
+	// has closed by the time the reminder is due.
+	RemindTemplate *TemplateUse `yaml:"remind_template"`
 }
 
 // Duration reads "2h", "30m" or "1d".

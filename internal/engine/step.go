@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
+
+	"github.com/parley-chat/parley/models"
 )
 
 // Status is where a conversation stands.
@@ -102,11 +104,15 @@ const (
 
 // Action is one thing the caller carries out, in order.
 type Action struct {
-	Kind  ActionKind
-	Text  string
-	Input InputKind     // for schedule_wait: which input to deliver
-	After time.Duration // for schedule_wait
-	AI    *AIRequest    // for ai
+	Kind ActionKind
+	Text string
+	// Template, on a send, is the approved WhatsApp template (parameters
+	// filled from the variables) to send instead of Text when WhatsApp's
+	// 24-hour window is closed; nil when the flow names none.
+	Template *models.TemplateRef
+	Input    InputKind     // for schedule_wait: which input to deliver
+	After    time.Duration // for schedule_wait
+	AI       *AIRequest    // for ai
 }
 
 // MaxInput caps the characters of an answer the engine reads.
@@ -165,10 +171,33 @@ type run struct {
 
 func (r *run) emit(a Action) { r.actions = append(r.actions, a) }
 
-func (r *run) say(t Text) {
+func (r *run) say(t Text) { r.sayOr(t, nil) }
+
+// sayOr says t, with tpl as what to send instead when WhatsApp's window
+// is closed.
+func (r *run) sayOr(t Text, tpl *TemplateUse) {
 	if s := r.interpolate(t.In(r.lang, r.f.lang())); s != "" {
-		r.emit(Action{Kind: ActionSend, Text: s})
+		r.emit(Action{Kind: ActionSend, Text: s, Template: r.template(tpl)})
 	}
+}
+
+// template is tpl with its language and parameters filled in for this
+// conversation.
+func (r *run) template(tpl *TemplateUse) *models.TemplateRef {
+	if tpl == nil {
+		return nil
+	}
+	ref := &models.TemplateRef{Name: tpl.Name, Language: tpl.Language}
+	if ref.Language == "" {
+		ref.Language = r.lang
+	}
+	if len(tpl.Params) > 0 {
+		ref.Params = make(map[string]string, len(tpl.Params))
+		for k, v := range tpl.Params {
+			ref.Params[k] = r.interpolate(v)
+		}
+	}
+	return ref
 }
 
 func (r *run) step(in Input) {
@@ -213,7 +242,7 @@ func (r *run) step(in Input) {
 	switch in.Kind {
 	case InputRemind:
 		if node.Ask.Timeout != nil {
-			r.say(node.Ask.Timeout.Remind)
+			r.sayOr(node.Ask.Timeout.Remind, node.Ask.Timeout.RemindTemplate)
 		}
 	case InputExpire:
 		r.emit(Action{Kind: ActionCancelWaits})
@@ -281,22 +310,22 @@ func (r *run) goTo(id string) {
 		r.st.Node = id
 		switch {
 		case n.Send != nil:
-			r.say(n.Send)
+			r.sayOr(n.Send, n.Template)
 			id = n.Next
 		case n.Branch != nil:
 			id = r.branch(n)
 		case n.Ask != nil:
-			r.say(n.Ask.Prompt)
+			r.sayOr(n.Ask.Prompt, n.Ask.Template)
 			r.scheduleWaits(n.Ask)
 			return
 		case n.AIClassify != nil || n.AIExtract != nil:
 			r.enterAI(n)
 			return
 		case n.Handoff != nil:
-			r.handoff(n.Handoff.Send)
+			r.handoffOr(n.Handoff.Send, n.Handoff.Template)
 			return
 		default:
-			r.say(n.End.Send)
+			r.sayOr(n.End.Send, n.End.Template)
 			r.end()
 			return
 		}
@@ -304,8 +333,10 @@ func (r *run) goTo(id string) {
 }
 
 // handoff says t and leaves the conversation to a person.
-func (r *run) handoff(t Text) {
-	r.say(t)
+func (r *run) handoff(t Text) { r.handoffOr(t, nil) }
+
+func (r *run) handoffOr(t Text, tpl *TemplateUse) {
+	r.sayOr(t, tpl)
 	r.st.Status = StatusHandoff
 	r.emit(Action{Kind: ActionHandoff})
 }

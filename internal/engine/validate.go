@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/expr-lang/expr"
 )
@@ -65,6 +66,17 @@ func validateNode(f *Flow, n *Node, fail func(string, string, ...any) error) err
 	if kinds != 1 {
 		return fail(id, "a node needs exactly one of send, ask, branch, ai_classify, ai_extract, handoff or end (has %d)", kinds)
 	}
+	if n.Template != nil && n.Send == nil {
+		return fail(id, "template goes on a send node (on an ask, under ask; on a handoff or end, beside its send)")
+	}
+	for _, u := range n.templates() {
+		if err := validateTemplateUse(u, id, fail); err != nil {
+			return err
+		}
+		if u.Use.Language == "" && len(f.Languages) == 0 {
+			return fail(id, "%s needs a language: the flow names no languages to take it from", u.Where)
+		}
+	}
 	ref := func(what, target string) error {
 		if target == "" {
 			return fail(id, "%s is missing", what)
@@ -108,6 +120,20 @@ func validateNode(f *Flow, n *Node, fail func(string, string, ...any) error) err
 		}
 		if !hasElse {
 			return fail(id, "branch has no else: a contact matching no case would be stranded")
+		}
+	}
+	return nil
+}
+
+// validateTemplateUse checks what a flow can know of a template alone:
+// it is named, and each parameter has a value.
+func validateTemplateUse(u TemplateAt, id string, fail func(string, string, ...any) error) error {
+	if u.Use.Name == "" {
+		return fail(id, "%s needs a name", u.Where)
+	}
+	for k, v := range u.Use.Params {
+		if strings.TrimSpace(v) == "" {
+			return fail(id, "%s parameter %q has no value", u.Where, k)
 		}
 	}
 	return nil

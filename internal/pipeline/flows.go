@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,11 @@ type Flows struct {
 	// Idle is how long a conversation may wait for the contact before a
 	// new message starts afresh instead (three days unless set).
 	Idle time.Duration
+	// Window is WhatsApp's customer-service window: past it a flow's
+	// sends go as the templates its nodes name (24 hours).
+	Window    time.Duration
+	messages  *store.MessageStore
+	templates *store.TemplateStore
 }
 
 // DefaultIdle is how long an unanswered conversation stays open.
@@ -34,7 +40,8 @@ const DefaultIdle = 72 * time.Hour
 
 // NewFlows returns the engine responder over the flows of lib.
 func NewFlows(lib *engine.Library, db *store.DB, c store.Crypto) *Flows {
-	return &Flows{lib: lib, conversations: store.NewConversationStore(db, c), now: time.Now, region: c.Phones.Region(), Idle: DefaultIdle}
+	return &Flows{lib: lib, conversations: store.NewConversationStore(db, c), now: time.Now, region: c.Phones.Region(), Idle: DefaultIdle,
+		Window: 24 * time.Hour, messages: store.NewMessageStore(db, c), templates: store.NewTemplateStore(db)}
 }
 
 // Respond implements Responder.
@@ -56,7 +63,7 @@ func (f *Flows) respond(ctx context.Context, tx *gorm.DB, k keeper, contact *mod
 		}
 		conv = nil
 	}
-	return f.step(ctx, tx, k, contact, conv, inputOf(in, f.now()))
+	return f.step(ctx, tx, k, contact, conv, inputOf(in, f.now()), via{provider: in.Provider, wrote: in.CreatedAt})
 }
 
 // inputOf is an inbound message as the engine reads it: its text, or
@@ -101,7 +108,7 @@ func (f *Flows) AIAnswered(ctx context.Context, tx *gorm.DB, contact *models.Con
 	if conv.WaitSeq != a.Seq || conv.Pending == nil {
 		return nil, nil // answered already, or staff moved the conversation on
 	}
-	return f.step(ctx, tx, f.store(), contact, conv, engine.Input{Kind: engine.InputAI, AI: &res, Now: f.now()})
+	return f.step(ctx, tx, f.store(), contact, conv, engine.Input{Kind: engine.InputAI, AI: &res, Now: f.now()}, via{provider: a.Provider})
 }
 
 func pendingOf(conv *models.Conversation) (*engine.AIRequest, error) {
@@ -133,10 +140,10 @@ func (f *Flows) Timeout(ctx context.Context, tx *gorm.DB, contact *models.Contac
 		}
 		conv.RemindedSeq = w.Seq + 1 // saved with the step
 	}
-	return f.step(ctx, tx, f.store(), contact, conv, engine.Input{Kind: engine.InputKind(w.Input), Now: f.now()})
+	return f.step(ctx, tx, f.store(), contact, conv, engine.Input{Kind: engine.InputKind(w.Input), Now: f.now()}, via{provider: w.Provider})
 }
 
-func (f *Flows) step(ctx context.Context, tx *gorm.DB, k keeper, contact *models.Contact, conv *models.Conversation, in engine.Input) (*Outcome, error) {
+func (f *Flows) step(ctx context.Context, tx *gorm.DB, k keeper, contact *models.Contact, conv *models.Conversation, in engine.Input, v via) (*Outcome, error) {
 	flow, err := f.flowFor(ctx, tx, conv)
 	if err != nil {
 		return nil, err
@@ -155,7 +162,7 @@ func (f *Flows) step(ctx context.Context, tx *gorm.DB, k keeper, contact *models
 	if err != nil {
 		return nil, err
 	}
-	return f.save(ctx, tx, k, contact, conv, flow, st, next, actions)
+	return f.save(ctx, tx, k, contact, conv, flow, st, next, actions, v)
 }
 
 // stateOf is the engine's view of a stored conversation.
@@ -189,19 +196,38 @@ func (f *Flows) Override(ctx context.Context, tx *gorm.DB, contact *models.Conta
 	if err != nil {
 		return nil, before, after, err
 	}
-	out, err = f.save(ctx, tx, f.store(), contact, conv, flow, before, after, actions)
+	// A staff command's replies are checked against the window by the
+	// send job, which refuses them with its reason (no provider here).
+	out, err = f.save(ctx, tx, f.store(), contact, conv, flow, before, after, actions, via{})
 	return out, before, after, err
 }
 
 // save keeps the conversation's new state and turns the engine's actions
 // into an outcome for the pipeline.
-func (f *Flows) save(ctx context.Context, tx *gorm.DB, k keeper, contact *models.Contact, conv *models.Conversation, flow *engine.Flow, st, next engine.State, actions []engine.Action) (*Outcome, error) {
+func (f *Flows) save(ctx context.Context, tx *gorm.DB, k keeper, contact *models.Contact, conv *models.Conversation, flow *engine.Flow, st, next engine.State, actions []engine.Action, v via) (*Outcome, error) {
 	out := &Outcome{}
+	var sends []engine.Action
+	for _, a := range actions {
+		if a.Kind == engine.ActionSend {
+			sends = append(sends, a)
+		}
+	}
+	w, err := f.window(ctx, tx, contact, v, next.Node, sends)
+	if err != nil {
+		return nil, err
+	}
+	out.Replies, out.ReplyTemplates = w.texts, w.templates
+	if w.handoff != "" {
+		// Nothing this step would send can go: a person takes over, told
+		// why, and the waits and requests the step set are dropped.
+		next.Status, next.Error, next.Pending = engine.StatusHandoff, w.handoff, nil
+		actions = slices.DeleteFunc(slices.Clone(actions), func(a engine.Action) bool {
+			return a.Kind == engine.ActionScheduleWait || a.Kind == engine.ActionAI || a.Kind == engine.ActionEnd
+		})
+	}
 	moved := next.Node != st.Node || next.Status != st.Status || (next.Pending == nil) != (st.Pending == nil)
 	for _, a := range actions {
 		switch a.Kind {
-		case engine.ActionSend:
-			out.Replies = append(out.Replies, a.Text)
 		case engine.ActionOptOut:
 			out.OptOut = true
 		case engine.ActionOptIn:

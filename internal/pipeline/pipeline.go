@@ -59,7 +59,10 @@ type Waiter interface {
 
 // Outcome is what a responder decided.
 type Outcome struct {
-	Replies        []string
+	Replies []string
+	// ReplyTemplates, when set, is the template each of Replies goes as
+	// (nil: free text), index for index: WhatsApp past its window.
+	ReplyTemplates []*models.TemplateRef
 	ConversationID *int64
 	OptOut         bool // the contact asked for no more messages; Replies confirm it
 	OptIn          bool // the contact asked for messages again
@@ -266,6 +269,9 @@ type Deps struct {
 	// Supabase, in Supabase mode, retries sign-outs there and re-checks
 	// staff (with the service-role key); nil: neither.
 	Supabase SupabaseUsers
+	// TemplateSources, by provider, are synced into the template registry
+	// every TemplateSyncEvery; none: no sync job.
+	TemplateSources map[string]TemplateSource
 }
 
 // Pipeline ingests, processes and sends.
@@ -295,6 +301,8 @@ type Pipeline struct {
 	recheckMu    sync.Mutex
 	recheckAfter string
 	sessions     *store.SessionStore
+	// templateSources are the platforms the template sync reads.
+	templateSources map[string]TemplateSource
 
 	inserter *river.Client[*sql.Tx] // inserts jobs inside GORM transactions
 	worker   *river.Client[pgx.Tx]  // runs jobs
@@ -318,7 +326,7 @@ func New(d Deps) (*Pipeline, error) {
 		convs: store.NewConversationStore(d.DB, d.Crypto),
 		media: store.NewMediaStore(d.DB, d.Crypto), ingestor: store.NewIngestor(d.DB, d.Crypto), audit: store.NewAuditStore(d.DB, d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
 		responder: d.Responder, ai: d.AI, speech: d.Speech, vision: d.Vision, log: d.Logger, metrics: d.Metrics, cfg: d.Config, slots: store.NewSendSlots(d.DB), events: d.Events,
-		supabase: d.Supabase, sessions: store.NewSessionStore(d.DB, d.Crypto),
+		supabase: d.Supabase, sessions: store.NewSessionStore(d.DB, d.Crypto), templateSources: d.TemplateSources,
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &processWorker{p: p})
@@ -334,6 +342,7 @@ func New(d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &eventWorker{p: p})
 	river.AddWorker(workers, &signOutWorker{p: p})
 	river.AddWorker(workers, &recheckWorker{p: p})
+	river.AddWorker(workers, &templateSyncWorker{p: p})
 	if d.Events != nil {
 		d.Events.defaults()
 	}
@@ -345,7 +354,7 @@ func New(d Deps) (*Pipeline, error) {
 			queueAI:            {MaxWorkers: d.Config.AIWorkers},
 		},
 		Workers:           workers,
-		PeriodicJobs:      append(retentionJobs(d.Config.RetentionDays), supabaseJobs(d.Supabase)...),
+		PeriodicJobs:      append(append(retentionJobs(d.Config.RetentionDays), supabaseJobs(d.Supabase)...), templateJobs(d.TemplateSources)...),
 		Logger:            d.Logger,
 		FetchPollInterval: d.Config.FetchInterval,
 		// Jobs here take milliseconds: fetch again soon rather than leave
@@ -467,7 +476,7 @@ func (p *Pipeline) ApplyStatuses(ctx context.Context, statuses []channel.Status)
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.IngestTimeout)
 	defer cancel()
 	for _, st := range statuses {
-		changed, err := p.messages.UpdateStatus(ctx, st.Provider, st.ProviderMessageID, st.Status, st.ErrorCode)
+		changed, err := p.messages.UpdateStatus(ctx, st.Provider, st.ProviderMessageID, st.Status, st.ErrorCode, st.Reason)
 		if err != nil {
 			return ingestError(err)
 		}

@@ -151,12 +151,13 @@ const statusRank = `array_position(ARRAY['queued','sending','sent','delivered','
 // UpdateStatus applies a platform's status callback to the message it sent
 // with this id. A status never moves backwards: a late "sent" after
 // "delivered" changes nothing. It reports whether the message changed.
-func (s *MessageStore) UpdateStatus(ctx context.Context, provider, providerMessageID string, status models.MessageStatus, errorCode string) (bool, error) {
+func (s *MessageStore) UpdateStatus(ctx context.Context, provider, providerMessageID string, status models.MessageStatus, errorCode, reason string) (bool, error) {
 	res := gormFor(ctx, s.db, s.crypto, nil).Exec(`UPDATE messages
-		SET status = ?, error_code = CASE WHEN ? = 'failed' THEN ? ELSE error_code END
+		SET status = ?, error_code = CASE WHEN ? = 'failed' THEN ? ELSE error_code END,
+		    error_reason = CASE WHEN ? = 'failed' AND ? <> '' THEN ? ELSE error_reason END
 		WHERE provider = ? AND provider_message_id = ? AND direction = 'out'
 		  AND coalesce(`+fmt.Sprintf(statusRank, "status")+`, 0) < `+fmt.Sprintf(statusRank, "?::text"),
-		string(status), string(status), errorCode, provider, providerMessageID, string(status))
+		string(status), string(status), errorCode, string(status), reason, reason, provider, providerMessageID, string(status))
 	if res.Error != nil {
 		return false, dbError(res.Error, "Message")
 	}

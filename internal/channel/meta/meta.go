@@ -142,6 +142,7 @@ func Parse(body []byte) (Events, error) {
 				out := channel.Status{Provider: channel.Meta, ProviderMessageID: s.ID, Status: st}
 				if len(s.Errors) > 0 {
 					out.ErrorCode = strconv.Itoa(s.Errors[0].Code)
+					out.Reason = reasons[s.Errors[0].Code] // 131047 and 131026 often come this way
 				}
 				ev.Statuses = append(ev.Statuses, out)
 			}

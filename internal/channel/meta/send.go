@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/models"
 )
 
 // Config is what sending through the Cloud API needs.
@@ -33,6 +34,12 @@ type Config struct {
 	// PrivateHosts (host:port) may be fetched from although they resolve
 	// to non-public addresses (the base URL's host always may).
 	PrivateHosts []string
+	// WABAID is the WhatsApp Business Account whose templates are synced
+	// ("" skips Meta in a sync).
+	WABAID string
+	// Templates, when set, is the registry a template send is checked
+	// against before calling the API (unknown to it: the API judges).
+	Templates channel.Templates
 }
 
 // DefaultMediaHosts are where the Graph API's media URLs point.
@@ -73,12 +80,22 @@ type apiError struct {
 	} `json:"error"`
 }
 
-// Send sends a text message and returns its wamid.
+// Send sends a text message, or the approved template m names, and
+// returns its wamid.
 func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 	to := strings.TrimPrefix(strings.TrimPrefix(m.To, "whatsapp:"), "+")
 	body := map[string]any{"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": "text",
 		"text": map[string]any{"body": m.Body}}
-	if m.MediaURL != "" {
+	switch {
+	case m.Template != nil:
+		if c.cfg.Templates != nil {
+			if _, _, se := channel.CheckTemplate(ctx, c.cfg.Templates, channel.Meta, m.Template); se != nil {
+				return "", se
+			}
+		}
+		body["type"], body["template"] = "template", templateObject(m.Template)
+		delete(body, "text")
+	case m.MediaURL != "":
 		body["type"], body["image"] = "image", map[string]any{"link": m.MediaURL, "caption": m.Body}
 		delete(body, "text")
 	}
@@ -109,6 +126,25 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 	return ok.Messages[0].ID, nil
 }
 
+// templateObject is a send's "template": its name, language and body
+// parameters; named parameters carry parameter_name.
+func templateObject(ref *models.TemplateRef) map[string]any {
+	t := map[string]any{"name": ref.Name, "language": map[string]any{"code": ref.Language}}
+	keys, numbered := channel.OrderedParams(ref.Params)
+	if len(keys) == 0 {
+		return t
+	}
+	params := make([]map[string]any, len(keys))
+	for i, k := range keys {
+		params[i] = map[string]any{"type": "text", "text": ref.Params[k]}
+		if !numbered {
+			params[i]["parameter_name"] = k
+		}
+	}
+	t["components"] = []map[string]any{{"type": "body", "parameters": params}}
+	return t
+}
+
 // do sends req with the bearer token and turns error answers into
 // *channel.SendError.
 func (c *Client) do(req *http.Request) (*http.Response, error) {
@@ -130,14 +166,12 @@ func classify(status, code int, retryAfter string) *channel.SendError {
 	se := &channel.SendError{Provider: channel.Meta, Code: strconv.Itoa(code), HTTPStatus: status,
 		Reason: fmt.Sprintf("The Cloud API refused the message (error %d).", code)}
 	se.RetryAfter = channel.ParseRetryAfter(retryAfter)
+	if reason, ok := reasons[code]; ok {
+		se.Reason = reason
+	}
 	switch {
 	case code == 131047:
 		se.Window = true
-		se.Reason = "More than 24 hours since the contact last wrote on WhatsApp: only an approved template can be sent."
-	case code == 131026:
-		se.Reason = "The message could not be delivered to this number (not on WhatsApp, or an old app)."
-	case code == 190:
-		se.Reason = "The WhatsApp access token expired or was revoked: set a new PARLEY_META_ACCESS_TOKEN."
 	case code == 130429 || code == 80007 || code == 131056 || status == http.StatusTooManyRequests:
 		se.Retryable, se.Throttled = true, true
 		se.Reason = "The Cloud API is rate limiting this number."
@@ -145,6 +179,20 @@ func classify(status, code int, retryAfter string) *channel.SendError {
 		se.Retryable = true
 	}
 	return se
+}
+
+// reasons are the Cloud API's refusals a person can act on, by code (see
+// docs/wire-templates.md).
+var reasons = map[int]string{
+	131047: "More than 24 hours since the contact last wrote on WhatsApp: only an approved template can be sent.",
+	131026: "The message could not be delivered to this number (not on WhatsApp, or an old app).",
+	190:    "The WhatsApp access token expired or was revoked: set a new PARLEY_META_ACCESS_TOKEN.",
+	132000: "The template's parameters do not match what WhatsApp approved (their number differs): fix the flow or request that fills them, or sync the templates.",
+	132001: "WhatsApp has no approved template of this name in this language: check its name and language, or wait for its approval.",
+	132005: "The template's text with its parameters filled in is too long.",
+	132012: "A template parameter is not in the format WhatsApp approved.",
+	132015: "The template is paused by WhatsApp for its low quality rating: edit it or use another.",
+	132016: "The template is disabled by WhatsApp (paused too often): use another.",
 }
 
 // Fetch downloads an attachment: it looks up the media id for a short-lived

@@ -2,6 +2,7 @@ package twilio
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 
 	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/models"
 )
 
 // Config is what sending through Twilio needs.
@@ -37,6 +39,9 @@ type Config struct {
 	// PrivateHosts (host:port) may be fetched from although they resolve
 	// to non-public addresses (the API base URL's host always may).
 	PrivateHosts []string
+	// Templates is the registry a WhatsApp template's ContentSid is read
+	// from (by name and language); without it a template is refused.
+	Templates channel.Templates
 }
 
 // DefaultMediaHosts are where Twilio's inbound media URLs point: its API
@@ -153,7 +158,18 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 	} else {
 		params.SetFrom(c.from(m.To))
 	}
-	if m.Body != "" {
+	switch {
+	case m.Template != nil && strings.HasPrefix(m.To, "whatsapp:"):
+		sid, vars, se := c.content(ctx, m.Template)
+		if se != nil {
+			return "", se
+		}
+		params.SetContentSid(sid)
+		if vars != "" {
+			params.SetContentVariables(vars)
+		}
+	case m.Body != "":
+		// SMS has no window: a template's text goes as it reads.
 		params.SetBody(m.Body)
 	}
 	if m.MediaURL != "" {
@@ -170,6 +186,30 @@ func (c *Client) Send(ctx context.Context, m channel.Outbound) (string, error) {
 		return "", channel.UncertainSend(channel.Twilio, "Twilio") // a success without its SID
 	}
 	return *msg.Sid, nil
+}
+
+// content resolves a template to its ContentSid through the registry,
+// checked as Twilio would check it, and its ContentVariables JSON
+// ({"1":"…"}; "" for none).
+func (c *Client) content(ctx context.Context, ref *models.TemplateRef) (sid, vars string, se *channel.SendError) {
+	if c.cfg.Templates == nil {
+		return "", "", channel.MissingTemplate(channel.Twilio, ref)
+	}
+	t, found, se := channel.CheckTemplate(ctx, c.cfg.Templates, channel.Twilio, ref)
+	switch {
+	case se != nil:
+		return "", "", se
+	case !found:
+		return "", "", channel.MissingTemplate(channel.Twilio, ref)
+	}
+	if len(ref.Params) > 0 {
+		b, err := json.Marshal(ref.Params)
+		if err != nil {
+			return "", "", &channel.SendError{Provider: channel.Twilio, Code: channel.CodeTemplateParams, Reason: "The template's parameters cannot be encoded."}
+		}
+		vars = string(b)
+	}
+	return t.PlatformID, vars, nil
 }
 
 // lookupPage is how many of the newest messages to a contact Lookup reads.
@@ -215,6 +255,9 @@ func classify(err error, attempt *channel.Attempt) *channel.SendError {
 		// Twilio's own message may quote the number: keep it out.
 		se := &channel.SendError{Provider: channel.Twilio, Code: strconv.Itoa(re.Code), HTTPStatus: re.Status,
 			Reason: fmt.Sprintf("Twilio refused the message (error %d).", re.Code)}
+		if reason, ok := reasons[re.Code]; ok {
+			se.Reason = reason
+		}
 		switch {
 		case re.Code == 21610:
 			se.OptedOut = true
@@ -223,8 +266,7 @@ func classify(err error, attempt *channel.Attempt) *channel.SendError {
 			se.Reason = "The recipient's number is not valid."
 		case re.Code == 63016:
 			se.Window = true
-			se.Reason = "More than 24 hours since the contact last wrote on WhatsApp: only an approved template can be sent."
-		case re.Status == http.StatusTooManyRequests || re.Code == 20429:
+		case re.Status == http.StatusTooManyRequests || re.Code == 20429 || re.Code == 63018:
 			se.Retryable, se.Throttled = true, true
 			se.RetryAfter = attempt.RetryAfter()
 			se.Reason = "Twilio is rate limiting this account."
@@ -247,6 +289,18 @@ func classify(err error, attempt *channel.Attempt) *channel.SendError {
 		se.Reason = "Twilio could not be reached in time."
 	}
 	return se
+}
+
+// reasons are Twilio's refusals a person can act on, by code (see
+// docs/wire-templates.md).
+var reasons = map[int]string{
+	63016: "More than 24 hours since the contact last wrote on WhatsApp: only an approved template can be sent.",
+	63003: "The number is not on WhatsApp (Twilio found no WhatsApp account for it).",
+	63024: "The number is not a valid WhatsApp recipient.",
+	63027: "WhatsApp has no approved template of this name in this language: check the template at Twilio, or wait for its approval.",
+	63028: "The template's parameters do not match what the template defines (their number differs): fix the flow or request that fills them, or sync the templates.",
+	21655: "Twilio does not know the template's ContentSid (deleted, or another account's): run `parley templates sync`.",
+	21656: "Twilio refused the template's ContentVariables: check the parameters.",
 }
 
 // Fetch downloads an inbound attachment, with the account's credentials

@@ -102,7 +102,11 @@ func ParseStatus(form map[string]string) (st channel.Status, ok bool, err error)
 	if !known {
 		return st, false, nil
 	}
-	return channel.Status{Provider: channel.Twilio, ProviderMessageID: sid, Status: s, ErrorCode: form["ErrorCode"]}, true, nil
+	st = channel.Status{Provider: channel.Twilio, ProviderMessageID: sid, Status: s, ErrorCode: form["ErrorCode"]}
+	if code, err := strconv.Atoi(st.ErrorCode); err == nil && s == models.StatusFailed {
+		st.Reason = reasons[code] // template and window refusals often come this way, after a 201
+	}
+	return st, true, nil
 }
 
 // TwiML is the empty answer to a message webhook: replies go out later

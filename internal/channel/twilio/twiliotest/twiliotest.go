@@ -41,8 +41,11 @@ func Sign(authToken, url string, params map[string]string) string {
 }
 
 // Sent is one message the fake accepted.
+// A template send has ContentSID and ContentVariables (the JSON as
+// sent) and Body rendered from the content's text.
 type Sent struct {
 	SID, To, From, Body, MessagingServiceSID, StatusCallback string
+	ContentSID, ContentVariables                             string
 	Created                                                  time.Time
 }
 
@@ -76,8 +79,14 @@ type API struct {
 	failures []Failure
 	media    map[string][]byte
 	moved    map[string]string // media name → where it redirects
-	seq      atomic.Int64
-	conns    atomic.Int64
+	contents []Content
+	// ContentPageSize, when set, is the most contents a page of the
+	// Content API lists, so a test sees several pages.
+	ContentPageSize int
+	// ContentPages counts the Content list pages served.
+	ContentPages int
+	seq          atomic.Int64
+	conns        atomic.Int64
 	// Notify, when set, receives every accepted message.
 	Notify chan Sent
 	// Delay, when set, holds each answer this long after the message was
@@ -109,6 +118,8 @@ func NewAPI(accountSID, authToken string) *API {
 	mux.HandleFunc("POST /2010-04-01/Accounts/{sid}/Messages.json", a.createMessage)
 	mux.HandleFunc("GET /2010-04-01/Accounts/{sid}/Messages.json", a.listMessages)
 	mux.HandleFunc("GET /media/{name}", a.getMedia)
+	mux.HandleFunc("GET /v1/Content", a.listContent)
+	mux.HandleFunc("GET /v1/Content/{sid}/ApprovalRequests", a.approval)
 	a.Server = httptest.NewUnstartedServer(mux)
 	a.Server.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
@@ -199,9 +210,17 @@ func (a *API) createMessage(w http.ResponseWriter, r *http.Request) {
 	case from == "" && mss == "":
 		writeError(w, Failure{HTTPStatus: 400, Code: 21603, Message: "A 'From' phone number is required."})
 		return
-	case r.PostForm.Get("Body") == "" && r.PostForm.Get("MediaUrl") == "":
+	case r.PostForm.Get("Body") == "" && r.PostForm.Get("MediaUrl") == "" && r.PostForm.Get("ContentSid") == "":
 		writeError(w, Failure{HTTPStatus: 400, Code: 21602, Message: "Message body is required."})
 		return
+	}
+	body := r.PostForm.Get("Body")
+	if sid := r.PostForm.Get("ContentSid"); sid != "" {
+		var refusal *Failure
+		if body, refusal = a.render(sid, r.PostForm.Get("ContentVariables")); refusal != nil {
+			writeError(w, *refusal)
+			return
+		}
 	}
 	a.mu.Lock()
 	stall := false
@@ -215,8 +234,8 @@ func (a *API) createMessage(w http.ResponseWriter, r *http.Request) {
 		}
 		stall = true
 	}
-	s := Sent{SID: fmt.Sprintf("SM%032d", a.seq.Add(1)), To: to, From: from, Body: r.PostForm.Get("Body"),
-		MessagingServiceSID: mss, StatusCallback: r.PostForm.Get("StatusCallback"), Created: time.Now().UTC().Truncate(time.Second)}
+	s := Sent{SID: fmt.Sprintf("SM%032d", a.seq.Add(1)), To: to, From: from, Body: body,
+		ContentSID: r.PostForm.Get("ContentSid"), ContentVariables: r.PostForm.Get("ContentVariables"), MessagingServiceSID: mss, StatusCallback: r.PostForm.Get("StatusCallback"), Created: time.Now().UTC().Truncate(time.Second)}
 	a.sent = append(a.sent, s)
 	a.mu.Unlock()
 	if stall {

@@ -1,0 +1,88 @@
+package engine_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/engine"
+)
+
+const reminderFlow = `
+id: reminders
+languages: [en, hi]
+start: ask_time
+nodes:
+  ask_time:
+    ask:
+      prompt: {en: "When suits you, {{name}}?"}
+      template: {name: ask_time, params: {"1": "{{name}}"}}
+      timeout:
+        remind_after: 30h
+        remind: {en: "Still there, {{name}}?"}
+        remind_template: {name: appointment_reminder, language: en_US, params: {"1": "{{name}}", "2": "{{appointment_at}}"}}
+        expire_after: 48h
+        then: goodbye
+    next: goodbye
+  goodbye:
+    end:
+      send: {en: "Goodbye, {{name}}."}
+      template: {name: conversation_closed, params: {"1": "{{name}}"}}
+`
+
+// Each send carries the template to use if the window is closed, its
+// parameters filled from the variables and its language the
+// conversation's unless it names one.
+func TestStep_SendsCarryTheirTemplate(t *testing.T) {
+	f, err := engine.Parse("reminders.yaml", []byte(reminderFlow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	st := engine.State{FlowID: "reminders", FlowVersion: f.Version, Language: "hi", Vars: map[string]string{"name": "Asha", "appointment_at": "10:00"}}
+	st, acts, err := engine.Step(f, st, engine.Input{Kind: engine.InputMessage, Text: "hi", Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Vars = map[string]string{"name": "Asha", "appointment_at": "10:00"} // a restart clears them; as a started conversation sets them
+	if a := firstSend(acts); a == nil || a.Template == nil || a.Template.Name != "ask_time" || a.Template.Language != "hi" {
+		t.Fatalf("prompt = %+v", a)
+	}
+	_, acts, _ = engine.Step(f, st, engine.Input{Kind: engine.InputRemind, Now: now})
+	if a := firstSend(acts); a == nil || a.Text != "Still there, Asha?" || a.Template == nil || a.Template.Name != "appointment_reminder" ||
+		a.Template.Language != "en_US" || a.Template.Params["1"] != "Asha" || a.Template.Params["2"] != "10:00" {
+		t.Fatalf("reminder = %+v (%+v)", a, a.Template)
+	}
+	_, acts, _ = engine.Step(f, st, engine.Input{Kind: engine.InputExpire, Now: now})
+	if a := firstSend(acts); a == nil || a.Template == nil || a.Template.Name != "conversation_closed" || a.Template.Params["1"] != "Asha" {
+		t.Fatalf("expiry goodbye = %+v", a)
+	}
+	if got := len(f.Templates()); got != 3 {
+		t.Fatalf("Templates() lists %d, want 3", got)
+	}
+}
+
+func firstSend(acts []engine.Action) *engine.Action {
+	for i := range acts {
+		if acts[i].Kind == engine.ActionSend {
+			return &acts[i]
+		}
+	}
+	return nil
+}
+
+func TestParse_RefusesBadTemplates(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"no name", "id: x\nlanguages: [en]\nstart: a\nnodes:\n  a: {send: hi, template: {params: {'1': x}}, next: b}\n  b: {end: {}}", `node "a": template needs a name`},
+		{"empty parameter", "id: x\nlanguages: [en]\nstart: a\nnodes:\n  a: {end: {send: bye, template: {name: t, params: {'1': ''}}}}", `end template parameter "1" has no value`},
+		{"no language", "id: x\nstart: a\nnodes:\n  a: {end: {send: bye, template: {name: t}}}", "needs a language"},
+		{"template on a branch", "id: x\nlanguages: [en]\nstart: a\nnodes:\n  a: {branch: [{else: b}], template: {name: t}}\n  b: {end: {}}", "template goes on a send node"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := engine.Parse("bad.yaml", []byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse error = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
