@@ -130,6 +130,7 @@ var consoleNav = []struct {
 	{"/handoffs", "Hand-offs", "h", auth.ReadConversations},
 	{"/resend", "Failed sends", "f", auth.Resend},
 	{"/flows", "Flows", "l", auth.ReadFlows},
+	{"/dashboard", "Dashboard", "d", auth.ReadDashboard},
 	{"/simulator", "Simulator", "s", auth.SimulateFlows},
 	{"/admin/staff", "Staff", "u", auth.ManageStaff},
 	{"/admin/audit", "Audit log", "a", auth.ReadAudit},

@@ -18,6 +18,7 @@ const (
 	ReadFlows         Permission = "flows.read"
 	SimulateFlows     Permission = "flows.simulate"
 	ReadAudit         Permission = "audit.read"
+	ReadDashboard     Permission = "dashboard.read" // counts only: no personal data, no per-read audit
 	ManageStaff       Permission = "staff.manage"
 	ManageKeys        Permission = "keys.manage"
 	EraseContacts     Permission = "contacts.erase"
@@ -33,9 +34,9 @@ var permissions = map[models.Role][]Permission{
 	models.RoleViewer: {ReadConversations, RevealPhone, ReadFlows},
 	models.RoleAgent:  {ReadConversations, RevealPhone, ReadFlows, Reply, Resend, HandoffWork, SimulateFlows},
 	models.RoleSupervisor: {ReadConversations, RevealPhone, ReadFlows, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, SimulateFlows,
-		Override, ReadAudit},
+		Override, ReadAudit, ReadDashboard},
 	models.RoleAdmin: {ReadConversations, RevealPhone, ReadFlows, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, SimulateFlows, Override, ReadAudit,
-		ManageStaff, ManageKeys, EraseContacts, ExportContacts},
+		ReadDashboard, ManageStaff, ManageKeys, EraseContacts, ExportContacts},
 }
 
 // Can reports whether role may do p.
@@ -55,5 +56,5 @@ func MasksPhones(role models.Role) bool { return role == models.RoleViewer }
 // All lists every permission, in a stable order.
 func All() []Permission {
 	return []Permission{ReadConversations, RevealPhone, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, Override, ReadFlows, SimulateFlows,
-		ReadAudit, ManageStaff, ManageKeys, EraseContacts, ExportContacts}
+		ReadAudit, ReadDashboard, ManageStaff, ManageKeys, EraseContacts, ExportContacts}
 }
