@@ -306,7 +306,7 @@ func TestConsole_SignInGoesOnlyToThisSite(t *testing.T) {
 	}
 }
 
-func newCryptoForTest(t *testing.T) store.Crypto {
+func newCryptoForTest(t testing.TB) store.Crypto {
 	t.Helper()
 	ring, err := crypt.NewKeyRing([]crypt.Key{{ID: "k1", Secret: []byte(strings.Repeat("e", 32))}}, nil)
 	if err != nil {
