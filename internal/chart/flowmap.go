@@ -33,6 +33,7 @@ const (
 	boxW, boxH = 168, 50
 	gapX, gapY = 24, 70
 	margin     = 16
+	backRoom   = 160
 )
 
 type placed struct {
@@ -87,11 +88,12 @@ func (m FlowMap) SVG() string {
 	for _, r := range rows {
 		widest = max(widest, len(r))
 	}
-	w := float64(margin*2 + widest*(boxW+gapX))
+	// Room on the right for the edges that go back up or across a layer.
+	w := float64(margin*2+widest*(boxW+gapX)) + backRoom
 	h := float64(margin*2 + len(rows)*(boxH+gapY))
 	for i, r := range rows {
 		rowW := float64(len(r)*(boxW+gapX) - gapX)
-		x0 := (w - rowW) / 2
+		x0 := (w - backRoom - rowW) / 2
 		for j, p := range r {
 			p.x, p.y = x0+float64(j*(boxW+gapX)), float64(margin+i*(boxH+gapY))
 		}
