@@ -14,6 +14,10 @@ ALTER TABLE conversations
     ADD COLUMN handoff_at          timestamptz,
     ADD COLUMN handoff_answered_at timestamptz;
 UPDATE conversations SET nodes_visited = jsonb_build_array(node) WHERE node <> '';
+-- A conversation waiting for a person now was handed off when it last
+-- changed (what the hand-off queue shows as its time), and answered when
+-- someone took it.
+UPDATE conversations SET handoff_at = updated_at, handoff_answered_at = assigned_at WHERE status = 'handoff';
 
 -- The dashboard counts conversations by when they started, ended and were
 -- handed off; conversations are far fewer than messages and written once
