@@ -14,12 +14,12 @@ import (
 	"github.com/parley-chat/parley/models"
 )
 
-// TestFlowMap_FunnelAndContactNode runs five people through the clinic
+// TestFlowMap_FunnelAndContactNode runs six people through the clinic
 // flow down different branches (booked; under 18, sent to goodbye;
-// handed off; stopped at their age; stopped at their name), turn by turn
+// handed off twice; stopped at their age; stopped at their name), turn by turn
 // as they write, through the pipeline; the map's funnel counts them node
 // by node, a contact's node is highlighted (and the read audited), and
-// the hand-off's wait runs until a supervisor takes it.
+// each hand-off's wait runs until a supervisor takes it or replies.
 func TestFlowMap_FunnelAndContactNode(t *testing.T) {
 	site := newConsoleSite(t, nil)
 	ctx := context.Background()
@@ -37,6 +37,7 @@ func TestFlowMap_FunnelAndContactNode(t *testing.T) {
 		{"+919800000003", []string{"hi", "Meena", "40", "3"}, []string{"ask_name", "ask_age", "ask_need", "handoff"}},
 		{"+919800000004", []string{"hi", "Joe"}, []string{"ask_name", "ask_age"}},
 		{"+919800000005", []string{"hi"}, []string{"ask_name"}},
+		{"+919800000006", []string{"hi", "Nia", "50", "3"}, []string{"ask_name", "ask_age", "ask_need", "handoff"}},
 	}
 	ids := make([]int64, len(people))
 	for turn := range 5 {
@@ -64,8 +65,8 @@ func TestFlowMap_FunnelAndContactNode(t *testing.T) {
 		}
 	}
 	want := map[string][2]int64{ // reached, went on
-		"welcome": {5, 5}, "ask_name": {5, 4}, "ask_age": {4, 3}, "route": {3, 3}, "guardian": {1, 1}, "goodbye": {1, 0},
-		"ask_need": {2, 2}, "ask_confirm": {1, 1}, "booked": {1, 0}, "handoff": {1, 0},
+		"welcome": {6, 6}, "ask_name": {6, 5}, "ask_age": {5, 4}, "route": {4, 4}, "guardian": {1, 1}, "goodbye": {1, 0},
+		"ask_need": {3, 3}, "ask_confirm": {1, 1}, "booked": {1, 0}, "handoff": {2, 0},
 	}
 	sup := site.as(t, models.RoleSupervisor)
 	resp, page := sup.do(t, "GET", "/flows/clinic?contact="+itoa(ids[3]), nil, nil)
@@ -112,7 +113,8 @@ func TestFlowMap_FunnelAndContactNode(t *testing.T) {
 		t.Error("a range before anyone started counts someone")
 	}
 
-	// Meena's hand-off waits until a supervisor takes it.
+	// Meena's hand-off waits until a supervisor takes it, Nia's until one
+	// replies to her.
 	api := site.api(t, models.RoleAdmin, loadAPIDoc(t, site.base))
 	var before, after handlers.Report
 	api.get(t, "/api/v1/dashboard?range=today", &before)
@@ -126,12 +128,15 @@ func TestFlowMap_FunnelAndContactNode(t *testing.T) {
 	if resp, _ := sup.do(t, "POST", "/conversations/"+itoa(convID)+"/take", url.Values{"_csrf": {csrf[1]}, "back": {"/handoffs"}}, nil); resp.StatusCode != 303 {
 		t.Fatalf("take: %d", resp.StatusCode)
 	}
+	if status, raw := api.call(t, "POST", "/api/v1/contacts/"+itoa(ids[5])+"/reply", map[string]string{"text": "A nurse will call you."}); status != 202 {
+		t.Fatalf("reply: %d %s", status, raw)
+	}
 	api.get(t, "/api/v1/dashboard?range=today", &after)
-	if before.Handoffs.Waiting != 1 || before.Handoffs.Answered != 0 || after.Handoffs.Waiting != 0 || after.Handoffs.Answered != 1 ||
-		before.Totals.HandedOff != 1 || before.Totals.Started != 5 || before.Totals.Finished != 2 {
+	if before.Handoffs.Waiting != 2 || before.Handoffs.Answered != 0 || after.Handoffs.Waiting != 0 || after.Handoffs.Answered != 2 ||
+		before.Totals.HandedOff != 2 || before.Totals.Started != 6 || before.Totals.Finished != 2 {
 		t.Errorf("hand-offs before the take %+v (totals %+v), after %+v", before.Handoffs, before.Totals, after.Handoffs)
 	}
-	if fl := before.Flows; len(fl) != 1 || fl[0] != (handlers.ReportFlow{Flow: "clinic", Started: 5, Finished: 2}) {
-		t.Errorf("flows %+v, want clinic started 5, finished 2 (booked, goodbye)", fl)
+	if fl := before.Flows; len(fl) != 1 || fl[0] != (handlers.ReportFlow{Flow: "clinic", Started: 6, Finished: 2}) {
+		t.Errorf("flows %+v, want clinic started 6, finished 2 (booked, goodbye)", fl)
 	}
 }
