@@ -82,8 +82,8 @@ func newConsoleSiteWith(t *testing.T, provider func(*handlers.Access, *store.Sta
 		Registry:  prometheus.NewRegistry(), Version: "test", Access: access, Console: console,
 		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe, Flows: pipe,
 			Simulator: pipe, Media: store.NewMediaStore(db, crypto),
-			CheckFlows: func() error { return site.flowProblems }, Convs: store.NewConversationStore(db, crypto), Templates: store.NewTemplateStore(db)},
-		Admin: newAdmin(db, crypto)})
+			CheckFlows: func() error { return site.flowProblems }, Convs: store.NewConversationStore(db, crypto), Templates: store.NewTemplateStore(db), Counts: store.NewDashboardStore(db)},
+		Admin: newAdmin(db, crypto), Dashboard: &handlers.Dashboard{Counts: store.NewDashboardStore(db), Flows: pipe}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -306,7 +306,7 @@ func TestConsole_SignInGoesOnlyToThisSite(t *testing.T) {
 	}
 }
 
-func newCryptoForTest(t *testing.T) store.Crypto {
+func newCryptoForTest(t testing.TB) store.Crypto {
 	t.Helper()
 	ring, err := crypt.NewKeyRing([]crypt.Key{{ID: "k1", Secret: []byte(strings.Repeat("e", 32))}}, nil)
 	if err != nil {

@@ -111,6 +111,9 @@ type Inbox struct {
 	// now (nil: nothing), so an author sees a mistake before the next
 	// start refuses it; nil: no check.
 	CheckFlows func() error
+	// Counts gives the flow map its funnel and a contact's node
+	// (store.DashboardStore); nil: the map alone.
+	Counts DashboardReader
 	// Media reads attachments (store.MediaStore); nil: none shown.
 	Media MediaReader
 	// Simulator takes the simulator's messages in; nil: no simulator.
@@ -147,7 +150,7 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 	}
 	if in.Flows != nil {
 		app.Get("/flows", signedIn, require(auth.ReadFlows), in.flows())
-		app.Get("/flows/:id", signedIn, require(auth.ReadFlows), in.flow())
+		app.Get("/flows/:id", signedIn, require(auth.ReadFlows), in.flow(a))
 	}
 	if in.Templates != nil {
 		app.Get("/templates", signedIn, require(auth.ReadTemplates), in.templates())
@@ -445,18 +448,5 @@ func (in *Inbox) flows() fiber.Handler {
 			}
 		}
 		return render(c, views.Flows(p))
-	}
-}
-
-// flow shows one flow as an outline: its nodes in the order a
-// conversation meets them, and where each leads.
-func (in *Inbox) flow() fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		for _, f := range in.Flows.Flows() {
-			if f.ID == c.Params("id") {
-				return render(c, views.Flow(views.FlowProps{Staff: badge(c), Flow: summaryOf(f), Start: f.Start, Outline: f.Outline()}))
-			}
-		}
-		return models.Errorf(models.ENOTFOUND, "There is no such flow.")
 	}
 }

@@ -72,6 +72,10 @@ var rules = map[string]rule{
 		roles: map[models.Role]int{models.RoleAdmin: 400}}, // nothing to change sent
 	"GET /admin/audit":                       {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
 	"GET /admin/system":                      {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 200}},
+	"GET /dashboard":                         {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
+	"GET /dashboard.csv":                     {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
+	"GET /api/v1/dashboard":                  {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
+	"GET /api/v1/dashboard.csv":              {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
 	"GET /media/:id<int>":                    {path: "/media/999999", anon: 303, staff: 404},
 	"GET /api/v1/contacts/:id<int>/export":   {path: "/api/v1/contacts/999999/export", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 404}},
 	"DELETE /api/v1/contacts/:id<int>":       {path: "/api/v1/contacts/999999", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleAdmin: 404}},
@@ -142,13 +146,13 @@ func newFullServer(t *testing.T) *fullServer {
 		Audit: store.NewAuditStore(db, crypto), Personal: store.PersonalData{Contacts: store.NewContactStore(db, crypto), Audit: store.NewAuditStore(db, crypto)}}
 	inbox := &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe, Simulator: pipe, Media: store.NewMediaStore(db, crypto),
 		PollEvery: 10 * time.Millisecond, StreamFor: 50 * time.Millisecond, Flows: pipe,
-		Convs: store.NewConversationStore(db, crypto)}
+		Convs: store.NewConversationStore(db, crypto), Counts: store.NewDashboardStore(db)}
 	console := &handlers.Console{Access: access, Provider: handlers.LocalSignIn{LocalProvider: access.Local, Staff: s.staff},
 		Sessions: store.NewSessionStore(db, crypto), Codecs: []securecookie.Codec{securecookie.New([]byte(strings.Repeat("h", 32)), nil)},
 		CSRFKey: []byte(strings.Repeat("c", 32))}
 	s.app = handlers.NewServer(handlers.Deps{Logger: slog.New(slog.DiscardHandler), Readiness: readiness, Registry: reg, Version: "test",
 		Metrics: handlers.MetricsAccess{Token: strings.Repeat("m", 32)},
-		Access:  access, Console: console, Inbox: inbox, Admin: newAdmin(db, crypto),
+		Access:  access, Console: console, Inbox: inbox, Admin: newAdmin(db, crypto), Dashboard: &handlers.Dashboard{Counts: store.NewDashboardStore(db), Flows: pipe},
 		Webhooks: &handlers.Webhooks{Pipeline: pipe, Metrics: metrics, Twilio: twilio.NewVerifier(publicURL, authToken),
 			MetaAppSecret: appSecret, MetaVerifyToken: verifyToken, SirenSecret: sirenSecret}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -41,6 +41,7 @@ type Deps struct {
 	Console   *Console        // nil: the console's pages are open (tests of other parts)
 	Inbox     *Inbox          // with Console: the console's reading of conversations at /
 	Admin     *Admin          // with Console: staff, audit log and system pages
+	Dashboard *Dashboard      // nil: no dashboard (console page and API)
 	// ProxyHops is how many trusted proxies stand in front of the server
 	// (PARLEY_TRUSTED_PROXY_HOPS): the client's address is read that many
 	// entries from the right of X-Forwarded-For. 0 trusts no header.
@@ -102,12 +103,18 @@ func NewServer(d Deps) *fiber.App {
 	}))
 	registerWebhooks(app, d.Webhooks, refuseWhileDraining(d.Draining))
 	registerAPI(app, d.Access, d.Inbox, d.Admin)
+	if d.Dashboard != nil && d.Access != nil {
+		d.Dashboard.registerAPI(app) // behind registerAPI's bearer, which guards /api/v1
+	}
 	if d.Console == nil { // no sign-in configured: the status page alone (tests of other parts)
 		app.Get("/", handleHome(d))
 		return app
 	}
 	d.Console.register(app)
 	app.Get("/status", d.Console.signedIn, handleHome(d))
+	if d.Dashboard != nil {
+		d.Dashboard.register(app, d.Console.signedIn)
+	}
 	if d.Admin != nil {
 		d.Admin.register(app, d.Access, d.Console.signedIn)
 	}

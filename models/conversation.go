@@ -33,4 +33,25 @@ type Conversation struct {
 	UpdatedAt   time.Time          `json:"updated_at"`
 	ExpiresAt   *time.Time         `json:"expires_at"`
 	EndedAt     *time.Time         `json:"ended_at"`
+	// NodesVisited are the nodes it entered, each once, in the order first
+	// entered: the path the flow map's funnel counts.
+	NodesVisited []string `json:"nodes_visited"`
+	// HandoffAt is when the flow last handed it to a person (nil: never).
+	HandoffAt *time.Time `json:"handoff_at"`
+}
+
+// Visit adds the nodes entered to those visited, each once.
+func (c *Conversation) Visit(entered []string) {
+	for _, n := range entered {
+		seen := false
+		for _, v := range c.NodesVisited {
+			if v == n {
+				seen = true
+				break
+			}
+		}
+		if !seen {
+			c.NodesVisited = append(c.NodesVisited, n)
+		}
+	}
 }

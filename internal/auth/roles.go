@@ -18,6 +18,7 @@ const (
 	ReadFlows         Permission = "flows.read"
 	SimulateFlows     Permission = "flows.simulate"
 	ReadAudit         Permission = "audit.read"
+	ReadDashboard     Permission = "dashboard.read" // counts only: no personal data, no per-read audit
 	ManageStaff       Permission = "staff.manage"
 	ManageKeys        Permission = "keys.manage"
 	EraseContacts     Permission = "contacts.erase"
@@ -34,9 +35,9 @@ var permissions = map[models.Role][]Permission{
 	models.RoleViewer: {ReadConversations, RevealPhone, ReadFlows},
 	models.RoleAgent:  {ReadConversations, RevealPhone, ReadFlows, Reply, Resend, HandoffWork, SimulateFlows},
 	models.RoleSupervisor: {ReadConversations, RevealPhone, ReadFlows, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, SimulateFlows,
-		Override, ReadAudit, ReadTemplates},
+		Override, ReadAudit, ReadDashboard, ReadTemplates},
 	models.RoleAdmin: {ReadConversations, RevealPhone, ReadFlows, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, SimulateFlows, Override, ReadAudit,
-		ManageStaff, ManageKeys, EraseContacts, ExportContacts, ReadTemplates},
+		ReadDashboard, ManageStaff, ManageKeys, EraseContacts, ExportContacts, ReadTemplates},
 }
 
 // Can reports whether role may do p.
@@ -56,5 +57,5 @@ func MasksPhones(role models.Role) bool { return role == models.RoleViewer }
 // All lists every permission, in a stable order.
 func All() []Permission {
 	return []Permission{ReadConversations, RevealPhone, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, Override, ReadFlows, SimulateFlows,
-		ReadAudit, ManageStaff, ManageKeys, EraseContacts, ExportContacts, ReadTemplates}
+		ReadAudit, ReadDashboard, ManageStaff, ManageKeys, EraseContacts, ExportContacts, ReadTemplates}
 }

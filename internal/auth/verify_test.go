@@ -180,6 +180,7 @@ func TestCan_ThePermissionTable(t *testing.T) {
 		{auth.HandoffWork, "asg"},
 		{auth.Override, "as"},
 		{auth.ReadAudit, "as"},
+		{auth.ReadDashboard, "as"},
 		{auth.ManageStaff, "a"},
 		{auth.ManageKeys, "a"},
 		{auth.EraseContacts, "a"},

@@ -41,9 +41,14 @@ type State struct {
 	// Pending is the request an AI node waits on; the conversation takes
 	// no message until its result comes back as an InputAI.
 	Pending *AIRequest
+	// Entered lists the nodes this step (or override) entered, in order:
+	// the caller keeps the path a conversation took (the flow map's
+	// funnel). It is not carried into the next step.
+	Entered []string
 }
 
 func (s State) clone() State {
+	s.Entered = nil
 	vars := make(map[string]string, len(s.Vars))
 	for k, v := range s.Vars {
 		vars[k] = v
@@ -291,7 +296,7 @@ func (r *run) keyword(text string) bool {
 
 func (r *run) restart() {
 	// Pending is dropped with the rest.
-	r.st = State{FlowID: r.f.ID, FlowVersion: r.f.Version, Language: r.st.Language, Vars: map[string]string{}, OptedOut: r.st.OptedOut}
+	r.st = State{FlowID: r.f.ID, FlowVersion: r.f.Version, Language: r.st.Language, Vars: map[string]string{}, OptedOut: r.st.OptedOut, Entered: r.st.Entered}
 	r.goTo(r.f.Start)
 }
 
@@ -308,6 +313,7 @@ func (r *run) goTo(id string) {
 		}
 		n := r.f.Nodes[id]
 		r.st.Node = id
+		r.st.Entered = append(r.st.Entered, id)
 		switch {
 		case n.Send != nil:
 			r.sayOr(n.Send, n.Template)

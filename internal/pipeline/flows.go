@@ -253,6 +253,11 @@ func (f *Flows) save(ctx context.Context, tx *gorm.DB, k keeper, contact *models
 	if next.Status != st.Status {
 		out.Became = conv.Status
 	}
+	conv.Visit(next.Entered) // the path, kept by the same write as the state
+	if next.Status == engine.StatusHandoff && st.Status != engine.StatusHandoff {
+		now := f.now().UTC()
+		conv.HandoffAt = &now
+	}
 	conv.Pending = nil
 	if next.Pending != nil {
 		pending, err := json.Marshal(next.Pending)

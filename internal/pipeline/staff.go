@@ -38,6 +38,9 @@ func (p *Pipeline) Reply(ctx context.Context, actor models.Actor, contactID int6
 		}
 		if conv != nil {
 			convID = &conv.ID
+			if err := p.convs.Answered(ctx, tx, conv.ID); err != nil { // a hand-off's first answer
+				return err
+			}
 		}
 		provider, err := p.canSend(ctx, tx, contact)
 		if err != nil {

@@ -32,6 +32,9 @@ type conversationRow struct {
 	UpdatedAt   time.Time
 	ExpiresAt   *time.Time
 	EndedAt     *time.Time
+	// NodesVisited is jsonb: an array of node ids, no personal data.
+	NodesVisited []string `gorm:"serializer:json"`
+	HandoffAt    *time.Time
 }
 
 func (conversationRow) TableName() string { return "conversations" }
@@ -41,7 +44,7 @@ func (r *conversationRow) model() (*models.Conversation, error) {
 		ID: r.ID, ContactID: r.ContactID, FlowID: r.FlowID, FlowVersion: r.FlowVersion, Node: r.Node,
 		Status: models.ConversationStatus(r.Status), Retries: r.Retries, Language: r.Language, Error: r.Error,
 		WaitSeq: r.WaitSeq, RemindedSeq: r.RemindedSeq, Pending: r.Pending, StartedAt: r.StartedAt, UpdatedAt: r.UpdatedAt, ExpiresAt: r.ExpiresAt, EndedAt: r.EndedAt,
-		Variables: map[string]string{},
+		Variables: map[string]string{}, NodesVisited: r.NodesVisited, HandoffAt: r.HandoffAt,
 	}
 	if len(r.Variables) > 0 {
 		if err := json.Unmarshal(r.Variables, &c.Variables); err != nil {
@@ -147,7 +150,7 @@ func (s *ConversationStore) Stage(ctx context.Context, tx *gorm.DB, c *models.Co
 
 // conversationChanges are the columns an update of a conversation writes.
 var conversationChanges = []string{"flow_id", "flow_version", "node", "status", "variables_enc", "retries", "language", "error",
-	"wait_seq", "reminded_seq", "pending_enc", "updated_at", "expires_at", "ended_at"}
+	"wait_seq", "reminded_seq", "pending_enc", "updated_at", "expires_at", "ended_at", "nodes_visited", "handoff_at"}
 
 // SaveAll writes conversations Stage readied: the changed with one
 // statement, then the created with another (so that one that ended has
@@ -188,6 +191,10 @@ func conversationRows(cs []*models.Conversation) ([]*conversationRow, error) {
 			ID: c.ID, ContactID: c.ContactID, FlowID: c.FlowID, FlowVersion: c.FlowVersion, Node: c.Node, Status: string(c.Status),
 			Variables: vars, Retries: c.Retries, Language: c.Language, Error: c.Error, WaitSeq: c.WaitSeq, RemindedSeq: c.RemindedSeq,
 			Pending: c.Pending, StartedAt: c.StartedAt, UpdatedAt: c.UpdatedAt, ExpiresAt: c.ExpiresAt, EndedAt: c.EndedAt,
+			NodesVisited: c.NodesVisited, HandoffAt: c.HandoffAt,
+		}
+		if rows[i].NodesVisited == nil {
+			rows[i].NodesVisited = []string{} // the column is NOT NULL
 		}
 	}
 	return rows, nil
@@ -336,7 +343,7 @@ func (s *ConversationStore) Hold(ctx context.Context, tx *gorm.DB, id int64, sta
 // it (the caller decides who may take it from whom). ENOTFOUND when it is
 // not (or no longer) handed off.
 func (s *ConversationStore) Take(ctx context.Context, tx *gorm.DB, id int64, staffID string) error {
-	res := gormFor(ctx, s.db, s.crypto, tx).Exec(`UPDATE conversations SET assigned_to = ?, assigned_at = now() WHERE id = ? AND status = 'handoff'`, staffID, id)
+	res := gormFor(ctx, s.db, s.crypto, tx).Exec(`UPDATE conversations SET assigned_to = ?, assigned_at = now(), `+answeredNow+` WHERE id = ? AND status = 'handoff'`, staffID, id)
 	if res.Error != nil {
 		return dbError(res.Error, "Conversation")
 	}
@@ -344,4 +351,17 @@ func (s *ConversationStore) Take(ctx context.Context, tx *gorm.DB, id int64, sta
 		return models.Errorf(models.ENOTFOUND, "This conversation is not waiting for a person.")
 	}
 	return nil
+}
+
+// answeredNow sets when a person first answered the conversation's latest
+// hand-off (taken or replied to), unless someone did already: the
+// dashboard's hand-off wait runs from handoff_at to it.
+const answeredNow = `handoff_answered_at = CASE WHEN handoff_at IS NOT NULL AND (handoff_answered_at IS NULL OR handoff_answered_at < handoff_at)
+	THEN now() ELSE handoff_answered_at END`
+
+// Answered records that a person replied in the conversation: the first
+// answer to its latest hand-off, unless it was taken or replied to already.
+func (s *ConversationStore) Answered(ctx context.Context, tx *gorm.DB, id int64) error {
+	err := gormFor(ctx, s.db, s.crypto, tx).Exec(`UPDATE conversations SET `+answeredNow+` WHERE id = ? AND status = 'handoff'`, id).Error
+	return dbError(err, "Conversation")
 }
