@@ -16,6 +16,7 @@ import (
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/phone"
+	"github.com/parley-chat/parley/internal/pipeline"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 	"github.com/parley-chat/parley/views"
@@ -66,6 +67,9 @@ type StaffActions interface {
 	// the actor may not take it over.
 	Take(ctx context.Context, actor models.Actor, conversationID int64) error
 	Resend(ctx context.Context, actor models.Actor, messageID int64) (int64, error)
+	// BulkResend resends (or with dryRun counts) the failed messages of a
+	// range of days: EINVALID for a range that is not one.
+	BulkResend(ctx context.Context, actor models.Actor, since, until time.Time, dryRun bool) (pipeline.BulkResendResult, error)
 	// Override returns EFORBIDDEN when the actor's role may not give the
 	// command, or another member holds the hand-off and the actor may not
 	// take it over.
@@ -137,8 +141,8 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 		app.Post("/contacts/:id<int>/reply", signedIn, require(auth.Reply), in.reply())
 		app.Post("/messages/:id<int>/resend", signedIn, require(auth.Resend), in.resend())
 		app.Post("/conversations/:id<int>/override", signedIn, require(auth.HandoffWork), in.override())
-		app.Get("/resend", signedIn, require(auth.Resend), in.bulkResend(a))
-		app.Post("/resend", signedIn, require(auth.Resend), in.bulkResend(a))
+		app.Get("/resend", signedIn, require(auth.Resend), in.bulkResend())
+		app.Post("/resend", signedIn, require(auth.Resend), in.bulkResend())
 	}
 	if in.Flows != nil {
 		app.Get("/flows", signedIn, require(auth.ReadFlows), in.flows())

@@ -9,6 +9,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/internal/pipeline"
 	"github.com/parley-chat/parley/models"
 	"github.com/parley-chat/parley/views"
 )
@@ -96,35 +97,10 @@ func (in *Inbox) override() fiber.Handler {
 	}
 }
 
-// resendAll sends each of the failed messages ids (of the days since to
-// until) again as Resend does, after auditing the bulk resend: the new
-// messages' ids, and how many could not go now (opted out, window closed)
-// and stay failed.
-func (in *Inbox) resendAll(c *fiber.Ctx, a *Access, since, until string, ids []int64) (resent []int64, refused int, err error) {
-	if err := a.audit(c, "messages.bulk_resend", "messages", "", map[string]any{"since": since, "until": until, "count": len(ids)}); err != nil {
-		return nil, 0, err
-	}
-	resent = []int64{}
-	for _, id := range ids {
-		again, err := in.Actions.Resend(c.UserContext(), actorOf(c), id)
-		switch {
-		case models.ErrorCode(err) == models.ECONFLICT:
-			refused++
-		case err != nil:
-			return nil, 0, err
-		default:
-			resent = append(resent, again)
-		}
-	}
-	return resent, refused, nil
-}
-
-// bulkResendCap is how many messages one bulk resend sends at most.
-const bulkResendCap = 500
-
 // bulkResend previews (GET) and sends again (POST) the failed messages of
-// a range of days, each as Resend does: once, however often it is asked.
-func (in *Inbox) bulkResend(a *Access) fiber.Handler {
+// a range of days (Pipeline.BulkResend: each once, however often it is
+// asked).
+func (in *Inbox) bulkResend() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		get := func(k string) string {
 			if c.Method() == fiber.MethodPost {
@@ -137,29 +113,18 @@ func (in *Inbox) bulkResend(a *Access) fiber.Handler {
 			return render(c, views.BulkResend(p))
 		}
 		since, until, err := dayBounds(p.Since, p.Until)
-		if err != nil || !until.After(since) {
-			return models.Errorf(models.EINVALID, "Give a range of days like 2026-12-01 to 2026-12-03.")
-		}
-		ctx := c.UserContext()
-		ids, err := in.Messages.FailedBetween(ctx, since, until, bulkResendCap+1)
 		if err != nil {
 			return err
 		}
-		if len(ids) > bulkResendCap {
-			ids, p.Capped = ids[:bulkResendCap], true
+		r, err := in.Actions.BulkResend(c.UserContext(), actorOf(c), since, until, c.Method() != fiber.MethodPost)
+		if err != nil {
+			return err
 		}
+		p.Capped, p.Count = r.Capped, r.Found
 		if c.Method() == fiber.MethodPost {
-			resent, _, err := in.resendAll(c, a, p.Since, p.Until, ids)
-			if err != nil {
-				return err
-			}
-			p.Done = len(resent)
 			// What is left after this go (a capped range, or sends refused).
-			if ids, err = in.Messages.FailedBetween(ctx, since, until.AddDate(0, 0, 1), bulkResendCap+1); err != nil {
-				return err
-			}
+			p.Done, p.Count = len(r.Resent), min(r.Left, pipeline.BulkResendCap)
 		}
-		p.Count = min(len(ids), bulkResendCap)
 		return render(c, views.BulkResend(p))
 	}
 }
