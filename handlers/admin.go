@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/parley-chat/parley/internal/accounts"
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
@@ -91,7 +92,8 @@ func (ad *Admin) addStaff(a *Access, admin StaffAdmin) fiber.Handler {
 		if !strings.Contains(email, "@") {
 			return models.Errorf(models.EINVALID, "Give the new member's email address.")
 		}
-		if _, err := a.createStaff(c, admin, email, models.Role(c.FormValue("role")), c.FormValue("password"), ""); err != nil {
+		m := accounts.NewMember{Email: email, Role: models.Role(c.FormValue("role")), Password: c.FormValue("password")}
+		if _, err := a.accounts(admin).Create(c.UserContext(), actorOf(c), m); err != nil {
 			return err
 		}
 		return c.Redirect("/admin/staff?done=added", fiber.StatusSeeOther)
@@ -117,7 +119,7 @@ func (ad *Admin) changeStaff(a *Access, admin StaffAdmin) fiber.Handler {
 		if role == nil && active == nil {
 			return models.Errorf(models.EINVALID, "Choose a role, or deactivate or reactivate.")
 		}
-		if _, err := a.changeStaff(c, admin, c.Params("id"), role, active); err != nil {
+		if _, err := a.accounts(admin).Change(c.UserContext(), actorOf(c), c.Params("id"), role, active); err != nil {
 			return err
 		}
 		return c.Redirect("/admin/staff?done=changed", fiber.StatusSeeOther)
