@@ -304,7 +304,7 @@ func (x *API) searchConversations(a *Access) fiber.Handler {
 			More    int        `json:"more"`
 		}
 		rows := []row{}
-		for _, g := range byContact(hits) {
+		for _, g := range hits {
 			rows = append(rows, row{Contact: contactJSON(g.first.Contact, mask), Message: messageJSON(g.first.Message, nil), More: g.more})
 		}
 		nextText := ""
