@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/a-h/templ"
 	"net/url"
 	"sort"
 	"strconv"
@@ -88,15 +89,19 @@ var notices = map[string]string{
 
 func (ad *Admin) addStaff(a *Access, admin StaffAdmin) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		email := strings.TrimSpace(c.FormValue("email"))
-		if !strings.Contains(email, "@") {
-			return models.Errorf(models.EINVALID, "Give the new member's email address.")
+		m := accounts.NewMember{Email: strings.TrimSpace(c.FormValue("email")), Role: models.Role(c.FormValue("role")), Password: c.FormValue("password")}
+		var err error = models.Errorf(models.EINVALID, "Give the new member's email address.")
+		if strings.Contains(m.Email, "@") {
+			_, err = a.accounts(admin).Create(c.UserContext(), actorOf(c), m)
 		}
-		m := accounts.NewMember{Email: email, Role: models.Role(c.FormValue("role")), Password: c.FormValue("password")}
-		if _, err := a.accounts(admin).Create(c.UserContext(), actorOf(c), m); err != nil {
-			return err
+		if err != nil {
+			return refused(c, err, func(reason string) templ.Component {
+				// The email and role are kept, the password never sent back.
+				return views.AddMemberForm(views.AddMemberProps{CSRF: badge(c).CSRF, Roles: roles, Local: a.Local != nil, Invite: a.Remote != nil,
+					Email: m.Email, Role: string(m.Role), Error: reason})
+			})
 		}
-		return c.Redirect("/admin/staff?done=added", fiber.StatusSeeOther)
+		return goOn(c, "/admin/staff?done=added")
 	}
 }
 

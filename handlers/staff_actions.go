@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"github.com/a-h/templ"
 	"strconv"
 	"strings"
 
@@ -22,11 +23,13 @@ func actorOf(c *fiber.Ctx) models.Actor {
 
 func (in *Inbox) reply() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id := idParam(c)
-		if _, err := in.Actions.Reply(c.UserContext(), actorOf(c), id, c.FormValue("text")); err != nil {
-			return err
+		id, text := idParam(c), c.FormValue("text")
+		if _, err := in.Actions.Reply(c.UserContext(), actorOf(c), id, text); err != nil {
+			return refused(c, err, func(reason string) templ.Component {
+				return views.ReplyForm(views.ReplyFormProps{ContactID: id, CSRF: badge(c).CSRF, Text: text, Error: reason})
+			})
 		}
-		return c.Redirect("/contacts/"+strconv.FormatInt(id, 10), fiber.StatusSeeOther)
+		return goOn(c, "/contacts/"+strconv.FormatInt(id, 10))
 	}
 }
 
@@ -34,9 +37,9 @@ func (in *Inbox) resend() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id := idParam(c)
 		if _, err := in.Actions.Resend(c.UserContext(), actorOf(c), id); err != nil {
-			return err
+			return refused(c, err, views.Refusal)
 		}
-		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
+		return goOn(c, safeNext(c.FormValue("back")))
 	}
 }
 
@@ -91,9 +94,9 @@ func (in *Inbox) override() fiber.Handler {
 		o := engine.Override{Kind: engine.OverrideKind(c.FormValue("kind")), Node: strings.TrimSpace(c.FormValue("node")),
 			Var: strings.TrimSpace(c.FormValue("var")), Value: c.FormValue("value"), Flow: strings.TrimSpace(c.FormValue("flow"))}
 		if err := in.Actions.Override(c.UserContext(), actorOf(c), id, o); err != nil {
-			return err
+			return refused(c, err, views.Refusal)
 		}
-		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
+		return goOn(c, safeNext(c.FormValue("back")))
 	}
 }
 
@@ -123,7 +126,7 @@ func (in *Inbox) bulkResend() fiber.Handler {
 		p.Capped, p.Count = r.Capped, r.Found
 		if c.Method() == fiber.MethodPost {
 			// What is left after this go (a capped range, or sends refused).
-			p.Done, p.Count = len(r.Resent), min(r.Left, pipeline.BulkResendCap)
+			p.Done, p.Refused, p.Count = len(r.Resent), r.Refused, min(r.Left, pipeline.BulkResendCap)
 		}
 		return render(c, views.BulkResend(p))
 	}
