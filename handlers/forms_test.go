@@ -64,9 +64,19 @@ func TestForms_RefusalsKeepThePlaceAndTheWords(t *testing.T) {
 		t.Fatalf("a refused override: %d\n%s", resp.StatusCode, body)
 	}
 
+	// A hand-off another member holds, which an agent may not take over.
+	site.as(t, models.RoleSupervisor)
+	_, _ = site.db.Pool.Exec(ctx, `UPDATE conversations SET status = 'handoff', assigned_to = (SELECT id FROM staff_users WHERE email = 'supervisor@example.org') WHERE id = $1`, conv)
+	agent := site.as(t, models.RoleAgent)
+	_, page = agent.do(t, "GET", "/handoffs", nil, nil)
+	acsrf := formCSRF.FindStringSubmatch(page)[1]
+	resp, body = agent.do(t, "POST", "/conversations/"+itoa(conv)+"/take", url.Values{"_csrf": {acsrf}, "back": {"/handoffs"}}, htmx("/handoffs"))
+	if resp.StatusCode != 422 || !strings.Contains(body, "taking it over is a supervisor") {
+		t.Fatalf("an agent's take-over: %d\n%s", resp.StatusCode, body)
+	}
+
 	// A member who exists already.
 	form := url.Values{"_csrf": {csrf}, "email": {"agent@example.org"}, "role": {"supervisor"}, "password": {"a long enough password"}}
-	site.as(t, models.RoleAgent)
 	resp, body = admin.do(t, "POST", "/admin/staff", form, htmx("/admin/staff"))
 	if resp.StatusCode != 422 || !strings.Contains(body, `data-testid="add-member-error"`) || !strings.Contains(body, `value="agent@example.org"`) ||
 		!strings.Contains(body, `<option value="supervisor" selected>`) || strings.Contains(body, "a long enough password") || strings.Contains(body, "Error 409") {

@@ -80,9 +80,9 @@ func (in *Inbox) handoffs(a *Access) fiber.Handler {
 func (in *Inbox) take() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if err := in.Actions.Take(c.UserContext(), actorOf(c), idParam(c)); err != nil {
-			return err
+			return refused(c, err, views.Refusal)
 		}
-		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
+		return goOn(c, safeNext(c.FormValue("back")))
 	}
 }
 
