@@ -121,13 +121,14 @@ func (ad *Admin) changeStaff(a *Access, admin StaffAdmin) fiber.Handler {
 		default:
 			return models.Errorf(models.EINVALID, "active is true or false.")
 		}
-		if role == nil && active == nil {
-			return models.Errorf(models.EINVALID, "Choose a role, or deactivate or reactivate.")
+		var err error = models.Errorf(models.EINVALID, "Choose a role, or deactivate or reactivate.")
+		if role != nil || active != nil {
+			_, err = a.accounts(admin).Change(c.UserContext(), actorOf(c), c.Params("id"), role, active)
 		}
-		if _, err := a.accounts(admin).Change(c.UserContext(), actorOf(c), c.Params("id"), role, active); err != nil {
-			return err
+		if err != nil {
+			return refused(c, err, views.Refusal)
 		}
-		return c.Redirect("/admin/staff?done=changed", fiber.StatusSeeOther)
+		return goOn(c, "/admin/staff?done=changed")
 	}
 }
 

@@ -82,6 +82,12 @@ func TestForms_RefusalsKeepThePlaceAndTheWords(t *testing.T) {
 		!strings.Contains(body, `<option value="supervisor" selected>`) || strings.Contains(body, "a long enough password") || strings.Contains(body, "Error 409") {
 		t.Fatalf("adding a member who exists: %d\n%s", resp.StatusCode, body)
 	}
+	var agentID string
+	_ = site.db.Pool.QueryRow(ctx, `SELECT id::text FROM staff_users WHERE email = 'agent@example.org'`).Scan(&agentID)
+	resp, body = admin.do(t, "POST", "/admin/staff/"+agentID, url.Values{"_csrf": {csrf}, "role": {"owner"}}, htmx("/admin/staff"))
+	if resp.StatusCode != 422 || !strings.Contains(body, `data-testid="refused"`) || !strings.Contains(body, "is not a role (admin, supervisor, agent or viewer)") {
+		t.Fatalf("a role change refused: %d\n%s", resp.StatusCode, body)
+	}
 	form.Set("email", "new.member@example.org")
 	if resp, _ := admin.do(t, "POST", "/admin/staff", form, htmx("/admin/staff")); resp.StatusCode != 204 || resp.Header.Get("HX-Redirect") != "/admin/staff?done=added" {
 		t.Fatalf("adding a new member: %d %q", resp.StatusCode, resp.Header.Get("HX-Redirect"))
