@@ -237,6 +237,11 @@ func (cs *Console) toLogin(c *fiber.Ctx) error {
 	cs.clearCookie(c)
 	target := "/login?next=" + url.QueryEscape(string(c.Request().URI().RequestURI()))
 	if c.Get("HX-Request") == "true" {
+		// Back to the page the request came from (a reply's form, say), not
+		// to the address it posted to, which has no page.
+		if page, err := url.Parse(c.Get("HX-Current-URL")); err == nil && page.Path != "" {
+			target = "/login?next=" + url.QueryEscape(safeNext(page.RequestURI()))
+		}
 		c.Set("HX-Redirect", target)
 		return c.SendStatus(fiber.StatusUnauthorized)
 	}

@@ -90,6 +90,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 	// Workers run on a context of their own: shutdown stops them after the
 	// HTTP server, so acknowledged work is never abandoned.
 	pipe.StartWhenReady(context.WithoutCancel(ctx))
+	go fillTails(ctx, store.NewContactStore(db, c), log)
 	var draining atomic.Bool
 	app := handlers.NewServer(handlers.Deps{
 		Webhooks: w.hooks,

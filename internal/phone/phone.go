@@ -97,6 +97,32 @@ func (n Normalizer) Normalize(number string) (string, error) {
 	return e164, nil
 }
 
+// Readings returns the E.164 numbers a person may mean by what they typed:
+// it read in the default region (07700 900117 in GB), and, when typed
+// without a + or 00, its digits read as an international number
+// (447700900117). None when it is no number at all.
+func (n Normalizer) Readings(typed string) []string {
+	var out []string
+	if e164, err := n.Normalize(typed); err == nil {
+		out = append(out, e164)
+	}
+	_, rest := splitScheme(typed)
+	rest = strings.TrimSpace(textnorm.Digits(rest))
+	if strings.HasPrefix(rest, "+") || strings.HasPrefix(rest, "00") {
+		return out
+	}
+	digits := strings.Map(func(r rune) rune {
+		if r < '0' || r > '9' {
+			return -1
+		}
+		return r
+	}, rest)
+	if e164, err := n.Normalize("+" + digits); err == nil && (len(out) == 0 || out[0] != e164) {
+		out = append(out, e164)
+	}
+	return out
+}
+
 // Address is where a contact is reached: a channel and a number.
 type Address struct {
 	Channel models.Channel

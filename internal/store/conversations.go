@@ -261,7 +261,7 @@ type InboxCounts struct {
 	Active     int64 // conversations a flow is running
 	Handoff    int64 // conversations waiting for a person
 	Unassigned int64 // of those, not yet taken
-	Failed     int64 // failed sends not sent again
+	Failed     int64 // conversations (contacts) with failed sends not sent again
 }
 
 // Counts returns the inbox's headline numbers.
@@ -271,7 +271,7 @@ func (s *ConversationStore) Counts(ctx context.Context) (InboxCounts, error) {
 			(SELECT count(*) FROM conversations WHERE status = 'active'),
 			(SELECT count(*) FROM conversations WHERE status = 'handoff'),
 			(SELECT count(*) FROM conversations WHERE status = 'handoff' AND assigned_to IS NULL),
-			(SELECT count(*) FROM messages f WHERE `+failedNotResent+`)`).
+			(SELECT count(DISTINCT f.contact_id) FROM messages f WHERE `+failedNotResent+`)`).
 		Scan(&n.Active, &n.Handoff, &n.Unassigned, &n.Failed)
 	return n, dbError(err, "Conversation")
 }
