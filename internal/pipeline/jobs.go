@@ -598,10 +598,14 @@ func (p *Pipeline) applyTo(ctx context.Context, tx *gorm.DB, contact *models.Con
 		if contact.OptedOut && !out.OptOut {
 			break // nothing is sent to a contact who opted out, but the confirmation
 		}
-		replies = append(replies, &models.Message{
+		m := &models.Message{
 			ContactID: contact.ID, ConversationID: out.ConversationID, Direction: models.Outbound,
 			Channel: contact.Channel, Provider: provider, Body: text, Status: models.StatusQueued,
-		})
+		}
+		if len(replies) == 0 {
+			m.Template = out.Template
+		}
+		replies = append(replies, m)
 	}
 	// Numbered now, written with the run's others when it ends (flush).
 	if err := p.messages.NumberReplies(ctx, tx, replies); err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/parley-chat/parley/internal/ai"
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/internal/phone"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
@@ -75,6 +76,10 @@ type Outcome struct {
 	Became models.ConversationStatus
 	// Queued is set by apply: the ids of the replies it stored, in order.
 	Queued []int64
+	// Template, when set, sends the first reply as this approved WhatsApp
+	// template (its text the reply's): how a conversation Parley starts
+	// opens when the contact's window is closed.
+	Template *models.TemplateRef
 }
 
 // Thinker is a Responder whose conversations can wait on the AI layer.
@@ -295,6 +300,8 @@ type Pipeline struct {
 	recheckMu    sync.Mutex
 	recheckAfter string
 	sessions     *store.SessionStore
+	startKeys    *store.StartKeys // idempotency keys of started conversations
+	phones       phone.Normalizer // numbers staff and the API type
 
 	inserter *river.Client[*sql.Tx] // inserts jobs inside GORM transactions
 	worker   *river.Client[pgx.Tx]  // runs jobs
@@ -319,6 +326,7 @@ func New(d Deps) (*Pipeline, error) {
 		media: store.NewMediaStore(d.DB, d.Crypto), ingestor: store.NewIngestor(d.DB, d.Crypto), audit: store.NewAuditStore(d.DB, d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
 		responder: d.Responder, ai: d.AI, speech: d.Speech, vision: d.Vision, log: d.Logger, metrics: d.Metrics, cfg: d.Config, slots: store.NewSendSlots(d.DB), events: d.Events,
 		supabase: d.Supabase, sessions: store.NewSessionStore(d.DB, d.Crypto),
+		startKeys: store.NewStartKeys(d.DB, d.Crypto), phones: d.Crypto.Phones,
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &processWorker{p: p})
