@@ -80,6 +80,7 @@ func registerAPI(app *fiber.App, a *Access, in *Inbox, ad *Admin) {
 			api.Post("/messages/resend", require(auth.Resend), x.bulkResend(a))
 			api.Post("/conversations/:id<int>/override", require(auth.HandoffWork), x.override())
 		}
+		registerStart(nil, api, in, nil)
 	}
 	if ad != nil && ad.Audit != nil {
 		api.Get("/audit", require(auth.ReadAudit), x.audit(a))

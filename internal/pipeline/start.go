@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -155,7 +156,7 @@ func (p *Pipeline) StartIn(ctx context.Context, tx *gorm.DB, actor models.Actor,
 	if err := p.apply(ctx, tx, contact, provider, out); err != nil {
 		return nil, err
 	}
-	res.ConversationID, res.Messages = *out.ConversationID, out.Queued
+	res.ConversationID, res.Messages = *out.ConversationID, append([]int64{}, out.Queued...)
 	details := map[string]any{"flow": flow.ID, "flow_version": flow.Version, "conversation": res.ConversationID,
 		"variables": varNames(req.Variables), "provider": provider, "messages": len(res.Messages)}
 	if res.Templated {
@@ -172,7 +173,7 @@ func (p *Pipeline) StartIn(ctx context.Context, tx *gorm.DB, actor models.Actor,
 // startProvider is the platform a started conversation writes through:
 // the one asked for, the one the contact last wrote through, or the
 // first configured that serves the contact's channel (Meta: WhatsApp
-// only).
+// only), the platforms before any other.
 func (p *Pipeline) startProvider(ctx context.Context, tx *gorm.DB, contact *models.Contact, asked string) (string, error) {
 	serves := func(pr string) bool {
 		return p.senders[pr] != nil && (pr != channel.Meta || contact.Channel == models.ChannelWhatsApp)
@@ -187,7 +188,8 @@ func (p *Pipeline) startProvider(ctx context.Context, tx *gorm.DB, contact *mode
 	if err != nil || (last != "" && serves(last)) {
 		return last, err
 	}
-	for _, pr := range []string{channel.Twilio, channel.Meta, channel.Siren} {
+	configured := slices.Sorted(maps.Keys(p.senders)) // after the platforms, any other (the simulator)
+	for _, pr := range append([]string{channel.Twilio, channel.Meta, channel.Siren}, configured...) {
 		if serves(pr) {
 			return pr, nil
 		}
