@@ -98,6 +98,7 @@ type Node struct {
 	AIExtract  *AIExtract    `yaml:"ai_extract"`
 	Handoff    *Final        `yaml:"handoff"`
 	End        *Final        `yaml:"end"`
+	Schedule   *Schedule     `yaml:"schedule"` // plan a message for later, and go on
 	Next       string        `yaml:"next"`
 }
 

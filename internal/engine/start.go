@@ -2,6 +2,7 @@ package engine
 
 import (
 	"maps"
+	"time"
 	"unicode/utf8"
 
 	"github.com/parley-chat/parley/models"
@@ -16,8 +17,10 @@ const MaxStartVars = 32
 // they read answers. It runs from the flow's start until a node waits for
 // the contact, as a conversation the contact began would, and returns the
 // new state and the actions to carry out. Pure, like Step. EINVALID for a
-// variable name or value the flow could not keep.
-func Begin(f *Flow, language string, vars map[string]string) (State, []Action, error) {
+// variable name or value the flow could not keep. now and zone are the
+// input's time and the deployment's time zone (schedule nodes plan from
+// them).
+func Begin(f *Flow, language string, vars map[string]string, now time.Time, zone *time.Location) (State, []Action, error) {
 	if len(vars) > MaxStartVars {
 		return State{}, nil, models.Errorf(models.EINVALID, "A conversation may start with at most %d variables.", MaxStartVars)
 	}
@@ -29,7 +32,7 @@ func Begin(f *Flow, language string, vars map[string]string) (State, []Action, e
 			return State{}, nil, models.Errorf(models.EINVALID, "Variable %s is longer than %d characters.", k, MaxInput)
 		}
 	}
-	r := &run{f: f, lang: language}
+	r := &run{f: f, lang: language, now: now, loc: zone}
 	if r.lang == "" {
 		r.lang = f.lang()
 	}

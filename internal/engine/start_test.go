@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/models"
@@ -12,7 +13,7 @@ import (
 // variable the flow could not keep is refused.
 func TestBegin(t *testing.T) {
 	f := loadFlow(t, "clinic.yaml")
-	st, actions, err := engine.Begin(f, "", map[string]string{"name": "Asha"})
+	st, actions, err := engine.Begin(f, "", map[string]string{"name": "Asha"}, time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +29,7 @@ func TestBegin(t *testing.T) {
 		t.Fatalf("after the answer: %+v %q %v", next, engine.Replies(actions), err)
 	}
 	for _, vars := range []map[string]string{{"two words": "x"}, {"1st": "x"}} {
-		if _, _, err := engine.Begin(f, "", vars); models.ErrorCode(err) != models.EINVALID {
+		if _, _, err := engine.Begin(f, "", vars, time.Now(), nil); models.ErrorCode(err) != models.EINVALID {
 			t.Errorf("Begin with %q: %v, want EINVALID", vars, err)
 		}
 	}
