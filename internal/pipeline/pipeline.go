@@ -80,6 +80,12 @@ type Outcome struct {
 	// template (its text the reply's): how a conversation Parley starts
 	// opens when the contact's window is closed.
 	Template *models.TemplateRef
+	// Schedules are messages planned for later (schedule nodes), kept
+	// and fired at their time by scheduled_message jobs.
+	Schedules []*engine.Scheduled
+	// DropSchedules cancels what the conversation planned and has not
+	// sent: it ended or restarted.
+	DropSchedules bool
 }
 
 // Thinker is a Responder whose conversations can wait on the AI layer.
@@ -301,6 +307,7 @@ type Pipeline struct {
 	recheckAfter string
 	sessions     *store.SessionStore
 	startKeys    *store.StartKeys // idempotency keys of started conversations
+	scheduled    *store.ScheduledStore
 	phones       phone.Normalizer // numbers staff and the API type
 
 	inserter *river.Client[*sql.Tx] // inserts jobs inside GORM transactions
@@ -326,7 +333,7 @@ func New(d Deps) (*Pipeline, error) {
 		media: store.NewMediaStore(d.DB, d.Crypto), ingestor: store.NewIngestor(d.DB, d.Crypto), audit: store.NewAuditStore(d.DB, d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
 		responder: d.Responder, ai: d.AI, speech: d.Speech, vision: d.Vision, log: d.Logger, metrics: d.Metrics, cfg: d.Config, slots: store.NewSendSlots(d.DB), events: d.Events,
 		supabase: d.Supabase, sessions: store.NewSessionStore(d.DB, d.Crypto),
-		startKeys: store.NewStartKeys(d.DB, d.Crypto), phones: d.Crypto.Phones,
+		startKeys: store.NewStartKeys(d.DB, d.Crypto), phones: d.Crypto.Phones, scheduled: store.NewScheduledStore(d.DB, d.Crypto),
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &processWorker{p: p})
@@ -342,6 +349,7 @@ func New(d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &eventWorker{p: p})
 	river.AddWorker(workers, &signOutWorker{p: p})
 	river.AddWorker(workers, &recheckWorker{p: p})
+	river.AddWorker(workers, &scheduledWorker{p: p})
 	if d.Events != nil {
 		d.Events.defaults()
 	}

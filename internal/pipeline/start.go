@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -130,7 +131,7 @@ func (p *Pipeline) StartIn(ctx context.Context, tx *gorm.DB, actor models.Actor,
 			return nil, err
 		}
 	}
-	next, actions, err := engine.Begin(flow, contact.Language, req.Variables)
+	next, actions, err := engine.Begin(flow, contact.Language, req.Variables, time.Now(), flows.Zone)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +139,9 @@ func (p *Pipeline) StartIn(ctx context.Context, tx *gorm.DB, actor models.Actor,
 		conv.Status, conv.Error, conv.Pending = models.ConversationEnded, "replaced by a conversation started by staff", nil
 		conv.WaitSeq++
 		if err := flows.conversations.Save(ctx, tx, conv); err != nil {
+			return nil, err
+		}
+		if err := p.scheduled.CancelConversation(ctx, tx, conv.ID, scheduledReplaced); err != nil {
 			return nil, err
 		}
 		res.Replaced = conv.ID
