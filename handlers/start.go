@@ -24,6 +24,13 @@ type Starter interface {
 	StartConversation(ctx context.Context, actor models.Actor, req pipeline.StartByPhone, key string) (*pipeline.StartResult, bool, error)
 }
 
+// Scheduler plans messages for later and cancels them
+// (pipeline.Pipeline).
+type Scheduler interface {
+	ScheduleMessage(ctx context.Context, actor models.Actor, contactID int64, req pipeline.ScheduleRequest) (*pipeline.ScheduledResult, error)
+	CancelScheduled(ctx context.Context, actor models.Actor, id int64) error
+}
+
 // starterOf is the inbox's staff actions as a Starter, when they start
 // conversations.
 func starterOf(in *Inbox) Starter {
@@ -44,6 +51,10 @@ func registerStart(app *fiber.App, api fiber.Router, in *Inbox, signedIn fiber.H
 	may := require(auth.Override)
 	if api != nil {
 		api.Post("/conversations", may, apiStart(s))
+		if sc, ok := s.(Scheduler); ok {
+			api.Post("/contacts/:id<int>/scheduled", may, apiSchedule(sc))
+			api.Delete("/scheduled/:id<int>", may, apiCancelScheduled(sc))
+		}
 	}
 	if app != nil && signedIn != nil {
 		app.Get("/start", signedIn, may, in.startForm())
@@ -163,4 +174,30 @@ func newFormKey() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return "form-" + hex.EncodeToString(b)
+}
+
+// apiSchedule plans a message for a contact: 201 with its id and time.
+func apiSchedule(sc Scheduler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var req pipeline.ScheduleRequest
+		if err := readJSON(c, &req); err != nil {
+			return err
+		}
+		res, err := sc.ScheduleMessage(c.UserContext(), actorOf(c), idParam(c), req)
+		if err != nil {
+			return err
+		}
+		return c.Status(fiber.StatusCreated).JSON(res)
+	}
+}
+
+// apiCancelScheduled cancels a planned message that has not gone.
+func apiCancelScheduled(sc Scheduler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id := idParam(c)
+		if err := sc.CancelScheduled(c.UserContext(), actorOf(c), id); err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"scheduled_id": id, "status": "cancelled"})
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/models"
 )
@@ -135,4 +136,46 @@ func regexp1(page, pattern string) string {
 		return m[1]
 	}
 	return ""
+}
+
+// POST /api/v1/contacts/{id}/scheduled plans a message; DELETE
+// /api/v1/scheduled/{id} cancels it, once; agents may do neither.
+func TestAPI_ScheduleMessage(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	doc := loadAPIDoc(t, site.base)
+	supervisor, agent := site.api(t, models.RoleSupervisor, doc), site.api(t, models.RoleAgent, doc)
+	status, raw := supervisor.callWith(t, "POST", "/api/v1/conversations", map[string]any{"phone": "+919876543210", "channel": "sms", "flow": "clinic"}, nil)
+	var s started
+	if status != 201 || json.Unmarshal(raw, &s) != nil {
+		t.Fatalf("start: %d %s", status, raw)
+	}
+	path := "/api/v1/contacts/" + itoa(s.ContactID) + "/scheduled"
+	at := time.Now().UTC().Add(26 * time.Hour).Truncate(time.Minute)
+	status, raw = supervisor.callWith(t, "POST", path, map[string]any{"at": at.Format("2006-01-02 15:04"), "text": "Bring your reports."}, nil)
+	var planned struct {
+		ID int64     `json:"scheduled_id"`
+		At time.Time `json:"at"`
+	}
+	if status != 201 || json.Unmarshal(raw, &planned) != nil || !planned.At.Equal(at) {
+		t.Fatalf("schedule: %d %s", status, raw)
+	}
+	if n := site.count(t, `SELECT count(*) FROM river_job WHERE kind = 'scheduled_message' AND state = 'scheduled'`); n != 1 {
+		t.Fatalf("%d scheduled jobs", n)
+	}
+	if status, raw := supervisor.callWith(t, "POST", path, map[string]any{"at": "yesterday", "text": "x"}, nil); status != 400 {
+		t.Fatalf("a bad time: %d %s", status, raw)
+	}
+	if status, _ := agent.callWith(t, "POST", path, map[string]any{"at": at.Format(time.RFC3339), "text": "x"}, nil); status != 403 {
+		t.Fatalf("an agent: %d", status)
+	}
+	cancel := "/api/v1/scheduled/" + itoa(planned.ID)
+	if status, raw := supervisor.call(t, "DELETE", cancel, nil); status != 200 {
+		t.Fatalf("cancel: %d %s", status, raw)
+	}
+	if status, raw := supervisor.call(t, "DELETE", cancel, nil); status != 409 || errCode(raw) != "conflict" {
+		t.Fatalf("cancel again: %d %s", status, raw)
+	}
+	if status, _ := supervisor.call(t, "DELETE", "/api/v1/scheduled/999999", nil); status != 404 {
+		t.Fatalf("cancel what is not there: %d", status)
+	}
 }

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -207,5 +208,50 @@ func TestScheduled_OutsideTheWindow(t *testing.T) {
 	}
 	if n := s.count(t, `SELECT count(*) FROM scheduled_messages WHERE status = 'handed_off' AND reason LIKE '%template%'`); n != 1 {
 		t.Fatalf("%d scheduled messages handed off", n)
+	}
+}
+
+// TestScheduled_ByStaff: a supervisor plans a message for a contact at a
+// time in the clinic's zone; it goes then, once; another is cancelled
+// and never goes; a time past is refused on its field.
+func TestScheduled_ByStaff(t *testing.T) {
+	s := newSchedEnv(t)
+	ctx := context.Background()
+	p := s.pipeline(t)
+	res, _ := s.start(t, p, "+919876543210", models.ChannelSMS, "visit", false)
+	waitFor(t, "the opening", func() bool { return len(s.api.Sent()) == 1 && s.idle(t) })
+	at := time.Now().In(s.zone).Add(48 * time.Hour).Truncate(time.Minute)
+	kept, err := p.ScheduleMessage(ctx, supervisor, res.ContactID, pipeline.ScheduleRequest{At: at.Format("2006-01-02 15:04"), Text: "Bring your reports."})
+	if err != nil || !kept.FireAt.Equal(at) {
+		t.Fatalf("ScheduleMessage = %+v, %v", kept, err)
+	}
+	dropped, err := p.ScheduleMessage(ctx, supervisor, res.ContactID, pipeline.ScheduleRequest{At: at.Format(time.RFC3339), Text: "Never mind."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CancelScheduled(ctx, supervisor, dropped.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CancelScheduled(ctx, supervisor, dropped.ID); models.ErrorCode(err) != models.ECONFLICT {
+		t.Fatalf("cancelling twice: %v", err)
+	}
+	var jobAt time.Time
+	if err := s.db.Pool.QueryRow(ctx, `SELECT scheduled_at FROM river_job WHERE kind = 'scheduled_message' AND (args->>'scheduled_id')::bigint = $1`, kept.ID).Scan(&jobAt); err != nil || !jobAt.Equal(at) {
+		t.Fatalf("the job is due at %s (%v), want %s", jobAt, err, at)
+	}
+	if _, err := s.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'available', scheduled_at = now() WHERE kind = 'scheduled_message' AND (args->>'scheduled_id')::bigint IN ($1, $2)`, kept.ID, dropped.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the planned message", func() bool { return len(s.api.Sent()) == 2 && s.idle(t) })
+	if got := s.sentTo("+919876543210"); got[1] != "Bring your reports." || len(got) != 2 {
+		t.Fatalf("the contact got %q", got)
+	}
+	var fe *pipeline.FieldError
+	_, err = p.ScheduleMessage(ctx, supervisor, res.ContactID, pipeline.ScheduleRequest{At: "2020-01-01 10:00", Text: "Late"})
+	if !errors.As(err, &fe) || fe.Field != "at" {
+		t.Fatalf("a time past: %v", err)
+	}
+	if n := s.count(t, `SELECT count(*) FROM audit_events WHERE action IN ('message.schedule', 'message.schedule_cancel')`); n != 3 {
+		t.Fatalf("%d audit entries, want 3", n)
 	}
 }
