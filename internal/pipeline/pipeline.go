@@ -350,6 +350,7 @@ func New(d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &signOutWorker{p: p})
 	river.AddWorker(workers, &recheckWorker{p: p})
 	river.AddWorker(workers, &scheduledWorker{p: p})
+	river.AddWorker(workers, &sweepStartKeysWorker{p: p})
 	if d.Events != nil {
 		d.Events.defaults()
 	}
@@ -361,7 +362,7 @@ func New(d Deps) (*Pipeline, error) {
 			queueAI:            {MaxWorkers: d.Config.AIWorkers},
 		},
 		Workers:           workers,
-		PeriodicJobs:      append(retentionJobs(d.Config.RetentionDays), supabaseJobs(d.Supabase)...),
+		PeriodicJobs:      append(append(retentionJobs(d.Config.RetentionDays), supabaseJobs(d.Supabase)...), startKeyJobs()...),
 		Logger:            d.Logger,
 		FetchPollInterval: d.Config.FetchInterval,
 		// Jobs here take milliseconds: fetch again soon rather than leave

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"time"
 	"unicode"
 
+	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/store"
@@ -143,4 +145,29 @@ func checkKey(key string) error {
 		}
 	}
 	return nil
+}
+
+// SweepStartKeysArgs removes idempotency keys past their day, hourly.
+type SweepStartKeysArgs struct{}
+
+// Kind implements river.JobArgs.
+func (SweepStartKeysArgs) Kind() string { return "start_keys_sweep" }
+
+type sweepStartKeysWorker struct {
+	river.WorkerDefaults[SweepStartKeysArgs]
+	p *Pipeline
+}
+
+// Work removes the expired keys (a claim takes an expired key afresh
+// anyway: this only keeps the table small).
+func (w *sweepStartKeysWorker) Work(ctx context.Context, _ *river.Job[SweepStartKeysArgs]) error {
+	_, err := w.p.startKeys.Sweep(ctx)
+	return err
+}
+
+// startKeyJobs is the hourly sweep of expired idempotency keys.
+func startKeyJobs() []*river.PeriodicJob {
+	return []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
+		func() (river.JobArgs, *river.InsertOpts) { return SweepStartKeysArgs{}, nil },
+		&river.PeriodicJobOpts{ID: "start_keys_sweep"})}
 }

@@ -128,9 +128,20 @@ func TestStart_NewNumberBySMS_RetriedWithKeyStartsOne(t *testing.T) {
 	if got := e.stateValue(t, res.ContactID, "var doctor"); got != "Dr Rao" {
 		t.Fatalf("doctor = %q", got)
 	}
+	// A day on, the key is forgotten (swept, or taken afresh): the same
+	// request starts again (the first conversation has ended).
+	if _, err := e.db.Pool.Exec(ctx, `UPDATE start_keys SET created_at = now() - interval '25 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := store.NewStartKeys(e.db, e.crypto).Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v", n, err)
+	}
+	if later, replayed, err := p.StartConversation(ctx, supervisor, req, "key-1"); replayed || err != nil || later.ConversationID == res.ConversationID {
+		t.Fatalf("a key past its day: %+v, replayed %v, %v", later, replayed, err)
+	}
 	var details string
-	if err := e.db.Pool.QueryRow(ctx, `SELECT count(*)::text FROM audit_events WHERE action = 'conversation.start'`).Scan(&details); err != nil || details != "1" {
-		t.Fatalf("%s conversation.start entries (%v), want 1", details, err)
+	if err := e.db.Pool.QueryRow(ctx, `SELECT count(*)::text FROM audit_events WHERE action = 'conversation.start'`).Scan(&details); err != nil || details != "2" {
+		t.Fatalf("%s conversation.start entries (%v), want 2 (the retry started nothing)", details, err)
 	}
 }
 
