@@ -91,3 +91,16 @@ func TestSchedule(t *testing.T) {
 		t.Fatalf("a bad at: %v", err)
 	}
 }
+
+// TestSchedule_Outline: the flow's outline shows a schedule node, when
+// and what, and leads on to its next.
+func TestSchedule_Outline(t *testing.T) {
+	f, err := engine.Parse("visit.yaml", []byte(scheduleFlow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := f.Outline()
+	if o[0].Kind != "schedule" || !strings.Contains(o[0].Text, "{{appointment_at}} - 24h") || len(o[0].Edges) != 1 || o[0].Edges[0].To != "hello" || len(o) != 3 {
+		t.Fatalf("outline %+v", o)
+	}
+}
