@@ -10,6 +10,7 @@ import (
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/pipeline"
+	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -253,5 +254,28 @@ func TestScheduled_ByStaff(t *testing.T) {
 	}
 	if n := s.count(t, `SELECT count(*) FROM audit_events WHERE action IN ('message.schedule', 'message.schedule_cancel')`); n != 3 {
 		t.Fatalf("%d audit entries, want 3", n)
+	}
+}
+
+// TestScheduled_GoneWithAnErasedContact: erasing the contact removes
+// what was planned for them; the job, when due, finds nothing to send.
+func TestScheduled_GoneWithAnErasedContact(t *testing.T) {
+	s := newSchedEnv(t)
+	ctx := context.Background()
+	p := s.pipeline(t)
+	res, _ := s.start(t, p, "+919876543210", models.ChannelSMS, "visit", false)
+	waitFor(t, "the opening", func() bool { return len(s.api.Sent()) == 1 && s.idle(t) })
+	if _, err := store.NewContactStore(s.db, s.crypto).Erase(ctx, res.ContactID, nil, store.NewAuditStore(s.db, s.crypto)); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.count(t, `SELECT count(*) FROM scheduled_messages`); n != 0 {
+		t.Fatalf("%d scheduled messages after the erasure", n)
+	}
+	if _, err := s.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'available', scheduled_at = now() WHERE kind = 'scheduled_message'`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the due job", func() bool { return s.idle(t) })
+	if n := s.count(t, `SELECT count(*) FROM river_job WHERE kind = 'scheduled_message' AND state <> 'completed'`); n != 0 || len(s.api.Sent()) != 1 {
+		t.Fatalf("after the erasure: %d jobs not completed, %d sent", n, len(s.api.Sent()))
 	}
 }
