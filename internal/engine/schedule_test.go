@@ -53,7 +53,8 @@ func TestSchedule(t *testing.T) {
 	if p := planned[0].Template; p == nil || p.Name != "appointment_reminder" || p.Params["1"] != "Dr Rao" || p.Params["2"] != "2026-12-09 10:00" {
 		t.Fatalf("template %+v", planned[0].Template)
 	}
-	if st.Node != "hello" || engine.Replies(actions)[0] != "Will you come?" {
+	if got := engine.Replies(actions); st.Node != "hello" || len(got) != 2 || got[1] != "Will you come?" ||
+		got[0] != "(planned for 2026-12-08 10:00 IST: Reminder: Dr Rao sees you tomorrow at 2026-12-09 10:00.)" {
 		t.Fatalf("went on to %q saying %q", st.Node, engine.Replies(actions))
 	}
 	// In UTC the same words name a time 5h30 later.
