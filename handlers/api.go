@@ -268,7 +268,7 @@ func (x *API) conversationJSON(c *fiber.Ctx, conv *models.Conversation) (*conver
 		return nil, err
 	}
 	for _, t := range timers {
-		out.Timers = append(out.Timers, timerOut{Kind: t.Input, At: t.At.UTC()}) // remind or expire
+		out.Timers = append(out.Timers, timerOut{Kind: t.Input, At: t.At.UTC()}) // remind, expire or scheduled
 	}
 	return out, nil
 }

@@ -279,3 +279,21 @@ func TestScheduled_GoneWithAnErasedContact(t *testing.T) {
 		t.Fatalf("after the erasure: %d jobs not completed, %d sent", n, len(s.api.Sent()))
 	}
 }
+
+// TestScheduled_ShownWithTheTimers: a conversation's timers list the
+// message it planned until it goes.
+func TestScheduled_ShownWithTheTimers(t *testing.T) {
+	s := newSchedEnv(t)
+	ctx := context.Background()
+	p := s.pipeline(t)
+	res, want := s.start(t, p, "+919876543210", models.ChannelSMS, "visit", false)
+	timers, err := store.NewConversationStore(s.db, s.crypto).Timers(ctx, res.ConversationID)
+	if err != nil || len(timers) != 1 || timers[0].Input != "scheduled" || !timers[0].At.Equal(want) {
+		t.Fatalf("timers %+v, %v", timers, err)
+	}
+	s.due(t, res.ContactID)
+	waitFor(t, "the reminder", func() bool { return len(s.api.Sent()) == 2 && s.idle(t) })
+	if timers, err := store.NewConversationStore(s.db, s.crypto).Timers(ctx, res.ConversationID); err != nil || len(timers) != 0 {
+		t.Fatalf("after it went: %+v, %v", timers, err)
+	}
+}
