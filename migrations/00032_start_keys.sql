@@ -4,7 +4,8 @@
 -- the first one's result instead of starting a second conversation.
 -- fingerprint is a keyed hash of the request (it names a phone number),
 -- so the same key with another request is told apart; result holds ids
--- only. Keys are kept a day (StartKeyTTL), then swept.
+-- only; the key itself is kept keyed-hashed too (a client may put
+-- anything in it). Keys are kept a day (StartKeyTTL), then swept.
 CREATE TABLE start_keys (
     scope       text        NOT NULL,
     key         text        NOT NULL,

@@ -102,6 +102,9 @@ func TestStart_NewNumberBySMS_RetriedWithKeyStartsOne(t *testing.T) {
 	if n := e.count(t, `SELECT count(*) FROM conversations`); n != 1 {
 		t.Fatalf("%d conversations after the retry, want 1", n)
 	}
+	if n := e.count(t, `SELECT count(*) FROM start_keys WHERE key LIKE '%key-1%'`); n != 0 {
+		t.Fatal("the client's key is kept as it was sent")
+	}
 	if n := e.count(t, `SELECT count(*) FROM contacts`); n != 1 {
 		t.Fatalf("%d contacts, want 1", n)
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"time"
 
@@ -36,7 +37,18 @@ func (s *StartKeys) Fingerprint(request any) ([]byte, error) {
 	if err != nil {
 		return nil, models.Wrap(err, models.EINTERNAL, "The request cannot be fingerprinted.")
 	}
-	return s.crypto.Index.Exact(crypt.DomainAuditText, string(b)), nil
+	return s.mac("request", string(b)), nil
+}
+
+// stored is how a client's key is kept: keyed-hashed, since a client may
+// put anything in it (a booking reference, a number).
+func (s *StartKeys) stored(key string) string { return hex.EncodeToString(s.mac("key", key)) }
+
+// mac is the whole HMAC of a labelled value under the audit text key.
+func (s *StartKeys) mac(label, value string) []byte {
+	h := s.crypto.Index.MAC(crypt.DomainAuditText)
+	h.Write([]byte("start_keys." + label + "\x00" + value))
+	return h.Sum(nil)
 }
 
 // Claim takes key for scope inside tx, or finds it taken. With found
@@ -48,7 +60,7 @@ func (s *StartKeys) Fingerprint(request any) ([]byte, error) {
 // (the row's unique check) and then finds its result. A key older than
 // StartKeyTTL is taken afresh.
 func (s *StartKeys) Claim(ctx context.Context, tx *gorm.DB, scope, key string, fingerprint []byte) (result []byte, found bool, err error) {
-	g := tx.WithContext(ctx)
+	g, key := tx.WithContext(ctx), s.stored(key)
 	if err := g.Exec(`DELETE FROM start_keys WHERE scope = ? AND key = ? AND created_at < ?`, scope, key, time.Now().Add(-StartKeyTTL)).Error; err != nil {
 		return nil, false, dbError(err, "Idempotency key")
 	}
@@ -75,7 +87,7 @@ func (s *StartKeys) Claim(ctx context.Context, tx *gorm.DB, scope, key string, f
 // Complete records the result of the request that claimed key, in the
 // claim's transaction.
 func (s *StartKeys) Complete(ctx context.Context, tx *gorm.DB, scope, key string, result []byte) error {
-	err := tx.WithContext(ctx).Exec(`UPDATE start_keys SET result = ?::jsonb WHERE scope = ? AND key = ?`, string(result), scope, key).Error
+	err := tx.WithContext(ctx).Exec(`UPDATE start_keys SET result = ?::jsonb WHERE scope = ? AND key = ?`, string(result), scope, s.stored(key)).Error
 	return dbError(err, "Idempotency key")
 }
 
