@@ -234,3 +234,31 @@ func TestStart_RefusesOptedOutAndHandoff(t *testing.T) {
 		t.Fatalf("a bad number: %v", err)
 	}
 }
+
+// TestStart_SameKeyAtOnce: a client that retries before its first try
+// has answered (a timeout on its side) sends the same request twice at
+// once: one conversation, both answered with it.
+func TestStart_SameKeyAtOnce(t *testing.T) {
+	e, p, _ := startEnv(t)
+	req := pipeline.StartByPhone{Phone: "+919876543210", Channel: models.ChannelSMS, StartRequest: appointment()}
+	const tries = 4
+	results := make([]*pipeline.StartResult, tries)
+	errs := make([]error, tries)
+	var wg sync.WaitGroup
+	for i := range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], _, errs[i] = p.StartConversation(context.Background(), supervisor, req, "at-once")
+		}()
+	}
+	wg.Wait()
+	for i := range tries {
+		if errs[i] != nil || results[i].ConversationID != results[0].ConversationID {
+			t.Fatalf("try %d: %+v, %v (first %+v)", i, results[i], errs[i], results[0])
+		}
+	}
+	if n := e.count(t, `SELECT count(*) FROM conversations`); n != 1 {
+		t.Fatalf("%d conversations", n)
+	}
+}
