@@ -71,7 +71,11 @@ func (p *Pipeline) StartConversation(ctx context.Context, actor models.Actor, re
 	default:
 		return nil, false, fieldErr("channel", models.Errorf(models.EINVALID, "The channel is whatsapp or sms."))
 	}
-	if flows, ok := p.responder.(*Flows); ok && flows.lib.Current(req.Flow) == nil {
+	flows, ok := p.responder.(*Flows)
+	switch {
+	case !ok:
+		return nil, false, models.Errorf(models.ENOTIMPLEMENTED, "Conversations are not run by flows on this instance.")
+	case flows.lib.Current(req.Flow) == nil:
 		return nil, false, fieldErr("flow", models.Errorf(models.EINVALID, "There is no flow %q.", req.Flow))
 	}
 	req.Phone = number // the fingerprint reads the number, however it was written
