@@ -80,6 +80,7 @@ func registerAPI(app *fiber.App, a *Access, in *Inbox, ad *Admin) {
 			api.Post("/messages/resend", require(auth.Resend), x.bulkResend())
 			api.Post("/conversations/:id<int>/override", require(auth.HandoffWork), x.override())
 		}
+		registerStart(nil, api, in, nil)
 	}
 	if ad != nil && ad.Audit != nil {
 		api.Get("/audit", require(auth.ReadAudit), x.audit(a))
@@ -267,7 +268,7 @@ func (x *API) conversationJSON(c *fiber.Ctx, conv *models.Conversation) (*conver
 		return nil, err
 	}
 	for _, t := range timers {
-		out.Timers = append(out.Timers, timerOut{Kind: t.Input, At: t.At.UTC()}) // remind or expire
+		out.Timers = append(out.Timers, timerOut{Kind: t.Input, At: t.At.UTC()}) // remind, expire or scheduled
 	}
 	return out, nil
 }

@@ -150,6 +150,7 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 		app.Get("/resend", signedIn, require(auth.Resend), in.bulkResend())
 		app.Post("/resend", signedIn, require(auth.Resend), in.bulkResend())
 	}
+	registerStart(app, nil, in, signedIn)
 	if in.Flows != nil {
 		app.Get("/flows", signedIn, require(auth.ReadFlows), in.flows())
 		app.Get("/flows/:id", signedIn, require(auth.ReadFlows), in.flow(a))

@@ -107,6 +107,15 @@ var rules = map[string]rule{
 		roles: map[models.Role]int{models.RoleAdmin: 404}},
 	"PATCH /api/v1/staff/:id": {path: "/api/v1/staff/00000000-0000-4000-8000-000000000000", anon: 401, staff: 403,
 		roles: map[models.Role]int{models.RoleAdmin: 400}},
+	// Starting conversations and planning messages: supervisors and admins
+	// (no number, or a form for JSON, sent: refused as invalid to them).
+	"GET /start":                 {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
+	"POST /start":                {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 400, models.RoleAdmin: 400}},
+	"POST /api/v1/conversations": {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 400, models.RoleAdmin: 400}},
+	"POST /api/v1/contacts/:id<int>/scheduled": {path: "/api/v1/contacts/999999/scheduled", anon: 401, staff: 403,
+		roles: map[models.Role]int{models.RoleSupervisor: 400, models.RoleAdmin: 400}},
+	"DELETE /api/v1/scheduled/:id<int>": {path: "/api/v1/scheduled/999999", anon: 401, staff: 403,
+		roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
 	"GET /auth/v1/.well-known/jwks.json": {anon: 200, staff: 200},
 	"POST /auth/v1/token":                {anon: 400, staff: 400},
 	"POST /webhooks/twilio":              {anon: 403, staff: 403}, // unsigned: refused whoever sends it

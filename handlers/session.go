@@ -128,6 +128,7 @@ var consoleNav = []struct {
 }{
 	{"/", "Inbox", "i", auth.ReadConversations},
 	{"/handoffs", "Hand-offs", "h", auth.ReadConversations},
+	{"/start", "Start", "n", auth.Override},
 	{"/resend", "Failed sends", "f", auth.Resend},
 	{"/flows", "Flows", "l", auth.ReadFlows},
 	{"/templates", "Templates", "t", auth.ReadTemplates},

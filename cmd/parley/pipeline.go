@@ -81,7 +81,9 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 		if err != nil {
 			return nil, &config.Error{Problems: []config.Problem{{Var: "PARLEY_FLOWS_DIR", Reason: "holds invalid flows: " + strings.ReplaceAll(err.Error(), "\n", "; "), Fix: "run `parley flows validate` and fix what it names"}}}
 		}
-		responder = pipeline.NewFlows(lib, db, c)
+		flows := pipeline.NewFlows(lib, db, c)
+		flows.Zone = cfg.TimeZone
+		responder = flows
 	}
 	aiMetrics := ai.NewMetrics(reg)
 	textAI, err := newTextAI(cfg.LLMBaseURL, cfg.LLMAPIKey, cfg.LLMModel, aiMetrics)

@@ -64,6 +64,7 @@ func TestLoad_ReportsEveryProblemNamingTheVariable(t *testing.T) {
 		{"blind index key short", map[string]string{"PARLEY_BLIND_INDEX_KEY": b64(1, 31)}, all, []string{"PARLEY_BLIND_INDEX_KEY is not base64 of exactly 32 bytes"}},
 		{"session key missing half", map[string]string{"PARLEY_SESSION_KEYS": b64(1, 32)}, all, []string{"PARLEY_SESSION_KEYS entry 1"}},
 		{"region", map[string]string{"PARLEY_DEFAULT_REGION": "India"}, all, []string{"PARLEY_DEFAULT_REGION"}},
+		{"time zone", map[string]string{"PARLEY_TIME_ZONE": "India/Delhi"}, all, []string{"PARLEY_TIME_ZONE is not a time zone name"}},
 		{"auth mode", map[string]string{"PARLEY_AUTH_MODE": "ldap"}, all, []string{"PARLEY_AUTH_MODE must be supabase or local"}},
 		{"supabase needs its URL and key", map[string]string{"PARLEY_AUTH_MODE": "supabase"}, all, []string{"SUPABASE_URL is required", "SUPABASE_ANON_KEY is required"}},
 		{"twilio sid", map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": "SK123", "PARLEY_TWILIO_AUTH_TOKEN": "x", "PARLEY_PUBLIC_URL": "https://p.example.org", "PARLEY_TWILIO_FROM": "+14155550100"}, all, []string{"PARLEY_TWILIO_ACCOUNT_SID is not an account SID"}},

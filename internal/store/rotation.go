@@ -28,6 +28,8 @@ var EncryptedColumns = []Column{
 	{"messages", "body_enc"},
 	{"messages", "profile_name_enc"},
 	{"messages", "template_enc"},
+	{"scheduled_messages", "body_enc"},
+	{"scheduled_messages", "template_enc"},
 	{"audit_events", "details_enc"},
 	{"media", "ref_enc"},
 	{"media", "data_enc"},
