@@ -22,6 +22,7 @@ const (
 	ManageKeys        Permission = "keys.manage"
 	EraseContacts     Permission = "contacts.erase"
 	ExportContacts    Permission = "contacts.export"
+	Broadcast         Permission = "broadcasts.manage" // plan, confirm, pause, resume and cancel broadcasts
 )
 
 // permissions is the one table of who may do what (DESIGN.md, Access):
@@ -33,9 +34,9 @@ var permissions = map[models.Role][]Permission{
 	models.RoleViewer: {ReadConversations, RevealPhone, ReadFlows},
 	models.RoleAgent:  {ReadConversations, RevealPhone, ReadFlows, Reply, Resend, HandoffWork, SimulateFlows},
 	models.RoleSupervisor: {ReadConversations, RevealPhone, ReadFlows, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, SimulateFlows,
-		Override, ReadAudit},
+		Override, ReadAudit, Broadcast},
 	models.RoleAdmin: {ReadConversations, RevealPhone, ReadFlows, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, SimulateFlows, Override, ReadAudit,
-		ManageStaff, ManageKeys, EraseContacts, ExportContacts},
+		ManageStaff, ManageKeys, EraseContacts, ExportContacts, Broadcast},
 }
 
 // Can reports whether role may do p.
@@ -55,5 +56,5 @@ func MasksPhones(role models.Role) bool { return role == models.RoleViewer }
 // All lists every permission, in a stable order.
 func All() []Permission {
 	return []Permission{ReadConversations, RevealPhone, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, Override, ReadFlows, SimulateFlows,
-		ReadAudit, ManageStaff, ManageKeys, EraseContacts, ExportContacts}
+		ReadAudit, ManageStaff, ManageKeys, EraseContacts, ExportContacts, Broadcast}
 }

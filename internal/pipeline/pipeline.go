@@ -266,6 +266,9 @@ type Deps struct {
 	// Supabase, in Supabase mode, retries sign-outs there and re-checks
 	// staff (with the service-role key); nil: neither.
 	Supabase SupabaseUsers
+	// Templates is the template registry broadcasts ask which templates
+	// are approved in which language; nil: not asked (all taken as approved).
+	Templates TemplateLookup
 }
 
 // Pipeline ingests, processes and sends.
@@ -299,6 +302,7 @@ type Pipeline struct {
 	inserter *river.Client[*sql.Tx] // inserts jobs inside GORM transactions
 	worker   *river.Client[pgx.Tx]  // runs jobs
 	batch    batcher                // group commit of ingests
+	bcast    broadcaster
 }
 
 // New returns a pipeline; Start runs its workers.
@@ -319,6 +323,7 @@ func New(d Deps) (*Pipeline, error) {
 		media: store.NewMediaStore(d.DB, d.Crypto), ingestor: store.NewIngestor(d.DB, d.Crypto), audit: store.NewAuditStore(d.DB, d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
 		responder: d.Responder, ai: d.AI, speech: d.Speech, vision: d.Vision, log: d.Logger, metrics: d.Metrics, cfg: d.Config, slots: store.NewSendSlots(d.DB), events: d.Events,
 		supabase: d.Supabase, sessions: store.NewSessionStore(d.DB, d.Crypto),
+		bcast: broadcaster{store: store.NewBroadcastStore(d.DB, d.Crypto), phones: d.Crypto.Phones, templates: d.Templates},
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &processWorker{p: p})
@@ -334,6 +339,7 @@ func New(d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &eventWorker{p: p})
 	river.AddWorker(workers, &signOutWorker{p: p})
 	river.AddWorker(workers, &recheckWorker{p: p})
+	river.AddWorker(workers, &broadcastWorker{p: p})
 	if d.Events != nil {
 		d.Events.defaults()
 	}

@@ -1,0 +1,164 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/pipeline"
+	"github.com/parley-chat/parley/internal/store"
+	"github.com/parley-chat/parley/models"
+)
+
+// supervisor plans and steers the broadcasts of these tests.
+var supervisor = models.Actor{Role: models.RoleSupervisor, RequestID: "test"}
+
+// templates is the registry's answer for the tests: which template is
+// approved in which language (the registry itself is the templates work).
+type templates map[string]bool
+
+func (t templates) Approved(_ context.Context, name, language string) (bool, error) {
+	return t[name+"/"+language], nil
+}
+
+// broadcastEnv is a pipeline sending through the fake Twilio, with the
+// test's template registry.
+func broadcastEnv(t *testing.T, rate float64) (*env, *pipeline.Pipeline) {
+	t.Helper()
+	e := newEnv(t)
+	p := e.startWith(t, pipeline.Deps{
+		Senders:   map[string]channel.Sender{channel.Twilio: e.twilio},
+		Templates: templates{"visit_reminder/en": true},
+		Config:    pipeline.Config{SendRate: rate, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond},
+	})
+	return e, p
+}
+
+// number is the i-th test number, as an Indian mobile in E.164.
+func number(i int) string { return fmt.Sprintf("+9198%08d", i) }
+
+// waitLong polls cond until it holds, for as long as a broadcast of
+// thousands takes on a loaded machine.
+func waitLong(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// sendsSettled reports whether no send or broadcast job is left to run:
+// what was queued has been sent, failed or taken back.
+func sendsSettled(t *testing.T, db *store.DB) bool {
+	var n int
+	if err := db.Gorm.Raw(`SELECT count(*) FROM river_job WHERE kind IN ('send_batch', 'send_message', 'broadcast_drive')
+		AND state IN ('available', 'running', 'scheduled', 'retryable', 'pending')`).Scan(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	return n == 0
+}
+
+
+// A broadcast of 10,000 contacts from a CSV: opted-out contacts, bad
+// numbers and a repeated line are excluded with their reasons; paused, it
+// sends nothing more (what was queued but not begun is taken back);
+// resumed, it finishes with each included contact messaged exactly once.
+func TestBroadcast_TenThousand_PauseResume_ExactlyOnce(t *testing.T) {
+	e, p := broadcastEnv(t, 2000)
+	ctx := context.Background()
+	const total, optedOut = 10000, 500
+	contacts := store.NewContactStore(e.db, e.crypto)
+	for i := 0; i < optedOut; i++ {
+		c, _, err := contacts.FindOrCreate(ctx, "whatsapp:"+number(i*20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := contacts.SetOptedOut(ctx, nil, c.ID, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var csv strings.Builder
+	csv.WriteString("phone,name\n")
+	for i := 0; i < total; i++ {
+		fmt.Fprintf(&csv, "%s,Person %d\n", number(i), i)
+	}
+	csv.WriteString("not a number,Nobody\n")      // line total+2
+	fmt.Fprintf(&csv, "%s,Again\n", number(1))   // line total+3: a repeat
+	plan, err := p.PlanBroadcast(ctx, supervisor, pipeline.BroadcastRequest{
+		Name: "Flu clinic", Channel: models.ChannelWhatsApp,
+		Message: models.BroadcastMessage{Template: &models.TemplateRef{Name: "visit_reminder", Language: "en", Params: map[string]string{"1": "{{name}}"}}},
+		CSV:     strings.NewReader(csv.String()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := plan.Progress
+	if pr.Reached != total-optedOut || pr.Excluded[models.ExcludedOptedOut] != optedOut || pr.Excluded[models.ExcludedInvalidNumber] != 1 ||
+		pr.Excluded[models.ExcludedDuplicate] != 1 || pr.Pending != total-optedOut {
+		t.Fatalf("plan = %+v, want %d reached, %d opted out, 1 invalid, 1 duplicate", pr, total-optedOut, optedOut)
+	}
+	if len(plan.BadLines) != 1 || plan.BadLines[0].Line != total+2 {
+		t.Fatalf("bad lines = %+v, want line %d", plan.BadLines, total+2)
+	}
+	if len(e.api.Sent()) != 0 {
+		t.Fatal("a draft sent messages before it was confirmed")
+	}
+	id := plan.Broadcast.ID
+	if err := p.ConfirmBroadcast(ctx, supervisor, id); err != nil {
+		t.Fatal(err)
+	}
+	waitLong(t, "a fifth of the broadcast sent", func() bool { return len(e.api.Sent()) >= total/5 })
+	if err := p.PauseBroadcast(ctx, supervisor, id); err != nil {
+		t.Fatal(err)
+	}
+	// Paused: once what had begun has finished, nothing more goes.
+	waitLong(t, "the sends begun before the pause to finish", func() bool { return sendsSettled(t, e.db) })
+	atPause := len(e.api.Sent())
+	_, pr, err = p.Broadcast(ctx, supervisor, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Pending == 0 || pr.Queued != 0 || pr.Sent != atPause || atPause >= total-optedOut {
+		t.Fatalf("paused: %+v with %d at Twilio; want some pending, none queued, every sent one at Twilio", pr, atPause)
+	}
+	if err := p.ResumeBroadcast(ctx, supervisor, id); err != nil {
+		t.Fatal(err)
+	}
+	waitLong(t, "the broadcast to finish", func() bool {
+		b, pr, err := p.Broadcast(ctx, supervisor, id)
+		return err == nil && b.Status == models.BroadcastDone && pr.Queued == 0 && pr.Pending == 0
+	})
+	got := map[string]int{}
+	for _, s := range e.api.Sent() {
+		got[strings.TrimPrefix(s.To, "whatsapp:")]++
+	}
+	for i := 0; i < total; i++ {
+		want := 1
+		if i%20 == 0 && i/20 < optedOut {
+			want = 0
+		}
+		if got[number(i)] != want {
+			t.Fatalf("contact %d got %d messages, want %d", i, got[number(i)], want)
+		}
+	}
+	if len(got) != total-optedOut {
+		t.Fatalf("Twilio was sent to %d numbers, want %d", len(got), total-optedOut)
+	}
+	b, pr, err := p.Broadcast(ctx, supervisor, id)
+	if err != nil || pr.Sent != total-optedOut || b.FinishedAt == nil {
+		t.Fatalf("finished: %+v %+v, %v", b, pr, err)
+	}
+	var actions []string
+	if err := e.db.Gorm.Raw(`SELECT action FROM audit_events WHERE subject_type = 'broadcast' ORDER BY seq`).Scan(&actions).Error; err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(actions, ",") != "broadcast.create,broadcast.confirm,broadcast.pause,broadcast.resume,broadcast.done" {
+		t.Fatalf("audited %v", actions)
+	}
+}
