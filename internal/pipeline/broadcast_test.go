@@ -64,7 +64,6 @@ func sendsSettled(t *testing.T, db *store.DB) bool {
 	return n == 0
 }
 
-
 // A broadcast of 10,000 contacts from a CSV: opted-out contacts, bad
 // numbers and a repeated line are excluded with their reasons; paused, it
 // sends nothing more (what was queued but not begun is taken back);
@@ -88,8 +87,8 @@ func TestBroadcast_TenThousand_PauseResume_ExactlyOnce(t *testing.T) {
 	for i := 0; i < total; i++ {
 		fmt.Fprintf(&csv, "%s,Person %d\n", number(i), i)
 	}
-	csv.WriteString("not a number,Nobody\n")      // line total+2
-	fmt.Fprintf(&csv, "%s,Again\n", number(1))   // line total+3: a repeat
+	csv.WriteString("not a number,Nobody\n")   // line total+2
+	fmt.Fprintf(&csv, "%s,Again\n", number(1)) // line total+3: a repeat
 	plan, err := p.PlanBroadcast(ctx, supervisor, pipeline.BroadcastRequest{
 		Name: "Flu clinic", Channel: models.ChannelWhatsApp,
 		Message: models.BroadcastMessage{Template: &models.TemplateRef{Name: "visit_reminder", Language: "en", Params: map[string]string{"1": "{{name}}"}}},
