@@ -42,7 +42,7 @@ const (
 
 // registerAPI adds the JSON API under /api/v1, every route but the
 // document itself behind a bearer token.
-func registerAPI(app *fiber.App, a *Access, in *Inbox, ad *Admin) {
+func registerAPI(app *fiber.App, a *Access, in *Inbox, ad *Admin, bc *Broadcasts) {
 	if a == nil {
 		return
 	}
@@ -80,6 +80,9 @@ func registerAPI(app *fiber.App, a *Access, in *Inbox, ad *Admin) {
 			api.Post("/messages/resend", require(auth.Resend), x.bulkResend(a))
 			api.Post("/conversations/:id<int>/override", require(auth.HandoffWork), x.override())
 		}
+	}
+	if bc != nil {
+		bc.registerAPI(api)
 	}
 	if ad != nil && ad.Audit != nil {
 		api.Get("/audit", require(auth.ReadAudit), x.audit(a))

@@ -41,6 +41,8 @@ type Deps struct {
 	Console   *Console        // nil: the console's pages are open (tests of other parts)
 	Inbox     *Inbox          // with Console: the console's reading of conversations at /
 	Admin     *Admin          // with Console: staff, audit log and system pages
+	// Broadcasts, when set, serves broadcasts in the console and the API.
+	Broadcasts *Broadcasts
 	// ProxyHops is how many trusted proxies stand in front of the server
 	// (PARLEY_TRUSTED_PROXY_HOPS): the client's address is read that many
 	// entries from the right of X-Forwarded-For. 0 trusts no header.
@@ -69,11 +71,15 @@ func refuseWhileDraining(draining *atomic.Bool) fiber.Handler {
 
 // NewServer returns the Fiber app with every route registered.
 func NewServer(d Deps) *fiber.App {
+	bodyLimit := 1 << 20
+	if d.Broadcasts != nil {
+		bodyLimit = broadcastBodyLimit // an audience's CSV; smallBodies keeps 1 MiB elsewhere
+	}
 	app := fiber.New(fiber.Config{
 		AppName:               "parley",
 		DisableStartupMessage: true,
 		ErrorHandler:          errorHandler(d.Logger),
-		BodyLimit:             1 << 20,
+		BodyLimit:             bodyLimit,
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           2 * time.Minute,
@@ -86,6 +92,7 @@ func NewServer(d Deps) *fiber.App {
 	app.Use(observe(d.Logger, m))
 	app.Use(recover.New())
 	app.Use(refuseEncodedBodies())
+	app.Use(smallBodies(1<<20, "/api/v1/broadcasts", "/broadcasts"))
 	app.Use(helmet.New(helmet.Config{
 		ContentSecurityPolicy: contentSecurityPolicy,
 		ReferrerPolicy:        "same-origin",
@@ -101,7 +108,7 @@ func NewServer(d Deps) *fiber.App {
 		MaxAge: 3600,
 	}))
 	registerWebhooks(app, d.Webhooks, refuseWhileDraining(d.Draining))
-	registerAPI(app, d.Access, d.Inbox, d.Admin)
+	registerAPI(app, d.Access, d.Inbox, d.Admin, d.Broadcasts)
 	if d.Console == nil { // no sign-in configured: the status page alone (tests of other parts)
 		app.Get("/", handleHome(d))
 		return app
@@ -110,6 +117,9 @@ func NewServer(d Deps) *fiber.App {
 	app.Get("/status", d.Console.signedIn, handleHome(d))
 	if d.Admin != nil {
 		d.Admin.register(app, d.Access, d.Console.signedIn)
+	}
+	if d.Broadcasts != nil {
+		d.Broadcasts.register(app, d.Console.signedIn)
 	}
 	if d.Inbox != nil {
 		d.Inbox.register(app, d.Access, d.Console.signedIn)

@@ -131,6 +131,7 @@ var consoleNav = []struct {
 	{"/resend", "Failed sends", "f", auth.Resend},
 	{"/flows", "Flows", "l", auth.ReadFlows},
 	{"/simulator", "Simulator", "s", auth.SimulateFlows},
+	{"/broadcasts", "Broadcasts", "b", auth.Broadcast},
 	{"/admin/staff", "Staff", "u", auth.ManageStaff},
 	{"/admin/audit", "Audit log", "a", auth.ReadAudit},
 	{"/admin/system", "System", "y", auth.ManageKeys},

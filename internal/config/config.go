@@ -24,8 +24,11 @@ type Config struct {
 	DatabaseURL   string
 	Addr          string
 	DefaultRegion string
-	PublicURL     string
-	LogLevel      string
+	// TimeZone is the clinic's (PARLEY_TIME_ZONE, an IANA name; UTC by
+	// default): times staff write without an offset are read in it.
+	TimeZone  *time.Location
+	PublicURL string
+	LogLevel  string
 
 	EncryptionKeys []Key
 	BlindIndexKey  []byte
@@ -252,6 +255,7 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 
 	l.databaseURL(c.DatabaseURL, req.Database)
 	l.addr(c.Addr)
+	c.TimeZone = l.timeZone("PARLEY_TIME_ZONE")
 	if c.DefaultRegion != "" && !regionRE.MatchString(c.DefaultRegion) {
 		l.fail("PARLEY_DEFAULT_REGION", "is not a two-letter region code", "set it like PARLEY_DEFAULT_REGION=IN")
 	}
@@ -596,4 +600,18 @@ func (l *loader) sessionKeys(required bool) []SessionKeyPair {
 		pairs = append(pairs, SessionKeyPair{HashKey: hk, BlockKey: bk})
 	}
 	return pairs
+}
+
+// timeZone reads an IANA time zone name (UTC when unset).
+func (l *loader) timeZone(name string) *time.Location {
+	v := l.str(name)
+	if v == "" {
+		return time.UTC
+	}
+	loc, err := time.LoadLocation(v)
+	if err != nil {
+		l.fail(name, "is not a time zone name", "set it like "+name+"=Asia/Kolkata (an IANA name) or unset it for UTC")
+		return time.UTC
+	}
+	return loc
 }
