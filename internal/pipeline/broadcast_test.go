@@ -116,9 +116,17 @@ func TestBroadcast_TenThousand_PauseResume_ExactlyOnce(t *testing.T) {
 	if err := p.PauseBroadcast(ctx, supervisor, id); err != nil {
 		t.Fatal(err)
 	}
-	// Paused: once what had begun has finished, nothing more goes.
+	// Paused: the sends that had begun finish, and nothing else goes.
+	var begun int
+	if err := e.db.Gorm.Raw(`SELECT count(*) FROM broadcast_recipients r JOIN messages m ON m.id = r.message_id
+		WHERE r.broadcast_id = ? AND m.status <> 'queued'`, id).Scan(&begun).Error; err != nil {
+		t.Fatal(err)
+	}
 	waitLong(t, "the sends begun before the pause to finish", func() bool { return sendsSettled(t, e.db) })
 	atPause := len(e.api.Sent())
+	if atPause != begun {
+		t.Fatalf("%d messages reached Twilio while paused; %d had begun when the pause came", atPause, begun)
+	}
 	_, pr, err = p.Broadcast(ctx, supervisor, id)
 	if err != nil {
 		t.Fatal(err)
