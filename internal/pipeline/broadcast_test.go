@@ -169,3 +169,75 @@ func TestBroadcast_TenThousand_PauseResume_ExactlyOnce(t *testing.T) {
 		t.Fatalf("audited %v", actions)
 	}
 }
+
+// A filtered audience: contacts on the channel whose latest conversation
+// runs the flow, stands at the node and has the variable (compared after
+// decryption, in any case); of those, one in a hand-off, one who opted out
+// and one whose language has no approved template are excluded with the
+// reason. A filter on the last message's time narrows it to who wrote.
+func TestBroadcast_FilterAudience(t *testing.T) {
+	e, p := broadcastEnv(t, 100)
+	ctx := context.Background()
+	contacts := store.NewContactStore(e.db, e.crypto)
+	convs := store.NewConversationStore(e.db, e.crypto)
+	type person struct {
+		addr, flow, node string
+		status           models.ConversationStatus
+		city, language   string
+		optedOut         bool
+	}
+	people := []person{
+		{addr: "whatsapp:+919800000001", flow: "clinic", node: "ask_age", status: models.ConversationActive, city: "Pune"},  // reached
+		{addr: "whatsapp:+919800000002", flow: "clinic", node: "ask_age", status: models.ConversationActive, city: "Delhi"}, // not the city
+		{addr: "whatsapp:+919800000003", flow: "clinic", node: "ask_age", status: models.ConversationHandoff, city: "pune"}, // hand-off
+		{addr: "whatsapp:+919800000004", flow: "clinic", node: "ask_age", status: models.ConversationEnded, city: "Pune"},   // ended
+		{addr: "whatsapp:+919800000005", flow: "clinic", node: "ask_age", status: models.ConversationActive, city: "PUNE", optedOut: true},
+		{addr: "whatsapp:+919800000006", flow: "clinic", node: "ask_age", status: models.ConversationActive, city: "Pune", language: "hi"},
+		{addr: "whatsapp:+919800000007", flow: "triage", node: "ask_age", status: models.ConversationActive, city: "Pune"}, // another flow
+		{addr: "+919800000008", flow: "clinic", node: "ask_age", status: models.ConversationActive, city: "Pune"},          // SMS
+	}
+	for _, pp := range people {
+		c, _, err := contacts.FindOrCreate(ctx, pp.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := contacts.SetOptedOut(ctx, nil, c.ID, pp.optedOut); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.db.Gorm.Exec(`UPDATE contacts SET language = ? WHERE id = ?`, pp.language, c.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		conv := &models.Conversation{ContactID: c.ID, FlowID: pp.flow, FlowVersion: "v1", Node: pp.node, Status: pp.status, Variables: map[string]string{"city": pp.city}}
+		if err := convs.Save(ctx, nil, conv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	filter := models.Audience{FlowID: "clinic", State: "ask_age", Vars: map[string]string{"city": "pune"}}
+	plan, err := p.PlanBroadcast(ctx, supervisor, pipeline.BroadcastRequest{Name: "Pune", Channel: models.ChannelWhatsApp,
+		Message: models.BroadcastMessage{Template: &models.TemplateRef{Name: "visit_reminder", Language: "en"}}, Audience: filter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := plan.Progress
+	want := map[string]int{models.ExcludedHandoff: 1, models.ExcludedOptedOut: 1, models.ExcludedNoTemplate: 1}
+	if pr.Reached != 1 || len(pr.Excluded) != len(want) || pr.Excluded[models.ExcludedHandoff] != 1 || pr.Excluded[models.ExcludedOptedOut] != 1 || pr.Excluded[models.ExcludedNoTemplate] != 1 {
+		t.Fatalf("plan = %+v, want 1 reached and excluded %v", pr, want)
+	}
+	// Only the first and the third wrote lately.
+	for i, n := range []int{1, 3} {
+		in := channel.Inbound{Provider: channel.Twilio, ProviderMessageID: fmt.Sprintf("SMrecent%d", i), From: people[n-1].addr, To: "+15005550006", Body: "hi"}
+		if _, err := p.Ingest(ctx, []channel.Inbound{in}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	since := time.Now().Add(-time.Hour)
+	filter.LastMessageAfter = &since
+	plan, err = p.PlanBroadcast(ctx, supervisor, pipeline.BroadcastRequest{Name: "Pune, lately", Channel: models.ChannelWhatsApp,
+		Message: models.BroadcastMessage{Template: &models.TemplateRef{Name: "visit_reminder", Language: "en"}}, Audience: filter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr := plan.Progress; pr.Reached != 1 || pr.ExcludedTotal() != 1 || pr.Excluded[models.ExcludedHandoff] != 1 {
+		t.Fatalf("with the last message's time: %+v, want the one who wrote reached and the hand-off excluded", pr)
+	}
+}
