@@ -45,11 +45,18 @@ func (s *BroadcastStore) AddRecipients(ctx context.Context, tx *gorm.DB, broadca
 	for len(rs) > 0 {
 		chunk := rs[:min(len(rs), recipientChunk)]
 		rs = rs[len(chunk):]
-		var ids []int64
-		if err := g.Raw(`SELECT nextval(pg_get_serial_sequence('broadcast_recipients', 'id')) FROM generate_series(1, ?)`, len(chunk)).Scan(&ids).Error; err != nil {
+		n := len(chunk)
+		var blocks []int64
+		if err := g.Raw(`SELECT nextval(pg_get_serial_sequence('broadcast_recipients', 'id')) FROM generate_series(1, ?)`, (n+idBlock-1)/idBlock).Scan(&blocks).Error; err != nil {
 			return dbError(err, "Recipient")
 		}
-		n := len(chunk)
+		ids := make([]int64, 0, len(blocks)*idBlock)
+		for _, start := range blocks {
+			for i := range int64(idBlock) {
+				ids = append(ids, start+i)
+			}
+		}
+		ids = ids[:n] // the last block's rest goes unused
 		contacts, lines := make([]int64, n), make([]int32, n)
 		statuses, reasons, langs, vars := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		for i, r := range chunk {
