@@ -29,6 +29,9 @@ const audiencePage = 5000
 func (p *Pipeline) planFilter(ctx context.Context, tx *gorm.DB, b *models.Broadcast, counts map[string]int) error {
 	langs := &approvals{p: p, tpl: b.Message.Template}
 	withVars := len(b.Audience.Vars) > 0
+	if !withVars {
+		return p.planFilterInSQL(ctx, tx, b, langs, counts)
+	}
 	var after int64
 	for {
 		page, err := p.bcast.store.AudiencePage(ctx, tx, b.Channel, b.Audience, after, audiencePage, withVars)
@@ -52,6 +55,35 @@ func (p *Pipeline) planFilter(ctx context.Context, tx *gorm.DB, b *models.Broadc
 			return err
 		}
 	}
+}
+
+// planFilterInSQL writes the recipients of a filter without variables
+// with one statement, the database choosing and sorting them: the
+// template registry is asked first about each language there is.
+func (p *Pipeline) planFilterInSQL(ctx context.Context, tx *gorm.DB, b *models.Broadcast, langs *approvals, counts map[string]int) error {
+	def := ""
+	var unapproved []string
+	if b.Message.Template != nil {
+		def = b.Message.Template.Language
+		all, err := p.bcast.store.AudienceLanguages(ctx, tx, b.Channel, def)
+		if err != nil {
+			return err
+		}
+		for _, lang := range all {
+			ok, err := langs.approved(ctx, lang)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				unapproved = append(unapproved, lang)
+			}
+		}
+	}
+	got, err := p.bcast.store.PlanAudience(ctx, tx, b.ID, b.Channel, b.Audience, def, unapproved)
+	for reason, n := range got {
+		counts[reason] += n
+	}
+	return err
 }
 
 // varsMatch reports whether vars has each wanted value (trimmed, in any

@@ -223,6 +223,18 @@ func TestBroadcast_FilterAudience(t *testing.T) {
 	if pr.Reached != 1 || len(pr.Excluded) != len(want) || pr.Excluded[models.ExcludedHandoff] != 1 || pr.Excluded[models.ExcludedOptedOut] != 1 || pr.Excluded[models.ExcludedNoTemplate] != 1 {
 		t.Fatalf("plan = %+v, want 1 reached and excluded %v", pr, want)
 	}
+	// Without a variable the database picks them with one statement: the
+	// other city too, the same three excluded.
+	plan, err = p.PlanBroadcast(ctx, supervisor, pipeline.BroadcastRequest{Name: "Clinic, at ask_age", Channel: models.ChannelWhatsApp,
+		Message:  models.BroadcastMessage{Template: &models.TemplateRef{Name: "visit_reminder", Language: "en"}},
+		Audience: models.Audience{FlowID: "clinic", State: "ask_age"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr := plan.Progress; pr.Reached != 2 || len(pr.Excluded) != len(want) || pr.Excluded[models.ExcludedHandoff] != 1 || pr.Excluded[models.ExcludedOptedOut] != 1 ||
+		pr.Excluded[models.ExcludedNoTemplate] != 1 {
+		t.Fatalf("without variables: %+v, want 2 reached and excluded %v", pr, want)
+	}
 	// Only the first and the third wrote lately.
 	for i, n := range []int{1, 3} {
 		in := channel.Inbound{Provider: channel.Twilio, ProviderMessageID: fmt.Sprintf("SMrecent%d", i), From: people[n-1].addr, To: "+15005550006", Body: "hi"}

@@ -106,12 +106,11 @@ type audienceRow struct {
 const latestConversation = `LEFT JOIN LATERAL (SELECT id, status, flow_id, node, variables_enc FROM conversations
 	WHERE contact_id = c.id ORDER BY started_at DESC, id DESC LIMIT 1) cv ON true`
 
-// AudiencePage returns up to limit contacts on ch after afterID (by id)
-// that a's filter picks, but for its variables, which are sealed: with
-// withVars each member's are decrypted for the caller to compare.
-func (s *BroadcastStore) AudiencePage(ctx context.Context, tx *gorm.DB, ch models.Channel, a models.Audience, afterID int64, limit int, withVars bool) ([]AudienceMember, error) {
-	where := []string{"c.channel = ?", "c.id > ?"}
-	args := []any{string(ch), afterID}
+// audienceWhere is the condition on contacts c (and their latest
+// conversation cv) of a's filter on ch, but for its variables.
+func audienceWhere(ch models.Channel, a models.Audience) (string, []any) {
+	where := []string{"c.channel = ?"}
+	args := []any{string(ch)}
 	if a.FlowID != "" {
 		where, args = append(where, "cv.flow_id = ?"), append(args, a.FlowID)
 	}
@@ -129,6 +128,60 @@ func (s *BroadcastStore) AudiencePage(ctx context.Context, tx *gorm.DB, ch model
 	if a.LastMessageBefore != nil {
 		where, args = append(where, lastMessage+" < ?"), append(args, *a.LastMessageBefore)
 	}
+	return strings.Join(where, " AND "), args
+}
+
+// AudienceLanguages returns the languages of the contacts on ch, a
+// contact without one counted as def's.
+func (s *BroadcastStore) AudienceLanguages(ctx context.Context, tx *gorm.DB, ch models.Channel, def string) ([]string, error) {
+	var langs []string
+	err := tx.WithContext(ctx).Raw(`SELECT DISTINCT coalesce(nullif(language, ''), ?) FROM contacts WHERE channel = ?`, def, string(ch)).Scan(&langs).Error
+	return langs, dbError(err, "Contact")
+}
+
+// PlanAudience writes, inside tx and with one statement however many
+// there are, a recipient for each contact on ch that a's filter picks (a
+// filter without variables: those need decrypting, AudiencePage), each
+// pending or excluded as AudienceMember's reasons go: an invalid number,
+// opted out, in a hand-off, or a language (def when they have none) among
+// unapproved. It returns how many it wrote by reason ("": reached).
+func (s *BroadcastStore) PlanAudience(ctx context.Context, tx *gorm.DB, broadcastID int64, ch models.Channel, a models.Audience, def string, unapproved []string) (map[string]int, error) {
+	where, args := audienceWhere(ch, a)
+	g := tx.WithContext(ctx)
+	err := g.Exec(`INSERT INTO broadcast_recipients (broadcast_id, contact_id, status, reason, language)
+		SELECT ?, x.id, CASE WHEN x.reason = '' THEN 'pending' ELSE 'excluded' END, x.reason, CASE WHEN x.reason = '' THEN x.lang ELSE '' END
+		FROM (SELECT c.id, coalesce(nullif(c.language, ''), ?) AS lang,
+				CASE WHEN c.address_invalid THEN '`+models.ExcludedInvalidNumber+`'
+					WHEN c.opted_out_at IS NOT NULL THEN '`+models.ExcludedOptedOut+`'
+					WHEN cv.status IN ('handoff', 'paused') THEN '`+models.ExcludedHandoff+`'
+					WHEN coalesce(nullif(c.language, ''), ?) = ANY(?::text[]) THEN '`+models.ExcludedNoTemplate+`'
+					ELSE '' END AS reason
+			FROM contacts c `+latestConversation+` WHERE `+where+` ORDER BY c.id) x`,
+		append([]any{broadcastID, def, def, textArray(unapproved)}, args...)...).Error
+	if err != nil {
+		return nil, dbError(err, "Recipient")
+	}
+	var rows []struct {
+		Reason string
+		N      int
+	}
+	if err := g.Raw(`SELECT reason, count(*) AS n FROM broadcast_recipients WHERE broadcast_id = ? GROUP BY reason`, broadcastID).Scan(&rows).Error; err != nil {
+		return nil, dbError(err, "Recipient")
+	}
+	counts := make(map[string]int, len(rows))
+	for _, r := range rows {
+		counts[r.Reason] = r.N
+	}
+	return counts, nil
+}
+
+// AudiencePage returns up to limit contacts on ch after afterID (by id)
+// that a's filter picks, but for its variables, which are sealed: with
+// withVars each member's are decrypted for the caller to compare.
+func (s *BroadcastStore) AudiencePage(ctx context.Context, tx *gorm.DB, ch models.Channel, a models.Audience, afterID int64, limit int, withVars bool) ([]AudienceMember, error) {
+	where, args := audienceWhere(ch, a)
+	where += " AND c.id > ?"
+	args = append(args, afterID)
 	vars := "NULL::bytea"
 	if withVars {
 		vars = "cv.variables_enc"
@@ -137,7 +190,7 @@ func (s *BroadcastStore) AudiencePage(ctx context.Context, tx *gorm.DB, ch model
 	err := tx.WithContext(ctx).Raw(`SELECT c.id, c.language, c.opted_out_at IS NOT NULL AS opted_out, c.address_invalid AS invalid,
 			cv.id AS conv_id, coalesce(cv.status, '') AS conv_status, `+vars+` AS variables_enc
 		FROM contacts c `+latestConversation+`
-		WHERE `+strings.Join(where, " AND ")+` ORDER BY c.id LIMIT ?`, append(args, limit)...).Scan(&rows).Error
+		WHERE `+where+` ORDER BY c.id LIMIT ?`, append(args, limit)...).Scan(&rows).Error
 	if err != nil {
 		return nil, dbError(err, "Contact")
 	}
