@@ -21,7 +21,10 @@ type BroadcastActions interface {
 	PauseBroadcast(ctx context.Context, actor models.Actor, id int64) error
 	ResumeBroadcast(ctx context.Context, actor models.Actor, id int64) error
 	CancelBroadcast(ctx context.Context, actor models.Actor, id int64) error
+	// Broadcast and Broadcasts decrypt what a broadcast sends and to whom,
+	// and audit the read; BroadcastProgress decrypts nothing.
 	Broadcast(ctx context.Context, actor models.Actor, id int64) (*models.Broadcast, *models.BroadcastProgress, error)
+	BroadcastProgress(ctx context.Context, actor models.Actor, id int64) (models.BroadcastStatus, *models.BroadcastProgress, error)
 	Broadcasts(ctx context.Context, actor models.Actor, limit int) ([]*models.Broadcast, error)
 }
 

@@ -124,11 +124,11 @@ func (b *Broadcasts) page() fiber.Handler {
 
 func (b *Broadcasts) progress() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		bc, progress, err := b.Actions.Broadcast(c.UserContext(), actorOf(c), idParam(c))
+		status, progress, err := b.Actions.BroadcastProgress(c.UserContext(), actorOf(c), idParam(c))
 		if err != nil {
 			return err
 		}
-		return render(c, views.BroadcastProgress(b.progressProps(c, bc, progress)))
+		return render(c, views.BroadcastProgress(b.progressProps(c, &models.Broadcast{ID: idParam(c), Status: status}, progress)))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/models"
 )
@@ -70,7 +71,7 @@ func TestBroadcastAPI_PlanConfirmPauseResumeCancel(t *testing.T) {
 		t.Fatalf("list = %+v", list)
 	}
 	_, audit := sup.call(t, "GET", "/api/v1/audit?limit=200", nil)
-	for _, action := range []string{"broadcast.create", "broadcast.confirm", "broadcast.pause", "broadcast.resume", "broadcast.cancel"} {
+	for _, action := range []string{"broadcast.create", "broadcast.confirm", "broadcast.pause", "broadcast.resume", "broadcast.cancel", "broadcast.read", "broadcasts.list"} {
 		if !bytes.Contains(audit, []byte(`"`+action+`"`)) {
 			t.Errorf("%s not audited", action)
 		}
@@ -106,5 +107,45 @@ func TestBroadcastAPI_LargeCSVOnlyWhereItGoes(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("POST %s with %d bytes: %d, want %d", tc.path, len(big), resp.StatusCode, tc.want)
 		}
+	}
+}
+
+// A time to send without an offset is the clinic's; confirmed, the
+// broadcast waits for it (scheduled), its driver queued for then.
+func TestBroadcastAPI_SendAtInTheClinicsTimeZone(t *testing.T) {
+	s := newFullServer(t)
+	doc := loadAPIDoc(t, s.base)
+	sup := &apiClient{base: s.base, token: s.signIn(t, models.RoleSupervisor).bearer, doc: doc}
+	status, raw := sup.call(t, "POST", "/api/v1/broadcasts", map[string]any{"name": "Later", "channel": "simulator",
+		"template": map[string]any{"name": "camp", "language": "en"}, "csv": "phone\n+919876500001\n", "send_at": "2030-01-02T10:00"})
+	if status != 201 {
+		t.Fatalf("plan: %d %s", status, raw)
+	}
+	var plan struct {
+		Broadcast models.Broadcast `json:"broadcast"`
+	}
+	if err := json.Unmarshal(raw, &plan); err != nil {
+		t.Fatal(err)
+	}
+	want := time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC) // the test server's zone: UTC
+	if plan.Broadcast.SendAt == nil || !plan.Broadcast.SendAt.Equal(want) {
+		t.Fatalf("send_at = %v, want %v", plan.Broadcast.SendAt, want)
+	}
+	path := fmt.Sprintf("/api/v1/broadcasts/%d", plan.Broadcast.ID)
+	if status, raw := sup.call(t, "POST", path+"/confirm", nil); status != 204 {
+		t.Fatalf("confirm: %d %s", status, raw)
+	}
+	var got struct{ Broadcast models.Broadcast }
+	sup.get(t, path, &got)
+	if got.Broadcast.Status != models.BroadcastScheduled {
+		t.Fatalf("confirmed for later: %s, want scheduled", got.Broadcast.Status)
+	}
+	var at time.Time
+	if err := s.db.Gorm.Raw(`SELECT scheduled_at FROM river_job WHERE kind = 'broadcast_drive'`).Scan(&at).Error; err != nil || !at.Equal(want) {
+		t.Fatalf("the driver is queued for %v (%v), want %v", at, err, want)
+	}
+	if status, _ := sup.call(t, "POST", "/api/v1/broadcasts", map[string]any{"name": "Bad time", "channel": "simulator",
+		"template": map[string]any{"name": "camp", "language": "en"}, "csv": "phone\n+919876500001\n", "send_at": "tomorrow"}); status != 400 {
+		t.Fatalf("a time that is not one: %d", status)
 	}
 }

@@ -252,7 +252,9 @@ func (p *Pipeline) changeBroadcast(ctx context.Context, actor models.Actor, id i
 	})
 }
 
-// Broadcast returns a broadcast and its progress.
+// Broadcast returns a broadcast and its progress. Its audience and
+// message are decrypted (a filter's values, a template's parameters): the
+// read is audited (broadcast.read).
 func (p *Pipeline) Broadcast(ctx context.Context, actor models.Actor, id int64) (*models.Broadcast, *models.BroadcastProgress, error) {
 	if err := mayBroadcast(actor); err != nil {
 		return nil, nil, err
@@ -261,16 +263,39 @@ func (p *Pipeline) Broadcast(ctx context.Context, actor models.Actor, id int64) 
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := p.audit.Append(ctx, nil, broadcastEvent(actor, "broadcast.read", id, nil)); err != nil {
+		return nil, nil, err
+	}
 	progress, err := p.bcast.store.Progress(ctx, id)
 	return b, progress, err
 }
 
-// Broadcasts returns the latest broadcasts, newest first.
+// BroadcastProgress returns a broadcast's status and progress, decrypting
+// nothing: what a page following it asks every few seconds.
+func (p *Pipeline) BroadcastProgress(ctx context.Context, actor models.Actor, id int64) (models.BroadcastStatus, *models.BroadcastProgress, error) {
+	if err := mayBroadcast(actor); err != nil {
+		return "", nil, err
+	}
+	status, err := p.bcast.store.Status(ctx, id)
+	if err != nil {
+		return "", nil, err
+	}
+	progress, err := p.bcast.store.Progress(ctx, id)
+	return status, progress, err
+}
+
+// Broadcasts returns the latest broadcasts, newest first, decrypted: the
+// read is audited (broadcasts.list).
 func (p *Pipeline) Broadcasts(ctx context.Context, actor models.Actor, limit int) ([]*models.Broadcast, error) {
 	if err := mayBroadcast(actor); err != nil {
 		return nil, err
 	}
-	return p.bcast.store.List(ctx, limit)
+	list, err := p.bcast.store.List(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	return list, p.audit.Append(ctx, nil, &models.AuditEvent{ActorID: actor.ID, ActorRole: actor.Role, RequestID: actor.RequestID, IP: actor.IP,
+		Action: "broadcasts.list", SubjectType: "broadcasts", Details: map[string]any{"count": len(list)}})
 }
 
 // broadcastEvent is the audit entry of a broadcast action: counts and

@@ -162,7 +162,7 @@ func TestBroadcast_TenThousand_PauseResume_ExactlyOnce(t *testing.T) {
 		t.Fatalf("finished: %+v %+v, %v", b, pr, err)
 	}
 	var actions []string
-	if err := e.db.Gorm.Raw(`SELECT action FROM audit_events WHERE subject_type = 'broadcast' ORDER BY seq`).Scan(&actions).Error; err != nil {
+	if err := e.db.Gorm.Raw(`SELECT action FROM audit_events WHERE subject_type = 'broadcast' AND action <> 'broadcast.read' ORDER BY seq`).Scan(&actions).Error; err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(actions, ",") != "broadcast.create,broadcast.confirm,broadcast.pause,broadcast.resume,broadcast.done" {

@@ -132,3 +132,15 @@ func (s *BroadcastStore) SetStatus(ctx context.Context, tx *gorm.DB, id int64, s
 	}
 	return dbError(tx.WithContext(ctx).Exec(q+` WHERE id = ?`, string(status), id).Error, "Broadcast")
 }
+
+// Status returns the broadcast's status, reading nothing sealed.
+func (s *BroadcastStore) Status(ctx context.Context, id int64) (models.BroadcastStatus, error) {
+	var status string
+	if err := s.db.Gorm.WithContext(ctx).Raw(`SELECT status FROM broadcasts WHERE id = ?`, id).Scan(&status).Error; err != nil {
+		return "", dbError(err, "Broadcast")
+	}
+	if status == "" {
+		return "", models.Errorf(models.ENOTFOUND, "Broadcast not found.")
+	}
+	return models.BroadcastStatus(status), nil
+}
