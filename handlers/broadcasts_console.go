@@ -148,6 +148,7 @@ var exclusionLabels = map[string]string{
 	models.ExcludedNoTemplate:    "No approved template in their language",
 	models.ExcludedHandoff:       "In a hand-off",
 	models.ExcludedDuplicate:     "Repeated line",
+	models.ExcludedBadParams:     "Their variables do not fill the template",
 }
 
 // progressProps are a broadcast's progress as its page shows it, with the

@@ -24,6 +24,7 @@ const (
 	ExcludedNoTemplate    = "no_template"    // no approved template in their language
 	ExcludedHandoff       = "handoff"        // a person is handling their conversation
 	ExcludedDuplicate     = "duplicate"      // the same number on an earlier CSV line
+	ExcludedBadParams     = "bad_params"     // the template cannot be filled with their variables
 )
 
 // Audience says who a broadcast reaches: contacts matching a filter, or the

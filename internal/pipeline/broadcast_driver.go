@@ -159,6 +159,13 @@ func (p *Pipeline) queueRound(ctx context.Context, tx *gorm.DB, id int64, n int)
 			continue
 		}
 		m, err := p.broadcastMessage(ctx, b, c)
+		if models.ErrorCode(err) == models.EINVALID {
+			// The registry cannot render it for this person (a parameter
+			// it needs is missing, say): they are left out with the
+			// reason, and the others go on.
+			excluded, reasons = append(excluded, c.ID), append(reasons, models.ExcludedBadParams)
+			continue
+		}
 		if err != nil {
 			return false, err
 		}

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -251,5 +252,54 @@ func TestBroadcast_FilterAudience(t *testing.T) {
 	}
 	if pr := plan.Progress; pr.Reached != 1 || pr.ExcludedTotal() != 1 || pr.Excluded[models.ExcludedHandoff] != 1 {
 		t.Fatalf("with the last message's time: %+v, want the one who wrote reached and the hand-off excluded", pr)
+	}
+}
+
+// renderer is a registry that renders the template's text, and refuses
+// (EINVALID) when a parameter is empty, as a template with a missing value
+// cannot be sent.
+type renderer struct{ templates }
+
+func (r renderer) Render(_ context.Context, name, _ string, params map[string]string) (string, error) {
+	if params["1"] == "" {
+		return "", models.Errorf(models.EINVALID, "Parameter 1 of %s is empty.", name)
+	}
+	return "Dear " + params["1"] + ", see you Saturday.", nil
+}
+
+// A recipient whose variables do not fill the template is left out with
+// the reason; the others are sent the registry's text.
+func TestBroadcast_OneBadRecipientDoesNotStopTheOthers(t *testing.T) {
+	e := newEnv(t)
+	p := e.startWith(t, pipeline.Deps{
+		Senders:   map[string]channel.Sender{channel.Twilio: e.twilio},
+		Templates: renderer{templates{"visit_reminder/en": true}},
+		Config:    pipeline.Config{SendRate: 100, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond},
+	})
+	ctx := context.Background()
+	plan, err := p.PlanBroadcast(ctx, supervisor, pipeline.BroadcastRequest{Name: "Saturday", Channel: models.ChannelWhatsApp,
+		Message: models.BroadcastMessage{Template: &models.TemplateRef{Name: "visit_reminder", Language: "en", Params: map[string]string{"1": "{{name}}"}}},
+		CSV:     strings.NewReader("phone,name\n+919800000001,Asha\n+919800000002,\n+919800000003,Ravi\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ConfirmBroadcast(ctx, supervisor, plan.Broadcast.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitLong(t, "the broadcast to finish", func() bool {
+		b, pr, err := p.Broadcast(ctx, supervisor, plan.Broadcast.ID)
+		return err == nil && b.Status == models.BroadcastDone && pr.Queued == 0
+	})
+	_, pr, _ := p.Broadcast(ctx, supervisor, plan.Broadcast.ID)
+	if pr.Sent != 2 || pr.Excluded[models.ExcludedBadParams] != 1 {
+		t.Fatalf("progress %+v, want 2 sent and 1 left out for its parameters", pr)
+	}
+	var bodies []string
+	for _, s := range e.api.Sent() {
+		bodies = append(bodies, s.Body)
+	}
+	sort.Strings(bodies)
+	if strings.Join(bodies, "|") != "Dear Asha, see you Saturday.|Dear Ravi, see you Saturday." {
+		t.Fatalf("Twilio took %q", bodies)
 	}
 }
