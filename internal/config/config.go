@@ -24,11 +24,12 @@ type Config struct {
 	DatabaseURL   string
 	Addr          string
 	DefaultRegion string
+	PublicURL     string
+	LogLevel      string
+
 	// TimeZone is the clinic's (PARLEY_TIME_ZONE, an IANA name; UTC by
 	// default): times staff write without an offset are read in it.
-	TimeZone  *time.Location
-	PublicURL string
-	LogLevel  string
+	TimeZone *time.Location
 
 	EncryptionKeys []Key
 	BlindIndexKey  []byte
