@@ -106,6 +106,7 @@ func TestCrash_SIGKILLMidBroadcastEveryRecipientMessagedOnce(t *testing.T) {
 	env := twilioEnv(t, dsn, fake, token)
 	base := env["PARLEY_PUBLIC_URL"]
 	first := startProcess(t, env, "serve")
+	addVisitReminder(t, fake, env)
 	bearer := apiToken(t, env, base, "supervisor")
 	var csv strings.Builder
 	csv.WriteString("phone,name\n")
@@ -155,4 +156,16 @@ func TestCrash_SIGKILLMidBroadcastEveryRecipientMessagedOnce(t *testing.T) {
 	}
 	t.Logf("broadcast crash: %d of %d at Twilio at the kill, %d sends in flight, %d recipients not yet queued; done %.1f s after the restart",
 		sentBefore, recipients, sending, pending, time.Since(start).Seconds())
+}
+
+// addVisitReminder gives the fake Twilio the approved template the
+// broadcast tests send, and syncs it into the registry as an operator
+// does (parley templates sync).
+func addVisitReminder(t *testing.T, fake *twiliotest.API, env map[string]string) {
+	t.Helper()
+	fake.AddContent(twiliotest.Content{SID: "HX00000000000000000000000000000007", FriendlyName: "visit_reminder", Language: "en",
+		Body: "Dear {{1}}, the flu clinic is open on Saturday.", Status: "approved", Category: "utility"})
+	if code, out, stderr := runCmd(t, env, "templates", "sync"); code != exitOK {
+		t.Fatalf("templates sync = %d: %s %s", code, out, stderr)
+	}
 }

@@ -36,6 +36,7 @@ func TestBrowser_BroadcastFromCSV(t *testing.T) {
 		env[k] = v
 	}
 	start(t, env, "serve")
+	addVisitReminder(t, fake, env)
 	db, err := store.Open(context.Background(), dsn, store.Options{})
 	if err != nil {
 		t.Fatal(err)

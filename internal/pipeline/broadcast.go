@@ -11,21 +11,36 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/models"
 )
 
-// TemplateLookup answers whether an approved WhatsApp template exists in a
-// language: the template registry, as a broadcast's plan asks it.
-type TemplateLookup interface {
-	// Approved reports whether the template name is approved in language.
-	Approved(ctx context.Context, name, language string) (bool, error)
+// registryCache reads a provider's templates from the registry once each
+// (a broadcast's plan or round asks for the same few again and again).
+type registryCache struct {
+	reg      channel.Templates // nil: no registry
+	provider string
+	seen     map[string]*models.Template
 }
 
-// TemplateRenderer, when the registry offers it, renders a template's text
-// with its parameters (the message's Body, what the console shows and SMS
-// sends).
-type TemplateRenderer interface {
-	Render(ctx context.Context, name, language string, params map[string]string) (string, error)
+// find is the registry's template name in language, nil when it has none.
+func (c *registryCache) find(ctx context.Context, name, language string) (*models.Template, error) {
+	key := name + "\x00" + language
+	if t, ok := c.seen[key]; ok {
+		return t, nil
+	}
+	t, err := c.reg.Find(ctx, c.provider, name, language)
+	if models.ErrorCode(err) == models.ENOTFOUND {
+		t, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.seen == nil {
+		c.seen = map[string]*models.Template{}
+	}
+	c.seen[key] = t
+	return t, nil
 }
 
 // BroadcastRequest is a broadcast staff plan: what it sends, through

@@ -48,10 +48,11 @@ func BenchmarkBroadcast_PlanThenSendBesideReplies(b *testing.B) {
 	e := newEnvTB(b)
 	e.db = pgtest.OpenDurable(b)
 	e.api.Delay = 150 * time.Millisecond
+	e.addTemplates(b, visitReminder)
 	ctx := context.Background()
 	for b.Loop() {
 		p, err := pipeline.New(pipeline.Deps{DB: e.db, Crypto: e.crypto, Responder: pipeline.Ack{Text: "thanks"},
-			Senders: map[string]channel.Sender{channel.Twilio: e.twilio}, Logger: slog.New(slog.DiscardHandler),
+			Senders: map[string]channel.Sender{channel.Twilio: e.twilio}, Templates: envRegistry{e}, Logger: slog.New(slog.DiscardHandler),
 			Config: pipeline.Config{SendRate: float64(rate), FetchInterval: 20 * time.Millisecond}})
 		if err != nil {
 			b.Fatal(err)
@@ -63,15 +64,15 @@ func BenchmarkBroadcast_PlanThenSendBesideReplies(b *testing.B) {
 		}
 		tpl := &models.TemplateRef{Name: "visit_reminder", Language: "en", Params: map[string]string{"1": "{{name}}"}}
 		start := time.Now()
-		fromCSV, err := p.PlanBroadcast(ctx, supervisor, pipeline.BroadcastRequest{Name: "from a CSV", Channel: models.ChannelWhatsApp,
+		fromCSV, err := p.PlanBroadcast(ctx, broadcaster, pipeline.BroadcastRequest{Name: "from a CSV", Channel: models.ChannelWhatsApp,
 			Message: models.BroadcastMessage{Template: tpl}, CSV: strings.NewReader(csv.String())})
 		if err != nil {
 			b.Fatal(err)
 		}
 		csvPlan := time.Since(start)
 		start = time.Now()
-		plan, err := p.PlanBroadcast(ctx, supervisor, pipeline.BroadcastRequest{Name: "by filter", Channel: models.ChannelWhatsApp,
-			Message: models.BroadcastMessage{Template: &models.TemplateRef{Name: "visit_reminder", Language: "en"}}})
+		plan, err := p.PlanBroadcast(ctx, broadcaster, pipeline.BroadcastRequest{Name: "by filter", Channel: models.ChannelWhatsApp,
+			Message: models.BroadcastMessage{Template: &models.TemplateRef{Name: "visit_reminder", Language: "en", Params: map[string]string{"1": "friend"}}}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -90,7 +91,7 @@ func BenchmarkBroadcast_PlanThenSendBesideReplies(b *testing.B) {
 			defer close(taken)
 			for s := range notify {
 				mu.Lock()
-				if strings.HasPrefix(s.Body, "[visit_reminder]") {
+				if strings.HasPrefix(s.Body, "Dear ") {
 					sends = append(sends, time.Now())
 				} else if s.Body == "thanks" {
 					answered[s.To] = time.Now()
@@ -129,7 +130,7 @@ func BenchmarkBroadcast_PlanThenSendBesideReplies(b *testing.B) {
 		// Five seconds of replies alone, for comparison; then the broadcast.
 		time.Sleep(5 * time.Second) // the length of a phase of the load, not synchronisation
 		confirmed := time.Now()
-		if err := p.ConfirmBroadcast(ctx, supervisor, plan.Broadcast.ID); err != nil {
+		if err := p.ConfirmBroadcast(ctx, broadcaster, plan.Broadcast.ID); err != nil {
 			b.Fatal(err)
 		}
 		deadline := time.Now().Add(10 * time.Minute)
@@ -147,7 +148,7 @@ func BenchmarkBroadcast_PlanThenSendBesideReplies(b *testing.B) {
 		}
 		close(stop)
 		wg.Wait()
-		if err := p.CancelBroadcast(ctx, supervisor, plan.Broadcast.ID); err != nil {
+		if err := p.CancelBroadcast(ctx, broadcaster, plan.Broadcast.ID); err != nil {
 			b.Fatal(err)
 		}
 		waitUntil := time.Now().Add(time.Minute)

@@ -146,6 +146,7 @@ func (p *Pipeline) queueRound(ctx context.Context, tx *gorm.DB, id int64, n int)
 		}
 		return false, p.audit.Append(ctx, tx, broadcastEvent(models.Actor{}, "broadcast.done", id, nil))
 	}
+	reg := &registryCache{reg: p.bcast.templates, provider: b.Provider}
 	var msgs []*models.Message
 	var queued, excluded []int64
 	var reasons []string
@@ -158,7 +159,7 @@ func (p *Pipeline) queueRound(ctx context.Context, tx *gorm.DB, id int64, n int)
 			excluded, reasons = append(excluded, c.ID), append(reasons, models.ExcludedHandoff)
 			continue
 		}
-		m, err := p.broadcastMessage(ctx, b, c)
+		m, err := p.broadcastMessage(ctx, reg, b, c)
 		if models.ErrorCode(err) == models.EINVALID {
 			// The registry cannot render it for this person (a parameter
 			// it needs is missing, say): they are left out with the
@@ -209,7 +210,7 @@ func (p *Pipeline) broadcastSends(provider string, ids []int64) []river.InsertMa
 // broadcastMessage is the message a broadcast sends a recipient: its
 // template, in their language, with parameters naming a variable ({{name}})
 // filled from theirs.
-func (p *Pipeline) broadcastMessage(ctx context.Context, b *models.Broadcast, c store.Claimed) (*models.Message, error) {
+func (p *Pipeline) broadcastMessage(ctx context.Context, reg *registryCache, b *models.Broadcast, c store.Claimed) (*models.Message, error) {
 	t := b.Message.Template
 	ref := &models.TemplateRef{Name: t.Name, Language: t.Language, Params: make(map[string]string, len(t.Params))}
 	if c.Language != "" {
@@ -218,7 +219,7 @@ func (p *Pipeline) broadcastMessage(ctx context.Context, b *models.Broadcast, c 
 	for k, v := range t.Params {
 		ref.Params[k] = fillVars(v, c.Vars)
 	}
-	body, err := p.renderTemplate(ctx, ref)
+	body, err := renderTemplate(ctx, reg, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -244,12 +245,19 @@ func fillVars(s string, vars map[string]string) string {
 }
 
 // renderTemplate is the text of a template message as the person reads it:
-// the registry's rendering when it offers one; else the template's name
-// and its parameters' values in order, so the console and search show what
-// was sent.
-func (p *Pipeline) renderTemplate(ctx context.Context, t *models.TemplateRef) (string, error) {
-	if r, ok := p.bcast.templates.(TemplateRenderer); ok {
-		return r.Render(ctx, t.Name, t.Language, t.Params)
+// the registry's body filled in (EINVALID when a parameter it takes is not
+// filled); without a registry entry, the template's name and its
+// parameters' values in order, so the console and search show what was
+// sent (the sender refuses a template the registry lacks).
+func renderTemplate(ctx context.Context, reg *registryCache, t *models.TemplateRef) (string, error) {
+	if reg.reg != nil {
+		found, err := reg.find(ctx, t.Name, t.Language)
+		if err != nil {
+			return "", err
+		}
+		if found != nil {
+			return found.Render(t.Params)
+		}
 	}
 	keys := make([]string, 0, len(t.Params))
 	for k := range t.Params {

@@ -6,6 +6,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/phone"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
@@ -15,7 +16,7 @@ import (
 type broadcaster struct {
 	store     *store.BroadcastStore
 	phones    phone.Normalizer
-	templates TemplateLookup // nil: no registry; every template is taken for approved
+	templates channel.Templates // nil: no registry; every template is taken for approved
 }
 
 // audiencePage is how many contacts a filtered audience reads at a time:
@@ -27,7 +28,7 @@ const audiencePage = 5000
 // by exclusion reason ("" for those it reaches). Variables are sealed, so
 // a filter on them is applied after decryption, a page at a time.
 func (p *Pipeline) planFilter(ctx context.Context, tx *gorm.DB, b *models.Broadcast, counts map[string]int) error {
-	langs := &approvals{p: p, tpl: b.Message.Template}
+	langs := &approvals{p: p, tpl: b.Message.Template, reg: registryCache{reg: p.bcast.templates, provider: b.Provider}}
 	withVars := len(b.Audience.Vars) > 0
 	if !withVars {
 		return p.planFilterInSQL(ctx, tx, b, langs, counts)
@@ -113,7 +114,7 @@ func (p *Pipeline) planCSV(ctx context.Context, tx *gorm.DB, b *models.Broadcast
 	if err != nil {
 		return err
 	}
-	langs := &approvals{p: p, tpl: b.Message.Template}
+	langs := &approvals{p: p, tpl: b.Message.Template, reg: registryCache{reg: p.bcast.templates, provider: b.Provider}}
 	done := make(map[string]bool, len(numbers))
 	rs := make([]store.Recipient, 0, len(sheet.rows))
 	for _, row := range sheet.rows {
@@ -143,9 +144,9 @@ func (p *Pipeline) planCSV(ctx context.Context, tx *gorm.DB, b *models.Broadcast
 // approvals decides each audience member's part in a broadcast, asking the
 // template registry once a language.
 type approvals struct {
-	p     *Pipeline
-	tpl   *models.TemplateRef
-	known map[string]bool
+	p   *Pipeline
+	tpl *models.TemplateRef
+	reg registryCache
 }
 
 // recipient is m as a recipient: pending, with the template's language
@@ -185,19 +186,12 @@ func (a *approvals) recipient(ctx context.Context, m store.AudienceMember) (stor
 // approved asks the registry whether the template is approved in lang,
 // once a language.
 func (a *approvals) approved(ctx context.Context, lang string) (bool, error) {
-	if a.p.bcast.templates == nil {
+	if a.reg.reg == nil {
 		return true, nil
 	}
-	if ok, asked := a.known[lang]; asked {
-		return ok, nil
-	}
-	ok, err := a.p.bcast.templates.Approved(ctx, a.tpl.Name, lang)
+	t, err := a.reg.find(ctx, a.tpl.Name, lang)
 	if err != nil {
 		return false, err
 	}
-	if a.known == nil {
-		a.known = map[string]bool{}
-	}
-	a.known[lang] = ok
-	return ok, nil
+	return t != nil && t.Sendable() == "", nil
 }

@@ -14,22 +14,23 @@ import (
 	"github.com/parley-chat/parley/models"
 )
 
-// templates is the registry's answer for the tests: which template is
-// approved in which language (the registry itself is the templates work).
-type templates map[string]bool
+// broadcaster plans and runs the tests' broadcasts: a supervisor known by
+// role alone (no staff row, so the broadcast's created_by stays empty).
+var broadcaster = models.Actor{Role: models.RoleSupervisor, RequestID: "test"}
 
-func (t templates) Approved(_ context.Context, name, language string) (bool, error) {
-	return t[name+"/"+language], nil
-}
+// visitReminder is the approved template the tests' broadcasts send, in
+// English only.
+var visitReminder = map[string]string{"visit_reminder": "Dear {{1}}, see you Saturday."}
 
 // broadcastEnv is a pipeline sending through the fake Twilio, with the
-// test's template registry.
+// registry holding visitReminder.
 func broadcastEnv(t *testing.T, rate float64) (*env, *pipeline.Pipeline) {
 	t.Helper()
 	e := newEnv(t)
+	e.addTemplates(t, visitReminder)
 	p := e.startWith(t, pipeline.Deps{
 		Senders:   map[string]channel.Sender{channel.Twilio: e.twilio},
-		Templates: templates{"visit_reminder/en": true},
+		Templates: envRegistry{e},
 		Config:    pipeline.Config{SendRate: rate, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond},
 	})
 	return e, p
@@ -87,7 +88,7 @@ func TestBroadcast_TenThousand_PauseResume_ExactlyOnce(t *testing.T) {
 	}
 	csv.WriteString("not a number,Nobody\n")   // line total+2
 	fmt.Fprintf(&csv, "%s,Again\n", number(1)) // line total+3: a repeat
-	plan, err := p.PlanBroadcast(ctx, supervisor, pipeline.BroadcastRequest{
+	plan, err := p.PlanBroadcast(ctx, broadcaster, pipeline.BroadcastRequest{
 		Name: "Flu clinic", Channel: models.ChannelWhatsApp,
 		Message: models.BroadcastMessage{Template: &models.TemplateRef{Name: "visit_reminder", Language: "en", Params: map[string]string{"1": "{{name}}"}}},
 		CSV:     strings.NewReader(csv.String()),
@@ -107,11 +108,11 @@ func TestBroadcast_TenThousand_PauseResume_ExactlyOnce(t *testing.T) {
 		t.Fatal("a draft sent messages before it was confirmed")
 	}
 	id := plan.Broadcast.ID
-	if err := p.ConfirmBroadcast(ctx, supervisor, id); err != nil {
+	if err := p.ConfirmBroadcast(ctx, broadcaster, id); err != nil {
 		t.Fatal(err)
 	}
 	waitLong(t, "a fifth of the broadcast sent", func() bool { return len(e.api.Sent()) >= total/5 })
-	if err := p.PauseBroadcast(ctx, supervisor, id); err != nil {
+	if err := p.PauseBroadcast(ctx, broadcaster, id); err != nil {
 		t.Fatal(err)
 	}
 	// Paused: the sends that had begun finish, and nothing else goes.
@@ -125,18 +126,18 @@ func TestBroadcast_TenThousand_PauseResume_ExactlyOnce(t *testing.T) {
 	if atPause != begun {
 		t.Fatalf("%d messages reached Twilio while paused; %d had begun when the pause came", atPause, begun)
 	}
-	_, pr, err = p.Broadcast(ctx, supervisor, id)
+	_, pr, err = p.Broadcast(ctx, broadcaster, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pr.Pending == 0 || pr.Queued != 0 || pr.Sent != atPause || atPause >= total-optedOut {
 		t.Fatalf("paused: %+v with %d at Twilio; want some pending, none queued, every sent one at Twilio", pr, atPause)
 	}
-	if err := p.ResumeBroadcast(ctx, supervisor, id); err != nil {
+	if err := p.ResumeBroadcast(ctx, broadcaster, id); err != nil {
 		t.Fatal(err)
 	}
 	waitLong(t, "the broadcast to finish", func() bool {
-		b, pr, err := p.Broadcast(ctx, supervisor, id)
+		b, pr, err := p.Broadcast(ctx, broadcaster, id)
 		return err == nil && b.Status == models.BroadcastDone && pr.Queued == 0 && pr.Pending == 0
 	})
 	got := map[string]int{}
@@ -155,7 +156,7 @@ func TestBroadcast_TenThousand_PauseResume_ExactlyOnce(t *testing.T) {
 	if len(got) != total-optedOut {
 		t.Fatalf("Twilio was sent to %d numbers, want %d", len(got), total-optedOut)
 	}
-	b, pr, err := p.Broadcast(ctx, supervisor, id)
+	b, pr, err := p.Broadcast(ctx, broadcaster, id)
 	if err != nil || pr.Sent != total-optedOut || b.FinishedAt == nil {
 		t.Fatalf("finished: %+v %+v, %v", b, pr, err)
 	}
@@ -211,7 +212,7 @@ func TestBroadcast_FilterAudience(t *testing.T) {
 		}
 	}
 	filter := models.Audience{FlowID: "clinic", State: "ask_age", Vars: map[string]string{"city": "pune"}}
-	plan, err := p.PlanBroadcast(ctx, supervisor, pipeline.BroadcastRequest{Name: "Pune", Channel: models.ChannelWhatsApp,
+	plan, err := p.PlanBroadcast(ctx, broadcaster, pipeline.BroadcastRequest{Name: "Pune", Channel: models.ChannelWhatsApp,
 		Message: models.BroadcastMessage{Template: &models.TemplateRef{Name: "visit_reminder", Language: "en"}}, Audience: filter})
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +224,7 @@ func TestBroadcast_FilterAudience(t *testing.T) {
 	}
 	// Without a variable the database picks them with one statement: the
 	// other city too, the same three excluded.
-	plan, err = p.PlanBroadcast(ctx, supervisor, pipeline.BroadcastRequest{Name: "Clinic, at ask_age", Channel: models.ChannelWhatsApp,
+	plan, err = p.PlanBroadcast(ctx, broadcaster, pipeline.BroadcastRequest{Name: "Clinic, at ask_age", Channel: models.ChannelWhatsApp,
 		Message:  models.BroadcastMessage{Template: &models.TemplateRef{Name: "visit_reminder", Language: "en"}},
 		Audience: models.Audience{FlowID: "clinic", State: "ask_age"}})
 	if err != nil {
@@ -242,7 +243,7 @@ func TestBroadcast_FilterAudience(t *testing.T) {
 	}
 	since := time.Now().Add(-time.Hour)
 	filter.LastMessageAfter = &since
-	plan, err = p.PlanBroadcast(ctx, supervisor, pipeline.BroadcastRequest{Name: "Pune, lately", Channel: models.ChannelWhatsApp,
+	plan, err = p.PlanBroadcast(ctx, broadcaster, pipeline.BroadcastRequest{Name: "Pune, lately", Channel: models.ChannelWhatsApp,
 		Message: models.BroadcastMessage{Template: &models.TemplateRef{Name: "visit_reminder", Language: "en"}}, Audience: filter})
 	if err != nil {
 		t.Fatal(err)
@@ -252,42 +253,31 @@ func TestBroadcast_FilterAudience(t *testing.T) {
 	}
 }
 
-// renderer is a registry that renders the template's text, and refuses
-// (EINVALID) when a parameter is empty, as a template with a missing value
-// cannot be sent.
-type renderer struct{ templates }
-
-func (r renderer) Render(_ context.Context, name, _ string, params map[string]string) (string, error) {
-	if params["1"] == "" {
-		return "", models.Errorf(models.EINVALID, "Parameter 1 of %s is empty.", name)
-	}
-	return "Dear " + params["1"] + ", see you Saturday.", nil
-}
-
 // A recipient whose variables do not fill the template is left out with
 // the reason; the others are sent the registry's text.
 func TestBroadcast_OneBadRecipientDoesNotStopTheOthers(t *testing.T) {
 	e := newEnv(t)
+	e.addTemplates(t, visitReminder)
 	p := e.startWith(t, pipeline.Deps{
 		Senders:   map[string]channel.Sender{channel.Twilio: e.twilio},
-		Templates: renderer{templates{"visit_reminder/en": true}},
+		Templates: envRegistry{e},
 		Config:    pipeline.Config{SendRate: 100, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond},
 	})
 	ctx := context.Background()
-	plan, err := p.PlanBroadcast(ctx, supervisor, pipeline.BroadcastRequest{Name: "Saturday", Channel: models.ChannelWhatsApp,
+	plan, err := p.PlanBroadcast(ctx, broadcaster, pipeline.BroadcastRequest{Name: "Saturday", Channel: models.ChannelWhatsApp,
 		Message: models.BroadcastMessage{Template: &models.TemplateRef{Name: "visit_reminder", Language: "en", Params: map[string]string{"1": "{{name}}"}}},
 		CSV:     strings.NewReader("phone,name\n+919800000001,Asha\n+919800000002,\n+919800000003,Ravi\n")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.ConfirmBroadcast(ctx, supervisor, plan.Broadcast.ID); err != nil {
+	if err := p.ConfirmBroadcast(ctx, broadcaster, plan.Broadcast.ID); err != nil {
 		t.Fatal(err)
 	}
 	waitLong(t, "the broadcast to finish", func() bool {
-		b, pr, err := p.Broadcast(ctx, supervisor, plan.Broadcast.ID)
+		b, pr, err := p.Broadcast(ctx, broadcaster, plan.Broadcast.ID)
 		return err == nil && b.Status == models.BroadcastDone && pr.Queued == 0
 	})
-	_, pr, _ := p.Broadcast(ctx, supervisor, plan.Broadcast.ID)
+	_, pr, _ := p.Broadcast(ctx, broadcaster, plan.Broadcast.ID)
 	if pr.Sent != 2 || pr.Excluded[models.ExcludedBadParams] != 1 {
 		t.Fatalf("progress %+v, want 2 sent and 1 left out for its parameters", pr)
 	}

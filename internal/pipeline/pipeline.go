@@ -284,8 +284,9 @@ type Deps struct {
 	// every TemplateSyncEvery; none: no sync job.
 	TemplateSources map[string]TemplateSource
 	// Templates is the template registry broadcasts ask which templates
-	// are approved in which language; nil: not asked (all taken as approved).
-	Templates TemplateLookup
+	// are approved in which language, and render them from; nil: not asked
+	// (all taken as approved, their text the name and parameters).
+	Templates channel.Templates
 }
 
 // Pipeline ingests, processes and sends.
