@@ -1,10 +1,13 @@
 package handlers
 
 import (
+	"io"
+	"log/slog"
 	"net/url"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/parley-chat/parley/internal/channel/twilio"
@@ -79,6 +82,26 @@ func BenchmarkTwilioWebhook_ParseAndVerify(b *testing.B) {
 		}
 		if _, err := twilio.ParseMessage(params); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMiddleware_TraceAndObserve is what every request pays the
+// tracing and logging middleware, tracing off, logging at its default.
+func BenchmarkMiddleware_TraceAndObserve(b *testing.B) {
+	app := fiber.New()
+	app.Use(traceRequests())
+	app.Use(observe(slog.New(slog.NewJSONHandler(io.Discard, nil)), newHTTPMetrics(prometheus.NewRegistry())))
+	app.Post("/webhooks/twilio", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusOK) })
+	h := app.Handler()
+	fctx := &fasthttp.RequestCtx{}
+	fctx.Request.Header.SetMethod(fiber.MethodPost)
+	fctx.Request.SetRequestURI("/webhooks/twilio")
+	b.ReportAllocs()
+	for b.Loop() {
+		h(fctx)
+		if fctx.Response.StatusCode() != fiber.StatusOK {
+			b.Fatal(fctx.Response.StatusCode())
 		}
 	}
 }
