@@ -45,7 +45,7 @@ func ParseMessage(form map[string]string) (channel.Inbound, error) {
 	if in.Body == "" && len(in.Media) == 0 && form["ButtonText"] != "" {
 		in.Body = form["ButtonText"]
 	}
-	return in, channel.CheckStorable(in)
+	return in, channel.Sanitize(&in)
 }
 
 // statuses maps Twilio's message statuses to Parley's.
