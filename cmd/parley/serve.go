@@ -102,6 +102,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 		Dashboard: &handlers.Dashboard{Counts: store.NewDashboardStore(db), Flows: pipe},
 		Admin: &handlers.Admin{Audit: store.NewAuditStore(db, c), System: &handlers.System{DB: db, Features: features(cfg), Providers: w.providers,
 			ActiveKey: c.Ring.ActiveKeyID(), Rotations: store.NewRotator(db, c.Ring), Breakers: w.breakers}},
+		Broadcasts: &handlers.Broadcasts{Actions: pipe, Zone: cfg.TimeZone},
+
 		Logger:    log,
 		Readiness: readiness,
 		Registry:  reg,
@@ -118,6 +120,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 		return err
 	}
 	defer stopMetrics()
+	stopPprof, err := servePprof(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (set PARLEY_ADDR to a free address)", cfg.Addr, err)
