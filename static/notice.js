@@ -1,7 +1,7 @@
 // Noticing hand-offs, on every console page of a member who works them:
 // the page's title and the nav's Hand-offs show how many conversations
 // wait for a person, kept live by the server's event stream (one count per
-// instance, however many tabs). A browser notification when the count
+// instance, however many tabs; one stream per browser: follow). A browser notification when the count
 // grows is the member's choice: off until they press the toggle, which is
 // the only place the browser's permission is asked. The notification
 // says that someone waits and nothing else (no name, number or words), as
@@ -86,9 +86,44 @@
       });
     }
     if (!nav || !window.EventSource) return;
-    var events = new EventSource(nav.getAttribute("data-waiting-events"));
-    events.addEventListener("waiting", function (e) {
-      heard(parseInt(e.data, 10));
-    });
+    follow(nav.getAttribute("data-waiting-events"));
   });
+
+  // follow hears the count. A browser opens at most six connections to one
+  // server (HTTP/1.1), and a stream holds one: so one tab of the browser
+  // (the holder of a Web Lock) listens to the stream and tells the others
+  // through a BroadcastChannel; when it closes, the lock passes to another
+  // tab, which opens the stream in its turn. A tab that opens asks for
+  // the last count at once. Without these APIs each tab listens itself.
+  function follow(url) {
+    if (!window.BroadcastChannel || !navigator.locks) {
+      listen(url, heard);
+      return;
+    }
+    var channel = new BroadcastChannel("parley-handoffs");
+    var last = null; // the count this tab announced last, when it listens
+    channel.onmessage = function (e) {
+      if (e.data === "ask") {
+        if (last !== null) channel.postMessage(last);
+        return;
+      }
+      heard(e.data);
+    };
+    channel.postMessage("ask");
+    navigator.locks.request("parley-handoffs", function () {
+      listen(url, function (n) {
+        last = n;
+        channel.postMessage(n);
+        heard(n);
+      });
+      return new Promise(function () {}); // held while this page lives
+    });
+  }
+
+  function listen(url, then) {
+    var events = new EventSource(url);
+    events.addEventListener("waiting", function (e) {
+      then(parseInt(e.data, 10));
+    });
+  }
 })();

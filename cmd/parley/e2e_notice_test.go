@@ -149,11 +149,20 @@ func TestBrowser_HandoffNoticedWithoutReload(t *testing.T) {
 	if n := notes[0]; n["body"] != "A conversation is waiting for a person" || n["title"] != "Parley" {
 		t.Fatalf("the notification: %v", n)
 	}
+	// A second tab hears the count from the first (one stream per
+	// browser), at once as it opens and then as it changes.
+	tab, closeTab := chromedp.NewContext(ctx)
+	step(t, tab, "open the flows in a second tab",
+		chromedp.Navigate(site.base+"/flows"),
+		waitTrue(`document.title.startsWith("(1) ")`, "the count in the second tab's title"),
+	)
 	site.handOff(t, "+919876500001", "Ravi")
 	step(t, ctx, "a second one counts on",
 		waitTrue(fmt.Sprintf(`document.title === %q`, "(2) "+title), "the title's count of two"),
 		waitTrue(`window.__notes.length === 2 && window.__samePage === true`, "a second notification, the same page"),
 	)
+	step(t, tab, "the second tab counts on", waitTrue(`document.title.startsWith("(2) ")`, "two in the second tab"))
+	closeTab()
 	step(t, ctx, "take both",
 		chromedp.Click(css(`[data-testid="nav-h"]`)),
 		chromedp.WaitVisible(css(`[data-testid="handoffs"]`)),
