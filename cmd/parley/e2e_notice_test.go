@@ -141,7 +141,6 @@ func TestBrowser_HandoffNoticedWithoutReload(t *testing.T) {
 		waitTrue(`window.__notes.length === 1`, "one notification"),
 		waitTrue(`window.__samePage === true`, "the same page, not reloaded"),
 	)
-	shoot(t, ctx, "handoff-noticed")
 	notes, err := chromedp.Run(ctx, chromedp.Evaluate[[]map[string]string](`window.__notes`))
 	if err != nil {
 		t.Fatal(err)
@@ -163,6 +162,7 @@ func TestBrowser_HandoffNoticedWithoutReload(t *testing.T) {
 	)
 	step(t, tab, "the second tab counts on", waitTrue(`document.title.startsWith("(2) ")`, "two in the second tab"))
 	closeTab()
+	shootDocs(t, ctx, "handoff-noticed") // -args -update refreshes the README's
 	step(t, ctx, "take both",
 		chromedp.Click(css(`[data-testid="nav-h"]`)),
 		chromedp.WaitVisible(css(`[data-testid="handoffs"]`)),
