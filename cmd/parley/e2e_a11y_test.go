@@ -98,6 +98,11 @@ func TestBrowser_EveryPageAccessible(t *testing.T) {
 		waitText(`[data-testid="message-in"]`, "Asha"),
 	)
 	checkAccessible(t, ctx, "conversation")
+	step(t, ctx, "ask to move the conversation",
+		chromedp.Click(css(`[data-testid="override-move"]`)),
+		chromedp.WaitVisible(css(`[data-testid="confirm-move"]`)),
+	)
+	checkAccessible(t, ctx, "conversation, confirming a move")
 	for _, p := range []struct{ name, path, ready string }{
 		{"failed sends", "/resend", "main"},
 		{"flows", "/flows", "main"},
@@ -121,4 +126,21 @@ func TestBrowser_EveryPageAccessible(t *testing.T) {
 		waitText(`#chat [data-testid="message-out"]`, "What is your name?"),
 	)
 	checkAccessible(t, ctx, "simulator, talking")
+
+	// An agent's pages hold what an admin's do not: notifications turned
+	// on, a viewer's masked numbers.
+	for _, who := range []string{"agent", "viewer"} {
+		step(t, ctx, "sign out", chromedp.Click(css(`[data-testid="sign-out"]`)), chromedp.WaitVisible(css(`[data-testid="login-form"]`)))
+		signIn(t, ctx, site.base, who+"@example.org", sitePassword)
+		checkAccessible(t, ctx, who+"'s inbox")
+		step(t, ctx, "open the hand-offs as "+who, chromedp.Navigate(site.base+"/handoffs"), chromedp.WaitVisible(css(`[data-testid="handoffs"]`)))
+		if who == "agent" {
+			step(t, ctx, "turn notifications on", onEveryPage(fakeNotifications), chromedp.Reload(), chromedp.WaitVisible(css(`[data-testid="notify-toggle"]`)),
+				chromedp.Click(css(`[data-testid="notify-toggle"]`)),
+				waitTrue(`document.querySelector('[data-testid="notify-toggle"]').getAttribute("aria-pressed") === "true"`, "notifications on"))
+		}
+		checkAccessible(t, ctx, who+"'s hand-offs")
+		step(t, ctx, "open the conversation as "+who, chromedp.Click(css(`[data-testid="handoff"] a`)), chromedp.WaitVisible(css(`[data-testid="timeline"]`)))
+		checkAccessible(t, ctx, who+"'s conversation")
+	}
 }
