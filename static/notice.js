@@ -32,7 +32,7 @@
     if (!toggle) return;
     var on = pref() && canNotify() && Notification.permission === "granted";
     toggle.setAttribute("aria-pressed", on ? "true" : "false");
-    toggle.textContent = on ? "Hand-off notifications on" : "Notify me of hand-offs";
+    toggle.title = on ? "On: press to stop them" : "Off: press to be notified";
   }
 
   function show(n) {

@@ -352,7 +352,8 @@ func waitingBadge() templ.Component {
 }
 
 // notifyToggle turns the browser notification of a new hand-off on and
-// off; notice.js asks the browser's permission on this click only.
+// off; notice.js asks the browser's permission on this click only. A
+// toggle keeps its name and says its state by aria-pressed (and colour).
 func notifyToggle() templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
@@ -374,7 +375,7 @@ func notifyToggle() templ.Component {
 			templ_7745c5c3_Var15 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 33, "<button type=\"button\" class=\"rounded-md border border-slate-300 px-2 py-1 hover:bg-slate-100\" aria-pressed=\"false\" data-notify-toggle data-testid=\"notify-toggle\" hidden>Notify me of hand-offs</button>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 33, "<button type=\"button\" class=\"rounded-md border border-slate-300 px-2 py-1 hover:bg-slate-100 aria-pressed:border-emerald-700 aria-pressed:bg-emerald-50 aria-pressed:text-emerald-800\" aria-pressed=\"false\" data-notify-toggle data-testid=\"notify-toggle\" hidden>Notify me of hand-offs</button>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
