@@ -235,6 +235,14 @@ func filtersOf(c *fiber.Ctx) (models.MessageSearch, url.Values, error) {
 		f.Flow = flow
 		keep("flow", flow)
 	}
+	if tag := c.Query("tag"); tag != "" {
+		t, err := models.CleanTag(tag)
+		if err != nil {
+			return f, nil, err
+		}
+		f.Tag = t
+		keep("tag", t)
+	}
 	switch d := models.Direction(c.Query("direction")); d {
 	case "", models.Inbound, models.Outbound:
 		f.Direction = d

@@ -24,6 +24,10 @@ const (
 	EraseContacts     Permission = "contacts.erase"
 	ExportContacts    Permission = "contacts.export"
 	ReadTemplates     Permission = "templates.read" // the WhatsApp template registry and its statuses
+	WriteNotes        Permission = "notes.write"    // write notes on contacts, edit and delete one's own
+	ModerateNotes     Permission = "notes.moderate" // edit and delete anyone's note
+	TagConversations  Permission = "conversations.tag"
+	ManageReplies     Permission = "saved_replies.manage" // create, edit and delete saved replies
 )
 
 // permissions is the one table of who may do what (DESIGN.md, Access):
@@ -33,11 +37,12 @@ const (
 // does everything.
 var permissions = map[models.Role][]Permission{
 	models.RoleViewer: {ReadConversations, RevealPhone, ReadFlows},
-	models.RoleAgent:  {ReadConversations, RevealPhone, ReadFlows, Reply, Resend, HandoffWork, SimulateFlows},
+	models.RoleAgent: {ReadConversations, RevealPhone, ReadFlows, Reply, Resend, HandoffWork, SimulateFlows,
+		WriteNotes, TagConversations},
 	models.RoleSupervisor: {ReadConversations, RevealPhone, ReadFlows, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, SimulateFlows,
-		Override, ReadAudit, ReadDashboard, ReadTemplates},
+		Override, ReadAudit, ReadDashboard, ReadTemplates, WriteNotes, ModerateNotes, TagConversations, ManageReplies},
 	models.RoleAdmin: {ReadConversations, RevealPhone, ReadFlows, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, SimulateFlows, Override, ReadAudit,
-		ReadDashboard, ManageStaff, ManageKeys, EraseContacts, ExportContacts, ReadTemplates},
+		ReadDashboard, ManageStaff, ManageKeys, EraseContacts, ExportContacts, ReadTemplates, WriteNotes, ModerateNotes, TagConversations, ManageReplies},
 }
 
 // Can reports whether role may do p.
@@ -57,5 +62,6 @@ func MasksPhones(role models.Role) bool { return role == models.RoleViewer }
 // All lists every permission, in a stable order.
 func All() []Permission {
 	return []Permission{ReadConversations, RevealPhone, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, Override, ReadFlows, SimulateFlows,
-		ReadAudit, ReadDashboard, ManageStaff, ManageKeys, EraseContacts, ExportContacts, ReadTemplates}
+		ReadAudit, ReadDashboard, ManageStaff, ManageKeys, EraseContacts, ExportContacts, ReadTemplates, WriteNotes, ModerateNotes,
+		TagConversations, ManageReplies}
 }
