@@ -49,12 +49,17 @@ func NewNoteStore(db *DB, c Crypto) *NoteStore {
 const maxNotes = 200
 
 // ForContact lists a contact's notes, decrypted, oldest first (as they
-// were written).
+// were written); ENOTFOUND when there is no such contact.
 func (s *NoteStore) ForContact(ctx context.Context, contactID int64) ([]*models.Note, error) {
 	var rows []noteRow
 	err := gormFor(ctx, s.db, s.crypto, nil).Where("contact_id = ?", contactID).Order("created_at, id").Limit(maxNotes).Find(&rows).Error
 	if err != nil {
 		return nil, dbError(err, "Note")
+	}
+	if len(rows) == 0 {
+		if err := exists(ctx, s.db, "contacts", contactID, "Contact"); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]*models.Note, len(rows))
 	for i := range rows {
@@ -116,6 +121,18 @@ func (s *NoteStore) Delete(ctx context.Context, tx *gorm.DB, id int64) error {
 	}
 	if res.RowsAffected == 0 {
 		return models.Errorf(models.ENOTFOUND, "Note not found.")
+	}
+	return nil
+}
+
+// exists is ENOTFOUND (naming what) unless table has a row with id.
+func exists(ctx context.Context, db *DB, table string, id int64, what string) error {
+	var ok bool
+	if err := db.Gorm.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM `+table+` WHERE id = ?)`, id).Scan(&ok).Error; err != nil {
+		return dbError(err, what)
+	}
+	if !ok {
+		return models.Errorf(models.ENOTFOUND, "%s not found.", what)
 	}
 	return nil
 }

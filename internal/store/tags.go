@@ -15,12 +15,21 @@ type TagStore struct{ db *DB }
 // NewTagStore returns the tag store.
 func NewTagStore(db *DB) *TagStore { return &TagStore{db: db} }
 
-// Of lists a conversation's tags in the order they were added.
+// Of lists a conversation's tags in the order they were added;
+// ENOTFOUND when there is no such conversation.
 func (s *TagStore) Of(ctx context.Context, conversationID int64) ([]string, error) {
-	var tags []string
+	tags := []string{}
 	err := s.db.Gorm.WithContext(ctx).Raw(`SELECT tag FROM conversation_tags WHERE conversation_id = ? ORDER BY created_at, tag`, conversationID).
 		Scan(&tags).Error
-	return tags, dbError(err, "Tag")
+	if err != nil {
+		return nil, dbError(err, "Tag")
+	}
+	if len(tags) == 0 {
+		if err := exists(ctx, s.db, "conversations", conversationID, "Conversation"); err != nil {
+			return nil, err
+		}
+	}
+	return tags, nil
 }
 
 // OfContacts lists the tags of each contact's conversations (any of them:
