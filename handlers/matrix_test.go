@@ -18,6 +18,7 @@ import (
 
 	"github.com/parley-chat/parley/handlers"
 	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/channel/twilio"
 	"github.com/parley-chat/parley/internal/desk"
 	"github.com/parley-chat/parley/internal/engine"
@@ -151,22 +152,31 @@ type fullServer struct {
 	local  *auth.LocalIssuer
 	db     *store.DB
 	crypto store.Crypto
+	pipe   *pipeline.Pipeline
 }
 
-func newFullServer(t *testing.T) *fullServer {
+func newFullServer(t *testing.T) *fullServer { return newFullServerWith(t, nil) }
+
+// newFullServerWith is the full server whose pipeline sends through
+// senders (by provider; nil: none), not started.
+func newFullServerWith(t *testing.T, senders map[string]channel.Sender) *fullServer {
 	t.Helper()
 	db := pgtest.Open(t)
 	crypto := newCryptoForTest(t)
 	readiness, _ := store.NewReadiness(db)
 	reg := prometheus.NewRegistry()
 	metrics := pipeline.NewMetrics(reg)
-	pipe, err := pipeline.New(pipeline.Deps{DB: db, Crypto: crypto, Metrics: metrics, Logger: slog.New(slog.DiscardHandler),
-		Responder: pipeline.NewFlows(engine.Builtin(), db, crypto)})
+	deps := pipeline.Deps{DB: db, Crypto: crypto, Metrics: metrics, Logger: slog.New(slog.DiscardHandler),
+		Responder: pipeline.NewFlows(engine.Builtin(), db, crypto), Senders: senders}
+	if senders != nil {
+		deps.Config = pipeline.Config{SendRate: 1000, SendBurst: 100}
+	}
+	pipe, err := pipeline.New(deps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pipe.Stop(context.Background()) })
-	s := &fullServer{staff: store.NewStaffStore(db), db: db, crypto: crypto}
+	s := &fullServer{staff: store.NewStaffStore(db), db: db, crypto: crypto, pipe: pipe}
 	s.local, _ = auth.NewLocalIssuer(localIssuerURL, []byte(strings.Repeat("k", 32)), time.Hour)
 	verifier, _ := auth.NewVerifier(auth.VerifierConfig{Issuer: localIssuerURL, Keys: s.local.Keys()})
 	access := &handlers.Access{Verifier: verifier, Staff: s.staff, Local: &handlers.LocalProvider{Issuer: s.local, Directory: s.staff},
