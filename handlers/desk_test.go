@@ -268,3 +268,208 @@ func waitSent(t *testing.T, api *twiliotest.API, n int) []twiliotest.Sent {
 	}
 	return api.Sent()
 }
+
+// Tags: normalised, refused when malformed, past ten or by a viewer,
+// audited once per change, and the inbox's filter in the API and the
+// console finds the tagged conversation and no other.
+func TestDesk_Tags(t *testing.T) {
+	d := newDeskSite(t)
+	path := fmt.Sprintf("/conversations/%d/tags", d.conv)
+	for i := 0; i < 2; i++ { // the second add changes nothing
+		status, raw := d.call(t, d.agent, "POST", path, map[string]string{"tag": "  Follow Up "})
+		if status != 200 || string(raw) != `{"tags":["follow-up"]}` {
+			t.Fatalf("add tag (%d): %d %s", i+1, status, raw)
+		}
+	}
+	for _, tc := range []struct {
+		cr     credentials
+		tag    string
+		status int
+	}{
+		{d.agent, "!!", 400},
+		{d.agent, strings.Repeat("a", 33), 400},
+		{d.vw, "vip", 403},
+	} {
+		if status, raw := d.call(t, tc.cr, "POST", path, map[string]string{"tag": tc.tag}); status != tc.status {
+			t.Errorf("tag %q: %d %s, want %d", tc.tag, status, raw, tc.status)
+		}
+	}
+	for i := 2; i <= models.MaxTags; i++ {
+		if status, raw := d.call(t, d.sup, "POST", path, map[string]string{"tag": fmt.Sprintf("t%d", i)}); status != 200 {
+			t.Fatalf("tag %d: %d %s", i, status, raw)
+		}
+	}
+	if status, raw := d.call(t, d.sup, "POST", path, map[string]string{"tag": "one-too-many"}); status != 400 {
+		t.Errorf("an eleventh tag: %d %s", status, raw)
+	}
+	for i := 2; i <= models.MaxTags; i++ {
+		if status, raw := d.call(t, d.sup, "DELETE", fmt.Sprintf("%s/t%d", path, i), nil); status != 204 {
+			t.Fatalf("untag %d: %d %s", i, status, raw)
+		}
+	}
+	if n := len(d.audits(t, "conversation.tag")); n != models.MaxTags {
+		t.Errorf("%d conversation.tag entries, want %d (the repeated add not again)", n, models.MaxTags)
+	}
+	// A second contact, untagged, that every other filter would list.
+	contacts := store.NewContactStore(d.db, d.crypto)
+	other, _, _ := contacts.FindOrCreate(context.Background(), "+14155550123")
+	storetest.Inbound(t, d.db, d.crypto, other, "Another person")
+	var hits []apiHit
+	var page struct{ Conversations []apiHit }
+	for tag, want := range map[string][]int64{"follow-up": {d.contact}, "Follow up": {d.contact}, "nobody-has-this": nil} {
+		status, raw := d.call(t, d.agent, "GET", "/conversations?tag="+url.QueryEscape(tag), nil)
+		if status != 200 || json.Unmarshal(raw, &page) != nil {
+			t.Fatalf("filter %q: %d %s", tag, status, raw)
+		}
+		hits = page.Conversations
+		var got []int64
+		for _, h := range hits {
+			got = append(got, h.Contact.ID)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("filter %q: contacts %v, want %v", tag, got, want)
+		}
+	}
+	if status, raw := d.call(t, d.agent, "GET", "/conversations?tag=%21%21", nil); status != 400 {
+		t.Errorf("a malformed filter: %d %s", status, raw)
+	}
+	page2 := consolePage(t, d.base, d.agent, "/?tag=follow-up")
+	if !strings.Contains(page2, fmt.Sprintf(`href="/contacts/%d`, d.contact)) || strings.Contains(page2, fmt.Sprintf(`href="/contacts/%d`, other.ID)) {
+		t.Errorf("the inbox filtered by tag does not list the tagged contact alone")
+	}
+	// The conversation page's panel shows the badge, linked to the filter.
+	panel := consolePage(t, d.base, d.agent, fmt.Sprintf("/contacts/%d/tags", d.contact))
+	if !strings.Contains(panel, `href="/?tag=follow-up"`) || !strings.Contains(panel, `data-testid="tag-form"`) {
+		t.Errorf("tags panel: %s", panel)
+	}
+	if viewer := consolePage(t, d.base, d.vw, fmt.Sprintf("/contacts/%d/tags", d.contact)); strings.Contains(viewer, `data-testid="tag-form"`) ||
+		!strings.Contains(viewer, `href="/?tag=follow-up"`) {
+		t.Errorf("a viewer's tags panel offers tagging or hides the tags")
+	}
+	// Removed through the console's form; a malformed one answers the
+	// panel with the reason beside the field and the words kept.
+	if status, body := d.post(t, d.agent, fmt.Sprintf("/conversations/%d/tags", d.conv), url.Values{"tag": {"no good!"}}); status != 200 ||
+		!strings.Contains(body, `data-testid="tag-error"`) || !strings.Contains(body, `value="no good!"`) {
+		t.Errorf("a refused tag in the console: %d %s", status, body)
+	}
+	if status, body := d.post(t, d.agent, fmt.Sprintf("/conversations/%d/untag", d.conv), url.Values{"tag": {"follow-up"}}); status != 200 || strings.Contains(body, `data-testid="tag"`) {
+		t.Errorf("untag in the console: %d %s", status, body)
+	}
+	if status, raw := d.call(t, d.agent, "GET", path, nil); status != 200 || string(raw) != `{"tags":[]}` {
+		t.Errorf("tags after untagging: %d %s", status, raw)
+	}
+}
+
+// Saved replies: managed by supervisors, picked by agents, filled on the
+// server from the conversation with a missing variable left visible and
+// named, never blank; the fill audited as a read of the contact.
+func TestDesk_SavedReplies(t *testing.T) {
+	d := newDeskSite(t)
+	body := map[string]string{"title": "Appointment", "body": "Hello {{name}}, see you at {{ appointment_at }}."}
+	status, raw := d.call(t, d.sup, "POST", "/saved-replies", body)
+	if status != 201 {
+		t.Fatalf("add: %d %s", status, raw)
+	}
+	var r models.SavedReply
+	_ = json.Unmarshal(raw, &r)
+	for _, tc := range []struct {
+		cr     credentials
+		body   map[string]string
+		status int
+	}{
+		{d.sup, map[string]string{"title": "APPOINTMENT", "body": "again"}, 409},
+		{d.sup, map[string]string{"title": "", "body": "untitled"}, 400},
+		{d.agent, map[string]string{"title": "Mine", "body": "an agent's"}, 403},
+	} {
+		if status, raw := d.call(t, tc.cr, "POST", "/saved-replies", tc.body); status != tc.status {
+			t.Errorf("add %v: %d %s, want %d", tc.body, status, raw, tc.status)
+		}
+	}
+	var list struct {
+		SavedReplies []models.SavedReply `json:"saved_replies"`
+	}
+	if status, raw := d.call(t, d.agent, "GET", "/saved-replies", nil); status != 200 || json.Unmarshal(raw, &list) != nil || len(list.SavedReplies) != 1 {
+		t.Fatalf("list: %d %s", status, raw)
+	}
+	render := fmt.Sprintf("/contacts/%d/saved-replies/%d", d.contact, r.ID)
+	var got struct {
+		Text    string
+		Missing []string
+	}
+	status, raw = d.call(t, d.agent, "GET", render, nil)
+	if status != 200 || json.Unmarshal(raw, &got) != nil || got.Text != "Hello Asha, see you at {{appointment_at}}." || fmt.Sprint(got.Missing) != "[appointment_at]" {
+		t.Fatalf("render without the appointment: %d %s", status, raw)
+	}
+	if status, raw := d.call(t, d.sup, "POST", fmt.Sprintf("/conversations/%d/override", d.conv),
+		map[string]string{"kind": "set_var", "var": "appointment_at", "value": "Tue 10:30"}); status != 204 {
+		t.Fatalf("set the appointment: %d %s", status, raw)
+	}
+	status, raw = d.call(t, d.agent, "GET", render, nil)
+	if status != 200 || json.Unmarshal(raw, &got) != nil || got.Text != "Hello Asha, see you at Tue 10:30." || len(got.Missing) != 0 {
+		t.Fatalf("render with the appointment: %d %s", status, raw)
+	}
+	if status, _ := d.call(t, d.vw, "GET", render, nil); status != 403 {
+		t.Errorf("a viewer renders: %d", status)
+	}
+	if n := len(d.audits(t, "saved_reply.render")); n != 2 {
+		t.Errorf("%d saved_reply.render entries, want 2", n)
+	}
+	for _, e := range d.audits(t, "saved_reply.") {
+		if details, _ := json.Marshal(e.Details); bytes.Contains(details, []byte("Asha")) || bytes.Contains(details, []byte("10:30")) {
+			t.Errorf("%s details hold personal data: %s", e.Action, details)
+		}
+	}
+	// The console's box, filled for this conversation.
+	box := consolePage(t, d.base, d.agent, fmt.Sprintf("/contacts/%d/saved-reply?saved=%d", d.contact, r.ID))
+	if !strings.Contains(box, "Hello Asha, see you at Tue 10:30.</textarea>") {
+		t.Errorf("console box: %s", box)
+	}
+	picker := consolePage(t, d.base, d.agent, fmt.Sprintf("/contacts/%d/saved-replies", d.contact))
+	if !strings.Contains(picker, fmt.Sprintf(`<option value="%d">Appointment</option>`, r.ID)) {
+		t.Errorf("picker: %s", picker)
+	}
+	// Changed and deleted by a supervisor; deleted twice is not found.
+	if status, raw := d.call(t, d.sup, "PUT", fmt.Sprintf("/saved-replies/%d", r.ID), map[string]string{"title": "Appointment", "body": "Hi {{name}}"}); status != 200 {
+		t.Errorf("change: %d %s", status, raw)
+	}
+	if status, raw = d.call(t, d.agent, "GET", render, nil); status != 200 || json.Unmarshal(raw, &got) != nil || got.Text != "Hi Asha" {
+		t.Errorf("render after the change: %d %s", status, raw)
+	}
+	if status, _ := d.call(t, d.sup, "DELETE", fmt.Sprintf("/saved-replies/%d", r.ID), nil); status != 204 {
+		t.Errorf("delete: %d", status)
+	}
+	if status, _ := d.call(t, d.sup, "DELETE", fmt.Sprintf("/saved-replies/%d", r.ID), nil); status != 404 {
+		t.Errorf("delete twice: %d", status)
+	}
+}
+
+// The console's notes panel: a refused note comes back in its field with
+// the reason beside it; an accepted one is listed with its author.
+func TestDesk_NotesPanel(t *testing.T) {
+	d := newDeskSite(t)
+	path := fmt.Sprintf("/contacts/%d/notes", d.contact)
+	status, body := d.post(t, d.agent, path, url.Values{"body": {strings.Repeat("y", models.MaxNote+1)}})
+	if status != 200 || !strings.Contains(body, `data-testid="note-error"`) || !strings.Contains(body, strings.Repeat("y", models.MaxNote+1)+"</textarea>") {
+		t.Errorf("a refused note: %d %.300s", status, body)
+	}
+	status, body = d.post(t, d.agent, path, url.Values{"body": {secretNote}})
+	if status != 200 || !strings.Contains(body, secretNote) || !strings.Contains(body, "agent@example.org") || strings.Contains(body, `data-testid="note-error"`) {
+		t.Errorf("a note: %d %s", status, body)
+	}
+	// A colleague sees it, may not delete it; its author may.
+	if other := consolePage(t, d.base, d.sup, path); !strings.Contains(other, secretNote) || !strings.Contains(other, `data-testid="note-delete"`) {
+		t.Errorf("a supervisor's panel: %s", other)
+	}
+	if status, body := d.post(t, d.agent, fmt.Sprintf("/notes/%d/delete", d.noteID(t)), url.Values{}); status != 200 || strings.Contains(body, secretNote) {
+		t.Errorf("delete: %d %s", status, body)
+	}
+}
+
+func (d *deskSite) noteID(t *testing.T) int64 {
+	t.Helper()
+	var id int64
+	if err := d.db.Pool.QueryRow(context.Background(), `SELECT id FROM contact_notes ORDER BY id LIMIT 1`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}

@@ -83,8 +83,8 @@ func (s *TagStore) Add(ctx context.Context, tx *gorm.DB, conversationID int64, t
 	if by != "" {
 		author = by
 	}
-	res := g.Exec(`INSERT INTO conversation_tags (conversation_id, contact_id, tag, created_by) SELECT ?, ?, ?, ?
-		WHERE ? < ? ON CONFLICT DO NOTHING`, conversationID, contactID, tag, author, n, models.MaxTags)
+	res := g.Exec(`INSERT INTO conversation_tags (conversation_id, contact_id, tag, created_by) SELECT ?::bigint, ?::bigint, ?::text, ?::uuid
+		WHERE ?::bigint < ?::bigint ON CONFLICT DO NOTHING`, conversationID, contactID, tag, author, n, models.MaxTags)
 	if res.Error != nil {
 		return false, dbError(res.Error, "Tag")
 	}
