@@ -315,3 +315,27 @@ func (d *Desk) deleteReply() fiber.Handler {
 		return c.Redirect("/saved-replies", fiber.StatusSeeOther)
 	}
 }
+
+// TagReader reads the tags on contacts' conversations (store.TagStore).
+type TagReader interface {
+	OfContacts(ctx context.Context, contactIDs []int64) (map[int64][]string, error)
+}
+
+// tagHits puts each listed contact's tags on its row: one query a page.
+func (in *Inbox) tagHits(ctx context.Context, hits []views.MessageRow) error {
+	if in.Tags == nil || len(hits) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(hits))
+	for i, h := range hits {
+		ids[i] = h.ContactID
+	}
+	tags, err := in.Tags.OfContacts(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for i := range hits {
+		hits[i].Tags = tags[hits[i].ContactID]
+	}
+	return nil
+}

@@ -337,6 +337,9 @@ func TestDesk_Tags(t *testing.T) {
 	if !strings.Contains(page2, fmt.Sprintf(`href="/contacts/%d`, d.contact)) || strings.Contains(page2, fmt.Sprintf(`href="/contacts/%d`, other.ID)) {
 		t.Errorf("the inbox filtered by tag does not list the tagged contact alone")
 	}
+	if !strings.Contains(page2, `data-testid="hit-tag">follow-up</span>`) {
+		t.Errorf("the inbox row shows no tag badge")
+	}
 	// The conversation page's panel shows the badge, linked to the filter.
 	panel := consolePage(t, d.base, d.agent, fmt.Sprintf("/contacts/%d/tags", d.contact))
 	if !strings.Contains(panel, `href="/?tag=follow-up"`) || !strings.Contains(panel, `data-testid="tag-form"`) {

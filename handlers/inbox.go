@@ -116,6 +116,9 @@ type Inbox struct {
 	Counts DashboardReader
 	// Media reads attachments (store.MediaStore); nil: none shown.
 	Media MediaReader
+	// Tags reads the tags of contacts' conversations for the list's
+	// badges (store.TagStore); nil: none shown.
+	Tags TagReader
 	// Simulator takes the simulator's messages in; nil: no simulator.
 	Simulator Ingester
 	// PollEvery and StreamFor pace the live view's event stream: how often
@@ -326,6 +329,9 @@ func (in *Inbox) resultsProps(c *fiber.Ctx, a *Access) (views.InboxResultsProps,
 		row := messageRow(g.first.Message, g.first.Contact, mask)
 		row.More = g.more
 		p.Hits = append(p.Hits, row)
+	}
+	if err := in.tagHits(c.UserContext(), p.Hits); err != nil {
+		return views.InboxResultsProps{}, err
 	}
 	if next != 0 {
 		kept.Set("q", q)

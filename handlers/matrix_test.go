@@ -183,7 +183,7 @@ func newFullServerWith(t *testing.T, senders map[string]channel.Sender) *fullSer
 		Audit: store.NewAuditStore(db, crypto), Personal: store.PersonalData{Contacts: store.NewContactStore(db, crypto), Audit: store.NewAuditStore(db, crypto)}}
 	inbox := &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe, Simulator: pipe, Media: store.NewMediaStore(db, crypto),
 		PollEvery: 10 * time.Millisecond, StreamFor: 50 * time.Millisecond, Flows: pipe,
-		Convs: store.NewConversationStore(db, crypto), Counts: store.NewDashboardStore(db)}
+		Convs: store.NewConversationStore(db, crypto), Counts: store.NewDashboardStore(db), Tags: store.NewTagStore(db)}
 	console := &handlers.Console{Access: access, Provider: handlers.LocalSignIn{LocalProvider: access.Local, Staff: s.staff},
 		Sessions: store.NewSessionStore(db, crypto), Codecs: []securecookie.Codec{securecookie.New([]byte(strings.Repeat("h", 32)), nil)},
 		CSRFKey: []byte(strings.Repeat("c", 32))}
