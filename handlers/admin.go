@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/a-h/templ"
 	"net/url"
 	"sort"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/parley-chat/parley/internal/accounts"
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
@@ -87,14 +89,19 @@ var notices = map[string]string{
 
 func (ad *Admin) addStaff(a *Access, admin StaffAdmin) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		email := strings.TrimSpace(c.FormValue("email"))
-		if !strings.Contains(email, "@") {
-			return models.Errorf(models.EINVALID, "Give the new member's email address.")
+		m := accounts.NewMember{Email: strings.TrimSpace(c.FormValue("email")), Role: models.Role(c.FormValue("role")), Password: c.FormValue("password")}
+		var err error = models.Errorf(models.EINVALID, "Give the new member's email address.")
+		if strings.Contains(m.Email, "@") {
+			_, err = a.accounts(admin).Create(c.UserContext(), actorOf(c), m)
 		}
-		if _, err := a.createStaff(c, admin, email, models.Role(c.FormValue("role")), c.FormValue("password"), ""); err != nil {
-			return err
+		if err != nil {
+			return refused(c, err, func(reason string) templ.Component {
+				// The email and role are kept, the password never sent back.
+				return views.AddMemberForm(views.AddMemberProps{CSRF: badge(c).CSRF, Roles: roles, Local: a.Local != nil, Invite: a.Remote != nil,
+					Email: m.Email, Role: string(m.Role), Error: reason})
+			})
 		}
-		return c.Redirect("/admin/staff?done=added", fiber.StatusSeeOther)
+		return goOn(c, "/admin/staff?done=added")
 	}
 }
 
@@ -114,13 +121,14 @@ func (ad *Admin) changeStaff(a *Access, admin StaffAdmin) fiber.Handler {
 		default:
 			return models.Errorf(models.EINVALID, "active is true or false.")
 		}
-		if role == nil && active == nil {
-			return models.Errorf(models.EINVALID, "Choose a role, or deactivate or reactivate.")
+		var err error = models.Errorf(models.EINVALID, "Choose a role, or deactivate or reactivate.")
+		if role != nil || active != nil {
+			_, err = a.accounts(admin).Change(c.UserContext(), actorOf(c), c.Params("id"), role, active)
 		}
-		if _, err := a.changeStaff(c, admin, c.Params("id"), role, active); err != nil {
-			return err
+		if err != nil {
+			return refused(c, err, views.Refusal)
 		}
-		return c.Redirect("/admin/staff?done=changed", fiber.StatusSeeOther)
+		return goOn(c, "/admin/staff?done=changed")
 	}
 }
 

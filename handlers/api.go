@@ -42,7 +42,7 @@ const (
 
 // registerAPI adds the JSON API under /api/v1, every route but the
 // document itself behind a bearer token.
-func registerAPI(app *fiber.App, a *Access, in *Inbox, ad *Admin) {
+func registerAPI(app *fiber.App, a *Access, in *Inbox, ad *Admin, bc *Broadcasts) {
 	if a == nil {
 		return
 	}
@@ -77,9 +77,13 @@ func registerAPI(app *fiber.App, a *Access, in *Inbox, ad *Admin) {
 		if in.Actions != nil {
 			api.Post("/contacts/:id<int>/reply", require(auth.Reply), x.reply())
 			api.Post("/messages/:id<int>/resend", require(auth.Resend), x.resend())
-			api.Post("/messages/resend", require(auth.Resend), x.bulkResend(a))
+			api.Post("/messages/resend", require(auth.Resend), x.bulkResend())
 			api.Post("/conversations/:id<int>/override", require(auth.HandoffWork), x.override())
 		}
+		registerStart(nil, api, in, nil)
+	}
+	if bc != nil {
+		bc.registerAPI(api)
 	}
 	if ad != nil && ad.Audit != nil {
 		api.Get("/audit", require(auth.ReadAudit), x.audit(a))
@@ -267,7 +271,7 @@ func (x *API) conversationJSON(c *fiber.Ctx, conv *models.Conversation) (*conver
 		return nil, err
 	}
 	for _, t := range timers {
-		out.Timers = append(out.Timers, timerOut{Kind: t.Input, At: t.At.UTC()}) // remind or expire
+		out.Timers = append(out.Timers, timerOut{Kind: t.Input, At: t.At.UTC()}) // remind, expire or scheduled
 	}
 	return out, nil
 }
@@ -304,7 +308,7 @@ func (x *API) searchConversations(a *Access) fiber.Handler {
 			More    int        `json:"more"`
 		}
 		rows := []row{}
-		for _, g := range byContact(hits) {
+		for _, g := range hits {
 			rows = append(rows, row{Contact: contactJSON(g.first.Contact, mask), Message: messageJSON(g.first.Message, nil), More: g.more})
 		}
 		nextText := ""
@@ -473,9 +477,9 @@ func (x *API) resend() fiber.Handler {
 }
 
 // bulkResend sends again the failed messages of a range of days (at most
-// bulkResendCap a call; call again for the rest), or with dry_run counts
-// them.
-func (x *API) bulkResend(a *Access) fiber.Handler {
+// pipeline.BulkResendCap a call; call again for the rest), or with dry_run
+// counts them.
+func (x *API) bulkResend() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		var in struct {
 			Since  string `json:"since"`
@@ -486,33 +490,14 @@ func (x *API) bulkResend(a *Access) fiber.Handler {
 			return err
 		}
 		since, until, err := dayBounds(in.Since, in.Until)
-		if err != nil || since.IsZero() || until.IsZero() || !until.After(since) {
-			return models.Errorf(models.EINVALID, "Give since and until, days like 2026-12-01 and 2026-12-03 (the last included).")
-		}
-		ctx := c.UserContext()
-		ids, err := x.Inbox.Messages.FailedBetween(ctx, since, until, bulkResendCap+1)
 		if err != nil {
 			return err
 		}
-		out := struct {
-			Found   int     `json:"found"`
-			Resent  []int64 `json:"resent"`
-			Refused int     `json:"refused"`
-			More    bool    `json:"more"`
-		}{Found: min(len(ids), bulkResendCap), Resent: []int64{}, More: len(ids) > bulkResendCap}
-		if in.DryRun {
-			return c.JSON(out)
-		}
-		if out.Resent, out.Refused, err = x.Inbox.resendAll(c, a, in.Since, in.Until, ids[:out.Found]); err != nil {
-			return err
-		}
-		// More waits beyond what was refused: call again for the rest.
-		left, err := x.Inbox.Messages.FailedBetween(ctx, since, until, bulkResendCap+out.Refused+1)
+		r, err := x.Inbox.Actions.BulkResend(c.UserContext(), actorOf(c), since, until, in.DryRun)
 		if err != nil {
 			return err
 		}
-		out.More = len(left) > out.Refused
-		return c.JSON(out)
+		return c.JSON(fiber.Map{"found": r.Found, "resent": r.Resent, "refused": r.Refused, "more": r.More})
 	}
 }
 

@@ -218,8 +218,11 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64, view contactV
 			}
 			for _, t := range timers {
 				what := "Time-out"
-				if t.Input == "remind" {
+				switch t.Input {
+				case "remind":
 					what = "Reminder"
+				case "scheduled":
+					what = "Planned message"
 				}
 				p.Conversation.Timers = append(p.Conversation.Timers, views.Timer{What: what, At: t.At.UTC().Format("2 Jan 15:04 UTC")})
 			}

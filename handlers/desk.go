@@ -251,7 +251,7 @@ func (d *Desk) picker() fiber.Handler {
 func (d *Desk) renderReply() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if c.Query("saved") == "" {
-			return render(c, views.ReplyText(views.ReplyTextProps{}))
+			return render(c, views.ReplyText(views.ReplyTextProps{ContactID: idParam(c)}))
 		}
 		rid, err := strconv.ParseInt(c.Query("saved"), 10, 64)
 		if err != nil || rid <= 0 {
@@ -261,7 +261,7 @@ func (d *Desk) renderReply() fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return render(c, views.ReplyText(views.ReplyTextProps{Text: r.Text, Missing: r.Missing}))
+		return render(c, views.ReplyText(views.ReplyTextProps{ContactID: idParam(c), Text: r.Text, Missing: r.Missing}))
 	}
 }
 

@@ -3,11 +3,9 @@ package handlers
 import (
 	"context"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/gofiber/fiber/v2"
 	"gorm.io/gorm"
@@ -16,6 +14,7 @@ import (
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/phone"
+	"github.com/parley-chat/parley/internal/pipeline"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 	"github.com/parley-chat/parley/views"
@@ -66,6 +65,9 @@ type StaffActions interface {
 	// the actor may not take it over.
 	Take(ctx context.Context, actor models.Actor, conversationID int64) error
 	Resend(ctx context.Context, actor models.Actor, messageID int64) (int64, error)
+	// BulkResend resends (or with dryRun counts) the failed messages of a
+	// range of days: EINVALID for a range that is not one.
+	BulkResend(ctx context.Context, actor models.Actor, since, until time.Time, dryRun bool) (pipeline.BulkResendResult, error)
 	// Override returns EFORBIDDEN when the actor's role may not give the
 	// command, or another member holds the hand-off and the actor may not
 	// take it over.
@@ -148,9 +150,10 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 		app.Post("/contacts/:id<int>/reply", signedIn, require(auth.Reply), in.reply())
 		app.Post("/messages/:id<int>/resend", signedIn, require(auth.Resend), in.resend())
 		app.Post("/conversations/:id<int>/override", signedIn, require(auth.HandoffWork), in.override())
-		app.Get("/resend", signedIn, require(auth.Resend), in.bulkResend(a))
-		app.Post("/resend", signedIn, require(auth.Resend), in.bulkResend(a))
+		app.Get("/resend", signedIn, require(auth.Resend), in.bulkResend())
+		app.Post("/resend", signedIn, require(auth.Resend), in.bulkResend())
 	}
+	registerStart(app, nil, in, signedIn)
 	if in.Flows != nil {
 		app.Get("/flows", signedIn, require(auth.ReadFlows), in.flows())
 		app.Get("/flows/:id", signedIn, require(auth.ReadFlows), in.flow(a))
@@ -168,34 +171,6 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 			app.Post("/conversations/:id<int>/take", signedIn, require(auth.HandoffWork), in.take())
 		}
 	}
-}
-
-// searchesFor reads what was typed: a phone number in any format, or
-// words, looked for in names and in messages alike.
-func searchesFor(q string, f models.MessageSearch) []models.MessageSearch {
-	q = strings.TrimSpace(q)
-	with := func(edit func(*models.MessageSearch)) models.MessageSearch {
-		s := f
-		edit(&s)
-		return s
-	}
-	digits, other := 0, false
-	for _, r := range q {
-		switch {
-		case unicode.IsDigit(r):
-			digits++
-		case strings.ContainsRune("+-(). ", r):
-		default:
-			other = true
-		}
-	}
-	switch {
-	case q == "":
-		return []models.MessageSearch{with(func(*models.MessageSearch) {})}
-	case digits >= 6 && !other:
-		return []models.MessageSearch{with(func(s *models.MessageSearch) { s.Phone = q })}
-	}
-	return []models.MessageSearch{with(func(s *models.MessageSearch) { s.Name = q }), with(func(s *models.MessageSearch) { s.Text = q })}
 }
 
 // filtersOf reads the inbox's filters (state, flow, channel, status,
@@ -283,34 +258,6 @@ func dayBounds(since, until string) (from, to time.Time, err error) {
 	return from, to, nil
 }
 
-// search runs the searches for q and merges them, newest first, up to
-// f.Limit; next is the cursor of the following page (0: none).
-func (in *Inbox) search(ctx context.Context, q string, f models.MessageSearch) (hits []models.MessageHit, next int64, err error) {
-	seen := map[int64]bool{}
-	more := false
-	for _, s := range searchesFor(q, f) {
-		page, err := in.Messages.Search(ctx, s)
-		if err != nil {
-			return nil, 0, err
-		}
-		more = more || page.Next != 0
-		for _, h := range page.Hits {
-			if !seen[h.Message.ID] {
-				seen[h.Message.ID] = true
-				hits = append(hits, h)
-			}
-		}
-	}
-	sort.Slice(hits, func(i, j int) bool { return hits[i].Message.ID > hits[j].Message.ID })
-	if len(hits) > f.Limit {
-		hits, more = hits[:f.Limit], true
-	}
-	if more && len(hits) > 0 {
-		next = hits[len(hits)-1].Message.ID
-	}
-	return hits, next, nil
-}
-
 func (in *Inbox) resultsProps(c *fiber.Ctx, a *Access) (views.InboxResultsProps, error) {
 	q := c.Query("q")
 	f, kept, err := filtersOf(c)
@@ -325,7 +272,7 @@ func (in *Inbox) resultsProps(c *fiber.Ctx, a *Access) (views.InboxResultsProps,
 	}
 	p := views.InboxResultsProps{Query: q}
 	mask := auth.MasksPhones(principal(c).Role)
-	for _, g := range byContact(hits) {
+	for _, g := range hits {
 		row := messageRow(g.first.Message, g.first.Contact, mask)
 		row.More = g.more
 		p.Hits = append(p.Hits, row)
@@ -339,51 +286,6 @@ func (in *Inbox) resultsProps(c *fiber.Ctx, a *Access) (views.InboxResultsProps,
 		p.Next = "/?" + kept.Encode()
 	}
 	return p, nil
-}
-
-// auditedSearch records the search (a keyed fingerprint of what was typed,
-// never the text, which may be a phone number or a name, and the filters
-// kept) and runs it. Listing without a query (every inbox load) is not a
-// search and is not recorded.
-func (in *Inbox) auditedSearch(c *fiber.Ctx, a *Access, q string, f models.MessageSearch, kept url.Values) ([]models.MessageHit, int64, error) {
-	if strings.TrimSpace(q) != "" {
-		details := map[string]any{"query_fp": a.fingerprint(q)}
-		for k := range kept {
-			details[k] = kept.Get(k)
-		}
-		if err := a.audit(c, "messages.search", "messages", "", details); err != nil {
-			return nil, 0, err
-		}
-	}
-	return in.search(c.UserContext(), q, f)
-}
-
-// contactHits are one conversation's messages a search found: the newest,
-// and how many more on the page.
-type contactHits struct {
-	first models.MessageHit
-	more  int
-}
-
-// byContact groups a page of hits by contact, newest first: the inbox
-// shows one row per conversation.
-func byContact(hits []models.MessageHit) []contactHits {
-	var out []contactHits
-	at := map[int64]int{}
-	for _, h := range hits {
-		if i, seen := at[h.Contact.ID]; seen {
-			out[i].more++
-			// The latest in the conversation stands for it: hits come by
-			// id, which two instances' writes do not keep in order.
-			if h.Message.Seq > out[i].first.Message.Seq {
-				out[i].first = h
-			}
-			continue
-		}
-		at[h.Contact.ID] = len(out)
-		out = append(out, contactHits{first: h})
-	}
-	return out
 }
 
 func (in *Inbox) page(a *Access) fiber.Handler {

@@ -19,6 +19,7 @@ import (
 	"github.com/parley-chat/parley/handlers"
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/channel/simulator"
 	"github.com/parley-chat/parley/internal/channel/twilio"
 	"github.com/parley-chat/parley/internal/desk"
 	"github.com/parley-chat/parley/internal/engine"
@@ -135,6 +136,15 @@ var rules = map[string]rule{
 	"DELETE /api/v1/saved-replies/:id<int>":           {path: "/api/v1/saved-replies/999999", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
 	"GET /api/v1/contacts/:id<int>/saved-replies/:reply<int>": {path: "/api/v1/contacts/999999/saved-replies/999999", anon: 401, staff: 404,
 		roles: map[models.Role]int{models.RoleViewer: 403}},
+	// Starting conversations and planning messages: supervisors and admins
+	// (no number, or a form for JSON, sent: refused as invalid to them).
+	"GET /start":                 {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
+	"POST /start":                {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 400, models.RoleAdmin: 400}},
+	"POST /api/v1/conversations": {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 400, models.RoleAdmin: 400}},
+	"POST /api/v1/contacts/:id<int>/scheduled": {path: "/api/v1/contacts/999999/scheduled", anon: 401, staff: 403,
+		roles: map[models.Role]int{models.RoleSupervisor: 400, models.RoleAdmin: 400}},
+	"DELETE /api/v1/scheduled/:id<int>": {path: "/api/v1/scheduled/999999", anon: 401, staff: 403,
+		roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
 	"GET /auth/v1/.well-known/jwks.json": {anon: 200, staff: 200},
 	"POST /auth/v1/token":                {anon: 400, staff: 400},
 	"POST /webhooks/twilio":              {anon: 403, staff: 403}, // unsigned: refused whoever sends it
@@ -142,6 +152,22 @@ var rules = map[string]rule{
 	"GET /webhooks/meta":                 {anon: 403, staff: 403},
 	"POST /webhooks/meta":                {anon: 403, staff: 403},
 	"POST /webhooks/siren":               {anon: 403, staff: 403},
+	// Broadcasts are for supervisors and admins.
+	"GET /broadcasts":                          {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
+	"POST /broadcasts":                         {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 400, models.RoleAdmin: 400}}, // nothing planned
+	"GET /broadcasts/:id<int>":                 {path: "/broadcasts/999999", anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"GET /broadcasts/:id<int>/progress":        {path: "/broadcasts/999999/progress", anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"POST /broadcasts/:id<int>/confirm":        {path: "/broadcasts/999999/confirm", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"POST /broadcasts/:id<int>/pause":          {path: "/broadcasts/999999/pause", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"POST /broadcasts/:id<int>/resume":         {path: "/broadcasts/999999/resume", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"POST /broadcasts/:id<int>/cancel":         {path: "/broadcasts/999999/cancel", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"GET /api/v1/broadcasts":                   {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
+	"POST /api/v1/broadcasts":                  {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 400, models.RoleAdmin: 400}}, // a form, not JSON
+	"GET /api/v1/broadcasts/:id<int>":          {path: "/api/v1/broadcasts/999999", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"POST /api/v1/broadcasts/:id<int>/confirm": {path: "/api/v1/broadcasts/999999/confirm", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"POST /api/v1/broadcasts/:id<int>/pause":   {path: "/api/v1/broadcasts/999999/pause", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"POST /api/v1/broadcasts/:id<int>/resume":  {path: "/api/v1/broadcasts/999999/resume", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"POST /api/v1/broadcasts/:id<int>/cancel":  {path: "/api/v1/broadcasts/999999/cancel", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
 }
 
 // fullServer is the server with every part: webhooks, the API, the console.
@@ -170,6 +196,8 @@ func newFullServerWith(t *testing.T, senders map[string]channel.Sender) *fullSer
 		Responder: pipeline.NewFlows(engine.Builtin(), db, crypto), Senders: senders}
 	if senders != nil {
 		deps.Config = pipeline.Config{SendRate: 1000, SendBurst: 100}
+	} else {
+		deps.Senders = map[string]channel.Sender{channel.Simulator: simulator.Sender{}}
 	}
 	pipe, err := pipeline.New(deps)
 	if err != nil {
@@ -190,7 +218,7 @@ func newFullServerWith(t *testing.T, senders map[string]channel.Sender) *fullSer
 	s.app = handlers.NewServer(handlers.Deps{Logger: slog.New(slog.DiscardHandler), Readiness: readiness, Registry: reg, Version: "test",
 		Metrics: handlers.MetricsAccess{Token: strings.Repeat("m", 32)},
 		Access:  access, Console: console, Inbox: inbox, Admin: newAdmin(db, crypto), Dashboard: &handlers.Dashboard{Counts: store.NewDashboardStore(db), Flows: pipe},
-		Desk: newDesk(db, crypto, s.staff),
+		Desk: newDesk(db, crypto, s.staff), Broadcasts: &handlers.Broadcasts{Actions: pipe},
 		Webhooks: &handlers.Webhooks{Pipeline: pipe, Metrics: metrics, Twilio: twilio.NewVerifier(publicURL, authToken),
 			MetaAppSecret: appSecret, MetaVerifyToken: verifyToken, SirenSecret: sirenSecret}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -128,12 +128,14 @@ var consoleNav = []struct {
 }{
 	{"/", "Inbox", "i", auth.ReadConversations},
 	{"/handoffs", "Hand-offs", "h", auth.ReadConversations},
+	{"/start", "Start", "n", auth.Override},
 	{"/resend", "Failed sends", "f", auth.Resend},
 	{"/flows", "Flows", "l", auth.ReadFlows},
 	{"/templates", "Templates", "t", auth.ReadTemplates},
 	{"/saved-replies", "Saved replies", "p", auth.ManageReplies},
 	{"/dashboard", "Dashboard", "d", auth.ReadDashboard},
 	{"/simulator", "Simulator", "s", auth.SimulateFlows},
+	{"/broadcasts", "Broadcasts", "b", auth.Broadcast},
 	{"/admin/staff", "Staff", "u", auth.ManageStaff},
 	{"/admin/audit", "Audit log", "a", auth.ReadAudit},
 	{"/admin/system", "System", "y", auth.ManageKeys},
@@ -238,6 +240,11 @@ func (cs *Console) toLogin(c *fiber.Ctx) error {
 	cs.clearCookie(c)
 	target := "/login?next=" + url.QueryEscape(string(c.Request().URI().RequestURI()))
 	if c.Get("HX-Request") == "true" {
+		// Back to the page the request came from (a reply's form, say), not
+		// to the address it posted to, which has no page.
+		if page, err := url.Parse(c.Get("HX-Current-URL")); err == nil && page.Path != "" {
+			target = "/login?next=" + url.QueryEscape(safeNext(page.RequestURI()))
+		}
 		c.Set("HX-Redirect", target)
 		return c.SendStatus(fiber.StatusUnauthorized)
 	}

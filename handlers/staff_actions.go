@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"github.com/a-h/templ"
 	"strconv"
 	"strings"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/internal/pipeline"
 	"github.com/parley-chat/parley/models"
 	"github.com/parley-chat/parley/views"
 )
@@ -21,11 +23,13 @@ func actorOf(c *fiber.Ctx) models.Actor {
 
 func (in *Inbox) reply() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id := idParam(c)
-		if _, err := in.Actions.Reply(c.UserContext(), actorOf(c), id, c.FormValue("text")); err != nil {
-			return err
+		id, text := idParam(c), c.FormValue("text")
+		if _, err := in.Actions.Reply(c.UserContext(), actorOf(c), id, text); err != nil {
+			return refused(c, err, func(reason string) templ.Component {
+				return views.ReplyForm(views.ReplyFormProps{ContactID: id, CSRF: badge(c).CSRF, Text: text, Error: reason})
+			})
 		}
-		return c.Redirect("/contacts/"+strconv.FormatInt(id, 10), fiber.StatusSeeOther)
+		return goOn(c, "/contacts/"+strconv.FormatInt(id, 10))
 	}
 }
 
@@ -33,9 +37,9 @@ func (in *Inbox) resend() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id := idParam(c)
 		if _, err := in.Actions.Resend(c.UserContext(), actorOf(c), id); err != nil {
-			return err
+			return refused(c, err, views.Refusal)
 		}
-		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
+		return goOn(c, safeNext(c.FormValue("back")))
 	}
 }
 
@@ -76,9 +80,9 @@ func (in *Inbox) handoffs(a *Access) fiber.Handler {
 func (in *Inbox) take() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if err := in.Actions.Take(c.UserContext(), actorOf(c), idParam(c)); err != nil {
-			return err
+			return refused(c, err, views.Refusal)
 		}
-		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
+		return goOn(c, safeNext(c.FormValue("back")))
 	}
 }
 
@@ -90,41 +94,16 @@ func (in *Inbox) override() fiber.Handler {
 		o := engine.Override{Kind: engine.OverrideKind(c.FormValue("kind")), Node: strings.TrimSpace(c.FormValue("node")),
 			Var: strings.TrimSpace(c.FormValue("var")), Value: c.FormValue("value"), Flow: strings.TrimSpace(c.FormValue("flow"))}
 		if err := in.Actions.Override(c.UserContext(), actorOf(c), id, o); err != nil {
-			return err
+			return refused(c, err, views.Refusal)
 		}
-		return c.Redirect(safeNext(c.FormValue("back")), fiber.StatusSeeOther)
+		return goOn(c, safeNext(c.FormValue("back")))
 	}
 }
-
-// resendAll sends each of the failed messages ids (of the days since to
-// until) again as Resend does, after auditing the bulk resend: the new
-// messages' ids, and how many could not go now (opted out, window closed)
-// and stay failed.
-func (in *Inbox) resendAll(c *fiber.Ctx, a *Access, since, until string, ids []int64) (resent []int64, refused int, err error) {
-	if err := a.audit(c, "messages.bulk_resend", "messages", "", map[string]any{"since": since, "until": until, "count": len(ids)}); err != nil {
-		return nil, 0, err
-	}
-	resent = []int64{}
-	for _, id := range ids {
-		again, err := in.Actions.Resend(c.UserContext(), actorOf(c), id)
-		switch {
-		case models.ErrorCode(err) == models.ECONFLICT:
-			refused++
-		case err != nil:
-			return nil, 0, err
-		default:
-			resent = append(resent, again)
-		}
-	}
-	return resent, refused, nil
-}
-
-// bulkResendCap is how many messages one bulk resend sends at most.
-const bulkResendCap = 500
 
 // bulkResend previews (GET) and sends again (POST) the failed messages of
-// a range of days, each as Resend does: once, however often it is asked.
-func (in *Inbox) bulkResend(a *Access) fiber.Handler {
+// a range of days (Pipeline.BulkResend: each once, however often it is
+// asked).
+func (in *Inbox) bulkResend() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		get := func(k string) string {
 			if c.Method() == fiber.MethodPost {
@@ -137,29 +116,18 @@ func (in *Inbox) bulkResend(a *Access) fiber.Handler {
 			return render(c, views.BulkResend(p))
 		}
 		since, until, err := dayBounds(p.Since, p.Until)
-		if err != nil || !until.After(since) {
-			return models.Errorf(models.EINVALID, "Give a range of days like 2026-12-01 to 2026-12-03.")
-		}
-		ctx := c.UserContext()
-		ids, err := in.Messages.FailedBetween(ctx, since, until, bulkResendCap+1)
 		if err != nil {
 			return err
 		}
-		if len(ids) > bulkResendCap {
-			ids, p.Capped = ids[:bulkResendCap], true
+		r, err := in.Actions.BulkResend(c.UserContext(), actorOf(c), since, until, c.Method() != fiber.MethodPost)
+		if err != nil {
+			return err
 		}
+		p.Capped, p.Count = r.Capped, r.Found
 		if c.Method() == fiber.MethodPost {
-			resent, _, err := in.resendAll(c, a, p.Since, p.Until, ids)
-			if err != nil {
-				return err
-			}
-			p.Done = len(resent)
 			// What is left after this go (a capped range, or sends refused).
-			if ids, err = in.Messages.FailedBetween(ctx, since, until.AddDate(0, 0, 1), bulkResendCap+1); err != nil {
-				return err
-			}
+			p.Done, p.Refused, p.Count = len(r.Resent), r.Refused, min(r.Left, pipeline.BulkResendCap)
 		}
-		p.Count = min(len(ids), bulkResendCap)
 		return render(c, views.BulkResend(p))
 	}
 }

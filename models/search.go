@@ -6,8 +6,12 @@ import "time"
 // they say. Every part given must match. Results come newest first.
 type MessageSearch struct {
 	Phone string // a phone number in any format a person types; "" for any
-	Name  string // words of the contact's name; all must match
-	Text  string // words of the message; all must match
+	// PhoneTail is the last digits of a number (4 to 6), matched by the
+	// contact's number ending in them; "" for any.
+	PhoneTail string
+	ContactID int64  // only this contact's messages; 0 for any
+	Name      string // words of the contact's name; all must match
+	Text      string // words of the message; all must match
 
 	// State is where the contact's conversation stands (StateActive …);
 	// "" for any.

@@ -81,7 +81,9 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 		if err != nil {
 			return nil, &config.Error{Problems: []config.Problem{{Var: "PARLEY_FLOWS_DIR", Reason: "holds invalid flows: " + strings.ReplaceAll(err.Error(), "\n", "; "), Fix: "run `parley flows validate` and fix what it names"}}}
 		}
-		responder = pipeline.NewFlows(lib, db, c)
+		flows := pipeline.NewFlows(lib, db, c)
+		flows.Zone = cfg.TimeZone
+		responder = flows
 	}
 	aiMetrics := ai.NewMetrics(reg)
 	textAI, err := newTextAI(cfg.LLMBaseURL, cfg.LLMAPIKey, cfg.LLMModel, aiMetrics)
@@ -117,7 +119,7 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 	if cfg.EventsURL != "" {
 		events = &pipeline.Events{URL: cfg.EventsURL, Secret: []byte(cfg.EventsSecret), Personal: cfg.EventsPersonal}
 	}
-	p, err := pipeline.New(pipeline.Deps{Events: events, Supabase: supabaseUsers(cfg), TemplateSources: sources,
+	p, err := pipeline.New(pipeline.Deps{Events: events, Supabase: supabaseUsers(cfg), TemplateSources: sources, Templates: templates,
 		DB: db, Crypto: c, Senders: senders, Fetchers: fetchers, Logger: log, Metrics: metrics,
 		Responder: responder, AI: textAI, Speech: speech, Vision: vision,
 		Config: pipeline.Config{Workers: cfg.Workers, SendWorkers: cfg.SendWorkers, AIWorkers: cfg.AIWorkers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes,

@@ -90,6 +90,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 	// Workers run on a context of their own: shutdown stops them after the
 	// HTTP server, so acknowledged work is never abandoned.
 	pipe.StartWhenReady(context.WithoutCancel(ctx))
+	go fillTails(ctx, store.NewContactStore(db, c), log)
 	var draining atomic.Bool
 	app := handlers.NewServer(handlers.Deps{
 		Webhooks: w.hooks,
@@ -102,6 +103,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 		Desk:      newDesk(db, c, access.Staff),
 		Admin: &handlers.Admin{Audit: store.NewAuditStore(db, c), System: &handlers.System{DB: db, Features: features(cfg), Providers: w.providers,
 			ActiveKey: c.Ring.ActiveKeyID(), Rotations: store.NewRotator(db, c.Ring), Breakers: w.breakers}},
+		Broadcasts: &handlers.Broadcasts{Actions: pipe, Zone: cfg.TimeZone},
+
 		Logger:    log,
 		Readiness: readiness,
 		Registry:  reg,
@@ -118,6 +121,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 		return err
 	}
 	defer stopMetrics()
+	stopPprof, err := servePprof(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (set PARLEY_ADDR to a free address)", cfg.Addr, err)

@@ -11,12 +11,12 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	"gorm.io/gorm"
 
+	"github.com/parley-chat/parley/internal/accounts"
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/config"
 	"github.com/parley-chat/parley/internal/store"
@@ -76,51 +76,29 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 	var email, role string
 	var invite bool
 	var audit *store.AuditStore
-	var remote *auth.GoTrueAdmin // Supabase mode; nil in local mode
+	var svc *accounts.Service // the one service the console and the API use too
 	withStaff := func(cmd *cobra.Command, fn func(ctx context.Context, staff *store.StaffStore) error) error {
 		cfg, db, c, err := openSealed(cmd.Context(), getenv, stderr)
 		if err != nil {
 			return err
 		}
 		defer db.Close()
+		audit = store.NewAuditStore(db, c)
+		staff := store.NewStaffStore(db)
+		svc = &accounts.Service{Staff: staff, Local: true, Audit: audit, Via: "cli", Logger: newLogger(stderr, cfg.LogLevel)}
 		if cfg.AuthMode == "supabase" {
 			if cfg.SupabaseServiceRoleKey == "" {
 				return errors.New("in Supabase mode these commands need SUPABASE_SERVICE_ROLE_KEY (Supabase Auth's admin API)")
 			}
-			remote = auth.NewGoTrue(cfg.SupabaseURL, cfg.SupabaseAnonKey, nil).Admin(cfg.SupabaseServiceRoleKey)
+			svc.Local, svc.Remote = false, auth.NewGoTrue(cfg.SupabaseURL, cfg.SupabaseAnonKey, nil).Admin(cfg.SupabaseServiceRoleKey)
 		}
-		audit = store.NewAuditStore(db, c)
-		return fn(cmd.Context(), store.NewStaffStore(db))
+		return fn(cmd.Context(), staff)
 	}
 	// within makes a change from the command line (no actor) in the
-	// transaction of its audit entry: both or neither. change may fill in
-	// the entry's subject once it knows it.
-	within := func(ctx context.Context, action string, u *models.StaffUser, details map[string]any, change func(tx *gorm.DB, e *models.AuditEvent) error) error {
-		if details == nil {
-			details = map[string]any{}
-		}
-		details["via"] = "cli"
-		e := &models.AuditEvent{Action: action, SubjectType: "staff", Details: details}
-		if u != nil {
-			e.SubjectID = u.ID
-		}
-		return audit.Within(ctx, e, func(tx *gorm.DB) error { return change(tx, e) })
-	}
-	// atSupabase makes a change at Supabase (nothing in local mode) before
-	// the transaction, bounded and holding no database lock; undo reverts
-	// it when the change here or its entry fails (bounded on its own).
-	atSupabase := func(ctx context.Context, call func(ctx context.Context) error) error {
-		if remote == nil {
-			return nil
-		}
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		return call(ctx)
-	}
-	undo := func(ctx context.Context, revert func(ctx context.Context) error) {
-		if err := atSupabase(context.WithoutCancel(ctx), revert); err != nil {
-			fmt.Fprintf(stderr, "the change at Supabase could not be undone (%s): check the user there\n", models.ErrorCode(err))
-		}
+	// transaction of its audit entry: both or neither.
+	within := func(ctx context.Context, action string, u *models.StaffUser, change func(tx *gorm.DB) error) error {
+		e := &models.AuditEvent{Action: action, SubjectType: "staff", SubjectID: u.ID, Details: map[string]any{"via": "cli"}}
+		return audit.Within(ctx, e, change)
 	}
 	byEmail := func(ctx context.Context, staff *store.StaffStore) (*models.StaffUser, error) {
 		found, _, err := staff.ByEmail(ctx, email)
@@ -131,52 +109,23 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 		Short: "Add a staff member; the password is read from the terminal, or a line of standard input",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withStaff(cmd, func(ctx context.Context, staff *store.StaffStore) error {
-				if !models.Role(role).Valid() {
-					return models.Errorf(models.EINVALID, "%q is not a role (admin, supervisor, agent or viewer).", role)
-				}
-				id, hash := "", ""
-				var password string
-				var err error
-				if !invite {
-					if password, err = readPassword(stdin, stderr); err != nil {
-						return err
-					}
-				}
+			return withStaff(cmd, func(ctx context.Context, _ *store.StaffStore) error {
+				m := accounts.NewMember{Email: email, Role: models.Role(role)}
 				switch {
-				case remote != nil:
-					err = atSupabase(ctx, func(ctx context.Context) (err error) {
-						if invite {
-							id, err = remote.Invite(ctx, email, models.Role(role))
-						} else {
-							id, err = remote.Create(ctx, email, password, models.Role(role))
-						}
+				case invite && svc.Local:
+					return errors.New("--invite needs Supabase mode; local accounts get a password")
+				case !invite:
+					password, err := readPassword(stdin, stderr)
+					if err != nil {
 						return err
-					})
-					if err != nil && id != "" { // invited, but the role not mirrored
-						undo(ctx, func(ctx context.Context) error { return remote.Delete(ctx, id) })
 					}
-				case invite:
-					err = errors.New("--invite needs Supabase mode; local accounts get a password")
-				default:
-					hash, err = auth.HashPassword(password)
-				}
-				if err != nil {
-					return err
-				}
-				var made *models.StaffUser
-				err = within(ctx, "staff.create", nil, map[string]any{"email_fp": audit.Fingerprint(email), "role": role},
-					func(tx *gorm.DB, e *models.AuditEvent) (err error) {
-						made, err = staff.CreateIn(ctx, tx, id, email, models.Role(role), hash)
-						if made != nil {
-							e.SubjectID = made.ID
-						}
-						return err
-					})
-				if err != nil {
-					if id != "" {
-						undo(ctx, func(ctx context.Context) error { return remote.Delete(ctx, id) })
+					if password == "" {
+						return errors.New("give a password (or, in Supabase mode, --invite)")
 					}
+					m.Password = password
+				}
+				made, err := svc.Create(ctx, models.Actor{}, m)
+				if err != nil {
 					return err
 				}
 				fmt.Fprintf(stdout, "created %s (%s)\n", made.Email, made.Role)
@@ -215,20 +164,8 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 				if err != nil {
 					return err
 				}
-				if !models.Role(role).Valid() {
-					return models.Errorf(models.EINVALID, "%q is not a role (admin, supervisor, agent or viewer).", role)
-				}
-				// Mirrored into app_metadata.role first, undone if the change here fails.
-				if err := atSupabase(ctx, func(ctx context.Context) error { return remote.SetRole(ctx, found.ID, models.Role(role)) }); err != nil {
-					return err
-				}
-				err = within(ctx, "staff.role_change", found, map[string]any{"from": string(found.Role), "to": role},
-					func(tx *gorm.DB, _ *models.AuditEvent) error {
-						return staff.SetRole(ctx, tx, found.ID, models.Role(role))
-					})
-				if err != nil {
-					undo(ctx, func(ctx context.Context) error { return remote.SetRole(ctx, found.ID, found.Role) })
-				}
+				to := models.Role(role)
+				_, err = svc.Change(ctx, models.Actor{}, found.ID, &to, nil)
 				return err
 			})
 		},
@@ -249,10 +186,10 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 				if err != nil {
 					return err
 				}
-				if remote != nil {
+				if !svc.Local {
 					return errors.New("in Supabase mode passwords are set at Supabase (the member resets theirs)")
 				}
-				return within(ctx, "staff.password_change", found, nil, func(tx *gorm.DB, _ *models.AuditEvent) error {
+				return within(ctx, "staff.password_change", found, func(tx *gorm.DB) error {
 					return staff.SetPasswordHash(ctx, tx, found.ID, hash)
 				})
 			})
@@ -267,19 +204,7 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 					if err != nil {
 						return err
 					}
-					// Banned at Supabase while deactivated: first, undone if the change here fails.
-					if err := atSupabase(ctx, func(ctx context.Context) error { return remote.SetBanned(ctx, found.ID, !to) }); err != nil {
-						return err
-					}
-					err = within(ctx, "staff."+use, found, nil, func(tx *gorm.DB, _ *models.AuditEvent) error {
-						if !to { // their open sessions end now (in tx), not at their next request
-							return staff.Deactivate(ctx, tx, found.ID)
-						}
-						return staff.SetActive(ctx, tx, found.ID, true)
-					})
-					if err != nil {
-						undo(ctx, func(ctx context.Context) error { return remote.SetBanned(ctx, found.ID, !found.Active) })
-					}
+					_, err = svc.Change(ctx, models.Actor{}, found.ID, nil, &to)
 					return err
 				})
 			},

@@ -186,6 +186,7 @@ func TestCan_ThePermissionTable(t *testing.T) {
 		{auth.EraseContacts, "a"},
 		{auth.ExportContacts, "a"},
 		{auth.ReadTemplates, "as"},
+		{auth.Broadcast, "as"},
 		{auth.WriteNotes, "asg"},
 		{auth.ModerateNotes, "as"},
 		{auth.TagConversations, "asg"},

@@ -24,8 +24,13 @@ type Config struct {
 	DatabaseURL   string
 	Addr          string
 	DefaultRegion string
-	PublicURL     string
-	LogLevel      string
+	// TimeZone is the clinic's time zone (PARLEY_TIME_ZONE, an IANA name;
+	// UTC unless set): where scheduled times like appointment_at are read
+	// when a flow names no timezone of its own, and times staff write
+	// without an offset (a broadcast's time to send).
+	TimeZone  *time.Location
+	PublicURL string
+	LogLevel  string
 
 	EncryptionKeys []Key
 	BlindIndexKey  []byte
@@ -120,6 +125,11 @@ type Config struct {
 	// would be public on the service's address).
 	MetricsToken string
 	MetricsAddr  string
+
+	// PprofAddr, when set, is a loopback listener serving Go's profiler
+	// (net/http/pprof) for measuring a running server; off by default and
+	// never on the service's public address.
+	PprofAddr string
 }
 
 // Key is one entry of the encryption key ring.
@@ -246,6 +256,8 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 	}
 	c.MetricsToken, c.MetricsAddr = l.str("PARLEY_METRICS_TOKEN"), l.str("PARLEY_METRICS_ADDR")
 	l.metrics(c)
+	c.PprofAddr = l.str("PARLEY_PPROF_ADDR")
+	l.pprof(c)
 	c.TrustedProxyHops = l.hops("PARLEY_TRUSTED_PROXY_HOPS")
 	c.SessionIdle = l.duration("PARLEY_SESSION_IDLE", 30*time.Minute)
 	c.SessionAbsolute = l.duration("PARLEY_SESSION_MAX_AGE", 12*time.Hour)
@@ -256,6 +268,7 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 
 	l.databaseURL(c.DatabaseURL, req.Database)
 	l.addr(c.Addr)
+	c.TimeZone = l.timeZone("PARLEY_TIME_ZONE")
 	if c.DefaultRegion != "" && !regionRE.MatchString(c.DefaultRegion) {
 		l.fail("PARLEY_DEFAULT_REGION", "is not a two-letter region code", "set it like PARLEY_DEFAULT_REGION=IN")
 	}
@@ -516,6 +529,22 @@ func (l *loader) metrics(c *Config) {
 	}
 }
 
+// pprof checks the profiler's listener: loopback only, since profiles
+// and goroutine dumps show the process's memory and are not guarded.
+func (l *loader) pprof(c *Config) {
+	if c.PprofAddr == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(c.PprofAddr)
+	if err != nil || port == "" {
+		l.fail("PARLEY_PPROF_ADDR", "is not a listen address", "use a loopback host:port, like 127.0.0.1:6060")
+		return
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		l.fail("PARLEY_PPROF_ADDR", "is not a loopback address (the profiler is unguarded)", "use 127.0.0.1:PORT or [::1]:PORT and reach it through an SSH tunnel")
+	}
+}
+
 func (l *loader) httpURL(name, v string) {
 	if v == "" {
 		return
@@ -604,4 +633,18 @@ func (l *loader) sessionKeys(required bool) []SessionKeyPair {
 		pairs = append(pairs, SessionKeyPair{HashKey: hk, BlockKey: bk})
 	}
 	return pairs
+}
+
+// timeZone reads an IANA time zone name (UTC when unset).
+func (l *loader) timeZone(name string) *time.Location {
+	v := l.str(name)
+	if v == "" {
+		return time.UTC
+	}
+	loc, err := time.LoadLocation(v)
+	if err != nil || v == "Local" {
+		l.fail(name, "is not a time zone name", "set it like "+name+"=Asia/Kolkata (an IANA name), or unset it for UTC")
+		return time.UTC
+	}
+	return loc
 }

@@ -64,6 +64,7 @@ func TestLoad_ReportsEveryProblemNamingTheVariable(t *testing.T) {
 		{"blind index key short", map[string]string{"PARLEY_BLIND_INDEX_KEY": b64(1, 31)}, all, []string{"PARLEY_BLIND_INDEX_KEY is not base64 of exactly 32 bytes"}},
 		{"session key missing half", map[string]string{"PARLEY_SESSION_KEYS": b64(1, 32)}, all, []string{"PARLEY_SESSION_KEYS entry 1"}},
 		{"region", map[string]string{"PARLEY_DEFAULT_REGION": "India"}, all, []string{"PARLEY_DEFAULT_REGION"}},
+		{"time zone", map[string]string{"PARLEY_TIME_ZONE": "India/Delhi"}, all, []string{"PARLEY_TIME_ZONE is not a time zone name"}},
 		{"auth mode", map[string]string{"PARLEY_AUTH_MODE": "ldap"}, all, []string{"PARLEY_AUTH_MODE must be supabase or local"}},
 		{"supabase needs its URL and key", map[string]string{"PARLEY_AUTH_MODE": "supabase"}, all, []string{"SUPABASE_URL is required", "SUPABASE_ANON_KEY is required"}},
 		{"twilio sid", map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": "SK123", "PARLEY_TWILIO_AUTH_TOKEN": "x", "PARLEY_PUBLIC_URL": "https://p.example.org", "PARLEY_TWILIO_FROM": "+14155550100"}, all, []string{"PARLEY_TWILIO_ACCOUNT_SID is not an account SID"}},
@@ -87,6 +88,9 @@ func TestLoad_ReportsEveryProblemNamingTheVariable(t *testing.T) {
 		{"metrics token short", map[string]string{"PARLEY_METRICS_TOKEN": "secret"}, all, []string{"PARLEY_METRICS_TOKEN must be at least 32 characters"}},
 		{"metrics address", map[string]string{"PARLEY_METRICS_ADDR": "9090"}, all, []string{"PARLEY_METRICS_ADDR is not a listen address"}},
 		{"metrics on the service's address", map[string]string{"PARLEY_METRICS_ADDR": ":8080"}, all, []string{"PARLEY_METRICS_ADDR is the same as PARLEY_ADDR"}},
+		{"profiler on a public address", map[string]string{"PARLEY_PPROF_ADDR": ":6060"}, all, []string{"PARLEY_PPROF_ADDR is not a loopback address"}},
+		{"profiler not an address", map[string]string{"PARLEY_PPROF_ADDR": "6060"}, all, []string{"PARLEY_PPROF_ADDR is not a listen address"}},
+		{"profiler on loopback", map[string]string{"PARLEY_PPROF_ADDR": "127.0.0.1:6060"}, all, nil},
 		{"provider base URL", map[string]string{"PARLEY_TWILIO_API_BASE_URL": "localhost:9999"}, all, []string{"PARLEY_TWILIO_API_BASE_URL is not an absolute http(s) URL"}},
 		{"media hosts", map[string]string{"PARLEY_TWILIO_MEDIA_HOSTS": "api.twilio.com,https://evil.example/x"}, all, []string{"PARLEY_TWILIO_MEDIA_HOSTS holds something that is not a host name"}},
 		{"flows dir", map[string]string{"PARLEY_FLOWS_DIR": "/does/not/exist"}, all, []string{"PARLEY_FLOWS_DIR is not a readable directory"}},
@@ -193,5 +197,22 @@ func TestLoad_ServeChoosesTheAuthModeOnlyFromSettings(t *testing.T) {
 	}
 	if c, err := load(validEnv(), all); err != nil || c.AuthMode != "local" {
 		t.Fatalf("another command without PARLEY_AUTH_MODE: %v", err)
+	}
+}
+
+// PARLEY_TIME_ZONE is the clinic's time zone: UTC unset, an IANA name
+// otherwise, and anything else stops start-up naming it.
+func TestLoad_TimeZone(t *testing.T) {
+	env := validEnv()
+	if c, err := load(env, all); err != nil || c.TimeZone.String() != "UTC" {
+		t.Fatalf("unset: %v, %v", c, err)
+	}
+	env["PARLEY_TIME_ZONE"] = "Asia/Kolkata"
+	if c, err := load(env, all); err != nil || c.TimeZone.String() != "Asia/Kolkata" {
+		t.Fatalf("Asia/Kolkata: %v", err)
+	}
+	env["PARLEY_TIME_ZONE"] = "Mars/Olympus"
+	if _, err := load(env, all); err == nil || !strings.Contains(err.Error(), "PARLEY_TIME_ZONE") {
+		t.Fatalf("an unknown zone: %v", err)
 	}
 }

@@ -98,6 +98,7 @@ type Node struct {
 	AIExtract  *AIExtract    `yaml:"ai_extract"`
 	Handoff    *Final        `yaml:"handoff"`
 	End        *Final        `yaml:"end"`
+	Schedule   *Schedule     `yaml:"schedule"` // plan a message for later, and go on
 	Next       string        `yaml:"next"`
 	// Template, on a send node, is what is sent instead of Send when
 	// WhatsApp's 24-hour window is closed.

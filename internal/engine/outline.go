@@ -6,7 +6,7 @@ import "sort"
 // says or asks, and where it leads and when.
 type OutlineNode struct {
 	ID    string
-	Kind  string // send, ask, branch, ai_classify, ai_extract, handoff, end
+	Kind  string // send, ask, branch, ai_classify, ai_extract, handoff, end, schedule
 	Text  string // what it says or asks, in the flow's first language
 	Edges []Edge
 }
@@ -108,6 +108,9 @@ func outlineOf(n *Node, lang string) OutlineNode {
 		o.Kind, o.Text = "handoff", n.Handoff.Send.In(lang, lang)
 	case n.End != nil:
 		o.Kind, o.Text = "end", n.End.Send.In(lang, lang)
+	case n.Schedule != nil:
+		o.Kind, o.Text = "schedule", "at "+n.Schedule.At+": "+n.Schedule.Send.In(lang, lang)
+		add("next", n.Next)
 	}
 	return o
 }

@@ -62,7 +62,8 @@ func (s *Session) answer(req AIRequest) *AIResult {
 }
 
 // Replies is what a person following the conversation sees of actions:
-// the messages sent, and notes for hand-offs and stops.
+// the messages sent, and notes for hand-offs, stops and messages planned
+// for later.
 func Replies(actions []Action) []string {
 	var out []string
 	for _, a := range actions {
@@ -73,6 +74,8 @@ func Replies(actions []Action) []string {
 			out = append(out, "(handed to a person)")
 		case ActionStepLimitStop:
 			out = append(out, "(stopped: "+a.Text+")")
+		case ActionSchedule:
+			out = append(out, "(planned for "+a.Scheduled.At.Format("2006-01-02 15:04 MST")+": "+a.Scheduled.Text+")")
 		}
 	}
 	return out

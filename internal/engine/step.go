@@ -89,6 +89,9 @@ type Input struct {
 	// Language is the language a voice note was spoken in (e.g. hi); a
 	// conversation without one follows it when the flow speaks it.
 	Language string
+	// Zone is the deployment's time zone (PARLEY_TIME_ZONE), where a
+	// schedule node reads times when its flow names none (nil: UTC).
+	Zone *time.Location
 }
 
 // ActionKind is what the caller must do.
@@ -105,6 +108,8 @@ const (
 	ActionEnd           ActionKind = "end"            // the conversation ended
 	ActionStepLimitStop ActionKind = "step_limit_hit" // stopped by the step limit
 	ActionAI            ActionKind = "ai"             // ask the AI layer AI, answer with an InputAI
+	ActionSchedule      ActionKind = "schedule"       // plan Scheduled for its time
+	ActionDropSchedules ActionKind = "drop_schedules" // the conversation restarted: drop what it planned
 )
 
 // Action is one thing the caller carries out, in order.
@@ -118,6 +123,8 @@ type Action struct {
 	Input    InputKind     // for schedule_wait: which input to deliver
 	After    time.Duration // for schedule_wait
 	AI       *AIRequest    // for ai
+	// Scheduled is the message a schedule node planned (schedule).
+	Scheduled *Scheduled
 }
 
 // MaxInput caps the characters of an answer the engine reads.
@@ -126,7 +133,7 @@ const MaxInput = 4096
 // Step runs the flow for one input and returns the new state and the
 // actions to carry out. It is pure: same flow, state and input, same result.
 func Step(f *Flow, st State, in Input) (State, []Action, error) {
-	r := &run{f: f, st: st.clone(), lang: st.Language}
+	r := &run{f: f, st: st.clone(), lang: st.Language, now: in.Now, loc: in.Zone}
 	if r.lang == "" {
 		r.lang = f.lang()
 	}
@@ -172,6 +179,8 @@ type run struct {
 	lang    string
 	actions []Action
 	steps   int
+	now     time.Time      // the input's time: schedule nodes plan from it
+	loc     *time.Location // the deployment's time zone (Input.Zone)
 }
 
 func (r *run) emit(a Action) { r.actions = append(r.actions, a) }
@@ -297,6 +306,7 @@ func (r *run) keyword(text string) bool {
 func (r *run) restart() {
 	// Pending is dropped with the rest.
 	r.st = State{FlowID: r.f.ID, FlowVersion: r.f.Version, Language: r.st.Language, Vars: map[string]string{}, OptedOut: r.st.OptedOut, Entered: r.st.Entered}
+	r.emit(Action{Kind: ActionDropSchedules})
 	r.goTo(r.f.Start)
 }
 
@@ -317,6 +327,9 @@ func (r *run) goTo(id string) {
 		switch {
 		case n.Send != nil:
 			r.sayOr(n.Send, n.Template)
+			id = n.Next
+		case n.Schedule != nil:
+			r.schedule(n.Schedule)
 			id = n.Next
 		case n.Branch != nil:
 			id = r.branch(n)

@@ -58,13 +58,13 @@ func validate(f *Flow) error {
 func validateNode(f *Flow, n *Node, fail func(string, string, ...any) error) error {
 	id := n.ID
 	kinds := 0
-	for _, set := range []bool{n.Send != nil, n.Ask != nil, n.Branch != nil, n.AIClassify != nil, n.AIExtract != nil, n.Handoff != nil, n.End != nil} {
+	for _, set := range []bool{n.Send != nil, n.Ask != nil, n.Branch != nil, n.AIClassify != nil, n.AIExtract != nil, n.Handoff != nil, n.End != nil, n.Schedule != nil} {
 		if set {
 			kinds++
 		}
 	}
 	if kinds != 1 {
-		return fail(id, "a node needs exactly one of send, ask, branch, ai_classify, ai_extract, handoff or end (has %d)", kinds)
+		return fail(id, "a node needs exactly one of send, ask, branch, ai_classify, ai_extract, handoff, end or schedule (has %d)", kinds)
 	}
 	if n.Template != nil && n.Send == nil {
 		return fail(id, "template goes on a send node (on an ask, under ask; on a handoff or end, beside its send)")
@@ -94,6 +94,11 @@ func validateNode(f *Flow, n *Node, fail func(string, string, ...any) error) err
 		return ref("next", n.Next)
 	case n.Ask != nil:
 		return validateAsk(f, n, ref, fail)
+	case n.Schedule != nil:
+		if err := validateSchedule(n, fail); err != nil {
+			return err
+		}
+		return ref("next", n.Next)
 	case n.AIClassify != nil || n.AIExtract != nil:
 		return validateAI(n, ref, fail)
 	case n.Branch != nil:
@@ -238,7 +243,7 @@ func validateAskSchema(a *Ask, id string, ref func(string, string) error, fail f
 // edges lists where a node can lead, and whether it waits for the contact.
 func edges(n *Node) (next []string, waits bool) {
 	switch {
-	case n.Send != nil:
+	case n.Send != nil, n.Schedule != nil:
 		return []string{n.Next}, false
 	case n.Branch != nil:
 		for _, c := range n.Branch {

@@ -70,6 +70,12 @@ const maxInput = 64
 // returns EINVALID for anything that is not a possible phone number; the
 // error never repeats the input.
 func (n Normalizer) Normalize(number string) (string, error) {
+	return n.normalize(number, false)
+}
+
+// normalize is Normalize; reparse reads back even a number that was
+// already written in E.164 (the check that skips it is tested against it).
+func (n Normalizer) normalize(number string, reparse bool) (string, error) {
 	_, rest := splitScheme(number)
 	rest = strings.TrimSpace(rest)
 	if rest == "" || len(rest) > maxInput {
@@ -79,7 +85,8 @@ func (n Normalizer) Normalize(number string) (string, error) {
 	if region == "" {
 		region = "ZZ" // unknown: only numbers with a country code parse
 	}
-	num, err := phonenumbers.Parse(textnorm.Digits(rest), region)
+	digits := textnorm.Digits(rest)
+	num, err := phonenumbers.Parse(digits, region)
 	if err != nil || !phonenumbers.IsPossibleNumber(num) {
 		return "", models.Errorf(models.EINVALID, "Not a phone number.")
 	}
@@ -89,12 +96,45 @@ func (n Normalizer) Normalize(number string) (string, error) {
 	if len(e164) > 16 {
 		return "", models.Errorf(models.EINVALID, "Not a phone number.")
 	}
+	// A number given in the E.164 form it formats to was just read from
+	// that very text (a leading + ignores the region), so reading it back
+	// would parse the same string again: half of what storing a new
+	// contact's address costs, and platforms write every number so.
+	if e164 == digits && !reparse {
+		return e164, nil
+	}
 	// A number whose E.164 form reads back as another number (a national
 	// number made only of leading zeros, say) is not one we can index.
 	if again, err := phonenumbers.Parse(e164, "ZZ"); err != nil || phonenumbers.Format(again, phonenumbers.E164) != e164 {
 		return "", models.Errorf(models.EINVALID, "Not a phone number.")
 	}
 	return e164, nil
+}
+
+// Readings returns the E.164 numbers a person may mean by what they typed:
+// it read in the default region (07700 900117 in GB), and, when typed
+// without a + or 00, its digits read as an international number
+// (447700900117). None when it is no number at all.
+func (n Normalizer) Readings(typed string) []string {
+	var out []string
+	if e164, err := n.Normalize(typed); err == nil {
+		out = append(out, e164)
+	}
+	_, rest := splitScheme(typed)
+	rest = strings.TrimSpace(textnorm.Digits(rest))
+	if strings.HasPrefix(rest, "+") || strings.HasPrefix(rest, "00") {
+		return out
+	}
+	digits := strings.Map(func(r rune) rune {
+		if r < '0' || r > '9' {
+			return -1
+		}
+		return r
+	}, rest)
+	if e164, err := n.Normalize("+" + digits); err == nil && (len(out) == 0 || out[0] != e164) {
+		out = append(out, e164)
+	}
+	return out
 }
 
 // Address is where a contact is reached: a channel and a number.

@@ -139,3 +139,26 @@ func FuzzNormalize(f *testing.F) {
 		_ = phone.Mask(got)
 	})
 }
+
+// What a person types may be read more than one way: in the region's
+// national form, and, typed without + or 00, as an international number.
+func TestReadings_NationalAndInternationalWithoutPlus(t *testing.T) {
+	for _, tt := range []struct {
+		region, typed string
+		want          []string
+	}{
+		{"GB", "07700 900117", []string{"+447700900117"}},
+		{"GB", "447700900117", []string{"+447700900117"}},
+		{"GB", "+44 7700 900117", []string{"+447700900117"}},
+		{"IN", "447700900117", []string{"+91447700900117", "+447700900117"}}, // both possible: the search checks each
+		{"IN", "098765 43210", []string{"+919876543210"}},
+		{"IN", "919876543210", []string{"+919876543210"}},
+		{"", "447700900117", []string{"+447700900117"}},
+		{"GB", "hello", nil},
+	} {
+		got := phone.New(tt.region).Readings(tt.typed)
+		if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s %q: %v, want %v", tt.region, tt.typed, got, tt.want)
+		}
+	}
+}

@@ -25,6 +25,9 @@ type Flows struct {
 	mu            sync.Mutex // guards lib's pinned versions
 	now           func() time.Time
 	region        string // phone answers without a country code are from here
+	// Zone is the deployment's time zone (PARLEY_TIME_ZONE), where
+	// schedule nodes read times when their flow names none (nil: UTC).
+	Zone *time.Location
 	// Idle is how long a conversation may wait for the contact before a
 	// new message starts afresh instead (three days unless set).
 	Idle time.Duration
@@ -154,7 +157,7 @@ func (f *Flows) step(ctx context.Context, tx *gorm.DB, k keeper, contact *models
 			return nil, err
 		}
 	}
-	in.Region = f.region
+	in.Region, in.Zone = f.region, f.Zone
 	next, actions, err := engine.Step(flow, st, in)
 	if errors.Is(err, engine.ErrAwaitingAI) {
 		return &Outcome{Defer: true}, nil // taken up once the AI layer has answered
@@ -225,6 +228,9 @@ func (f *Flows) save(ctx context.Context, tx *gorm.DB, k keeper, contact *models
 			return a.Kind == engine.ActionScheduleWait || a.Kind == engine.ActionAI || a.Kind == engine.ActionEnd
 		})
 	}
+	var drop bool
+	out.Schedules, drop = schedulesOf(actions)
+	out.DropSchedules = drop && conv != nil // a new conversation planned nothing before
 	moved := next.Node != st.Node || next.Status != st.Status || (next.Pending == nil) != (st.Pending == nil)
 	for _, a := range actions {
 		switch a.Kind {

@@ -255,6 +255,9 @@ func (p *Pipeline) flush(ctx context.Context, tx *gorm.DB, r *runJobs) error {
 	if err := p.messages.IndexWords(ctx, tx, r.words...); err != nil {
 		return err
 	}
+	if err := p.flushPlans(ctx, tx, r); err != nil {
+		return err
+	}
 	if err := p.mergeSends(ctx, tx, r); err != nil {
 		return err
 	}
@@ -395,6 +398,7 @@ type runJobs struct {
 	// batch answers the run's messages when the responder batches (else
 	// the responder does, message by message).
 	batch BatchResponder
+	plans []planOp // changes to scheduled messages, in order
 }
 
 // responder is what answers the run's messages.
@@ -605,6 +609,10 @@ func (p *Pipeline) applyTo(ctx context.Context, tx *gorm.DB, contact *models.Con
 		if i < len(out.ReplyTemplates) {
 			m.Template = out.ReplyTemplates[i]
 		}
+		if len(replies) == 0 && out.Template != nil {
+			// a started conversation's opening, outside the window
+			m.Template = out.Template
+		}
 		replies = append(replies, m)
 	}
 	// Numbered now, written with the run's others when it ends (flush).
@@ -620,6 +628,7 @@ func (p *Pipeline) applyTo(ctx context.Context, tx *gorm.DB, contact *models.Con
 		// One job for the replies, so they leave in order.
 		jobs.add(river.InsertManyParams{Args: send, InsertOpts: &river.InsertOpts{MaxAttempts: p.cfg.MaxSendTries}})
 	}
+	jobs.plan(contact, provider, out)
 	for i, w := range out.Waits {
 		w.Provider = provider
 		jobs.add(river.InsertManyParams{Args: w, InsertOpts: &river.InsertOpts{ScheduledAt: time.Now().Add(out.WaitAfter[i])}})

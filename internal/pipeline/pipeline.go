@@ -23,6 +23,7 @@ import (
 	"github.com/parley-chat/parley/internal/ai"
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/internal/phone"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
@@ -78,6 +79,16 @@ type Outcome struct {
 	Became models.ConversationStatus
 	// Queued is set by apply: the ids of the replies it stored, in order.
 	Queued []int64
+	// Template, when set, sends the first reply as this approved WhatsApp
+	// template (its text the reply's): how a conversation Parley starts
+	// opens when the contact's window is closed.
+	Template *models.TemplateRef
+	// Schedules are messages planned for later (schedule nodes), kept
+	// and fired at their time by scheduled_message jobs.
+	Schedules []*engine.Scheduled
+	// DropSchedules cancels what the conversation planned and has not
+	// sent: it ended or restarted.
+	DropSchedules bool
 }
 
 // Thinker is a Responder whose conversations can wait on the AI layer.
@@ -272,6 +283,10 @@ type Deps struct {
 	// TemplateSources, by provider, are synced into the template registry
 	// every TemplateSyncEvery; none: no sync job.
 	TemplateSources map[string]TemplateSource
+	// Templates is the template registry broadcasts ask which templates
+	// are approved in which language, and render them from; nil: not asked
+	// (all taken as approved, their text the name and parameters).
+	Templates channel.Templates
 }
 
 // Pipeline ingests, processes and sends.
@@ -303,10 +318,14 @@ type Pipeline struct {
 	sessions     *store.SessionStore
 	// templateSources are the platforms the template sync reads.
 	templateSources map[string]TemplateSource
+	startKeys       *store.StartKeys // idempotency keys of started conversations
+	scheduled       *store.ScheduledStore
+	phones          phone.Normalizer // numbers staff and the API type
 
 	inserter *river.Client[*sql.Tx] // inserts jobs inside GORM transactions
 	worker   *river.Client[pgx.Tx]  // runs jobs
 	batch    batcher                // group commit of ingests
+	bcast    broadcaster
 }
 
 // New returns a pipeline; Start runs its workers.
@@ -327,6 +346,8 @@ func New(d Deps) (*Pipeline, error) {
 		media: store.NewMediaStore(d.DB, d.Crypto), ingestor: store.NewIngestor(d.DB, d.Crypto), audit: store.NewAuditStore(d.DB, d.Crypto), senders: d.Senders, fetchers: d.Fetchers,
 		responder: d.Responder, ai: d.AI, speech: d.Speech, vision: d.Vision, log: d.Logger, metrics: d.Metrics, cfg: d.Config, slots: store.NewSendSlots(d.DB), events: d.Events,
 		supabase: d.Supabase, sessions: store.NewSessionStore(d.DB, d.Crypto), templateSources: d.TemplateSources,
+		startKeys: store.NewStartKeys(d.DB, d.Crypto), phones: d.Crypto.Phones, scheduled: store.NewScheduledStore(d.DB, d.Crypto),
+		bcast: broadcaster{store: store.NewBroadcastStore(d.DB, d.Crypto), phones: d.Crypto.Phones, templates: d.Templates},
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &processWorker{p: p})
@@ -343,6 +364,9 @@ func New(d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &signOutWorker{p: p})
 	river.AddWorker(workers, &recheckWorker{p: p})
 	river.AddWorker(workers, &templateSyncWorker{p: p})
+	river.AddWorker(workers, &scheduledWorker{p: p})
+	river.AddWorker(workers, &sweepStartKeysWorker{p: p})
+	river.AddWorker(workers, &broadcastWorker{p: p})
 	if d.Events != nil {
 		d.Events.defaults()
 	}
@@ -354,7 +378,7 @@ func New(d Deps) (*Pipeline, error) {
 			queueAI:            {MaxWorkers: d.Config.AIWorkers},
 		},
 		Workers:           workers,
-		PeriodicJobs:      append(append(retentionJobs(d.Config.RetentionDays), supabaseJobs(d.Supabase)...), templateJobs(d.TemplateSources)...),
+		PeriodicJobs:      append(append(append(retentionJobs(d.Config.RetentionDays), supabaseJobs(d.Supabase)...), templateJobs(d.TemplateSources)...), startKeyJobs()...),
 		Logger:            d.Logger,
 		FetchPollInterval: d.Config.FetchInterval,
 		// Jobs here take milliseconds: fetch again soon rather than leave

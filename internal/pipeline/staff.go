@@ -1,5 +1,16 @@
 package pipeline
 
+// The staff actions. What staff do to conversations is a method of
+// Pipeline taking the actor first: Take and MayReply (handoff.go), Reply,
+// Resend (here), BulkResend (staff_bulk.go), Override and MayCommand
+// (override.go). Each checks the actor's permission, writes its change and
+// its audit entry in one transaction, and refuses with a models.Error whose
+// message a person can act on. The console's and the API's handlers only
+// translate HTTP to these calls and back (handlers.StaffActions), so the
+// two faces cannot drift. New actions (start a flow, a broadcast) go here
+// the same way: a method with the actor first, its own file and tests
+// against a real database, and a line in handlers.StaffActions.
+
 import (
 	"context"
 	"strconv"

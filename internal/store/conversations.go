@@ -261,7 +261,7 @@ type InboxCounts struct {
 	Active     int64 // conversations a flow is running
 	Handoff    int64 // conversations waiting for a person
 	Unassigned int64 // of those, not yet taken
-	Failed     int64 // failed sends not sent again
+	Failed     int64 // conversations (contacts) with failed sends not sent again
 }
 
 // Counts returns the inbox's headline numbers.
@@ -271,7 +271,7 @@ func (s *ConversationStore) Counts(ctx context.Context) (InboxCounts, error) {
 			(SELECT count(*) FROM conversations WHERE status = 'active'),
 			(SELECT count(*) FROM conversations WHERE status = 'handoff'),
 			(SELECT count(*) FROM conversations WHERE status = 'handoff' AND assigned_to IS NULL),
-			(SELECT count(*) FROM messages f WHERE `+failedNotResent+`)`).
+			(SELECT count(DISTINCT f.contact_id) FROM messages f WHERE `+failedNotResent+`)`).
 		Scan(&n.Active, &n.Handoff, &n.Unassigned, &n.Failed)
 	return n, dbError(err, "Conversation")
 }
@@ -279,18 +279,20 @@ func (s *ConversationStore) Counts(ctx context.Context) (InboxCounts, error) {
 // Timer is a wait a conversation has pending: a reminder or a time-out,
 // and when it comes due.
 type Timer struct {
-	Input string // remind or expire
+	Input string // remind, expire, or scheduled (a message a schedule node planned)
 	At    time.Time
 }
 
 // Timers lists the conversation's pending waits, soonest first: the
-// queued jobs of its current wait (older ones would change nothing).
+// queued jobs of its current wait (older ones would change nothing), and
+// the messages it planned that have not gone.
 func (s *ConversationStore) Timers(ctx context.Context, conversationID int64) ([]Timer, error) {
 	rows, err := s.db.Pool.Query(ctx, `SELECT j.args->>'input', j.scheduled_at FROM river_job j
 		JOIN conversations c ON c.id = $1
 		WHERE j.kind = 'conversation_wait' AND j.args @> jsonb_build_object('conversation_id', $1::bigint)
 		  AND (j.args->>'seq')::bigint = c.wait_seq AND j.state IN ('scheduled', 'available', 'retryable')
-		ORDER BY j.scheduled_at`, conversationID)
+		UNION ALL SELECT 'scheduled', fire_at FROM scheduled_messages WHERE conversation_id = $1 AND status = 'pending'
+		ORDER BY 2`, conversationID)
 	if err != nil {
 		return nil, dbError(err, "Conversation")
 	}

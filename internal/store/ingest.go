@@ -129,6 +129,7 @@ func (s *Ingestor) queueContacts(ctx context.Context, tx pgx.Tx, batch *pgx.Batc
 	sort.Slice(keys, func(i, j int) bool { return keys[i].channel+keys[i].bidx < keys[j].channel+keys[j].bidx })
 	n := len(keys)
 	ids, channels, addrs, bidxs, invalid := make([]int64, n), make([]string, n), make([][]byte, n), make([][]byte, n), make([]bool, n)
+	tails := make([]*int32, n) // NULL for an address that is not a number
 	for i, k := range keys {
 		id, err := s.nextID(ctx, tx, s.contacts)
 		if err != nil {
@@ -137,10 +138,13 @@ func (s *Ingestor) queueContacts(ctx context.Context, tx pgx.Tx, batch *pgx.Batc
 		c := wanted[k]
 		ids[i], channels[i], bidxs[i], invalid[i] = id, k.channel, []byte(k.bidx), !c.valid
 		addrs[i] = s.crypto.Ring.EncryptString(c.number, crypt.Ref{Table: "contacts", Column: "address_enc", ID: id})
+		if tail, ok := s.crypto.Index.Tail(c.number); ok && c.valid {
+			tails[i] = &tail
+		}
 	}
-	batch.Queue(`INSERT INTO contacts (id, channel, address_enc, address_bidx, address_invalid)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[], $5::boolean[])
-		ON CONFLICT (channel, address_bidx) DO NOTHING`, ids, channels, addrs, bidxs, invalid)
+	batch.Queue(`INSERT INTO contacts (id, channel, address_enc, address_bidx, address_invalid, address_tail_bidx)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[], $5::boolean[], $6::integer[])
+		ON CONFLICT (channel, address_bidx) DO NOTHING`, ids, channels, addrs, bidxs, invalid, tails)
 	return nil
 }
 

@@ -29,12 +29,17 @@ var EncryptedColumns = []Column{
 	{"messages", "body_enc"},
 	{"messages", "profile_name_enc"},
 	{"messages", "template_enc"},
+	{"scheduled_messages", "body_enc"},
+	{"scheduled_messages", "template_enc"},
 	{"audit_events", "details_enc"},
 	{"media", "ref_enc"},
 	{"media", "data_enc"},
 	{"media", "text_enc"},
 	{"staff_sessions", "access_token_enc"},
 	{"staff_sessions", "refresh_token_enc"},
+	{"broadcasts", "spec_enc"},
+	{"broadcasts", "audience_enc"},
+	{"broadcast_recipients", "vars_enc"},
 }
 
 // Rotator re-encrypts every encrypted column under the key ring's active

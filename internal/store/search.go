@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/parley-chat/parley/internal/crypt"
@@ -62,7 +63,8 @@ type searchPlan struct {
 	joinArgs []any // arguments of the joins in from
 	where    []string
 	args     []any    // arguments of the where clauses
-	number   string   // E.164 the contact's address must equal
+	numbers  []string // E.164 numbers, one of which the contact's address must be
+	tail     string   // digits the contact's address must end in
 	name     []string // words the contact's name must hold
 	text     []string // words the body must hold
 }
@@ -71,13 +73,32 @@ type searchPlan struct {
 func (s *MessageStore) plan(q models.MessageSearch) (*searchPlan, error) {
 	p := &searchPlan{from: "messages m"}
 	if strings.TrimSpace(q.Phone) != "" {
-		number, err := s.crypto.Phones.Normalize(q.Phone)
-		if err != nil {
+		// Every reading of what was typed (07700 900117 in the region,
+		// 447700900117 as international): any of them is the contact.
+		numbers := s.crypto.Phones.Readings(q.Phone)
+		if len(numbers) == 0 {
 			return nil, models.Errorf(models.EINVALID, "That is not a phone number.")
 		}
-		p.number = number
-		p.where = append(p.where, "m.contact_id IN (SELECT id FROM contacts WHERE address_bidx = ?)")
-		p.args = append(p.args, s.crypto.Index.Exact(crypt.DomainAddress, number))
+		marks := make([]string, len(numbers))
+		for i, n := range numbers {
+			marks[i] = "address_bidx = ?" // not IN (?, ?), where GORM spreads each []byte into its bytes
+			p.args = append(p.args, s.crypto.Index.Exact(crypt.DomainAddress, n))
+		}
+		p.numbers = numbers
+		p.where = append(p.where, "m.contact_id IN (SELECT id FROM contacts WHERE "+strings.Join(marks, " OR ")+")")
+	}
+	if q.PhoneTail != "" {
+		tail, ok := s.crypto.Index.Tail(q.PhoneTail)
+		if !ok {
+			return nil, models.Errorf(models.EINVALID, "Type at least %d digits of the number.", crypt.TailDigits)
+		}
+		p.tail = digitsOf(q.PhoneTail)
+		p.where = append(p.where, "m.contact_id IN (SELECT id FROM contacts WHERE address_tail_bidx = ?)")
+		p.args = append(p.args, tail)
+	}
+	if q.ContactID != 0 {
+		p.where = append(p.where, "m.contact_id = ?")
+		p.args = append(p.args, q.ContactID)
 	}
 	if strings.TrimSpace(q.Name) != "" {
 		words, tokens := queryTokens(s.crypto.Index, crypt.DomainName, q.Name)
@@ -207,9 +228,22 @@ func (s *MessageStore) load(ctx context.Context, ids []int64) ([]models.MessageH
 	return hits, nil
 }
 
+// digitsOf is the digits of s (any script's, as ASCII), nothing else.
+func digitsOf(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < '0' || r > '9' {
+			return -1
+		}
+		return r
+	}, textnorm.Digits(s))
+}
+
 // matches checks a decrypted hit against the search.
 func (p *searchPlan) matches(h models.MessageHit) bool {
-	if p.number != "" && (h.Contact == nil || h.Contact.Address != p.number) {
+	if len(p.numbers) > 0 && (h.Contact == nil || !slices.Contains(p.numbers, h.Contact.Address)) {
+		return false
+	}
+	if p.tail != "" && (h.Contact == nil || h.Contact.AddressInvalid || !strings.HasSuffix(digitsOf(h.Contact.Address), p.tail)) {
 		return false
 	}
 	if len(p.name) > 0 && (h.Contact == nil || !textnorm.ContainsAll(h.Contact.Name, p.name)) {
