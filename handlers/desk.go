@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"strconv"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"gorm.io/gorm"
@@ -56,6 +55,7 @@ func (d *Desk) register(app *fiber.App, signedIn fiber.Handler) {
 	read := require(auth.ReadConversations)
 	app.Get("/contacts/:id<int>/notes", signedIn, read, d.notesPanel())
 	app.Post("/contacts/:id<int>/notes", signedIn, require(auth.WriteNotes), d.addNote())
+	app.Post("/notes/:id<int>", signedIn, require(auth.WriteNotes), d.editNote())
 	app.Post("/notes/:id<int>/delete", signedIn, require(auth.WriteNotes), d.deleteNote())
 	app.Get("/contacts/:id<int>/tags", signedIn, read, d.tagsPanel())
 	app.Post("/conversations/:id<int>/tags", signedIn, require(auth.TagConversations), d.addTag())
@@ -97,7 +97,7 @@ func (d *Desk) notesProps(c *fiber.Ctx, contactID int64, draft, problem string) 
 	names := map[string]string{}
 	for _, n := range notes {
 		p.Notes = append(p.Notes, views.NoteRow{ID: n.ID, Author: d.authorName(c.UserContext(), names, n.AuthorID), Body: n.Body,
-			At: n.CreatedAt.UTC().Format("2 Jan 2006 15:04 UTC"), Edited: n.UpdatedAt.Sub(n.CreatedAt) > time.Second,
+			At: n.CreatedAt.UTC().Format("2 Jan 2006 15:04 UTC"), Edited: n.UpdatedAt.After(n.CreatedAt),
 			CanChange: auth.Can(actor.Role, auth.WriteNotes) && (n.AuthorID == actor.ID || auth.Can(actor.Role, auth.ModerateNotes))})
 	}
 	return p, nil
@@ -151,6 +151,42 @@ func (d *Desk) addNote() fiber.Handler {
 			return err
 		}
 		return render(c, views.NotesPanel(p))
+	}
+}
+
+// editNote changes a note's text and answers its contact's panel. A
+// refused edit comes back in the note's open form with the reason beside
+// it; the form names the contact, used only to draw that panel again (and
+// only when the note is on it), never to decide who may edit.
+func (d *Desk) editNote() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, body := idParam(c), c.FormValue("body")
+		n, err := d.Actions.EditNote(c.UserContext(), actorOf(c), id, body)
+		if err == nil {
+			p, err := d.notesProps(c, n.ContactID, "", "")
+			if err != nil {
+				return err
+			}
+			return render(c, views.NotesPanel(p))
+		}
+		msg, ok := refusal(err)
+		contactID, perr := strconv.ParseInt(c.FormValue("contact"), 10, 64)
+		// Refused as forbidden: the form is not on this member's panel,
+		// so the error handler says why.
+		if !ok || models.ErrorCode(err) == models.EFORBIDDEN || perr != nil || contactID <= 0 {
+			return err
+		}
+		p, perr := d.notesProps(c, contactID, "", "")
+		if perr != nil {
+			return perr
+		}
+		for i := range p.Notes {
+			if p.Notes[i].ID == id {
+				p.Notes[i].EditDraft, p.Notes[i].EditError = body, msg
+				return render(c, views.NotesPanel(p)) // 200: htmx swaps only a success
+			}
+		}
+		return err
 	}
 }
 

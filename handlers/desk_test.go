@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/channel/twilio"
 	"github.com/parley-chat/parley/internal/channel/twilio/twiliotest"
@@ -70,15 +71,26 @@ func newDeskSite(t *testing.T) *deskSite {
 	return d
 }
 
-// signInAs signs in a second member of a role under another email.
+// signInAs signs in a second member of a role under another email, with
+// a console session as signIn's.
 func (d *deskSite) signInAs(t *testing.T, email string, role models.Role) credentials {
 	t.Helper()
-	u, err := d.staff.Create(context.Background(), "", email, role, "")
+	hash, _ := auth.HashPassword("desk password!")
+	u, err := d.staff.Create(context.Background(), "", email, role, hash)
 	if err != nil {
 		t.Fatal(err)
 	}
+	b := &browser{site: &consoleSite{base: d.base}}
+	if resp := b.signIn(t, email, "desk password!", "/"); resp.StatusCode != 303 {
+		t.Fatalf("sign-in as %s: %d", email, resp.StatusCode)
+	}
+	_, page := b.do(t, "GET", "/", nil, nil)
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token for %s", email)
+	}
 	bearer, _, _ := d.local.Issue(u, "")
-	return credentials{id: u.ID, bearer: bearer}
+	return credentials{id: u.ID, cookie: b.cookie, csrf: m[1], bearer: bearer}
 }
 
 // call sends an API request as cr (body as JSON unless nil), checked
@@ -465,6 +477,63 @@ func TestDesk_NotesPanel(t *testing.T) {
 	}
 	if status, body := d.post(t, d.agent, fmt.Sprintf("/notes/%d/delete", d.noteID(t)), url.Values{}); status != 200 || strings.Contains(body, secretNote) {
 		t.Errorf("delete: %d %s", status, body)
+	}
+}
+
+// Editing a note in the console: its author and a supervisor may, in the
+// panel, one after the other; an empty edit comes back open in the
+// note's form with the reason beside it and the note unchanged; another
+// agent sees no form and is refused; each edit audited without the text.
+func TestDesk_NotesPanelEdit(t *testing.T) {
+	d := newDeskSite(t)
+	path := fmt.Sprintf("/contacts/%d/notes", d.contact)
+	if status, _ := d.post(t, d.agent, path, url.Values{"body": {secretNote}}); status != 200 {
+		t.Fatalf("add: %d", status)
+	}
+	id := d.noteID(t)
+	edit := fmt.Sprintf("/notes/%d", id)
+	contact := fmt.Sprint(d.contact)
+	if page := consolePage(t, d.base, d.agent, path); !strings.Contains(page, `data-testid="note-edit-form"`) || strings.Contains(page, "· edited") {
+		t.Errorf("the author's panel has no edit form, or calls a new note edited: %s", page)
+	}
+	// Refused: empty. The panel comes back with the form open, the reason
+	// beside the field, and the note as it was.
+	status, body := d.post(t, d.agent, edit, url.Values{"body": {"  "}, "contact": {contact}})
+	if status != 200 || !strings.Contains(body, `data-testid="note-edit-error"`) || !strings.Contains(body, `open data-testid="note-edit"`) ||
+		!strings.Contains(body, `data-testid="note-body">`+secretNote+`</p>`) {
+		t.Errorf("an empty edit: %d %s", status, body)
+	}
+	// The author's edit, then the supervisor's: each shown in place.
+	const first, second = "Prefers calls after 7pm", "Prefers calls after 7pm; Ravi is away in May"
+	status, body = d.post(t, d.agent, edit, url.Values{"body": {first}, "contact": {contact}})
+	if status != 200 || !strings.Contains(body, `data-testid="note-body">`+first+`</p>`) || strings.Contains(body, secretNote) ||
+		!strings.Contains(body, "· edited") || strings.Contains(body, `data-testid="note-edit-error"`) {
+		t.Errorf("the author's edit: %d %s", status, body)
+	}
+	status, body = d.post(t, d.sup, edit, url.Values{"body": {second}, "contact": {contact}})
+	if status != 200 || !strings.Contains(body, `data-testid="note-body">`+second+`</p>`) {
+		t.Errorf("the supervisor's edit: %d %s", status, body)
+	}
+	// Another agent: no form on their panel, and refused if they post.
+	if page := consolePage(t, d.base, d.other, path); !strings.Contains(page, second) || strings.Contains(page, `data-testid="note-edit"`) ||
+		strings.Contains(page, `data-testid="note-delete"`) {
+		t.Errorf("another agent's panel offers to change the note: %s", page)
+	}
+	if status, _ := d.post(t, d.other, edit, url.Values{"body": {"overwritten"}, "contact": {contact}}); status != 403 {
+		t.Errorf("another agent's edit: %d", status)
+	}
+	if page := consolePage(t, d.base, d.sup, path); !strings.Contains(page, second) || strings.Contains(page, "overwritten") {
+		t.Errorf("the note after a refused edit: %s", page)
+	}
+	edits := d.audits(t, "note.edit")
+	if len(edits) != 2 {
+		t.Fatalf("note.edit audited %d times, want 2", len(edits))
+	}
+	for _, e := range edits {
+		raw, _ := json.Marshal(e)
+		if strings.Contains(string(raw), "Prefers") || strings.Contains(string(raw), "overwritten") {
+			t.Errorf("an edit's audit entry holds the note's text: %s", raw)
+		}
 	}
 }
 

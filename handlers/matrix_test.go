@@ -113,6 +113,7 @@ var rules = map[string]rule{
 	// Notes, tags and saved replies (desk_test.go tests what they do).
 	"GET /contacts/:id<int>/notes":                    {path: "/contacts/999999/notes", anon: 303, staff: 404},
 	"POST /contacts/:id<int>/notes":                   {path: "/contacts/999999/notes", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"POST /notes/:id<int>":                            {path: "/notes/999999", anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}}, // empty: refused before the lookup
 	"POST /notes/:id<int>/delete":                     {path: "/notes/999999/delete", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
 	"GET /contacts/:id<int>/tags":                     {path: "/contacts/999999/tags", anon: 303, staff: 200}, // no open conversation: nothing to tag
 	"POST /conversations/:id<int>/tags":               {path: "/conversations/999999/tags", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
