@@ -352,6 +352,11 @@ func TestDesk_Tags(t *testing.T) {
 	if !strings.Contains(page2, `data-testid="hit-tag">follow-up</span>`) {
 		t.Errorf("the inbox row shows no tag badge")
 	}
+	// The search form carries the filter, so typing a search or choosing
+	// another filter keeps it (the form's fields are all htmx sends).
+	if !strings.Contains(page2, `name="tag" value="follow-up" checked`) {
+		t.Errorf("the inbox's search form drops the tag filter")
+	}
 	// The conversation page's panel shows the badge, linked to the filter.
 	panel := consolePage(t, d.base, d.agent, fmt.Sprintf("/contacts/%d/tags", d.contact))
 	if !strings.Contains(panel, `href="/?tag=follow-up"`) || !strings.Contains(panel, `data-testid="tag-form"`) {

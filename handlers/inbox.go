@@ -296,6 +296,7 @@ func (in *Inbox) page(a *Access) fiber.Handler {
 		}
 		p := views.InboxProps{Staff: badge(c), Query: c.Query("q"), Results: results, State: c.Query("state"), Flow: c.Query("flow"),
 			Channel: c.Query("channel"), Status: c.Query("status"), Direction: c.Query("direction"), Since: c.Query("since"), Until: c.Query("until")}
+		p.Tag, _ = models.CleanTag(c.Query("tag")) // refused above when malformed
 		if in.Flows != nil {
 			for _, f := range in.Flows.Flows() {
 				p.Flows = append(p.Flows, f.ID)

@@ -103,6 +103,8 @@ func TestBrowser_HandoffWithSavedReplyNoteAndTag(t *testing.T) {
 		chromedp.Click(css(`[data-testid="tag"] a`)),
 		waitTrue(`location.search === "?tag=follow-up"`, "the filtered inbox"),
 		waitText(`[data-testid="hit"]`, "Hello Asha, a nurse will call you today."),
+		waitText(`[data-testid="hit-tag"]`, "follow-up"),
+		waitTrue(`document.querySelector('[data-testid="tag-filter"] input').checked`, "the tag filter shown in the search form"),
 	)
 	shootDocs(t, ctx, "inbox-tag")
 	waitFor(t, "the saved reply at Twilio", func() bool { return sentWith(fake, "Hello Asha, a nurse will call you today.") })
