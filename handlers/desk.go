@@ -357,16 +357,22 @@ type TagReader interface {
 	OfContacts(ctx context.Context, contactIDs []int64) (map[int64][]string, error)
 }
 
-// tagHits puts each listed contact's tags on its row: one query a page.
-func (in *Inbox) tagHits(ctx context.Context, hits []views.MessageRow) error {
-	if in.Tags == nil || len(hits) == 0 {
-		return nil
+// tagsOf reads the listed contacts' tags: one query a page (none when
+// no TagReader is wired).
+func (in *Inbox) tagsOf(ctx context.Context, contactIDs []int64) (map[int64][]string, error) {
+	if in.Tags == nil || len(contactIDs) == 0 {
+		return nil, nil
 	}
+	return in.Tags.OfContacts(ctx, contactIDs)
+}
+
+// tagHits puts each listed contact's tags on its row.
+func (in *Inbox) tagHits(ctx context.Context, hits []views.MessageRow) error {
 	ids := make([]int64, len(hits))
 	for i, h := range hits {
 		ids[i] = h.ContactID
 	}
-	tags, err := in.Tags.OfContacts(ctx, ids)
+	tags, err := in.tagsOf(ctx, ids)
 	if err != nil {
 		return err
 	}

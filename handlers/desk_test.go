@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -341,6 +342,12 @@ func TestDesk_Tags(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("filter %q: contacts %v, want %v", tag, got, want)
 		}
+	}
+	// Each row names its contact's tags, as the inbox's badges do.
+	_, raw := d.call(t, d.agent, "GET", "/conversations?tag=follow-up", nil)
+	var tagged struct{ Conversations []struct{ Tags []string } }
+	if err := json.Unmarshal(raw, &tagged); err != nil || len(tagged.Conversations) != 1 || !slices.Contains(tagged.Conversations[0].Tags, "follow-up") {
+		t.Errorf("the API's row lacks the contact's tags: %s", raw)
 	}
 	if status, raw := d.call(t, d.agent, "GET", "/conversations?tag=%21%21", nil); status != 400 {
 		t.Errorf("a malformed filter: %d %s", status, raw)
