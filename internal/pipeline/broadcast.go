@@ -202,7 +202,8 @@ func (p *Pipeline) ConfirmBroadcast(ctx context.Context, actor models.Actor, id 
 
 // PauseBroadcast stops a running or scheduled broadcast: nothing more is
 // queued, and what is queued but not begun is taken back (a message being
-// sent finishes; a flow broadcast's started conversations go on). Audited (broadcast.pause). ECONFLICT otherwise.
+// sent finishes; a flow broadcast's started conversations go on).
+// Audited (broadcast.pause). ECONFLICT otherwise.
 func (p *Pipeline) PauseBroadcast(ctx context.Context, actor models.Actor, id int64) error {
 	return p.changeBroadcast(ctx, actor, id, "broadcast.pause", func(tx *gorm.DB, b *models.Broadcast) error {
 		if b.Status != models.BroadcastRunning && b.Status != models.BroadcastScheduled {
