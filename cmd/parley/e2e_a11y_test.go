@@ -109,6 +109,7 @@ func TestBrowser_EveryPageAccessible(t *testing.T) {
 		{"flow map", "/flows/clinic", "main svg"},
 		{"dashboard", "/dashboard", "main svg"},
 		{"templates", "/templates", "main"},
+		{"saved replies", "/saved-replies", "main"},
 		{"simulator", "/simulator", `[data-testid="simulator-form"]`},
 		{"start", "/start", "main form"},
 		{"broadcasts", "/broadcasts", "main"},
