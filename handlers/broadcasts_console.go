@@ -152,6 +152,7 @@ var exclusionLabels = map[string]string{
 	models.ExcludedDuplicate:     "Repeated line",
 	models.ExcludedBadParams:     "Their variables do not fill the template",
 	models.ExcludedInFlow:        "Already in a conversation",
+	models.ExcludedRefused:       "Their conversation could not be started",
 }
 
 // progressProps are a broadcast's progress as its page shows it, with the

@@ -26,6 +26,7 @@ const (
 	ExcludedDuplicate     = "duplicate"       // the same number on an earlier CSV line
 	ExcludedBadParams     = "bad_params"      // the template cannot be filled with their variables
 	ExcludedInFlow        = "in_conversation" // a flow broadcast: they are in a running conversation
+	ExcludedRefused       = "refused"         // a flow broadcast: their start was refused otherwise
 )
 
 // Audience says who a broadcast reaches: contacts matching a filter, or the

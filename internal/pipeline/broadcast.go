@@ -23,6 +23,19 @@ type registryCache struct {
 	seen     map[string]*models.Template
 }
 
+// registry is the registry's view of provider's templates: nil (every
+// template taken as approved, its text the name and parameters) when
+// there is no registry or provider lists no templates into it (Siren, the
+// simulator, Meta without a business account ID), so that its sends are
+// left to the platform rather than refused for an empty registry.
+func (p *Pipeline) registry(provider string) *registryCache {
+	c := &registryCache{provider: provider}
+	if p.templateSources[provider] != nil {
+		c.reg = p.bcast.templates
+	}
+	return c
+}
+
 // find is the registry's template name in language, nil when it has none.
 func (c *registryCache) find(ctx context.Context, name, language string) (*models.Template, error) {
 	key := name + "\x00" + language

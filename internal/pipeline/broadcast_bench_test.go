@@ -52,7 +52,7 @@ func BenchmarkBroadcast_PlanThenSendBesideReplies(b *testing.B) {
 	ctx := context.Background()
 	for b.Loop() {
 		p, err := pipeline.New(pipeline.Deps{DB: e.db, Crypto: e.crypto, Responder: pipeline.Ack{Text: "thanks"},
-			Senders: map[string]channel.Sender{channel.Twilio: e.twilio}, Templates: envRegistry{e}, Logger: slog.New(slog.DiscardHandler),
+			Senders: map[string]channel.Sender{channel.Twilio: e.twilio}, Templates: envRegistry{e}, TemplateSources: e.sources(), Logger: slog.New(slog.DiscardHandler),
 			Config: pipeline.Config{SendRate: float64(rate), FetchInterval: 20 * time.Millisecond}})
 		if err != nil {
 			b.Fatal(err)

@@ -129,6 +129,9 @@ func (p *Pipeline) queueRound(ctx context.Context, tx *gorm.DB, id int64, n int)
 	if err != nil || b.Status != models.BroadcastRunning {
 		return false, err
 	}
+	if b.Message.FlowID != "" {
+		n = min(n, flowRoundMax)
+	}
 	claimed, err := p.bcast.store.Claim(ctx, tx, id, n)
 	if err != nil {
 		return false, err
@@ -149,7 +152,7 @@ func (p *Pipeline) queueRound(ctx context.Context, tx *gorm.DB, id int64, n int)
 	if b.Message.FlowID != "" {
 		return true, p.startRound(ctx, tx, b, claimed)
 	}
-	reg := &registryCache{reg: p.bcast.templates, provider: b.Provider}
+	reg := p.registry(b.Provider)
 	var msgs []*models.Message
 	var queued, excluded []int64
 	var reasons []string
@@ -203,13 +206,19 @@ func (p *Pipeline) broadcastSends(provider string, ids []int64) []river.InsertMa
 }
 
 // broadcastRuns are broadcastSends of runs: each a contact's messages, in
-// the order they leave.
+// the order they leave, batched up to the provider's batch size in
+// messages (a run is never split).
 func (p *Pipeline) broadcastRuns(provider string, runs [][]int64) []river.InsertManyParams {
 	size := max(1, p.cfg.sendBatchMax(provider))
 	var jobs []river.InsertManyParams
 	for len(runs) > 0 {
-		chunk := runs[:min(size, len(runs))]
-		runs = runs[len(chunk):]
+		k, n := 1, len(runs[0])
+		for k < len(runs) && n+len(runs[k]) <= size {
+			n += len(runs[k])
+			k++
+		}
+		chunk := runs[:k]
+		runs = runs[k:]
 		jobs = append(jobs, river.InsertManyParams{Args: SendBatchArgs{Provider: provider, Runs: chunk},
 			InsertOpts: &river.InsertOpts{Priority: broadcastPriority, MaxAttempts: p.cfg.MaxSendTries}})
 	}

@@ -28,7 +28,7 @@ const audiencePage = 5000
 // by exclusion reason ("" for those it reaches). Variables are sealed, so
 // a filter on them is applied after decryption, a page at a time.
 func (p *Pipeline) planFilter(ctx context.Context, tx *gorm.DB, b *models.Broadcast, counts map[string]int) error {
-	langs := &approvals{p: p, tpl: b.Message.Template, reg: registryCache{reg: p.bcast.templates, provider: b.Provider}}
+	langs := &approvals{p: p, tpl: b.Message.Template, reg: *p.registry(b.Provider)}
 	withVars := len(b.Audience.Vars) > 0
 	if !withVars {
 		return p.planFilterInSQL(ctx, tx, b, langs, counts)
@@ -114,7 +114,7 @@ func (p *Pipeline) planCSV(ctx context.Context, tx *gorm.DB, b *models.Broadcast
 	if err != nil {
 		return err
 	}
-	langs := &approvals{p: p, tpl: b.Message.Template, reg: registryCache{reg: p.bcast.templates, provider: b.Provider}}
+	langs := &approvals{p: p, tpl: b.Message.Template, reg: *p.registry(b.Provider)}
 	done := make(map[string]bool, len(numbers))
 	rs := make([]store.Recipient, 0, len(sheet.rows))
 	for _, row := range sheet.rows {

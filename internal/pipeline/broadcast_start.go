@@ -1,8 +1,12 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
+	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 
 	"gorm.io/gorm"
 
@@ -10,13 +14,23 @@ import (
 	"github.com/parley-chat/parley/models"
 )
 
+// flowRoundMax is how many recipients a flow broadcast's round starts: each
+// is a savepoint holding its contact's lock until the round commits, and
+// PostgreSQL keeps 64 subtransactions of a backend in shared memory
+// before every snapshot in the database slows.
+const flowRoundMax = 50
+
 // startRound starts a flow broadcast's flow, inside tx, for each claimed
 // recipient, as staff start one (StartIn: the contact locked, the opening
 // template outside WhatsApp's window, opt-outs and hand-offs respected),
 // each in a savepoint of its own: one refused is left out with the reason
-// and the others go on. Their openings go through the send queue at the
-// broadcast's priority, each contact's messages in order.
+// and the others go on. Contacts are locked in id order, as processing
+// locks them, so a round and a processing run never wait on each other in
+// a cycle. Their openings go through the send queue at the broadcast's
+// priority, each contact's messages in order.
 func (p *Pipeline) startRound(ctx context.Context, tx *gorm.DB, b *models.Broadcast, claimed []store.Claimed) error {
+	claimed = slices.Clone(claimed)
+	slices.SortFunc(claimed, func(x, y store.Claimed) int { return cmp.Compare(x.ContactID, y.ContactID) })
 	actor := models.Actor{ID: b.CreatedBy, Role: models.RoleSupervisor, RequestID: "broadcast-" + strconv.FormatInt(b.ID, 10)}
 	var queued, openings, excluded []int64
 	var reasons []string
@@ -37,6 +51,9 @@ func (p *Pipeline) startRound(ctx context.Context, tx *gorm.DB, b *models.Broadc
 			return p.flush(ctx, tx, &jobs)
 		})
 		if reason := startExclusion(err); reason != "" {
+			if reason == models.ExcludedRefused {
+				p.log.Warn("broadcast: a start refused", slog.Int64("broadcast", b.ID), slog.Int64("contact", c.ContactID), slog.String("code", models.ErrorCode(err)))
+			}
 			excluded, reasons = append(excluded, c.ID), append(reasons, reason)
 			continue
 		}
@@ -92,21 +109,28 @@ func takeSends(jobs *runJobs) []int64 {
 }
 
 // startExclusion is why a refused start leaves a recipient out, or "" when
-// err is no refusal (nil, or a failure the round retries).
+// err is no refusal (nil, or a failure the round retries). A refusal of
+// another kind (ExcludedRefused) leaves them out too, so that one person
+// cannot hold up the broadcast, and is logged (its code, no text).
 func startExclusion(err error) string {
+	msg := models.ErrorMessage(err)
 	switch models.ErrorCode(err) {
 	case models.ECONFLICT:
-		switch models.ErrorMessage(err) {
-		case startOptedOut:
+		switch {
+		case msg == startOptedOut:
 			return models.ExcludedOptedOut
-		case startHandoff:
+		case msg == startHandoff:
 			return models.ExcludedHandoff
-		case startWindow:
+		case msg == startWindow:
 			return models.ExcludedNoTemplate
+		case strings.HasPrefix(msg, startRunning[:strings.Index(startRunning, "%")]):
+			return models.ExcludedInFlow
 		}
-		return models.ExcludedInFlow
+		return models.ExcludedRefused
 	case models.EINVALID:
 		return models.ExcludedBadParams
+	case models.ENOTFOUND, models.EFORBIDDEN:
+		return models.ExcludedRefused
 	}
 	return ""
 }

@@ -2,8 +2,10 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/engine"
@@ -139,5 +141,97 @@ func TestBroadcast_StartsAFlow(t *testing.T) {
 	}
 	if n := len(to(lately, mark)) + len(to(busy, mark)); n != 0 {
 		t.Fatalf("%d messages to those in their conversations", n)
+	}
+}
+
+// Pausing a flow broadcast stops further starts and takes back nothing:
+// each conversation it started keeps its opening, which goes out; resumed,
+// it starts the rest, and everyone got exactly one opening.
+func TestBroadcast_FlowPausedKeepsWhatItStarted(t *testing.T) {
+	e := newEnv(t)
+	e.addTemplates(t, map[string]string{"appointment_reminder": "Hello! Your appointment with {{1}} is at {{2}}."})
+	f, err := engine.Parse("reminder.yaml", []byte(reminderFlow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := e.startWith(t, pipeline.Deps{
+		Responder: pipeline.NewFlows(engine.NewLibrary(f), e.db, e.crypto),
+		Senders:   map[string]channel.Sender{channel.Twilio: e.twilio}, Templates: envRegistry{e}, TemplateSources: e.sources(),
+		// Batches of two (rate × job timeout / 4), so that at the pause
+		// some are queued and not begun.
+		Config: pipeline.Config{SendRate: 4, SendBurst: 1, JobTimeout: 2 * time.Second, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond},
+	})
+	ctx := context.Background()
+	const people = 40
+	var csv strings.Builder
+	csv.WriteString("phone,doctor,appointment_at\n")
+	for i := range people {
+		fmt.Fprintf(&csv, "%s,Dr Rao,10:%02d\n", number(i), i)
+	}
+	plan, err := p.PlanBroadcast(ctx, broadcaster, pipeline.BroadcastRequest{Name: "Reminders", Channel: models.ChannelWhatsApp,
+		Message: models.BroadcastMessage{FlowID: "reminder", Template: &models.TemplateRef{Name: "appointment_reminder", Language: "en",
+			Params: map[string]string{"1": "{{doctor}}", "2": "{{appointment_at}}"}}}, CSV: strings.NewReader(csv.String())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := plan.Broadcast.ID
+	if err := p.ConfirmBroadcast(ctx, broadcaster, id); err != nil {
+		t.Fatal(err)
+	}
+	waitLong(t, "the first sends", func() bool { return len(e.api.Sent()) >= 2 })
+	if err := p.PauseBroadcast(ctx, broadcaster, id); err != nil {
+		t.Fatal(err)
+	}
+	started := e.count(t, `SELECT count(*) FROM conversations`)
+	waitLong(t, "the started ones' openings", func() bool { return sendsSettled(t, e.db) })
+	if started >= people {
+		t.Skipf("all %d started before the pause: nothing left to test", people)
+	}
+	if got := len(e.api.Sent()); got != started || e.count(t, `SELECT count(*) FROM conversations`) != started {
+		t.Fatalf("paused with %d conversations started: Twilio took %d openings", started, got)
+	}
+	if n := e.count(t, `SELECT count(*) FROM broadcast_recipients WHERE status = 'pending'`); n != people-started {
+		t.Fatalf("%d pending after the pause, want %d", n, people-started)
+	}
+	if err := p.ResumeBroadcast(ctx, broadcaster, id); err != nil {
+		t.Fatal(err)
+	}
+	waitLong(t, "the broadcast to finish", func() bool {
+		b, pr, err := p.Broadcast(ctx, broadcaster, id)
+		return err == nil && b.Status == models.BroadcastDone && pr.Queued == 0 && sendsSettled(t, e.db)
+	})
+	each := map[string]int{}
+	for _, s := range e.api.Sent() {
+		each[s.To]++
+	}
+	if len(each) != people {
+		t.Fatalf("%d people got an opening, want %d", len(each), people)
+	}
+	for to, n := range each {
+		if n != 1 {
+			t.Fatalf("%s got %d openings", to, n)
+		}
+	}
+}
+
+// A provider that lists no templates into the registry (Siren, Meta
+// without a business account ID) is not asked about them: its broadcast
+// reaches its audience, the platform judges the template.
+func TestBroadcast_ProviderWithoutTemplateListing(t *testing.T) {
+	e := newEnv(t)
+	e.addTemplates(t, visitReminder)
+	p := e.startWith(t, pipeline.Deps{
+		Senders:   map[string]channel.Sender{channel.Twilio: e.twilio},
+		Templates: envRegistry{e}, // no TemplateSources: Twilio here lists nothing
+		Config:    pipeline.Config{SendRate: 100, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond},
+	})
+	plan, err := p.PlanBroadcast(context.Background(), broadcaster, pipeline.BroadcastRequest{Name: "SMS", Channel: models.ChannelWhatsApp,
+		Message: models.BroadcastMessage{Template: &models.TemplateRef{Name: "not_in_the_registry", Language: "en"}},
+		CSV:     strings.NewReader("phone\n+919800000001\n+919800000002\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr := plan.Progress; pr.Reached != 2 || pr.ExcludedTotal() != 0 {
+		t.Fatalf("plan %+v, want both reached", pr)
 	}
 }

@@ -30,8 +30,8 @@ func broadcastEnv(t *testing.T, rate float64) (*env, *pipeline.Pipeline) {
 	e.addTemplates(t, visitReminder)
 	p := e.startWith(t, pipeline.Deps{
 		Senders:   map[string]channel.Sender{channel.Twilio: e.twilio},
-		Templates: envRegistry{e},
-		Config:    pipeline.Config{SendRate: rate, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond},
+		Templates: envRegistry{e}, TemplateSources: e.sources(),
+		Config: pipeline.Config{SendRate: rate, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond},
 	})
 	return e, p
 }
@@ -260,8 +260,8 @@ func TestBroadcast_OneBadRecipientDoesNotStopTheOthers(t *testing.T) {
 	e.addTemplates(t, visitReminder)
 	p := e.startWith(t, pipeline.Deps{
 		Senders:   map[string]channel.Sender{channel.Twilio: e.twilio},
-		Templates: envRegistry{e},
-		Config:    pipeline.Config{SendRate: 100, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond},
+		Templates: envRegistry{e}, TemplateSources: e.sources(),
+		Config: pipeline.Config{SendRate: 100, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond},
 	})
 	ctx := context.Background()
 	plan, err := p.PlanBroadcast(ctx, broadcaster, pipeline.BroadcastRequest{Name: "Saturday", Channel: models.ChannelWhatsApp,

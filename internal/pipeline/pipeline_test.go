@@ -72,6 +72,12 @@ func (r envRegistry) Find(ctx context.Context, provider, name, language string) 
 	return store.NewTemplateStore(r.e.db).Find(ctx, provider, name, language)
 }
 
+// sources are the env's platforms that list templates into the registry
+// (its Twilio), as parley serve wires them beside the registry.
+func (e *env) sources() map[string]pipeline.TemplateSource {
+	return map[string]pipeline.TemplateSource{channel.Twilio: e.twilio}
+}
+
 // addTemplates gives the fake Twilio these approved WhatsApp content
 // templates (English, utility) and syncs them into the registry, as
 // `parley templates sync` does.
@@ -81,7 +87,7 @@ func (e *env) addTemplates(t testing.TB, bodies map[string]string) {
 		e.templates++
 		e.api.AddContent(twiliotest.Content{SID: fmt.Sprintf("HX%032d", e.templates), FriendlyName: name, Language: "en", Body: body, Status: "approved", Category: "utility"})
 	}
-	if _, err := pipeline.SyncTemplates(context.Background(), store.NewTemplateStore(e.db), map[string]pipeline.TemplateSource{channel.Twilio: e.twilio}); err != nil {
+	if _, err := pipeline.SyncTemplates(context.Background(), store.NewTemplateStore(e.db), e.sources()); err != nil {
 		t.Fatal(err)
 	}
 }

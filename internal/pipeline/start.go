@@ -227,12 +227,14 @@ func checkTemplate(t *models.TemplateRef) error {
 // templateText is ref's text as the person reads it, filled from the
 // registry's template for provider: EINVALID, with the platform's kind of
 // reason, when the registry lacks it, it is not approved or its
-// parameters are not the template's. "" when there is no registry.
+// parameters are not the template's. "" when the registry does not hold
+// provider's templates (Pipeline.registry).
 func (p *Pipeline) templateText(ctx context.Context, provider string, ref *models.TemplateRef) (string, error) {
-	if p.bcast.templates == nil {
+	reg := p.registry(provider).reg
+	if reg == nil {
 		return "", nil
 	}
-	t, found, se := channel.CheckTemplate(ctx, p.bcast.templates, provider, ref)
+	t, found, se := channel.CheckTemplate(ctx, reg, provider, ref)
 	switch {
 	case se != nil && se.Retryable:
 		return "", se

@@ -64,8 +64,8 @@ func startEnv(t *testing.T) (*env, *pipeline.Pipeline, *recordingSender) {
 	p := e.startWith(t, pipeline.Deps{
 		Responder: pipeline.NewFlows(engine.NewLibrary(append([]*engine.Flow{f}, engine.Builtin().Flows()...)...), e.db, e.crypto),
 		Senders:   map[string]channel.Sender{channel.Twilio: rec},
-		Templates: envRegistry{e},
-		Config:    pipeline.Config{SendRate: 1000, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond},
+		Templates: envRegistry{e}, TemplateSources: e.sources(),
+		Config: pipeline.Config{SendRate: 1000, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond},
 	})
 	if _, err := e.db.Pool.Exec(context.Background(), `INSERT INTO staff_users (id, email, role) VALUES ($1, 'sup@example.org', 'supervisor')`, supervisor.ID); err != nil {
 		t.Fatal(err)
