@@ -42,7 +42,7 @@ const (
 
 // registerAPI adds the JSON API under /api/v1, every route but the
 // document itself behind a bearer token.
-func registerAPI(app *fiber.App, a *Access, in *Inbox, ad *Admin) {
+func registerAPI(app *fiber.App, a *Access, in *Inbox, ad *Admin, bc *Broadcasts) {
 	if a == nil {
 		return
 	}
@@ -81,6 +81,9 @@ func registerAPI(app *fiber.App, a *Access, in *Inbox, ad *Admin) {
 			api.Post("/conversations/:id<int>/override", require(auth.HandoffWork), x.override())
 		}
 		registerStart(nil, api, in, nil)
+	}
+	if bc != nil {
+		bc.registerAPI(api)
 	}
 	if ad != nil && ad.Audit != nil {
 		api.Get("/audit", require(auth.ReadAudit), x.audit(a))

@@ -18,6 +18,8 @@ import (
 
 	"github.com/parley-chat/parley/handlers"
 	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/channel"
+	"github.com/parley-chat/parley/internal/channel/simulator"
 	"github.com/parley-chat/parley/internal/channel/twilio"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/pgtest"
@@ -52,6 +54,10 @@ var rules = map[string]rule{
 	"GET /":                             {anon: 303, staff: 200},
 	"GET /status":                       {anon: 303, staff: 200},
 	"GET /inbox/results":                {anon: 303, staff: 200},
+	"GET /work":                         {anon: 303, staff: 200},
+	"GET /work/list":                    {anon: 303, staff: 200},
+	"GET /work/pane/:id<int>":           {path: "/work/pane/999999", anon: 303, staff: 404},
+	"GET /work/events":                  {anon: 303, staff: 200}, // says only "changed"
 	"GET /contacts/:id<int>":            {path: "/contacts/999999", anon: 303, staff: 404},
 	"GET /contacts/:id<int>/timeline":   {path: "/contacts/999999/timeline", anon: 303, staff: 404},
 	"GET /contacts/:id<int>/events":     {path: "/contacts/999999/events", anon: 303, staff: 200}, // says only "changed"
@@ -123,6 +129,22 @@ var rules = map[string]rule{
 	"GET /webhooks/meta":                 {anon: 403, staff: 403},
 	"POST /webhooks/meta":                {anon: 403, staff: 403},
 	"POST /webhooks/siren":               {anon: 403, staff: 403},
+	// Broadcasts are for supervisors and admins.
+	"GET /broadcasts":                          {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
+	"POST /broadcasts":                         {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 400, models.RoleAdmin: 400}}, // nothing planned
+	"GET /broadcasts/:id<int>":                 {path: "/broadcasts/999999", anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"GET /broadcasts/:id<int>/progress":        {path: "/broadcasts/999999/progress", anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"POST /broadcasts/:id<int>/confirm":        {path: "/broadcasts/999999/confirm", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"POST /broadcasts/:id<int>/pause":          {path: "/broadcasts/999999/pause", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"POST /broadcasts/:id<int>/resume":         {path: "/broadcasts/999999/resume", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"POST /broadcasts/:id<int>/cancel":         {path: "/broadcasts/999999/cancel", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"GET /api/v1/broadcasts":                   {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
+	"POST /api/v1/broadcasts":                  {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 400, models.RoleAdmin: 400}}, // a form, not JSON
+	"GET /api/v1/broadcasts/:id<int>":          {path: "/api/v1/broadcasts/999999", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"POST /api/v1/broadcasts/:id<int>/confirm": {path: "/api/v1/broadcasts/999999/confirm", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"POST /api/v1/broadcasts/:id<int>/pause":   {path: "/api/v1/broadcasts/999999/pause", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"POST /api/v1/broadcasts/:id<int>/resume":  {path: "/api/v1/broadcasts/999999/resume", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"POST /api/v1/broadcasts/:id<int>/cancel":  {path: "/api/v1/broadcasts/999999/cancel", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
 }
 
 // fullServer is the server with every part: webhooks, the API, the console.
@@ -143,7 +165,7 @@ func newFullServer(t *testing.T) *fullServer {
 	reg := prometheus.NewRegistry()
 	metrics := pipeline.NewMetrics(reg)
 	pipe, err := pipeline.New(pipeline.Deps{DB: db, Crypto: crypto, Metrics: metrics, Logger: slog.New(slog.DiscardHandler),
-		Responder: pipeline.NewFlows(engine.Builtin(), db, crypto)})
+		Responder: pipeline.NewFlows(engine.Builtin(), db, crypto), Senders: map[string]channel.Sender{channel.Simulator: simulator.Sender{}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +184,7 @@ func newFullServer(t *testing.T) *fullServer {
 	s.app = handlers.NewServer(handlers.Deps{Logger: slog.New(slog.DiscardHandler), Readiness: readiness, Registry: reg, Version: "test",
 		Metrics: handlers.MetricsAccess{Token: strings.Repeat("m", 32)},
 		Access:  access, Console: console, Inbox: inbox, Admin: newAdmin(db, crypto), Dashboard: &handlers.Dashboard{Counts: store.NewDashboardStore(db), Flows: pipe},
+		Broadcasts: &handlers.Broadcasts{Actions: pipe},
 		Webhooks: &handlers.Webhooks{Pipeline: pipe, Metrics: metrics, Twilio: twilio.NewVerifier(publicURL, authToken),
 			MetaAppSecret: appSecret, MetaVerifyToken: verifyToken, SirenSecret: sirenSecret}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

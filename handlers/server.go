@@ -42,6 +42,8 @@ type Deps struct {
 	Inbox     *Inbox          // with Console: the console's reading of conversations at /
 	Admin     *Admin          // with Console: staff, audit log and system pages
 	Dashboard *Dashboard      // nil: no dashboard (console page and API)
+	// Broadcasts, when set, serves broadcasts in the console and the API.
+	Broadcasts *Broadcasts
 	// ProxyHops is how many trusted proxies stand in front of the server
 	// (PARLEY_TRUSTED_PROXY_HOPS): the client's address is read that many
 	// entries from the right of X-Forwarded-For. 0 trusts no header.
@@ -70,11 +72,15 @@ func refuseWhileDraining(draining *atomic.Bool) fiber.Handler {
 
 // NewServer returns the Fiber app with every route registered.
 func NewServer(d Deps) *fiber.App {
+	bodyLimit := 1 << 20
+	if d.Broadcasts != nil {
+		bodyLimit = broadcastBodyLimit // an audience's CSV; smallBodies keeps 1 MiB elsewhere
+	}
 	app := fiber.New(fiber.Config{
 		AppName:               "parley",
 		DisableStartupMessage: true,
 		ErrorHandler:          errorHandler(d.Logger),
-		BodyLimit:             1 << 20,
+		BodyLimit:             bodyLimit,
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           2 * time.Minute,
@@ -87,6 +93,7 @@ func NewServer(d Deps) *fiber.App {
 	app.Use(observe(d.Logger, m))
 	app.Use(recover.New())
 	app.Use(refuseEncodedBodies())
+	app.Use(smallBodies(1<<20, "/api/v1/broadcasts", "/broadcasts"))
 	app.Use(helmet.New(helmet.Config{
 		ContentSecurityPolicy: contentSecurityPolicy,
 		ReferrerPolicy:        "same-origin",
@@ -102,7 +109,7 @@ func NewServer(d Deps) *fiber.App {
 		MaxAge: 3600,
 	}))
 	registerWebhooks(app, d.Webhooks, refuseWhileDraining(d.Draining))
-	registerAPI(app, d.Access, d.Inbox, d.Admin)
+	registerAPI(app, d.Access, d.Inbox, d.Admin, d.Broadcasts)
 	if d.Dashboard != nil && d.Access != nil {
 		d.Dashboard.registerAPI(app) // behind registerAPI's bearer, which guards /api/v1
 	}
@@ -117,6 +124,9 @@ func NewServer(d Deps) *fiber.App {
 	}
 	if d.Admin != nil {
 		d.Admin.register(app, d.Access, d.Console.signedIn)
+	}
+	if d.Broadcasts != nil {
+		d.Broadcasts.register(app, d.Console.signedIn)
 	}
 	if d.Inbox != nil {
 		d.Inbox.register(app, d.Access, d.Console.signedIn)

@@ -135,6 +135,7 @@ var consoleNav = []struct {
 	{"/templates", "Templates", "t", auth.ReadTemplates},
 	{"/dashboard", "Dashboard", "d", auth.ReadDashboard},
 	{"/simulator", "Simulator", "s", auth.SimulateFlows},
+	{"/broadcasts", "Broadcasts", "b", auth.Broadcast},
 	{"/admin/staff", "Staff", "u", auth.ManageStaff},
 	{"/admin/audit", "Audit log", "a", auth.ReadAudit},
 	{"/admin/system", "System", "y", auth.ManageKeys},

@@ -119,7 +119,7 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 	if cfg.EventsURL != "" {
 		events = &pipeline.Events{URL: cfg.EventsURL, Secret: []byte(cfg.EventsSecret), Personal: cfg.EventsPersonal}
 	}
-	p, err := pipeline.New(pipeline.Deps{Events: events, Supabase: supabaseUsers(cfg), TemplateSources: sources,
+	p, err := pipeline.New(pipeline.Deps{Events: events, Supabase: supabaseUsers(cfg), TemplateSources: sources, Templates: templates,
 		DB: db, Crypto: c, Senders: senders, Fetchers: fetchers, Logger: log, Metrics: metrics,
 		Responder: responder, AI: textAI, Speech: speech, Vision: vision,
 		Config: pipeline.Config{Workers: cfg.Workers, SendWorkers: cfg.SendWorkers, AIWorkers: cfg.AIWorkers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes,

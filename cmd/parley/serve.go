@@ -102,6 +102,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 		Dashboard: &handlers.Dashboard{Counts: store.NewDashboardStore(db), Flows: pipe},
 		Admin: &handlers.Admin{Audit: store.NewAuditStore(db, c), System: &handlers.System{DB: db, Features: features(cfg), Providers: w.providers,
 			ActiveKey: c.Ring.ActiveKeyID(), Rotations: store.NewRotator(db, c.Ring), Breakers: w.breakers}},
+		Broadcasts: &handlers.Broadcasts{Actions: pipe, Zone: cfg.TimeZone},
+
 		Logger:    log,
 		Readiness: readiness,
 		Registry:  reg,

@@ -23,7 +23,8 @@ const (
 	ManageKeys        Permission = "keys.manage"
 	EraseContacts     Permission = "contacts.erase"
 	ExportContacts    Permission = "contacts.export"
-	ReadTemplates     Permission = "templates.read" // the WhatsApp template registry and its statuses
+	ReadTemplates     Permission = "templates.read"    // the WhatsApp template registry and its statuses
+	Broadcast         Permission = "broadcasts.manage" // plan, confirm, pause, resume and cancel broadcasts
 )
 
 // permissions is the one table of who may do what (DESIGN.md, Access):
@@ -35,9 +36,9 @@ var permissions = map[models.Role][]Permission{
 	models.RoleViewer: {ReadConversations, RevealPhone, ReadFlows},
 	models.RoleAgent:  {ReadConversations, RevealPhone, ReadFlows, Reply, Resend, HandoffWork, SimulateFlows},
 	models.RoleSupervisor: {ReadConversations, RevealPhone, ReadFlows, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, SimulateFlows,
-		Override, ReadAudit, ReadDashboard, ReadTemplates},
+		Override, ReadAudit, ReadDashboard, ReadTemplates, Broadcast},
 	models.RoleAdmin: {ReadConversations, RevealPhone, ReadFlows, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, SimulateFlows, Override, ReadAudit,
-		ReadDashboard, ManageStaff, ManageKeys, EraseContacts, ExportContacts, ReadTemplates},
+		ReadDashboard, ManageStaff, ManageKeys, EraseContacts, ExportContacts, ReadTemplates, Broadcast},
 }
 
 // Can reports whether role may do p.
@@ -57,5 +58,5 @@ func MasksPhones(role models.Role) bool { return role == models.RoleViewer }
 // All lists every permission, in a stable order.
 func All() []Permission {
 	return []Permission{ReadConversations, RevealPhone, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, Override, ReadFlows, SimulateFlows,
-		ReadAudit, ReadDashboard, ManageStaff, ManageKeys, EraseContacts, ExportContacts, ReadTemplates}
+		ReadAudit, ReadDashboard, ManageStaff, ManageKeys, EraseContacts, ExportContacts, ReadTemplates, Broadcast}
 }

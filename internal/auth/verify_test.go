@@ -186,6 +186,7 @@ func TestCan_ThePermissionTable(t *testing.T) {
 		{auth.EraseContacts, "a"},
 		{auth.ExportContacts, "a"},
 		{auth.ReadTemplates, "as"},
+		{auth.Broadcast, "as"},
 	}
 	initial := map[models.Role]string{models.RoleAdmin: "a", models.RoleSupervisor: "s", models.RoleAgent: "g", models.RoleViewer: "v"}
 	for _, tt := range tests {

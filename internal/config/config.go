@@ -26,7 +26,8 @@ type Config struct {
 	DefaultRegion string
 	// TimeZone is the clinic's time zone (PARLEY_TIME_ZONE, an IANA name;
 	// UTC unless set): where scheduled times like appointment_at are read
-	// when a flow names no timezone of its own.
+	// when a flow names no timezone of its own, and times staff write
+	// without an offset (a broadcast's time to send).
 	TimeZone  *time.Location
 	PublicURL string
 	LogLevel  string
@@ -619,7 +620,7 @@ func (l *loader) timeZone(name string) *time.Location {
 	}
 	loc, err := time.LoadLocation(v)
 	if err != nil || v == "Local" {
-		l.fail(name, "is not a time zone name", "set it like "+name+"=Asia/Kolkata, or unset it for UTC")
+		l.fail(name, "is not a time zone name", "set it like "+name+"=Asia/Kolkata (an IANA name), or unset it for UTC")
 		return time.UTC
 	}
 	return loc

@@ -196,3 +196,20 @@ func TestLoad_ServeChoosesTheAuthModeOnlyFromSettings(t *testing.T) {
 		t.Fatalf("another command without PARLEY_AUTH_MODE: %v", err)
 	}
 }
+
+// PARLEY_TIME_ZONE is the clinic's time zone: UTC unset, an IANA name
+// otherwise, and anything else stops start-up naming it.
+func TestLoad_TimeZone(t *testing.T) {
+	env := validEnv()
+	if c, err := load(env, all); err != nil || c.TimeZone.String() != "UTC" {
+		t.Fatalf("unset: %v, %v", c, err)
+	}
+	env["PARLEY_TIME_ZONE"] = "Asia/Kolkata"
+	if c, err := load(env, all); err != nil || c.TimeZone.String() != "Asia/Kolkata" {
+		t.Fatalf("Asia/Kolkata: %v", err)
+	}
+	env["PARLEY_TIME_ZONE"] = "Mars/Olympus"
+	if _, err := load(env, all); err == nil || !strings.Contains(err.Error(), "PARLEY_TIME_ZONE") {
+		t.Fatalf("an unknown zone: %v", err)
+	}
+}

@@ -283,6 +283,10 @@ type Deps struct {
 	// TemplateSources, by provider, are synced into the template registry
 	// every TemplateSyncEvery; none: no sync job.
 	TemplateSources map[string]TemplateSource
+	// Templates is the template registry broadcasts ask which templates
+	// are approved in which language, and render them from; nil: not asked
+	// (all taken as approved, their text the name and parameters).
+	Templates channel.Templates
 }
 
 // Pipeline ingests, processes and sends.
@@ -321,6 +325,7 @@ type Pipeline struct {
 	inserter *river.Client[*sql.Tx] // inserts jobs inside GORM transactions
 	worker   *river.Client[pgx.Tx]  // runs jobs
 	batch    batcher                // group commit of ingests
+	bcast    broadcaster
 }
 
 // New returns a pipeline; Start runs its workers.
@@ -342,6 +347,7 @@ func New(d Deps) (*Pipeline, error) {
 		responder: d.Responder, ai: d.AI, speech: d.Speech, vision: d.Vision, log: d.Logger, metrics: d.Metrics, cfg: d.Config, slots: store.NewSendSlots(d.DB), events: d.Events,
 		supabase: d.Supabase, sessions: store.NewSessionStore(d.DB, d.Crypto), templateSources: d.TemplateSources,
 		startKeys: store.NewStartKeys(d.DB, d.Crypto), phones: d.Crypto.Phones, scheduled: store.NewScheduledStore(d.DB, d.Crypto),
+		bcast: broadcaster{store: store.NewBroadcastStore(d.DB, d.Crypto), phones: d.Crypto.Phones, templates: d.Templates},
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &processWorker{p: p})
@@ -360,6 +366,7 @@ func New(d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &templateSyncWorker{p: p})
 	river.AddWorker(workers, &scheduledWorker{p: p})
 	river.AddWorker(workers, &sweepStartKeysWorker{p: p})
+	river.AddWorker(workers, &broadcastWorker{p: p})
 	if d.Events != nil {
 		d.Events.defaults()
 	}

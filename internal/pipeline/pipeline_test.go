@@ -37,6 +37,8 @@ type env struct {
 	api    *twiliotest.API
 	twilio *twilio.Client
 	ai     pipeline.AI // the AI layer pipelines get; nil: off
+
+	templates int // content templates given to the fake Twilio
 }
 
 func newEnv(t *testing.T) *env { return newEnvTB(t) }
@@ -52,11 +54,36 @@ func newEnvTB(t testing.TB) *env {
 	ix, _ := crypt.NewIndexer(bytes.Repeat([]byte{3}, 32))
 	api := twiliotest.NewAPI(accountSID, authToken)
 	t.Cleanup(api.Close)
-	tc, err := twilio.NewClient(twilio.Config{AccountSID: accountSID, AuthToken: authToken, From: "+15005550006", APIBaseURL: api.URL})
+	e := &env{db: pgtest.Open(t), crypto: store.Crypto{Ring: ring, Index: ix, Phones: phone.New("IN")}, api: api}
+	tc, err := twilio.NewClient(twilio.Config{AccountSID: accountSID, AuthToken: authToken, From: "+15005550006", APIBaseURL: api.URL,
+		Templates: envRegistry{e}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{db: pgtest.Open(t), crypto: store.Crypto{Ring: ring, Index: ix, Phones: phone.New("IN")}, api: api, twilio: tc}
+	e.twilio = tc
+	return e
+}
+
+// envRegistry is the template registry in the env's database (whichever
+// the test ends up using), as the env's Twilio client reads it.
+type envRegistry struct{ e *env }
+
+func (r envRegistry) Find(ctx context.Context, provider, name, language string) (*models.Template, error) {
+	return store.NewTemplateStore(r.e.db).Find(ctx, provider, name, language)
+}
+
+// addTemplates gives the fake Twilio these approved WhatsApp content
+// templates (English, utility) and syncs them into the registry, as
+// `parley templates sync` does.
+func (e *env) addTemplates(t testing.TB, bodies map[string]string) {
+	t.Helper()
+	for name, body := range bodies {
+		e.templates++
+		e.api.AddContent(twiliotest.Content{SID: fmt.Sprintf("HX%032d", e.templates), FriendlyName: name, Language: "en", Body: body, Status: "approved", Category: "utility"})
+	}
+	if _, err := pipeline.SyncTemplates(context.Background(), store.NewTemplateStore(e.db), map[string]pipeline.TemplateSource{channel.Twilio: e.twilio}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // start runs a pipeline until the test ends.

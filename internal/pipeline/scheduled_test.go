@@ -63,7 +63,9 @@ func newSchedEnv(t *testing.T) *schedEnv {
 	responder := pipeline.NewFlows(engine.NewLibrary(flows...), e.db, e.crypto)
 	responder.Zone = zone
 	rec := &recordingSender{Sender: e.twilio}
-	s := &schedEnv{env: e, rec: rec, zone: zone, deps: pipeline.Deps{Responder: responder, Senders: map[string]channel.Sender{channel.Twilio: rec},
+	e.addTemplates(t, map[string]string{"visit_booked": "Your visit is booked: we will write the day before.",
+		"appointment_reminder": "Reminder: {{1}} sees you tomorrow at {{2}}."})
+	s := &schedEnv{env: e, rec: rec, zone: zone, deps: pipeline.Deps{Responder: responder, Senders: map[string]channel.Sender{channel.Twilio: rec}, Templates: envRegistry{e},
 		Config: pipeline.Config{SendRate: 1000, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond}}}
 	if _, err := e.db.Pool.Exec(context.Background(), `INSERT INTO staff_users (id, email, role) VALUES ($1, 'sup@example.org', 'supervisor')`, supervisor.ID); err != nil {
 		t.Fatal(err)

@@ -126,8 +126,12 @@ func (p *Pipeline) StartIn(ctx context.Context, tx *gorm.DB, actor models.Actor,
 	if templated && req.Template == nil {
 		return nil, models.Errorf(models.ECONFLICT, startWindow)
 	}
+	var opening string // the template's text, from the registry
 	if templated {
 		if err := checkTemplate(req.Template); err != nil {
+			return nil, err
+		}
+		if opening, err = p.templateText(ctx, provider, req.Template); err != nil {
 			return nil, err
 		}
 	}
@@ -155,7 +159,7 @@ func (p *Pipeline) StartIn(ctx context.Context, tx *gorm.DB, actor models.Actor,
 		// else until the person answers: the template stands for the
 		// flow's opening words, kept as its text.
 		out.Template, res.Templated = req.Template, true
-		out.Replies = []string{openingText(out.Replies, req.Template)}
+		out.Replies = []string{openingText(opening, out.Replies, req.Template)}
 	}
 	if err := p.apply(ctx, tx, contact, provider, out); err != nil {
 		return nil, err
@@ -209,10 +213,33 @@ func checkTemplate(t *models.TemplateRef) error {
 	return nil
 }
 
+// templateText is ref's text as the person reads it, filled from the
+// registry's template for provider: EINVALID, with the platform's kind of
+// reason, when the registry lacks it, it is not approved or its
+// parameters are not the template's. "" when there is no registry.
+func (p *Pipeline) templateText(ctx context.Context, provider string, ref *models.TemplateRef) (string, error) {
+	if p.bcast.templates == nil {
+		return "", nil
+	}
+	t, found, se := channel.CheckTemplate(ctx, p.bcast.templates, provider, ref)
+	switch {
+	case se != nil && se.Retryable:
+		return "", se
+	case se != nil:
+		return "", models.Errorf(models.EINVALID, "%s", se.Reason)
+	case !found:
+		return "", models.Errorf(models.EINVALID, "%s", channel.MissingTemplate(provider, ref).Reason)
+	}
+	return t.Render(ref.Params)
+}
+
 // openingText is the text kept for an opening sent as a template: the
-// flow's opening words, or the template's name when the flow says nothing
-// before it waits.
-func openingText(replies []string, t *models.TemplateRef) string {
+// registry's text when known, else the flow's opening words, or the
+// template's name when the flow says nothing before it waits.
+func openingText(registry string, replies []string, t *models.TemplateRef) string {
+	if registry != "" {
+		return registry
+	}
 	if len(replies) == 0 {
 		return "(template " + t.Name + ")"
 	}

@@ -60,9 +60,11 @@ func startEnv(t *testing.T) (*env, *pipeline.Pipeline, *recordingSender) {
 		t.Fatal(err)
 	}
 	rec := &recordingSender{Sender: e.twilio}
+	e.addTemplates(t, map[string]string{"appointment_reminder": "Hello! Your appointment with {{1}} is at {{2}}."})
 	p := e.startWith(t, pipeline.Deps{
 		Responder: pipeline.NewFlows(engine.NewLibrary(append([]*engine.Flow{f}, engine.Builtin().Flows()...)...), e.db, e.crypto),
 		Senders:   map[string]channel.Sender{channel.Twilio: rec},
+		Templates: envRegistry{e},
 		Config:    pipeline.Config{SendRate: 1000, SendBurst: 100, RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond},
 	})
 	if _, err := e.db.Pool.Exec(context.Background(), `INSERT INTO staff_users (id, email, role) VALUES ($1, 'sup@example.org', 'supervisor')`, supervisor.ID); err != nil {
@@ -163,6 +165,19 @@ func TestStart_WhatsAppWindow(t *testing.T) {
 	if n := e.count(t, `SELECT count(*) FROM conversations`) + e.count(t, `SELECT count(*) FROM messages`) + e.count(t, `SELECT count(*) FROM start_keys`); n != 0 {
 		t.Fatalf("a refused start left %d rows", n)
 	}
+	// A template the registry lacks, or one given the wrong parameters, is
+	// refused with the reason before anything is queued.
+	for _, bad := range []*models.TemplateRef{{Name: "no_such_template", Language: "en"},
+		{Name: "appointment_reminder", Language: "en", Params: map[string]string{"1": "Dr Rao"}}} {
+		req.Template = bad
+		_, _, err = p.StartConversation(ctx, supervisor, req, "k")
+		if models.ErrorCode(err) != models.EINVALID || !strings.Contains(models.ErrorMessage(err), "Template") {
+			t.Fatalf("template %+v: %v", bad, err)
+		}
+	}
+	if n := e.count(t, `SELECT count(*) FROM conversations`) + e.count(t, `SELECT count(*) FROM messages`) + e.count(t, `SELECT count(*) FROM start_keys`); n != 0 {
+		t.Fatalf("refused templates left %d rows", n)
+	}
 	req.Template = &models.TemplateRef{Name: "appointment_reminder", Language: "en", Params: map[string]string{"1": "Dr Rao", "2": "10:00"}}
 	res, _, err := p.StartConversation(ctx, supervisor, req, "k")
 	if err != nil || !res.Templated || len(res.Messages) != 1 {
@@ -174,7 +189,7 @@ func TestStart_WhatsAppWindow(t *testing.T) {
 		t.Fatalf("the sender was handed %+v", out)
 	}
 	m, err := store.NewMessageStore(e.db, e.crypto).Get(ctx, res.Messages[0])
-	if err != nil || m.Status != models.StatusSent || m.Template == nil || !strings.HasPrefix(m.Body, "Hello! Your appointment") {
+	if err != nil || m.Status != models.StatusSent || m.Template == nil || m.Body != "Hello! Your appointment with Dr Rao is at 10:00." {
 		t.Fatalf("the stored message: %+v, %v", m, err)
 	}
 }

@@ -36,6 +36,9 @@ var EncryptedColumns = []Column{
 	{"media", "text_enc"},
 	{"staff_sessions", "access_token_enc"},
 	{"staff_sessions", "refresh_token_enc"},
+	{"broadcasts", "spec_enc"},
+	{"broadcasts", "audience_enc"},
+	{"broadcast_recipients", "vars_enc"},
 }
 
 // Rotator re-encrypts every encrypted column under the key ring's active
