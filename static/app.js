@@ -111,6 +111,9 @@
     var box = target.closest ? target.closest("[data-stick-bottom]") : null;
     if (box) box.dataset.atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 40 ? "1" : "";
   });
+  // Marked as soon as the new list is in, before the page is painted, so
+  // the open row never flickers unmarked; again once settled.
+  document.addEventListener("htmx:afterSwap", markOpen);
   document.addEventListener("htmx:afterSettle", function (e) {
     markOpen();
     var target = e.detail.target;
@@ -140,6 +143,17 @@
       document.querySelector('[data-testid="reply-form"] textarea');
   }
 
+  // A key that moved the focus into a box must not be typed there too:
+  // its keydown is cancelled, and a keypress that comes all the same (some
+  // input methods and automation send the character on its own) is
+  // dropped.
+  var swallow = "";
+  document.addEventListener("keypress", function (e) {
+    if (swallow && e.key === swallow) e.preventDefault();
+    swallow = "";
+  }, true);
+  document.addEventListener("keyup", function () { swallow = ""; }, true);
+
   var pendingG = false;
   document.addEventListener("keydown", function (e) {
     if (e.ctrlKey || e.metaKey || e.altKey || typing(e.target)) {
@@ -161,6 +175,7 @@
         var search = document.querySelector('input[type="search"]');
         if (search) {
           e.preventDefault();
+          swallow = "/";
           search.focus();
           search.select();
         }
@@ -180,6 +195,7 @@
         var box = replyBox();
         if (box) {
           e.preventDefault();
+          swallow = "r";
           box.focus();
         }
         break;
