@@ -334,7 +334,8 @@ func contactLabel(c *models.Contact, mask bool) (name, number string) {
 func messageRow(m *models.Message, c *models.Contact, mask bool) views.MessageRow {
 	name, number := contactLabel(c, mask)
 	return views.MessageRow{ID: m.ID, ContactID: c.ID, Contact: name, Phone: number, Channel: string(c.Channel), Inbound: m.Direction == models.Inbound,
-		Body: m.Body, At: m.CreatedAt.UTC().Format("2 Jan 15:04"), Status: string(m.Status), Error: m.ErrorReason}
+		Body: m.Body, At: m.CreatedAt.UTC().Format("2 Jan 15:04"), Status: string(m.Status), Error: m.ErrorReason,
+		ByStaff: m.SentBy != ""}
 }
 
 func summaryOf(f *engine.Flow) views.FlowSummary {

@@ -230,3 +230,33 @@ func TestWorkspace_MasksAndAudits(t *testing.T) {
 		t.Fatalf("opening a conversation audited %q", got)
 	}
 }
+
+// A reply a staff member writes reads as theirs, labelled and coloured
+// apart from the bot's, in the pane as on the contact's page.
+func TestWorkspace_StaffRepliesLookApartFromTheBot(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	agent := site.as(t, models.RoleAgent)
+	site.as(t, models.RoleSupervisor)
+	p := site.seedWork(t, staffID(t, site, "agent@example.org"), staffID(t, site, "supervisor@example.org"))
+	if _, err := site.db.Pool.Exec(context.Background(), `UPDATE messages SET provider = 'twilio'`); err != nil {
+		t.Fatal(err)
+	}
+	page := "/contacts/" + itoa(p.mine.ID)
+	_, whole := agent.do(t, "GET", page, nil, nil)
+	csrf := formCSRF.FindStringSubmatch(whole)[1]
+	if resp, body := agent.do(t, "POST", page+"/reply", url.Values{"_csrf": {csrf}, "text": {"I am looking at it now."}}, nil); resp.StatusCode != 303 {
+		t.Fatalf("the reply: %d\n%s", resp.StatusCode, body)
+	}
+	outRE := regexp.MustCompile(`(?s)<li[^>]*data-testid="message-out"[^>]*data-sender="(\w+)"[^>]*>\s*<p[^>]*>([^<]*)</p>\s*<p[^>]*>\s*<span[^>]*>(\w+)</span>`)
+	for _, path := range []string{"/work/pane/" + itoa(p.mine.ID) + "?view=all", page + "/timeline"} {
+		_, html := agent.do(t, "GET", path, nil, map[string]string{"HX-Request": "true"})
+		got := map[string]string{}
+		for _, m := range outRE.FindAllStringSubmatch(html, -1) {
+			got[m[2]] = m[1] + " " + m[3]
+		}
+		want := map[string]string{"A colleague will answer you here.": "bot Bot", "I am looking at it now.": "staff Staff"}
+		if len(got) != len(want) || got["A colleague will answer you here."] != want["A colleague will answer you here."] || got["I am looking at it now."] != want["I am looking at it now."] {
+			t.Errorf("%s: the replies read as %v, want %v", path, got, want)
+		}
+	}
+}
