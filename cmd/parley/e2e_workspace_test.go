@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -61,6 +62,10 @@ func TestBrowser_Workspace(t *testing.T) {
 		})
 	}
 	const chitra, asha, ravi = "+919876500003", "+919876500001", "+919876500002"
+	// Twelve earlier people, so that the list scrolls.
+	for i := range 12 {
+		say(fmt.Sprintf("+91987651%04d", i), "hi", "What is your name?")
+	}
 	say(chitra, "hi", "What is your name?")
 	say(asha, "hello", "What is your name?")
 	say(asha, "Asha", "How old are you, Asha?")
@@ -70,7 +75,7 @@ func TestBrowser_Workspace(t *testing.T) {
 	signIn(t, ctx, base, "lead@example.org", "a long enough password")
 	step(t, ctx, "open the workspace: one row a person, named where the flow knows the name",
 		chromedp.Navigate(base+"/work"),
-		waitTrue(`document.querySelectorAll('[data-testid="work-row"]').length === 3`, "three rows"),
+		waitTrue(`document.querySelectorAll('[data-testid="work-row"]').length === 15`, "fifteen rows"),
 		waitText(`[data-testid="work-list"] > li:nth-child(1) [data-testid="row-name"]`, "Ravi"),
 		waitText(`[data-testid="work-list"] > li:nth-child(2) [data-testid="row-name"]`, "Asha"),
 		// A marker the page keeps until it is loaded again.
@@ -84,6 +89,9 @@ func TestBrowser_Workspace(t *testing.T) {
 		waitText(`#work-pane [data-testid="contact-name"]`, "Asha"),
 		waitText(`#work-pane [data-testid="message-out"]`, "How old are you, Asha?"),
 		waitTrue(`location.search.includes("c=")`, "the address of the open conversation pushed"),
+		// HTMX wires what it swapped in when it settles (a moment later):
+		// a form sent before that would leave the workspace.
+		waitTrue(`!document.querySelector('#work-pane.htmx-settling, #work-pane .htmx-added')`, "the pane settled"),
 	)
 	want := []string{"> hello", "< Hi! I'm the clinic assistant.", "< What is your name?", "> Asha", "< How old are you, Asha?"}
 	if got := onScreen(t, ctx, "the pane", "#work-pane"); !slices.Equal(got, want) {
@@ -119,6 +127,17 @@ func TestBrowser_Workspace(t *testing.T) {
 		waitText(`#work-pane [data-testid="message-out"]`, reply),
 	)
 	shootDocs(t, ctx, "workspace")
+	step(t, ctx, "the list scrolled down keeps its place when Ravi writes again",
+		chromedp.Evaluate[chromedp.Void](`(document.getElementById("work-scroll").scrollTop = 300, {})`),
+		waitTrue(`document.getElementById("work-scroll").scrollTop > 0`, "the list scrolled"),
+		chromedp.Evaluate[chromedp.Void](`(window.scrolledTo = document.getElementById("work-scroll").scrollTop, {})`),
+	)
+	twilioInbound(t, base, token, ravi, "are you there?", 100)
+	step(t, ctx, "Ravi at the top, the list where it was",
+		waitText(`[data-testid="work-list"] > li:nth-child(1) [data-testid="row-name"]`, "Ravi"),
+		waitTrue(`Math.abs(document.getElementById("work-scroll").scrollTop - window.scrolledTo) < 2`, "the list's scroll kept"),
+		waitTrue(`document.querySelector('[data-testid="work-row"][aria-current="true"] [data-testid="row-name"]')?.textContent.includes("Asha") === true`, "Asha's row still marked open"),
+	)
 	step(t, ctx, "? shows the shortcuts; Esc closes them",
 		chromedp.Evaluate[chromedp.Void](`(document.activeElement.blur(), {})`),
 		chromedp.KeyEvent("?"),
@@ -130,5 +149,14 @@ func TestBrowser_Workspace(t *testing.T) {
 		waitTrue(`!document.getElementById("shortcut-help").open`, "the dialog closed"),
 		chromedp.KeyEvent("/"),
 		waitTrue(`document.activeElement.matches('[data-testid="work-search"]')`, "/ focuses the search"),
+		chromedp.KeyEvent(kb.Escape),
+		waitTrue(`!document.activeElement.matches('[data-testid="work-search"]')`, "Esc leaves the search box"),
+	)
+	step(t, ctx, "loaded again, the workspace opens where it was: Asha's conversation, her row marked",
+		chromedp.Reload(),
+		waitTrue(`window.notReloaded === undefined`, "the page loaded again"),
+		waitText(`#work-pane [data-testid="contact-name"]`, "Asha"),
+		waitText(`#work-pane [data-testid="message-out"]`, reply),
+		waitTrue(`document.querySelector('[data-testid="work-row"][aria-current="true"] [data-testid="row-name"]')?.textContent.includes("Asha") === true`, "Asha's row marked open"),
 	)
 }
