@@ -159,4 +159,12 @@ func TestBrowser_Workspace(t *testing.T) {
 		waitText(`#work-pane [data-testid="message-out"]`, reply),
 		waitTrue(`document.querySelector('[data-testid="work-row"][aria-current="true"] [data-testid="row-name"]')?.textContent.includes("Asha") === true`, "Asha's row marked open"),
 	)
+	step(t, ctx, "Chitra opened by a click, then back: Asha's conversation again",
+		chromedp.Evaluate[chromedp.Void](`([...document.querySelectorAll('[data-testid="work-row"]')].find(a => a.textContent.includes("Chitra")).click(), {})`),
+		waitText(`#work-pane [data-testid="contact-name"]`, "Chitra"),
+		waitTrue(`!document.querySelector('#work-pane.htmx-settling, #work-pane .htmx-added')`, "the pane settled"),
+		chromedp.Evaluate[chromedp.Void](`(history.back(), {})`),
+		waitText(`#work-pane [data-testid="contact-name"]`, "Asha"),
+		waitTrue(`new URLSearchParams(location.search).get("c") !== null && document.querySelector('#work-pane [data-testid="pane"]').dataset.contactId === new URLSearchParams(location.search).get("c")`, "the address and the pane agree"),
+	)
 }
