@@ -306,10 +306,23 @@ func (x *API) searchConversations(a *Access) fiber.Handler {
 			Contact contactOut `json:"contact"`
 			Message messageOut `json:"message"`
 			More    int        `json:"more"`
+			Tags    []string   `json:"tags"` // the contact's conversations' (desk.go)
 		}
 		rows := []row{}
+		ids := make([]int64, 0, len(hits))
 		for _, g := range hits {
 			rows = append(rows, row{Contact: contactJSON(g.first.Contact, mask), Message: messageJSON(g.first.Message, nil), More: g.more})
+			ids = append(ids, g.first.Contact.ID)
+		}
+		tags, err := x.Inbox.tagsOf(c.UserContext(), ids)
+		if err != nil {
+			return err
+		}
+		for i := range rows {
+			rows[i].Tags = tags[rows[i].Contact.ID]
+			if rows[i].Tags == nil {
+				rows[i].Tags = []string{}
+			}
 		}
 		nextText := ""
 		if next != 0 {

@@ -49,10 +49,12 @@ func (b *Broadcasts) plan() fiber.Handler {
 		if err != nil {
 			return err
 		}
-		tpl := &models.TemplateRef{Name: strings.TrimSpace(c.FormValue("template")), Language: strings.TrimSpace(c.FormValue("language")),
-			Params: pairs(c.FormValue("params"))}
+		var tpl *models.TemplateRef // none: a flow's start without an opening template
+		if name := strings.TrimSpace(c.FormValue("template")); name != "" {
+			tpl = &models.TemplateRef{Name: name, Language: strings.TrimSpace(c.FormValue("language")), Params: pairs(c.FormValue("params"))}
+		}
 		req := pipeline.BroadcastRequest{Name: c.FormValue("name"), Channel: models.Channel(c.FormValue("channel")), SendAt: at,
-			Message:  models.BroadcastMessage{Template: tpl},
+			Message:  models.BroadcastMessage{Template: tpl, FlowID: strings.TrimSpace(c.FormValue("start_flow"))},
 			Audience: models.Audience{FlowID: strings.TrimSpace(c.FormValue("flow")), State: strings.TrimSpace(c.FormValue("state")), Vars: pairs(c.FormValue("vars"))}}
 		if len(req.Audience.Vars) == 0 {
 			req.Audience.Vars = nil
@@ -149,6 +151,7 @@ var exclusionLabels = map[string]string{
 	models.ExcludedHandoff:       "In a hand-off",
 	models.ExcludedDuplicate:     "Repeated line",
 	models.ExcludedBadParams:     "Their variables do not fill the template",
+	models.ExcludedInFlow:        "Already in a conversation",
 }
 
 // progressProps are a broadcast's progress as its page shows it, with the

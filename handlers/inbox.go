@@ -124,6 +124,9 @@ type Inbox struct {
 	Counts DashboardReader
 	// Media reads attachments (store.MediaStore); nil: none shown.
 	Media MediaReader
+	// Tags reads the tags of contacts' conversations for the list's
+	// badges (store.TagStore); nil: none shown.
+	Tags TagReader
 	// Simulator takes the simulator's messages in; nil: no simulator.
 	Simulator Ingester
 	// PollEvery and StreamFor pace the live view's event stream: how often
@@ -217,6 +220,14 @@ func filtersOf(c *fiber.Ctx) (models.MessageSearch, url.Values, error) {
 		f.Flow = flow
 		keep("flow", flow)
 	}
+	if tag := c.Query("tag"); tag != "" {
+		t, err := models.CleanTag(tag)
+		if err != nil {
+			return f, nil, err
+		}
+		f.Tag = t
+		keep("tag", t)
+	}
 	switch d := models.Direction(c.Query("direction")); d {
 	case "", models.Inbound, models.Outbound:
 		f.Direction = d
@@ -273,6 +284,9 @@ func (in *Inbox) resultsProps(c *fiber.Ctx, a *Access) (views.InboxResultsProps,
 		row.More = g.more
 		p.Hits = append(p.Hits, row)
 	}
+	if err := in.tagHits(c.UserContext(), p.Hits); err != nil {
+		return views.InboxResultsProps{}, err
+	}
 	if next != 0 {
 		kept.Set("q", q)
 		kept.Set("before", strconv.FormatInt(next, 10))
@@ -289,6 +303,7 @@ func (in *Inbox) page(a *Access) fiber.Handler {
 		}
 		p := views.InboxProps{Staff: badge(c), Query: c.Query("q"), Results: results, State: c.Query("state"), Flow: c.Query("flow"),
 			Channel: c.Query("channel"), Status: c.Query("status"), Direction: c.Query("direction"), Since: c.Query("since"), Until: c.Query("until")}
+		p.Tag, _ = models.CleanTag(c.Query("tag")) // refused above when malformed
 		if in.Flows != nil {
 			for _, f := range in.Flows.Flows() {
 				p.Flows = append(p.Flows, f.ID)

@@ -21,6 +21,7 @@ import (
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/internal/channel/simulator"
 	"github.com/parley-chat/parley/internal/channel/twilio"
+	"github.com/parley-chat/parley/internal/desk"
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/internal/pgtest"
 	"github.com/parley-chat/parley/internal/pipeline"
@@ -113,6 +114,33 @@ var rules = map[string]rule{
 		roles: map[models.Role]int{models.RoleAdmin: 404}},
 	"PATCH /api/v1/staff/:id": {path: "/api/v1/staff/00000000-0000-4000-8000-000000000000", anon: 401, staff: 403,
 		roles: map[models.Role]int{models.RoleAdmin: 400}},
+	// Notes, tags and saved replies (desk_test.go tests what they do).
+	"GET /contacts/:id<int>/notes":                    {path: "/contacts/999999/notes", anon: 303, staff: 404},
+	"POST /contacts/:id<int>/notes":                   {path: "/contacts/999999/notes", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"POST /notes/:id<int>":                            {path: "/notes/999999", anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}}, // empty: refused before the lookup
+	"POST /notes/:id<int>/delete":                     {path: "/notes/999999/delete", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"GET /contacts/:id<int>/tags":                     {path: "/contacts/999999/tags", anon: 303, staff: 200}, // no open conversation: nothing to tag
+	"POST /conversations/:id<int>/tags":               {path: "/conversations/999999/tags", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"POST /conversations/:id<int>/untag":              {path: "/conversations/999999/untag", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"GET /contacts/:id<int>/saved-replies":            {path: "/contacts/999999/saved-replies", anon: 303, staff: 200, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"GET /contacts/:id<int>/saved-reply":              {path: "/contacts/999999/saved-reply?saved=999999", anon: 303, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"GET /saved-replies":                              {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
+	"POST /saved-replies":                             {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 422, models.RoleAdmin: 422}}, // empty: the form again
+	"POST /saved-replies/:id<int>":                    {path: "/saved-replies/999999", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 422, models.RoleAdmin: 422}},
+	"POST /saved-replies/:id<int>/delete":             {path: "/saved-replies/999999/delete", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"GET /api/v1/contacts/:id<int>/notes":             {path: "/api/v1/contacts/999999/notes", anon: 401, staff: 404},
+	"POST /api/v1/contacts/:id<int>/notes":            {path: "/api/v1/contacts/999999/notes", anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"PATCH /api/v1/notes/:id<int>":                    {path: "/api/v1/notes/999999", anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"DELETE /api/v1/notes/:id<int>":                   {path: "/api/v1/notes/999999", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"GET /api/v1/conversations/:id<int>/tags":         {path: "/api/v1/conversations/999999/tags", anon: 401, staff: 404},
+	"POST /api/v1/conversations/:id<int>/tags":        {path: "/api/v1/conversations/999999/tags", anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"DELETE /api/v1/conversations/:id<int>/tags/:tag": {path: "/api/v1/conversations/999999/tags/vip", anon: 401, staff: 204, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"GET /api/v1/saved-replies":                       {anon: 401, staff: 200, roles: map[models.Role]int{models.RoleViewer: 403}},
+	"POST /api/v1/saved-replies":                      {anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 400, models.RoleAdmin: 400}},
+	"PUT /api/v1/saved-replies/:id<int>":              {path: "/api/v1/saved-replies/999999", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 400, models.RoleAdmin: 400}},
+	"DELETE /api/v1/saved-replies/:id<int>":           {path: "/api/v1/saved-replies/999999", anon: 401, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 404, models.RoleAdmin: 404}},
+	"GET /api/v1/contacts/:id<int>/saved-replies/:reply<int>": {path: "/api/v1/contacts/999999/saved-replies/999999", anon: 401, staff: 404,
+		roles: map[models.Role]int{models.RoleViewer: 403}},
 	// Starting conversations and planning messages: supervisors and admins
 	// (no number, or a form for JSON, sent: refused as invalid to them).
 	"GET /start":                 {anon: 303, staff: 403, roles: map[models.Role]int{models.RoleSupervisor: 200, models.RoleAdmin: 200}},
@@ -155,36 +183,47 @@ type fullServer struct {
 	local  *auth.LocalIssuer
 	db     *store.DB
 	crypto store.Crypto
+	pipe   *pipeline.Pipeline
 }
 
-func newFullServer(t *testing.T) *fullServer {
+func newFullServer(t *testing.T) *fullServer { return newFullServerWith(t, nil) }
+
+// newFullServerWith is the full server whose pipeline sends through
+// senders (by provider; nil: none), not started.
+func newFullServerWith(t *testing.T, senders map[string]channel.Sender) *fullServer {
 	t.Helper()
 	db := pgtest.Open(t)
 	crypto := newCryptoForTest(t)
 	readiness, _ := store.NewReadiness(db)
 	reg := prometheus.NewRegistry()
 	metrics := pipeline.NewMetrics(reg)
-	pipe, err := pipeline.New(pipeline.Deps{DB: db, Crypto: crypto, Metrics: metrics, Logger: slog.New(slog.DiscardHandler),
-		Responder: pipeline.NewFlows(engine.Builtin(), db, crypto), Senders: map[string]channel.Sender{channel.Simulator: simulator.Sender{}}})
+	deps := pipeline.Deps{DB: db, Crypto: crypto, Metrics: metrics, Logger: slog.New(slog.DiscardHandler),
+		Responder: pipeline.NewFlows(engine.Builtin(), db, crypto), Senders: senders}
+	if senders != nil {
+		deps.Config = pipeline.Config{SendRate: 1000, SendBurst: 100}
+	} else {
+		deps.Senders = map[string]channel.Sender{channel.Simulator: simulator.Sender{}}
+	}
+	pipe, err := pipeline.New(deps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pipe.Stop(context.Background()) })
-	s := &fullServer{staff: store.NewStaffStore(db), db: db, crypto: crypto}
+	s := &fullServer{staff: store.NewStaffStore(db), db: db, crypto: crypto, pipe: pipe}
 	s.local, _ = auth.NewLocalIssuer(localIssuerURL, []byte(strings.Repeat("k", 32)), time.Hour)
 	verifier, _ := auth.NewVerifier(auth.VerifierConfig{Issuer: localIssuerURL, Keys: s.local.Keys()})
 	access := &handlers.Access{Verifier: verifier, Staff: s.staff, Local: &handlers.LocalProvider{Issuer: s.local, Directory: s.staff},
 		Audit: store.NewAuditStore(db, crypto), Personal: store.PersonalData{Contacts: store.NewContactStore(db, crypto), Audit: store.NewAuditStore(db, crypto)}}
 	inbox := &handlers.Inbox{Messages: store.NewMessageStore(db, crypto), Contacts: store.NewContactStore(db, crypto), Actions: pipe, Simulator: pipe, Media: store.NewMediaStore(db, crypto),
 		PollEvery: 10 * time.Millisecond, StreamFor: 50 * time.Millisecond, Flows: pipe,
-		Convs: store.NewConversationStore(db, crypto), Counts: store.NewDashboardStore(db)}
+		Convs: store.NewConversationStore(db, crypto), Counts: store.NewDashboardStore(db), Tags: store.NewTagStore(db)}
 	console := &handlers.Console{Access: access, Provider: handlers.LocalSignIn{LocalProvider: access.Local, Staff: s.staff},
 		Sessions: store.NewSessionStore(db, crypto), Codecs: []securecookie.Codec{securecookie.New([]byte(strings.Repeat("h", 32)), nil)},
 		CSRFKey: []byte(strings.Repeat("c", 32))}
 	s.app = handlers.NewServer(handlers.Deps{Logger: slog.New(slog.DiscardHandler), Readiness: readiness, Registry: reg, Version: "test",
 		Metrics: handlers.MetricsAccess{Token: strings.Repeat("m", 32)},
 		Access:  access, Console: console, Inbox: inbox, Admin: newAdmin(db, crypto), Dashboard: &handlers.Dashboard{Counts: store.NewDashboardStore(db), Flows: pipe},
-		Broadcasts: &handlers.Broadcasts{Actions: pipe},
+		Desk: newDesk(db, crypto, s.staff), Broadcasts: &handlers.Broadcasts{Actions: pipe},
 		Webhooks: &handlers.Webhooks{Pipeline: pipe, Metrics: metrics, Twilio: twilio.NewVerifier(publicURL, authToken),
 			MetaAppSecret: appSecret, MetaVerifyToken: verifyToken, SirenSecret: sirenSecret}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -195,6 +234,14 @@ func newFullServer(t *testing.T) *fullServer {
 	t.Cleanup(func() { _ = s.app.Shutdown() })
 	s.base = "http://" + ln.Addr().String()
 	return s
+}
+
+// newDesk is the console's and the API's notes, tags and saved replies
+// over db, as serve wires them.
+func newDesk(db *store.DB, crypto store.Crypto, staff handlers.StaffLookup) *handlers.Desk {
+	convs := store.NewConversationStore(db, crypto)
+	return &handlers.Desk{Staff: staff, Convs: convs, Actions: &desk.Service{NoteStore: store.NewNoteStore(db, crypto), TagStore: store.NewTagStore(db),
+		ReplyStore: store.NewSavedReplyStore(db), Convs: convs, Contacts: store.NewContactStore(db, crypto), Audit: store.NewAuditStore(db, crypto)}}
 }
 
 // newAdmin is the console's administration over db.

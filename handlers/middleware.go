@@ -62,12 +62,17 @@ func requestIDOf(c *fiber.Ctx) string {
 // request's context carries it on to the queue.
 func traceRequests() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		parent := tracing.Extract(c.UserContext(), tracing.Carrier{"traceparent": c.Get("traceparent"), "tracestate": c.Get("tracestate")})
+		parent := c.UserContext()
+		if tp := c.Get("traceparent"); tp != "" { // most callers send none: no carrier to build
+			parent = tracing.Extract(parent, tracing.Carrier{"traceparent": tp, "tracestate": c.Get("tracestate")})
+		}
 		ctx, span := tracing.Tracer().Start(parent, "http", trace.WithSpanKind(trace.SpanKindServer))
 		defer span.End()
 		c.SetUserContext(ctx)
 		err := c.Next()
-		span.SetName(utils.CopyString(c.Method()) + " " + routeLabel(c, err))
+		if span.IsRecording() { // with tracing off, nobody reads the name
+			span.SetName(utils.CopyString(c.Method()) + " " + routeLabel(c, err))
+		}
 		return err
 	}
 }

@@ -42,6 +42,7 @@ type Deps struct {
 	Inbox     *Inbox          // with Console: the console's reading of conversations at /
 	Admin     *Admin          // with Console: staff, audit log and system pages
 	Dashboard *Dashboard      // nil: no dashboard (console page and API)
+	Desk      *Desk           // nil: no notes, tags or saved replies (console and API)
 	// Broadcasts, when set, serves broadcasts in the console and the API.
 	Broadcasts *Broadcasts
 	// ProxyHops is how many trusted proxies stand in front of the server
@@ -113,6 +114,9 @@ func NewServer(d Deps) *fiber.App {
 	if d.Dashboard != nil && d.Access != nil {
 		d.Dashboard.registerAPI(app) // behind registerAPI's bearer, which guards /api/v1
 	}
+	if d.Desk != nil && d.Access != nil {
+		d.Desk.registerAPI(app) // likewise
+	}
 	if d.Console == nil { // no sign-in configured: the status page alone (tests of other parts)
 		app.Get("/", handleHome(d))
 		return app
@@ -121,6 +125,9 @@ func NewServer(d Deps) *fiber.App {
 	app.Get("/status", d.Console.signedIn, handleHome(d))
 	if d.Dashboard != nil {
 		d.Dashboard.register(app, d.Console.signedIn)
+	}
+	if d.Desk != nil {
+		d.Desk.register(app, d.Console.signedIn)
 	}
 	if d.Admin != nil {
 		d.Admin.register(app, d.Access, d.Console.signedIn)

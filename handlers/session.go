@@ -133,6 +133,7 @@ var consoleNav = []struct {
 	{"/resend", "Failed sends", "f", auth.Resend},
 	{"/flows", "Flows", "l", auth.ReadFlows},
 	{"/templates", "Templates", "t", auth.ReadTemplates},
+	{"/saved-replies", "Saved replies", "p", auth.ManageReplies},
 	{"/dashboard", "Dashboard", "d", auth.ReadDashboard},
 	{"/simulator", "Simulator", "s", auth.SimulateFlows},
 	{"/broadcasts", "Broadcasts", "b", auth.Broadcast},

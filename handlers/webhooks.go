@@ -83,13 +83,27 @@ func (w *Webhooks) reject(provider, kind string, err error) error {
 }
 
 // formParams copies the urlencoded body's parameters; Fiber reuses its
-// buffers after the handler returns.
+// buffers after the handler returns. They are copied into one string and
+// sliced from it, one allocation where a string per key and value made
+// thirty on a Twilio message.
 func formParams(c *fiber.Ctx) (map[string]string, error) {
 	if !strings.HasPrefix(strings.ToLower(string(c.Request().Header.ContentType())), fiber.MIMEApplicationForm) {
 		return nil, models.Errorf(models.EINVALID, "Expected a form body.")
 	}
-	params := map[string]string{}
-	c.Request().PostArgs().VisitAll(func(k, v []byte) { params[string(k)] = string(v) })
+	args := c.Request().PostArgs()
+	size := 0
+	args.VisitAll(func(k, v []byte) { size += len(k) + len(v) })
+	var b strings.Builder
+	b.Grow(size)
+	args.VisitAll(func(k, v []byte) { b.Write(k); b.Write(v) })
+	all, at := b.String(), 0
+	params := make(map[string]string, args.Len())
+	args.VisitAll(func(k, v []byte) {
+		key := all[at : at+len(k)]
+		at += len(k)
+		params[key] = all[at : at+len(v)]
+		at += len(v)
+	})
 	return params, nil
 }
 

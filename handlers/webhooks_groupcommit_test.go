@@ -64,6 +64,19 @@ func (h *hooks) holdIngest(t *testing.T) (release func()) {
 	return release
 }
 
+// refuseMessageID makes the test database refuse to store a message with
+// this provider id, as a failing constraint would.
+func (h *hooks) refuseMessageID(t *testing.T, id string) {
+	t.Helper()
+	_, err := h.db.Pool.Exec(context.Background(), `CREATE FUNCTION refuse_message() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+		CREATE TRIGGER refuse_message BEFORE INSERT ON messages FOR EACH ROW
+		WHEN (NEW.provider_message_id = '`+id+`') EXECUTE FUNCTION refuse_message()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // twilioFrom is a signed Twilio message sid from number from.
 func twilioFrom(sid, from string) map[string]string {
 	p := twilioSMS(sid)
@@ -149,13 +162,15 @@ func TestTwilioWebhook_ConcurrentWebhooksShareCommits(t *testing.T) {
 	}
 }
 
-// One message the database refuses (a message id with a NUL, which no
-// text column takes) shares a commit with twenty good ones: the batch
+// One message the database refuses (a trigger refuses its message id: what
+// parsing lets through and a constraint or the disk still may refuse)
+// shares a commit with twenty good ones: the batch
 // fails, each is tried alone, the twenty are answered 200 and stored and
 // the bad one alone gets an error; a message delivered twice at once is
 // stored once and both deliveries are acknowledged.
 func TestTwilioWebhook_OneBadMessageFailsAloneInItsBatch(t *testing.T) {
 	h := newHooks(t, false)
+	h.refuseMessageID(t, "SMbad")
 	const good = 20
 	var messages []map[string]string
 	for i := range good {
@@ -163,7 +178,7 @@ func TestTwilioWebhook_OneBadMessageFailsAloneInItsBatch(t *testing.T) {
 	}
 	messages = append(messages, twilioFrom("SMgood000", "+919876500000")) // the first, delivered twice
 	bad := len(messages)
-	messages = append(messages, twilioFrom("SMbad\x00", "+919876599999"))
+	messages = append(messages, twilioFrom("SMbad", "+919876599999"))
 
 	statuses := h.postAll(t, messages, h.holdIngest(t))
 	for i, s := range statuses {

@@ -19,12 +19,13 @@ const (
 
 // Why a contact or a CSV line of a broadcast's audience is not messaged.
 const (
-	ExcludedOptedOut      = "opted_out"      // they sent STOP
-	ExcludedInvalidNumber = "invalid_number" // not a phone number in the deployment's region
-	ExcludedNoTemplate    = "no_template"    // no approved template in their language
-	ExcludedHandoff       = "handoff"        // a person is handling their conversation
-	ExcludedDuplicate     = "duplicate"      // the same number on an earlier CSV line
-	ExcludedBadParams     = "bad_params"     // the template cannot be filled with their variables
+	ExcludedOptedOut      = "opted_out"       // they sent STOP
+	ExcludedInvalidNumber = "invalid_number"  // not a phone number in the deployment's region
+	ExcludedNoTemplate    = "no_template"     // no approved template in their language
+	ExcludedHandoff       = "handoff"         // a person is handling their conversation
+	ExcludedDuplicate     = "duplicate"       // the same number on an earlier CSV line
+	ExcludedBadParams     = "bad_params"      // the template cannot be filled with their variables
+	ExcludedInFlow        = "in_conversation" // a flow broadcast: they are in a running conversation
 )
 
 // Audience says who a broadcast reaches: contacts matching a filter, or the
@@ -47,7 +48,8 @@ type Audience struct {
 
 // BroadcastMessage is what a broadcast sends: an approved template (Params'
 // values may name a recipient's variable as {{name}}) or the start of a
-// flow (FlowID, with the recipient's variables set in it).
+// flow (FlowID, with the recipient's variables set in it; Template, when
+// set, opens it for those outside WhatsApp's 24-hour window).
 type BroadcastMessage struct {
 	Template *TemplateRef `json:"template,omitempty"`
 	FlowID   string       `json:"flow,omitempty"`

@@ -17,6 +17,7 @@ type MessageSearch struct {
 	// "" for any.
 	State string
 	Flow  string // only contacts who have had a conversation in this flow; "" for any
+	Tag   string // only contacts with a conversation carrying this tag; "" for any
 
 	Channel   Channel       // "" for any
 	Status    MessageStatus // "" for any

@@ -96,10 +96,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 		Webhooks: w.hooks,
 		Access:   access,
 		Console:  console,
-		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, c), Contacts: store.NewContactStore(db, c), Actions: pipe, Flows: pipe, Simulator: pipe, Media: store.NewMediaStore(db, c), Templates: store.NewTemplateStore(db),
+		Inbox: &handlers.Inbox{Messages: store.NewMessageStore(db, c), Contacts: store.NewContactStore(db, c), Actions: pipe, Flows: pipe, Simulator: pipe, Media: store.NewMediaStore(db, c), Templates: store.NewTemplateStore(db), Tags: store.NewTagStore(db),
 			CheckFlows: checkFlows(cfg.FlowsDir),
 			Convs:      store.NewConversationStore(db, c), Counts: store.NewDashboardStore(db)},
 		Dashboard: &handlers.Dashboard{Counts: store.NewDashboardStore(db), Flows: pipe},
+		Desk:      newDesk(db, c, access.Staff),
 		Admin: &handlers.Admin{Audit: store.NewAuditStore(db, c), System: &handlers.System{DB: db, Features: features(cfg), Providers: w.providers,
 			ActiveKey: c.Ring.ActiveKeyID(), Rotations: store.NewRotator(db, c.Ring), Breakers: w.breakers}},
 		Broadcasts: &handlers.Broadcasts{Actions: pipe, Zone: cfg.TimeZone},
@@ -120,6 +121,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool, 
 		return err
 	}
 	defer stopMetrics()
+	stopPprof, err := servePprof(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (set PARLEY_ADDR to a free address)", cfg.Addr, err)

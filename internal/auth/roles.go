@@ -25,6 +25,10 @@ const (
 	ExportContacts    Permission = "contacts.export"
 	ReadTemplates     Permission = "templates.read"    // the WhatsApp template registry and its statuses
 	Broadcast         Permission = "broadcasts.manage" // plan, confirm, pause, resume and cancel broadcasts
+	WriteNotes        Permission = "notes.write"       // write notes on contacts, edit and delete one's own
+	ModerateNotes     Permission = "notes.moderate"    // edit and delete anyone's note
+	TagConversations  Permission = "conversations.tag"
+	ManageReplies     Permission = "saved_replies.manage" // create, edit and delete saved replies
 )
 
 // permissions is the one table of who may do what (DESIGN.md, Access):
@@ -34,11 +38,12 @@ const (
 // does everything.
 var permissions = map[models.Role][]Permission{
 	models.RoleViewer: {ReadConversations, RevealPhone, ReadFlows},
-	models.RoleAgent:  {ReadConversations, RevealPhone, ReadFlows, Reply, Resend, HandoffWork, SimulateFlows},
+	models.RoleAgent: {ReadConversations, RevealPhone, ReadFlows, Reply, Resend, HandoffWork, SimulateFlows,
+		WriteNotes, TagConversations},
 	models.RoleSupervisor: {ReadConversations, RevealPhone, ReadFlows, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, SimulateFlows,
-		Override, ReadAudit, ReadDashboard, ReadTemplates, Broadcast},
+		Override, ReadAudit, ReadDashboard, ReadTemplates, Broadcast, WriteNotes, ModerateNotes, TagConversations, ManageReplies},
 	models.RoleAdmin: {ReadConversations, RevealPhone, ReadFlows, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, SimulateFlows, Override, ReadAudit,
-		ReadDashboard, ManageStaff, ManageKeys, EraseContacts, ExportContacts, ReadTemplates, Broadcast},
+		ReadDashboard, ManageStaff, ManageKeys, EraseContacts, ExportContacts, ReadTemplates, Broadcast, WriteNotes, ModerateNotes, TagConversations, ManageReplies},
 }
 
 // Can reports whether role may do p.
@@ -58,5 +63,6 @@ func MasksPhones(role models.Role) bool { return role == models.RoleViewer }
 // All lists every permission, in a stable order.
 func All() []Permission {
 	return []Permission{ReadConversations, RevealPhone, Reply, ReplyAnywhere, Resend, HandoffWork, TakeOver, Override, ReadFlows, SimulateFlows,
-		ReadAudit, ReadDashboard, ManageStaff, ManageKeys, EraseContacts, ExportContacts, ReadTemplates, Broadcast}
+		ReadAudit, ReadDashboard, ManageStaff, ManageKeys, EraseContacts, ExportContacts, ReadTemplates, Broadcast, WriteNotes, ModerateNotes,
+		TagConversations, ManageReplies}
 }

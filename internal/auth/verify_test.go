@@ -187,6 +187,10 @@ func TestCan_ThePermissionTable(t *testing.T) {
 		{auth.ExportContacts, "a"},
 		{auth.ReadTemplates, "as"},
 		{auth.Broadcast, "as"},
+		{auth.WriteNotes, "asg"},
+		{auth.ModerateNotes, "as"},
+		{auth.TagConversations, "asg"},
+		{auth.ManageReplies, "as"},
 	}
 	initial := map[models.Role]string{models.RoleAdmin: "a", models.RoleSupervisor: "s", models.RoleAgent: "g", models.RoleViewer: "v"}
 	for _, tt := range tests {

@@ -125,6 +125,11 @@ type Config struct {
 	// would be public on the service's address).
 	MetricsToken string
 	MetricsAddr  string
+
+	// PprofAddr, when set, is a loopback listener serving Go's profiler
+	// (net/http/pprof) for measuring a running server; off by default and
+	// never on the service's public address.
+	PprofAddr string
 }
 
 // Key is one entry of the encryption key ring.
@@ -251,6 +256,8 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 	}
 	c.MetricsToken, c.MetricsAddr = l.str("PARLEY_METRICS_TOKEN"), l.str("PARLEY_METRICS_ADDR")
 	l.metrics(c)
+	c.PprofAddr = l.str("PARLEY_PPROF_ADDR")
+	l.pprof(c)
 	c.TrustedProxyHops = l.hops("PARLEY_TRUSTED_PROXY_HOPS")
 	c.SessionIdle = l.duration("PARLEY_SESSION_IDLE", 30*time.Minute)
 	c.SessionAbsolute = l.duration("PARLEY_SESSION_MAX_AGE", 12*time.Hour)
@@ -519,6 +526,22 @@ func (l *loader) metrics(c *Config) {
 		l.fail("PARLEY_METRICS_ADDR", "is not a listen address", "use host:port or :port, like 127.0.0.1:9090")
 	} else if c.MetricsAddr == c.Addr {
 		l.fail("PARLEY_METRICS_ADDR", "is the same as PARLEY_ADDR", "give metrics a port of their own, like :9090, or unset it and set PARLEY_METRICS_TOKEN")
+	}
+}
+
+// pprof checks the profiler's listener: loopback only, since profiles
+// and goroutine dumps show the process's memory and are not guarded.
+func (l *loader) pprof(c *Config) {
+	if c.PprofAddr == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(c.PprofAddr)
+	if err != nil || port == "" {
+		l.fail("PARLEY_PPROF_ADDR", "is not a listen address", "use a loopback host:port, like 127.0.0.1:6060")
+		return
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		l.fail("PARLEY_PPROF_ADDR", "is not a loopback address (the profiler is unguarded)", "use 127.0.0.1:PORT or [::1]:PORT and reach it through an SSH tunnel")
 	}
 }
 

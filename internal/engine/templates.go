@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"sort"
+	"strconv"
 
 	"github.com/parley-chat/parley/models"
 )
@@ -10,7 +11,7 @@ import (
 // TemplateAt is a template a flow names, and where.
 type TemplateAt struct {
 	Node  string
-	Where string // "template", "ask template", "remind_template", "end template", "handoff template"
+	Where string // "template", "ask template", "remind_template", "end template", "handoff template", "schedule template"
 	Use   *TemplateUse
 }
 
@@ -34,6 +35,14 @@ func (n *Node) templates() []TemplateAt {
 	}
 	if n.Handoff != nil {
 		add("handoff template", n.Handoff.Template)
+	}
+	if n.Schedule != nil && n.Schedule.Template != nil {
+		st := n.Schedule.Template // its parameters are numbered by place
+		params := make(map[string]string, len(st.Params))
+		for i, v := range st.Params {
+			params[strconv.Itoa(i+1)] = v
+		}
+		add("schedule template", &TemplateUse{Name: st.Name, Language: st.Language, Params: params})
 	}
 	return out
 }

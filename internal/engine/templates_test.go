@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/models"
 )
 
 const reminderFlow = `
@@ -84,5 +85,43 @@ func TestParse_RefusesBadTemplates(t *testing.T) {
 				t.Fatalf("Parse error = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A schedule node's template is checked against the registry as the
+// others are: missing, or given parameters other than the template's.
+func TestCheckTemplates_ScheduleTemplate(t *testing.T) {
+	const flow = `id: visit
+languages: [en]
+start: remind
+nodes:
+  remind:
+    schedule:
+      at: "{{appointment_at}} - 24h"
+      send: {en: "Reminder: {{doctor}} at {{appointment_at}}."}
+      template: {name: appointment_reminder, language: en, params: ["{{doctor}}"]}
+    next: bye
+  bye:
+    end: {send: {en: "Bye."}}
+`
+	f, err := engine.Parse("visit.yaml", []byte(flow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reminder := &models.Template{Name: "appointment_reminder", Language: "en", Status: models.TemplateApproved, Body: "Reminder: {{1}} at {{2}}."}
+	registry := map[string][]*models.Template{}
+	lookup := func(name, lang string) []*models.Template { return registry[name+"/"+lang] }
+	problems, _ := engine.CheckTemplates(f, true, lookup)
+	if len(problems) != 1 || problems[0].Node != "remind" || !strings.Contains(problems[0].Problem, "schedule template") || !strings.Contains(problems[0].Problem, "not in the template registry") {
+		t.Fatalf("missing: %v", problems)
+	}
+	registry["appointment_reminder/en"] = []*models.Template{reminder}
+	problems, _ = engine.CheckTemplates(f, true, lookup)
+	if len(problems) != 1 || !strings.Contains(problems[0].Problem, "{{2}}") {
+		t.Fatalf("a parameter short: %v", problems)
+	}
+	f.Nodes["remind"].Schedule.Template.Params = []string{"{{doctor}}", "{{appointment_at}}"}
+	if problems, _ = engine.CheckTemplates(f, true, lookup); len(problems) != 0 {
+		t.Fatalf("filled: %v", problems)
 	}
 }

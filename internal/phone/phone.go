@@ -70,6 +70,12 @@ const maxInput = 64
 // returns EINVALID for anything that is not a possible phone number; the
 // error never repeats the input.
 func (n Normalizer) Normalize(number string) (string, error) {
+	return n.normalize(number, false)
+}
+
+// normalize is Normalize; reparse reads back even a number that was
+// already written in E.164 (the check that skips it is tested against it).
+func (n Normalizer) normalize(number string, reparse bool) (string, error) {
 	_, rest := splitScheme(number)
 	rest = strings.TrimSpace(rest)
 	if rest == "" || len(rest) > maxInput {
@@ -79,7 +85,8 @@ func (n Normalizer) Normalize(number string) (string, error) {
 	if region == "" {
 		region = "ZZ" // unknown: only numbers with a country code parse
 	}
-	num, err := phonenumbers.Parse(textnorm.Digits(rest), region)
+	digits := textnorm.Digits(rest)
+	num, err := phonenumbers.Parse(digits, region)
 	if err != nil || !phonenumbers.IsPossibleNumber(num) {
 		return "", models.Errorf(models.EINVALID, "Not a phone number.")
 	}
@@ -88,6 +95,13 @@ func (n Normalizer) Normalize(number string) (string, error) {
 	// some longer ones through (letters read as digits, found by fuzzing).
 	if len(e164) > 16 {
 		return "", models.Errorf(models.EINVALID, "Not a phone number.")
+	}
+	// A number given in the E.164 form it formats to was just read from
+	// that very text (a leading + ignores the region), so reading it back
+	// would parse the same string again: half of what storing a new
+	// contact's address costs, and platforms write every number so.
+	if e164 == digits && !reparse {
+		return e164, nil
 	}
 	// A number whose E.164 form reads back as another number (a national
 	// number made only of leading zeros, say) is not one we can index.

@@ -148,14 +148,16 @@ func (p *Pipeline) checkRequest(req *BroadcastRequest) (*models.Broadcast, error
 		return nil, models.Errorf(models.EINVALID, "A broadcast's name may have at most 200 characters.")
 	case req.Message.Template == nil && req.Message.FlowID == "":
 		return nil, models.Errorf(models.EINVALID, "Choose a template to send or a flow to start.")
-	case req.Message.Template != nil && req.Message.FlowID != "":
-		return nil, models.Errorf(models.EINVALID, "A broadcast sends a template or starts a flow, not both.")
-	case req.Message.FlowID != "":
-		// Starting flows is the started-conversations work (StartIn): a
-		// broadcast takes it up once it is there.
-		return nil, models.Errorf(models.ENOTIMPLEMENTED, "Broadcasts that start a flow are not available yet; send a template.")
-	case req.Message.Template.Name == "" || req.Message.Template.Language == "":
+	case req.Message.Template != nil && (req.Message.Template.Name == "" || req.Message.Template.Language == ""):
 		return nil, models.Errorf(models.EINVALID, "A template needs its name and language.")
+	case req.Message.FlowID != "":
+		flows, ok := p.responder.(*Flows)
+		if !ok {
+			return nil, models.Errorf(models.ENOTIMPLEMENTED, "Conversations are not run by flows on this instance.")
+		}
+		if flows.lib.Current(req.Message.FlowID) == nil {
+			return nil, models.Errorf(models.EINVALID, "There is no flow %q.", req.Message.FlowID)
+		}
 	}
 	ch := req.Channel
 	if ch == "" {
@@ -200,13 +202,14 @@ func (p *Pipeline) ConfirmBroadcast(ctx context.Context, actor models.Actor, id 
 
 // PauseBroadcast stops a running or scheduled broadcast: nothing more is
 // queued, and what is queued but not begun is taken back (a message being
-// sent finishes). Audited (broadcast.pause). ECONFLICT otherwise.
+// sent finishes; a flow broadcast's started conversations go on).
+// Audited (broadcast.pause). ECONFLICT otherwise.
 func (p *Pipeline) PauseBroadcast(ctx context.Context, actor models.Actor, id int64) error {
 	return p.changeBroadcast(ctx, actor, id, "broadcast.pause", func(tx *gorm.DB, b *models.Broadcast) error {
 		if b.Status != models.BroadcastRunning && b.Status != models.BroadcastScheduled {
 			return models.Errorf(models.ECONFLICT, "Only a running or scheduled broadcast can be paused; this one is %s.", b.Status)
 		}
-		if _, err := p.bcast.store.Unqueue(ctx, tx, id); err != nil {
+		if err := p.unqueue(ctx, tx, b); err != nil {
 			return err
 		}
 		return p.bcast.store.SetStatus(ctx, tx, id, models.BroadcastPaused)
@@ -239,7 +242,7 @@ func (p *Pipeline) CancelBroadcast(ctx context.Context, actor models.Actor, id i
 		if b.Status == models.BroadcastCancelled || b.Status == models.BroadcastDone {
 			return models.Errorf(models.ECONFLICT, "This broadcast is %s already.", b.Status)
 		}
-		if _, err := p.bcast.store.Unqueue(ctx, tx, id); err != nil {
+		if err := p.unqueue(ctx, tx, b); err != nil {
 			return err
 		}
 		if err := p.bcast.store.Finish(ctx, tx, id); err != nil {
@@ -247,6 +250,18 @@ func (p *Pipeline) CancelBroadcast(ctx context.Context, actor models.Actor, id i
 		}
 		return p.bcast.store.SetStatus(ctx, tx, id, models.BroadcastCancelled)
 	})
+}
+
+// unqueue takes back a template broadcast's messages queued and not
+// begun. A flow broadcast's are left to go: each opens a conversation
+// already started (its state saved, its reminders planned), which taking
+// the message back would leave silent.
+func (p *Pipeline) unqueue(ctx context.Context, tx *gorm.DB, b *models.Broadcast) error {
+	if b.Message.FlowID != "" {
+		return nil
+	}
+	_, err := p.bcast.store.Unqueue(ctx, tx, b.ID)
+	return err
 }
 
 // changeBroadcast runs change with the broadcast locked (the driver waits

@@ -146,6 +146,9 @@ func (p *Pipeline) queueRound(ctx context.Context, tx *gorm.DB, id int64, n int)
 		}
 		return false, p.audit.Append(ctx, tx, broadcastEvent(models.Actor{}, "broadcast.done", id, nil))
 	}
+	if b.Message.FlowID != "" {
+		return true, p.startRound(ctx, tx, b, claimed)
+	}
 	reg := &registryCache{reg: p.bcast.templates, provider: b.Provider}
 	var msgs []*models.Message
 	var queued, excluded []int64
@@ -192,16 +195,22 @@ func (p *Pipeline) queueRound(ctx context.Context, tx *gorm.DB, id int64, n int)
 // one message a contact, at the broadcast's priority, with no contacts
 // listed so that replies never join them (mergeSends) and wait behind.
 func (p *Pipeline) broadcastSends(provider string, ids []int64) []river.InsertManyParams {
+	runs := make([][]int64, len(ids))
+	for i, id := range ids {
+		runs[i] = []int64{id}
+	}
+	return p.broadcastRuns(provider, runs)
+}
+
+// broadcastRuns are broadcastSends of runs: each a contact's messages, in
+// the order they leave.
+func (p *Pipeline) broadcastRuns(provider string, runs [][]int64) []river.InsertManyParams {
 	size := max(1, p.cfg.sendBatchMax(provider))
 	var jobs []river.InsertManyParams
-	for len(ids) > 0 {
-		chunk := ids[:min(size, len(ids))]
-		ids = ids[len(chunk):]
-		runs := make([][]int64, len(chunk))
-		for i, id := range chunk {
-			runs[i] = []int64{id}
-		}
-		jobs = append(jobs, river.InsertManyParams{Args: SendBatchArgs{Provider: provider, Runs: runs},
+	for len(runs) > 0 {
+		chunk := runs[:min(size, len(runs))]
+		runs = runs[len(chunk):]
+		jobs = append(jobs, river.InsertManyParams{Args: SendBatchArgs{Provider: provider, Runs: chunk},
 			InsertOpts: &river.InsertOpts{Priority: broadcastPriority, MaxAttempts: p.cfg.MaxSendTries}})
 	}
 	return jobs
@@ -211,14 +220,7 @@ func (p *Pipeline) broadcastSends(provider string, ids []int64) []river.InsertMa
 // template, in their language, with parameters naming a variable ({{name}})
 // filled from theirs.
 func (p *Pipeline) broadcastMessage(ctx context.Context, reg *registryCache, b *models.Broadcast, c store.Claimed) (*models.Message, error) {
-	t := b.Message.Template
-	ref := &models.TemplateRef{Name: t.Name, Language: t.Language, Params: make(map[string]string, len(t.Params))}
-	if c.Language != "" {
-		ref.Language = c.Language
-	}
-	for k, v := range t.Params {
-		ref.Params[k] = fillVars(v, c.Vars)
-	}
+	ref := recipientTemplate(b.Message.Template, c)
 	body, err := renderTemplate(ctx, reg, ref)
 	if err != nil {
 		return nil, err

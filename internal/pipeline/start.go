@@ -90,6 +90,17 @@ func mayStart(actor models.Actor) error {
 // no permission (StartConversation does, for staff and the API): a caller
 // checks its own.
 func (p *Pipeline) StartIn(ctx context.Context, tx *gorm.DB, actor models.Actor, contact *models.Contact, req StartRequest) (*StartResult, error) {
+	var jobs runJobs
+	res, err := p.startIn(ctx, tx, actor, contact, req, &jobs)
+	if err != nil {
+		return nil, err
+	}
+	return res, p.flush(ctx, tx, &jobs)
+}
+
+// startIn is StartIn with the start's messages and jobs added to jobs, for
+// the caller to write (flush).
+func (p *Pipeline) startIn(ctx context.Context, tx *gorm.DB, actor models.Actor, contact *models.Contact, req StartRequest, jobs *runJobs) (*StartResult, error) {
 	flows, ok := p.responder.(*Flows)
 	if !ok {
 		return nil, models.Errorf(models.ENOTIMPLEMENTED, "Conversations are not run by flows on this instance.")
@@ -161,7 +172,7 @@ func (p *Pipeline) StartIn(ctx context.Context, tx *gorm.DB, actor models.Actor,
 		out.Template, res.Templated = req.Template, true
 		out.Replies = []string{openingText(opening, out.Replies, req.Template)}
 	}
-	if err := p.apply(ctx, tx, contact, provider, out); err != nil {
+	if err := p.applyTo(ctx, tx, contact, provider, out, jobs); err != nil {
 		return nil, err
 	}
 	res.ConversationID, res.Messages = *out.ConversationID, append([]int64{}, out.Queued...)

@@ -144,7 +144,7 @@ func (s *AuditStore) Within(ctx context.Context, e *models.AuditEvent, change fu
 // ReadActions are the audited reads recorded once per staff member,
 // subject and ReadWindow, so the log answers "who looked at this person"
 // at a glance.
-var ReadActions = map[string]bool{"contact.view": true, "conversation.view": true, "media.view": true}
+var ReadActions = map[string]bool{"contact.view": true, "conversation.view": true, "media.view": true, "notes.view": true}
 
 // ReadWindow is how long one recorded read stands for the same staff
 // member reading the same subject again.

@@ -59,3 +59,10 @@ func isConnectionError(err error) bool {
 	var connErr *pgconn.ConnectError
 	return errors.As(err, &connErr) || pgconn.SafeToRetry(err)
 }
+
+// isForeignKey reports whether err is a foreign-key violation: the row
+// referred to is not there (or has just been erased).
+func isForeignKey(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23503"
+}

@@ -52,7 +52,7 @@ func (s *ContactStore) Erase(ctx context.Context, id int64, actor *models.Actor,
 		if n.Jobs, err = eraseJobs(ctx, tx, refs); err != nil {
 			return err
 		}
-		if err := tx.Exec(`DELETE FROM contacts WHERE id = ?`, id).Error; err != nil { // conversations, name words: cascade
+		if err := tx.Exec(`DELETE FROM contacts WHERE id = ?`, id).Error; err != nil { // conversations, name words, notes, tags: cascade
 			return dbError(err, "Contact")
 		}
 		e := &models.AuditEvent{Action: "contact.erase", SubjectType: "contact", SubjectID: strconv.FormatInt(id, 10),
@@ -83,6 +83,7 @@ type ContactExport struct {
 	Messages      []*models.Message      `json:"messages"`
 	Conversations []*models.Conversation `json:"conversations"`
 	Attachments   []MediaInfo            `json:"attachments"`
+	Notes         []*models.Note         `json:"notes"` // staff's notes on them: about them, so theirs to see
 	ExportedAt    time.Time              `json:"exported_at"`
 }
 
@@ -128,6 +129,9 @@ func (s *ContactStore) Export(ctx context.Context, id int64) (*ContactExport, er
 	}
 	for _, m := range out.Messages {
 		out.Attachments = append(out.Attachments, media[m.ID]...)
+	}
+	if out.Notes, err = NewNoteStore(s.db, s.crypto).ForContact(ctx, id); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

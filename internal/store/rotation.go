@@ -23,6 +23,7 @@ type Column struct {
 var EncryptedColumns = []Column{
 	{"contacts", "address_enc"},
 	{"contacts", "name_enc"},
+	{"contact_notes", "body_enc"},
 	{"conversations", "variables_enc"},
 	{"conversations", "pending_enc"},
 	{"messages", "body_enc"},

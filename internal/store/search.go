@@ -136,6 +136,10 @@ func (s *MessageStore) plan(q models.MessageSearch) (*searchPlan, error) {
 		p.where = append(p.where, "m.contact_id IN (SELECT contact_id FROM conversations WHERE flow_id = ?)")
 		p.args = append(p.args, q.Flow)
 	}
+	if q.Tag != "" { // conversation_tags_tag_idx
+		p.where = append(p.where, "m.contact_id IN (SELECT contact_id FROM conversation_tags WHERE tag = ?)")
+		p.args = append(p.args, q.Tag)
+	}
 	if q.Channel != "" {
 		p.where = append(p.where, "m.channel = ?")
 		p.args = append(p.args, string(q.Channel))

@@ -191,5 +191,8 @@ func inbound(m message, profileName string) (channel.Inbound, bool, error) {
 			return in, false, models.Errorf(models.EINVALID, "A media message lacks its media id.")
 		}
 	}
+	if err := channel.Sanitize(&in); err != nil {
+		return in, false, err
+	}
 	return in, true, nil
 }

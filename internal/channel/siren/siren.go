@@ -100,6 +100,9 @@ func Parse(body []byte) (in channel.Inbound, ok bool, err error) {
 			in.Body = md.Caption
 		}
 	}
+	if err := channel.Sanitize(&in); err != nil {
+		return in, false, err
+	}
 	return in, true, nil
 }
 

@@ -8,40 +8,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/twilio/twilio-go/client"
-
 	"github.com/parley-chat/parley/internal/channel"
 	"github.com/parley-chat/parley/models"
 )
 
 // MaxMedia is the most attachments Twilio sends with one message.
 const MaxMedia = 10
-
-// Verifier checks X-Twilio-Signature.
-type Verifier struct {
-	publicURL string
-	validator client.RequestValidator
-}
-
-// NewVerifier returns a verifier for webhooks signed with authToken and
-// addressed to publicURL (PARLEY_PUBLIC_URL, no trailing slash).
-func NewVerifier(publicURL, authToken string) *Verifier {
-	return &Verifier{publicURL: strings.TrimRight(publicURL, "/"), validator: client.NewRequestValidator(authToken)}
-}
-
-// Verify reports whether signature signs the request to path?query with
-// these form parameters. The URL is built from the public URL, never from
-// the Host header, which a proxy may have changed.
-func (v *Verifier) Verify(path, rawQuery string, params map[string]string, signature string) bool {
-	if signature == "" {
-		return false
-	}
-	u := v.publicURL + path
-	if rawQuery != "" {
-		u += "?" + rawQuery
-	}
-	return v.validator.Validate(u, params, signature)
-}
 
 // ParseMessage reads an inbound message webhook. It returns EINVALID when a
 // required field is missing.
@@ -73,7 +45,7 @@ func ParseMessage(form map[string]string) (channel.Inbound, error) {
 	if in.Body == "" && len(in.Media) == 0 && form["ButtonText"] != "" {
 		in.Body = form["ButtonText"]
 	}
-	return in, nil
+	return in, channel.Sanitize(&in)
 }
 
 // statuses maps Twilio's message statuses to Parley's.
