@@ -91,6 +91,8 @@ func TestBrowser_Workspace(t *testing.T) {
 		waitTrue(`location.search.includes("c=")`, "the address of the open conversation pushed"),
 		// HTMX wires what it swapped in when it settles (a moment later):
 		// a form sent before that would leave the workspace.
+		// The desk's parts load after the pane: tags and notes in the side panel.
+		waitTrue(`!!document.querySelector('#work-pane [data-testid="side-panel"] [data-testid="notes-panel"]') && !!document.querySelector('#work-pane [data-testid="side-panel"] [data-testid="tags-panel"]')`, "notes and tags in the side panel"),
 		waitTrue(`!document.querySelector('#work-pane.htmx-settling, #work-pane .htmx-added')`, "the pane settled"),
 	)
 	want := []string{"> hello", "< Hi! I'm the clinic assistant.", "< What is your name?", "> Asha", "< How old are you, Asha?"}
