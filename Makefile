@@ -47,11 +47,14 @@ fuzz:
 generate:
 	$(GO) tool templ generate -path . -log-level error
 
-## css: Tailwind CSS and the htmx copies (htmx, its SSE extension) in static/
+## css: Tailwind CSS and the htmx copies (htmx, its SSE extension) in static/;
+## axe-core for the browser tests' accessibility checks in static/vendor/ (not embedded: tests only)
 css: node_modules/.installed
 	npx --no-install tailwindcss -c tailwind.config.js -i static/src/app.css -o static/app.css --minify
 	cp node_modules/htmx.org/dist/htmx.min.js static/htmx.min.js
 	cp node_modules/htmx-ext-sse/dist/sse.min.js static/htmx-ext-sse.min.js
+	mkdir -p static/vendor/axe-core
+	cp node_modules/axe-core/axe.min.js node_modules/axe-core/LICENSE static/vendor/axe-core/
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -173,6 +173,7 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 		app.Post("/simulator", signedIn, require(auth.SimulateFlows), in.simulate(a))
 	}
 	if in.Convs != nil {
+		in.registerWaiting(app, signedIn) // the count every page shows
 		app.Get("/handoffs", signedIn, read, in.handoffs(a))
 		if in.Actions != nil {
 			app.Post("/conversations/:id<int>/take", signedIn, require(auth.HandoffWork), in.take())

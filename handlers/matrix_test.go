@@ -66,6 +66,8 @@ var rules = map[string]rule{
 	"POST /contacts/:id<int>/reply":     {path: "/contacts/999999/reply", anon: 401, staff: 400, roles: map[models.Role]int{models.RoleViewer: 403}}, // no text sent
 	"POST /messages/:id<int>/resend":    {path: "/messages/999999/resend", anon: 401, staff: 404, roles: map[models.Role]int{models.RoleViewer: 403}},
 	"GET /handoffs":                     {anon: 303, staff: 200},
+	"GET /handoffs/waiting":             {anon: 303, staff: 200, roles: map[models.Role]int{models.RoleViewer: 403}}, // a count, for hand-off work
+	"GET /handoffs/waiting/events":      {anon: 303, staff: 200, roles: map[models.Role]int{models.RoleViewer: 403}}, // the same, live
 	"GET /flows":                        {anon: 303, staff: 200},
 	"GET /flows/:id":                    {path: "/flows/clinic", anon: 303, staff: 200},
 	"GET /resend":                       {anon: 303, staff: 200, roles: map[models.Role]int{models.RoleViewer: 403}},

@@ -108,7 +108,7 @@ func badge(c *fiber.Ctx) *views.StaffBadge {
 		return nil
 	}
 	csrf, _ := c.Locals("csrf").(string)
-	b := &views.StaffBadge{Email: p.Email, Role: string(p.Role), CSRF: csrf}
+	b := &views.StaffBadge{Email: p.Email, Role: string(p.Role), CSRF: csrf, Handoffs: auth.Can(p.Role, auth.HandoffWork)}
 	path := c.Path()
 	for _, l := range consoleNav {
 		if !auth.Can(p.Role, l.need) {

@@ -184,7 +184,7 @@ func simulatorOpen(p SimulatorProps, oob bool) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 13, "\" class=\"ml-1 text-emerald-700 hover:underline\" data-testid=\"simulator-open\">Open in the inbox</a>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 13, "\" class=\"ml-1 text-emerald-700 underline\" data-testid=\"simulator-open\">Open in the inbox</a>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
