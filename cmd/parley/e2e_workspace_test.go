@@ -129,6 +129,7 @@ func TestBrowser_Workspace(t *testing.T) {
 		waitText(`#work-pane [data-testid="message-out"]`, reply),
 	)
 	shootDocs(t, ctx, "workspace")
+	checkAccessible(t, ctx, "the workspace, a conversation open")
 	step(t, ctx, "the list scrolled down keeps its place when Ravi writes again",
 		chromedp.Evaluate[chromedp.Void](`(document.getElementById("work-scroll").scrollTop = 300, {})`),
 		waitTrue(`document.getElementById("work-scroll").scrollTop > 0`, "the list scrolled"),
@@ -146,6 +147,7 @@ func TestBrowser_Workspace(t *testing.T) {
 		waitTrue(`document.getElementById("shortcut-help").open && document.getElementById("shortcut-help").contains(document.activeElement)`, "the dialog open, focus inside it"),
 	)
 	shoot(t, ctx, "workspace-shortcuts")
+	checkAccessible(t, ctx, "the workspace's shortcut list")
 	step(t, ctx, "Esc closes the shortcuts",
 		chromedp.KeyEvent(kb.Escape),
 		waitTrue(`!document.getElementById("shortcut-help").open`, "the dialog closed"),
