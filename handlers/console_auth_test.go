@@ -44,12 +44,12 @@ type consoleSite struct {
 	flowProblems error
 }
 
-func newConsoleSite(t *testing.T, provider func(*handlers.Access, *store.StaffStore) handlers.SignInProvider) *consoleSite {
+func newConsoleSite(t testing.TB, provider func(*handlers.Access, *store.StaffStore) handlers.SignInProvider) *consoleSite {
 	t.Helper()
 	return newConsoleSiteWith(t, provider, []securecookie.Codec{securecookie.New([]byte(strings.Repeat("h", 32)), []byte(strings.Repeat("b", 32)))})
 }
 
-func newConsoleSiteWith(t *testing.T, provider func(*handlers.Access, *store.StaffStore) handlers.SignInProvider, codecs []securecookie.Codec) *consoleSite {
+func newConsoleSiteWith(t testing.TB, provider func(*handlers.Access, *store.StaffStore) handlers.SignInProvider, codecs []securecookie.Codec) *consoleSite {
 	t.Helper()
 	db := pgtest.Open(t)
 	readiness, _ := store.NewReadiness(db)

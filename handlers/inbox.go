@@ -29,6 +29,12 @@ type MessageReader interface {
 	Fingerprint(ctx context.Context, contactID int64) (string, error)
 	// FailedBetween lists failed outbound messages not sent again.
 	FailedBetween(ctx context.Context, since, until time.Time, limit int) ([]int64, error)
+	// Workspace lists a view's conversations, latest activity first, each
+	// with its latest message decrypted: EINVALID for an unknown view.
+	Workspace(ctx context.Context, f store.WorkFilter) ([]store.WorkItem, error)
+	// WorkFingerprint changes when the workspace's list may have; it
+	// holds nothing sealed.
+	WorkFingerprint(ctx context.Context) (string, error)
 }
 
 // ContactReader reads contacts, decrypted (store.ContactStore).
@@ -153,6 +159,7 @@ func (in *Inbox) register(app *fiber.App, a *Access, signedIn fiber.Handler) {
 		app.Get("/resend", signedIn, require(auth.Resend), in.bulkResend())
 		app.Post("/resend", signedIn, require(auth.Resend), in.bulkResend())
 	}
+	in.registerWork(app, a, signedIn)
 	registerStart(app, nil, in, signedIn)
 	if in.Flows != nil {
 		app.Get("/flows", signedIn, require(auth.ReadFlows), in.flows())
@@ -343,7 +350,8 @@ func contactLabel(c *models.Contact, mask bool) (name, number string) {
 func messageRow(m *models.Message, c *models.Contact, mask bool) views.MessageRow {
 	name, number := contactLabel(c, mask)
 	return views.MessageRow{ID: m.ID, ContactID: c.ID, Contact: name, Phone: number, Channel: string(c.Channel), Inbound: m.Direction == models.Inbound,
-		Body: m.Body, At: m.CreatedAt.UTC().Format("2 Jan 15:04"), Status: string(m.Status), Error: m.ErrorReason}
+		Body: m.Body, At: m.CreatedAt.UTC().Format("2 Jan 15:04"), Status: string(m.Status), Error: m.ErrorReason,
+		ByStaff: m.SentBy != ""}
 }
 
 func summaryOf(f *engine.Flow) views.FlowSummary {

@@ -55,6 +55,10 @@ var rules = map[string]rule{
 	"GET /":                             {anon: 303, staff: 200},
 	"GET /status":                       {anon: 303, staff: 200},
 	"GET /inbox/results":                {anon: 303, staff: 200},
+	"GET /work":                         {anon: 303, staff: 200},
+	"GET /work/list":                    {anon: 303, staff: 200},
+	"GET /work/pane/:id<int>":           {path: "/work/pane/999999", anon: 303, staff: 404},
+	"GET /work/events":                  {anon: 303, staff: 200}, // says only "changed"
 	"GET /contacts/:id<int>":            {path: "/contacts/999999", anon: 303, staff: 404},
 	"GET /contacts/:id<int>/timeline":   {path: "/contacts/999999/timeline", anon: 303, staff: 404},
 	"GET /contacts/:id<int>/events":     {path: "/contacts/999999/events", anon: 303, staff: 200}, // says only "changed"

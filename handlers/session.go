@@ -126,6 +126,7 @@ var consoleNav = []struct {
 	href, label, key string
 	need             auth.Permission
 }{
+	{"/work", "Workspace", "w", auth.ReadConversations},
 	{"/", "Inbox", "i", auth.ReadConversations},
 	{"/handoffs", "Hand-offs", "h", auth.ReadConversations},
 	{"/start", "Start", "n", auth.Override},

@@ -23,11 +23,15 @@ func actorOf(c *fiber.Ctx) models.Actor {
 
 func (in *Inbox) reply() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, text := idParam(c), c.FormValue("text")
+		id, text, stay := idParam(c), c.FormValue("text"), c.FormValue("stay") == "1"
 		if _, err := in.Actions.Reply(c.UserContext(), actorOf(c), id, text); err != nil {
 			return refused(c, err, func(reason string) templ.Component {
-				return views.ReplyForm(views.ReplyFormProps{ContactID: id, CSRF: badge(c).CSRF, Text: text, Error: reason})
+				return views.ReplyForm(views.ReplyFormProps{ContactID: id, CSRF: badge(c).CSRF, Text: text, Error: reason, Stay: stay})
 			})
+		}
+		if stay && isHTMX(c) { // the workspace: an empty box, and the timeline fetches itself
+			c.Set("HX-Trigger", "parley-sent")
+			return render(c, views.ReplyForm(views.ReplyFormProps{ContactID: id, CSRF: badge(c).CSRF, Stay: true}))
 		}
 		return goOn(c, "/contacts/"+strconv.FormatInt(id, 10))
 	}

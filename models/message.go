@@ -71,6 +71,9 @@ type Message struct {
 	// Template, on an outbound message, sends it as this approved WhatsApp
 	// template (see TemplateRef); Body is then the text as rendered.
 	Template *TemplateRef `json:"template,omitempty"`
+	// SentBy, on an outbound message, is the staff member who wrote it by
+	// hand; "" for the bot's replies and outreach.
+	SentBy string `json:"-"`
 	// HasMedia says it came with attachments (read for processing).
 	HasMedia bool `json:"-"`
 	// Heard is what Parley understood of its attachments, set while it is

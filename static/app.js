@@ -3,6 +3,9 @@
 //   /        search
 //   j / k    next / previous conversation in a list (Enter opens it)
 //   g then a letter   go to a section (each link's title names its letter)
+//   r        the reply box (the workspace's pane, a contact's page)
+//   ?        the workspace's shortcut list (a dialog; Esc closes it)
+//   Esc      leaves a box, closes an open confirmation
 (function () {
   "use strict";
 
@@ -68,10 +71,88 @@
     var links = Array.prototype.slice.call(document.querySelectorAll("[data-keynav] a"));
     if (links.length === 0) return;
     var at = links.indexOf(document.activeElement);
+    if (at < 0) {
+      var open = document.querySelector('[data-keynav] a[aria-current="true"]');
+      if (open) at = links.indexOf(open);
+    }
     var next = at < 0 ? (step > 0 ? 0 : links.length - 1) : Math.min(links.length - 1, Math.max(0, at + step));
     links[next].focus();
     links[next].scrollIntoView({ block: "nearest" });
   }
+
+  // The workspace: the open conversation's row stays marked, and the row
+  // that had the keyboard keeps it, when the list is fetched again (a
+  // live change or a search); the list keeps its scroll, and the
+  // conversation's messages stay at their end as new ones come.
+  function markOpen() {
+    var pane = document.querySelector('#work-pane [data-testid="pane"]');
+    var open = pane ? pane.dataset.contactId : "";
+    var rows = document.querySelectorAll("[data-worklist] a[data-contact-id]");
+    Array.prototype.forEach.call(rows, function (a) {
+      if (a.dataset.contactId === open) a.setAttribute("aria-current", "true");
+      else a.removeAttribute("aria-current");
+    });
+  }
+  function stickToEnd(box) {
+    if (box) box.scrollTop = box.scrollHeight;
+  }
+  var kept = null; // what the list had before a swap
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var target = e.detail.target;
+    if (!target) return;
+    if (target.id === "work-rows") {
+      var scroll = document.getElementById("work-scroll");
+      var focused = document.activeElement;
+      kept = {
+        scroll: scroll ? scroll.scrollTop : 0,
+        focus: focused && focused.dataset && target.contains(focused) ? focused.dataset.contactId : ""
+      };
+    }
+    var box = target.closest ? target.closest("[data-stick-bottom]") : null;
+    if (box) box.dataset.atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 40 ? "1" : "";
+  });
+  // Marked as soon as the new list is in, before the page is painted, so
+  // the open row never flickers unmarked; again once settled.
+  document.addEventListener("htmx:afterSwap", markOpen);
+  document.addEventListener("htmx:afterSettle", function (e) {
+    markOpen();
+    var target = e.detail.target;
+    if (kept && document.getElementById("work-rows")) {
+      var scroll = document.getElementById("work-scroll");
+      if (scroll) scroll.scrollTop = kept.scroll;
+      if (kept.focus) {
+        var row = document.querySelector('[data-worklist] a[data-contact-id="' + kept.focus + '"]');
+        if (row) row.focus({ preventScroll: true });
+      }
+      kept = null;
+    }
+    if (target && target.id === "work-pane") {
+      stickToEnd(target.querySelector("[data-stick-bottom]"));
+    } else if (target && target.closest) {
+      var box = target.closest("[data-stick-bottom]");
+      if (box && box.dataset.atEnd) stickToEnd(box);
+    }
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    markOpen();
+    stickToEnd(document.querySelector("#work-pane [data-stick-bottom]"));
+  });
+
+  function replyBox() {
+    return document.querySelector('#work-pane [data-testid="reply-form"] textarea') ||
+      document.querySelector('[data-testid="reply-form"] textarea');
+  }
+
+  // A key that moved the focus into a box must not be typed there too:
+  // its keydown is cancelled, and a keypress that comes all the same (some
+  // input methods and automation send the character on its own) is
+  // dropped.
+  var swallow = "";
+  document.addEventListener("keypress", function (e) {
+    if (swallow && e.key === swallow) e.preventDefault();
+    swallow = "";
+  }, true);
+  document.addEventListener("keyup", function () { swallow = ""; }, true);
 
   var pendingG = false;
   document.addEventListener("keydown", function (e) {
@@ -79,6 +160,7 @@
       if (e.key === "Escape" && typing(e.target)) e.target.blur();
       return;
     }
+    if (document.querySelector("dialog[open]")) return; // the dialog has the keys (Esc closes it)
     if (pendingG) {
       pendingG = false;
       var link = document.querySelector('a[data-nav-key="' + e.key + '"]');
@@ -93,6 +175,7 @@
         var search = document.querySelector('input[type="search"]');
         if (search) {
           e.preventDefault();
+          swallow = "/";
           search.focus();
           search.select();
         }
@@ -107,6 +190,24 @@
         break;
       case "g":
         pendingG = true;
+        break;
+      case "r":
+        var box = replyBox();
+        if (box) {
+          e.preventDefault();
+          swallow = "r";
+          box.focus();
+        }
+        break;
+      case "?":
+        var help = document.getElementById("shortcut-help");
+        if (help && help.showModal) {
+          e.preventDefault();
+          help.showModal(); // modal: the page behind is inert, focus stays inside; Esc closes
+        }
+        break;
+      case "Escape":
+        Array.prototype.forEach.call(document.querySelectorAll("details[open]"), function (d) { d.open = false; });
         break;
     }
   });

@@ -36,6 +36,7 @@ type Flows struct {
 	Window    time.Duration
 	messages  *store.MessageStore
 	templates *store.TemplateStore
+	contacts  *store.ContactStore
 }
 
 // DefaultIdle is how long an unanswered conversation stays open.
@@ -44,7 +45,8 @@ const DefaultIdle = 72 * time.Hour
 // NewFlows returns the engine responder over the flows of lib.
 func NewFlows(lib *engine.Library, db *store.DB, c store.Crypto) *Flows {
 	return &Flows{lib: lib, conversations: store.NewConversationStore(db, c), now: time.Now, region: c.Phones.Region(), Idle: DefaultIdle,
-		Window: 24 * time.Hour, messages: store.NewMessageStore(db, c), templates: store.NewTemplateStore(db)}
+		Window: 24 * time.Hour, messages: store.NewMessageStore(db, c), templates: store.NewTemplateStore(db),
+		contacts: store.NewContactStore(db, c)}
 }
 
 // Respond implements Responder.
@@ -275,6 +277,9 @@ func (f *Flows) save(ctx context.Context, tx *gorm.DB, k keeper, contact *models
 	if moved {
 		conv.WaitSeq++
 	}
+	if err := f.keepName(ctx, tx, contact, st, next); err != nil {
+		return nil, err
+	}
 	if err := k.save(ctx, tx, conv); err != nil {
 		return nil, err
 	}
@@ -290,6 +295,25 @@ func (f *Flows) save(ctx context.Context, tx *gorm.DB, k keeper, contact *models
 		}
 	}
 	return out, nil
+}
+
+// nameVar is the variable a flow keeps the person's name in.
+const nameVar = "name"
+
+// keepName makes the name the person gave the flow (its name variable,
+// newly set or changed) the contact's, sealed as the platform's profile
+// name is: the console then shows it instead of their number. A statement
+// more only on the turn the name is given.
+func (f *Flows) keepName(ctx context.Context, tx *gorm.DB, contact *models.Contact, st, next engine.State) error {
+	name := strings.TrimSpace(next.Vars[nameVar])
+	if name == "" || name == strings.TrimSpace(st.Vars[nameVar]) || name == contact.Name {
+		return nil
+	}
+	if err := f.contacts.SetName(ctx, tx, contact.ID, name); err != nil {
+		return err
+	}
+	contact.Name = name
+	return nil
 }
 
 // flowFor returns the flow a conversation is pinned to, or the default

@@ -604,7 +604,7 @@ func (p *Pipeline) applyTo(ctx context.Context, tx *gorm.DB, contact *models.Con
 		}
 		m := &models.Message{
 			ContactID: contact.ID, ConversationID: out.ConversationID, Direction: models.Outbound,
-			Channel: contact.Channel, Provider: provider, Body: text, Status: models.StatusQueued,
+			Channel: contact.Channel, Provider: provider, Body: text, Status: models.StatusQueued, SentBy: out.SentBy,
 		}
 		if i < len(out.ReplyTemplates) {
 			m.Template = out.ReplyTemplates[i]

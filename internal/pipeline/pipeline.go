@@ -79,6 +79,9 @@ type Outcome struct {
 	Became models.ConversationStatus
 	// Queued is set by apply: the ids of the replies it stored, in order.
 	Queued []int64
+	// SentBy, when set, is the staff member whose words Replies are: the
+	// console shows them as a person's, not the bot's.
+	SentBy string
 	// Template, when set, sends the first reply as this approved WhatsApp
 	// template (its text the reply's): how a conversation Parley starts
 	// opens when the contact's window is closed.

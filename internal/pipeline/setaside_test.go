@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -238,5 +239,51 @@ func TestProcess_ABatchOfContactsGoesOnPastOneThatFailsOrIsBusy(t *testing.T) {
 		if asked[to] != 1 {
 			t.Fatalf("the first question went to %s %d times, want once (all: %v)", to, asked[to], asked)
 		}
+	}
+}
+
+// The name a person gives the flow (its name variable) becomes the
+// contact's, in place of the platform's profile name, and is found by a
+// search; later turns leave it as it is.
+func TestProcess_TheNameGivenToTheFlowNamesTheContact(t *testing.T) {
+	e := newEnv(t)
+	e.startWith(t, pipeline.Deps{
+		Responder: pipeline.NewFlows(engine.Builtin(), e.db, e.crypto),
+		Senders:   map[string]channel.Sender{channel.Twilio: e.twilio},
+		Config:    pipeline.Config{RetryBase: 10 * time.Millisecond, FetchInterval: 20 * time.Millisecond, SendRate: 1000, SendBurst: 100},
+	})
+	ctx := context.Background()
+	name := func() string {
+		t.Helper()
+		var id int64
+		if err := e.db.Pool.QueryRow(ctx, `SELECT id FROM contacts`).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		c, err := store.NewContactStore(e.db, e.crypto).Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Name
+	}
+	for i, turn := range []struct{ say, want string }{
+		{"hi", "Ravi K"}, // the profile name, until the flow knows better
+		{"Asha Verma", "Asha Verma"},
+		{"34", "Asha Verma"},
+	} {
+		in := sms(fmt.Sprintf("SMname%d", i), "whatsapp:+919812345678", turn.say)
+		in.ProfileName = "Ravi K"
+		if _, err := e.pipelineIngest(t, in); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the message to be processed", func() bool {
+			return e.count(t, `SELECT count(*) FROM messages WHERE direction = 'in' AND processed_at IS NULL`) == 0 && e.idle(t)
+		})
+		if got := name(); got != turn.want {
+			t.Fatalf("after %q the contact is named %q, want %q", turn.say, got, turn.want)
+		}
+	}
+	page, err := store.NewMessageStore(e.db, e.crypto).Search(ctx, models.MessageSearch{Name: "verma"})
+	if err != nil || len(page.Hits) == 0 {
+		t.Fatalf("search by the name the flow was given: %+v, %v", page, err)
 	}
 }

@@ -57,7 +57,7 @@ func (p *Pipeline) Reply(ctx context.Context, actor models.Actor, contactID int6
 		if err != nil {
 			return err
 		}
-		out := &Outcome{Replies: []string{text}, ConversationID: convID}
+		out := &Outcome{Replies: []string{text}, ConversationID: convID, SentBy: actor.ID}
 		if err := p.apply(ctx, tx, contact, provider, out); err != nil {
 			return err
 		}
@@ -98,7 +98,7 @@ func (p *Pipeline) Resend(ctx context.Context, actor models.Actor, messageID int
 			return err
 		}
 		again := &models.Message{ContactID: contact.ID, ConversationID: original.ConversationID, Direction: models.Outbound,
-			Channel: original.Channel, Provider: original.Provider, Body: original.Body, Status: models.StatusQueued}
+			Channel: original.Channel, Provider: original.Provider, Body: original.Body, Status: models.StatusQueued, SentBy: original.SentBy}
 		if err := p.messages.InsertReplies(ctx, tx, []*models.Message{again}); err != nil {
 			return err
 		}

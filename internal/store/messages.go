@@ -30,9 +30,10 @@ type messageRow struct {
 	ProviderTime      *time.Time
 	CreatedAt         time.Time
 	ProcessedAt       *time.Time
-	Seq               int64 `gorm:"->"` // read-only: the column's default places a row written alone (see placeOf)
-	Attempts          int   `gorm:"->"` // read-only: the send job counts attempts in SQL
-	HasMedia          bool  `gorm:"->"` // read-only: selected where processing needs it (withMedia)
+	SentBy            *string // a staff member's id: a reply written by hand
+	Seq               int64   `gorm:"->"` // read-only: the column's default places a row written alone (see placeOf)
+	Attempts          int     `gorm:"->"` // read-only: the send job counts attempts in SQL
+	HasMedia          bool    `gorm:"->"` // read-only: selected where processing needs it (withMedia)
 	// read-only: selected by LockOutbound (earlierUnsent)
 	EarlierWaiting, EarlierRetrying bool `gorm:"->"`
 }
@@ -56,6 +57,9 @@ func (r *messageRow) model() *models.Message {
 	}
 	if r.ProfileName != nil {
 		m.ProfileName = *r.ProfileName
+	}
+	if r.SentBy != nil {
+		m.SentBy = *r.SentBy
 	}
 	if len(r.Template) > 0 {
 		// Written by InsertReplies from a TemplateRef, so it parses; a
@@ -126,6 +130,9 @@ func (s *MessageStore) InsertReplies(ctx context.Context, tx *gorm.DB, msgs []*m
 		rows[i] = &messageRow{
 			ID: id, ContactID: m.ContactID, ConversationID: m.ConversationID, Direction: string(models.Outbound),
 			Channel: string(m.Channel), Provider: m.Provider, Body: &m.Body, Status: string(m.Status), CreatedAt: now,
+		}
+		if m.SentBy != "" {
+			rows[i].SentBy = &m.SentBy
 		}
 		if m.Template != nil {
 			t, err := json.Marshal(m.Template)
