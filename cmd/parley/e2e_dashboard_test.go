@@ -11,11 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/channel/twilio/twiliotest"
-	"github.com/parley-chat/parley/internal/pgtest"
-	"github.com/parley-chat/parley/internal/store"
-	"github.com/parley-chat/parley/models"
 )
 
 // updateDocs refreshes the README's screenshots in docs/screenshots (go
@@ -47,26 +43,8 @@ func shootDocs(t *testing.T, ctx context.Context, name string) {
 // highlights where they stopped and counts the three node by node.
 func TestBrowser_DashboardAndFlowMap(t *testing.T) {
 	ctx := newBrowser(t)
-	const token = "0123456789abcdef0123456789abcdef"
-	fake := twiliotest.NewAPI(e2eAccountSID, token)
-	t.Cleanup(fake.Close)
-	dsn := pgtest.DSN(t)
-	env := baseEnv(t, dsn)
-	base := "http://" + env["PARLEY_ADDR"]
-	for k, v := range map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": e2eAccountSID, "PARLEY_TWILIO_AUTH_TOKEN": token,
-		"PARLEY_TWILIO_FROM": "+14155550000", "PARLEY_TWILIO_API_BASE_URL": fake.URL, "PARLEY_PUBLIC_URL": base, "PARLEY_DEFAULT_REGION": "IN"} {
-		env[k] = v
-	}
-	db, err := store.Open(context.Background(), dsn, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	hash, _ := auth.HashPassword("a long enough password")
-	if _, err := store.NewStaffStore(db).Create(context.Background(), "", "supervisor@example.org", models.RoleSupervisor, hash); err != nil {
-		t.Fatal(err)
-	}
-	start(t, env, "serve")
+	s := newConsoleSite(t)
+	fake, base, db, token := s.fake, s.base, s.db, s.token
 
 	fake.FailNext(twiliotest.InvalidTo)
 	people := []struct{ number, turns string }{
@@ -91,7 +69,7 @@ func TestBrowser_DashboardAndFlowMap(t *testing.T) {
 		}
 	}
 
-	signIn(t, ctx, base, "supervisor@example.org", "a long enough password")
+	signIn(t, ctx, base, "supervisor@example.org", sitePassword)
 	step(t, ctx, "open the dashboard",
 		chromedp.Click(css(`[data-testid="nav-d"]`)),
 		chromedp.WaitVisible(css(`[data-testid="chart-messages"] svg`)),

@@ -8,9 +8,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/channel/twilio/twiliotest"
-	"github.com/parley-chat/parley/internal/pgtest"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 )
@@ -23,26 +21,8 @@ import (
 // The note never reaches Twilio.
 func TestBrowser_HandoffWithSavedReplyNoteAndTag(t *testing.T) {
 	ctx := newBrowser(t)
-	const token = "0123456789abcdef0123456789abcdef"
-	fake := twiliotest.NewAPI(e2eAccountSID, token)
-	t.Cleanup(fake.Close)
-	dsn := pgtest.DSN(t)
-	env := baseEnv(t, dsn)
-	base := "http://" + env["PARLEY_ADDR"]
-	for k, v := range map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": e2eAccountSID, "PARLEY_TWILIO_AUTH_TOKEN": token,
-		"PARLEY_TWILIO_FROM": "+14155550000", "PARLEY_TWILIO_API_BASE_URL": fake.URL, "PARLEY_PUBLIC_URL": base, "PARLEY_DEFAULT_REGION": "IN"} {
-		env[k] = v
-	}
-	db, err := store.Open(context.Background(), dsn, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	start(t, env, "serve")
-	hash, _ := auth.HashPassword("a long enough password")
-	if _, err := store.NewStaffStore(db).Create(context.Background(), "", "agent@example.org", models.RoleAgent, hash); err != nil {
-		t.Fatal(err)
-	}
+	s := newConsoleSite(t)
+	fake, base, db, token := s.fake, s.base, s.db, s.token
 	reply := &models.SavedReply{Title: "Nurse will call", Body: "Hello {{name}}, a nurse will call you today."}
 	if err := store.NewSavedReplyStore(db).Save(context.Background(), db.Gorm, reply, ""); err != nil {
 		t.Fatal(err)
@@ -57,7 +37,7 @@ func TestBrowser_HandoffWithSavedReplyNoteAndTag(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	signIn(t, ctx, base, "agent@example.org", "a long enough password")
+	signIn(t, ctx, base, "agent@example.org", sitePassword)
 	step(t, ctx, "take the hand-off",
 		chromedp.Navigate(base+"/handoffs"),
 		chromedp.Click(css(`[data-testid="handoff"] [data-testid="take"]`)),

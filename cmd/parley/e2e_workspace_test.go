@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,11 +9,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
-	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/channel/twilio/twiliotest"
-	"github.com/parley-chat/parley/internal/pgtest"
-	"github.com/parley-chat/parley/internal/store"
-	"github.com/parley-chat/parley/models"
 )
 
 // A morning in the workspace, in a real browser against the real server,
@@ -27,26 +22,8 @@ import (
 // were. ? shows the shortcuts in a dialog that Esc closes.
 func TestBrowser_Workspace(t *testing.T) {
 	ctx := newBrowser(t)
-	const token = "0123456789abcdef0123456789abcdef"
-	fake := twiliotest.NewAPI(e2eAccountSID, token)
-	t.Cleanup(fake.Close)
-	dsn := pgtest.DSN(t)
-	env := baseEnv(t, dsn)
-	base := "http://" + env["PARLEY_ADDR"]
-	for k, v := range map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": e2eAccountSID, "PARLEY_TWILIO_AUTH_TOKEN": token,
-		"PARLEY_TWILIO_FROM": "+14155550000", "PARLEY_TWILIO_API_BASE_URL": fake.URL, "PARLEY_PUBLIC_URL": base, "PARLEY_DEFAULT_REGION": "IN"} {
-		env[k] = v
-	}
-	db, err := store.Open(context.Background(), dsn, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	hash, _ := auth.HashPassword("a long enough password")
-	if _, err := store.NewStaffStore(db).Create(context.Background(), "", "lead@example.org", models.RoleSupervisor, hash); err != nil {
-		t.Fatal(err)
-	}
-	start(t, env, "serve")
+	s := newConsoleSite(t)
+	fake, base, token := s.fake, s.base, s.token
 
 	// Each turn waits for the flow's answer, so the list's order (the
 	// latest first) is known: Ravi, Asha, then the one who only said hi.
@@ -72,7 +49,7 @@ func TestBrowser_Workspace(t *testing.T) {
 	say(ravi, "namaste", "What is your name?")
 	say(ravi, "Ravi", "How old are you, Ravi?")
 
-	signIn(t, ctx, base, "lead@example.org", "a long enough password")
+	signIn(t, ctx, base, "supervisor@example.org", sitePassword)
 	step(t, ctx, "open the workspace: one row a person, named where the flow knows the name",
 		chromedp.Navigate(base+"/work"),
 		waitTrue(`document.querySelectorAll('[data-testid="work-row"]').length === 15`, "fifteen rows"),
