@@ -105,7 +105,7 @@ type apiBroadcastRequest struct {
 	Template *models.TemplateRef `json:"template"`
 	Flow     string              `json:"flow"`
 	Audience models.Audience     `json:"audience"`
-	CSV      string              `json:"csv"` // the audience as CSV text, instead of the filter
+	CSV      *string             `json:"csv"` // the audience as CSV text, instead of the filter
 	SendAt   string              `json:"send_at"`
 }
 
@@ -121,8 +121,8 @@ func (b *Broadcasts) apiPlan() fiber.Handler {
 		}
 		req := pipeline.BroadcastRequest{Name: in.Name, Channel: in.Channel, Provider: in.Provider, SendAt: at,
 			Message: models.BroadcastMessage{Template: in.Template, FlowID: in.Flow}, Audience: in.Audience}
-		if in.CSV != "" {
-			req.CSV = strings.NewReader(in.CSV)
+		if in.CSV != nil { // an empty one is refused, never taken for no CSV
+			req.CSV = strings.NewReader(*in.CSV)
 		}
 		plan, err := b.Actions.PlanBroadcast(c.UserContext(), actorOf(c), req)
 		if err != nil {

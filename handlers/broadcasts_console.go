@@ -45,49 +45,60 @@ func (b *Broadcasts) list() fiber.Handler {
 // the broadcast; its page then shows whom it reaches, to confirm.
 func (b *Broadcasts) plan() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		at, err := b.sendAt(c.FormValue("send_at"))
+		to, err := b.planForm(c)
 		if err != nil {
-			return err
+			// Refused in place: the form keeps what was typed and the
+			// file chosen, the reason above its button.
+			return refused(c, err, views.Refusal)
 		}
-		var tpl *models.TemplateRef // none: a flow's start without an opening template
-		if name := strings.TrimSpace(c.FormValue("template")); name != "" {
-			tpl = &models.TemplateRef{Name: name, Language: strings.TrimSpace(c.FormValue("language")), Params: pairs(c.FormValue("params"))}
-		}
-		req := pipeline.BroadcastRequest{Name: c.FormValue("name"), Channel: models.Channel(c.FormValue("channel")), SendAt: at,
-			Message:  models.BroadcastMessage{Template: tpl, FlowID: strings.TrimSpace(c.FormValue("start_flow"))},
-			Audience: models.Audience{FlowID: strings.TrimSpace(c.FormValue("flow")), State: strings.TrimSpace(c.FormValue("state")), Vars: pairs(c.FormValue("vars"))}}
-		if len(req.Audience.Vars) == 0 {
-			req.Audience.Vars = nil
-		}
-		if day := strings.TrimSpace(c.FormValue("since")); day != "" {
-			t, err := time.ParseInLocation("2006-01-02", day, b.zone())
-			if err != nil {
-				return models.Errorf(models.EINVALID, "Last message since is a date.")
-			}
-			req.Audience.LastMessageAfter = &t
-		}
-		if fh, err := c.FormFile("csv"); err == nil && fh.Size > 0 {
-			f, err := fh.Open()
-			if err != nil {
-				return models.Wrap(err, models.EINVALID, "The CSV could not be read.")
-			}
-			defer f.Close()
-			req.CSV = f
-		}
-		plan, err := b.Actions.PlanBroadcast(c.UserContext(), actorOf(c), req)
-		if err != nil {
-			return err
-		}
-		to := "/broadcasts/" + strconv.FormatInt(plan.Broadcast.ID, 10)
-		if len(plan.BadLines) > 0 {
-			lines := make([]string, len(plan.BadLines))
-			for i, l := range plan.BadLines {
-				lines[i] = strconv.Itoa(l.Line)
-			}
-			to += "?bad=" + strings.Join(lines, ",")
-		}
-		return c.Redirect(to, fiber.StatusSeeOther)
+		return goOn(c, to)
 	}
+}
+
+// planForm plans the broadcast the form describes and returns its page.
+func (b *Broadcasts) planForm(c *fiber.Ctx) (string, error) {
+	at, err := b.sendAt(c.FormValue("send_at"))
+	if err != nil {
+		return "", err
+	}
+	var tpl *models.TemplateRef // none: a flow's start without an opening template
+	if name := strings.TrimSpace(c.FormValue("template")); name != "" {
+		tpl = &models.TemplateRef{Name: name, Language: strings.TrimSpace(c.FormValue("language")), Params: pairs(c.FormValue("params"))}
+	}
+	req := pipeline.BroadcastRequest{Name: c.FormValue("name"), Channel: models.Channel(c.FormValue("channel")), SendAt: at,
+		Message:  models.BroadcastMessage{Template: tpl, FlowID: strings.TrimSpace(c.FormValue("start_flow"))},
+		Audience: models.Audience{FlowID: strings.TrimSpace(c.FormValue("flow")), State: strings.TrimSpace(c.FormValue("state")), Vars: pairs(c.FormValue("vars"))}}
+	if len(req.Audience.Vars) == 0 {
+		req.Audience.Vars = nil
+	}
+	if day := strings.TrimSpace(c.FormValue("since")); day != "" {
+		t, err := time.ParseInLocation("2006-01-02", day, b.zone())
+		if err != nil {
+			return "", models.Errorf(models.EINVALID, "Last message since is a date.")
+		}
+		req.Audience.LastMessageAfter = &t
+	}
+	if fh, err := c.FormFile("csv"); err == nil && fh.Filename != "" { // a file chosen, even an empty one
+		f, err := fh.Open()
+		if err != nil {
+			return "", models.Wrap(err, models.EINVALID, "The CSV could not be read.")
+		}
+		defer f.Close()
+		req.CSV = f
+	}
+	plan, err := b.Actions.PlanBroadcast(c.UserContext(), actorOf(c), req)
+	if err != nil {
+		return "", err
+	}
+	to := "/broadcasts/" + strconv.FormatInt(plan.Broadcast.ID, 10)
+	if len(plan.BadLines) > 0 {
+		lines := make([]string, len(plan.BadLines))
+		for i, l := range plan.BadLines {
+			lines[i] = strconv.Itoa(l.Line)
+		}
+		to += "?bad=" + strings.Join(lines, ",")
+	}
+	return to, nil
 }
 
 // pairs reads "name=value" lines.

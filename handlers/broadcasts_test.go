@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,11 @@ func TestBroadcastAPI_PlanConfirmPauseResumeCancel(t *testing.T) {
 		"params": map[string]string{"1": "{{name}}"}}, "csv": csv}
 	if status, _ := agent.call(t, "POST", "/api/v1/broadcasts", req); status != 403 {
 		t.Fatalf("an agent planned a broadcast: %d", status)
+	}
+	// An empty CSV is refused, not taken for "no CSV" (everyone).
+	empty := map[string]any{"name": "Camp", "channel": "simulator", "template": req["template"], "csv": ""}
+	if status, raw := sup.call(t, "POST", "/api/v1/broadcasts", empty); status != 400 || !bytes.Contains(raw, []byte("CSV")) {
+		t.Fatalf("an empty CSV: %d %s", status, raw)
 	}
 	status, raw := sup.call(t, "POST", "/api/v1/broadcasts", req)
 	if status != 201 {
@@ -147,5 +153,26 @@ func TestBroadcastAPI_SendAtInTheClinicsTimeZone(t *testing.T) {
 	if status, _ := sup.call(t, "POST", "/api/v1/broadcasts", map[string]any{"name": "Bad time", "channel": "simulator",
 		"template": map[string]any{"name": "camp", "language": "en"}, "csv": "phone\n+919876500001\n", "send_at": "tomorrow"}); status != 400 {
 		t.Fatalf("a time that is not one: %d", status)
+	}
+}
+
+// The console's broadcast form, sent through HTMX, is refused in place
+// (422, the reason, not an error page), so what was typed and the file
+// chosen stay in the form; planned, it goes on to the broadcast's page.
+func TestBroadcastConsole_RefusedInPlace(t *testing.T) {
+	s := newFullServer(t)
+	creds := s.signIn(t, models.RoleSupervisor)
+	b := &browser{site: &consoleSite{base: s.base}, cookie: creds.cookie}
+	form := url.Values{"_csrf": {creds.csrf}, "name": {"Camp"}, "channel": {"simulator"}, "start_flow": {"no_such_flow"}}
+	resp, body := b.do(t, "POST", "/broadcasts", form, htmx("/broadcasts"))
+	if resp.StatusCode != 422 || !strings.Contains(body, `data-testid="refused"`) || !strings.Contains(body, "no_such_flow") || strings.Contains(body, "<html") {
+		t.Fatalf("an unknown flow: %d\n%s", resp.StatusCode, body)
+	}
+	form.Del("start_flow")
+	form.Set("template", "camp")
+	form.Set("language", "en")
+	resp, body = b.do(t, "POST", "/broadcasts", form, htmx("/broadcasts"))
+	if resp.StatusCode != 204 || !strings.HasPrefix(resp.Header.Get("HX-Redirect"), "/broadcasts/") {
+		t.Fatalf("planned: %d %q\n%s", resp.StatusCode, resp.Header.Get("HX-Redirect"), body)
 	}
 }

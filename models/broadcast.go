@@ -47,6 +47,11 @@ type Audience struct {
 	LastMessageBefore *time.Time `json:"last_message_before,omitempty"`
 }
 
+// Filtered reports whether a names any filter (CSV aside).
+func (a Audience) Filtered() bool {
+	return a.FlowID != "" || a.State != "" || len(a.Vars) > 0 || a.LastMessageAfter != nil || a.LastMessageBefore != nil
+}
+
 // BroadcastMessage is what a broadcast sends: an approved template (Params'
 // values may name a recipient's variable as {{name}}) or the start of a
 // flow (FlowID, with the recipient's variables set in it; Template, when

@@ -145,15 +145,15 @@ func Templates(p TemplatesProps) templ.Component {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var8 string
-				templ_7745c5c3_Var8, templ_7745c5c3_Err = templ.JoinStringErrs(itoa64(int64(t.Params)))
+				templ_7745c5c3_Var8, templ_7745c5c3_Err = templ.JoinStringErrs(paramCount(t.Params))
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/templates.templ`, Line: 34, Col: 139}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/templates.templ`, Line: 34, Col: 136}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var8))
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, " parameters</span> ")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "</span> ")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -302,6 +302,14 @@ func Templates(p TemplatesProps) templ.Component {
 		}
 		return nil
 	})
+}
+
+// paramCount is how many parameters a template takes, in words.
+func paramCount(n int) string {
+	if n == 1 {
+		return "1 parameter"
+	}
+	return itoa64(int64(n)) + " parameters"
 }
 
 var _ = templruntime.GeneratedTemplate

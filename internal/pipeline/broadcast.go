@@ -108,6 +108,12 @@ func (p *Pipeline) PlanBroadcast(ctx context.Context, actor models.Actor, req Br
 	if err != nil {
 		return nil, err
 	}
+	switch {
+	case req.CSV == nil && req.Audience.CSV:
+		return nil, models.Errorf(models.EINVALID, "The audience is a CSV, but none was sent.")
+	case req.CSV != nil && req.Audience.Filtered():
+		return nil, models.Errorf(models.EINVALID, "The audience is a CSV or a filter, not both.")
+	}
 	b.CreatedBy = actor.ID
 	var sheet *csvAudience
 	if req.CSV != nil {

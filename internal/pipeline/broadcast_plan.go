@@ -28,9 +28,9 @@ const audiencePage = 5000
 // by exclusion reason ("" for those it reaches). Variables are sealed, so
 // a filter on them is applied after decryption, a page at a time.
 func (p *Pipeline) planFilter(ctx context.Context, tx *gorm.DB, b *models.Broadcast, counts map[string]int) error {
-	langs := &approvals{p: p, tpl: b.Message.Template, reg: *p.registry(b.Provider)}
+	langs := &approvals{p: p, tpl: b.Message.Template, flow: b.Message.FlowID != "", reg: *p.registry(b.Provider)}
 	withVars := len(b.Audience.Vars) > 0
-	if !withVars {
+	if !withVars && !langs.flow { // a flow's start reads each member's conversation
 		return p.planFilterInSQL(ctx, tx, b, langs, counts)
 	}
 	var after int64
@@ -114,7 +114,7 @@ func (p *Pipeline) planCSV(ctx context.Context, tx *gorm.DB, b *models.Broadcast
 	if err != nil {
 		return err
 	}
-	langs := &approvals{p: p, tpl: b.Message.Template, reg: *p.registry(b.Provider)}
+	langs := &approvals{p: p, tpl: b.Message.Template, flow: b.Message.FlowID != "", reg: *p.registry(b.Provider)}
 	done := make(map[string]bool, len(numbers))
 	rs := make([]store.Recipient, 0, len(sheet.rows))
 	for _, row := range sheet.rows {
@@ -144,9 +144,10 @@ func (p *Pipeline) planCSV(ctx context.Context, tx *gorm.DB, b *models.Broadcast
 // approvals decides each audience member's part in a broadcast, asking the
 // template registry once a language.
 type approvals struct {
-	p   *Pipeline
-	tpl *models.TemplateRef
-	reg registryCache
+	p    *Pipeline
+	tpl  *models.TemplateRef
+	flow bool // a flow's start: whoever is in a running conversation is left out
+	reg  registryCache
 }
 
 // recipient is m as a recipient: pending, with the template's language
@@ -160,6 +161,8 @@ func (a *approvals) recipient(ctx context.Context, m store.AudienceMember) (stor
 		r.Reason = models.ExcludedOptedOut
 	case m.ConvStatus == string(models.ConversationHandoff) || m.ConvStatus == string(models.ConversationPaused):
 		r.Reason = models.ExcludedHandoff
+	case a.flow && m.ConvStatus == string(models.ConversationActive):
+		r.Reason = models.ExcludedInFlow
 	}
 	if r.Reason != "" || a.tpl == nil {
 		if r.Reason == "" {

@@ -18,8 +18,8 @@ import (
 // each person's doctor and time: someone who wrote lately is inside the
 // 24-hour window and gets the flow's own words; someone who never wrote
 // gets the opening template, filled with their variables, and answering
-// it goes on in the flow; someone who opted out is left out at the plan;
-// someone already in a conversation is left out when their turn comes.
+// it goes on in the flow; someone who opted out or is already in a
+// conversation is left out at the plan (and would be when their turn came).
 // Sent again, it starts the flow afresh for the one whose conversation
 // ended (in the flow's words: their answer opened the window), and leaves
 // out the two still in theirs.
@@ -64,15 +64,15 @@ func TestBroadcast_StartsAFlow(t *testing.T) {
 	waitFor(t, "the busy one's opening", func() bool { return e.idle(t) })
 	csv := "phone,doctor,appointment_at\n" + lately + ",Dr Rao,10:00\n" + never + ",Dr Iyer,11:00\n" + stopped + ",Dr Rao,12:00\n" + busy + ",Dr Rao,13:00\n"
 
-	broadcast := func(name string) *models.BroadcastProgress {
+	broadcast := func(name string, inFlow int) *models.BroadcastProgress {
 		t.Helper()
 		plan, err := p.PlanBroadcast(ctx, broadcaster, pipeline.BroadcastRequest{Name: name, Channel: models.ChannelWhatsApp,
 			Message: models.BroadcastMessage{FlowID: "reminder", Template: opening}, CSV: strings.NewReader(csv)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if pr := plan.Progress; pr.Reached != 3 || pr.ExcludedTotal() != 1 || pr.Excluded[models.ExcludedOptedOut] != 1 {
-			t.Fatalf("%s planned %+v, want 3 reached and the opted-out one left out", name, pr)
+		if pr := plan.Progress; pr.Reached != 3-inFlow || pr.ExcludedTotal() != 1+inFlow || pr.Excluded[models.ExcludedOptedOut] != 1 || pr.Excluded[models.ExcludedInFlow] != inFlow {
+			t.Fatalf("%s planned %+v, want the opted-out one and %d in a conversation left out", name, pr, inFlow)
 		}
 		if err := p.ConfirmBroadcast(ctx, broadcaster, plan.Broadcast.ID); err != nil {
 			t.Fatal(err)
@@ -96,7 +96,7 @@ func TestBroadcast_StartsAFlow(t *testing.T) {
 	}
 
 	mark := len(rec.sent())
-	pr := broadcast("Reminders")
+	pr := broadcast("Reminders", 1)
 	if pr.Sent != 2 || pr.Excluded[models.ExcludedInFlow] != 1 {
 		t.Fatalf("progress %+v, want 2 sent and the one in a conversation left out", pr)
 	}
@@ -132,7 +132,7 @@ func TestBroadcast_StartsAFlow(t *testing.T) {
 	}
 
 	mark = len(rec.sent())
-	pr = broadcast("Reminders, again")
+	pr = broadcast("Reminders, again", 2)
 	if pr.Sent != 1 || pr.Excluded[models.ExcludedInFlow] != 2 {
 		t.Fatalf("sent again: %+v, want 1 sent and 2 in their conversations", pr)
 	}
@@ -233,5 +233,27 @@ func TestBroadcast_ProviderWithoutTemplateListing(t *testing.T) {
 	}
 	if pr := plan.Progress; pr.Reached != 2 || pr.ExcludedTotal() != 0 {
 		t.Fatalf("plan %+v, want both reached", pr)
+	}
+}
+
+// An audience is a CSV or a filter: an empty CSV, a CSV audience without
+// one, or both at once are refused, never taken for "everyone".
+func TestBroadcast_AudienceIsACSVOrAFilter(t *testing.T) {
+	_, p := broadcastEnv(t, 100)
+	ctx := context.Background()
+	if _, err := p.PlanBroadcast(ctx, broadcaster, pipeline.BroadcastRequest{Name: "Everyone?", Channel: models.ChannelWhatsApp,
+		Message: models.BroadcastMessage{Template: &models.TemplateRef{Name: "visit_reminder", Language: "en", Params: map[string]string{"1": "friend"}}}}); err != nil {
+		t.Fatalf("a filter naming nothing (everyone on the channel): %v", err)
+	}
+	for name, req := range map[string]pipeline.BroadcastRequest{
+		"an empty CSV":                 {CSV: strings.NewReader("")},
+		"a CSV audience without a CSV": {Audience: models.Audience{CSV: true}},
+		"a CSV and a filter":           {CSV: strings.NewReader("phone\n+919800000001\n"), Audience: models.Audience{FlowID: "clinic"}},
+	} {
+		req.Name, req.Channel = name, models.ChannelWhatsApp
+		req.Message = models.BroadcastMessage{Template: &models.TemplateRef{Name: "visit_reminder", Language: "en", Params: map[string]string{"1": "friend"}}}
+		if _, err := p.PlanBroadcast(ctx, broadcaster, req); models.ErrorCode(err) != models.EINVALID {
+			t.Errorf("%s: %v, want EINVALID", name, err)
+		}
 	}
 }

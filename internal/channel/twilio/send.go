@@ -136,12 +136,15 @@ func (c *Client) httpClient(ctx context.Context, attempt *channel.Attempt) *http
 }
 
 // from is the sender's address for a message to to: the configured number,
-// on WhatsApp when to is.
+// on WhatsApp when to is and as a plain number when it is not (Twilio
+// refuses a WhatsApp sender for an SMS, 21910, and the setting may be
+// written either way).
 func (c *Client) from(to string) string {
-	if strings.HasPrefix(to, "whatsapp:") && !strings.HasPrefix(c.cfg.From, "whatsapp:") {
-		return "whatsapp:" + c.cfg.From
+	number := strings.TrimPrefix(c.cfg.From, "whatsapp:")
+	if strings.HasPrefix(to, "whatsapp:") {
+		return "whatsapp:" + number
 	}
-	return c.cfg.From
+	return number
 }
 
 // Send sends m and returns its message SID.

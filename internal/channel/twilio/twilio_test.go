@@ -284,3 +284,26 @@ func TestClient_LookupReadsABoundedAnswer(t *testing.T) {
 		t.Fatal("a 4 MiB answer was read whole")
 	}
 }
+
+// The sender's number may be configured as whatsapp:+1… or +1…: an SMS
+// goes from the plain number and a WhatsApp message from its whatsapp:
+// form either way (Twilio refuses a pair of two channels, 21910).
+func TestClient_FromFollowsTheChannel(t *testing.T) {
+	for _, from := range []string{"+15005550006", "whatsapp:+15005550006"} {
+		api := twiliotest.NewAPI("AC00000000000000000000000000000001", "token")
+		c, err := twilio.NewClient(twilio.Config{AccountSID: api.AccountSID, AuthToken: api.AuthToken, From: from, APIBaseURL: api.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, to := range []string{"+14155550100", "whatsapp:+14155550100"} {
+			if _, err := c.Send(context.Background(), channel.Outbound{To: to, Body: "hi"}); err != nil {
+				t.Fatalf("from %s to %s: %v", from, to, err)
+			}
+		}
+		sent := api.Sent()
+		if len(sent) != 2 || sent[0].From != "+15005550006" || sent[1].From != "whatsapp:+15005550006" {
+			t.Fatalf("configured %s: Twilio took %+v", from, sent)
+		}
+		api.Close()
+	}
+}

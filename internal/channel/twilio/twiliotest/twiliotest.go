@@ -210,6 +210,9 @@ func (a *API) createMessage(w http.ResponseWriter, r *http.Request) {
 	case from == "" && mss == "":
 		writeError(w, Failure{HTTPStatus: 400, Code: 21603, Message: "A 'From' phone number is required."})
 		return
+	case from != "" && strings.HasPrefix(to, "whatsapp:") != strings.HasPrefix(from, "whatsapp:"):
+		writeError(w, Failure{HTTPStatus: 400, Code: 21910, Message: "Invalid 'From' and 'To' pair. 'From' and 'To' should be of the same channel"})
+		return
 	case r.PostForm.Get("Body") == "" && r.PostForm.Get("MediaUrl") == "" && r.PostForm.Get("ContentSid") == "":
 		writeError(w, Failure{HTTPStatus: 400, Code: 21602, Message: "Message body is required."})
 		return
