@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -194,7 +195,12 @@ func (p *Pipeline) checkRequest(req *BroadcastRequest) (*models.Broadcast, error
 	if _, ok := providersFor[ch]; !ok {
 		return nil, models.Errorf(models.EINVALID, "Unknown channel %q: choose whatsapp or sms.", ch)
 	}
-	if provider == "" || p.senders[provider] == nil {
+	switch {
+	case req.Provider != "" && !slices.Contains(providersFor[ch], provider):
+		return nil, models.Errorf(models.EINVALID, "Provider %q does not send %s messages.", provider, ch)
+	case req.Provider != "" && p.senders[provider] == nil:
+		return nil, models.Errorf(models.EINVALID, "Provider %q is not configured here.", provider)
+	case provider == "" || p.senders[provider] == nil:
 		return nil, models.Errorf(models.EINVALID, "No provider is configured to send on %s.", ch)
 	}
 	return &models.Broadcast{Name: name, Status: models.BroadcastDraft, Channel: ch, Provider: provider,

@@ -230,6 +230,11 @@ func (p *Pipeline) broadcastRuns(provider string, runs [][]int64) []river.Insert
 // filled from theirs.
 func (p *Pipeline) broadcastMessage(ctx context.Context, reg *registryCache, b *models.Broadcast, c store.Claimed) (*models.Message, error) {
 	ref := recipientTemplate(b.Message.Template, c)
+	for k, v := range ref.Params {
+		if strings.TrimSpace(v) == "" { // a variable they lack: never sent blank
+			return nil, models.Errorf(models.EINVALID, "Parameter %s of template %q is empty for this recipient.", k, ref.Name)
+		}
+	}
 	body, err := renderTemplate(ctx, reg, ref)
 	if err != nil {
 		return nil, err

@@ -257,3 +257,16 @@ func TestBroadcast_AudienceIsACSVOrAFilter(t *testing.T) {
 		}
 	}
 }
+
+// A provider asked for by name must send the channel and be configured,
+// and the refusal names it.
+func TestBroadcast_ProviderAskedFor(t *testing.T) {
+	_, p := broadcastEnv(t, 100)
+	for provider, want := range map[string]string{"meta": `"meta" is not configured`, "simulator": `"simulator" does not send whatsapp`} {
+		_, err := p.PlanBroadcast(context.Background(), broadcaster, pipeline.BroadcastRequest{Name: "x", Channel: models.ChannelWhatsApp, Provider: provider,
+			Message: models.BroadcastMessage{Template: &models.TemplateRef{Name: "visit_reminder", Language: "en"}}})
+		if models.ErrorCode(err) != models.EINVALID || !strings.Contains(models.ErrorMessage(err), want) {
+			t.Errorf("provider %s: %v, want %q", provider, err, want)
+		}
+	}
+}
