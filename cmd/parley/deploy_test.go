@@ -115,7 +115,7 @@ func TestDeploy_READMEWalkAgainstTheFakes(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
 	}
 	sent := twilioAPI.Sent()
-	if len(sent) == 0 || sent[0].StatusCallback != publicURL+"/webhooks/twilio/status" || sent[0].From != env["PARLEY_TWILIO_FROM"] {
+	if len(sent) == 0 || sent[0].StatusCallback != publicURL+"/webhooks/twilio/status" || sent[0].From != strings.TrimPrefix(env["PARLEY_TWILIO_FROM"], "whatsapp:") { // an SMS: the plain number
 		t.Fatalf("sent %+v: want the flow's reply from the module's sender, statuses asked for at %s/webhooks/twilio/status", sent, publicURL)
 	}
 	if code := in.stop(t); code != exitOK {
