@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
@@ -50,58 +49,9 @@ func (in *Inbox) events() fiber.Handler {
 // streamChanges answers c with a stream of "changed" events, one each time
 // fingerprint's answer moves, from the state the client last saw.
 func (in *Inbox) streamChanges(c *fiber.Ctx, fingerprint func(ctx context.Context) (string, error)) error {
-	pollEvery, streamFor := in.PollEvery, in.StreamFor
-	if pollEvery <= 0 {
-		pollEvery = 2 * time.Second
-	}
-	if streamFor <= 0 {
-		streamFor = 15 * time.Second
-	}
-	first, err := fingerprint(c.UserContext())
-	if err != nil {
-		return err
-	}
-	seen := seenState(c, first)
-	c.Set(fiber.HeaderContentType, "text/event-stream")
-	c.Set(fiber.HeaderCacheControl, "no-cache")
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		// Not the request's context: Fiber reuses it once the handler
-		// has returned, and the stream outlives the handler.
-		ctx, cancel := context.WithTimeout(context.Background(), streamFor)
-		defer cancel()
-		fmt.Fprint(w, "retry: 2000\n\n")
-		last := seen
-		if first != last {
-			last = first
-			announce(w, last)
-		}
-		if w.Flush() != nil {
-			return
-		}
-		tick := time.NewTicker(pollEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			now, err := fingerprint(ctx)
-			if err != nil {
-				return
-			}
-			if now != last {
-				last = now
-				announce(w, last)
-			} else {
-				fmt.Fprint(w, ": idle\n\n")
-			}
-			if w.Flush() != nil {
-				return // the browser left
-			}
-		}
-	})
-	return nil
+	pollEvery, streamFor := in.pace()
+	seen := func(first string) string { return seenState(c, first) }
+	return pollStream(c, pollEvery, streamFor, seen, fingerprint, announce)
 }
 
 // maxCursor bounds the state a client hands back; a fingerprint is far

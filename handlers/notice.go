@@ -90,47 +90,8 @@ func waiting(w *waitingCache) fiber.Handler {
 func (in *Inbox) waitingEvents(w *waitingCache) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		pollEvery, streamFor := in.pace()
-		first, err := w.get(c.UserContext())
-		if err != nil {
-			return err
-		}
-		c.Set(fiber.HeaderContentType, "text/event-stream")
-		c.Set(fiber.HeaderCacheControl, "no-cache")
-		c.Context().SetBodyStreamWriter(func(out *bufio.Writer) {
-			// Not the request's context: Fiber reuses it once the handler
-			// has returned, and the stream outlives the handler.
-			ctx, cancel := context.WithTimeout(context.Background(), streamFor)
-			defer cancel()
-			fmt.Fprint(out, "retry: 2000\n\n")
-			last := first
-			announceWaiting(out, last)
-			if out.Flush() != nil {
-				return
-			}
-			tick := time.NewTicker(pollEvery)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				now, err := w.get(ctx)
-				switch {
-				case err != nil:
-					return // the browser reconnects and asks again
-				case now != last:
-					last = now
-					announceWaiting(out, last)
-				default:
-					fmt.Fprint(out, ": idle\n\n")
-				}
-				if out.Flush() != nil {
-					return // the browser left
-				}
-			}
-		})
-		return nil
+		unseen := func(int64) int64 { return -1 } // the count is told at once
+		return pollStream(c, pollEvery, streamFor, unseen, w.get, announceWaiting)
 	}
 }
 
