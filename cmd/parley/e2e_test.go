@@ -283,6 +283,10 @@ func TestBrowser_ConsoleEndToEnd(t *testing.T) {
 	)
 	step(t, ctx, "resend the message Twilio refused",
 		waitText(`[data-testid="message-out"]`, "The recipient's number is not valid."),
+		// The timeline is swapped in live: a click on a button being
+		// replaced, or not yet bound by htmx, is lost.
+		waitTrue(`!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')`, "the timeline still"),
+		htmxBound(`form:has([data-testid="resend"])`),
 		chromedp.Click(css(`[data-testid="resend"]`)),
 		chromedp.WaitVisible(css(`[data-testid="timeline"]`)),
 		// The failed message stays failed; its resend follows to sent.
