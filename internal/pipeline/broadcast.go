@@ -37,6 +37,19 @@ func (p *Pipeline) registry(provider string) *registryCache {
 	return c
 }
 
+// Find is find as a channel.Templates, for channel.CheckTemplate: ENOTFOUND
+// when the registry has none.
+func (c *registryCache) Find(ctx context.Context, provider, name, language string) (*models.Template, error) {
+	if provider != c.provider {
+		return c.reg.Find(ctx, provider, name, language)
+	}
+	t, err := c.find(ctx, name, language)
+	if err == nil && t == nil {
+		err = models.Errorf(models.ENOTFOUND, "Template not found.")
+	}
+	return t, err
+}
+
 // find is the registry's template name in language, nil when it has none.
 func (c *registryCache) find(ctx context.Context, name, language string) (*models.Template, error) {
 	key := name + "\x00" + language
@@ -214,15 +227,21 @@ func (p *Pipeline) ConfirmBroadcast(ctx context.Context, actor models.Actor, id 
 		if b.Status != models.BroadcastDraft {
 			return models.Errorf(models.ECONFLICT, "Only a draft can be confirmed; this broadcast is %s.", b.Status)
 		}
-		status, at := models.BroadcastRunning, time.Time{}
-		if b.SendAt != nil && b.SendAt.After(time.Now()) {
-			status, at = models.BroadcastScheduled, *b.SendAt
-		}
-		if err := p.bcast.store.SetStatus(ctx, tx, id, status); err != nil {
-			return err
-		}
-		return p.enqueue(ctx, tx, BroadcastArgs{BroadcastID: id}, &river.InsertOpts{ScheduledAt: at})
+		return p.runBroadcast(ctx, tx, b)
 	})
+}
+
+// runBroadcast sets b running (scheduled, while its SendAt is ahead) and
+// queues its driver for then, inside tx.
+func (p *Pipeline) runBroadcast(ctx context.Context, tx *gorm.DB, b *models.Broadcast) error {
+	status, at := models.BroadcastRunning, time.Time{}
+	if b.SendAt != nil && b.SendAt.After(time.Now()) {
+		status, at = models.BroadcastScheduled, *b.SendAt
+	}
+	if err := p.bcast.store.SetStatus(ctx, tx, b.ID, status); err != nil {
+		return err
+	}
+	return p.enqueue(ctx, tx, BroadcastArgs{BroadcastID: b.ID}, &river.InsertOpts{ScheduledAt: at})
 }
 
 // PauseBroadcast stops a running or scheduled broadcast: nothing more is
@@ -248,14 +267,7 @@ func (p *Pipeline) ResumeBroadcast(ctx context.Context, actor models.Actor, id i
 		if b.Status != models.BroadcastPaused {
 			return models.Errorf(models.ECONFLICT, "Only a paused broadcast can be resumed; this one is %s.", b.Status)
 		}
-		status, at := models.BroadcastRunning, time.Time{}
-		if b.SendAt != nil && b.SendAt.After(time.Now()) {
-			status, at = models.BroadcastScheduled, *b.SendAt
-		}
-		if err := p.bcast.store.SetStatus(ctx, tx, id, status); err != nil {
-			return err
-		}
-		return p.enqueue(ctx, tx, BroadcastArgs{BroadcastID: id}, &river.InsertOpts{ScheduledAt: at})
+		return p.runBroadcast(ctx, tx, b)
 	})
 }
 

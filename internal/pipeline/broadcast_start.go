@@ -32,6 +32,7 @@ func (p *Pipeline) startRound(ctx context.Context, tx *gorm.DB, b *models.Broadc
 	claimed = slices.Clone(claimed)
 	slices.SortFunc(claimed, func(x, y store.Claimed) int { return cmp.Compare(x.ContactID, y.ContactID) })
 	actor := models.Actor{ID: b.CreatedBy, Role: models.RoleSupervisor, RequestID: "broadcast-" + strconv.FormatInt(b.ID, 10)}
+	reg := p.registry(b.Provider) // one read of the opening template a round
 	var queued, openings, excluded []int64
 	var reasons []string
 	var runs [][]int64
@@ -44,7 +45,7 @@ func (p *Pipeline) startRound(ctx context.Context, tx *gorm.DB, b *models.Broadc
 			}
 			var jobs runJobs
 			req := StartRequest{Flow: b.Message.FlowID, Variables: c.Vars, Template: recipientTemplate(b.Message.Template, c), Provider: b.Provider}
-			if _, err := p.startIn(ctx, tx, actor, contact, req, &jobs); err != nil {
+			if _, err := p.startIn(ctx, tx, actor, contact, req, reg, &jobs); err != nil {
 				return err
 			}
 			sends = takeSends(&jobs)

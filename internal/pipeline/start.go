@@ -91,7 +91,7 @@ func mayStart(actor models.Actor) error {
 // checks its own.
 func (p *Pipeline) StartIn(ctx context.Context, tx *gorm.DB, actor models.Actor, contact *models.Contact, req StartRequest) (*StartResult, error) {
 	var jobs runJobs
-	res, err := p.startIn(ctx, tx, actor, contact, req, &jobs)
+	res, err := p.startIn(ctx, tx, actor, contact, req, nil, &jobs)
 	if err != nil {
 		return nil, err
 	}
@@ -99,8 +99,9 @@ func (p *Pipeline) StartIn(ctx context.Context, tx *gorm.DB, actor models.Actor,
 }
 
 // startIn is StartIn with the start's messages and jobs added to jobs, for
-// the caller to write (flush).
-func (p *Pipeline) startIn(ctx context.Context, tx *gorm.DB, actor models.Actor, contact *models.Contact, req StartRequest, jobs *runJobs) (*StartResult, error) {
+// the caller to write (flush), reading templates through reg (nil: the
+// provider's registry afresh; a broadcast's round passes one for all).
+func (p *Pipeline) startIn(ctx context.Context, tx *gorm.DB, actor models.Actor, contact *models.Contact, req StartRequest, reg *registryCache, jobs *runJobs) (*StartResult, error) {
 	flows, ok := p.responder.(*Flows)
 	if !ok {
 		return nil, models.Errorf(models.ENOTIMPLEMENTED, "Conversations are not run by flows on this instance.")
@@ -142,7 +143,10 @@ func (p *Pipeline) startIn(ctx context.Context, tx *gorm.DB, actor models.Actor,
 		if err := checkTemplate(req.Template); err != nil {
 			return nil, err
 		}
-		if opening, err = p.templateText(ctx, provider, req.Template); err != nil {
+		if reg == nil || reg.provider != provider {
+			reg = p.registry(provider)
+		}
+		if opening, err = templateText(ctx, reg, req.Template); err != nil {
 			return nil, err
 		}
 	}
@@ -224,16 +228,16 @@ func checkTemplate(t *models.TemplateRef) error {
 	return nil
 }
 
-// templateText is ref's text as the person reads it, filled from the
-// registry's template for provider: EINVALID, with the platform's kind of
-// reason, when the registry lacks it, it is not approved or its
-// parameters are not the template's. "" when the registry does not hold
-// provider's templates (Pipeline.registry).
-func (p *Pipeline) templateText(ctx context.Context, provider string, ref *models.TemplateRef) (string, error) {
-	reg := p.registry(provider).reg
-	if reg == nil {
+// templateText is ref's text as the person reads it, filled from reg's
+// template: EINVALID, with the platform's kind of reason, when the
+// registry lacks it, it is not approved or its parameters are not the
+// template's. "" when the registry does not hold reg's provider's
+// templates (Pipeline.registry).
+func templateText(ctx context.Context, reg *registryCache, ref *models.TemplateRef) (string, error) {
+	if reg.reg == nil {
 		return "", nil
 	}
+	provider := reg.provider
 	t, found, se := channel.CheckTemplate(ctx, reg, provider, ref)
 	switch {
 	case se != nil && se.Retryable:
