@@ -77,6 +77,7 @@ func benchIngest(b *testing.B, load benchLoad, latency time.Duration, held bool)
 	}
 	loadBefore := loadAverage()
 	ceiling := pgbench(b, dsn, load.conns, load.pgbench)
+	statementsReset(b, dsn)
 	if held {
 		holdProcessing(b, dsn)
 	}
@@ -106,6 +107,7 @@ func benchIngest(b *testing.B, load benchLoad, latency time.Duration, held bool)
 			b.Fatalf("%s messages were processed while processing was held back: the figures are not the webhook path's alone", n)
 		}
 	}
+	statementsReport(b, dsn, 2*round*load.contacts, "webhook")
 	mode, target := "processing held back", 0.6
 	if !held {
 		mode, target = "the whole pipeline running (Twilio answering after "+latency.String()+")", 0.25

@@ -99,6 +99,7 @@ func benchServe(b *testing.B, load benchLoad, latency time.Duration) {
 	}
 	loadBefore := loadAverage()
 	ceiling := pgbench(b, dsn, load.conns, load.pgbench)
+	statementsReset(b, dsn)
 
 	fake := startFakeTwilio(b, e2eAccountSID, token, latency, load.rate)
 	env := serveEnv(b, dsn, fake.URL, token)
@@ -110,6 +111,7 @@ func benchServe(b *testing.B, load benchLoad, latency time.Duration) {
 		rounds = append(rounds, webhookRound(b, env["PARLEY_PUBLIC_URL"], token, fake, load, round))
 		round++
 	}
+	statementsReport(b, dsn, round*load.contacts, "message")
 	var sum benchRound
 	for _, r := range rounds {
 		sum.answeredPerSec += r.answeredPerSec / float64(len(rounds))
@@ -361,4 +363,31 @@ func benchInt(b *testing.B, name string, def int) int {
 		b.Fatalf("%s=%q is not a count", name, v)
 	}
 	return n
+}
+
+// statementsReset starts counting statements afresh when the cluster runs
+// with pg_stat_statements loaded (PARLEY_PG_OPTS="-c
+// shared_preload_libraries=pg_stat_statements -c
+// pg_stat_statements.track=all"), so the report after a run shows that
+// run's statements only; otherwise it does nothing.
+func statementsReset(b *testing.B, dsn string) {
+	if !strings.Contains(os.Getenv("PARLEY_PG_OPTS"), "pg_stat_statements") {
+		return
+	}
+	psql(b, dsn, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+	psql(b, dsn, "SELECT pg_stat_statements_reset()")
+}
+
+// statementsReport logs the statements run since statementsReset, most
+// database time first, each with its calls and time per unit of work
+// (per messages or webhooks).
+func statementsReport(b *testing.B, dsn string, per int, unit string) {
+	if !strings.Contains(os.Getenv("PARLEY_PG_OPTS"), "pg_stat_statements") || per == 0 {
+		return
+	}
+	out := psql(b, dsn, fmt.Sprintf(`SELECT round(calls::numeric / %[1]d, 3) || ' calls, ' || round((total_exec_time * 1000 / %[1]d)::numeric, 1) || ' µs a %[2]s, planning ' || round((total_plan_time * 1000 / %[1]d)::numeric, 1) || ' µs in ' || plans || ': ' || left(regexp_replace(query, '\s+', ' ', 'g'), 160)
+		FROM pg_stat_statements WHERE query NOT LIKE '%%pg_stat_statements%%' ORDER BY total_exec_time DESC LIMIT 25`, per, unit))
+	total := psql(b, dsn, fmt.Sprintf(`SELECT round(sum(calls)::numeric / %[1]d, 2) || ' statements, ' || round((sum(total_exec_time) * 1000 / %[1]d)::numeric, 1) || ' µs executing a %[2]s'
+		FROM pg_stat_statements WHERE query NOT LIKE '%%pg_stat_statements%%'`, per, unit))
+	b.Logf("statements (pg_stat_statements, %d %ss): %s\n%s", per, unit, total, out)
 }

@@ -7,3 +7,7 @@ func SetSignInWindowRows(n int) func() {
 	signInWindowRows = n
 	return func() { signInWindowRows = old }
 }
+
+// IngestMessagesSQL is the statement that stores a write's messages, for
+// a test of its plan.
+var IngestMessagesSQL = ingestMessagesSQL

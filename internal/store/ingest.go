@@ -189,20 +189,29 @@ func (s *Ingestor) queueMessages(ctx context.Context, tx pgx.Tx, batch *pgx.Batc
 			times[j] = pgtype.Timestamptz{Time: *it.ProviderTime, Valid: true}
 		}
 	}
-	batch.Queue(`WITH `+writeNumber+`, ins AS (
-		INSERT INTO messages (id, contact_id, direction, channel, provider, provider_message_id, body_enc, profile_name_enc, status, provider_time, created_at, seq)
-		SELECT v.id, c.id, 'in', v.channel, v.provider, v.pmid, v.body, v.name, $10, v.t, $11, w.base + v.place
-		FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::timestamptz[], $9::bigint[], $12::bigint[])
-		  AS v(id, channel, bidx, provider, pmid, body, name, t, ord, place)
-		CROSS JOIN w
-		LEFT JOIN contacts c ON c.channel = v.channel AND c.address_bidx = v.bidx
-		ORDER BY v.ord
-		ON CONFLICT (provider, provider_message_id) DO NOTHING
-		RETURNING id, contact_id)
-		SELECT ins.id, ins.contact_id, c.address_enc FROM ins JOIN contacts c ON c.id = ins.contact_id`,
+	batch.Queue(ingestMessagesSQL,
 		ids, channels, bidxs, providers, pmids, bodies, names, times, seq(n), string(models.StatusReceived), now, places)
 	return reserved, nil
 }
+
+// ingestMessagesSQL inserts a write's messages (skipping any stored
+// before) and returns each new one's id, contact and the contact's sealed
+// address. Contacts are found by scalar subqueries on their unique keys,
+// not joins: a cached generic plan made while the tables were nearly empty
+// (a fresh database, before autovacuum's first analyse) joined them by
+// hash over a sequential scan of every contact, so each write grew slower
+// with each contact stored.
+var ingestMessagesSQL = `WITH ` + writeNumber + `, ins AS (
+		INSERT INTO messages (id, contact_id, direction, channel, provider, provider_message_id, body_enc, profile_name_enc, status, provider_time, created_at, seq)
+		SELECT v.id, (SELECT c.id FROM contacts c WHERE c.channel = v.channel AND c.address_bidx = v.bidx),
+		  'in', v.channel, v.provider, v.pmid, v.body, v.name, $10, v.t, $11, w.base + v.place
+		FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::timestamptz[], $9::bigint[], $12::bigint[])
+		  AS v(id, channel, bidx, provider, pmid, body, name, t, ord, place)
+		CROSS JOIN w
+		ORDER BY v.ord
+		ON CONFLICT (provider, provider_message_id) DO NOTHING
+		RETURNING id, contact_id)
+		SELECT ins.id, ins.contact_id, (SELECT c.address_enc FROM contacts c WHERE c.id = ins.contact_id) FROM ins`
 
 // placesOf is each item's position among the write's messages: by the
 // platform's time where it gave one (the write's time where it did not),
