@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -389,6 +390,7 @@ func New(d Deps) (*Pipeline, error) {
 		FetchCooldown:        10 * time.Millisecond,
 		JobTimeout:           d.Config.JobTimeout,
 		RescueStuckJobsAfter: d.Config.RescueAfter,
+		ReindexerIndexNames:  reindexed(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue worker: %w", err)
@@ -514,4 +516,11 @@ func (p *Pipeline) ApplyStatuses(ctx context.Context, statuses []channel.Status)
 		p.metrics.statuses.WithLabelValues(st.Provider, outcome).Inc()
 	}
 	return nil
+}
+
+// reindexed is River's own list of indexes to rebuild, less the GIN index
+// of job args that migration 00046 drops (River warns of every index it
+// is told of and does not find).
+func reindexed() []string {
+	return slices.DeleteFunc(river.ReindexerIndexNamesDefault(), func(name string) bool { return name == "river_job_args_index" })
 }

@@ -289,7 +289,7 @@ type Timer struct {
 func (s *ConversationStore) Timers(ctx context.Context, conversationID int64) ([]Timer, error) {
 	rows, err := s.db.Pool.Query(ctx, `SELECT j.args->>'input', j.scheduled_at FROM river_job j
 		JOIN conversations c ON c.id = $1
-		WHERE j.kind = 'conversation_wait' AND j.args @> jsonb_build_object('conversation_id', $1::bigint)
+		WHERE j.kind = 'conversation_wait' AND (j.args->>'conversation_id')::bigint = $1
 		  AND (j.args->>'seq')::bigint = c.wait_seq AND j.state IN ('scheduled', 'available', 'retryable')
 		UNION ALL SELECT 'scheduled', fire_at FROM scheduled_messages WHERE conversation_id = $1 AND status = 'pending'
 		ORDER BY 2`, conversationID)
