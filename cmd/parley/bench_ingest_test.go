@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,8 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,12 +88,12 @@ func benchIngest(b *testing.B, load benchLoad, latency time.Duration, held bool)
 	round := 0
 	for b.Loop() {
 		first := 2 * round * load.contacts
-		full = ingestBurst(base, token, load, first)
+		full = ingestBurst(b, base, token, load, first)
 		if !held {
 			waitReplies(b, fake, 2*(round+1)*load.contacts)
 		}
 		pacedRate = full.perSec / 2
-		paced = ingestPaced(base, token, load, first+load.contacts, pacedRate)
+		paced = ingestPaced(b, base, token, load, first+load.contacts, pacedRate)
 		if !held {
 			waitReplies(b, fake, 2*(round+1)*load.contacts+load.contacts)
 		}
@@ -155,72 +152,30 @@ func psql(b *testing.B, dsn, sql string) string {
 
 // ingestBurst posts one signed "hi" from each of load.contacts new
 // contacts numbered from first, as fast as load.conns connections allow.
-func ingestBurst(base, token string, load benchLoad, first int) ingestRound {
-	acks := make([]float64, load.contacts)
-	var next, non2xx atomic.Int64
-	client := benchClient(load.conns)
-	defer client.CloseIdleConnections()
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range load.conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= load.contacts {
-					return
-				}
-				sent := time.Now()
-				if status := postBenchWebhook(client, base, token, first+i); status < 200 || status > 299 {
-					non2xx.Add(1)
-				}
-				acks[i] = float64(time.Since(sent)) / 1e6
-			}
-		}()
-	}
-	wg.Wait()
-	took := time.Since(start)
-	sort.Float64s(acks)
-	return ingestRound{perSec: float64(load.contacts) / took.Seconds(), p50: percentile(acks, 0.5), p99: percentile(acks, 0.99), non2xx: int(non2xx.Load())}
+func ingestBurst(b *testing.B, base, token string, load benchLoad, first int) ingestRound {
+	return ingestRate(b, base, token, load, first, 0)
 }
 
 // ingestPaced posts load.contacts webhooks (contacts numbered from first)
 // at rate a second, open loop: webhook i is due at i/rate from the start
 // whatever the answers before it, and its acknowledgement is timed from
 // when it was due.
-func ingestPaced(base, token string, load benchLoad, first int, rate float64) ingestRound {
-	acks := make([]float64, load.contacts)
-	var next, non2xx atomic.Int64
-	client := benchClient(load.conns)
-	defer client.CloseIdleConnections()
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range load.conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= load.contacts {
-					return
-				}
-				due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
-				time.Sleep(time.Until(due)) // pacing the load, not synchronisation
-				if status := postBenchWebhook(client, base, token, first+i); status < 200 || status > 299 {
-					non2xx.Add(1)
-				}
-				acks[i] = float64(time.Since(due)) / 1e6
-			}
-		}()
-	}
-	wg.Wait()
-	sort.Float64s(acks)
-	return ingestRound{perSec: float64(load.contacts) / time.Since(start).Seconds(), p50: percentile(acks, 0.5), p99: percentile(acks, 0.99), non2xx: int(non2xx.Load())}
+func ingestPaced(b *testing.B, base, token string, load benchLoad, first int, rate float64) ingestRound {
+	return ingestRate(b, base, token, load, first, rate)
 }
 
-func benchClient(conns int) *http.Client {
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
+func ingestRate(b *testing.B, base, token string, load benchLoad, first int, rate float64) ingestRound {
+	b.Helper()
+	reqs, err := benchRequests(base, token, first, load.contacts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := fire(base, reqs, load.conns, rate)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sort.Float64s(f.acks)
+	return ingestRound{perSec: float64(load.contacts) / f.took.Seconds(), p50: percentile(f.acks, 0.5), p99: percentile(f.acks, 0.99), non2xx: f.non2xx}
 }
 
 // waitReplies waits until the fake Twilio has taken want replies in all,

@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,12 +12,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/parley-chat/parley/internal/channel/twilio/twiliotest"
 	"github.com/parley-chat/parley/internal/pgcluster"
 )
 
@@ -150,30 +144,15 @@ func webhookRound(b *testing.B, base, token string, fake *fakeProcess, load benc
 		b.Fatal(err)
 	}
 	first := round * load.contacts
-	sentAt := make([]int64, load.contacts)
-	var next atomic.Int64
-	var non2xx atomic.Int64
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: load.conns, MaxConnsPerHost: load.conns}}
-	defer client.CloseIdleConnections()
-	var wg sync.WaitGroup
-	for range load.conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= load.contacts {
-					return
-				}
-				sentAt[i] = time.Now().UnixNano()
-				if status := postBenchWebhook(client, base, token, first+i); status < 200 || status > 299 {
-					non2xx.Add(1)
-				}
-			}
-		}()
+	reqs, err := benchRequests(base, token, first, load.contacts)
+	if err != nil {
+		b.Fatal(err)
 	}
-	wg.Wait()
-	webhooksDone := time.Now().UnixNano()
+	fired, err := fire(base, reqs, load.conns, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sentAt := fired.sent
 
 	// Every contact answered twice, or the deadline: a minute, plus a
 	// second for each ten contacts (10/s is far below any rate worth
@@ -189,7 +168,7 @@ func webhookRound(b *testing.B, base, token string, fake *fakeProcess, load benc
 			break
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("Twilio has taken %d of %d replies by the deadline (%d webhooks not 2xx)", s.Accepted-before.Accepted, 2*load.contacts, non2xx.Load())
+			b.Fatalf("Twilio has taken %d of %d replies by the deadline (%d webhooks not 2xx)", s.Accepted-before.Accepted, 2*load.contacts, fired.non2xx)
 		}
 		time.Sleep(100 * time.Millisecond) // polling interval, not synchronisation
 	}
@@ -212,9 +191,9 @@ func webhookRound(b *testing.B, base, token string, fake *fakeProcess, load benc
 	start := slices.Min(sentAt)
 	return benchRound{
 		answeredPerSec: float64(load.contacts) / (float64(last-start) / 1e9),
-		webhooksPerSec: float64(load.contacts) / (float64(webhooksDone-start) / 1e9),
+		webhooksPerSec: float64(load.contacts) / fired.took.Seconds(),
 		p50:            percentile(lats, 0.50), p99: percentile(lats, 0.99),
-		maxInFlight: s.MaxInFlight, limited: s.Limited - before.Limited, non2xx: int(non2xx.Load()),
+		maxInFlight: s.MaxInFlight, limited: s.Limited - before.Limited, non2xx: int(fired.non2xx),
 	}
 }
 
@@ -227,27 +206,6 @@ func percentile(sorted []float64, p float64) float64 {
 
 // benchNumber is contact n's number: an Indian mobile, as the clinic's.
 func benchNumber(n int) string { return fmt.Sprintf("+9198%08d", n) }
-
-// postBenchWebhook posts contact n's signed "hi" as Twilio does and
-// returns the status (0: no answer).
-func postBenchWebhook(client *http.Client, base, token string, n int) int {
-	params := map[string]string{"MessageSid": fmt.Sprintf("SMbe%030d", n), "AccountSid": e2eAccountSID, "From": benchNumber(n),
-		"To": "+14155550000", "Body": "hi", "NumMedia": "0"}
-	form := url.Values{}
-	for k, v := range params {
-		form.Set(k, v)
-	}
-	req, _ := http.NewRequest("POST", base+"/webhooks/twilio", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Twilio-Signature", twiliotest.Sign(token, base+"/webhooks/twilio", params))
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	return resp.StatusCode
-}
 
 // serveEnv is production's configuration of `parley serve` for the
 // benchmark: its keys, staff sign-in chosen, a Twilio account with a
