@@ -36,9 +36,9 @@ const (
 )
 
 type ingestRequest struct {
-	ctx  context.Context
-	ins  []channel.Inbound
-	done chan ingestResult
+	ctx   context.Context
+	items []store.IngestItem // prepared by the request's own goroutine
+	done  chan ingestResult
 }
 
 type ingestResult struct {
@@ -76,7 +76,11 @@ func (p *Pipeline) Ingest(ctx context.Context, ins []channel.Inbound) (int, erro
 	p.batch.once.Do(p.startCommitters)
 	p.metrics.ingestPending.Inc()
 	defer p.metrics.ingestPending.Dec()
-	req := &ingestRequest{ctx: ctx, ins: ins, done: make(chan ingestResult, 1)}
+	items := p.ingestItems(ins)
+	if err := p.ingestor.Prepare(items); err != nil {
+		return 0, err
+	}
+	req := &ingestRequest{ctx: ctx, items: items, done: make(chan ingestResult, 1)}
 	select {
 	case p.batch.requests <- req:
 	case <-ctx.Done():
@@ -220,13 +224,7 @@ func (p *Pipeline) commitTogether(ctx context.Context, reqs []*ingestRequest) ([
 	var items []store.IngestItem
 	owner := []int{}
 	for i, r := range reqs {
-		for _, in := range r.ins {
-			it := store.IngestItem{From: in.From, ProfileName: in.ProfileName, Provider: in.Provider,
-				ProviderMessageID: in.ProviderMessageID, Body: truncate(in.Body, maxBody), ProviderTime: in.Timestamp}
-			for _, m := range in.Media {
-				it.Media = append(it.Media, store.IngestMedia{Ref: m.Ref, ContentType: m.ContentType, Wait: p.waitsFor(m.ContentType),
-					NotUnderstood: p.notHeardWhy(m.ContentType)})
-			}
+		for _, it := range r.items {
 			items = append(items, it)
 			owner = append(owner, i)
 		}
@@ -275,4 +273,18 @@ func (p *Pipeline) commitTogether(ctx context.Context, reqs []*ingestRequest) ([
 		return err
 	})
 	return stored, err
+}
+
+// ingestItems is what the store writes of each inbound message.
+func (p *Pipeline) ingestItems(ins []channel.Inbound) []store.IngestItem {
+	items := make([]store.IngestItem, len(ins))
+	for i, in := range ins {
+		items[i] = store.IngestItem{From: in.From, ProfileName: in.ProfileName, Provider: in.Provider,
+			ProviderMessageID: in.ProviderMessageID, Body: truncate(in.Body, maxBody), ProviderTime: in.Timestamp}
+		for _, m := range in.Media {
+			items[i].Media = append(items[i].Media, store.IngestMedia{Ref: m.Ref, ContentType: m.ContentType, Wait: p.waitsFor(m.ContentType),
+				NotUnderstood: p.notHeardWhy(m.ContentType)})
+		}
+	}
+	return items
 }

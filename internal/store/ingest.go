@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/parley-chat/parley/internal/crypt"
+	"github.com/parley-chat/parley/internal/phone"
 	"github.com/parley-chat/parley/models"
 )
 
@@ -41,6 +42,11 @@ type IngestItem struct {
 	Body              string
 	ProviderTime      *time.Time
 	Media             []IngestMedia
+
+	// Set by Prepare: the address read and its contact's key.
+	prepared bool
+	addr     phone.Address
+	key      contactKey
 }
 
 // IngestMedia is an attachment to fetch later.
@@ -88,15 +94,14 @@ type pendingContact struct {
 func (s *Ingestor) Write(ctx context.Context, tx pgx.Tx, items []IngestItem) ([]IngestResult, error) {
 	keys := make([]contactKey, len(items))
 	wanted := map[contactKey]*pendingContact{}
-	for i, it := range items {
-		addr := s.crypto.Phones.ParseAddress(it.From)
-		if addr.Number == "" {
-			return nil, models.Errorf(models.EINVALID, "Contact address is empty.")
+	for i := range items {
+		if err := s.Prepare(items[i : i+1]); err != nil {
+			return nil, err
 		}
-		k := contactKey{string(addr.Channel), string(s.crypto.Index.Exact(crypt.DomainAddress, addr.Number))}
-		keys[i] = k
-		if wanted[k] == nil {
-			wanted[k] = &pendingContact{number: addr.Number, valid: addr.Valid}
+		it := &items[i]
+		keys[i] = it.key
+		if wanted[it.key] == nil {
+			wanted[it.key] = &pendingContact{number: it.addr.Number, valid: it.addr.Valid}
 		}
 	}
 	batch := &pgx.Batch{}
@@ -116,6 +121,26 @@ func (s *Ingestor) Write(ctx context.Context, tx pgx.Tx, items []IngestItem) ([]
 		return nil, err
 	}
 	return results, s.insertMedia(ctx, tx, items, results)
+}
+
+// Prepare reads each item's address and computes its contact's blind
+// index, the work of a write that needs no database: callers that write
+// together (ingest's group commit) run it each on their own, so the
+// shared transaction does not wait on it. Write prepares what was not.
+func (s *Ingestor) Prepare(items []IngestItem) error {
+	for i := range items {
+		it := &items[i]
+		if it.prepared {
+			continue
+		}
+		addr := s.crypto.Phones.ParseAddress(it.From)
+		if addr.Number == "" {
+			return models.Errorf(models.EINVALID, "Contact address is empty.")
+		}
+		it.addr, it.key = addr, contactKey{string(addr.Channel), string(s.crypto.Index.Exact(crypt.DomainAddress, addr.Number))}
+		it.prepared = true
+	}
+	return nil
 }
 
 // queueContacts queues the insert of every wanted contact that does not
