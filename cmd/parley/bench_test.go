@@ -344,8 +344,9 @@ func statementsReport(b *testing.B, dsn string, per int, unit string) {
 		return
 	}
 	out := psql(b, dsn, fmt.Sprintf(`SELECT round(calls::numeric / %[1]d, 3) || ' calls, ' || round((total_exec_time * 1000 / %[1]d)::numeric, 1) || ' µs a %[2]s, planning ' || round((total_plan_time * 1000 / %[1]d)::numeric, 1) || ' µs in ' || plans || ': ' || left(regexp_replace(query, '\s+', ' ', 'g'), 160)
-		FROM pg_stat_statements WHERE query NOT LIKE '%%pg_stat_statements%%' ORDER BY total_exec_time DESC LIMIT 25`, per, unit))
+		FROM pg_stat_statements WHERE query NOT LIKE '%%pg_stat_statements%%' ORDER BY total_exec_time DESC LIMIT 40`, per, unit))
 	total := psql(b, dsn, fmt.Sprintf(`SELECT round(sum(calls)::numeric / %[1]d, 2) || ' statements, ' || round((sum(total_exec_time) * 1000 / %[1]d)::numeric, 1) || ' µs executing a %[2]s'
 		FROM pg_stat_statements WHERE query NOT LIKE '%%pg_stat_statements%%'`, per, unit))
-	b.Logf("statements (pg_stat_statements, %d %ss): %s\n%s", per, unit, total, out)
+	// On standard error: a benchmark's log keeps only its first lines.
+	fmt.Fprintf(os.Stderr, "%s: statements (pg_stat_statements, %d %ss): %s\n%s\n", b.Name(), per, unit, total, out)
 }

@@ -229,7 +229,6 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 		SendRate:      l.float("PARLEY_SEND_RATE", 10),
 		MediaMaxBytes: int64(l.float("PARLEY_MEDIA_MAX_BYTES", 16<<20)),
 		Workers:       int(l.float("PARLEY_WORKERS", 20)),
-		SendWorkers:   int(l.float("PARLEY_SEND_WORKERS", 10)),
 		AIWorkers:     int(l.float("PARLEY_AI_WORKERS", 10)),
 	}
 	c.TwilioSendRate = l.providerRate("PARLEY_TWILIO_SEND_RATE", c.SendRate)
@@ -237,6 +236,13 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 	c.SirenSendRate = l.providerRate("PARLEY_SIREN_SEND_RATE", c.SendRate)
 	c.SendMaxInFlight = l.whole("PARLEY_SEND_MAX_IN_FLIGHT", 200, 1, 5000,
 		"calls to one provider in flight per instance, sized by the send rate and latency below it")
+	// A send job calls the platform for its batch's messages at once and
+	// records them when the last has answered, so the calls in flight are
+	// at most the send workers times their batches' fill: enough workers
+	// that batches a quarter full (16 messages) reach the in-flight cap,
+	// which then bounds the calls (at 150 ms, ten workers held 1,000/s to
+	// 320 calls and 800 messages a second).
+	c.SendWorkers = int(l.float("PARLEY_SEND_WORKERS", float64(max(10, (c.SendMaxInFlight+15)/16))))
 	c.RetentionDays = int(l.float("PARLEY_RETENTION_DAYS", 0))
 	c.SarvamModel, c.SarvamLanguage = l.strDefault("PARLEY_SARVAM_MODEL", "saaras:v3"), l.strDefault("PARLEY_SARVAM_LANGUAGE", "unknown")
 	c.GeminiModel = l.strDefault("PARLEY_GEMINI_MODEL", "gemini-2.5-flash")
@@ -263,8 +269,9 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 	c.SessionAbsolute = l.duration("PARLEY_SESSION_MAX_AGE", 12*time.Hour)
 	// Every worker may hold a connection at once, and so may the two
 	// ingest committers; the rest serve HTTP requests and the queue's own
-	// upkeep.
-	c.DBMaxConns = int(l.float("PARLEY_DB_MAX_CONNS", float64(c.Workers+c.SendWorkers+c.AIWorkers+10)))
+	// upkeep. Send workers hold one only to lock and to record their
+	// batch, never while the platform answers: past ten they share.
+	c.DBMaxConns = int(l.float("PARLEY_DB_MAX_CONNS", float64(c.Workers+min(c.SendWorkers, 10)+c.AIWorkers+10)))
 
 	l.databaseURL(c.DatabaseURL, req.Database)
 	l.addr(c.Addr)

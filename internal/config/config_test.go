@@ -176,6 +176,32 @@ func TestLoad_PoolIsSizedFromTheWorkers(t *testing.T) {
 	}
 }
 
+// Send workers follow the in-flight cap unless set (ten workers held a
+// 150 ms provider to 320 calls whatever the cap), and past ten they share
+// the pool's connections: they hold one only around their batch's calls.
+func TestLoad_SendWorkersFollowTheInFlightCap(t *testing.T) {
+	env := validEnv()
+	for _, tc := range []struct {
+		inFlight, sendWorkers  string
+		wantWorkers, wantConns int
+	}{
+		{"", "", 13, 20 + 10 + 10 + 10},     // 200 in flight: 13 workers
+		{"1000", "", 63, 20 + 10 + 10 + 10}, // 1,000: 63 workers, the pool as with ten
+		{"40", "", 10, 20 + 10 + 10 + 10},   // never fewer than ten
+		{"1000", "4", 4, 20 + 4 + 10 + 10},  // set: as set
+	} {
+		env["PARLEY_SEND_MAX_IN_FLIGHT"], env["PARLEY_SEND_WORKERS"] = tc.inFlight, tc.sendWorkers
+		c, err := load(env, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.SendWorkers != tc.wantWorkers || c.DBMaxConns != tc.wantConns {
+			t.Errorf("in flight %q, send workers %q: %d workers, %d connections; want %d, %d",
+				tc.inFlight, tc.sendWorkers, c.SendWorkers, c.DBMaxConns, tc.wantWorkers, tc.wantConns)
+		}
+	}
+}
+
 // `parley serve` does not fall back to local sign-in: PARLEY_AUTH_MODE is
 // required, unless SUPABASE_URL is set, which chooses Supabase and says so.
 // Other commands keep the local default.
