@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"gorm.io/gorm"
 
 	"github.com/parley-chat/parley/internal/crypt"
@@ -172,11 +173,22 @@ func insertWords(tx *gorm.DB, table, ownerColumn string, owner int64, tokens []i
 }
 
 // intArray passes a slice as one Postgres integer[] parameter; GORM would
-// expand a plain slice into a list.
+// expand a plain slice into a list. pgx encodes it as a binary array
+// (pgtype.ArrayGetter); its driver.Valuer, the text form, is what GORM
+// sees and other drivers would use. Through the Valuer alone pgx formatted
+// every array as text and parsed it back, a fifth of the answering path's
+// allocations.
 type intArray []int32
 
 // Value implements driver.Valuer with the array's text form.
 func (a intArray) Value() (driver.Value, error) { return arrayText(a), nil }
+
+// Dimensions, Index and IndexType implement pgtype.ArrayGetter.
+func (a intArray) Dimensions() []pgtype.ArrayDimension {
+	return pgtype.FlatArray[int32](a).Dimensions()
+}
+func (a intArray) Index(i int) any { return a[i] }
+func (a intArray) IndexType() any  { return int32(0) }
 
 // bigintArray is intArray for bigint[].
 type bigintArray []int64
@@ -184,8 +196,22 @@ type bigintArray []int64
 // Value implements driver.Valuer with the array's text form.
 func (a bigintArray) Value() (driver.Value, error) { return arrayText(a), nil }
 
+// Dimensions, Index and IndexType implement pgtype.ArrayGetter.
+func (a bigintArray) Dimensions() []pgtype.ArrayDimension {
+	return pgtype.FlatArray[int64](a).Dimensions()
+}
+func (a bigintArray) Index(i int) any { return a[i] }
+func (a bigintArray) IndexType() any  { return int64(0) }
+
 // textArray is intArray for text[].
 type textArray []string
+
+// Dimensions, Index and IndexType implement pgtype.ArrayGetter.
+func (a textArray) Dimensions() []pgtype.ArrayDimension {
+	return pgtype.FlatArray[string](a).Dimensions()
+}
+func (a textArray) Index(i int) any { return a[i] }
+func (a textArray) IndexType() any  { return "" }
 
 // Value implements driver.Valuer with the array's text form, each element
 // quoted.
