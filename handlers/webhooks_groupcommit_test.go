@@ -90,6 +90,7 @@ func twilioFrom(sid, from string) map[string]string {
 // inside ingest (parley_ingest_pending), then calls release.
 func (h *hooks) postAll(t *testing.T, messages []map[string]string, release func()) []int {
 	t.Helper()
+	pending := metric(t, h.reg, "parley_ingest_pending", nil)
 	statuses := make([]int, len(messages))
 	var wg sync.WaitGroup
 	for i, params := range messages {
@@ -110,7 +111,7 @@ func (h *hooks) postAll(t *testing.T, messages []map[string]string, release func
 	}
 	if release != nil {
 		waitFor(t, "every webhook waiting for its commit", func() bool {
-			return metric(t, h.reg, "parley_ingest_pending", nil) == float64(len(messages))
+			return metric(t, h.reg, "parley_ingest_pending", nil) == pending+float64(len(messages))
 		})
 		release()
 	}
@@ -180,7 +181,23 @@ func TestTwilioWebhook_OneBadMessageFailsAloneInItsBatch(t *testing.T) {
 	bad := len(messages)
 	messages = append(messages, twilioFrom("SMbad", "+919876599999"))
 
-	statuses := h.postAll(t, messages, h.holdIngest(t))
+	// One webhook for each committer to hold behind the lock first, so the
+	// bad one cannot be alone in the first batches: the rest wait together.
+	release := h.holdIngest(t)
+	holders := []map[string]string{twilioFrom("SMhold0", "+919876588880"), twilioFrom("SMhold1", "+919876588881")}
+	var held []int
+	var hold sync.WaitGroup
+	hold.Go(func() { held = h.postAll(t, holders, nil) })
+	waitFor(t, "each committer holding a webhook", func() bool {
+		return metric(t, h.reg, "parley_ingest_pending", nil) == float64(len(holders))
+	})
+	statuses := h.postAll(t, messages, release)
+	hold.Wait()
+	for i, s := range held {
+		if s != 200 {
+			t.Fatalf("held webhook %d answered %d", i, s)
+		}
+	}
 	for i, s := range statuses {
 		if i == bad {
 			if s < 500 {
@@ -192,8 +209,8 @@ func TestTwilioWebhook_OneBadMessageFailsAloneInItsBatch(t *testing.T) {
 			t.Fatalf("good webhook %d answered %d, want 200 whatever its batch's neighbour did", i, s)
 		}
 	}
-	if got := h.count(t, "SELECT count(*) FROM messages WHERE direction = 'in'"); got != good {
-		t.Fatalf("%d messages stored, want the %d good ones once each", got, good)
+	if got := h.count(t, "SELECT count(*) FROM messages WHERE direction = 'in'"); got != good+len(holders) {
+		t.Fatalf("%d messages stored, want the %d good ones once each", got, good+len(holders))
 	}
 	if failed := metric(t, h.reg, "parley_ingest_commits_total", map[string]string{"outcome": "failed"}); failed < 2 {
 		t.Fatalf("%.0f failed ingest transactions, want the shared batch's and the bad message's alone", failed)

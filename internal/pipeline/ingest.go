@@ -74,12 +74,12 @@ func (p *Pipeline) Ingest(ctx context.Context, ins []channel.Inbound) (int, erro
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.IngestTimeout)
 	defer cancel()
 	p.batch.once.Do(p.startCommitters)
-	p.metrics.ingestPending.Inc()
-	defer p.metrics.ingestPending.Dec()
 	items := p.ingestItems(ins)
 	if err := p.ingestor.Prepare(items); err != nil {
 		return 0, err
 	}
+	p.metrics.ingestPending.Inc()
+	defer p.metrics.ingestPending.Dec()
 	req := &ingestRequest{ctx: ctx, items: items, done: make(chan ingestResult, 1)}
 	select {
 	case p.batch.requests <- req:
