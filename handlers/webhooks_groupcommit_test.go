@@ -94,20 +94,7 @@ func (h *hooks) postAll(t *testing.T, messages []map[string]string, release func
 	statuses := make([]int, len(messages))
 	var wg sync.WaitGroup
 	for i, params := range messages {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, _ := http.NewRequest(http.MethodPost, h.base+"/webhooks/twilio", bytes.NewReader(form(params)))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("X-Twilio-Signature", twiliotest.Sign(authToken, publicURL+"/webhooks/twilio", params))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			statuses[i] = resp.StatusCode
-		}()
+		wg.Go(func() { statuses[i] = h.postTwilio(t, params) })
 	}
 	if release != nil {
 		waitFor(t, "every webhook waiting for its commit", func() bool {
@@ -117,6 +104,21 @@ func (h *hooks) postAll(t *testing.T, messages []map[string]string, release func
 	}
 	wg.Wait()
 	return statuses
+}
+
+// postTwilio sends one signed Twilio webhook and returns its status (0: no answer,
+// reported with t.Error, so it may run off the test's goroutine).
+func (h *hooks) postTwilio(t *testing.T, params map[string]string) int {
+	req, _ := http.NewRequest(http.MethodPost, h.base+"/webhooks/twilio", bytes.NewReader(form(params)))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Twilio-Signature", twiliotest.Sign(authToken, publicURL+"/webhooks/twilio", params))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // Forty webhooks arriving together (held behind a slow commit, as a burst
@@ -181,16 +183,20 @@ func TestTwilioWebhook_OneBadMessageFailsAloneInItsBatch(t *testing.T) {
 	bad := len(messages)
 	messages = append(messages, twilioFrom("SMbad", "+919876599999"))
 
-	// One webhook for each committer to hold behind the lock first, so the
-	// bad one cannot be alone in the first batches: the rest wait together.
+	// One webhook for each committer to hold behind the lock first, one
+	// at a time (the first committer waits on the lock before the second
+	// webhook comes), so the bad one cannot be alone in the first batches:
+	// the rest wait together.
 	release := h.holdIngest(t)
 	holders := []map[string]string{twilioFrom("SMhold0", "+919876588880"), twilioFrom("SMhold1", "+919876588881")}
-	var held []int
+	held := make([]int, len(holders))
 	var hold sync.WaitGroup
-	hold.Go(func() { held = h.postAll(t, holders, nil) })
-	waitFor(t, "each committer holding a webhook", func() bool {
-		return metric(t, h.reg, "parley_ingest_pending", nil) == float64(len(holders))
-	})
+	for i, params := range holders {
+		hold.Go(func() { held[i] = h.postTwilio(t, params) })
+		waitFor(t, "a committer waiting on the held lock", func() bool {
+			return h.count(t, "SELECT count(*) FROM pg_locks WHERE relation = 'contacts'::regclass AND NOT granted") == i+1
+		})
+	}
 	statuses := h.postAll(t, messages, release)
 	hold.Wait()
 	for i, s := range held {

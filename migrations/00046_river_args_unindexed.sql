@@ -8,10 +8,16 @@
 -- only query by args (a conversation's pending timers) gets a small index
 -- of its own. River's reindexer is told the index is gone
 -- (pipeline.reindexed).
-CREATE INDEX CONCURRENTLY IF NOT EXISTS river_job_conversation_wait_idx ON river_job (((args->>'conversation_id')::bigint))
+--
+-- A concurrent build that fails leaves an invalid index behind, and goose
+-- does not record the version: each build drops what a failed run left
+-- before it starts, so a rerun builds the index rather than skipping it.
+DROP INDEX CONCURRENTLY IF EXISTS river_job_conversation_wait_idx;
+CREATE INDEX CONCURRENTLY river_job_conversation_wait_idx ON river_job (((args->>'conversation_id')::bigint))
     WHERE kind = 'conversation_wait';
 DROP INDEX CONCURRENTLY IF EXISTS river_job_args_index;
 
 -- +goose Down
-CREATE INDEX CONCURRENTLY IF NOT EXISTS river_job_args_index ON river_job USING GIN (args);
+DROP INDEX CONCURRENTLY IF EXISTS river_job_args_index;
+CREATE INDEX CONCURRENTLY river_job_args_index ON river_job USING GIN (args);
 DROP INDEX CONCURRENTLY IF EXISTS river_job_conversation_wait_idx;

@@ -188,6 +188,22 @@ func TestPipeline_InboundToReplyThroughTwilio(t *testing.T) {
 	}
 }
 
+// A message without an address is refused on its own (its address is
+// read before it joins a shared transaction) and stores nothing; the
+// next webhook is stored as usual.
+func TestPipeline_AMessageWithoutAnAddressIsRefused(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.pipelineIngest(t, sms("SMnoaddr", "", "hello")); models.ErrorCode(err) != models.EINVALID {
+		t.Fatalf("Ingest without an address: %v, want EINVALID", err)
+	}
+	if stored, err := e.pipelineIngest(t, sms("SMaddr", "+919876543210", "hello")); err != nil || stored != 1 {
+		t.Fatalf("Ingest after it = %d, %v", stored, err)
+	}
+	if n := e.count(t, `SELECT count(*) FROM messages`); n != 1 {
+		t.Fatalf("%d messages stored, want only the one with an address", n)
+	}
+}
+
 // pipelineIngest ingests through a pipeline that is not started.
 func (e *env) pipelineIngest(t *testing.T, ins ...channel.Inbound) (int, error) {
 	t.Helper()
