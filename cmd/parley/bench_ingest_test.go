@@ -88,12 +88,12 @@ func benchIngest(b *testing.B, load benchLoad, latency time.Duration, held bool)
 	round := 0
 	for b.Loop() {
 		first := 2 * round * load.contacts
-		full = ingestBurst(b, base, token, load, first)
+		full = ingestRate(b, base, token, load, first, 0)
 		if !held {
 			waitReplies(b, fake, 2*(round+1)*load.contacts)
 		}
 		pacedRate = full.perSec / 2
-		paced = ingestPaced(b, base, token, load, first+load.contacts, pacedRate)
+		paced = ingestRate(b, base, token, load, first+load.contacts, pacedRate)
 		if !held {
 			waitReplies(b, fake, 2*(round+1)*load.contacts+load.contacts)
 		}
@@ -150,20 +150,11 @@ func psql(b *testing.B, dsn, sql string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// ingestBurst posts one signed "hi" from each of load.contacts new
-// contacts numbered from first, as fast as load.conns connections allow.
-func ingestBurst(b *testing.B, base, token string, load benchLoad, first int) ingestRound {
-	return ingestRate(b, base, token, load, first, 0)
-}
-
-// ingestPaced posts load.contacts webhooks (contacts numbered from first)
-// at rate a second, open loop: webhook i is due at i/rate from the start
-// whatever the answers before it, and its acknowledgement is timed from
-// when it was due.
-func ingestPaced(b *testing.B, base, token string, load benchLoad, first int, rate float64) ingestRound {
-	return ingestRate(b, base, token, load, first, rate)
-}
-
+// ingestRate posts one signed "hi" from each of load.contacts new
+// contacts numbered from first: as fast as load.conns connections allow
+// (rate 0), or at rate a second, open loop (webhook i is due at i/rate
+// from the start whatever the answers before it, its acknowledgement
+// timed from when it was due).
 func ingestRate(b *testing.B, base, token string, load benchLoad, first int, rate float64) ingestRound {
 	b.Helper()
 	reqs, err := benchRequests(base, token, first, load.contacts)

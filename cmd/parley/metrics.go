@@ -46,15 +46,22 @@ func serveMetrics(ctx context.Context, cfg *config.Config, reg *prometheus.Regis
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", handlers.MetricsHandler(reg, cfg.MetricsToken))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	log.Info("metrics listening", slog.String("addr", ln.Addr().String()))
+	return serveAside(ctx, ln, srv, "metrics listener", log), nil
+}
+
+// serveAside serves srv on ln, a listener of its own beside the public
+// one (metrics, the profiler), logging a failure of it as what; the
+// function it returns shuts it down within two seconds.
+func serveAside(ctx context.Context, ln net.Listener, srv *http.Server, what string, log *slog.Logger) (stop func()) {
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics listener", slog.String("error", err.Error()))
+			log.Error(what, slog.String("error", err.Error()))
 		}
 	}()
-	log.Info("metrics listening", slog.String("addr", ln.Addr().String()))
 	return func() {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(stopCtx)
-	}, nil
+	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -33,15 +32,6 @@ func servePprof(ctx context.Context, cfg *config.Config, log *slog.Logger) (stop
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	// A CPU profile or trace runs for its ?seconds=, so no write timeout.
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("pprof listener", slog.String("error", err.Error()))
-		}
-	}()
 	log.Warn("profiler listening (PARLEY_PPROF_ADDR): for measuring, not for production", slog.String("addr", ln.Addr().String()))
-	return func() {
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(stopCtx)
-	}, nil
+	return serveAside(ctx, ln, srv, "pprof listener", log), nil
 }
