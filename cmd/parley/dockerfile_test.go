@@ -76,6 +76,17 @@ func splitShell(s string) []string {
 	return out
 }
 
+// builtDir holds the binary buildParley built, once it has.
+var builtDir string
+
+// removeBuilt removes the binary buildParley built, when the tests are
+// over: each test process builds its own.
+func removeBuilt() {
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+}
+
 // buildParley builds the real binary once per test process, by the
 // Dockerfile's own go build: what the crash, shutdown and two-instance
 // tests run is what the image holds.
@@ -88,6 +99,7 @@ var buildParley = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	builtDir = dir
 	bin := filepath.Join(dir, "parley")
 	var env []string
 	var argv []string

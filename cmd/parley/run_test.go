@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(fakeTwilioEnv) != "" { // the end-to-end benchmark's Twilio
 		os.Exit(serveFakeTwilio())
 	}
-	pgtest.Main(m)
+	pgtest.Main(m, removeBuilt)
 }
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.

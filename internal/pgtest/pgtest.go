@@ -40,10 +40,13 @@ var (
 	counter atomic.Int64
 )
 
-// Main runs the package's tests and then stops the cluster, if one was
-// started. It calls os.Exit.
-func Main(m *testing.M) {
+// Main runs the package's tests, then the cleanups, and then stops the
+// cluster, if one was started. It calls os.Exit.
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
 	teardown()
 	os.Exit(code)
 }
