@@ -343,7 +343,7 @@ func statementsReport(b *testing.B, dsn string, per int, unit string) {
 	if !strings.Contains(os.Getenv("PARLEY_PG_OPTS"), "pg_stat_statements") || per == 0 {
 		return
 	}
-	out := psql(b, dsn, fmt.Sprintf(`SELECT round(calls::numeric / %[1]d, 3) || ' calls, ' || round((total_exec_time * 1000 / %[1]d)::numeric, 1) || ' µs a %[2]s, planning ' || round((total_plan_time * 1000 / %[1]d)::numeric, 1) || ' µs in ' || plans || ': ' || left(regexp_replace(query, '\s+', ' ', 'g'), 160)
+	out := psql(b, dsn, fmt.Sprintf(`SELECT round(calls::numeric / %[1]d, 3) || ' calls, ' || round((total_exec_time * 1000 / %[1]d)::numeric, 1) || ' µs a %[2]s, planning ' || round((total_plan_time * 1000 / %[1]d)::numeric, 1) || ' µs in ' || plans || ', mean ' || round((mean_exec_time * 1000)::numeric) || ' µs, max ' || round((max_exec_time * 1000)::numeric) || ' µs, ' || round(rows::numeric / greatest(calls, 1), 1) || ' rows: ' || left(regexp_replace(query, '\s+', ' ', 'g'), 160)
 		FROM pg_stat_statements WHERE query NOT LIKE '%%pg_stat_statements%%' ORDER BY total_exec_time DESC LIMIT 40`, per, unit))
 	total := psql(b, dsn, fmt.Sprintf(`SELECT round(sum(calls)::numeric / %[1]d, 2) || ' statements, ' || round((sum(total_exec_time) * 1000 / %[1]d)::numeric, 1) || ' µs executing a %[2]s'
 		FROM pg_stat_statements WHERE query NOT LIKE '%%pg_stat_statements%%'`, per, unit))
