@@ -124,8 +124,8 @@ func newPipeline(cfg *config.Config, db *store.DB, c store.Crypto, log *slog.Log
 		Responder: responder, AI: textAI, Speech: speech, Vision: vision,
 		Config: pipeline.Config{Workers: cfg.Workers, SendWorkers: cfg.SendWorkers, AIWorkers: cfg.AIWorkers, SendRate: cfg.SendRate, MediaMaxBytes: cfg.MediaMaxBytes,
 			SendRates:       map[string]float64{channel.Twilio: cfg.TwilioSendRate, channel.Meta: cfg.MetaSendRate, channel.Siren: cfg.SirenSendRate},
-			SendMaxInFlight: cfg.SendMaxInFlight,
-			JobTimeout:      cfg.JobTimeout, RescueAfter: cfg.RescueAfter, RetentionDays: cfg.RetentionDays, UnderstandHold: cfg.UnderstandHold,
+			SendMaxInFlight: cfg.SendMaxInFlight, ProcessAhead: cfg.ProcessAhead,
+			JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, RetentionDays: cfg.RetentionDays, UnderstandHold: cfg.UnderstandHold,
 			SessionMaxAge: cfg.SessionAbsolute},
 	})
 	if err != nil {

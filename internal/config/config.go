@@ -91,8 +91,11 @@ type Config struct {
 	SendMaxInFlight int
 	MediaMaxBytes   int64 // largest inbound attachment fetched
 	Workers         int   // queue jobs run at once per instance
-	SendWorkers     int   // send jobs run at once per instance, on their own queue
-	AIWorkers       int   // AI requests at once per instance
+	// ProcessAhead is how far processing may run ahead of sending before
+	// it slows to a couple of jobs at a time.
+	ProcessAhead time.Duration
+	SendWorkers  int // send jobs run at once per instance, on their own queue
+	AIWorkers    int // AI requests at once per instance
 	// JobTimeout bounds one queue job (a fetch or an AI call gets twice
 	// it); RescueAfter is when a job left running by a dead instance is
 	// taken up again.
@@ -243,6 +246,7 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 	// which then bounds the calls (at 150 ms, ten workers held 1,000/s to
 	// 320 calls and 800 messages a second).
 	c.SendWorkers = int(l.float("PARLEY_SEND_WORKERS", float64(max(10, (c.SendMaxInFlight+15)/16))))
+	c.ProcessAhead = l.duration("PARLEY_PROCESS_AHEAD", time.Second)
 	c.RetentionDays = int(l.float("PARLEY_RETENTION_DAYS", 0))
 	c.SarvamModel, c.SarvamLanguage = l.strDefault("PARLEY_SARVAM_MODEL", "saaras:v3"), l.strDefault("PARLEY_SARVAM_LANGUAGE", "unknown")
 	c.GeminiModel = l.strDefault("PARLEY_GEMINI_MODEL", "gemini-2.5-flash")

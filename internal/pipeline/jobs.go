@@ -56,6 +56,7 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	if pending, err := p.messages.HasUnprocessed(ctx, job.Args.ContactID); err == nil && !pending {
 		return nil
 	}
+	defer p.paceProcessing(ctx)()
 	var handled, setAside int
 	err := p.underContact(ctx, job.Args.ContactID, func(tx *gorm.DB, contact *models.Contact) error {
 		var ids []int64
@@ -163,6 +164,7 @@ func (w *processBatchWorker) Work(ctx context.Context, job *river.Job[ProcessBat
 	ctx, span := tracing.Tracer().Start(tracing.Extract(ctx, job.Args.Trace), "process_contacts")
 	defer span.End()
 	var handled int
+	release := p.paceProcessing(ctx)
 	err := p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		contacts, err := p.contacts.LockContacts(ctx, tx, job.Args.ContactIDs, batchLockWait)
 		if err != nil {
@@ -195,6 +197,7 @@ func (w *processBatchWorker) Work(ctx context.Context, job *river.Job[ProcessBat
 		}
 		return p.messages.MarkProcessed(ctx, tx, done)
 	})
+	release()
 	if err != nil {
 		if ctx.Err() != nil {
 			return err // cancelled: nothing was committed; River tries again

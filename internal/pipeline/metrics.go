@@ -11,21 +11,24 @@ import (
 // Metrics are the pipeline's Prometheus collectors. Labels carry providers
 // and outcomes only, never anything about a person.
 type Metrics struct {
-	Webhooks      *prometheus.CounterVec // by provider and outcome; counted by the handlers
-	AckLatency    *prometheus.HistogramVec
-	ingestLatency prometheus.Histogram
-	ingestCommits *prometheus.CounterVec // ingest transactions by outcome
-	ingestBatch   prometheus.Histogram   // webhooks (requests) per committed ingest transaction
-	ingestPending prometheus.Gauge       // webhooks inside Ingest now: queued for a committer or in its batch
-	statuses      *prometheus.CounterVec
-	sends         *prometheus.CounterVec
-	processed     prometheus.Counter
-	setAside      prometheus.Counter
-	jobLatency    *prometheus.HistogramVec
-	ai            *prometheus.CounterVec
-	throttled     *prometheus.CounterVec // provider answers that said slow down (429 and its like), by provider
-	inFlight      *prometheus.GaugeVec   // provider calls out now, by provider
-	inFlightLimit *prometheus.GaugeVec   // how many may be out now, by provider
+	Webhooks       *prometheus.CounterVec // by provider and outcome; counted by the handlers
+	AckLatency     *prometheus.HistogramVec
+	ingestLatency  prometheus.Histogram
+	ingestCommits  *prometheus.CounterVec // ingest transactions by outcome
+	ingestBatch    prometheus.Histogram   // webhooks (requests) per committed ingest transaction
+	ingestPending  prometheus.Gauge       // webhooks inside Ingest now: queued for a committer or in its batch
+	statuses       *prometheus.CounterVec
+	sends          *prometheus.CounterVec
+	processed      prometheus.Counter
+	setAside       prometheus.Counter
+	jobLatency     *prometheus.HistogramVec
+	ai             *prometheus.CounterVec
+	throttled      *prometheus.CounterVec // provider answers that said slow down (429 and its like), by provider
+	inFlight       *prometheus.GaugeVec   // provider calls out now, by provider
+	inFlightLimit  *prometheus.GaugeVec   // how many may be out now, by provider
+	sendsAhead     prometheus.Gauge       // seconds the replies waiting to be sent would take, as last read
+	processPaced   prometheus.Counter     // processing jobs that waited for a turn while sending was behind
+	processWaiting prometheus.Gauge       // processing jobs waiting for a turn now
 }
 
 // NewMetrics makes the collectors and registers them with reg (nil: none).
@@ -77,9 +80,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		inFlightLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "parley_send_in_flight_limit", Help: "How many send calls may be in flight from this instance now (send rate × latency, under the cap and the provider's 429s), by provider.",
 		}, []string{"provider"}),
+		sendsAhead: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_sends_ahead_seconds", Help: "How long the replies waiting in the send queue would take to leave at their provider's send rate (the slowest provider's), as processing last read it.",
+		}),
+		processPaced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_process_paced_total", Help: "Processing jobs that waited for a turn because sending was behind (more than PARLEY_PROCESS_AHEAD of replies waiting).",
+		}),
+		processWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_process_waiting", Help: "Processing jobs waiting for a turn now, because sending is behind.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Webhooks, m.AckLatency, m.ingestLatency, m.ingestCommits, m.ingestBatch, m.ingestPending, m.statuses, m.sends, m.processed, m.setAside, m.jobLatency, m.ai, m.throttled, m.inFlight, m.inFlightLimit)
+		reg.MustRegister(m.Webhooks, m.AckLatency, m.ingestLatency, m.ingestCommits, m.ingestBatch, m.ingestPending, m.statuses, m.sends, m.processed, m.setAside, m.jobLatency, m.ai, m.throttled, m.inFlight, m.inFlightLimit,
+			m.sendsAhead, m.processPaced, m.processWaiting)
 	}
 	return m
 }

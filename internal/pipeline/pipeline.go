@@ -169,6 +169,14 @@ type Config struct {
 	FetchInterval   time.Duration // how often idle workers look for jobs that came due without a notice: retries, snoozes (default 100ms)
 	WhatsAppWindow  time.Duration // free-form replies allowed this long after the contact wrote (24h)
 	MaxAITries      int           // attempts at an AI request before the node's fallback runs (default 4)
+	// ProcessAhead is how far processing may run ahead of sending: when
+	// the replies waiting for the send queue would take longer than this
+	// to leave at their provider's rate, processing slows to a couple of
+	// jobs at a time, leaving the machine to acknowledging (default 1s).
+	ProcessAhead time.Duration
+	// ProcessHold is the longest a processing job waits for its turn
+	// while processing is slowed; then it goes on anyway (default 5s).
+	ProcessHold time.Duration
 	// IngestTimeout bounds how long storing a webhook's messages may take
 	// from its arrival, whatever the database does; past it the webhook
 	// is answered "unavailable" (503) and the platform retries (default
@@ -255,6 +263,12 @@ func (c *Config) defaults() {
 	if c.IngestTimeout <= 0 {
 		c.IngestTimeout = 8 * time.Second
 	}
+	if c.ProcessAhead <= 0 {
+		c.ProcessAhead = time.Second
+	}
+	if c.ProcessHold <= 0 {
+		c.ProcessHold = 5 * time.Second
+	}
 	if c.JobTimeout <= 0 {
 		c.JobTimeout = 15 * time.Second
 	}
@@ -330,6 +344,7 @@ type Pipeline struct {
 	worker   *river.Client[pgx.Tx]  // runs jobs
 	batch    batcher                // group commit of ingests
 	bcast    broadcaster
+	pace     pacer // processing slowed while sending is behind
 }
 
 // New returns a pipeline; Start runs its workers.
@@ -352,6 +367,7 @@ func New(d Deps) (*Pipeline, error) {
 		supabase: d.Supabase, sessions: store.NewSessionStore(d.DB, d.Crypto), templateSources: d.TemplateSources,
 		startKeys: store.NewStartKeys(d.DB, d.Crypto), phones: d.Crypto.Phones, scheduled: store.NewScheduledStore(d.DB, d.Crypto),
 		bcast: broadcaster{store: store.NewBroadcastStore(d.DB, d.Crypto), phones: d.Crypto.Phones, templates: d.Templates},
+		pace:  pacer{turns: make(chan struct{}, pacedWorkers)},
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &processWorker{p: p})
