@@ -44,7 +44,8 @@ type pacer struct {
 // sendBacklogSQL counts, by provider, the messages of send jobs waiting in
 // the queue or running (a running batch holds messages that wait for the
 // send cap's slots): a batch's runs' messages, a single send's (which
-// names no provider: the default rate's). It reads the queue's own fetch
+// names no provider, so it counts at PARLEY_SEND_RATE, though its
+// provider's own rate may be higher). It reads the queue's own fetch
 // index, at most backlogCap jobs.
 const sendBacklogSQL = `SELECT coalesce(args->>'provider', ''),
 		sum(CASE WHEN kind = 'send_batch' THEN (SELECT coalesce(sum(jsonb_array_length(r)), 0) FROM jsonb_array_elements(args->'runs') r)
@@ -110,8 +111,8 @@ func (p *Pipeline) readSendBacklog(ctx context.Context) time.Duration {
 }
 
 // paceProcessing waits for a processing job's turn while sending is
-// behind (see above), for at most Config.ProcessHold and never past ctx's
-// deadline less the hold, and returns what gives the turn back.
+// behind (see above), for at most Config.ProcessHold and a third of the
+// time ctx has left, and returns what gives the turn back.
 func (p *Pipeline) paceProcessing(ctx context.Context) func() {
 	if p.sendsAhead(ctx) <= p.cfg.ProcessAhead {
 		return func() {}
