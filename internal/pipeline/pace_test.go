@@ -55,20 +55,49 @@ func (g *gated) counts() (in, most int) {
 	return g.in, g.most
 }
 
-// gaugeValue reads a gauge without labels from reg.
-func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// waitHolding waits until g holds n messages at once.
+func (g *gated) waitHolding(t *testing.T, what string, n int) {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
+	waitFor(t, what, func() bool {
+		in, _ := g.counts()
+		return in == n
+	})
+}
+
+// finish lets go and waits until n inbound messages are processed.
+func (g *gated) finish(t *testing.T, e *env, n int) {
+	t.Helper()
+	g.let()
+	waitFor(t, "every message processed", func() bool {
+		return e.count(t, `SELECT count(*) FROM messages WHERE direction = 'in' AND processed_at IS NOT NULL`) == n
+	})
+}
+
+// holdSends pauses the send queue, so what waits in it stays, and puts
+// there a batch of replies (none: nothing).
+func holdSends(t *testing.T, e *env, replies int) {
+	t.Helper()
+	if _, err := e.db.Pool.Exec(context.Background(), `INSERT INTO river_queue (name, created_at, metadata, paused_at, updated_at)
+		VALUES ('send', now(), '{}', now(), now())`); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range families {
-		if f.GetName() == name {
-			return f.GetMetric()[0].GetGauge().GetValue()
+	if replies == 0 {
+		return
+	}
+	if _, err := e.db.Pool.Exec(context.Background(), `INSERT INTO river_job (kind, queue, args, state, max_attempts)
+		VALUES ('send_batch', 'send', jsonb_build_object('provider', 'twilio', 'runs', jsonb_build_array(to_jsonb(array(SELECT generate_series(1, $1::int))))), 'available', 8)`, replies); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ingestEach ingests a message from each of n contacts, one webhook each.
+func ingestEach(t *testing.T, p *pipeline.Pipeline, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := p.Ingest(context.Background(), []channel.Inbound{sms(fmt.Sprintf("SM%d", i), fmt.Sprintf("+9198765432%02d", i), "hi")}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	t.Fatalf("%s is not registered", name)
-	return 0
 }
 
 // Processing runs no further ahead of sending than PARLEY_PROCESS_AHEAD:
@@ -81,18 +110,12 @@ func TestProcessing_SlowsWhileSendingIsBehind(t *testing.T) {
 	for _, behind := range []bool{true, false} {
 		t.Run(fmt.Sprintf("behind=%v", behind), func(t *testing.T) {
 			e := newEnv(t)
-			// The send queue is paused, so what waits in it stays; 30
-			// replies at 10 a second are three seconds of sending.
-			if _, err := e.db.Pool.Exec(context.Background(), `INSERT INTO river_queue (name, created_at, metadata, paused_at, updated_at)
-				VALUES ('send', now(), '{}', now(), now())`); err != nil {
-				t.Fatal(err)
-			}
+			// 30 replies at 10 a second are three seconds of sending.
+			replies := 0
 			if behind {
-				if _, err := e.db.Pool.Exec(context.Background(), `INSERT INTO river_job (kind, queue, args, state, max_attempts)
-					VALUES ('send_batch', 'send', jsonb_build_object('provider', 'twilio', 'runs', jsonb_build_array(to_jsonb(array(SELECT generate_series(1, 30))))), 'available', 8)`); err != nil {
-					t.Fatal(err)
-				}
+				replies = 30
 			}
+			holdSends(t, e, replies)
 			g := newGated()
 			reg := prometheus.NewRegistry()
 			p := e.startWith(t, pipeline.Deps{Responder: g, Metrics: pipeline.NewMetrics(reg),
@@ -100,31 +123,21 @@ func TestProcessing_SlowsWhileSendingIsBehind(t *testing.T) {
 				Config: pipeline.Config{Workers: workers, SendRate: 10, ProcessAhead: time.Second,
 					ProcessHold: 10 * time.Minute, JobTimeout: 30 * time.Minute, FetchInterval: 20 * time.Millisecond}})
 			t.Cleanup(g.let) // runs before the pipeline stops
-			for i := range contacts {
-				if _, err := p.Ingest(context.Background(), []channel.Inbound{sms(fmt.Sprintf("SM%d", i), fmt.Sprintf("+9198765432%02d", i), "hi")}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			ingestEach(t, p, contacts)
 			if behind {
 				waitFor(t, "two jobs processing and four waiting their turn", func() bool {
 					in, _ := g.counts()
-					return in == 2 && gaugeValue(t, reg, "parley_process_waiting") == contacts-2
+					return in == 2 && metricValue(t, reg, "parley_process_waiting") == contacts-2
 				})
-				if got := gaugeValue(t, reg, "parley_sends_ahead_seconds"); got != 3 {
+				if got := metricValue(t, reg, "parley_sends_ahead_seconds"); got != 3 {
 					t.Fatalf("sends ahead = %v s, want 3 (30 replies at 10 a second)", got)
 				}
 			} else {
-				waitFor(t, "every job processing at once", func() bool {
-					in, _ := g.counts()
-					return in == contacts
-				})
+				g.waitHolding(t, "every job processing at once", contacts)
 			}
-			g.let()
-			waitFor(t, "every message processed", func() bool {
-				return e.count(t, `SELECT count(*) FROM messages WHERE direction = 'in' AND processed_at IS NOT NULL`) == contacts
-			})
+			g.finish(t, e, contacts)
 			_, most := g.counts()
-			paced := counterValue(t, reg, "parley_process_paced_total")
+			paced := metricValue(t, reg, "parley_process_paced_total")
 			switch {
 			case behind && (most != 2 || paced != contacts-2):
 				t.Fatalf("sending behind: %d jobs processed at once, %v waited their turn; want 2 and %d", most, paced, contacts-2)
@@ -140,14 +153,7 @@ func TestProcessing_SlowsWhileSendingIsBehind(t *testing.T) {
 // holds (a provider that is down keeps its replies there).
 func TestProcessing_PacedJobsGoOnAfterTheHold(t *testing.T) {
 	e := newEnv(t)
-	if _, err := e.db.Pool.Exec(context.Background(), `INSERT INTO river_queue (name, created_at, metadata, paused_at, updated_at)
-		VALUES ('send', now(), '{}', now(), now())`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.db.Pool.Exec(context.Background(), `INSERT INTO river_job (kind, queue, args, state, max_attempts)
-		VALUES ('send_batch', 'send', jsonb_build_object('provider', 'twilio', 'runs', jsonb_build_array(to_jsonb(array(SELECT generate_series(1, 30))))), 'available', 8)`); err != nil {
-		t.Fatal(err)
-	}
+	holdSends(t, e, 30)
 	const contacts = 4
 	g := newGated()
 	reg := prometheus.NewRegistry()
@@ -156,22 +162,12 @@ func TestProcessing_PacedJobsGoOnAfterTheHold(t *testing.T) {
 		Config: pipeline.Config{Workers: contacts, SendRate: 10, ProcessAhead: time.Second,
 			ProcessHold: 50 * time.Millisecond, FetchInterval: 20 * time.Millisecond}})
 	t.Cleanup(g.let)
-	for i := range contacts {
-		if _, err := p.Ingest(context.Background(), []channel.Inbound{sms(fmt.Sprintf("SM%d", i), fmt.Sprintf("+9198765432%02d", i), "hi")}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ingestEach(t, p, contacts)
 	// Two hold the turns and stay (the gate is shut); the others, past
 	// their hold, go on beside them.
-	waitFor(t, "every job processing, two of them past their hold", func() bool {
-		in, _ := g.counts()
-		return in == contacts
-	})
-	g.let()
-	waitFor(t, "every message processed", func() bool {
-		return e.count(t, `SELECT count(*) FROM messages WHERE direction = 'in' AND processed_at IS NOT NULL`) == contacts
-	})
-	if paced := counterValue(t, reg, "parley_process_paced_total"); paced != contacts-2 {
+	g.waitHolding(t, "every job processing, two of them past their hold", contacts)
+	g.finish(t, e, contacts)
+	if paced := metricValue(t, reg, "parley_process_paced_total"); paced != contacts-2 {
 		t.Fatalf("%v jobs waited their turn, want %d", paced, contacts-2)
 	}
 }

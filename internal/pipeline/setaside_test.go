@@ -112,7 +112,7 @@ func TestProcess_AMessageThatAlwaysFailsIsSetAsideAndTheRestGoOn(t *testing.T) {
 	if convStatus != "handoff" || convError == "" {
 		t.Fatalf("conversation %s (%q), want handed to a person with the reason", convStatus, convError)
 	}
-	if got := counterValue(t, reg, "parley_messages_set_aside_total"); got != 1 {
+	if got := metricValue(t, reg, "parley_messages_set_aside_total"); got != 1 {
 		t.Fatalf("parley_messages_set_aside_total = %v, want 1", got)
 	}
 
@@ -125,8 +125,8 @@ func TestProcess_AMessageThatAlwaysFailsIsSetAsideAndTheRestGoOn(t *testing.T) {
 	})
 }
 
-// counterValue reads a counter without labels from reg.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// metricValue reads a counter or a gauge without labels from reg.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
@@ -134,6 +134,9 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	for _, f := range families {
 		if f.GetName() == name {
+			if g := f.GetMetric()[0].GetGauge(); g != nil {
+				return g.GetValue()
+			}
 			return f.GetMetric()[0].GetCounter().GetValue()
 		}
 	}
