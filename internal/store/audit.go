@@ -37,10 +37,16 @@ func (s *AuditStore) now() time.Time {
 	return time.Now().UTC().Truncate(time.Microsecond)
 }
 
-// Append adds e to the log inside tx, so it commits with what it records.
-// Entries take their place in the chain (seq) under a lock held to the
-// end of tx, so appends from any number of instances form one chain.
+// Append adds e to the log inside tx, so it commits with what it records,
+// or in a transaction of its own when tx is nil. Entries take their place
+// in the chain (seq) under a lock held to the end of the transaction, so
+// appends from any number of instances form one chain.
 func (s *AuditStore) Append(ctx context.Context, tx *gorm.DB, e *models.AuditEvent) error {
+	if tx == nil {
+		// Outside a transaction the lock would end with its own
+		// statement, before the head is read.
+		return s.Within(ctx, e, nil)
+	}
 	g := gormFor(ctx, s.db, s.crypto, tx)
 	if err := g.Exec("SELECT pg_advisory_xact_lock(?)", auditLock).Error; err != nil {
 		return dbError(err, "Audit")

@@ -55,6 +55,39 @@ func TestAuditStore_ManyAppendsFromTwoInstancesFormOneChain(t *testing.T) {
 	}
 }
 
+// An entry appended with no transaction of the caller's (a read of a
+// broadcast) takes its place in the chain under the chain's lock like any
+// other: appended beside one another they never claim the same place
+// (the lock taken outside a transaction ended with its own statement, and
+// a broadcast round appending at the same time failed on the duplicate).
+func TestAuditStore_AppendsWithoutATransactionFormOneChain(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a := store.NewAuditStore(f.db, f.crypto)
+	const writers, each = 4, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for n := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if err := a.Append(ctx, nil, &models.AuditEvent{Action: "test.read", SubjectType: "writer", SubjectID: fmt.Sprint(n),
+					Details: map[string]any{"i": i}}); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("append: %v", err)
+	}
+	checked, err := a.Verify(ctx)
+	if err != nil || checked != writers*each {
+		t.Fatalf("Verify = %d, %v; want %d, nil", checked, err, writers*each)
+	}
+}
+
 func TestAuditStore_VerifyFindsATamperedChain(t *testing.T) {
 	tests := []struct {
 		label  string
