@@ -164,7 +164,7 @@ func (w *processBatchWorker) Work(ctx context.Context, job *river.Job[ProcessBat
 	ctx, span := tracing.Tracer().Start(tracing.Extract(ctx, job.Args.Trace), "process_contacts")
 	defer span.End()
 	var handled int
-	release := p.paceProcessing(ctx)
+	defer p.paceProcessing(ctx)()
 	err := p.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		contacts, err := p.contacts.LockContacts(ctx, tx, job.Args.ContactIDs, batchLockWait)
 		if err != nil {
@@ -197,7 +197,6 @@ func (w *processBatchWorker) Work(ctx context.Context, job *river.Job[ProcessBat
 		}
 		return p.messages.MarkProcessed(ctx, tx, done)
 	})
-	release()
 	if err != nil {
 		if ctx.Err() != nil {
 			return err // cancelled: nothing was committed; River tries again

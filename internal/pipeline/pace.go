@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -18,6 +19,10 @@ import (
 // instance processes pacedWorkers contacts' jobs at a time instead of
 // Config.Workers; a job waits for its turn at most Config.ProcessHold, and
 // then goes on anyway, so no job ever waits on a provider that is down.
+// What it costs: the slowest provider's queue paces every contact's
+// processing, and a job waiting for its turn holds one of the default
+// queue's workers (timers, broadcast rounds and events share them) for
+// that while.
 
 // pacedWorkers is how many processing jobs run at once while sending is
 // behind: enough to keep replies coming at any cap.
@@ -39,24 +44,28 @@ type pacer struct {
 	// reading is closed when the read under way ends (nil: none is):
 	// the other jobs take the last value meanwhile, or wait for the first.
 	reading chan struct{}
+	failing bool // the last read failed (logged once, until one succeeds)
 }
 
 // sendBacklogSQL counts, by provider, the messages of send jobs waiting in
-// the queue or running (a running batch holds messages that wait for the
-// send cap's slots): a batch's runs' messages, a single send's (which
-// names no provider, so it counts at PARLEY_SEND_RATE, though its
-// provider's own rate may be higher). It reads the queue's own fetch
-// index, at most backlogCap jobs.
+// the queue, snoozed for a slot of the send cap or after a 429
+// (scheduled), or running (a running batch holds messages that wait for
+// the cap's slots): a batch's runs' messages, a single send's (which names
+// no provider, so it counts at PARLEY_SEND_RATE, though its provider's own
+// rate may be higher). Args of another shape count one message, never an
+// error. It reads the queue's own fetch index, at most backlogCap jobs.
 const sendBacklogSQL = `SELECT coalesce(args->>'provider', ''),
-		sum(CASE WHEN kind = 'send_batch' THEN (SELECT coalesce(sum(jsonb_array_length(r)), 0) FROM jsonb_array_elements(args->'runs') r)
-		         ELSE coalesce(jsonb_array_length(args->'message_ids'), 1) END)::bigint
-	FROM (SELECT kind, args FROM river_job WHERE state IN ('available', 'running') AND queue = $1 LIMIT $2) j
+		sum(CASE WHEN kind = 'send_batch' AND jsonb_typeof(args->'runs') = 'array' THEN
+		           (SELECT coalesce(sum(CASE WHEN jsonb_typeof(r) = 'array' THEN jsonb_array_length(r) ELSE 1 END), 0) FROM jsonb_array_elements(args->'runs') r)
+		         WHEN jsonb_typeof(args->'message_ids') = 'array' THEN jsonb_array_length(args->'message_ids')
+		         ELSE 1 END)::bigint
+	FROM (SELECT kind, args FROM river_job WHERE state IN ('available', 'running', 'scheduled') AND queue = $1 LIMIT $2) j
 	GROUP BY 1`
 
 // sendsAhead returns how long the replies waiting in the send queue would
 // take to leave at their providers' rates (the slowest provider's), read
-// at most every backlogEvery. A failed read counts as none waiting: pacing
-// never stops processing.
+// at most every backlogEvery. A failed read counts as none waiting (logged
+// once): pacing never stops processing.
 func (p *Pipeline) sendsAhead(ctx context.Context) time.Duration {
 	pc := &p.pace
 	pc.mu.Lock()
@@ -78,21 +87,33 @@ func (p *Pipeline) sendsAhead(ctx context.Context) time.Duration {
 	reading := make(chan struct{})
 	pc.reading = reading
 	pc.mu.Unlock()
-	ahead := p.readSendBacklog(ctx)
+	ahead, err := p.readSendBacklog(ctx)
 	pc.mu.Lock()
-	pc.ahead, pc.at, pc.reading = ahead, time.Now(), nil
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// This job's own time ran out: the next job reads again.
+	case err != nil:
+		if !pc.failing {
+			p.log.Warn("processing is not paced: the send queue could not be read", slog.String("error", err.Error()))
+		}
+		pc.ahead, pc.at, pc.failing = 0, time.Now(), true
+	default:
+		pc.ahead, pc.at, pc.failing = ahead, time.Now(), false
+	}
+	pc.reading = nil
+	ahead = pc.ahead
 	pc.mu.Unlock()
 	close(reading)
 	p.metrics.sendsAhead.Set(ahead.Seconds())
 	return ahead
 }
 
-func (p *Pipeline) readSendBacklog(ctx context.Context) time.Duration {
+func (p *Pipeline) readSendBacklog(ctx context.Context) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	rows, err := p.db.Pool.Query(ctx, sendBacklogSQL, queueSend, backlogCap)
 	if err != nil {
-		return 0
+		return 0, err
 	}
 	defer rows.Close()
 	var ahead time.Duration
@@ -100,14 +121,11 @@ func (p *Pipeline) readSendBacklog(ctx context.Context) time.Duration {
 		var provider string
 		var n int64
 		if err := rows.Scan(&provider, &n); err != nil {
-			return 0
+			return 0, err
 		}
 		ahead = max(ahead, time.Duration(float64(n)/p.cfg.rate(provider)*float64(time.Second)))
 	}
-	if rows.Err() != nil {
-		return 0
-	}
-	return ahead
+	return ahead, rows.Err()
 }
 
 // paceProcessing waits for a processing job's turn while sending is

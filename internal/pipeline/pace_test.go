@@ -90,11 +90,18 @@ func holdSends(t *testing.T, e *env, replies int) {
 	}
 }
 
-// ingestEach ingests a message from each of n contacts, one webhook each.
-func ingestEach(t *testing.T, p *pipeline.Pipeline, n int) {
+// ingestEach ingests a message from each of n contacts, one webhook each
+// (a processing job each), and with together a webhook of two more
+// contacts (one batch job for both).
+func ingestEach(t *testing.T, p *pipeline.Pipeline, n int, together bool) {
 	t.Helper()
 	for i := range n {
 		if _, err := p.Ingest(context.Background(), []channel.Inbound{sms(fmt.Sprintf("SM%d", i), fmt.Sprintf("+9198765432%02d", i), "hi")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if together {
+		if _, err := p.Ingest(context.Background(), []channel.Inbound{sms("SMa", "+919812300001", "hi"), sms("SMb", "+919812300002", "hi")}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -106,16 +113,26 @@ func ingestEach(t *testing.T, p *pipeline.Pipeline, n int) {
 // free, and the others wait their turn; every message is still processed.
 // Without such a queue the same jobs all run at once.
 func TestProcessing_SlowsWhileSendingIsBehind(t *testing.T) {
-	const workers, contacts = 6, 6
+	// Four contacts' jobs and a batch job of two more (one message at a
+	// time in it): five jobs, six messages.
+	const workers, jobs, contacts = 6, 5, 6
 	for _, behind := range []bool{true, false} {
 		t.Run(fmt.Sprintf("behind=%v", behind), func(t *testing.T) {
 			e := newEnv(t)
-			// 30 replies at 10 a second are three seconds of sending.
+			// 30 replies at 10 a second are three seconds of sending, and
+			// a job of another shape counts one reply more (it does not
+			// fail the read).
 			replies := 0
 			if behind {
 				replies = 30
 			}
 			holdSends(t, e, replies)
+			if behind {
+				if _, err := e.db.Pool.Exec(context.Background(), `INSERT INTO river_job (kind, queue, args, state, max_attempts)
+					VALUES ('send_message', 'send', '{"provider": "twilio", "message_ids": "not a list"}', 'available', 8)`); err != nil {
+					t.Fatal(err)
+				}
+			}
 			g := newGated()
 			reg := prometheus.NewRegistry()
 			p := e.startWith(t, pipeline.Deps{Responder: g, Metrics: pipeline.NewMetrics(reg),
@@ -123,26 +140,26 @@ func TestProcessing_SlowsWhileSendingIsBehind(t *testing.T) {
 				Config: pipeline.Config{Workers: workers, SendRate: 10, ProcessAhead: time.Second,
 					ProcessHold: 10 * time.Minute, JobTimeout: 30 * time.Minute, FetchInterval: 20 * time.Millisecond}})
 			t.Cleanup(g.let) // runs before the pipeline stops
-			ingestEach(t, p, contacts)
+			ingestEach(t, p, jobs-1, true)
 			if behind {
-				waitFor(t, "two jobs processing and four waiting their turn", func() bool {
+				waitFor(t, "two jobs processing and three waiting their turn", func() bool {
 					in, _ := g.counts()
-					return in == 2 && metricValue(t, reg, "parley_process_waiting") == contacts-2
+					return in == 2 && metricValue(t, reg, "parley_process_waiting") == jobs-2
 				})
-				if got := metricValue(t, reg, "parley_sends_ahead_seconds"); got != 3 {
-					t.Fatalf("sends ahead = %v s, want 3 (30 replies at 10 a second)", got)
+				if got := metricValue(t, reg, "parley_sends_ahead_seconds"); got != 3.1 {
+					t.Fatalf("sends ahead = %v s, want 3.1 (31 replies at 10 a second)", got)
 				}
 			} else {
-				g.waitHolding(t, "every job processing at once", contacts)
+				g.waitHolding(t, "every job processing at once", jobs)
 			}
 			g.finish(t, e, contacts)
 			_, most := g.counts()
 			paced := metricValue(t, reg, "parley_process_paced_total")
 			switch {
-			case behind && (most != 2 || paced != contacts-2):
-				t.Fatalf("sending behind: %d jobs processed at once, %v waited their turn; want 2 and %d", most, paced, contacts-2)
-			case !behind && (most != contacts || paced != 0):
-				t.Fatalf("sending not behind: %d jobs processed at once, %v waited their turn; want %d and 0", most, paced, contacts)
+			case behind && (most != 2 || paced != jobs-2):
+				t.Fatalf("sending behind: %d jobs processed at once, %v waited their turn; want 2 and %d", most, paced, jobs-2)
+			case !behind && (most != jobs || paced != 0):
+				t.Fatalf("sending not behind: %d jobs processed at once, %v waited their turn; want %d and 0", most, paced, jobs)
 			}
 		})
 	}
@@ -162,7 +179,7 @@ func TestProcessing_PacedJobsGoOnAfterTheHold(t *testing.T) {
 		Config: pipeline.Config{Workers: contacts, SendRate: 10, ProcessAhead: time.Second,
 			ProcessHold: 50 * time.Millisecond, FetchInterval: 20 * time.Millisecond}})
 	t.Cleanup(g.let)
-	ingestEach(t, p, contacts)
+	ingestEach(t, p, contacts, false)
 	// Two hold the turns and stay (the gate is shut); the others, past
 	// their hold, go on beside them.
 	g.waitHolding(t, "every job processing, two of them past their hold", contacts)
