@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/parley-chat/parley/internal/store"
 )
 
 // Processing paced by sending: replies leave no faster than the providers'
@@ -46,21 +48,6 @@ type pacer struct {
 	reading chan struct{}
 	failing bool // the last read failed (logged once, until one succeeds)
 }
-
-// sendBacklogSQL counts, by provider, the messages of send jobs waiting in
-// the queue, snoozed for a slot of the send cap or after a 429
-// (scheduled), or running (a running batch holds messages that wait for
-// the cap's slots): a batch's runs' messages, a single send's (which names
-// no provider, so it counts at PARLEY_SEND_RATE, though its provider's own
-// rate may be higher). Args of another shape count one message, never an
-// error. It reads the queue's own fetch index, at most backlogCap jobs.
-const sendBacklogSQL = `SELECT coalesce(args->>'provider', ''),
-		sum(CASE WHEN kind = 'send_batch' AND jsonb_typeof(args->'runs') = 'array' THEN
-		           (SELECT coalesce(sum(CASE WHEN jsonb_typeof(r) = 'array' THEN jsonb_array_length(r) ELSE 1 END), 0) FROM jsonb_array_elements(args->'runs') r)
-		         WHEN jsonb_typeof(args->'message_ids') = 'array' THEN jsonb_array_length(args->'message_ids')
-		         ELSE 1 END)::bigint
-	FROM (SELECT kind, args FROM river_job WHERE state IN ('available', 'running', 'scheduled') AND queue = $1 LIMIT $2) j
-	GROUP BY 1`
 
 // sendsAhead returns how long the replies waiting in the send queue would
 // take to leave at their providers' rates (the slowest provider's), read
@@ -108,24 +95,19 @@ func (p *Pipeline) sendsAhead(ctx context.Context) time.Duration {
 	return ahead
 }
 
+// readSendBacklog reads the send queue (store.QueuedSends) as the time
+// its slowest provider needs to send what waits there. A single send names
+// no provider, so it counts at PARLEY_SEND_RATE, though its provider's own
+// rate may be higher.
 func (p *Pipeline) readSendBacklog(ctx context.Context) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	rows, err := p.db.Pool.Query(ctx, sendBacklogSQL, queueSend, backlogCap)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
+	counts, err := store.QueuedSends(ctx, p.db, queueSend, backlogCap)
 	var ahead time.Duration
-	for rows.Next() {
-		var provider string
-		var n int64
-		if err := rows.Scan(&provider, &n); err != nil {
-			return 0, err
-		}
+	for provider, n := range counts {
 		ahead = max(ahead, time.Duration(float64(n)/p.cfg.rate(provider)*float64(time.Second)))
 	}
-	return ahead, rows.Err()
+	return ahead, err
 }
 
 // paceProcessing waits for a processing job's turn while sending is

@@ -40,6 +40,33 @@ func JobCounts(ctx context.Context, db *DB, states []string) ([]JobCount, error)
 	return counts, dbError(err, "Queue")
 }
 
+// QueuedSends counts, by provider, the messages of the send jobs in queue
+// that wait (available), are snoozed (for a slot of the send cap, or
+// after a 429: scheduled) or run (a running batch holds messages that wait
+// for the cap's slots), from the queue's own fetch index, at most limit
+// jobs: a batch's runs' messages, a single send's (which names no
+// provider: ""). Args of another shape count one message, never an error.
+func QueuedSends(ctx context.Context, db *DB, queue string, limit int) (map[string]int64, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT coalesce(args->>'provider', ''),
+		sum(CASE WHEN kind = 'send_batch' AND jsonb_typeof(args->'runs') = 'array' THEN
+		           (SELECT coalesce(sum(CASE WHEN jsonb_typeof(r) = 'array' THEN jsonb_array_length(r) ELSE 1 END), 0) FROM jsonb_array_elements(args->'runs') r)
+		         WHEN jsonb_typeof(args->'message_ids') = 'array' THEN jsonb_array_length(args->'message_ids')
+		         ELSE 1 END)::bigint
+		FROM (SELECT kind, args FROM river_job WHERE state IN ('available', 'running', 'scheduled') AND queue = $1 LIMIT $2) j
+		GROUP BY 1`, queue, limit)
+	if err != nil {
+		return nil, dbError(err, "Queue")
+	}
+	counts := map[string]int64{}
+	var provider string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&provider, &n}, func() error {
+		counts[provider] = n
+		return nil
+	})
+	return counts, dbError(err, "Queue")
+}
+
 // FailingJobs returns the most recent jobs whose last attempt failed, up
 // to limit.
 func FailingJobs(ctx context.Context, db *DB, limit int) ([]FailingJob, error) {
