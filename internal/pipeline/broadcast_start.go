@@ -38,19 +38,28 @@ func (p *Pipeline) startRound(ctx context.Context, tx *gorm.DB, b *models.Broadc
 	var runs [][]int64
 	for _, c := range claimed {
 		var sends []int64
-		err := tx.Transaction(func(tx *gorm.DB) error {
-			contact, err := p.contacts.LockContact(ctx, tx, c.ContactID)
-			if err != nil {
-				return err
-			}
-			var jobs runJobs
-			req := StartRequest{Flow: b.Message.FlowID, Variables: c.Vars, Template: recipientTemplate(b.Message.Template, c), Provider: b.Provider}
-			if _, err := p.startIn(ctx, tx, actor, contact, req, reg, &jobs); err != nil {
-				return err
-			}
-			sends = takeSends(&jobs)
-			return p.flush(ctx, tx, &jobs)
-		})
+		start := func() error {
+			return tx.Transaction(func(tx *gorm.DB) error {
+				contact, err := p.contacts.LockContact(ctx, tx, c.ContactID)
+				if err != nil {
+					return err
+				}
+				var jobs runJobs
+				req := StartRequest{Flow: b.Message.FlowID, Variables: c.Vars, Template: recipientTemplate(b.Message.Template, c), Provider: b.Provider}
+				if _, err := p.startIn(ctx, tx, actor, contact, req, reg, &jobs); err != nil {
+					return err
+				}
+				sends = takeSends(&jobs)
+				return p.flush(ctx, tx, &jobs)
+			})
+		}
+		err := start()
+		if unexpectedConflict(err) {
+			// A row some other writer took at the same moment: once it has
+			// committed the start may pass, so it is tried once more
+			// before the recipient is left out for good.
+			err = start()
+		}
 		if reason := startExclusion(err); reason != "" {
 			if reason == models.ExcludedRefused {
 				p.log.Warn("broadcast: a start refused", slog.Int64("broadcast", b.ID), slog.Int64("contact", c.ContactID), slog.String("code", models.ErrorCode(err)))
@@ -107,6 +116,12 @@ func takeSends(jobs *runJobs) []int64 {
 	}
 	jobs.all, jobs.send = keep, 0
 	return ids
+}
+
+// unexpectedConflict is a start refused by a conflict none of the start's
+// own checks names: a unique key taken by another writer, transient or not.
+func unexpectedConflict(err error) bool {
+	return models.ErrorCode(err) == models.ECONFLICT && startExclusion(err) == models.ExcludedRefused
 }
 
 // startExclusion is why a refused start leaves a recipient out, or "" when

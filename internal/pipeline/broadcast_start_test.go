@@ -277,3 +277,61 @@ func TestBroadcast_ProviderAskedFor(t *testing.T) {
 		}
 	}
 }
+
+// A start refused by a conflict none of its checks names (a unique key
+// another writer took at that moment) is tried once more before its
+// recipient is left out: one whose conversation conflicts once is started
+// and sent its opening; one whose conflicts every time is left out as
+// refused, once, and the third is started as if nothing happened.
+func TestBroadcast_StartConflictTriedOnceMore(t *testing.T) {
+	e, p, _ := startEnv(t)
+	ctx := context.Background()
+	numbers := []string{"+919800000011", "+919800000012", "+919800000013"}
+	contacts := store.NewContactStore(e.db, e.crypto)
+	ids := make([]int64, len(numbers))
+	for i, n := range numbers {
+		c, _, err := contacts.FindOrCreate(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = c.ID
+	}
+	// A sequence, as a savepoint's rollback takes back any row written.
+	e.exec(t, `CREATE SEQUENCE conflict_once;
+		CREATE FUNCTION conflict_test() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.contact_id = `+itoa(ids[1])+` OR (NEW.contact_id = `+itoa(ids[0])+` AND nextval('conflict_once') = 1) THEN
+				RAISE unique_violation USING MESSAGE = 'taken by the test';
+			END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER conflict_test BEFORE INSERT ON conversations FOR EACH ROW EXECUTE FUNCTION conflict_test();`)
+	csv := "phone,doctor,appointment_at\n" + numbers[0] + ",Dr Rao,10:00\n" + numbers[1] + ",Dr Rao,11:00\n" + numbers[2] + ",Dr Rao,12:00\n"
+	plan, err := p.PlanBroadcast(ctx, broadcaster, pipeline.BroadcastRequest{Name: "Reminders", Channel: models.ChannelSMS,
+		Message: models.BroadcastMessage{FlowID: "reminder"}, CSV: strings.NewReader(csv)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ConfirmBroadcast(ctx, broadcaster, plan.Broadcast.ID); err != nil {
+		t.Fatal(err)
+	}
+	var pr *models.BroadcastProgress
+	waitLong(t, "the broadcast to finish", func() bool {
+		b, got, err := p.Broadcast(ctx, broadcaster, plan.Broadcast.ID)
+		pr = got
+		return err == nil && b.Status == models.BroadcastDone && got.Queued == 0 && e.idle(t)
+	})
+	if pr.Sent != 2 || pr.ExcludedTotal() != 1 || pr.Excluded[models.ExcludedRefused] != 1 {
+		t.Fatalf("progress %+v, want 2 sent and the one that always conflicts left out as refused", pr)
+	}
+	got := map[string]int{}
+	for _, s := range e.api.Sent() {
+		got[s.To]++
+	}
+	if got[numbers[0]] != 2 || got[numbers[1]] != 0 || got[numbers[2]] != 2 {
+		t.Fatalf("sent %v; want the opening and its question to the first and the third", got)
+	}
+	if n := e.count(t, `SELECT count(*) FROM broadcast_recipients WHERE contact_id = $1 AND status = 'excluded'`, ids[1]); n != 1 {
+		t.Fatalf("the one that always conflicts: %d excluded rows", n)
+	}
+}
