@@ -127,6 +127,16 @@ func pendingOf(conv *models.Conversation) (*engine.AIRequest, error) {
 	return &req, nil
 }
 
+// Stale implements Waiter: a conversation's wait_seq only grows, so a wait
+// of an earlier one, or of a conversation erased, stays stale.
+func (f *Flows) Stale(ctx context.Context, w WaitArgs) (bool, error) {
+	seq, err := f.conversations.WaitSeq(ctx, w.ConversationID)
+	if models.ErrorCode(err) == models.ENOTFOUND {
+		return true, nil
+	}
+	return err == nil && seq != w.Seq, err
+}
+
 // Timeout implements Waiter.
 func (f *Flows) Timeout(ctx context.Context, tx *gorm.DB, contact *models.Contact, w WaitArgs) (*Outcome, error) {
 	conv, err := f.conversations.Get(ctx, tx, w.ConversationID)

@@ -756,6 +756,9 @@ func (w *waitWorker) Work(ctx context.Context, job *river.Job[WaitArgs]) error {
 	if !ok {
 		return nil
 	}
+	if stale, err := waiter.Stale(ctx, job.Args); err != nil || stale {
+		return err
+	}
 	err := p.underContact(ctx, job.Args.ContactID, func(tx *gorm.DB, contact *models.Contact) error {
 		out, err := waiter.Timeout(ctx, tx, contact, job.Args)
 		if err != nil {

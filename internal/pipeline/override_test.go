@@ -122,6 +122,46 @@ func TestWaits_FireAfterARestart(t *testing.T) {
 	}
 }
 
+// A wait that comes due after the person answered is stale, and is told
+// apart without the contact's lock: it is dropped while a transaction holds
+// the contact (as a processing run does), where it waited for the lock
+// before, and sends nothing.
+func TestWaits_StaleOnesWaitForNoLock(t *testing.T) {
+	e := newEnv(t)
+	p := e.start(t, pipeline.NewFlows(engine.Builtin(), e.db, e.crypto))
+	conv := startConversation(t, e, p) // asked for a name, answered, asked for an age
+	var seq int64
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT wait_seq FROM conversations WHERE id = $1`, conv).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	stale := e.count(t, `SELECT count(*) FROM river_job WHERE kind = 'conversation_wait' AND state = 'scheduled' AND (args->>'seq')::bigint < $1`, seq)
+	if stale == 0 {
+		t.Fatal("no stale wait scheduled: the name's question set none")
+	}
+	sent := len(e.api.Sent())
+	ctx := context.Background()
+	hold, err := e.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hold.Rollback(ctx) })
+	if _, err := hold.Exec(ctx, `SELECT 1 FROM contacts FOR NO KEY UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	e.exec(t, `UPDATE river_job SET state = 'available', scheduled_at = now()
+		WHERE kind = 'conversation_wait' AND state = 'scheduled' AND (args->>'seq')::bigint < $1`, seq)
+	waitFor(t, "the stale waits, the contact held", func() bool {
+		return e.count(t, `SELECT count(*) FROM river_job WHERE kind = 'conversation_wait' AND state = 'completed'`) == stale
+	})
+	if err := hold.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the pipeline to settle", func() bool { return e.idle(t) })
+	if n := len(e.api.Sent()); n != sent {
+		t.Fatalf("stale waits sent %d messages", n-sent)
+	}
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func TestFlows_AnIdleConversationExpires(t *testing.T) {

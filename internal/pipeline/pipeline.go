@@ -57,6 +57,10 @@ type BatchResponder interface {
 type Waiter interface {
 	// Timeout answers a wait that came due; a stale one changes nothing.
 	Timeout(ctx context.Context, tx *gorm.DB, contact *models.Contact, w WaitArgs) (*Outcome, error)
+	// Stale reports, without a lock, a wait that can change nothing any
+	// more, whatever happens next: most come due after the person
+	// answered, and those need not wait for the contact's turn.
+	Stale(ctx context.Context, w WaitArgs) (bool, error)
 }
 
 // Outcome is what a responder decided.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"time"
 
@@ -87,6 +88,16 @@ func (s *ConversationStore) Read(ctx context.Context, id int64) (*models.Convers
 		return nil, dbError(err, "Conversation")
 	}
 	return row.model()
+}
+
+// WaitSeq reads a conversation's wait_seq, without a lock.
+func (s *ConversationStore) WaitSeq(ctx context.Context, id int64) (int64, error) {
+	var seq int64
+	err := s.db.Pool.QueryRow(ctx, `SELECT wait_seq FROM conversations WHERE id = $1`, id).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, models.Errorf(models.ENOTFOUND, "Conversation not found.")
+	}
+	return seq, dbError(err, "Conversation")
 }
 
 // Get returns a conversation, locked for the rest of tx.
