@@ -246,7 +246,7 @@ func Load(getenv func(string) string, req Requirements) (*Config, error) {
 	// which then bounds the calls (at 150 ms, ten workers held 1,000/s to
 	// 320 calls and 800 messages a second).
 	c.SendWorkers = int(l.float("PARLEY_SEND_WORKERS", float64(max(10, (c.SendMaxInFlight+15)/16))))
-	c.ProcessAhead = l.duration("PARLEY_PROCESS_AHEAD", time.Second)
+	c.ProcessAhead = l.duration("PARLEY_PROCESS_AHEAD", 300*time.Millisecond)
 	c.RetentionDays = int(l.float("PARLEY_RETENTION_DAYS", 0))
 	c.SarvamModel, c.SarvamLanguage = l.strDefault("PARLEY_SARVAM_MODEL", "saaras:v3"), l.strDefault("PARLEY_SARVAM_LANGUAGE", "unknown")
 	c.GeminiModel = l.strDefault("PARLEY_GEMINI_MODEL", "gemini-2.5-flash")

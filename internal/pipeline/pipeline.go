@@ -176,7 +176,7 @@ type Config struct {
 	// ProcessAhead is how far processing may run ahead of sending: when
 	// the replies waiting for the send queue would take longer than this
 	// to leave at their provider's rate, processing slows to a couple of
-	// jobs at a time, leaving the machine to acknowledging (default 1s).
+	// jobs at a time, leaving the machine to acknowledging (default 300ms).
 	ProcessAhead time.Duration
 	// ProcessHold is the longest a processing job waits for its turn
 	// while processing is slowed; then it goes on anyway (default 5s).
@@ -268,7 +268,7 @@ func (c *Config) defaults() {
 		c.IngestTimeout = 8 * time.Second
 	}
 	if c.ProcessAhead <= 0 {
-		c.ProcessAhead = time.Second
+		c.ProcessAhead = 300 * time.Millisecond
 	}
 	if c.ProcessHold <= 0 {
 		c.ProcessHold = 5 * time.Second
