@@ -182,16 +182,19 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64, view contactV
 				}
 				p.Conversation.Timers = append(p.Conversation.Timers, views.Timer{What: what, At: t.At.UTC().Format("2 Jan 15:04 UTC")})
 			}
-			if in.Actions != nil && p.Conversation.CanOverride {
+			if in.Actions != nil && (p.Conversation.CanOverride || p.Conversation.CanPause) {
 				flow, startable, err := in.Actions.FlowOf(ctx, conv)
 				if err != nil {
 					return views.ContactProps{}, err
 				}
-				for id := range flow.Nodes {
-					p.Conversation.Nodes = append(p.Conversation.Nodes, id)
+				p.Conversation.ResumeEnds = engine.ResumeEnds(flow, conv.Node)
+				if p.Conversation.CanOverride {
+					for id := range flow.Nodes {
+						p.Conversation.Nodes = append(p.Conversation.Nodes, id)
+					}
+					sort.Strings(p.Conversation.Nodes)
+					p.Conversation.Flows = startable
 				}
-				sort.Strings(p.Conversation.Nodes)
-				p.Conversation.Flows = startable
 			}
 		}
 	}

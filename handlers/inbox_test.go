@@ -308,6 +308,9 @@ func TestInbox_Overrides(t *testing.T) {
 	if st := post(agent, "pause", nil); st != 303 || status() != "paused@ask_age" {
 		t.Fatalf("an agent pauses: %d, %s", st, status())
 	}
+	if _, page := agent.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil); !strings.Contains(page, "takes the conversation back") || strings.Contains(page, "no question here") {
+		t.Errorf("paused at a question, resuming says the bot answers on:\n%s", page)
+	}
 	if st := post(agent, "move", url.Values{"node": {"goodbye"}}); st != 403 {
 		t.Fatalf("an agent moves the conversation: %d", st)
 	}
@@ -608,5 +611,47 @@ func TestFlowsPages(t *testing.T) {
 	if !strings.Contains(page, `data-testid="flow-problems"`) || strings.Count(page, "<li>clinic.yaml") != 1 ||
 		!strings.Contains(page, "<li>triage.yaml: &lt;b&gt;start&lt;/b&gt; is missing</li>") {
 		t.Fatalf("the flows page with problems:\n%s", page)
+	}
+}
+
+// At a hand-off node the bot has no question to go back to, so resuming it
+// ends the conversation; the question before resuming says so, to agents
+// and supervisors, where elsewhere it says the bot answers on.
+func TestInbox_ResumeAtAHandoffSaysItEnds(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	asha, _ := site.seed(t)
+	ctx := context.Background()
+	_, _ = site.db.Pool.Exec(ctx, `UPDATE messages SET provider = 'twilio'`)
+	flow := engine.Builtin().Current("clinic")
+	convs := store.NewConversationStore(site.db, site.crypto)
+	if err := convs.PinFlow(ctx, nil, flow.ID, flow.Version, flow.File, flow.Source); err != nil {
+		t.Fatal(err)
+	}
+	conv := &models.Conversation{ContactID: asha.ID, FlowID: flow.ID, FlowVersion: flow.Version, Node: "handoff", Status: models.ConversationHandoff,
+		Variables: map[string]string{"name": "Asha"}}
+	if err := convs.Save(ctx, nil, conv); err != nil {
+		t.Fatal(err)
+	}
+	supervisor := site.as(t, models.RoleSupervisor)
+	for _, b := range []*browser{site.as(t, models.RoleAgent), supervisor} {
+		for _, path := range []string{"/contacts/" + itoa(asha.ID), "/work?c=" + itoa(asha.ID)} {
+			_, page := b.do(t, "GET", path, nil, nil)
+			if !strings.Contains(page, "no question here for the bot to go back to") || strings.Contains(page, "takes the conversation back") {
+				t.Errorf("%s: resuming at a hand-off does not say it ends the conversation:\n%s", path, page)
+			}
+		}
+	}
+	_, page := supervisor.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil)
+	csrf := formCSRF.FindStringSubmatch(page)
+	if csrf == nil {
+		t.Fatal("no form token")
+	}
+	if resp, _ := supervisor.do(t, "POST", "/conversations/"+itoa(conv.ID)+"/override", url.Values{"_csrf": {csrf[1]}, "kind": {"resume"}}, nil); resp.StatusCode != 303 {
+		t.Fatalf("resume: %d", resp.StatusCode)
+	}
+	var status string
+	_ = site.db.Pool.QueryRow(ctx, `SELECT status FROM conversations WHERE id = $1`, conv.ID).Scan(&status)
+	if status != "ended" {
+		t.Fatalf("resumed at a hand-off: %s, want ended as the question said", status)
 	}
 }

@@ -14,3 +14,7 @@ func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
 func statusText(code int) string {
 	return strconv.Itoa(code) + " · " + http.StatusText(code)
 }
+
+// resumeEnds is what resuming the bot does where the flow asked nothing it
+// could go back to (a hand-off node): the conversation ends.
+const resumeEnds = "There is no question here for the bot to go back to: the conversation ends, and the person's next message starts the flow afresh."

@@ -75,16 +75,24 @@ func ApplyOverride(f *Flow, st State, o Override) (State, []Action, error) {
 		r.st.Error = "" // whatever stopped the bot, a person has seen to it
 		n := f.Nodes[st.Node]
 		switch {
-		case n != nil && (n.Ask != nil || aiPrompt(n) != nil):
+		case ResumeEnds(f, st.Node):
+			r.end() // paused at a hand-off: the next message starts afresh
+		case n.Ask != nil || aiPrompt(n) != nil:
 			r.st.Status = StatusActive // waits for the answer to the question it asked
-		case n != nil && (n.AIClassify != nil || n.AIExtract != nil):
+		default:
 			r.st.Status = StatusActive
 			r.enterAI(n) // paused while the AI layer worked: ask it again
-		default:
-			r.end() // paused at a hand-off: the next message starts afresh
 		}
 	default:
 		return st, nil, models.Errorf(models.EINVALID, "Unknown override %q.", o.Kind)
 	}
 	return r.st, r.actions, nil
+}
+
+// ResumeEnds reports whether resuming a conversation paused or handed off
+// at node ends it: only a question or an AI step has something to go back
+// to; at a hand-off (or any other node) the next message starts afresh.
+func ResumeEnds(f *Flow, node string) bool {
+	n := f.Nodes[node]
+	return n == nil || (n.Ask == nil && n.AIClassify == nil && n.AIExtract == nil)
 }
