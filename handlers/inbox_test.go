@@ -361,7 +361,8 @@ func TestInbox_HandoffQueue(t *testing.T) {
 	flow := engine.Builtin().Current("clinic")
 	convs := store.NewConversationStore(site.db, site.crypto)
 	_ = convs.PinFlow(ctx, nil, flow.ID, flow.Version, flow.File, flow.Source)
-	waiting := &models.Conversation{ContactID: asha.ID, FlowID: flow.ID, FlowVersion: flow.Version, Node: "handoff", Status: models.ConversationHandoff}
+	handedOff := time.Date(2026, 3, 4, 5, 6, 0, 0, time.UTC)
+	waiting := &models.Conversation{ContactID: asha.ID, FlowID: flow.ID, FlowVersion: flow.Version, Node: "handoff", Status: models.ConversationHandoff, HandoffAt: &handedOff}
 	active := &models.Conversation{ContactID: ravi.ID, FlowID: flow.ID, FlowVersion: flow.Version, Node: "ask_age", Status: models.ConversationActive}
 	for _, c := range []*models.Conversation{waiting, active} {
 		if err := convs.Save(ctx, nil, c); err != nil {
@@ -372,6 +373,10 @@ func TestInbox_HandoffQueue(t *testing.T) {
 	_, page := agent.do(t, "GET", "/handoffs", nil, nil)
 	if n := strings.Count(page, `data-testid="handoff"`); n != 1 || !strings.Contains(page, "Asha Verma") || !strings.Contains(page, "not taken") {
 		t.Fatalf("the queue lists %d:\n%s", n, page)
+	}
+	// Waiting since the hand-off, however the conversation changed after.
+	if !strings.Contains(page, "since 4 Mar 05:06 UTC") {
+		t.Fatalf("the queue does not say since when it waits:\n%s", page)
 	}
 	csrf := formCSRF.FindStringSubmatch(page)
 	resp, _ := agent.do(t, "POST", "/conversations/"+itoa(waiting.ID)+"/take", url.Values{"_csrf": {csrf[1]}, "back": {"/handoffs"}}, nil)

@@ -70,7 +70,7 @@ func (in *Inbox) handoffs(a *Access) fiber.Handler {
 			}
 			name, number := contactLabel(contact, mask)
 			p.Rows = append(p.Rows, views.HandoffRow{ConversationID: r.ConversationID, ContactID: r.ContactID, Contact: name, Phone: number,
-				Since: r.Since.UTC().Format("2 Jan 15:04"), TakenBy: r.AssignedEmail, Held: r.AssignedTo != "", Mine: r.AssignedTo == who.UserID})
+				Since: r.Since.UTC().Format("2 Jan 15:04 UTC"), TakenBy: r.AssignedEmail, Held: r.AssignedTo != "", Mine: r.AssignedTo == who.UserID})
 		}
 		if len(rows) == inboxPage {
 			p.Next = "/handoffs?before=" + strconv.FormatInt(rows[len(rows)-1].ConversationID, 10)

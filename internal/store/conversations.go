@@ -248,7 +248,7 @@ func (s *ConversationStore) FlowSource(ctx context.Context, tx *gorm.DB, flowID,
 type Handoff struct {
 	ConversationID int64
 	ContactID      int64
-	Since          time.Time // when it last changed
+	Since          time.Time // when it was handed to a person
 	AssignedTo     string    // staff id; "" when nobody has taken it
 	AssignedEmail  string
 }
@@ -256,7 +256,7 @@ type Handoff struct {
 // Handoffs lists the conversations handed to a person, the newest first,
 // up to limit, older than the conversation id before (0: from the newest).
 func (s *ConversationStore) Handoffs(ctx context.Context, before int64, limit int) ([]Handoff, error) {
-	q := `SELECT c.id AS conversation_id, c.contact_id, c.updated_at AS since, coalesce(c.assigned_to::text, '') AS assigned_to,
+	q := `SELECT c.id AS conversation_id, c.contact_id, coalesce(c.handoff_at, c.updated_at) AS since, coalesce(c.assigned_to::text, '') AS assigned_to,
 			coalesce(u.email, '') AS assigned_email
 		FROM conversations c LEFT JOIN staff_users u ON u.id = c.assigned_to
 		WHERE c.status = 'handoff' AND (? = 0 OR c.id < ?) ORDER BY c.id DESC LIMIT ?`
