@@ -157,6 +157,14 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64, view contactV
 		}
 		if conv != nil {
 			p.Conversation = conversationPanel(conv, role)
+			// A hand-off nobody holds is taken where it is read, to reply.
+			if !p.CanReply && conv.Status == models.ConversationHandoff && in.Actions != nil && auth.Can(role, auth.HandoffWork) {
+				if _, holder, err := in.Convs.Holder(ctx, nil, conv.ID); err != nil {
+					return views.ContactProps{}, err
+				} else if holder == "" {
+					p.TakeID = conv.ID
+				}
+			}
 			// Pause and resume are offered to those the service would let:
 			// not to an agent when a colleague holds the hand-off.
 			if p.Conversation.CanPause && in.Actions != nil {

@@ -97,6 +97,9 @@ type ConversationReader interface {
 	Counts(ctx context.Context) (store.InboxCounts, error)
 	// Timers lists a conversation's pending reminders and time-outs.
 	Timers(ctx context.Context, conversationID int64) ([]store.Timer, error)
+	// Holder returns a conversation's status and who holds it ("" when
+	// nobody has taken it).
+	Holder(ctx context.Context, tx *gorm.DB, id int64) (models.ConversationStatus, string, error)
 }
 
 // Inbox is the console's reading of conversations, and the replies and

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -658,5 +659,54 @@ func TestInbox_ResumeAtAHandoffSaysItEnds(t *testing.T) {
 	_ = site.db.Pool.QueryRow(ctx, `SELECT status FROM conversations WHERE id = $1`, conv.ID).Scan(&status)
 	if status != "ended" {
 		t.Fatalf("resumed at a hand-off: %s, want ended as the question said", status)
+	}
+}
+
+// An agent reading a hand-off nobody holds takes it where they read it (the
+// contact page or the workspace), then replies there; once it is held,
+// another agent is offered nothing to take.
+func TestInbox_TakeAHandoffWhereItIsRead(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	asha, _ := site.seed(t)
+	ctx := context.Background()
+	flow := engine.Builtin().Current("clinic")
+	convs := store.NewConversationStore(site.db, site.crypto)
+	if err := convs.PinFlow(ctx, nil, flow.ID, flow.Version, flow.File, flow.Source); err != nil {
+		t.Fatal(err)
+	}
+	conv := &models.Conversation{ContactID: asha.ID, FlowID: flow.ID, FlowVersion: flow.Version, Node: "handoff", Status: models.ConversationHandoff}
+	if err := convs.Save(ctx, nil, conv); err != nil {
+		t.Fatal(err)
+	}
+	agent := site.as(t, models.RoleAgent)
+	for _, path := range []string{"/contacts/" + itoa(asha.ID), "/work?c=" + itoa(asha.ID)} {
+		_, page := agent.do(t, "GET", path, nil, nil)
+		if !strings.Contains(page, `data-testid="take-here"`) || !strings.Contains(page, `action="/conversations/`+itoa(conv.ID)+`/take"`) || strings.Contains(page, `data-testid="reply-form"`) {
+			t.Fatalf("%s: an untaken hand-off offers no take:\n%s", path, page)
+		}
+	}
+	_, page := agent.do(t, "GET", "/work?c="+itoa(asha.ID), nil, nil)
+	back := regexp.MustCompile(`data-testid="take-here"`).FindStringIndex(page)
+	form := page[strings.LastIndex(page[:back[0]], "<form"):back[0]]
+	backURL := regexp.MustCompile(`name="back" value="([^"]*)"`).FindStringSubmatch(form)
+	if backURL == nil || !strings.HasPrefix(html.UnescapeString(backURL[1]), "/work") {
+		t.Fatalf("taking from the workspace goes back to %v", backURL)
+	}
+	csrf := formCSRF.FindStringSubmatch(page)
+	resp, _ := agent.do(t, "POST", "/conversations/"+itoa(conv.ID)+"/take", url.Values{"_csrf": {csrf[1]}, "back": {html.UnescapeString(backURL[1])}}, nil)
+	if resp.StatusCode != 303 || !strings.HasPrefix(resp.Header.Get("Location"), "/work") {
+		t.Fatalf("take: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if _, page := agent.do(t, "GET", "/work?c="+itoa(asha.ID), nil, nil); strings.Contains(page, `data-testid="take-here"`) || !strings.Contains(page, `data-testid="reply-form"`) {
+		t.Fatalf("taken: no reply box, or still offered to take:\n%s", page)
+	}
+	hash, _ := auth.HashPassword("a long enough password")
+	if _, err := site.staff.Create(ctx, "", "second.agent@example.org", models.RoleAgent, hash); err != nil {
+		t.Fatal(err)
+	}
+	second := &browser{site: site}
+	second.signIn(t, "second.agent@example.org", "a long enough password", "/")
+	if _, page := second.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil); strings.Contains(page, `data-testid="take-here"`) {
+		t.Fatalf("a hand-off another holds is offered to take:\n%s", page)
 	}
 }
