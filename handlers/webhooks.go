@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"strings"
 	"time"
 
@@ -90,6 +91,9 @@ func formParams(c *fiber.Ctx) (map[string]string, error) {
 	if !strings.HasPrefix(strings.ToLower(string(c.Request().Header.ContentType())), fiber.MIMEApplicationForm) {
 		return nil, models.Errorf(models.EINVALID, "Expected a form body.")
 	}
+	if !escapesWellFormed(c.Body()) {
+		return nil, models.Errorf(models.EINVALID, "The form body has a percent sign that escapes nothing (%%XX, two hex digits).")
+	}
 	args := c.Request().PostArgs()
 	size := 0
 	args.VisitAll(func(k, v []byte) { size += len(k) + len(v) })
@@ -105,6 +109,23 @@ func formParams(c *fiber.Ctx) (map[string]string, error) {
 		at += len(v)
 	})
 	return params, nil
+}
+
+// escapesWellFormed reports whether every % in an urlencoded body starts an
+// escape of two hex digits, as url.ParseQuery requires; fasthttp keeps a
+// malformed one as it is, which would store "%ZZ" as a sender.
+func escapesWellFormed(b []byte) bool {
+	for i := bytes.IndexByte(b, '%'); i >= 0; i = bytes.IndexByte(b, '%') {
+		if i+2 >= len(b) || !isHex(b[i+1]) || !isHex(b[i+2]) {
+			return false
+		}
+		b = b[i+3:]
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 func (w *Webhooks) twilioMessage(c *fiber.Ctx) error {

@@ -218,6 +218,15 @@ func TestTwilioWebhook(t *testing.T) {
 	if status, _, _ := h.post(t, "/webhooks/twilio", "application/x-www-form-urlencoded", form(big), map[string]string{"X-Twilio-Signature": twiliotest.Sign(authToken, publicURL+"/webhooks/twilio", big)}); status != 400 {
 		t.Errorf("oversized body: %d, want 400", status)
 	}
+	// A percent sign that escapes nothing: lenient parsing kept "%ZZ" as
+	// the sender (signed as such), stored an address that is no number and
+	// answered it. Platforms never send one.
+	escape := twilioSMS("SMescape")
+	escape["From"] = "%ZZ"
+	raw := bytes.Replace(form(escape), []byte("From=%25ZZ"), []byte("From=%ZZ"), 1)
+	if status, body, _ := h.post(t, "/webhooks/twilio", "application/x-www-form-urlencoded", raw, map[string]string{"X-Twilio-Signature": twiliotest.Sign(authToken, publicURL+"/webhooks/twilio", escape)}); status != 400 || !strings.Contains(body, "escape") {
+		t.Errorf("a malformed escape: %d %q, want 400 saying so", status, body)
+	}
 	if n := h.count(t, "SELECT count(*) FROM messages"); n != 5 {
 		t.Fatalf("%d messages after bad bodies, want 5", n)
 	}
