@@ -2,6 +2,8 @@ package engine
 
 import (
 	"regexp"
+	"slices"
+	"strings"
 
 	"github.com/parley-chat/parley/models"
 )
@@ -49,6 +51,13 @@ func ApplyOverride(f *Flow, st State, o Override) (State, []Action, error) {
 		}
 		r.emit(Action{Kind: ActionCancelWaits})
 		r.goTo(o.Node)
+		if len(r.missing) > 0 {
+			// Staff chose the place; the flow would have gathered these on
+			// its way there. Said blank, "your  request, ?" reaches the person.
+			slices.Sort(r.missing)
+			return st, nil, models.Errorf(models.EINVALID, "Moving to %s would leave {{%s}} blank in what the bot says: this conversation has no %s. Set it first, or move elsewhere.",
+				o.Node, strings.Join(r.missing, "}}, {{"), strings.Join(r.missing, ", "))
+		}
 	case OverrideSetVar:
 		if !varName.MatchString(o.Var) {
 			return st, nil, models.Errorf(models.EINVALID, "%q is not a variable name.", o.Var)

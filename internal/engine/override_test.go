@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/parley-chat/parley/internal/engine"
@@ -21,6 +22,8 @@ func TestStatuses_AreTheConversationStatusesOfModels(t *testing.T) {
 func TestApplyOverride(t *testing.T) {
 	f := loadFlow(t, "clinic.yaml")
 	atAge := engine.State{FlowID: "clinic", FlowVersion: f.Version, Node: "ask_age", Status: engine.StatusActive, Vars: map[string]string{"name": "Asha"}}
+	withNeed := atAge
+	withNeed.Vars = map[string]string{"name": "Asha", "need": "appointment"}
 	tests := []struct {
 		name      string
 		st        engine.State
@@ -33,6 +36,8 @@ func TestApplyOverride(t *testing.T) {
 		{"end", atAge, engine.Override{Kind: engine.OverrideEnd}, "ask_age", engine.StatusEnded, "", ""},
 		{"move to a question asks it", atAge, engine.Override{Kind: engine.OverrideMove, Node: "ask_need"}, "ask_need", engine.StatusActive, "What do you need? 1. Appointment 2. Prescription 3. Something else", ""},
 		{"move to a node that is not there", atAge, engine.Override{Kind: engine.OverrideMove, Node: "nowhere"}, "", "", "", models.EINVALID},
+		{"move to a question naming a variable the conversation lacks", atAge, engine.Override{Kind: engine.OverrideMove, Node: "ask_confirm"}, "", "", "", models.EINVALID},
+		{"move to a question whose variables are there", withNeed, engine.Override{Kind: engine.OverrideMove, Node: "ask_confirm"}, "ask_confirm", engine.StatusActive, "Shall I go ahead with your appointment request, Asha? (yes/no)", ""},
 		{"set a variable", atAge, engine.Override{Kind: engine.OverrideSetVar, Var: "age", Value: "40"}, "ask_age", engine.StatusActive, "", ""},
 		{"bad variable name", atAge, engine.Override{Kind: engine.OverrideSetVar, Var: "two words"}, "", "", "", models.EINVALID},
 		{"pause", atAge, engine.Override{Kind: engine.OverridePause}, "ask_age", engine.StatusPaused, "", ""},
@@ -73,5 +78,16 @@ func TestApplyOverride(t *testing.T) {
 	}
 	if after, _, _ := engine.Step(f, resumed, engine.Input{Text: "34"}); after.Vars["age"] != "34" {
 		t.Fatal("the resumed bot did not take the answer")
+	}
+}
+
+// A move refused for a variable it lacks names the variable, and not its
+// value or anything of the person's.
+func TestApplyOverride_MoveNamesTheMissingVariables(t *testing.T) {
+	f := loadFlow(t, "clinic.yaml")
+	st := engine.State{FlowID: "clinic", FlowVersion: f.Version, Node: "ask_age", Status: engine.StatusActive, Vars: map[string]string{}}
+	_, _, err := engine.ApplyOverride(f, st, engine.Override{Kind: engine.OverrideMove, Node: "ask_confirm"})
+	if msg := models.ErrorMessage(err); models.ErrorCode(err) != models.EINVALID || !strings.Contains(msg, "{{name}}, {{need}}") || !strings.Contains(msg, "no name, need") {
+		t.Fatalf("refused with %v", err)
 	}
 }

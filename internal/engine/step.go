@@ -181,6 +181,7 @@ type run struct {
 	steps   int
 	now     time.Time      // the input's time: schedule nodes plan from it
 	loc     *time.Location // the deployment's time zone (Input.Zone)
+	missing []string       // variables a text named that the conversation lacks
 }
 
 func (r *run) emit(a Action) { r.actions = append(r.actions, a) }
@@ -448,6 +449,11 @@ var placeholder = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
 
 func (r *run) interpolate(s string) string {
 	return placeholder.ReplaceAllStringFunc(s, func(m string) string {
-		return r.st.Vars[placeholder.FindStringSubmatch(m)[1]]
+		name := placeholder.FindStringSubmatch(m)[1]
+		v, ok := r.st.Vars[name]
+		if !ok && !slices.Contains(r.missing, name) {
+			r.missing = append(r.missing, name)
+		}
+		return v
 	})
 }
