@@ -97,6 +97,7 @@
     if (box) box.scrollTop = box.scrollHeight;
   }
   var kept = null; // what the list had before a swap
+  var following = null; // the live timeline's scroller, read at its end before a swap
   document.addEventListener("htmx:beforeSwap", function (e) {
     var target = e.detail.target;
     if (!target) return;
@@ -108,8 +109,12 @@
         focus: focused && focused.dataset && target.contains(focused) ? focused.dataset.contactId : ""
       };
     }
-    var box = target.closest ? target.closest("[data-stick-bottom]") : null;
-    if (box) box.dataset.atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 40 ? "1" : "";
+    // A live timeline read at its end stays at its end as messages come:
+    // its box in the workspace, the page itself on a contact's page. Kept
+    // now, as an outerHTML swap leaves the target out of the page.
+    if (!target.closest || !target.closest("[data-follow]")) return;
+    var box = target.closest("[data-stick-bottom]") || document.scrollingElement;
+    following = box.scrollHeight - box.scrollTop - box.clientHeight < 40 ? box : null;
   });
   // Marked as soon as the new list is in, before the page is painted, so
   // the open row never flickers unmarked; again once settled.
@@ -128,10 +133,10 @@
     }
     if (target && target.id === "work-pane") {
       stickToEnd(target.querySelector("[data-stick-bottom]"));
-    } else if (target && target.closest) {
-      var box = target.closest("[data-stick-bottom]");
-      if (box && box.dataset.atEnd) stickToEnd(box);
+    } else if (following) {
+      stickToEnd(following);
     }
+    following = null;
   });
   document.addEventListener("DOMContentLoaded", function () {
     markOpen();

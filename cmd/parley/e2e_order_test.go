@@ -73,21 +73,41 @@ func TestBrowser_ConversationReadsInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the conversation's page: %v", err)
 	}
+	// Both views are short, so the conversation outgrows them, and each is
+	// read at its end (the workspace opens there; on the page the reader
+	// scrolled down): as messages come they stay at the end.
 	tab, cancel := chromedp.NewContext(ctx)
 	defer cancel()
-	step(t, tab, "open the conversation's page",
+	step(t, tab, "open the conversation's page, read at its end",
+		chromedp.EmulateViewport(1000, 420),
 		chromedp.Navigate(in.base+page),
 		waitText(`[data-testid="message-out"]`, turns[0].answer),
+		chromedp.Evaluate[chromedp.Void](`(window.scrollTo(0, document.scrollingElement.scrollHeight), {})`),
+	)
+	work, cancelWork := chromedp.NewContext(ctx)
+	defer cancelWork()
+	step(t, work, "open the conversation in the workspace",
+		chromedp.EmulateViewport(1000, 420),
+		chromedp.Navigate(in.base+"/work?c="+strings.TrimPrefix(page, "/contacts/")),
+		waitText(`#work-pane [data-testid="message-out"]`, turns[0].answer),
 	)
 	for tn := 1; tn < len(turns); tn++ {
 		say(tn)
 	}
+	atEnd := func(box string) string {
+		return `(b => b.scrollHeight > b.clientHeight + 40 && b.scrollHeight - b.scrollTop - b.clientHeight < 2)(` + box + `)`
+	}
+	step(t, work, "the workspace follows the conversation to its newest message",
+		waitText(`#work-pane [data-testid="message-out"]`, turns[len(turns)-1].answer),
+		waitTrue(atEnd(`document.querySelector('#work-pane [data-stick-bottom]')`), "the pane scrolled to its end"),
+	)
 	if got := onScreen(t, ctx, "the simulator", "#chat"); !slices.Equal(got, want) {
 		t.Errorf("the simulator reads\n%q\nwant\n%q", got, want)
 	}
 	shoot(t, ctx, "order-simulator")
-	step(t, tab, "the conversation's page follows it live",
+	step(t, tab, "the conversation's page follows it live, to its newest message",
 		waitText(`[data-testid="message-out"]`, turns[len(turns)-1].answer),
+		waitTrue(atEnd(`document.scrollingElement`), "the page scrolled to its end"),
 	)
 	if got := onScreen(t, tab, "the conversation", "main"); !slices.Equal(got, want) {
 		t.Errorf("the conversation's page reads\n%q\nwant\n%q", got, want)
