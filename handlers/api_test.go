@@ -258,12 +258,16 @@ func TestAPI_StaffActions(t *testing.T) {
 		{"a number for text", agent, map[string]int{"text": 3}, "invalid"},
 		{"two values", agent, `{"text":"a"}{"text":"b"}`, "invalid"},
 		{"empty", agent, map[string]string{"text": "  "}, "invalid"},
+		{"a saved reply's gap left unfilled", supervisor, map[string]string{"text": "Your visit is at {{appointment_at}}."}, "invalid"},
 		{"a viewer", viewer, map[string]string{"text": "hi"}, "forbidden"},
 	} {
 		status, raw := tc.who.call(t, "POST", "/api/v1/contacts/"+itoa(ravi.ID)+"/reply", tc.body)
 		if errCode(raw) != tc.code || status < 400 || strings.Contains(string(raw), "text=hi") {
 			t.Errorf("%s: %d %s, want %s", tc.label, status, raw, tc.code)
 		}
+	}
+	if n := count(`SELECT count(*) FROM messages WHERE contact_id = $1 AND direction = 'out'`, ravi.ID); n != 1 {
+		t.Fatalf("%d replies queued to Ravi, want the first alone", n)
 	}
 	// WhatsApp's window closed for Asha: a conflict, with the reason.
 	_, _ = site.db.Pool.Exec(ctx, `UPDATE messages SET created_at = now() - interval '25 hours' WHERE contact_id = $1`, asha.ID)

@@ -2,6 +2,7 @@ package models
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -103,4 +104,16 @@ func (r *SavedReply) Render(vars map[string]string) (text string, missing []stri
 		return "{{" + name + "}}"
 	})
 	return text, missing
+}
+
+// Unfilled names the {{variables}} a text still holds as written: a saved
+// reply's gap its sender did not fill.
+func Unfilled(text string) []string {
+	var names []string
+	for _, m := range replyVar.FindAllStringSubmatch(text, -1) {
+		if !slices.Contains(names, m[1]) {
+			names = append(names, m[1])
+		}
+	}
+	return names
 }

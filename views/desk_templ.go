@@ -1043,7 +1043,7 @@ func SavedReplies(p SavedRepliesProps) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 85, "</code> are filled from the conversation; one it lacks stays visible for the agent to fill.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 85, "</code> are filled from the conversation; one it lacks stays visible for the agent to fill, and the reply is not sent until it is.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

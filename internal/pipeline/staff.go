@@ -37,6 +37,9 @@ func (p *Pipeline) Reply(ctx context.Context, actor models.Actor, contactID int6
 	case utf8.RuneCountInString(text) > engine.MaxInput:
 		return 0, models.Errorf(models.EINVALID, "A message may have at most %d characters.", engine.MaxInput)
 	}
+	if gaps := models.Unfilled(text); len(gaps) > 0 {
+		return 0, models.Errorf(models.EINVALID, "Fill in {{%s}} before sending: the person would read it as written.", strings.Join(gaps, "}}, {{"))
+	}
 	var queued int64
 	err := p.underContact(ctx, contactID, func(tx *gorm.DB, contact *models.Contact) error {
 		var convID *int64
