@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/parley-chat/parley/models"
 )
@@ -62,7 +64,11 @@ func ApplyOverride(f *Flow, st State, o Override) (State, []Action, error) {
 		if !varName.MatchString(o.Var) {
 			return st, nil, models.Errorf(models.EINVALID, "%q is not a variable name.", o.Var)
 		}
-		r.st.Vars[o.Var] = o.Value
+		v, err := answerFor(f, o.Var, o.Value)
+		if err != nil {
+			return st, nil, err
+		}
+		r.st.Vars[o.Var] = v
 	case OverrideClearVar:
 		if !varName.MatchString(o.Var) {
 			return st, nil, models.Errorf(models.EINVALID, "%q is not a variable name.", o.Var)
@@ -104,4 +110,29 @@ func ApplyOverride(f *Flow, st State, o Override) (State, []Action, error) {
 func ResumeEnds(f *Flow, node string) bool {
 	n := f.Nodes[node]
 	return n == nil || (n.Ask == nil && n.AIClassify == nil && n.AIExtract == nil)
+}
+
+// answerFor is value as the flow keeps var: where a question saves it (a
+// number in its range, one of its choices, yes or no, a date, a phone
+// number, an email address), it must be an answer that question takes,
+// kept as the question keeps it ("Yes" as yes, a choice's label as its
+// value), or branches on it go the wrong way. A variable no question saves,
+// or one a text or media question saves, takes any value. The refusal names
+// the variable and the question, never the value.
+func answerFor(f *Flow, name, value string) (string, error) {
+	var asked []string
+	for _, id := range slices.Sorted(maps.Keys(f.Nodes)) {
+		a := f.Nodes[id].Ask
+		if a == nil || a.Save != name || a.Type == "" || a.Type == "text" || a.Type == "media" {
+			continue
+		}
+		if v, _, ok := parseAnswer(a, Input{Text: value, Now: time.Now()}, f.lang(), time.UTC); ok {
+			return v, nil
+		}
+		asked = append(asked, id+" ("+a.Type+")")
+	}
+	if len(asked) == 0 {
+		return value, nil
+	}
+	return "", models.Errorf(models.EINVALID, "%s is the answer to %s, and the value given is not one it takes.", name, strings.Join(asked, ", "))
 }

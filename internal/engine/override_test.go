@@ -91,3 +91,29 @@ func TestApplyOverride_MoveNamesTheMissingVariables(t *testing.T) {
 		t.Fatalf("refused with %v", err)
 	}
 }
+
+// A variable a question saves takes only an answer that question takes, kept
+// as the question keeps it; others take anything. Branches read what is set.
+func TestApplyOverride_SetVarTakesWhatItsQuestionTakes(t *testing.T) {
+	f := loadFlow(t, "clinic.yaml")
+	st := engine.State{FlowID: "clinic", FlowVersion: f.Version, Node: "ask_age", Status: engine.StatusActive, Vars: map[string]string{}}
+	for _, tt := range []struct{ name, value, want, code string }{
+		{"age", "abc", "", models.EINVALID},
+		{"age", "200", "", models.EINVALID}, // out of the question's range
+		{"age", "40", "40", ""},
+		{"confirmed", "Yes", "yes", ""},
+		{"confirmed", "perhaps", "", models.EINVALID},
+		{"need", "Prescription", "prescription", ""}, // a choice's label: its value
+		{"need", "a haircut", "", models.EINVALID},
+		{"name", "anything at all", "anything at all", ""}, // a text question's
+		{"doctor", "Dr Rao", "Dr Rao", ""},                 // no question's
+	} {
+		next, _, err := engine.ApplyOverride(f, st, engine.Override{Kind: engine.OverrideSetVar, Var: tt.name, Value: tt.value})
+		if models.ErrorCode(err) != tt.code || (tt.code == "" && next.Vars[tt.name] != tt.want) {
+			t.Errorf("set %s to %q: %q, %v; want %q %s", tt.name, tt.value, next.Vars[tt.name], err, tt.want, tt.code)
+		}
+		if err != nil && strings.Contains(models.ErrorMessage(err), tt.value) {
+			t.Errorf("the refusal repeats the value: %v", err)
+		}
+	}
+}
