@@ -251,7 +251,10 @@ func TestTwilioStatusCallback_OutOfOrder(t *testing.T) {
 		if code != "" {
 			p["ErrorCode"] = code
 		}
-		st, _, _ := h.post(t, "/webhooks/twilio/status", "application/x-www-form-urlencoded", form(p), map[string]string{"X-Twilio-Signature": twiliotest.Sign(authToken, publicURL+"/webhooks/twilio/status", p)})
+		st, body, _ := h.post(t, "/webhooks/twilio/status", "application/x-www-form-urlencoded", form(p), map[string]string{"X-Twilio-Signature": twiliotest.Sign(authToken, publicURL+"/webhooks/twilio/status", p)})
+		if st == 200 && body != "" {
+			t.Errorf("status %s answered with a body, %q; Twilio expects none", status, body)
+		}
 		return st
 	}
 	for _, step := range []struct{ status, code, want string }{
