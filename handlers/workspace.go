@@ -154,11 +154,16 @@ func workRow(it store.WorkItem, q workQuery, me string, mask bool, now time.Time
 		Unread: m.Direction == models.Inbound, Failed: it.Failed}
 	switch it.Status {
 	case models.ConversationActive:
-		r.Badges = append(r.Badges, views.Badge{Key: "bot", Label: "bot"})
+		if !contact.OptedOut { // the bot writes to nobody who opted out
+			r.Badges = append(r.Badges, views.Badge{Key: "bot", Label: "bot"})
+		}
 	case models.ConversationPaused:
 		r.Badges = append(r.Badges, views.Badge{Key: "paused", Label: "paused"})
 	case models.ConversationEnded, models.ConversationError:
 		r.Badges = append(r.Badges, views.Badge{Key: "ended", Label: "ended"})
+	}
+	if contact.OptedOut {
+		r.Badges = append(r.Badges, views.Badge{Key: "optedout", Label: "opted out"})
 	}
 	if it.Waiting {
 		r.Badges = append(r.Badges, views.Badge{Key: "waiting", Label: "hand-off waiting"})

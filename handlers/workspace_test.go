@@ -164,6 +164,13 @@ func TestWorkspace_ViewsFilterTheList(t *testing.T) {
 			}
 		}
 	}
+	// One who opted out: the bot writes to them no more, and the row says so.
+	if _, err := site.db.Pool.Exec(context.Background(), `UPDATE contacts SET opted_out_at = now() WHERE id = $1`, p.failed.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, page := workRows(t, agent, "view=failed"); !strings.Contains(page, `data-testid="badge-optedout"`) || strings.Contains(page, `data-testid="badge-bot"`) {
+		t.Errorf("an opted-out person's row:\n%s", page)
+	}
 	// Answered people have not been waiting, nor are they unread.
 	if strings.Contains(rows[1], `data-testid="row-unread"`) || strings.Contains(rows[1], `data-testid="row-waited"`) || strings.Contains(rows[1], `data-testid="badge-waiting"`) {
 		t.Errorf("an answered hand-off shows as waiting:\n%s", rows[1])
