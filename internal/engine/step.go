@@ -291,6 +291,11 @@ func (r *run) keyword(text string) bool {
 	case "help":
 		if !r.st.OptedOut {
 			r.say(k.HelpReply)
+			// Then the question it waits on again, so the person knows
+			// what to answer; retries are not counted.
+			if n := r.f.Nodes[r.st.Node]; r.st.Status == StatusActive && n != nil && n.Ask != nil {
+				r.say(n.Ask.Prompt)
+			}
 		}
 		return true
 	case "restart":
