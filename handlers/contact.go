@@ -141,8 +141,15 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64, view contactV
 	if err != nil {
 		return views.ContactProps{}, err
 	}
+	resent := map[int64]bool{} // failed messages sent again on this page
+	for _, m := range msgs {
+		if m.ResendOf != nil {
+			resent[*m.ResendOf] = true
+		}
+	}
 	for i := len(msgs) - 1; i >= 0; i-- { // oldest first
 		row := messageRow(msgs[i], contact, mask)
+		row.Resent = resent[msgs[i].ID]
 		for _, a := range attachments[msgs[i].ID] {
 			kind, _ := mediaKind(a.ContentType)
 			row.Media = append(row.Media, views.MediaItem{ID: a.ID, Kind: kind, ContentType: a.ContentType, Ready: a.Fetched, Error: a.Error,

@@ -234,6 +234,10 @@ func TestInbox_ResendOnce(t *testing.T) {
 			t.Fatalf("resend: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 		}
 	}
+	// Sent again: the failed one says so and offers no second resend.
+	if _, page := agent.do(t, "GET", "/contacts/"+itoa(ravi.ID), nil, nil); strings.Contains(page, `data-testid="resend"`) || !strings.Contains(page, `data-testid="resent"`) {
+		t.Errorf("after the resend, the failed message still offers it:\n%s", page)
+	}
 	var resends, jobs int
 	_ = site.db.Pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE resend_of = $1 AND status = 'queued'`, failed).Scan(&resends)
 	_ = site.db.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'send_message'`).Scan(&jobs)

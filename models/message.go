@@ -74,6 +74,9 @@ type Message struct {
 	// SentBy, on an outbound message, is the staff member who wrote it by
 	// hand; "" for the bot's replies and outreach.
 	SentBy string `json:"-"`
+	// ResendOf, on a message staff sent again, is the failed one it
+	// sends again.
+	ResendOf *int64 `json:"resend_of,omitempty"`
 	// HasMedia says it came with attachments (read for processing).
 	HasMedia bool `json:"-"`
 	// Heard is what Parley understood of its attachments, set while it is

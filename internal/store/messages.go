@@ -34,6 +34,7 @@ type messageRow struct {
 	Seq               int64   `gorm:"->"` // read-only: the column's default places a row written alone (see placeOf)
 	Attempts          int     `gorm:"->"` // read-only: the send job counts attempts in SQL
 	HasMedia          bool    `gorm:"->"` // read-only: selected where processing needs it (withMedia)
+	ResendOf          *int64  `gorm:"->"` // read-only: set by Resend on the message sent again
 	// read-only: selected by LockOutbound (earlierUnsent)
 	EarlierWaiting, EarlierRetrying bool `gorm:"->"`
 }
@@ -61,6 +62,7 @@ func (r *messageRow) model() *models.Message {
 	if r.SentBy != nil {
 		m.SentBy = *r.SentBy
 	}
+	m.ResendOf = r.ResendOf
 	if len(r.Template) > 0 {
 		// Written by InsertReplies from a TemplateRef, so it parses; a
 		// row that did not would send as plain text, which the window
