@@ -3,6 +3,7 @@ package handlers
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"html"
 	"sort"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/engine"
+	"github.com/parley-chat/parley/internal/pipeline"
 	"github.com/parley-chat/parley/internal/store"
 	"github.com/parley-chat/parley/models"
 	"github.com/parley-chat/parley/views"
@@ -199,10 +201,17 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64, view contactV
 			}
 			if in.Actions != nil && (p.Conversation.CanOverride || p.Conversation.CanPause) {
 				flow, startable, err := in.Actions.FlowOf(ctx, conv)
-				if err != nil {
+				switch {
+				case errors.Is(err, pipeline.ErrFlowUnreadable):
+					// Processing hands such a conversation to a person: the page
+					// serves them, without the bot's controls, which would fail.
+					p.Conversation.CanPause, p.Conversation.CanOverride = false, false
+					p.Conversation.FlowUnreadable = true
+				case err != nil:
 					return views.ContactProps{}, err
+				default:
+					p.Conversation.ResumeEnds = engine.ResumeEnds(flow, conv.Node)
 				}
-				p.Conversation.ResumeEnds = engine.ResumeEnds(flow, conv.Node)
 				if p.Conversation.CanOverride {
 					for id := range flow.Nodes {
 						p.Conversation.Nodes = append(p.Conversation.Nodes, id)

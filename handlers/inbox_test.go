@@ -714,3 +714,29 @@ func TestInbox_TakeAHandoffWhereItIsRead(t *testing.T) {
 		t.Fatalf("a hand-off another holds is offered to take:\n%s", page)
 	}
 }
+
+// A hand-off whose pinned flow version no longer parses (processing hands
+// such conversations to a person) is read and answered as any other: the
+// page says the bot cannot take it back and offers none of its controls.
+func TestInbox_HandoffWithAnUnreadableFlow(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	asha, _ := site.seed(t)
+	ctx := context.Background()
+	convs := store.NewConversationStore(site.db, site.crypto)
+	if err := convs.PinFlow(ctx, nil, "clinic", "broken-1", "clinic.yaml", []byte("nodes: [")); err != nil {
+		t.Fatal(err)
+	}
+	conv := &models.Conversation{ContactID: asha.ID, FlowID: "clinic", FlowVersion: "broken-1", Node: "ask_age", Status: models.ConversationHandoff}
+	if err := convs.Save(ctx, nil, conv); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []models.Role{models.RoleAgent, models.RoleSupervisor} {
+		b := site.as(t, role)
+		for _, path := range []string{"/contacts/" + itoa(asha.ID), "/work?c=" + itoa(asha.ID)} {
+			resp, page := b.do(t, "GET", path, nil, nil)
+			if resp.StatusCode != 200 || !strings.Contains(page, `data-testid="flow-unreadable"`) || strings.Contains(page, `name="kind"`) {
+				t.Errorf("%s, %s: %d\n%s", role, path, resp.StatusCode, page)
+			}
+		}
+	}
+}

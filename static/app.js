@@ -97,7 +97,17 @@
     if (box) box.scrollTop = box.scrollHeight;
   }
   var kept = null; // what the list had before a swap
-  var following = null; // the live timeline's scroller, read at its end before a swap
+  // followerOf is the live timeline that asked for a swap, if one did.
+  function followerOf(e) {
+    var elt = e.detail.requestConfig && e.detail.requestConfig.elt;
+    return elt && elt.hasAttribute && elt.hasAttribute("data-follow") ? elt : null;
+  }
+  function scrollerOf(el) {
+    return el.closest("[data-stick-bottom]") || document.scrollingElement;
+  }
+  function atEnd(box) {
+    return box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  }
   document.addEventListener("htmx:beforeSwap", function (e) {
     var target = e.detail.target;
     if (!target) return;
@@ -110,11 +120,11 @@
       };
     }
     // A live timeline read at its end stays at its end as messages come:
-    // its box in the workspace, the page itself on a contact's page. Kept
-    // now, as an outerHTML swap leaves the target out of the page.
-    if (!target.closest || !target.closest("[data-follow]")) return;
-    var box = target.closest("[data-stick-bottom]") || document.scrollingElement;
-    following = box.scrollHeight - box.scrollTop - box.clientHeight < 40 ? box : null;
+    // its box in the workspace, the page itself on a contact's page. Noted
+    // on the element that asked (it stays; the swapped list does not), and
+    // only for a swap that happens.
+    var from = followerOf(e);
+    if (from) from.dataset.atEnd = e.detail.shouldSwap && atEnd(scrollerOf(from)) ? "1" : "";
   });
   // Marked as soon as the new list is in, before the page is painted, so
   // the open row never flickers unmarked; again once settled.
@@ -133,10 +143,13 @@
     }
     if (target && target.id === "work-pane") {
       stickToEnd(target.querySelector("[data-stick-bottom]"));
-    } else if (following) {
-      stickToEnd(following);
+    } else {
+      var from = followerOf(e);
+      if (from && from.dataset.atEnd) {
+        from.dataset.atEnd = "";
+        stickToEnd(scrollerOf(from));
+      }
     }
-    following = null;
   });
   document.addEventListener("DOMContentLoaded", function () {
     markOpen();

@@ -18,3 +18,7 @@ func statusText(code int) string {
 // resumeEnds is what resuming the bot does where the flow asked nothing it
 // could go back to (a hand-off node): the conversation ends.
 const resumeEnds = "There is no question here for the bot to go back to: the conversation ends, and the person's next message starts the flow afresh."
+
+// flowUnreadable is what the panel says of a conversation whose pinned flow
+// version no longer parses.
+const flowUnreadable = "Its flow version can no longer be read, so the bot cannot take it back: reply to the person yourself."

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -307,6 +308,11 @@ func (f *Flows) save(ctx context.Context, tx *gorm.DB, k keeper, contact *models
 	return out, nil
 }
 
+// ErrFlowUnreadable is in the chain of the error of a conversation whose
+// pinned flow version no longer parses: processing hands it to a person,
+// and the console shows it without the bot's controls.
+var ErrFlowUnreadable = errors.New("a pinned flow version no longer parses")
+
 // nameVar is the variable a flow keeps the person's name in.
 const nameVar = "name"
 
@@ -350,7 +356,7 @@ func (f *Flows) flowFor(ctx context.Context, tx *gorm.DB, conv *models.Conversat
 	}
 	flow, err = engine.Parse(file, source)
 	if err != nil {
-		return nil, models.Wrap(err, models.EINTERNAL, "A pinned flow version no longer parses.")
+		return nil, models.Wrap(fmt.Errorf("%w: %w", ErrFlowUnreadable, err), models.EINTERNAL, "A pinned flow version no longer parses.")
 	}
 	f.mu.Lock()
 	f.lib.Pin(flow)
