@@ -31,6 +31,11 @@ type Override struct {
 	Var   string       `json:"var,omitempty"`
 	Value string       `json:"value,omitempty"`
 	Flow  string       `json:"flow,omitempty"`
+	// Now and Region read a set_var's value as the question saving it
+	// reads an answer ("tomorrow", a number without its country code):
+	// the caller's clock and PARLEY_DEFAULT_REGION.
+	Now    time.Time `json:"-"`
+	Region string    `json:"-"`
 }
 
 var varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
@@ -64,7 +69,7 @@ func ApplyOverride(f *Flow, st State, o Override) (State, []Action, error) {
 		if !varName.MatchString(o.Var) {
 			return st, nil, models.Errorf(models.EINVALID, "%q is not a variable name.", o.Var)
 		}
-		v, err := answerFor(f, o.Var, o.Value)
+		v, err := answerFor(f, o)
 		if err != nil {
 			return st, nil, err
 		}
@@ -112,27 +117,31 @@ func ResumeEnds(f *Flow, node string) bool {
 	return n == nil || (n.Ask == nil && n.AIClassify == nil && n.AIExtract == nil)
 }
 
-// answerFor is value as the flow keeps var: where a question saves it (a
+// answerFor is o.Value as the flow keeps o.Var: where a question saves it (a
 // number in its range, one of its choices, yes or no, a date, a phone
 // number, an email address), it must be an answer that question takes,
 // kept as the question keeps it ("Yes" as yes, a choice's label as its
 // value), or branches on it go the wrong way. A variable no question saves,
-// or one a text or media question saves, takes any value. The refusal names
+// or one a text or media question saves, takes any value. Dates are read in
+// the flow's time zone from o.Now, numbers in o.Region. The refusal names
 // the variable and the question, never the value.
-func answerFor(f *Flow, name, value string) (string, error) {
+func answerFor(f *Flow, o Override) (string, error) {
 	var asked []string
 	for _, id := range slices.Sorted(maps.Keys(f.Nodes)) {
 		a := f.Nodes[id].Ask
-		if a == nil || a.Save != name || a.Type == "" || a.Type == "text" || a.Type == "media" {
+		if a == nil || a.Save != o.Var {
 			continue
 		}
-		if v, _, ok := parseAnswer(a, Input{Text: value, Now: time.Now()}, f.lang(), time.UTC); ok {
+		if a.Type == "" || a.Type == "text" || a.Type == "media" {
+			return o.Value, nil // a question that takes words takes these
+		}
+		if v, _, ok := parseAnswer(a, Input{Text: o.Value, Now: o.Now, Region: o.Region}, f.lang(), f.tz()); ok {
 			return v, nil
 		}
 		asked = append(asked, id+" ("+a.Type+")")
 	}
 	if len(asked) == 0 {
-		return value, nil
+		return o.Value, nil
 	}
-	return "", models.Errorf(models.EINVALID, "%s is the answer to %s, and the value given is not one it takes.", name, strings.Join(asked, ", "))
+	return "", models.Errorf(models.EINVALID, "%s is the answer to %s, and the value given is not one it takes.", o.Var, strings.Join(asked, ", "))
 }

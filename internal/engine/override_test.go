@@ -3,6 +3,7 @@ package engine_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/internal/engine"
 	"github.com/parley-chat/parley/models"
@@ -114,6 +115,41 @@ func TestApplyOverride_SetVarTakesWhatItsQuestionTakes(t *testing.T) {
 		}
 		if err != nil && strings.Contains(models.ErrorMessage(err), tt.value) {
 			t.Errorf("the refusal repeats the value: %v", err)
+		}
+	}
+}
+
+// A date or a phone number set by override is read as its question reads
+// an answer: "tomorrow" in the flow's time zone from the caller's clock, a
+// number without its country code in the deployment's region.
+func TestApplyOverride_SetVarReadsDatesAndNumbersAsTheQuestion(t *testing.T) {
+	f, err := engine.Parse("visit.yaml", []byte(`id: visit
+languages: [en]
+timezone: Asia/Kolkata
+start: when
+nodes:
+  when:
+    ask: {prompt: {en: "Which day?"}, type: date, save: day}
+    next: number
+  number:
+    ask: {prompt: {en: "Your number?"}, type: phone, save: phone}
+    next: bye
+  bye:
+    end: {send: {en: "Thanks."}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := engine.State{FlowID: "visit", FlowVersion: f.Version, Node: "when", Status: engine.StatusActive, Vars: map[string]string{}}
+	// 20:00 UTC on 7 December is 01:30 on the 8th in Kolkata.
+	now := time.Date(2026, 12, 7, 20, 0, 0, 0, time.UTC)
+	for _, tt := range []struct{ name, value, want string }{
+		{"day", "tomorrow", "2026-12-09"},
+		{"phone", "098765 43210", "+919876543210"},
+	} {
+		next, _, err := engine.ApplyOverride(f, st, engine.Override{Kind: engine.OverrideSetVar, Var: tt.name, Value: tt.value, Now: now, Region: "IN"})
+		if err != nil || next.Vars[tt.name] != tt.want {
+			t.Errorf("set %s to %q: %q, %v; want %q", tt.name, tt.value, next.Vars[tt.name], err, tt.want)
 		}
 	}
 }

@@ -208,6 +208,7 @@ func (f *Flows) Override(ctx context.Context, tx *gorm.DB, contact *models.Conta
 	if before, err = stateOf(conv, contact); err != nil {
 		return nil, before, after, err
 	}
+	o.Now, o.Region = f.now(), f.region
 	after, actions, err := engine.ApplyOverride(flow, before, o)
 	if err != nil {
 		return nil, before, after, err
