@@ -106,11 +106,12 @@ func TestProcess_AMessageThatAlwaysFailsIsSetAsideAndTheRestGoOn(t *testing.T) {
 		t.Fatalf("%d of the two later messages processed", n)
 	}
 	var convStatus, convError string
-	if err := e.db.Pool.QueryRow(context.Background(), `SELECT status, error FROM conversations`).Scan(&convStatus, &convError); err != nil {
+	var handedOff *time.Time
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT status, error, handoff_at FROM conversations`).Scan(&convStatus, &convError, &handedOff); err != nil {
 		t.Fatal(err)
 	}
-	if convStatus != "handoff" || convError == "" {
-		t.Fatalf("conversation %s (%q), want handed to a person with the reason", convStatus, convError)
+	if convStatus != "handoff" || convError == "" || handedOff == nil {
+		t.Fatalf("conversation %s (%q) handed off at %v, want handed to a person with the reason and the time (the queue's \"since\")", convStatus, convError, handedOff)
 	}
 	if got := metricValue(t, reg, "parley_messages_set_aside_total"); got != 1 {
 		t.Fatalf("parley_messages_set_aside_total = %v, want 1", got)
@@ -123,6 +124,9 @@ func TestProcess_AMessageThatAlwaysFailsIsSetAsideAndTheRestGoOn(t *testing.T) {
 	waitFor(t, "the next message to be processed", func() bool {
 		return e.count(t, `SELECT count(*) FROM messages WHERE provider_message_id = 'SM5' AND status = 'processed'`) == 1
 	})
+	if n := e.count(t, `SELECT count(*) FROM conversations WHERE handoff_at = $1`, *handedOff); n != 1 {
+		t.Fatal("a message to the waiting hand-off moved the time it was handed off")
+	}
 }
 
 // metricValue reads a counter or a gauge without labels from reg.

@@ -346,7 +346,8 @@ func (s *ConversationStore) HandOffAfterFailure(ctx context.Context, tx *gorm.DB
 	}
 	err = gormFor(ctx, s.db, s.crypto, tx).Raw(`WITH open AS (
 			SELECT id, status FROM conversations WHERE contact_id = ? AND status NOT IN ('ended', 'error') FOR UPDATE)
-		UPDATE conversations c SET status = ?, error = ?, pending_enc = NULL, wait_seq = wait_seq + 1, updated_at = now()
+		UPDATE conversations c SET status = ?, error = ?, pending_enc = NULL, wait_seq = wait_seq + 1, updated_at = now(),
+		  handoff_at = CASE WHEN open.status = 'handoff' THEN c.handoff_at ELSE now() END
 		FROM open WHERE c.id = open.id RETURNING c.id, open.status AS before`, contactID, models.ConversationHandoff, reason).Scan(&row).Error
 	if err != nil || row.Before == string(models.ConversationHandoff) {
 		return 0, dbError(err, "Conversation")
