@@ -97,11 +97,6 @@
     if (box) box.scrollTop = box.scrollHeight;
   }
   var kept = null; // what the list had before a swap
-  // followerOf is the live timeline that asked for a swap, if one did.
-  function followerOf(e) {
-    var elt = e.detail.requestConfig && e.detail.requestConfig.elt;
-    return elt && elt.hasAttribute && elt.hasAttribute("data-follow") ? elt : null;
-  }
   function scrollerOf(el) {
     return el.closest("[data-stick-bottom]") || document.scrollingElement;
   }
@@ -119,13 +114,21 @@
         focus: focused && focused.dataset && target.contains(focused) ? focused.dataset.contactId : ""
       };
     }
-    // A live timeline read at its end stays at its end as messages come:
-    // its box in the workspace, the page itself on a contact's page. Noted
-    // on the element that asked (it stays; the swapped list does not), and
-    // only for a swap that happens.
-    var from = followerOf(e);
-    if (from) from.dataset.atEnd = e.detail.shouldSwap && atEnd(scrollerOf(from)) ? "1" : "";
   });
+  // A live timeline its reader left at its end stays at its end whatever a
+  // swap adds, its new messages or a part loading below it: its box in the
+  // workspace, the page itself on a contact's page. Where the reader left
+  // it is noted as they scroll (and as it is kept at its end), on the
+  // element that stays: the list inside it is swapped out.
+  function noteEnds(box) {
+    document.querySelectorAll("[data-follow]").forEach(function (el) {
+      var s = scrollerOf(el);
+      if (!box || s === box) el.dataset.atEnd = atEnd(s) ? "1" : "";
+    });
+  }
+  document.addEventListener("scroll", function (e) {
+    noteEnds(e.target === document ? document.scrollingElement : e.target);
+  }, true);
   // Marked as soon as the new list is in, before the page is painted, so
   // the open row never flickers unmarked; again once settled.
   document.addEventListener("htmx:afterSwap", markOpen);
@@ -143,17 +146,16 @@
     }
     if (target && target.id === "work-pane") {
       stickToEnd(target.querySelector("[data-stick-bottom]"));
-    } else {
-      var from = followerOf(e);
-      if (from && from.dataset.atEnd) {
-        from.dataset.atEnd = "";
-        stickToEnd(scrollerOf(from));
-      }
+      noteEnds(null);
     }
+    document.querySelectorAll("[data-follow]").forEach(function (el) {
+      if (el.dataset.atEnd) stickToEnd(scrollerOf(el));
+    });
   });
   document.addEventListener("DOMContentLoaded", function () {
     markOpen();
     stickToEnd(document.querySelector("#work-pane [data-stick-bottom]"));
+    noteEnds(null);
   });
 
   function replyBox() {

@@ -113,6 +113,21 @@ func TestBrowser_ConversationReadsInOrder(t *testing.T) {
 		t.Errorf("the conversation's page reads\n%q\nwant\n%q", got, want)
 	}
 	shoot(t, tab, "order-conversation")
+	// A reader who scrolled back up is left where they are by what comes.
+	step(t, work, "scroll the workspace's conversation back up",
+		chromedp.Evaluate[chromedp.Void](`(document.querySelector('#work-pane [data-stick-bottom]').scrollTop = 0, {})`),
+	)
+	step(t, ctx, "say something more in the simulator",
+		chromedp.SendKeys(css(`[data-testid="simulator-text"]`), "hello again"),
+		chromedp.Click(css(`[data-testid="simulator-send"]`)),
+		waitTrue(`[...document.querySelectorAll('#chat [data-testid="message-out"]')].filter(e => e.textContent.includes("What is your name?")).length === 2`, "the flow's question again"),
+	)
+	// By the answer's swap, the message's swap before it has settled.
+	step(t, work, "the workspace shows them, left where its reader scrolled",
+		waitText(`#work-pane [data-testid="message-in"]`, "hello again"),
+		waitTrue(`[...document.querySelectorAll('#work-pane [data-testid="message-out"]')].filter(e => e.textContent.includes("What is your name?")).length === 2`, "the answer in the pane"),
+		waitTrue(`document.querySelector('#work-pane [data-stick-bottom]').scrollTop < 2`, "the pane left at its top"),
+	)
 }
 
 // placed reads the conversation of the contact at number through the
