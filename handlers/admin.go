@@ -83,7 +83,8 @@ func (ad *Admin) staffPage(a *Access, admin StaffAdmin) fiber.Handler {
 
 // notices say what the last staff action did (the page after it).
 var notices = map[string]string{
-	"added":   "Added. They can sign in now (or once they accept the invitation).",
+	"added":   "Added. They can sign in now.",
+	"invited": "Invited. They can sign in once they accept the invitation sent to them.",
 	"changed": "Saved.",
 }
 
@@ -100,6 +101,9 @@ func (ad *Admin) addStaff(a *Access, admin StaffAdmin) fiber.Handler {
 				return views.AddMemberForm(views.AddMemberProps{CSRF: badge(c).CSRF, Roles: roles, Local: a.Local != nil, Invite: a.Remote != nil,
 					Email: m.Email, Role: string(m.Role), Error: reason})
 			})
+		}
+		if a.Remote != nil && m.Password == "" { // Supabase sent them an invitation
+			return goOn(c, "/admin/staff?done=invited")
 		}
 		return goOn(c, "/admin/staff?done=added")
 	}

@@ -45,8 +45,8 @@ func TestAdmin_StaffScreen(t *testing.T) {
 	}
 	_, page = admin.do(t, "GET", "/admin/staff?done=added", nil, nil)
 	id := memberID(t, page, "nadia@example.org")
-	if !strings.Contains(page, `data-testid="notice"`) {
-		t.Error("no word that the member was added")
+	if !strings.Contains(page, `data-testid="notice"`) || !strings.Contains(page, "They can sign in now.") || strings.Contains(page, "invitation") {
+		t.Error("no word that the member was added and may sign in now (no invitation is sent in local mode)")
 	}
 	nadia := &browser{site: site}
 	if resp := nadia.signIn(t, "nadia@example.org", "another long password", "/"); resp.StatusCode != 303 {
