@@ -185,8 +185,12 @@ func TestAdmin_EraseAPersonFromTheConsole(t *testing.T) {
 		t.Fatal("an admin is not offered the erasure, behind a confirmation")
 	}
 	csrf = formCSRF.FindStringSubmatch(page)[1]
-	if resp, _ := admin.do(t, "POST", "/contacts/"+itoa(asha.ID)+"/erase", url.Values{"_csrf": {csrf}}, nil); resp.StatusCode != 303 {
+	resp, _ := admin.do(t, "POST", "/contacts/"+itoa(asha.ID)+"/erase", url.Values{"_csrf": {csrf}}, nil)
+	if resp.StatusCode != 303 {
 		t.Fatalf("an admin's erasure: %d", resp.StatusCode)
+	}
+	if _, page := admin.do(t, "GET", resp.Header.Get("Location"), nil, nil); !strings.Contains(page, `data-testid="notice"`) || !strings.Contains(page, "Erased") {
+		t.Errorf("after the erasure, no word that it happened:\n%s", page)
 	}
 	if resp, _ := admin.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil); resp.StatusCode != 404 {
 		t.Fatalf("the erased contact's page: %d", resp.StatusCode)

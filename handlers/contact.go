@@ -332,7 +332,7 @@ func (in *Inbox) erase(a *Access) fiber.Handler {
 		if _, err := a.Personal.Erase(c.UserContext(), id, &actor); err != nil {
 			return err
 		}
-		return c.Redirect("/", fiber.StatusSeeOther)
+		return c.Redirect("/?done=erased", fiber.StatusSeeOther)
 	}
 }
 

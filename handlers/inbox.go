@@ -308,6 +308,9 @@ func (in *Inbox) page(a *Access) fiber.Handler {
 		p := views.InboxProps{Staff: badge(c), Query: c.Query("q"), Results: results, State: c.Query("state"), Flow: c.Query("flow"),
 			Channel: c.Query("channel"), Status: c.Query("status"), Direction: c.Query("direction"), Since: c.Query("since"), Until: c.Query("until")}
 		p.Tag, _ = models.CleanTag(c.Query("tag")) // refused above when malformed
+		if c.Query("done") == "erased" {
+			p.Notice = "Erased: everything held of that person is gone; an audit entry says it happened."
+		}
 		if in.Flows != nil {
 			for _, f := range in.Flows.Flows() {
 				p.Flows = append(p.Flows, f.ID)
