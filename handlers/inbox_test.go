@@ -632,16 +632,7 @@ func TestInbox_ResumeAtAHandoffSaysItEnds(t *testing.T) {
 	asha, _ := site.seed(t)
 	ctx := context.Background()
 	_, _ = site.db.Pool.Exec(ctx, `UPDATE messages SET provider = 'twilio'`)
-	flow := engine.Builtin().Current("clinic")
-	convs := store.NewConversationStore(site.db, site.crypto)
-	if err := convs.PinFlow(ctx, nil, flow.ID, flow.Version, flow.File, flow.Source); err != nil {
-		t.Fatal(err)
-	}
-	conv := &models.Conversation{ContactID: asha.ID, FlowID: flow.ID, FlowVersion: flow.Version, Node: "handoff", Status: models.ConversationHandoff,
-		Variables: map[string]string{"name": "Asha"}}
-	if err := convs.Save(ctx, nil, conv); err != nil {
-		t.Fatal(err)
-	}
+	conv := handedOff(t, site, asha)
 	supervisor := site.as(t, models.RoleSupervisor)
 	for _, b := range []*browser{site.as(t, models.RoleAgent), supervisor} {
 		for _, path := range []string{"/contacts/" + itoa(asha.ID), "/work?c=" + itoa(asha.ID)} {
@@ -673,15 +664,7 @@ func TestInbox_TakeAHandoffWhereItIsRead(t *testing.T) {
 	site := newConsoleSite(t, nil)
 	asha, _ := site.seed(t)
 	ctx := context.Background()
-	flow := engine.Builtin().Current("clinic")
-	convs := store.NewConversationStore(site.db, site.crypto)
-	if err := convs.PinFlow(ctx, nil, flow.ID, flow.Version, flow.File, flow.Source); err != nil {
-		t.Fatal(err)
-	}
-	conv := &models.Conversation{ContactID: asha.ID, FlowID: flow.ID, FlowVersion: flow.Version, Node: "handoff", Status: models.ConversationHandoff}
-	if err := convs.Save(ctx, nil, conv); err != nil {
-		t.Fatal(err)
-	}
+	conv := handedOff(t, site, asha)
 	agent := site.as(t, models.RoleAgent)
 	for _, path := range []string{"/contacts/" + itoa(asha.ID), "/work?c=" + itoa(asha.ID)} {
 		_, page := agent.do(t, "GET", path, nil, nil)
@@ -739,4 +722,22 @@ func TestInbox_HandoffWithAnUnreadableFlow(t *testing.T) {
 			}
 		}
 	}
+}
+
+// handedOff gives contact a conversation of the built-in clinic flow handed
+// to a person at its hand-off node, nobody holding it.
+func handedOff(t *testing.T, site *consoleSite, contact *models.Contact) *models.Conversation {
+	t.Helper()
+	ctx := context.Background()
+	flow := engine.Builtin().Current("clinic")
+	convs := store.NewConversationStore(site.db, site.crypto)
+	if err := convs.PinFlow(ctx, nil, flow.ID, flow.Version, flow.File, flow.Source); err != nil {
+		t.Fatal(err)
+	}
+	conv := &models.Conversation{ContactID: contact.ID, FlowID: flow.ID, FlowVersion: flow.Version, Node: "handoff", Status: models.ConversationHandoff,
+		Variables: map[string]string{"name": "Asha"}}
+	if err := convs.Save(ctx, nil, conv); err != nil {
+		t.Fatal(err)
+	}
+	return conv
 }
