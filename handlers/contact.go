@@ -29,6 +29,9 @@ func (in *Inbox) timeline(a *Access) fiber.Handler {
 		if err != nil {
 			return err
 		}
+		if back := c.Query("back"); back != "" { // the view that fetched it
+			p.Back = safeNext(back)
+		}
 		return render(c, views.Timeline(p))
 	}
 }

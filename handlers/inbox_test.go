@@ -227,6 +227,25 @@ func TestInbox_ResendOnce(t *testing.T) {
 	if !strings.Contains(page, `data-testid="resend"`) || !strings.Contains(page, "It may or may not have arrived.") {
 		t.Fatal("a failed message has no resend button, or no reason")
 	}
+	// From the workspace, the resend returns to the workspace, also once its
+	// timeline was fetched again; a way back elsewhere is not followed.
+	backOf := func(page string) string {
+		i := strings.Index(page, `action="/messages/`+itoa(failed)+`/resend"`)
+		if i < 0 {
+			return ""
+		}
+		m := regexp.MustCompile(`name="back" value="([^"]*)"`).FindStringSubmatch(page[i:])
+		return html.UnescapeString(m[1])
+	}
+	if _, work := agent.do(t, "GET", "/work?view=all&c="+itoa(ravi.ID), nil, nil); !strings.HasPrefix(backOf(work), "/work?") {
+		t.Errorf("the workspace's resend returns to %q", backOf(work))
+	}
+	if _, tl := agent.do(t, "GET", "/contacts/"+itoa(ravi.ID)+"/timeline?back="+url.QueryEscape("/work?view=failed&c="+itoa(ravi.ID)), nil, nil); backOf(tl) != "/work?view=failed&c="+itoa(ravi.ID) {
+		t.Errorf("the workspace's timeline fetched again: resend returns to %q", backOf(tl))
+	}
+	if _, tl := agent.do(t, "GET", "/contacts/"+itoa(ravi.ID)+"/timeline?back="+url.QueryEscape("https://evil.example/"), nil, nil); backOf(tl) != "/" {
+		t.Errorf("a way back to another site: %q", backOf(tl))
+	}
 	csrf := formCSRF.FindStringSubmatch(page)
 	for range 3 { // a double (triple) click
 		resp, _ := agent.do(t, "POST", "/messages/"+itoa(failed)+"/resend", url.Values{"_csrf": {csrf[1]}, "back": {"/contacts/" + itoa(ravi.ID)}}, nil)

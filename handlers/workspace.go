@@ -216,7 +216,8 @@ func (in *Inbox) workPaneProps(c *fiber.Ctx, a *Access, id int64, q workQuery) (
 	if err != nil {
 		return views.WorkPaneProps{}, err
 	}
-	return views.WorkPaneProps{Contact: p, Back: q.href(id)}, nil
+	p.Back = q.href(id) // its timeline's actions return to the workspace
+	return views.WorkPaneProps{Contact: p, Back: p.Back}, nil
 }
 
 // workEvents streams "changed" while the workspace's list may have

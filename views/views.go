@@ -4,6 +4,7 @@ package views
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 )
 
@@ -22,3 +23,21 @@ const resumeEnds = "There is no question here for the bot to go back to: the con
 // flowUnreadable is what the panel says of a conversation whose pinned flow
 // version no longer parses.
 const flowUnreadable = "Its flow version can no longer be read, so the bot cannot take it back: reply to the person yourself."
+
+// backOf is where an action in p's timeline returns to: the view it was
+// taken in (the workspace), else the contact's page.
+func backOf(p ContactProps) string {
+	if p.Back != "" {
+		return p.Back
+	}
+	return "/contacts/" + itoa64(p.ID)
+}
+
+// TimelineURL fetches p's timeline again, its actions returning where p's do.
+func TimelineURL(p ContactProps) string {
+	u := "/contacts/" + itoa64(p.ID) + "/timeline"
+	if p.Back != "" {
+		u += "?back=" + url.QueryEscape(p.Back)
+	}
+	return u
+}
