@@ -152,6 +152,14 @@
       if (el.dataset.atEnd) stickToEnd(scrollerOf(el));
     });
   });
+  // A confirmed command answered: its question closes, so that a refusal
+  // shown under it can be read in full (a success leaves the page).
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var form = e.detail.elt;
+    if (form && form.querySelectorAll) {
+      Array.prototype.forEach.call(form.querySelectorAll("details[open]"), function (d) { d.open = false; });
+    }
+  });
   document.addEventListener("DOMContentLoaded", function () {
     markOpen();
     stickToEnd(document.querySelector("#work-pane [data-stick-bottom]"));

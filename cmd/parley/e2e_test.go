@@ -263,6 +263,14 @@ func TestBrowser_ConsoleEndToEnd(t *testing.T) {
 		waitText(`[data-testid="message-out"]`, "How old are you, Asha?"),
 	)
 	shoot(t, ctx, "conversation")
+	step(t, ctx, "a move the flow cannot make yet is refused, its question closed so the reason shows",
+		chromedp.SetValue(css(`[data-testid="move-node"]`), "ask_confirm"),
+		chromedp.Click(css(`[data-testid="override-move"]`)),
+		chromedp.WaitVisible(css(`[data-testid="confirm-move"]`)),
+		chromedp.Click(css(`[data-testid="confirm-move"]`)),
+		waitText(`[data-testid="override-refused"]`, "{{need}}"),
+		waitTrue(`!document.querySelector('details[open]')`, "the move's question closed"),
+	)
 	step(t, ctx, "choose a node to move the conversation to",
 		chromedp.SetValue(css(`[data-testid="move-node"]`), "ask_need"),
 		chromedp.Click(css(`[data-testid="override-move"]`)),
