@@ -72,6 +72,18 @@ func TestBrowser_Workspace(t *testing.T) {
 		waitTrue(`!!document.querySelector('#work-pane [data-testid="side-panel"] [data-testid="notes-panel"]') && !!document.querySelector('#work-pane [data-testid="side-panel"] [data-testid="tags-panel"]')`, "notes and tags in the side panel"),
 		waitTrue(`!document.querySelector('#work-pane.htmx-settling, #work-pane .htmx-added')`, "the pane settled"),
 	)
+	step(t, ctx, "a command's question in the side panel opens inside the panel, whole (a desktop's width: the panel at the right)",
+		chromedp.EmulateViewport(1280, 800),
+		chromedp.Click(css(`#work-pane [data-testid="side-panel"] [data-testid="override-end"]`)),
+		chromedp.WaitVisible(css(`#work-pane [data-testid="side-panel"] [data-testid="confirm-end"]`)),
+		waitTrue(`(() => {
+			const panel = document.querySelector('#work-pane [data-testid="side-panel"]').getBoundingClientRect();
+			const q = document.querySelector('#work-pane [data-testid="side-panel"] details[open] [role="group"]').getBoundingClientRect();
+			return q.left >= panel.left && q.right <= panel.right && q.right <= document.documentElement.clientWidth;
+		})()`, "the question within the panel"),
+		chromedp.Click(css(`#work-pane [data-testid="side-panel"] [data-testid="override-end"]`)),
+		waitTrue(`!document.querySelector('#work-pane details[open]')`, "the question closed again"),
+	)
 	want := []string{"> hello", "< Hi! I'm the clinic assistant.", "< What is your name?", "> Asha", "< How old are you, Asha?"}
 	if got := onScreen(t, ctx, "the pane", "#work-pane"); !slices.Equal(got, want) {
 		t.Errorf("the pane reads\n%q\nwant\n%q", got, want)
