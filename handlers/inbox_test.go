@@ -559,7 +559,7 @@ func TestInbox_Filters(t *testing.T) {
 		t.Error("the page forgets the filters chosen")
 	}
 	// The headline counts: one hand-off, not taken; one failed send.
-	for testid, want := range map[string]string{"count-handoff": ">1</span>", "count-failed": ">1</span>", "count-active": ">0</span>", "count-unassigned": ">1 not taken<"} {
+	for testid, want := range map[string]string{"count-handoff": ">1</span>", "count-failed": ">1</span>", "count-active": ">0</span> <span class=\"text-slate-600\">active conversations<", "count-unassigned": ">1 not taken<"} {
 		i := strings.Index(page, `data-testid="`+testid+`"`)
 		if i < 0 || !strings.Contains(page[i:min(len(page), i+200)], want) {
 			t.Errorf("count %s is not %s", testid, want)

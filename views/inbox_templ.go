@@ -110,7 +110,7 @@ func Inbox(p InboxProps) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = count("/?state=active", "active", n.Active, "active conversations", p.State == "active").Render(ctx, templ_7745c5c3_Buffer)
+				templ_7745c5c3_Err = count("/?state=active", "active", n.Active, plural(n.Active, "active conversation", "active conversations"), p.State == "active").Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

@@ -41,3 +41,11 @@ func TimelineURL(p ContactProps) string {
 	}
 	return u
 }
+
+// plural is one when n is 1, else many.
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"maps"
 	"regexp"
 	"slices"
@@ -62,8 +63,12 @@ func ApplyOverride(f *Flow, st State, o Override) (State, []Action, error) {
 			// Staff chose the place; the flow would have gathered these on
 			// its way there. Said blank, "your  request, ?" reaches the person.
 			slices.Sort(r.missing)
-			return st, nil, models.Errorf(models.EINVALID, "Moving to %s would leave {{%s}} blank in what the bot says: this conversation has no %s. Set it first, or move elsewhere.",
-				o.Node, strings.Join(r.missing, "}}, {{"), strings.Join(r.missing, ", "))
+			them := "it"
+			if len(r.missing) > 1 {
+				them = "them"
+			}
+			return st, nil, models.Errorf(models.EINVALID, "Moving to %s would leave {{%s}} blank in what the bot says: this conversation has no %s. Set %s first, or move elsewhere.",
+				o.Node, strings.Join(r.missing, "}}, {{"), strings.Join(r.missing, ", "), them)
 		}
 	case OverrideSetVar:
 		if !varName.MatchString(o.Var) {
@@ -138,10 +143,19 @@ func answerFor(f *Flow, o Override) (string, error) {
 		if v, _, ok := parseAnswer(a, Input{Text: o.Value, Now: o.Now, Region: o.Region}, f.lang(), f.tz()); ok {
 			return v, nil
 		}
-		asked = append(asked, id+" ("+a.Type+")")
+		asked = append(asked, id+" ("+takes(a)+")")
 	}
 	if len(asked) == 0 {
 		return o.Value, nil
 	}
 	return "", models.Errorf(models.EINVALID, "%s is the answer to %s, and the value given is not one it takes.", o.Var, strings.Join(asked, ", "))
+}
+
+// takes says what a question takes, for a refusal: its type, and a
+// number's range.
+func takes(a *Ask) string {
+	if a.Type == "number" && len(a.Range) == 2 {
+		return fmt.Sprintf("a number from %g to %g", a.Range[0], a.Range[1])
+	}
+	return a.Type
 }

@@ -88,7 +88,7 @@ func TestApplyOverride_MoveNamesTheMissingVariables(t *testing.T) {
 	f := loadFlow(t, "clinic.yaml")
 	st := engine.State{FlowID: "clinic", FlowVersion: f.Version, Node: "ask_age", Status: engine.StatusActive, Vars: map[string]string{}}
 	_, _, err := engine.ApplyOverride(f, st, engine.Override{Kind: engine.OverrideMove, Node: "ask_confirm"})
-	if msg := models.ErrorMessage(err); models.ErrorCode(err) != models.EINVALID || !strings.Contains(msg, "{{name}}, {{need}}") || !strings.Contains(msg, "no name, need") {
+	if msg := models.ErrorMessage(err); models.ErrorCode(err) != models.EINVALID || !strings.Contains(msg, "{{name}}, {{need}}") || !strings.Contains(msg, "no name, need") || !strings.Contains(msg, "Set them first") {
 		t.Fatalf("refused with %v", err)
 	}
 }
@@ -115,6 +115,9 @@ func TestApplyOverride_SetVarTakesWhatItsQuestionTakes(t *testing.T) {
 		}
 		if err != nil && strings.Contains(models.ErrorMessage(err), tt.value) {
 			t.Errorf("the refusal repeats the value: %v", err)
+		}
+		if tt.name == "age" && err != nil && !strings.Contains(models.ErrorMessage(err), "a number from 0 to 120") {
+			t.Errorf("the refusal does not say what the question takes: %v", err)
 		}
 	}
 }
