@@ -416,7 +416,8 @@ func (x *API) conversation(a *Access) fiber.Handler {
 	}
 }
 
-// handoffs lists the conversations waiting for a person, newest first.
+// handoffs lists the conversations waiting for a person, the latest hand-off
+// first.
 func (x *API) handoffs(a *Access) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		after, limit, err := pageOf(c)

@@ -253,15 +253,19 @@ type Handoff struct {
 	AssignedEmail  string
 }
 
-// Handoffs lists the conversations handed to a person, the newest first,
-// up to limit, older than the conversation id before (0: from the newest).
+// Handoffs lists the conversations handed to a person, the latest hand-off
+// first, up to limit, after the conversation before (its hand-off time and
+// id, the key the list is in; 0: from the latest). A cursor since erased
+// pages from the latest again.
 func (s *ConversationStore) Handoffs(ctx context.Context, before int64, limit int) ([]Handoff, error) {
 	q := `SELECT c.id AS conversation_id, c.contact_id, coalesce(c.handoff_at, c.updated_at) AS since, coalesce(c.assigned_to::text, '') AS assigned_to,
 			coalesce(u.email, '') AS assigned_email
 		FROM conversations c LEFT JOIN staff_users u ON u.id = c.assigned_to
-		WHERE c.status = 'handoff' AND (? = 0 OR c.id < ?) ORDER BY c.id DESC LIMIT ?`
+		WHERE c.status = 'handoff' AND (? = 0 OR (coalesce(c.handoff_at, c.updated_at), c.id) <
+		  (coalesce((SELECT coalesce(handoff_at, updated_at) FROM conversations WHERE id = ?), 'infinity'), ?))
+		ORDER BY 3 DESC, c.id DESC LIMIT ?`
 	var rows []Handoff
-	if err := gormFor(ctx, s.db, s.crypto, nil).Raw(q, before, before, limit).Scan(&rows).Error; err != nil {
+	if err := gormFor(ctx, s.db, s.crypto, nil).Raw(q, before, before, before, limit).Scan(&rows).Error; err != nil {
 		return nil, dbError(err, "Conversation")
 	}
 	return rows, nil
