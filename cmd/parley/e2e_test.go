@@ -361,7 +361,10 @@ func TestBrowser_NewcomerPath(t *testing.T) {
 		chromedp.WaitVisible(css(`[data-testid="search"]`)),
 		chromedp.SendKeys(css(`[data-testid="search"]`), number),
 		waitText(`[data-query="`+number+`"] [data-testid="hit-phone"]`, number),
-		chromedp.Click(css(`[data-testid="hit"]`)),
+		// Typed a digit at a time, the search may still be swapping its
+		// results in: a click on a hit being replaced is lost.
+		waitTrue(`!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')`, "the results still"),
+		chromedp.Click(css(`[data-query="`+number+`"] [data-testid="hit"]`)),
 		waitText(`[data-testid="message-out"]`, "What is your name?"),
 	)
 	// The simulator goes on in a second tab; the conversation's page follows.
