@@ -115,9 +115,9 @@
       };
     }
   });
-  // A live timeline its reader left at its end stays at its end whatever a
-  // swap adds, its new messages or a part loading below it: its box in the
-  // workspace, the page itself on a contact's page. Where the reader left
+  // A live timeline its reader left at its end stays at its end as its
+  // messages come: its box in the workspace (also when a part loading below
+  // shrinks it), the page itself on a contact's page. Where the reader left
   // it is noted as they scroll (and as it is kept at its end), on the
   // element that stays: the list inside it is swapped out.
   function noteEnds(box) {
@@ -148,8 +148,12 @@
       stickToEnd(target.querySelector("[data-stick-bottom]"));
       noteEnds(null);
     }
+    // The page itself is scrolled only for the timeline's own news: a part
+    // loading elsewhere must not move what the reader is about to click.
+    var asked = e.detail.requestConfig && e.detail.requestConfig.elt;
     document.querySelectorAll("[data-follow]").forEach(function (el) {
-      if (el.dataset.atEnd) stickToEnd(scrollerOf(el));
+      var box = scrollerOf(el);
+      if (el.dataset.atEnd && (asked === el || box !== document.scrollingElement)) stickToEnd(box);
     });
   });
   // A confirmed command answered: its question closes, so that a refusal
