@@ -425,12 +425,7 @@ func TestInbox_HandoffQueue(t *testing.T) {
 	if !strings.Contains(page, `data-testid="take-over"`) || strings.Contains(page, `data-testid="take"`) {
 		t.Fatalf("a supervisor's queue:\n%s", page)
 	}
-	hash, _ := auth.HashPassword("a long enough password")
-	if _, err := site.staff.Create(ctx, "", "second.agent@example.org", models.RoleAgent, hash); err != nil {
-		t.Fatal(err)
-	}
-	second := &browser{site: site}
-	second.signIn(t, "second.agent@example.org", "a long enough password", "/")
+	second := secondAgent(t, site)
 	_, page = second.do(t, "GET", "/handoffs", nil, nil)
 	if !strings.Contains(page, `data-testid="taken-by"`) || strings.Contains(page, `data-testid="take-over"`) || strings.Contains(page, `data-testid="take"`) {
 		t.Fatalf("another agent's queue:\n%s", page)
@@ -682,7 +677,6 @@ func TestInbox_ResumeAtAHandoffSaysItEnds(t *testing.T) {
 func TestInbox_TakeAHandoffWhereItIsRead(t *testing.T) {
 	site := newConsoleSite(t, nil)
 	asha, _ := site.seed(t)
-	ctx := context.Background()
 	conv := handedOff(t, site, asha)
 	agent := site.as(t, models.RoleAgent)
 	for _, path := range []string{"/contacts/" + itoa(asha.ID), "/work?c=" + itoa(asha.ID)} {
@@ -706,12 +700,7 @@ func TestInbox_TakeAHandoffWhereItIsRead(t *testing.T) {
 	if _, page := agent.do(t, "GET", "/work?c="+itoa(asha.ID), nil, nil); strings.Contains(page, `data-testid="take-here"`) || !strings.Contains(page, `data-testid="reply-form"`) {
 		t.Fatalf("taken: no reply box, or still offered to take:\n%s", page)
 	}
-	hash, _ := auth.HashPassword("a long enough password")
-	if _, err := site.staff.Create(ctx, "", "second.agent@example.org", models.RoleAgent, hash); err != nil {
-		t.Fatal(err)
-	}
-	second := &browser{site: site}
-	second.signIn(t, "second.agent@example.org", "a long enough password", "/")
+	second := secondAgent(t, site)
 	if _, page := second.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil); strings.Contains(page, `data-testid="take-here"`) {
 		t.Fatalf("a hand-off another holds is offered to take:\n%s", page)
 	}
@@ -759,4 +748,16 @@ func handedOff(t *testing.T, site *consoleSite, contact *models.Contact) *models
 		t.Fatal(err)
 	}
 	return conv
+}
+
+// secondAgent adds another agent to site, signed in.
+func secondAgent(t *testing.T, site *consoleSite) *browser {
+	t.Helper()
+	hash, _ := auth.HashPassword("a long enough password")
+	if _, err := site.staff.Create(context.Background(), "", "second.agent@example.org", models.RoleAgent, hash); err != nil {
+		t.Fatal(err)
+	}
+	second := &browser{site: site}
+	second.signIn(t, "second.agent@example.org", "a long enough password", "/")
+	return second
 }
