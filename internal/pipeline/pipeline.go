@@ -401,13 +401,11 @@ func New(d Deps) (*Pipeline, error) {
 			queueSend:          {MaxWorkers: d.Config.SendWorkers},
 			queueAI:            {MaxWorkers: d.Config.AIWorkers},
 		},
-		Workers:           workers,
-		PeriodicJobs:      append(append(append(retentionJobs(d.Config.RetentionDays), supabaseJobs(d.Supabase)...), templateJobs(d.TemplateSources)...), startKeyJobs()...),
-		Logger:            d.Logger,
-		FetchPollInterval: d.Config.FetchInterval,
-		// Jobs here take milliseconds: fetch again soon rather than leave
-		// workers idle for River's default 100 ms between fetches.
-		FetchCooldown:        10 * time.Millisecond,
+		Workers:              workers,
+		PeriodicJobs:         append(append(append(retentionJobs(d.Config.RetentionDays), supabaseJobs(d.Supabase)...), templateJobs(d.TemplateSources)...), startKeyJobs()...),
+		Logger:               d.Logger,
+		FetchPollInterval:    d.Config.FetchInterval,
+		FetchCooldown:        fetchCooldown,
 		JobTimeout:           d.Config.JobTimeout,
 		RescueStuckJobsAfter: d.Config.RescueAfter,
 		ReindexerIndexNames:  reindexed(),
@@ -415,7 +413,11 @@ func New(d Deps) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue worker: %w", err)
 	}
-	p.inserter, err = river.NewClient(riverdatabasesql.New(d.DB.SQL), &river.Config{Workers: workers})
+	// The inserter runs no workers; its cooldown spaces the notices its
+	// inserts send the workers. River's default, 100 ms, left a reply
+	// queued within a tenth of a second of another's notice unannounced,
+	// waiting for the send workers' next poll.
+	p.inserter, err = river.NewClient(riverdatabasesql.New(d.DB.SQL), &river.Config{Workers: workers, FetchCooldown: fetchCooldown})
 	if err != nil {
 		return nil, fmt.Errorf("queue inserter: %w", err)
 	}
@@ -487,6 +489,11 @@ func (p *Pipeline) enqueueMany(ctx context.Context, tx *gorm.DB, jobs []river.In
 	_, err := p.inserter.InsertManyTx(ctx, sqlTx, jobs)
 	return err
 }
+
+// fetchCooldown is how soon River's workers fetch again after a fetch
+// (River's default is 100 ms; jobs here take milliseconds, so workers would
+// sit idle), and how often a client's inserts notify them at most.
+const fetchCooldown = 10 * time.Millisecond
 
 // maxBody caps stored bodies in bytes: room for the 4096 characters
 // WhatsApp allows in any script (the engine reads at most engine.MaxInput
