@@ -141,7 +141,7 @@ func (in *Inbox) contactPropsOf(c *fiber.Ctx, a *Access, id int64, view contactV
 		}
 	}
 	p.Name, p.Phone = contactLabel(contact, mask)
-	p.Masked = mask
+	p.Named, p.Masked = contact.Name != "", mask
 	attachments, err := in.attachmentsOf(ctx, msgs)
 	if err != nil {
 		return views.ContactProps{}, err

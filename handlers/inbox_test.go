@@ -761,3 +761,55 @@ func secondAgent(t *testing.T, site *consoleSite) *browser {
 	second.signIn(t, "second.agent@example.org", "a long enough password", "/")
 	return second
 }
+
+// A contact without a name is headed by their number, once: the line under
+// the heading gives the channel, not the number again; a named contact's
+// line gives the number beside the name. On the page and in the
+// workspace's pane, and masked the same way for a viewer, whose reveal
+// still finds the number it replaces.
+func TestInbox_AnUnnamedContactsNumberShowsOnce(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	asha, ravi := site.seed(t)
+	agent, viewer := site.as(t, models.RoleAgent), site.as(t, models.RoleViewer)
+	// The heading, and the line after it up to the end of its block (the
+	// page's) or the pane's link to the full page.
+	heading := func(page, tag, until string) (head, line string) {
+		t.Helper()
+		start := strings.Index(page, `data-testid="contact-name"`)
+		end := strings.Index(page[max(start, 0):], "</"+tag+">")
+		if start < 0 || end < 0 {
+			t.Fatalf("no heading in\n%s", page)
+		}
+		head, rest := page[start:start+end], page[start+end:]
+		stop := strings.Index(rest, until)
+		if stop < 0 {
+			t.Fatalf("nothing after the heading ends with %q:\n%s", until, rest)
+		}
+		return head, rest[:stop]
+	}
+	for _, c := range []struct {
+		who      *browser
+		contact  *models.Contact
+		number   string
+		named    bool
+		revealed bool
+	}{
+		{agent, ravi, "+14155550100", false, false},
+		{agent, asha, "+919876543210", true, false},
+		{viewer, ravi, "0100", false, true},
+	} {
+		_, page := c.who.do(t, "GET", "/contacts/"+itoa(c.contact.ID), nil, nil)
+		_, pane := c.who.do(t, "GET", "/work/pane/"+itoa(c.contact.ID)+"?view=all", nil, map[string]string{"HX-Request": "true"})
+		for _, view := range []struct{ name, html, tag, until string }{{"page", page, "h1", "</div>"}, {"pane", pane, "h2", "Full page"}} {
+			head, line := heading(view.html, view.tag, view.until)
+			inHead, inLine := strings.Count(head, c.number), strings.Count(line, c.number)
+			if c.named && (inHead != 0 || inLine != 1 || !strings.Contains(head, "Asha Verma")) ||
+				!c.named && (inHead != 1 || inLine != 0 || !strings.Contains(head, `data-testid="contact-phone"`)) {
+				t.Fatalf("%s of contact %d: the number %d times in the heading, %d in the line under it:\n%s\n%s", view.name, c.contact.ID, inHead, inLine, head, line)
+			}
+			if c.revealed && !strings.Contains(line, `hx-target="previous [data-testid=contact-phone]"`) {
+				t.Fatalf("%s: a viewer's reveal does not find the number:\n%s", view.name, line)
+			}
+		}
+	}
+}
