@@ -351,12 +351,17 @@ func contactLabel(c *models.Contact, mask bool) (name, number string) {
 	return name, number
 }
 
+// messageTime is how the console gives a message's time: in UTC, and
+// saying so, as every other time on the same pages does (a reminder's,
+// a note's, a hand-off's).
+const messageTime = "2 Jan 15:04 UTC"
+
 // messageRow is a message as the console shows it; mask hides all but the
 // last digits of the number.
 func messageRow(m *models.Message, c *models.Contact, mask bool) views.MessageRow {
 	name, number := contactLabel(c, mask)
 	return views.MessageRow{ID: m.ID, ContactID: c.ID, Contact: name, Phone: number, Channel: string(c.Channel), Inbound: m.Direction == models.Inbound,
-		Body: m.Body, At: m.CreatedAt.UTC().Format("2 Jan 15:04"), Status: string(m.Status), Error: m.ErrorReason,
+		Body: m.Body, At: m.CreatedAt.UTC().Format(messageTime), Status: string(m.Status), Error: m.ErrorReason,
 		ByStaff: m.SentBy != ""}
 }
 

@@ -813,3 +813,27 @@ func TestInbox_AnUnnamedContactsNumberShowsOnce(t *testing.T) {
 		}
 	}
 }
+
+// Message times say their zone, as the reminders, notes and hand-offs
+// beside them do: on the contact's page, in search hits and in the
+// workspace's list.
+func TestInbox_MessageTimesSayTheirZone(t *testing.T) {
+	site := newConsoleSite(t, nil)
+	asha, _ := site.seed(t)
+	agent := site.as(t, models.RoleAgent)
+	stamp := regexp.MustCompile(`\b\d{1,2} [A-Z][a-z]{2} \d{2}:\d{2}( UTC)?\b`)
+	_, page := agent.do(t, "GET", "/contacts/"+itoa(asha.ID), nil, nil)
+	_, hits := agent.do(t, "GET", "/?q=knee", nil, nil)
+	_, list := agent.do(t, "GET", "/work?view=all", nil, nil)
+	for name, html := range map[string]string{"page": page, "search": hits, "workspace": list} {
+		times := stamp.FindAllStringSubmatch(html, -1)
+		if len(times) == 0 {
+			t.Fatalf("%s: no message time", name)
+		}
+		for _, m := range times {
+			if m[1] == "" {
+				t.Fatalf("%s: a time without its zone: %q", name, m[0])
+			}
+		}
+	}
+}

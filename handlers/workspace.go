@@ -150,7 +150,7 @@ func workRow(it store.WorkItem, q workQuery, me string, mask bool, now time.Time
 	m, contact := it.Last.Message, it.Last.Contact
 	name, number := contactLabel(contact, mask)
 	r := views.WorkRow{ContactID: contact.ID, Name: name, Named: contact.Name != "", Phone: number, Channel: string(contact.Channel),
-		Last: m.Body, LastIn: m.Direction == models.Inbound, At: m.CreatedAt.UTC().Format("2 Jan 15:04"), Href: q.href(contact.ID),
+		Last: m.Body, LastIn: m.Direction == models.Inbound, At: m.CreatedAt.UTC().Format(messageTime), Href: q.href(contact.ID),
 		Unread: m.Direction == models.Inbound, Failed: it.Failed}
 	switch it.Status {
 	case models.ConversationActive:
