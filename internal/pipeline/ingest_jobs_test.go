@@ -98,9 +98,11 @@ func TestIngest_AWriteRefusedAfterItsStatementsLeavesNothingBehind(t *testing.T)
 	if n := e.count(t, `SELECT count(*) FROM river_job`); n != jobs {
 		t.Fatalf("%d jobs queued by refused writes", n-jobs)
 	}
-	if n := e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`); n != 0 {
-		t.Fatalf("%d connections left idle in a transaction", n)
-	}
+	// River's own maintenance opens short transactions now and then: a
+	// connection left in one by a refused write stays.
+	waitFor(t, "no connection idle in a transaction", func() bool {
+		return e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`) == 0
+	})
 	for i := range 3 {
 		from := fmt.Sprintf("+91987650010%d", i)
 		if stored, err := p.Ingest(ctx, []channel.Inbound{sms(fmt.Sprintf("SMafter%d", i), from, "hi")}); err != nil || stored != 1 {
@@ -114,25 +116,35 @@ func TestIngest_AWriteRefusedAfterItsStatementsLeavesNothingBehind(t *testing.T)
 }
 
 // The workers are woken by the jobs' notices, not their poll: with the
-// poll an hour apart, two webhooks one after the other are each answered.
-// The second's reply is queued a little after the first's notice, which
-// River's default spacing of notices (100 ms) left unsent, so that reply
-// waited for the poll.
+// poll an hour apart, webhooks one after the other are each answered. The
+// second of a pair has its reply queued a few tens of milliseconds after
+// the first's notice, which River's default spacing of notices (100 ms)
+// left unsent, so that reply waited for the poll. A pair whose second
+// reply came later than 80 ms after the first (a slow machine) did not
+// test that, and another pair is tried.
 func TestIngest_WakesTheWorkersWithoutTheirPoll(t *testing.T) {
 	e := newEnv(t)
 	p := e.startWith(t, pipeline.Deps{Responder: pipeline.Ack{Text: "Thanks, we got it."},
 		Senders: map[string]channel.Sender{channel.Twilio: e.twilio},
 		Config:  pipeline.Config{SendRate: 1000, SendBurst: 100, FetchInterval: time.Hour}})
-	for i := range 2 {
-		if i > 0 {
-			// Past the spacing of notices Parley sets (10 ms) since the
-			// first reply's: the precondition of the case, not a wait for
-			// anything to happen.
-			time.Sleep(20 * time.Millisecond)
+	n := 0
+	answer := func() time.Time {
+		t.Helper()
+		n++
+		if stored, err := p.Ingest(context.Background(), []channel.Inbound{sms(fmt.Sprintf("SMwake%d", n), fmt.Sprintf("+9198765%05d", n), "hi")}); err != nil || stored != 1 {
+			t.Fatalf("Ingest %d = %d, %v", n, stored, err)
 		}
-		if stored, err := p.Ingest(context.Background(), []channel.Inbound{sms(fmt.Sprintf("SMwake%d", i), fmt.Sprintf("+91987650020%d", i), "hi")}); err != nil || stored != 1 {
-			t.Fatalf("Ingest %d = %d, %v", i, stored, err)
-		}
-		waitFor(t, fmt.Sprintf("reply %d", i), func() bool { return len(e.api.Sent()) == 1+i })
+		waitFor(t, fmt.Sprintf("reply %d", n), func() bool { return len(e.api.Sent()) == n })
+		return time.Now()
 	}
+	for range 5 {
+		first := answer()
+		// Past the spacing of notices Parley sets (10 ms) since the first
+		// reply's: the precondition of the case, not a wait for anything.
+		time.Sleep(20 * time.Millisecond)
+		if answer().Sub(first) < 80*time.Millisecond {
+			return
+		}
+	}
+	t.Skip("no pair of replies came within 80 ms of each other: too slow a machine to show the notices' spacing")
 }

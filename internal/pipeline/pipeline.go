@@ -413,10 +413,11 @@ func New(d Deps) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue worker: %w", err)
 	}
-	// The inserter runs no workers; its cooldown spaces the notices its
-	// inserts send the workers. River's default, 100 ms, left a reply
-	// queued within a tenth of a second of another's notice unannounced,
-	// waiting for the send workers' next poll.
+	// The inserter runs no workers; its cooldown only spaces the notices
+	// its inserts send the workers (per queue). River's default, 100 ms,
+	// left a reply queued within a tenth of a second of another's notice
+	// unannounced, waiting for the send workers' next poll; within 10 ms
+	// one still is.
 	p.inserter, err = river.NewClient(riverdatabasesql.New(d.DB.SQL), &river.Config{Workers: workers, FetchCooldown: fetchCooldown})
 	if err != nil {
 		return nil, fmt.Errorf("queue inserter: %w", err)
