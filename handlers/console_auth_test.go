@@ -37,6 +37,7 @@ type consoleSite struct {
 	crypto store.Crypto
 	db     *store.DB
 	staff  *store.StaffStore
+	audit  *store.AuditStore // the access's audit log; its clock may be pinned
 	logs   *lockedBuffer
 	pipe   *pipeline.Pipeline // not started: a test that wants its jobs run starts it
 	issuer *auth.LocalIssuer  // signs API access tokens
@@ -60,8 +61,9 @@ func newConsoleSiteWith(t testing.TB, provider func(*handlers.Access, *store.Sta
 	}
 	verifier, _ := auth.NewVerifier(auth.VerifierConfig{Issuer: localIssuerURL, Keys: issuer.Keys()})
 	crypto := newCryptoForTest(t)
+	site.audit = store.NewAuditStore(db, crypto)
 	access := &handlers.Access{Verifier: verifier, Staff: site.staff, Local: &handlers.LocalProvider{Issuer: issuer, Directory: site.staff},
-		Audit: store.NewAuditStore(db, crypto), Personal: store.PersonalData{Contacts: store.NewContactStore(db, crypto), Audit: store.NewAuditStore(db, crypto)}}
+		Audit: site.audit, Personal: store.PersonalData{Contacts: store.NewContactStore(db, crypto), Audit: store.NewAuditStore(db, crypto)}}
 	var p handlers.SignInProvider = handlers.LocalSignIn{LocalProvider: access.Local, Staff: site.staff}
 	if provider != nil {
 		p = provider(access, site.staff)
